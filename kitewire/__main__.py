@@ -1,0 +1,5 @@
+import sys
+
+from kitewire.cli import main
+
+sys.exit(main())
