@@ -1,0 +1,62 @@
+"""Media layer: codecs, RTP payload (de)packetization, keyframe detection,
+frame assembly with NACK tracking, send-side packet history and livekit's
+simulcast layer presets.
+
+Everything here works on frames, payload bytes and RTP *fields* (sequence
+number, timestamp, marker); RTP header bytes and sockets belong to
+``kitewire.transport``.
+"""
+
+from kitewire.media.assembler import AssembledFrame, FrameAssembler
+from kitewire.media.codecs import (
+    SUPPORTED_CODECS,
+    EncodedFrame,
+    VideoDecoder,
+    VideoEncoder,
+    normalize_codec,
+)
+from kitewire.media.h264 import H264Depacketizer, H264Packetizer, split_annexb
+from kitewire.media.keyframe import is_keyframe
+from kitewire.media.packet_history import PacketHistory
+from kitewire.media.packetizer import (
+    Depacketizer,
+    Packetizer,
+    create_depacketizer,
+    create_packetizer,
+)
+from kitewire.media.simulcast import (
+    VIDEO_PRESETS,
+    VideoLayerPlan,
+    VideoPreset,
+    default_video_preset,
+    plan_video_layers,
+)
+from kitewire.media.vp8 import Vp8Depacketizer, Vp8Descriptor, Vp8Packetizer, parse_vp8_descriptor
+
+__all__ = [
+    "SUPPORTED_CODECS",
+    "VIDEO_PRESETS",
+    "AssembledFrame",
+    "Depacketizer",
+    "EncodedFrame",
+    "FrameAssembler",
+    "H264Depacketizer",
+    "H264Packetizer",
+    "PacketHistory",
+    "Packetizer",
+    "VideoDecoder",
+    "VideoEncoder",
+    "VideoLayerPlan",
+    "VideoPreset",
+    "Vp8Depacketizer",
+    "Vp8Descriptor",
+    "Vp8Packetizer",
+    "create_depacketizer",
+    "create_packetizer",
+    "default_video_preset",
+    "is_keyframe",
+    "normalize_codec",
+    "parse_vp8_descriptor",
+    "plan_video_layers",
+    "split_annexb",
+]
