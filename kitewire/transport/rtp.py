@@ -1,0 +1,354 @@
+"""Fast RTP header parsing, in-place rewriting and header extension value codecs.
+
+Everything here works on ``bytes``/``bytearray`` with ``struct`` offsets, because
+the SFU runs every forwarded packet through these functions. Parsing never
+allocates more than one small :class:`RtpHeader` and a dict of extensions.
+
+Header extension *values* (the bytes inside one extension element) have their
+own encode/decode pairs at the bottom of the module: abs-capture-time,
+video-orientation, abs-send-time, transport-wide sequence number, mid, rid.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+__all__ = [
+    "URI_MID",
+    "URI_RID",
+    "URI_REPAIRED_RID",
+    "URI_ABS_SEND_TIME",
+    "URI_TRANSPORT_CC",
+    "URI_ABS_CAPTURE_TIME",
+    "URI_VIDEO_ORIENTATION",
+    "SUPPORTED_HEADER_EXTENSIONS",
+    "RtpHeader",
+    "is_rtcp",
+    "parse_rtp_header",
+    "build_rtp_packet",
+    "set_ssrc",
+    "set_sequence_number",
+    "set_timestamp",
+    "set_payload_type",
+    "set_marker",
+    "rewrite_extension_id",
+    "remove_extension",
+    "set_extension",
+    "encode_abs_capture_time",
+    "decode_abs_capture_time",
+    "encode_video_orientation",
+    "decode_video_orientation",
+    "encode_abs_send_time",
+    "decode_abs_send_time",
+    "encode_transport_cc",
+    "decode_transport_cc",
+    "encode_sdes_string",
+    "decode_sdes_string",
+]
+
+URI_MID: Final = "urn:ietf:params:rtp-hdrext:sdes:mid"
+URI_RID: Final = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+URI_REPAIRED_RID: Final = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+URI_ABS_SEND_TIME: Final = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+URI_TRANSPORT_CC: Final = (
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+)
+URI_ABS_CAPTURE_TIME: Final = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
+URI_VIDEO_ORIENTATION: Final = "urn:3gpp:video-orientation"
+
+#: Header extensions the transport negotiates, in the order it offers them.
+SUPPORTED_HEADER_EXTENSIONS: Final[tuple[str, ...]] = (
+    URI_MID,
+    URI_RID,
+    URI_REPAIRED_RID,
+    URI_ABS_SEND_TIME,
+    URI_TRANSPORT_CC,
+    URI_ABS_CAPTURE_TIME,
+    URI_VIDEO_ORIENTATION,
+)
+
+_ONE_BYTE_PROFILE: Final = 0xBEDE
+# RFC 8285 two-byte profile: 0x100 followed by a 4-bit "appbits" field.
+_TWO_BYTE_PROFILE_MASK: Final = 0xFFF0
+_TWO_BYTE_PROFILE: Final = 0x1000
+
+_unpack_fixed = struct.Struct("!BBHII").unpack_from
+_pack_u16 = struct.Struct("!H").pack_into
+_pack_u32 = struct.Struct("!I").pack_into
+_unpack_u16 = struct.Struct("!H").unpack_from
+
+
+class RtpHeader:
+    """The parsed fixed header and extensions of one RTP packet.
+
+    ``payload_offset``/``payload_end`` delimit the payload inside the packet
+    bytes (``payload_end`` excludes padding). ``extensions`` maps the local
+    extension id to its raw value bytes. ``rid`` is filled in by the receiver
+    (from the rid extension or a learned ssrc->rid mapping); ``None`` when the
+    stream is not simulcast.
+    """
+
+    __slots__ = (
+        "ssrc",
+        "sequence_number",
+        "timestamp",
+        "marker",
+        "payload_type",
+        "payload_offset",
+        "payload_end",
+        "extensions",
+        "extension_profile",
+        "rid",
+    )
+
+    def __init__(
+        self,
+        ssrc: int,
+        sequence_number: int,
+        timestamp: int,
+        marker: bool,
+        payload_type: int,
+        payload_offset: int,
+        payload_end: int,
+        extensions: dict[int, bytes],
+        extension_profile: int = 0,
+        rid: str | None = None,
+    ) -> None:
+        self.ssrc = ssrc
+        self.sequence_number = sequence_number
+        self.timestamp = timestamp
+        self.marker = marker
+        self.payload_type = payload_type
+        self.payload_offset = payload_offset
+        self.payload_end = payload_end
+        self.extensions = extensions
+        self.extension_profile = extension_profile
+        self.rid = rid
+
+    def __repr__(self) -> str:
+        return (
+            f"RtpHeader(ssrc={self.ssrc}, seq={self.sequence_number}, ts={self.timestamp}, "
+            f"marker={self.marker}, pt={self.payload_type}, rid={self.rid!r}, "
+            f"payload=[{self.payload_offset}:{self.payload_end}], ext={self.extensions!r})"
+        )
+
+
+def is_rtcp(data: bytes | bytearray | memoryview) -> bool:
+    """True when a (demultiplexed, rtcp-mux) packet is RTCP rather than RTP (RFC 5761)."""
+    return len(data) >= 2 and 192 <= data[1] <= 223
+
+
+def parse_rtp_header(data: bytes | bytearray | memoryview) -> RtpHeader:
+    """Parse the RTP fixed header, CSRCs and header extensions of ``data``.
+
+    Raises ValueError for anything that is not a well-formed RTP version 2 packet.
+    """
+    length = len(data)
+    if length < 12:
+        raise ValueError(f"RTP packet needs at least 12 bytes, got {length}")
+    b0, b1, seq, ts, ssrc = _unpack_fixed(data, 0)
+    if b0 >> 6 != 2:
+        raise ValueError(f"RTP version 2 expected, got version {b0 >> 6}")
+    offset = 12 + (b0 & 0x0F) * 4
+    extensions: dict[int, bytes] = {}
+    profile = 0
+    if b0 & 0x10:
+        if offset + 4 > length:
+            raise ValueError(f"RTP extension header expected at byte {offset}, packet has {length}")
+        profile, words = struct.unpack_from("!HH", data, offset)
+        offset += 4
+        ext_end = offset + words * 4
+        if ext_end > length:
+            raise ValueError(
+                f"RTP extension block of {words * 4} bytes at {offset} exceeds packet of {length}"
+            )
+        if profile == _ONE_BYTE_PROFILE:
+            _parse_one_byte(data, offset, ext_end, extensions)
+        elif profile & _TWO_BYTE_PROFILE_MASK == _TWO_BYTE_PROFILE:
+            _parse_two_byte(data, offset, ext_end, extensions)
+        offset = ext_end
+    end = length
+    if b0 & 0x20:
+        pad = data[length - 1]
+        if pad == 0 or offset + pad > length:
+            raise ValueError(f"RTP padding of {pad} bytes invalid for packet of {length}")
+        end = length - pad
+    if offset > end:
+        raise ValueError(f"RTP header of {offset} bytes exceeds packet of {length}")
+    return RtpHeader(
+        ssrc, seq, ts, bool(b1 & 0x80), b1 & 0x7F, offset, end, extensions, profile
+    )
+
+
+def _parse_one_byte(
+    data: bytes | bytearray | memoryview, pos: int, end: int, out: dict[int, bytes]
+) -> None:
+    while pos < end:
+        b = data[pos]
+        if b == 0:  # padding between elements
+            pos += 1
+            continue
+        ext_id = b >> 4
+        if ext_id == 15:  # RFC 8285: id 15 stops parsing
+            return
+        size = (b & 0x0F) + 1
+        pos += 1
+        if pos + size > end:
+            raise ValueError(f"RTP one-byte extension id {ext_id} of {size} bytes overruns block")
+        out[ext_id] = bytes(data[pos : pos + size])
+        pos += size
+
+
+def _parse_two_byte(
+    data: bytes | bytearray | memoryview, pos: int, end: int, out: dict[int, bytes]
+) -> None:
+    while pos < end:
+        ext_id = data[pos]
+        if ext_id == 0:
+            pos += 1
+            continue
+        if pos + 1 >= end:
+            raise ValueError(f"RTP two-byte extension id {ext_id} truncated")
+        size = data[pos + 1]
+        pos += 2
+        if pos + size > end:
+            raise ValueError(f"RTP two-byte extension id {ext_id} of {size} bytes overruns block")
+        out[ext_id] = bytes(data[pos : pos + size])
+        pos += size
+
+
+def build_rtp_packet(
+    *,
+    payload_type: int,
+    sequence_number: int,
+    timestamp: int,
+    ssrc: int,
+    payload: bytes | bytearray | memoryview,
+    marker: bool = False,
+    extensions: dict[int, bytes] | None = None,
+) -> bytes:
+    """Build one RTP packet. ``extensions`` maps extension id -> value bytes.
+
+    Uses the one-byte form (RFC 8285) when every id is 1..14 and every value is
+    1..16 bytes, else the two-byte form.
+    """
+    raise NotImplementedError
+
+
+def set_ssrc(packet: bytearray, ssrc: int) -> None:
+    """Overwrite the SSRC of an RTP packet in place."""
+    _pack_u32(packet, 8, ssrc)
+
+
+def set_sequence_number(packet: bytearray, sequence_number: int) -> None:
+    """Overwrite the sequence number of an RTP packet in place."""
+    _pack_u16(packet, 2, sequence_number & 0xFFFF)
+
+
+def set_timestamp(packet: bytearray, timestamp: int) -> None:
+    """Overwrite the RTP timestamp of an RTP packet in place."""
+    _pack_u32(packet, 4, timestamp & 0xFFFFFFFF)
+
+
+def set_payload_type(packet: bytearray, payload_type: int) -> None:
+    """Overwrite the payload type (keeping the marker bit) in place."""
+    if not 0 <= payload_type <= 127:
+        raise ValueError(f"payload type 0..127 expected, got {payload_type}")
+    packet[1] = (packet[1] & 0x80) | payload_type
+
+
+def set_marker(packet: bytearray, marker: bool) -> None:
+    """Set or clear the marker bit in place."""
+    packet[1] = (packet[1] & 0x7F) | (0x80 if marker else 0)
+
+
+def rewrite_extension_id(packet: bytearray, old_id: int, new_id: int) -> bool:
+    """Change one header extension's id in place; returns False if ``old_id`` is absent.
+
+    Works for both one-byte and two-byte forms; in the one-byte form ``new_id``
+    must be 1..14.
+    """
+    raise NotImplementedError
+
+
+def remove_extension(packet: bytearray, ext_id: int) -> bool:
+    """Neutralise one header extension in place by overwriting it with padding.
+
+    The packet length does not change (the element's bytes become padding
+    bytes, which receivers skip), so this stays O(1) and allocation-free.
+    Returns False if the extension is absent.
+    """
+    raise NotImplementedError
+
+
+def set_extension(packet: bytearray, ext_id: int, value: bytes) -> bool:
+    """Overwrite the value of an existing extension of the same length, in place.
+
+    Returns False when the extension is absent or has a different length (the
+    caller then rebuilds the packet with :func:`build_rtp_packet`).
+    """
+    raise NotImplementedError
+
+
+# --- header extension value codecs ----------------------------------------
+
+_NTP_FRACTION: Final = 1 << 32
+_US_PER_SECOND: Final = 1_000_000
+
+
+def encode_abs_capture_time(
+    ntp_time_us: int, estimated_clock_offset_us: int | None = None
+) -> bytes:
+    """Encode abs-capture-time: microseconds on the NTP timescale -> 8 (or 16) bytes.
+
+    The value is a 64-bit Q32.32 NTP timestamp; every integer microsecond value
+    >= 0 that fits in 32 bits of seconds round-trips exactly through
+    :func:`decode_abs_capture_time`. The optional clock offset is a signed Q32.32.
+    """
+    raise NotImplementedError
+
+
+def decode_abs_capture_time(value: bytes) -> tuple[int, int | None]:
+    """Decode abs-capture-time -> (ntp_time_us, estimated_clock_offset_us or None)."""
+    raise NotImplementedError
+
+
+def encode_video_orientation(rotation: int) -> bytes:
+    """Encode the CVO byte (urn:3gpp:video-orientation) for rotation 0/90/180/270."""
+    raise NotImplementedError
+
+
+def decode_video_orientation(value: bytes) -> int:
+    """Decode the CVO byte -> rotation in degrees (0, 90, 180 or 270)."""
+    raise NotImplementedError
+
+
+def encode_abs_send_time(seconds: float) -> bytes:
+    """Encode abs-send-time: 24-bit 6.18 fixed point seconds (wraps every 64 s)."""
+    raise NotImplementedError
+
+
+def decode_abs_send_time(value: bytes) -> float:
+    """Decode abs-send-time -> seconds in [0, 64)."""
+    raise NotImplementedError
+
+
+def encode_transport_cc(sequence_number: int) -> bytes:
+    """Encode the transport-wide sequence number (16 bits)."""
+    raise NotImplementedError
+
+
+def decode_transport_cc(value: bytes) -> int:
+    """Decode the transport-wide sequence number."""
+    raise NotImplementedError
+
+
+def encode_sdes_string(text: str) -> bytes:
+    """Encode a mid / rid / repaired-rid extension value (ASCII, 1..16 bytes)."""
+    raise NotImplementedError
+
+
+def decode_sdes_string(value: bytes) -> str:
+    """Decode a mid / rid extension value (trailing NULs stripped)."""
+    raise NotImplementedError
