@@ -1,19 +1,45 @@
 """VP8 and H264 encoders/decoders on PyAV (libvpx, libx264, ffmpeg decoders).
 
 Both classes are synchronous and meant to run in a worker thread
-(``loop.run_in_executor``); PyAV releases the GIL while the codec works.
+(``loop.run_in_executor``): PyAV drops the GIL while libvpx/x264/ffmpeg work
+(``benchmarks/codecs.py`` shows two encoders in two threads running in
+parallel). One instance must not be used from two threads at once.
+
+Odd frame sizes: VP8 encodes them as they are (libvpx supports odd sizes, the
+receiver decodes e.g. 641x479). H264 with 4:2:0 chroma can only code even
+sizes and cannot signal a one-pixel crop, so the H264 encoder codes
+``width & ~1`` x ``height & ~1`` and scales input frames to that (641x479 ->
+640x478); the receiver sees that even size.
 """
 
 from __future__ import annotations
 
+import logging
+from fractions import Fraction
 from typing import Protocol, runtime_checkable
 
 import av
+import av.error
+from av.codec.context import Flags
+from av.video.frame import PictureType
+
+from kitewire.media.h264 import H264Packetizer
+from kitewire.media.packetizer import DEFAULT_MAX_PAYLOAD_SIZE, Packetizer
+from kitewire.media.vp8 import Vp8Packetizer
+
+logger = logging.getLogger(__name__)
 
 SUPPORTED_CODECS = ("VP8", "H264")
 
 H264_PROFILE_LEVEL_ID = "42e01f"
 """Constrained baseline, level 3.1: what livekit/libwebrtc negotiate by default."""
+
+# Bitrate changes smaller than this fraction are ignored: applying one means
+# reopening the encoder (see VideoEncoder.set_bitrate), which costs a keyframe.
+_BITRATE_CHANGE_THRESHOLD = 0.15
+
+_MIN_BITRATE = 10_000
+_MAX_DIMENSION = 8192
 
 
 @runtime_checkable
@@ -28,7 +54,14 @@ def normalize_codec(codec: str) -> str:
 
     Raises ``ValueError`` for anything else.
     """
-    raise NotImplementedError
+    if not isinstance(codec, str):
+        raise ValueError(f"codec: expected 'VP8' or 'H264', got {codec!r}")
+    name = codec.strip().upper()
+    if name.startswith("VIDEO/"):
+        name = name[6:]
+    if name not in SUPPORTED_CODECS:
+        raise ValueError(f"codec: expected 'VP8' or 'H264' (optionally 'video/...'), got {codec!r}")
+    return name
 
 
 class EncodedFrame(list[bytes]):
@@ -51,12 +84,33 @@ class EncodedFrame(list[bytes]):
         self.height = height
 
 
+def _check_size(width: int, height: int) -> None:
+    if not isinstance(width, int) or not isinstance(height, int) or isinstance(width, bool):
+        raise ValueError(f"frame size: expected integers, got {width!r}x{height!r}")
+    if not (2 <= width <= _MAX_DIMENSION and 2 <= height <= _MAX_DIMENSION):
+        raise ValueError(f"frame size: expected 2..{_MAX_DIMENSION} pixels per side, got {width}x{height}")
+
+
+def _h264_level(width: int, height: int) -> str:
+    pixels = width * height
+    if pixels <= 1280 * 720:
+        return "3.1"
+    if pixels <= 1920 * 1088:
+        return "4.0"
+    return "5.1"
+
+
 class VideoEncoder:
     """Real-time encoder producing packetized RTP payloads.
 
-    ``codec`` is "VP8" or "H264"; ``bitrate`` is in bits per second. Frames of a
-    different size than configured reopen the encoder (the next frame is a
-    keyframe). Odd sizes: see ``encode``.
+    ``codec`` is "VP8" or "H264"; ``bitrate`` is in bits per second. The
+    encoder codes at its configured size (H264: rounded down to even) and
+    scales input frames of any other size to it; ``set_resolution`` changes
+    the size. Settings follow libwebrtc's real-time choices: VP8 with
+    realtime deadline, cpu-used 10, no lag, error resilient, CBR; H264
+    constrained baseline with x264 ultrafast/zerolatency, no B-frames and
+    SPS/PPS in front of every IDR. Keyframes come only on demand (or after
+    a reconfiguration).
     """
 
     def __init__(
@@ -67,40 +121,185 @@ class VideoEncoder:
         bitrate: int = 1_000_000,
         framerate: float = 30.0,
         *,
-        max_payload_size: int = 1200,
+        max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
+        threads: int = 1,
     ) -> None:
-        raise NotImplementedError
+        self._codec = normalize_codec(codec)
+        _check_size(width, height)
+        if not isinstance(bitrate, int) or bitrate < _MIN_BITRATE:
+            raise ValueError(f"bitrate: expected an int >= {_MIN_BITRATE} bps, got {bitrate!r}")
+        if not (isinstance(framerate, (int, float)) and 1 <= framerate <= 240):
+            raise ValueError(f"framerate: expected 1..240 frames per second, got {framerate!r}")
+        if not isinstance(threads, int) or not 1 <= threads <= 16:
+            raise ValueError(f"threads: expected 1..16, got {threads!r}")
+        self._width = width
+        self._height = height
+        self._bitrate = bitrate
+        self._framerate = Fraction(framerate).limit_denominator(1001)
+        self._threads = threads
+        self._packetizer: Packetizer = (
+            Vp8Packetizer(max_payload_size) if self._codec == "VP8" else H264Packetizer(max_payload_size, drop_sei=True)
+        )
+        self._context: av.VideoCodecContext | None = None
+        self._pts = 0
+        self._keyframe_requested = False
 
     @property
     def codec(self) -> str:
         """"VP8" or "H264"."""
-        raise NotImplementedError
+        return self._codec
 
     @property
     def bitrate(self) -> int:
         """Current target bitrate in bits per second."""
-        raise NotImplementedError
+        return self._bitrate
+
+    @property
+    def width(self) -> int:
+        """Width of the encoded pictures (H264: even)."""
+        return self._width & ~1 if self._codec == "H264" else self._width
+
+    @property
+    def height(self) -> int:
+        """Height of the encoded pictures (H264: even)."""
+        return self._height & ~1 if self._codec == "H264" else self._height
+
+    @property
+    def packetizer(self) -> Packetizer:
+        """The packetizer that turns encoder output into RTP payloads."""
+        return self._packetizer
 
     def set_bitrate(self, bitrate: int) -> None:
-        """Change the target bitrate (bps); applies from the next frame."""
-        raise NotImplementedError
+        """Change the target bitrate (bps); applies from the next frame.
+
+        PyAV cannot retune libvpx's rate control on an open encoder, so a
+        change of more than 15% reopens the encoder (the next frame is then a
+        keyframe); smaller changes are ignored. Callers driven by congestion
+        control should therefore change it in steps, not every packet.
+        """
+        if not isinstance(bitrate, int) or bitrate < _MIN_BITRATE:
+            raise ValueError(f"bitrate: expected an int >= {_MIN_BITRATE} bps, got {bitrate!r}")
+        if abs(bitrate - self._bitrate) <= self._bitrate * _BITRATE_CHANGE_THRESHOLD:
+            return
+        self._bitrate = bitrate
+        self._close_context()
+
+    def set_resolution(self, width: int, height: int) -> None:
+        """Change the encoded size; the next frame is a keyframe."""
+        _check_size(width, height)
+        if (width, height) != (self._width, self._height):
+            self._width = width
+            self._height = height
+            self._close_context()
 
     def request_keyframe(self) -> None:
         """Make the next encoded frame a keyframe."""
-        raise NotImplementedError
+        self._keyframe_requested = True
+
+    def _open(self) -> av.VideoCodecContext:
+        width, height = self.width, self.height
+        if self._codec == "VP8":
+            context = av.CodecContext.create("libvpx", "w")
+            options = {
+                "deadline": "realtime",
+                "cpu-used": "10",
+                "lag-in-frames": "0",
+                "error-resilient": "default",
+                "auto-alt-ref": "0",
+                # CBR as libwebrtc uses it: ffmpeg picks VPX_CBR when min = max = target.
+                "minrate": str(self._bitrate),
+                "maxrate": str(self._bitrate),
+                "bufsize": str(self._bitrate),
+                "undershoot-pct": "100",
+                "overshoot-pct": "15",
+                "max-intra-rate": "300",
+                "qmin": "2",
+                "qmax": "56",
+                "g": "100000",
+                "keyint_min": "100000",
+            }
+        else:
+            context = av.CodecContext.create("libx264", "w")
+            options = {
+                "preset": "ultrafast",
+                "tune": "zerolatency",
+                "profile": "baseline",
+                "level": _h264_level(width, height),
+                "forced-idr": "1",
+                "bf": "0",
+                "g": "100000",
+                "maxrate": str(self._bitrate),
+                "bufsize": str(self._bitrate),
+                # No scene-cut keyframes: keyframes are sent on request only.
+                "x264-params": "scenecut=0:aud=0:repeat-headers=1",
+            }
+        context.width = width
+        context.height = height
+        context.pix_fmt = "yuv420p"
+        context.bit_rate = self._bitrate
+        context.framerate = self._framerate
+        context.time_base = 1 / self._framerate
+        context.thread_count = self._threads
+        context.options = options
+        context.open()
+        return context
+
+    def _close_context(self) -> None:
+        if self._context is not None:
+            self._context = None
+            # A fresh encoder starts with a keyframe anyway; this keeps the flag honest.
+            self._keyframe_requested = True
 
     def encode(self, frame: av.VideoFrame | SupportsToAv, *, keyframe: bool = False) -> EncodedFrame:
         """Encode one frame and return its RTP payloads (empty list if the codec
-        produced nothing for it).
+        produced nothing for it, e.g. a rate-control frame drop).
 
-        ``keyframe=True`` forces a keyframe. Frames are converted to yuv420p if
-        needed.
+        ``keyframe=True`` forces a keyframe. Frames of another size or pixel
+        format are scaled/converted to the encoder's yuv420p size. The frame
+        passed in may get its ``pts`` and ``pict_type`` overwritten.
         """
-        raise NotImplementedError
+        if not isinstance(frame, av.VideoFrame):
+            if not isinstance(frame, SupportsToAv):
+                raise ValueError(
+                    f"frame: expected av.VideoFrame or kitewire VideoFrame, got {type(frame).__name__}"
+                )
+            frame = frame.to_av()
+        width, height = self.width, self.height
+        if frame.width != width or frame.height != height or frame.format.name != "yuv420p":
+            frame = frame.reformat(width=width, height=height, format="yuv420p")
+        if self._context is None:
+            self._context = self._open()
+            self._keyframe_requested = True
+        force = keyframe or self._keyframe_requested
+        frame.pict_type = PictureType.I if force else PictureType.NONE
+        frame.pts = self._pts
+        self._pts += 1
+        packets = self._context.encode(frame)
+        data = b"".join(bytes(packet) for packet in packets)
+        if not data:
+            return EncodedFrame([], keyframe=False, width=width, height=height)
+        is_key = any(packet.is_keyframe for packet in packets)
+        if is_key:
+            self._keyframe_requested = False
+        return EncodedFrame(self._packetizer.packetize(data), keyframe=is_key, width=width, height=height)
 
     def close(self) -> None:
         """Release the codec."""
-        raise NotImplementedError
+        self._context = None
+
+
+def _vp8_bitstream_is_keyframe(data: bytes) -> bool:
+    # Frame tag: lowest bit 0 means key frame; key frames carry the 9d 01 2a start code.
+    return len(data) >= 10 and not data[0] & 0x01 and data[3:6] == b"\x9d\x01\x2a"
+
+
+def _h264_bitstream_is_keyframe(data: bytes) -> bool:
+    position = data.find(b"\x00\x00\x01")
+    while 0 <= position < len(data) - 3:
+        if data[position + 3] & 0x1F == 5:
+            return True
+        position = data.find(b"\x00\x00\x01", position + 3)
+    return False
 
 
 class VideoDecoder:
@@ -112,17 +311,29 @@ class VideoDecoder:
     """
 
     def __init__(self, codec: str = "VP8") -> None:
-        raise NotImplementedError
+        self._codec = normalize_codec(codec)
+        self._context = self._open()
+        self._needs_keyframe = True
+        self.errors = 0
+        """How many frames failed to decode so far."""
+
+    def _open(self) -> av.VideoCodecContext:
+        context = av.CodecContext.create("vp8" if self._codec == "VP8" else "h264", "r")
+        # Frame threading would hold frames back; one thread decodes with no delay.
+        context.thread_count = 1
+        context.flags |= Flags.low_delay
+        context.open()
+        return context
 
     @property
     def codec(self) -> str:
         """"VP8" or "H264"."""
-        raise NotImplementedError
+        return self._codec
 
     @property
     def needs_keyframe(self) -> bool:
         """True until a keyframe has been decoded after start or an error."""
-        raise NotImplementedError
+        return self._needs_keyframe
 
     def decode(self, encoded_frame: bytes, *, keyframe: bool | None = None) -> list[av.VideoFrame]:
         """Decode one complete frame; returns yuv420p frames (usually one).
@@ -130,8 +341,42 @@ class VideoDecoder:
         ``keyframe`` tells whether the frame is a keyframe; None detects it
         from the bitstream.
         """
-        raise NotImplementedError
+        if not isinstance(encoded_frame, (bytes, bytearray, memoryview)):
+            raise ValueError(f"encoded_frame: expected bytes, got {type(encoded_frame).__name__}")
+        data = bytes(encoded_frame)
+        if not data:
+            return []
+        if keyframe is None:
+            keyframe = (
+                _vp8_bitstream_is_keyframe(data) if self._codec == "VP8" else _h264_bitstream_is_keyframe(data)
+            )
+        if self._needs_keyframe and not keyframe:
+            return []
+        try:
+            frames = self._context.decode(av.Packet(data))
+        except (av.error.FFmpegError, ValueError) as error:
+            self._on_error(error)
+            return []
+        if keyframe and frames:
+            self._needs_keyframe = False
+        elif keyframe and not frames:
+            # A keyframe that yields no picture did not get the decoder going.
+            self._on_error(None)
+            return []
+        out: list[av.VideoFrame] = []
+        for frame in frames:
+            if frame.format.name != "yuv420p":
+                frame = frame.reformat(format="yuv420p")
+            out.append(frame)
+        return out
+
+    def _on_error(self, error: Exception | None) -> None:
+        self.errors += 1
+        self._needs_keyframe = True
+        logger.debug("%s decode failed: %s", self._codec, error)
+        # A decoder that choked may hold broken references; start clean.
+        self._context = self._open()
 
     def close(self) -> None:
         """Release the codec."""
-        raise NotImplementedError
+        self._needs_keyframe = True

@@ -6,7 +6,11 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
+from kitewire.media.keyframe import vp8_is_keyframe
 from kitewire.media.packetizer import DEFAULT_MAX_PAYLOAD_SIZE
+
+# Our own descriptor: X=1 and I=1 with a 15-bit PictureID, 4 bytes in all.
+_DESCRIPTOR_SIZE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +39,105 @@ def parse_vp8_descriptor(payload: bytes) -> Vp8Descriptor:
 
     Raises ``ValueError`` if the payload is shorter than its descriptor says.
     """
-    raise NotImplementedError
+    size = len(payload)
+    if size < 1:
+        raise ValueError("VP8 payload: expected at least 1 byte of payload descriptor, got 0")
+    first = payload[0]
+    offset = 1
+    picture_id: int | None = None
+    picture_id_15bit = False
+    tl0_pic_idx: int | None = None
+    tid: int | None = None
+    layer_sync = False
+    key_idx: int | None = None
+    if first & 0x80:
+        if size < 2:
+            raise ValueError(f"VP8 payload: X bit set, expected an extension byte, got {size} byte(s)")
+        ext = payload[1]
+        offset = 2
+        if ext & 0x80:
+            if size <= offset:
+                raise ValueError(f"VP8 payload: I bit set, expected a PictureID, got {size} byte(s)")
+            if payload[offset] & 0x80:
+                if size < offset + 2:
+                    raise ValueError(f"VP8 payload: expected a 15-bit PictureID, got {size} byte(s)")
+                picture_id = ((payload[offset] & 0x7F) << 8) | payload[offset + 1]
+                picture_id_15bit = True
+                offset += 2
+            else:
+                picture_id = payload[offset] & 0x7F
+                offset += 1
+        if ext & 0x40:
+            if size <= offset:
+                raise ValueError(f"VP8 payload: L bit set, expected TL0PICIDX, got {size} byte(s)")
+            tl0_pic_idx = payload[offset]
+            offset += 1
+        if ext & 0x30:
+            if size <= offset:
+                raise ValueError(f"VP8 payload: T/K bit set, expected TID/KEYIDX byte, got {size} byte(s)")
+            byte = payload[offset]
+            if ext & 0x20:
+                tid = byte >> 6
+                layer_sync = bool(byte & 0x20)
+            if ext & 0x10:
+                key_idx = byte & 0x1F
+            offset += 1
+    return Vp8Descriptor(
+        non_reference=bool(first & 0x20),
+        start_of_partition=bool(first & 0x10),
+        partition_id=first & 0x07,
+        picture_id=picture_id,
+        picture_id_15bit=picture_id_15bit,
+        tl0_pic_idx=tl0_pic_idx,
+        tid=tid,
+        layer_sync=layer_sync,
+        key_idx=key_idx,
+        header_size=offset,
+    )
+
+
+def _vp8_descriptor_size(payload: bytes) -> int:
+    """Descriptor length without building a ``Vp8Descriptor`` (ValueError if truncated)."""
+    size = len(payload)
+    if size < 1:
+        raise ValueError("VP8 payload: expected at least 1 byte of payload descriptor, got 0")
+    first = payload[0]
+    offset = 1
+    if first & 0x80:
+        if size < 2:
+            raise ValueError(f"VP8 payload: X bit set, expected an extension byte, got {size} byte(s)")
+        ext = payload[1]
+        offset = 2
+        if ext & 0x80:
+            if size <= offset:
+                raise ValueError(f"VP8 payload: I bit set, expected a PictureID, got {size} byte(s)")
+            offset += 2 if payload[offset] & 0x80 else 1
+        if ext & 0x40:
+            offset += 1
+        if ext & 0x30:
+            offset += 1
+    if offset > size:
+        raise ValueError(f"VP8 payload: descriptor needs {offset} bytes, got {size}")
+    return offset
+
+
+def _split_evenly(length: int, max_chunk: int) -> list[tuple[int, int]]:
+    """(start, end) ranges covering ``length`` bytes in near-equal chunks of at most ``max_chunk``.
+
+    Equal sizes instead of full packets plus a runt keep the per-packet loss
+    cost uniform, as libwebrtc does.
+    """
+    if length <= 0:
+        return [(0, 0)]
+    count = -(-length // max_chunk)
+    base, extra = divmod(length, count)
+    ranges: list[tuple[int, int]] = []
+    start = 0
+    for index in range(count):
+        end = start + base + (1 if index < extra else 0)
+        ranges.append((start, end))
+        start = end
+    return ranges
 
 
 class Vp8Packetizer:
@@ -43,12 +145,27 @@ class Vp8Packetizer:
 
     def __init__(self, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE, picture_id: int | None = None) -> None:
         """``picture_id``: first PictureID to use (random 15-bit value when None)."""
+        if max_payload_size <= _DESCRIPTOR_SIZE:
+            raise ValueError(
+                f"VP8 packetizer: expected max_payload_size > {_DESCRIPTOR_SIZE}, got {max_payload_size}"
+            )
         self.max_payload_size = max_payload_size
         self.picture_id = random.randrange(0x8000) if picture_id is None else picture_id & 0x7FFF
 
     def packetize(self, frame: bytes) -> list[bytes]:
         """RTP payloads for one VP8 frame; PictureID advances by one per call."""
-        raise NotImplementedError
+        if not frame:
+            raise ValueError("VP8 packetizer: expected a non-empty encoded frame, got 0 bytes")
+        picture_id = self.picture_id
+        self.picture_id = (picture_id + 1) & 0x7FFF
+        pid_hi = 0x80 | (picture_id >> 8)
+        pid_lo = picture_id & 0xFF
+        view = memoryview(frame)
+        payloads: list[bytes] = []
+        for start, end in _split_evenly(len(frame), self.max_payload_size - _DESCRIPTOR_SIZE):
+            first = 0x90 if start == 0 else 0x80
+            payloads.append(bytes((first, 0x80, pid_hi, pid_lo)) + view[start:end])
+        return payloads
 
 
 class Vp8Depacketizer:
@@ -56,12 +173,23 @@ class Vp8Depacketizer:
 
     def is_frame_start(self, payload: bytes) -> bool:
         """True for S=1, PID=0 (first packet of a frame)."""
-        raise NotImplementedError
+        return len(payload) >= 1 and (payload[0] & 0x17) == 0x10
 
     def is_keyframe(self, payload: bytes) -> bool:
         """True when ``payload`` starts a VP8 key frame."""
-        raise NotImplementedError
+        return vp8_is_keyframe(payload)
 
     def depacketize(self, payloads: Sequence[bytes]) -> bytes:
         """VP8 bitstream of one frame; raises ``ValueError`` on a malformed payload."""
-        raise NotImplementedError
+        if not payloads:
+            raise ValueError("VP8 depacketizer: expected at least one payload, got none")
+        if not self.is_frame_start(payloads[0]):
+            raise ValueError("VP8 depacketizer: expected the first payload to have S=1 and PID=0")
+        parts = []
+        for payload in payloads:
+            offset = _vp8_descriptor_size(payload)
+            parts.append(memoryview(payload)[offset:])
+        data = b"".join(parts)
+        if not data:
+            raise ValueError("VP8 depacketizer: expected VP8 bitstream after the descriptors, got 0 bytes")
+        return data
