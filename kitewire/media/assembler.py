@@ -3,7 +3,19 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+
+from kitewire.media.codecs import normalize_codec
+from kitewire.media.keyframe import h264_is_keyframe, vp8_is_keyframe
+from kitewire.media.packetizer import Depacketizer, create_depacketizer
+
+# Packets further behind the newest one than this are treated as stray, not as
+# a sequence number wrap.
+_MAX_REORDER = 0x4000
+# At most this many sequence numbers of one gap are tracked for NACK; a larger
+# gap means the sender restarted or a long outage, and a keyframe is cheaper.
+_MAX_TRACKED_GAP = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +33,38 @@ class AssembledFrame:
     """Arrival time of the frame's last packet (the ``arrival_time`` fed in)."""
 
 
+@dataclass(slots=True)
+class _Packet:
+    timestamp: int
+    marker: bool
+    payload: bytes
+    arrival_time: float
+
+
+@dataclass(slots=True)
+class _Missing:
+    noticed_at: float
+    nacks_sent: int = 0
+    next_nack_at: float = 0.0
+
+
+def _h264_keyframe_start(payload: bytes) -> bool:
+    """An H264 payload that can begin a keyframe: SPS, a STAP-A holding
+    SPS/IDR, or the first slice of an IDR picture (single NAL or FU-A start)."""
+    if len(payload) < 2:
+        return False
+    nal_type = payload[0] & 0x1F
+    if nal_type == 7:
+        return True
+    if nal_type == 24:
+        return h264_is_keyframe(payload)
+    if nal_type == 5:
+        return bool(payload[1] & 0x80)  # first_mb_in_slice == 0
+    if nal_type == 28 and len(payload) >= 3:
+        return (payload[1] & 0x9F) == 0x85 and bool(payload[2] & 0x80)
+    return False
+
+
 class FrameAssembler:
     """Jitter buffer for one SSRC; favours latency over smoothness.
 
@@ -30,9 +74,12 @@ class FrameAssembler:
     seconds. ``nack_list`` tells which sequence numbers to NACK now;
     ``keyframe_request`` tells whether to send a PLI. After a loss the
     assembler waits for the next keyframe instead of emitting delta frames
-    that depend on what was lost.
+    that depend on what was lost; a complete keyframe further ahead is
+    released at once, skipping whatever is still incomplete before it.
 
-    All times are seconds on ``time.monotonic()``'s clock; omitted times mean now.
+    Memory is bounded by ``max_packets`` (a window of sequence numbers behind
+    the newest packet). All times are seconds on ``time.monotonic()``'s clock;
+    omitted times mean now.
     """
 
     def __init__(
@@ -45,7 +92,55 @@ class FrameAssembler:
         max_packets: int = 1024,
         keyframe_request_interval: float = 0.25,
     ) -> None:
-        raise NotImplementedError
+        self._codec = normalize_codec(codec)
+        for name, value in (
+            ("loss_deadline", loss_deadline),
+            ("nack_interval", nack_interval),
+            ("keyframe_request_interval", keyframe_request_interval),
+        ):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name}: expected a number of seconds >= 0, got {value!r}")
+        if not isinstance(max_nack_retries, int) or max_nack_retries < 0:
+            raise ValueError(f"max_nack_retries: expected an int >= 0, got {max_nack_retries!r}")
+        if not isinstance(max_packets, int) or max_packets < 16:
+            raise ValueError(f"max_packets: expected an int >= 16, got {max_packets!r}")
+        self.loss_deadline = float(loss_deadline)
+        self.nack_interval = float(nack_interval)
+        self.max_nack_retries = max_nack_retries
+        self.max_packets = max_packets
+        self.keyframe_request_interval = float(keyframe_request_interval)
+        self._depacketizer: Depacketizer = create_depacketizer(self._codec)
+        self._is_keyframe_start = vp8_is_keyframe if self._codec == "VP8" else _h264_keyframe_start
+
+        self._packets: dict[int, _Packet] = {}
+        self._missing: dict[int, _Missing] = {}
+        self._keyframe_starts: set[int] = set()
+        self._highest: int | None = None  # newest extended sequence number seen
+        # In sync: first seq of the next frame to release. Waiting: nothing
+        # below it matters any more.
+        self._cursor = 0
+        self._waiting = True
+        self._keyframe_due: float | None = None
+
+        self.frames_released = 0
+        """Frames returned so far."""
+        self.frames_dropped = 0
+        """Frames discarded (incomplete in time, undecodable, or delta frames while waiting for a keyframe)."""
+        self.packets_late = 0
+        """Packets that arrived after their frame was released or given up."""
+        self.packets_duplicate = 0
+        """Packets received twice."""
+
+    # -- input ---------------------------------------------------------------
+
+    def _unwrap(self, seq: int) -> int:
+        highest = self._highest
+        if highest is None:
+            return seq
+        delta = (seq - highest) & 0xFFFF
+        if delta >= 0x8000:
+            delta -= 0x10000
+        return highest + delta
 
     def push(
         self, seq: int, timestamp: int, marker: bool, payload: bytes, arrival_time: float | None = None
@@ -54,32 +149,227 @@ class FrameAssembler:
 
         Duplicates and packets older than what was already released are ignored.
         """
-        raise NotImplementedError
+        if not isinstance(seq, int) or not 0 <= seq <= 0xFFFF:
+            raise ValueError(f"seq: expected an int 0..65535, got {seq!r}")
+        if not isinstance(timestamp, int) or not 0 <= timestamp <= 0xFFFFFFFF:
+            raise ValueError(f"timestamp: expected an int 0..2**32-1, got {timestamp!r}")
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
+            raise ValueError(f"payload: expected bytes, got {type(payload).__name__}")
+        now = time.monotonic() if arrival_time is None else arrival_time
+        payload = bytes(payload)
+        if not payload:
+            return self._release(now)
+
+        ext = self._unwrap(seq)
+        highest = self._highest
+        if highest is None:
+            self._highest = highest = ext
+            self._cursor = ext
+            self._keyframe_due = now + self.loss_deadline
+        elif ext > highest:
+            gap_start = max(highest + 1, ext - _MAX_TRACKED_GAP)
+            for missing in range(gap_start, ext):
+                self._missing[missing] = _Missing(noticed_at=now, next_nack_at=now)
+            self._highest = highest = ext
+        elif highest - ext > _MAX_REORDER:
+            self.packets_late += 1
+            return self._release(now)
+
+        if ext < self._cursor:
+            if self.frames_released == 0 and self._waiting and highest - ext < self.max_packets:
+                # Reordering at the very start: nothing was released yet, so
+                # an earlier packet is still welcome.
+                self._cursor = ext
+            else:
+                self.packets_late += 1
+                self._missing.pop(ext, None)
+                return self._release(now)
+        if ext in self._packets:
+            self.packets_duplicate += 1
+            return self._release(now)
+
+        self._missing.pop(ext, None)
+        self._packets[ext] = _Packet(timestamp, bool(marker), payload, now)
+        if self._is_keyframe_start(payload):
+            self._keyframe_starts.add(ext)
+
+        floor = highest - self.max_packets + 1
+        if self._cursor < floor:
+            # Memory cap: the oldest packets go; a frame still being waited for is lost.
+            if not self._waiting:
+                self._enter_waiting(now)
+            self._advance_cursor(floor)
+        return self._release(now)
+
+    # -- timers / feedback -----------------------------------------------------
 
     def poll(self, now: float | None = None) -> list[AssembledFrame]:
         """Give up on packets missing for longer than ``loss_deadline`` and return
         frames that became releasable because of it."""
-        raise NotImplementedError
+        return self._release(time.monotonic() if now is None else now)
 
     def nack_list(self, now: float | None = None) -> list[int]:
         """Sequence numbers to NACK now (each at most ``max_nack_retries`` times,
         spaced by ``nack_interval``)."""
-        raise NotImplementedError
+        if now is None:
+            now = time.monotonic()
+        relevant_from = self._cursor
+        if self._waiting and self._keyframe_starts:
+            # Only what follows the newest keyframe start can still help.
+            relevant_from = max(relevant_from, max(self._keyframe_starts))
+        due: list[int] = []
+        exhausted: list[int] = []
+        for ext, missing in self._missing.items():
+            if ext < relevant_from:
+                continue
+            if missing.nacks_sent >= self.max_nack_retries:
+                exhausted.append(ext)
+                continue
+            if now >= missing.next_nack_at:
+                missing.nacks_sent += 1
+                missing.next_nack_at = now + self.nack_interval
+                due.append(ext & 0xFFFF)
+        for ext in exhausted:
+            # Keep the entry (its age still drives the give-up) but stop scanning it cheaply next time.
+            self._missing[ext].next_nack_at = float("inf")
+        return due
 
     def keyframe_request(self, now: float | None = None) -> bool:
         """True when a PLI should be sent now (rate-limited by ``keyframe_request_interval``)."""
-        raise NotImplementedError
+        if now is None:
+            now = time.monotonic()
+        if not self._waiting or self._keyframe_due is None or now < self._keyframe_due:
+            return False
+        self._keyframe_due = now + self.keyframe_request_interval
+        return True
 
     def request_keyframe(self) -> None:
         """Tell the assembler the decoder needs a keyframe: delta frames are
         held back until one arrives and ``keyframe_request`` becomes True."""
-        raise NotImplementedError
+        self._enter_waiting(None)
 
     @property
     def waiting_for_keyframe(self) -> bool:
         """True while delta frames are being dropped until the next keyframe."""
-        raise NotImplementedError
+        return self._waiting
 
     def __len__(self) -> int:
         """Packets currently buffered."""
-        raise NotImplementedError
+        return len(self._packets)
+
+    # -- internals -------------------------------------------------------------
+
+    def _enter_waiting(self, now: float | None) -> None:
+        if not self._waiting:
+            self._waiting = True
+            self._keyframe_due = None
+        if self._keyframe_due is None or now is None:
+            # Ask right away: the caller learns it on its next keyframe_request().
+            self._keyframe_due = float("-inf")
+
+    def _advance_cursor(self, new_cursor: int) -> None:
+        old = self._cursor
+        if new_cursor <= old:
+            return
+        packets = self._packets
+        if new_cursor - old <= len(packets) + len(self._missing):
+            for ext in range(old, new_cursor):
+                packets.pop(ext, None)
+                self._missing.pop(ext, None)
+        else:
+            for ext in [key for key in packets if key < new_cursor]:
+                del packets[ext]
+            for ext in [key for key in self._missing if key < new_cursor]:
+                del self._missing[ext]
+        if self._keyframe_starts:
+            self._keyframe_starts = {ext for ext in self._keyframe_starts if ext >= new_cursor}
+        self._cursor = new_cursor
+
+    def _frame_end(self, start: int) -> int | None:
+        """Last seq of the frame starting at ``start`` if all its packets are here."""
+        packets = self._packets
+        packet = packets.get(start)
+        if packet is None:
+            return None
+        timestamp = packet.timestamp
+        ext = start
+        while True:
+            if packet.marker:
+                return ext
+            following = packets.get(ext + 1)
+            if following is None:
+                return None
+            if following.timestamp != timestamp:
+                # Marker lost or not set by the sender: the timestamp change still ends the frame.
+                return ext
+            ext += 1
+            packet = following
+
+    def _first_gap(self, start: int) -> int:
+        ext = start
+        packets = self._packets
+        while ext in packets:
+            ext += 1
+        return ext
+
+    def _jump_to_complete_keyframe(self) -> bool:
+        for start in sorted(self._keyframe_starts):
+            if start <= self._cursor and not self._waiting:
+                continue
+            if self._frame_end(start) is not None:
+                if start > self._cursor:
+                    # Everything before this keyframe is no longer needed.
+                    self.frames_dropped += 1 if not self._waiting else 0
+                    self._advance_cursor(start)
+                self._waiting = False
+                self._keyframe_due = None
+                return True
+        return False
+
+    def _release(self, now: float) -> list[AssembledFrame]:
+        released: list[AssembledFrame] = []
+        while True:
+            if self._waiting:
+                if not self._jump_to_complete_keyframe():
+                    break
+            start = self._cursor
+            end = self._frame_end(start)
+            if end is None:
+                if self._jump_to_complete_keyframe() and self._cursor != start:
+                    continue
+                gap = self._first_gap(start)
+                missing = self._missing.get(gap)
+                untracked = missing is None and self._highest is not None and gap < self._highest
+                if untracked or (missing is not None and now - missing.noticed_at > self.loss_deadline):
+                    self.frames_dropped += 1
+                    self._enter_waiting(now)
+                    self._advance_cursor(gap + 1)
+                    continue
+                break
+            frame = self._emit(start, end)
+            self._advance_cursor(end + 1)
+            if frame is None:
+                self.frames_dropped += 1
+                self._enter_waiting(now)
+                continue
+            released.append(frame)
+        return released
+
+    def _emit(self, start: int, end: int) -> AssembledFrame | None:
+        packets = self._packets
+        payloads = [packets[ext].payload for ext in range(start, end + 1)]
+        try:
+            data = self._depacketizer.depacketize(payloads)
+        except ValueError:
+            return None
+        is_key = any(self._depacketizer.is_keyframe(payload) for payload in payloads)
+        last = packets[end]
+        self.frames_released += 1
+        return AssembledFrame(
+            data=data,
+            timestamp=last.timestamp,
+            keyframe=is_key,
+            first_seq=start & 0xFFFF,
+            last_seq=end & 0xFFFF,
+            arrival_time=last.arrival_time,
+        )
