@@ -1,0 +1,486 @@
+"""Conversions between every pair of :class:`VideoBufferType` layouts.
+
+Every step runs in OpenCV or numpy, both of which release the GIL while they
+work, so a conversion can run in a worker thread beside the event loop.
+
+Colour follows BT.601 limited range ("studio swing": Y 16..235, chroma
+16..240), which is what libyuv and therefore livekit use. Chroma is reduced by
+averaging (like libyuv) and expanded by repeating samples (like libyuv's
+4:2:0 to RGB paths). Where a side of a frame has an odd length, the last
+chroma sample covers a single pixel, so edges are padded by replication.
+
+Engines, chosen per pair by measurement (see ``kitewire bench convert``):
+
+- channel swaps among the packed RGB layouts: 32-bit byte swaps in numpy and
+  ``cv2.cvtColor`` channel swaps, which run at memory-copy speed;
+- even-sized 4:2:0 to RGB: ``cv2.cvtColor`` (YUV2RGBA_I420, YUV2BGRA_NV12...),
+  whose BT.601 limited-range maths matches libyuv;
+- everything else colour-related: ``cv2.transform`` with an affine colour
+  matrix, plus ``cv2.resize`` (INTER_AREA = box average) for chroma reduction.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .enums import VideoBufferType as T
+from .layout import FOUR_BYTE_RGB_TYPES, PACKED_RGB_TYPES, plane_layouts
+
+U8Array = npt.NDArray[np.uint8]
+AnyArray = npt.NDArray[np.generic]
+
+# chroma subsampling factors (horizontal, vertical) of each planar layout
+_SUBSAMPLING: Final[dict[int, tuple[int, int]]] = {
+    T.I420: (2, 2),
+    T.I420A: (2, 2),
+    T.I010: (2, 2),
+    T.NV12: (2, 2),
+    T.I422: (2, 1),
+    T.I444: (1, 1),
+}
+
+# The order in which OpenCV will read or write a packed layout. ABGR and ARGB
+# are byte-reversed RGBA and BGRA, so they go through those plus a 32-bit swap.
+_CV_ORDER: Final[dict[int, tuple[str, bool]]] = {
+    T.RGBA: ("RGBA", False),
+    T.BGRA: ("BGRA", False),
+    T.RGB24: ("RGB", False),
+    T.ABGR: ("RGBA", True),
+    T.ARGB: ("BGRA", True),
+}
+_CHANNEL_ORDER: Final[dict[int, str]] = {
+    T.RGBA: "RGBA",
+    T.ABGR: "ABGR",
+    T.ARGB: "ARGB",
+    T.BGRA: "BGRA",
+    T.RGB24: "RGB",
+}
+
+_FROM_I420: Final[dict[str, int]] = {
+    "RGBA": cv2.COLOR_YUV2RGBA_I420,
+    "BGRA": cv2.COLOR_YUV2BGRA_I420,
+    "RGB": cv2.COLOR_YUV2RGB_I420,
+}
+_FROM_NV12: Final[dict[str, int]] = {
+    "RGBA": cv2.COLOR_YUV2RGBA_NV12,
+    "BGRA": cv2.COLOR_YUV2BGRA_NV12,
+    "RGB": cv2.COLOR_YUV2RGB_NV12,
+}
+
+# BT.601 luma weights and limited-range scale factors
+_KR, _KB = 0.299, 0.114
+_KG = 1.0 - _KR - _KB
+_Y_SCALE = 219.0 / 255.0
+_C_SCALE = 224.0 / 255.0
+
+# rows: Y, U (Cb), V (Cr); columns: R, G, B
+_RGB_TO_YUV: Final[npt.NDArray[np.float64]] = np.array(
+    [
+        [_KR * _Y_SCALE, _KG * _Y_SCALE, _KB * _Y_SCALE],
+        [
+            -_KR / (2 * (1 - _KB)) * _C_SCALE,
+            -_KG / (2 * (1 - _KB)) * _C_SCALE,
+            0.5 * _C_SCALE,
+        ],
+        [
+            0.5 * _C_SCALE,
+            -_KG / (2 * (1 - _KR)) * _C_SCALE,
+            -_KB / (2 * (1 - _KR)) * _C_SCALE,
+        ],
+    ]
+)
+_YUV_OFFSETS: Final[npt.NDArray[np.float64]] = np.array([16.0, 128.0, 128.0])
+_YUV_TO_RGB: Final[npt.NDArray[np.float64]] = np.linalg.inv(_RGB_TO_YUV)
+
+
+def _rgb_to_yuv_matrix(order: str, outputs: str) -> npt.NDArray[np.float32]:
+    """Affine matrix for cv2.transform: input channels in ``order``, outputs among "YUV"."""
+    matrix = np.zeros((len(outputs), len(order) + 1), dtype=np.float32)
+    for row, component in enumerate(outputs):
+        index = "YUV".index(component)
+        for column, channel in enumerate(order):
+            if channel != "A":
+                matrix[row, column] = _RGB_TO_YUV[index, "RGB".index(channel)]
+        matrix[row, -1] = _YUV_OFFSETS[index]
+    return matrix
+
+
+def _yuv_to_rgb_matrix(order: str) -> npt.NDArray[np.float32]:
+    """Affine matrix for cv2.transform from (Y, U, V) to channels in ``order``; alpha = 255."""
+    matrix = np.zeros((len(order), 4), dtype=np.float32)
+    for row, channel in enumerate(order):
+        if channel == "A":
+            matrix[row, 3] = 255.0
+            continue
+        weights = _YUV_TO_RGB["RGB".index(channel)]
+        matrix[row, :3] = weights
+        matrix[row, 3] = -float(weights @ _YUV_OFFSETS)
+    return matrix
+
+
+_Y_MATRIX: Final[dict[str, npt.NDArray[np.float32]]] = {
+    order: _rgb_to_yuv_matrix(order, "Y") for order in ("RGBA", "BGRA", "RGB")
+}
+_UV_MATRIX: Final[dict[str, npt.NDArray[np.float32]]] = {
+    order: _rgb_to_yuv_matrix(order, "UV") for order in ("RGBA", "BGRA", "RGB")
+}
+_TO_RGB_MATRIX: Final[dict[str, npt.NDArray[np.float32]]] = {
+    order: _yuv_to_rgb_matrix(order) for order in ("RGBA", "ABGR", "ARGB", "BGRA", "RGB")
+}
+
+
+def plane_arrays(buffer: U8Array, buffer_type: int, width: int, height: int) -> list[AnyArray]:
+    """numpy views of each plane of a packed frame buffer (no copy).
+
+    Single-channel planes are 2-D (rows, columns); interleaved ones are 3-D
+    (rows, columns, channels). I010 planes are uint16.
+    """
+    views: list[AnyArray] = []
+    for plane in plane_layouts(buffer_type, width, height):
+        raw = buffer[plane.offset : plane.end]
+        samples: AnyArray = raw.view("<u2") if plane.sample_bytes == 2 else raw
+        if plane.channels == 1:
+            views.append(samples.reshape(plane.rows, plane.columns))
+        else:
+            views.append(samples.reshape(plane.rows, plane.columns, plane.channels))
+    return views
+
+
+def convert_buffer(
+    source: U8Array,
+    source_type: int,
+    width: int,
+    height: int,
+    target_type: int,
+    *,
+    flip_y: bool = False,
+) -> U8Array:
+    """Convert a packed frame buffer to ``target_type``; returns a new 1-D uint8 buffer.
+
+    ``source`` must hold at least the layout's bytes; arguments are assumed
+    validated by the caller (:class:`~kitewire.frames.VideoFrame` does that).
+    """
+    target_layout = plane_layouts(target_type, width, height)
+    target = np.empty(target_layout[-1].end, dtype=np.uint8)
+    src_planes = plane_arrays(source, source_type, width, height)
+    dst_planes = plane_arrays(target, target_type, width, height)
+
+    if source_type == target_type:
+        for src_plane, dst_plane in zip(src_planes, dst_planes):
+            np.copyto(dst_plane, src_plane[::-1] if flip_y else src_plane)
+        return target
+
+    if source_type in PACKED_RGB_TYPES and target_type in PACKED_RGB_TYPES:
+        _packed_to_packed(source_type, _u8(src_planes[0]), target_type, _u8(dst_planes[0]))
+    elif source_type in PACKED_RGB_TYPES:
+        _packed_to_yuv(source_type, _u8(src_planes[0]), target_type, dst_planes, width, height)
+    elif target_type in PACKED_RGB_TYPES:
+        _yuv_to_packed(source, source_type, src_planes, target_type, _u8(dst_planes[0]), width, height)
+    else:
+        _yuv_to_yuv(source_type, src_planes, target_type, dst_planes, width, height)
+
+    if flip_y:
+        for plane in dst_planes:
+            _store(cv2.flip(plane, 0, dst=plane), plane)
+    return target
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _u8(array: AnyArray) -> U8Array:
+    """Narrow the static type of a plane view known to be uint8."""
+    return array  # type: ignore[return-value]
+
+
+def _store(result: AnyArray, target: AnyArray) -> None:
+    """Make sure an OpenCV result landed in ``target``.
+
+    OpenCV writes into ``dst=`` when shape and type fit and otherwise silently
+    returns a fresh array; copying in that case keeps results right whatever
+    OpenCV decides.
+    """
+    if result is not target and not np.shares_memory(result, target):
+        np.copyto(target, result.reshape(target.shape))
+
+
+def _swap_bytes_32(source: U8Array, target: U8Array) -> None:
+    """Reverse the byte order of every 4-byte pixel (RGBA <-> ABGR, BGRA <-> ARGB)."""
+    flat_target = target.reshape(-1)
+    if source is target or np.shares_memory(source, target):
+        flat_target.view(np.uint32).byteswap(inplace=True)
+    else:
+        np.copyto(flat_target.view("<u4"), source.reshape(-1).view(">u4"))
+
+
+def _swap_red_blue(source: U8Array, target: U8Array) -> None:
+    """Swap bytes 0 and 2 of every 4-byte pixel (RGBA <-> BGRA)."""
+    _store(cv2.cvtColor(source, cv2.COLOR_RGBA2BGRA, dst=target), target)
+
+
+def _fill_alpha(target: U8Array, alpha: U8Array | None, index: int) -> None:
+    """Write ``alpha`` (or 255 where there is none) into channel ``index`` of a 4-channel image."""
+    if alpha is None:
+        target[:, :, index] = 255
+    else:
+        cv2.mixChannels([np.ascontiguousarray(alpha)], [target], [0, index])
+
+
+def _rgb_source(source_type: int, pixels: U8Array) -> tuple[U8Array, str]:
+    """Return pixels in an order OpenCV reads (RGBA, BGRA or RGB) and that order's name."""
+    order, swapped = _CV_ORDER[source_type]
+    if not swapped:
+        return pixels, order
+    reordered = np.empty_like(pixels)
+    _swap_bytes_32(pixels, reordered)
+    return reordered, order
+
+
+# Byte-level operations taking one 4-byte layout to another: S reverses the
+# 4 bytes of a pixel, C swaps bytes 0 and 2. The first step reads the source,
+# the rest work in place on the target.
+_FOUR_BYTE_STEPS: Final[dict[tuple[int, int], str]] = {
+    (T.RGBA, T.BGRA): "C",
+    (T.BGRA, T.RGBA): "C",
+    (T.RGBA, T.ABGR): "S",
+    (T.ABGR, T.RGBA): "S",
+    (T.BGRA, T.ARGB): "S",
+    (T.ARGB, T.BGRA): "S",
+    (T.RGBA, T.ARGB): "CS",
+    (T.BGRA, T.ABGR): "CS",
+    (T.ARGB, T.RGBA): "SC",
+    (T.ABGR, T.BGRA): "SC",
+    (T.ABGR, T.ARGB): "SCS",
+    (T.ARGB, T.ABGR): "SCS",
+}
+
+
+def _packed_to_packed(source_type: int, source: U8Array, target_type: int, target: U8Array) -> None:
+    if source_type in FOUR_BYTE_RGB_TYPES and target_type in FOUR_BYTE_RGB_TYPES:
+        current = source
+        for step in _FOUR_BYTE_STEPS[(source_type, target_type)]:
+            if step == "S":
+                _swap_bytes_32(current, target)
+            else:
+                _swap_red_blue(current, target)
+            current = target
+        return
+    if target_type == T.RGB24:
+        pixels, order = _rgb_source(source_type, source)
+        code = cv2.COLOR_RGBA2RGB if order == "RGBA" else cv2.COLOR_BGRA2RGB
+        _store(cv2.cvtColor(pixels, code, dst=target), target)
+        return
+    # RGB24 to a four-byte layout
+    order, swapped = _CV_ORDER[target_type]
+    code = cv2.COLOR_RGB2RGBA if order == "RGBA" else cv2.COLOR_RGB2BGRA
+    _store(cv2.cvtColor(source, code, dst=target), target)
+    if swapped:
+        _swap_bytes_32(target, target)
+
+
+def _pad_to(plane: AnyArray, rows: int, columns: int) -> AnyArray:
+    """Extend ``plane`` to rows x columns by repeating its last row/column."""
+    extra_rows = rows - plane.shape[0]
+    extra_columns = columns - plane.shape[1]
+    if extra_rows == 0 and extra_columns == 0:
+        return plane
+    padded: AnyArray = cv2.copyMakeBorder(
+        np.ascontiguousarray(plane), 0, extra_rows, 0, extra_columns, cv2.BORDER_REPLICATE
+    )
+    if padded.ndim < plane.ndim:  # OpenCV drops a trailing channel axis of 1
+        padded = padded.reshape(padded.shape + (1,))
+    return padded
+
+
+def _reduce(plane: AnyArray, factor_x: int, factor_y: int) -> AnyArray:
+    """Box-average ``plane`` by integer factors (1 or 2); odd edges average themselves."""
+    if factor_x == 1 and factor_y == 1:
+        return plane
+    rows = -(-plane.shape[0] // factor_y)
+    columns = -(-plane.shape[1] // factor_x)
+    padded = _pad_to(plane, rows * factor_y, columns * factor_x)
+    reduced: AnyArray = cv2.resize(
+        np.ascontiguousarray(padded), (columns, rows), interpolation=cv2.INTER_AREA
+    )
+    return reduced
+
+
+def _expand(plane: AnyArray, factor_x: int, factor_y: int, rows: int, columns: int) -> AnyArray:
+    """Repeat samples of ``plane`` by integer factors and crop to rows x columns."""
+    if factor_x == 1 and factor_y == 1:
+        return plane
+    expanded: AnyArray = cv2.resize(
+        np.ascontiguousarray(plane),
+        (plane.shape[1] * factor_x, plane.shape[0] * factor_y),
+        interpolation=cv2.INTER_NEAREST_EXACT,
+    )
+    return expanded[:rows, :columns]
+
+
+def _resample_chroma(
+    plane: AnyArray, source_type: int, target_type: int, width: int, height: int
+) -> AnyArray:
+    """Bring a chroma plane from the source's subsampling to the target's."""
+    source_x, source_y = _SUBSAMPLING[source_type]
+    target_x, target_y = _SUBSAMPLING[target_type]
+    if source_x <= target_x and source_y <= target_y:
+        return _reduce(plane, target_x // source_x, target_y // source_y)
+    rows = -(-height // target_y)
+    columns = -(-width // target_x)
+    return _expand(plane, source_x // target_x, source_y // target_y, rows, columns)
+
+
+def _to_8bit(plane: AnyArray) -> U8Array:
+    """10-bit samples to 8-bit by dropping the two low bits (out-of-range words saturate)."""
+    shifted = np.minimum(np.right_shift(plane, 2), 255)
+    return shifted.astype(np.uint8)
+
+
+def _to_10bit(plane: AnyArray, target: AnyArray) -> None:
+    """8-bit samples into 10-bit words by a 2-bit shift."""
+    np.left_shift(plane, 2, out=target, dtype=np.uint16)
+
+
+def _yuv_planes(
+    source_type: int, planes: list[AnyArray]
+) -> tuple[U8Array, U8Array, U8Array, U8Array | None]:
+    """8-bit (Y, U, V, alpha-or-None) planes of a planar source, at its own subsampling."""
+    if source_type == T.NV12:
+        chroma = planes[1]
+        u = np.empty(chroma.shape[:2], dtype=np.uint8)
+        v = np.empty(chroma.shape[:2], dtype=np.uint8)
+        cv2.mixChannels([chroma], [u, v], [0, 0, 1, 1])
+        return _u8(planes[0]), u, v, None
+    if source_type == T.I010:
+        return _to_8bit(planes[0]), _to_8bit(planes[1]), _to_8bit(planes[2]), None
+    alpha = _u8(planes[3]) if source_type == T.I420A else None
+    return _u8(planes[0]), _u8(planes[1]), _u8(planes[2]), alpha
+
+
+def _write_yuv(
+    target_type: int,
+    targets: list[AnyArray],
+    y: AnyArray,
+    u: AnyArray,
+    v: AnyArray,
+    alpha: AnyArray | None,
+) -> None:
+    """Store 8-bit planes (already at the target's subsampling) into the target's planes."""
+    if target_type == T.I010:
+        _to_10bit(y, targets[0])
+        _to_10bit(u, targets[1])
+        _to_10bit(v, targets[2])
+        return
+    if y is not targets[0]:
+        np.copyto(targets[0], y)
+    if target_type == T.NV12:
+        interleaved = targets[1]
+        cv2.mixChannels(
+            [np.ascontiguousarray(u), np.ascontiguousarray(v)], [interleaved], [0, 0, 1, 1]
+        )
+        return
+    np.copyto(targets[1], u)
+    np.copyto(targets[2], v)
+    if target_type == T.I420A:
+        if alpha is None:
+            targets[3].fill(255)
+        else:
+            np.copyto(targets[3], alpha)
+
+
+def _yuv_to_yuv(
+    source_type: int,
+    sources: list[AnyArray],
+    target_type: int,
+    targets: list[AnyArray],
+    width: int,
+    height: int,
+) -> None:
+    if source_type == T.NV12 and target_type in (T.I420, T.I420A):
+        # deinterleave straight into the target planes
+        np.copyto(targets[0], sources[0])
+        cv2.mixChannels([sources[1]], [targets[1], targets[2]], [0, 0, 1, 1])
+        if target_type == T.I420A:
+            targets[3].fill(255)
+        return
+    y, u, v, alpha = _yuv_planes(source_type, sources)
+    u = _resample_chroma(u, source_type, target_type, width, height)
+    v = _resample_chroma(v, source_type, target_type, width, height)
+    _write_yuv(target_type, targets, y, u, v, alpha)
+
+
+def _yuv_to_packed(
+    buffer: U8Array,
+    source_type: int,
+    sources: list[AnyArray],
+    target_type: int,
+    target: U8Array,
+    width: int,
+    height: int,
+) -> None:
+    order, swapped = _CV_ORDER[target_type]
+    has_alpha = target_type in FOUR_BYTE_RGB_TYPES
+    even = width % 2 == 0 and height % 2 == 0
+    if even and _SUBSAMPLING[source_type] == (2, 2):
+        # OpenCV's 4:2:0 converters want Y and chroma as one (height * 3 / 2, width) image,
+        # which is exactly our packed layout for even sizes
+        luma_chroma_bytes = width * height * 3 // 2
+        if source_type == T.I010:
+            packed = np.empty(luma_chroma_bytes, dtype=np.uint8)
+            eight_bit = plane_arrays(packed, T.I420, width, height)
+            for index in range(3):
+                np.copyto(eight_bit[index], _to_8bit(sources[index]))
+        else:
+            packed = buffer[:luma_chroma_bytes]
+        table = _FROM_NV12 if source_type == T.NV12 else _FROM_I420
+        image = packed.reshape(height * 3 // 2, width)
+        _store(cv2.cvtColor(image, table[order], dst=target), target)
+        if source_type == T.I420A and has_alpha:
+            _fill_alpha(target, _u8(sources[3]), 3)
+        if swapped:
+            _swap_bytes_32(target, target)
+        return
+
+    y, u, v, alpha = _yuv_planes(source_type, sources)
+    u = _resample_chroma(u, source_type, T.I444, width, height)
+    v = _resample_chroma(v, source_type, T.I444, width, height)
+    yuv = cv2.merge([np.ascontiguousarray(y), np.ascontiguousarray(u), np.ascontiguousarray(v)])
+    final_order = _CHANNEL_ORDER[target_type]
+    _store(cv2.transform(yuv, _TO_RGB_MATRIX[final_order], dst=target), target)
+    if alpha is not None and has_alpha:
+        _fill_alpha(target, alpha, final_order.index("A"))
+
+
+def _packed_to_yuv(
+    source_type: int,
+    source: U8Array,
+    target_type: int,
+    targets: list[AnyArray],
+    width: int,
+    height: int,
+) -> None:
+    pixels, order = _rgb_source(source_type, source)
+    factor_x, factor_y = _SUBSAMPLING[target_type]
+
+    luma: AnyArray = targets[0] if target_type != T.I010 else np.empty((height, width), np.uint8)
+    _store(cv2.transform(pixels, _Y_MATRIX[order], dst=luma), luma)
+
+    # average the RGB pixels first, then convert: that is how libyuv derives chroma
+    reduced = _reduce(pixels, factor_x, factor_y)
+    chroma_rows, chroma_columns = reduced.shape[:2]
+    if target_type == T.NV12:
+        _store(cv2.transform(reduced, _UV_MATRIX[order], dst=targets[1]), targets[1])
+        return
+    interleaved = cv2.transform(reduced, _UV_MATRIX[order])
+    u = np.empty((chroma_rows, chroma_columns), np.uint8)
+    v = np.empty((chroma_rows, chroma_columns), np.uint8)
+    cv2.mixChannels([interleaved], [u, v], [0, 0, 1, 1])
+    alpha: U8Array | None = None
+    if target_type == T.I420A and len(order) == 4:
+        alpha = np.empty((height, width), np.uint8)
+        cv2.mixChannels([pixels], [alpha], [3, 0])
+    _write_yuv(target_type, targets, luma, u, v, alpha)
