@@ -1,0 +1,244 @@
+"""``kitewire demo``: publish a moving 1280x720@30 test pattern through an embedded
+server, receive it in a second participant through VideoStream, print fps,
+end-to-end latency and bitrate, and save one received frame as a PNG.
+
+The pattern helpers here are also used by the examples and the tests: every frame
+carries its counter as large black/white blocks that survive lossy compression.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kitewire.frames import VideoBufferType, VideoFrame
+
+# the counter band: 16 blocks across the top quarter; 12 bits of counter and a
+# 4-bit check so a misread frame is rejected instead of reported as a wrong number
+_BITS = 16
+_COUNTER_BITS = 12
+_COUNTER_MODULO = 1 << _COUNTER_BITS
+_BLACK = 16
+_WHITE = 235
+
+
+def _check_nibble(counter: int) -> int:
+    return ((counter & 0xF) ^ ((counter >> 4) & 0xF) ^ ((counter >> 8) & 0xF) ^ 0xA) & 0xF
+
+
+@functools.lru_cache(maxsize=8)
+def _diagonal(width: int, height: int) -> npt.NDArray[np.int32]:
+    rows = np.arange(height, dtype=np.int32)[:, None]
+    columns = np.arange(width, dtype=np.int32)[None, :]
+    return rows + columns
+
+
+def make_pattern_frame(index: int, width: int = 1280, height: int = 720) -> VideoFrame:
+    """An I420 frame: the counter ``index`` (mod 4096) as blocks, over a moving gradient."""
+    if width < 32 or height < 16 or width % 2 or height % 2:
+        raise ValueError(f"expected an even size of at least 32x16, got {width}x{height}")
+    counter = index % _COUNTER_MODULO
+    word = (counter << 4) | _check_nibble(counter)
+    luma = np.empty((height, width), dtype=np.uint8)
+    band = height // 4
+    # a diagonal gradient sliding 6 pixels per frame: visible motion for the encoder
+    luma[band:] = ((_diagonal(width, height)[band:] + index * 6) % 200 + 28).astype(np.uint8)
+    block = width // _BITS
+    for bit in range(_BITS):
+        value = _WHITE if (word >> (_BITS - 1 - bit)) & 1 else _BLACK
+        luma[:band, bit * block : (bit + 1) * block] = value
+    luma[:band, _BITS * block :] = _BLACK
+    chroma = np.full((height // 2) * (width // 2) * 2, 128, dtype=np.uint8)
+    data = luma.tobytes() + chroma.tobytes()
+    return VideoFrame(width, height, VideoBufferType.I420, data)
+
+
+def read_frame_counter(frame: VideoFrame) -> int | None:
+    """The counter drawn by :func:`make_pattern_frame`, or None if it cannot be read."""
+    if int(frame.type) != VideoBufferType.I420:
+        frame = frame.convert(VideoBufferType.I420)
+    width, height = frame.width, frame.height
+    luma = np.frombuffer(bytes(frame.data[: width * height]), dtype=np.uint8).reshape(height, width)
+    band = height // 4
+    block = width // _BITS
+    word = 0
+    for bit in range(_BITS):
+        x0, x1 = bit * block + block // 4, (bit + 1) * block - block // 4
+        y0, y1 = band // 4, band - band // 4
+        level = float(luma[y0:y1, x0:x1].mean())
+        word = (word << 1) | (1 if level > 128 else 0)
+    counter, check = word >> 4, word & 0xF
+    if _check_nibble(counter) != check:
+        return None
+    return counter
+
+
+# -- the demo command ------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``kitewire demo``."""
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long to stream (default 5)")
+    parser.add_argument(
+        "--output", default="kitewire-demo.png", help="where to write one received frame (default kitewire-demo.png)"
+    )
+    parser.add_argument("--width", type=int, default=1280, help="pattern width (default 1280)")
+    parser.add_argument("--height", type=int, default=720, help="pattern height (default 720)")
+    parser.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
+    parser.add_argument("--codec", choices=("vp8", "h264"), default="vp8", help="video codec (default vp8)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; returns the process exit status."""
+    if args.seconds <= 0:
+        print(f"kitewire demo: expected --seconds > 0, got {args.seconds}", file=sys.stderr)
+        return 2
+    if args.fps <= 0 or args.fps > 120:
+        print(f"kitewire demo: expected 0 < --fps <= 120, got {args.fps}", file=sys.stderr)
+        return 2
+    if args.width < 32 or args.height < 16 or args.width % 2 or args.height % 2:
+        print(f"kitewire demo: expected an even size of at least 32x16, got {args.width}x{args.height}", file=sys.stderr)
+        return 2
+    try:
+        summary = asyncio.run(run_demo(args.seconds, args.output, args.width, args.height, args.fps, args.codec))
+    except DemoError as exc:
+        print(f"kitewire demo: {exc}", file=sys.stderr)
+        return 1
+    return 0 if summary["frames_received"] > 0 else 1
+
+
+class DemoError(Exception):
+    """The demo could not run (server, connection or media failure)."""
+
+
+def _write_png(frame: VideoFrame, path: str) -> None:
+    import cv2
+
+    rgb = frame.convert(VideoBufferType.RGB24)
+    array = np.frombuffer(bytes(rgb.data), dtype=np.uint8).reshape(rgb.height, rgb.width, 3)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    if not cv2.imwrite(path, cv2.cvtColor(array, cv2.COLOR_RGB2BGR)):
+        raise DemoError(f"could not write {path}")
+
+
+async def run_demo(
+    seconds: float, output: str, width: int, height: int, fps: float, codec: str, *, quiet: bool = False
+) -> dict[str, Any]:
+    """Publish a pattern through an embedded server and receive it; returns figures."""
+    from kitewire import rtc
+    from kitewire.server import Server
+    from kitewire.signal import create_token
+
+    loop = asyncio.get_running_loop()
+    async with Server(host="127.0.0.1", port=0) as server:
+        url = server.url
+        api_key, api_secret = server.api_key, server.api_secret
+        publisher_token = create_token(api_key, api_secret, identity="demo-publisher", room="kitewire-demo")
+        viewer_token = create_token(api_key, api_secret, identity="demo-viewer", room="kitewire-demo")
+        publisher = rtc.Room()
+        viewer = rtc.Room()
+        subscribed: asyncio.Future[rtc.RemoteVideoTrack] = loop.create_future()
+
+        @viewer.on("track_subscribed")
+        def on_track_subscribed(track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+            if isinstance(track, rtc.RemoteVideoTrack) and not subscribed.done():
+                subscribed.set_result(track)
+
+        source = rtc.VideoSource(width, height)
+        capture_task: asyncio.Task[None] | None = None
+        stream: rtc.VideoStream | None = None
+        try:
+            await viewer.connect(url, viewer_token)
+            await publisher.connect(url, publisher_token)
+            track = rtc.LocalVideoTrack.create_video_track("pattern", source)
+            options = rtc.TrackPublishOptions(
+                source=rtc.TrackSource.SOURCE_CAMERA,
+                video_codec=rtc.VideoCodec.H264 if codec == "h264" else rtc.VideoCodec.VP8,
+            )
+            await publisher.local_participant.publish_track(track, options)
+
+            async def capture() -> None:
+                index = 0
+                start = time.monotonic()
+                while True:
+                    frame = await loop.run_in_executor(None, make_pattern_frame, index, width, height)
+                    source.capture_frame(frame, timestamp_us=time.time_ns() // 1000)
+                    index += 1
+                    delay = start + index / fps - time.monotonic()
+                    await asyncio.sleep(max(0.0, delay))
+
+            capture_task = loop.create_task(capture())
+            try:
+                remote_track = await asyncio.wait_for(subscribed, 10.0)
+            except asyncio.TimeoutError:
+                raise DemoError("the viewer was not subscribed to the pattern within 10 s") from None
+            stream = rtc.VideoStream(remote_track, capacity=2)
+            return await _measure(stream, seconds, output, quiet)
+        except rtc.ConnectError as exc:
+            raise DemoError(f"could not connect: {exc}") from None
+        finally:
+            if capture_task is not None:
+                capture_task.cancel()
+                await asyncio.gather(capture_task, return_exceptions=True)
+            if stream is not None:
+                await stream.aclose()
+            await source.aclose()
+            await publisher.disconnect()
+            await viewer.disconnect()
+
+
+async def _measure(stream: Any, seconds: float, output: str, quiet: bool) -> dict[str, Any]:
+    from kitewire import rtc
+
+    received = 0
+    latencies_ms: list[float] = []
+    window_frames = 0
+    window_start = time.monotonic()
+    deadline = window_start + seconds
+    last_frame: VideoFrame | None = None
+    bytes_estimate = 0
+    while time.monotonic() < deadline:
+        try:
+            event: rtc.VideoFrameEvent = await asyncio.wait_for(stream.__anext__(), max(0.1, deadline - time.monotonic()))
+        except (asyncio.TimeoutError, StopAsyncIteration):
+            break
+        received += 1
+        window_frames += 1
+        last_frame = event.frame
+        latencies_ms.append((time.time_ns() // 1000 - event.timestamp_us) / 1000.0)
+        bytes_estimate += len(event.frame.data)
+        now = time.monotonic()
+        if now - window_start >= 1.0 and not quiet:
+            fps = window_frames / (now - window_start)
+            recent = sorted(latencies_ms[-window_frames:])
+            median = recent[len(recent) // 2] if recent else 0.0
+            print(f"\rreceived {received:5d} frames  {fps:5.1f} fps  latency {median:6.1f} ms", end="", flush=True)
+            window_frames = 0
+            window_start = now
+    if not quiet:
+        print()
+    if last_frame is None:
+        raise DemoError("no frame was received")
+    _write_png(last_frame, output)
+    ordered = sorted(latencies_ms)
+    summary = {
+        "frames_received": received,
+        "fps": received / seconds,
+        "latency_ms_median": ordered[len(ordered) // 2],
+        "output": os.path.abspath(output),
+    }
+    if not quiet:
+        print(
+            f"{received} frames in {seconds:.1f} s ({summary['fps']:.1f} fps), median end-to-end latency "
+            f"{summary['latency_ms_median']:.1f} ms; wrote {summary['output']}"
+        )
+    return summary

@@ -1,0 +1,264 @@
+"""Publish pipeline of one local video track: frames -> encoders -> RTP.
+
+Frames come in on the event loop (or any thread); only the newest frame waits for
+the encoder, so a slow encoder drops frames instead of building latency. Scaling and
+encoding run in a worker thread. Each layer (one, or q/h/f with simulcast) has its
+own encoder, SSRC, sequence numbers and packet history for NACK retransmission.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+import av
+
+from kitewire.frames import VideoFrame
+from kitewire.media import EncodedFrame, PacketHistory, VideoEncoder, VideoLayerPlan, normalize_codec
+from kitewire.transport import RtpSender
+from kitewire.transport.rtp import (
+    URI_ABS_CAPTURE_TIME,
+    URI_VIDEO_ORIENTATION,
+    encode_abs_capture_time,
+    encode_video_orientation,
+)
+
+from ._timebase import RTP_VIDEO_CLOCK_RATE, capture_us_to_ntp_us, rotation_to_degrees
+
+logger = logging.getLogger("kitewire.engine")
+
+
+@dataclass
+class _Layer:
+    plan: VideoLayerPlan
+    rid: str | None
+    ssrc: int
+    encoder: VideoEncoder
+    history: PacketHistory = field(default_factory=lambda: PacketHistory(max_packets=1024, max_age=1.0))
+    sequence_number: int = field(default_factory=lambda: random.randint(0, 0xFFFF))
+    keyframe_wanted: bool = True
+    frames_sent: int = 0
+    bytes_sent: int = 0
+
+
+@dataclass(frozen=True)
+class _PendingFrame:
+    frame: VideoFrame
+    timestamp_us: int
+    rotation: int
+    captured_at: float
+
+
+def _even(value: int) -> int:
+    return max(2, value - (value % 2))
+
+
+def _encode_layers(frame: VideoFrame, layers: list[tuple[VideoEncoder, int, int, bool]]) -> list[EncodedFrame]:
+    """Scale ``frame`` to each layer's size and encode it (worker thread)."""
+    picture = frame.to_av()
+    if picture.format.name != "yuv420p":
+        picture = picture.reformat(format="yuv420p")
+    encoded: list[EncodedFrame] = []
+    for encoder, width, height, keyframe in layers:
+        scaled: av.VideoFrame = picture
+        if (picture.width, picture.height) != (width, height):
+            scaled = picture.reformat(width=width, height=height, format="yuv420p")
+        encoded.append(encoder.encode(scaled, keyframe=keyframe))
+    return encoded
+
+
+class VideoPublishPipeline:
+    """Encodes frames of one local track and sends them on ``sender``.
+
+    Acts as a frame sink: call :meth:`on_frame` for every captured frame.
+    """
+
+    def __init__(
+        self,
+        sender: RtpSender,
+        *,
+        codec: str,
+        layers: list[VideoLayerPlan],
+        simulcast: bool,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if not layers:
+            raise ValueError("expected at least one video layer to publish, got none")
+        self._sender = sender
+        self._codec = normalize_codec(codec)
+        self._loop = loop or asyncio.get_running_loop()
+        self._simulcast = simulcast
+        self._layers: list[_Layer] = []
+        for plan in layers:
+            rid = plan.rid if simulcast else None
+            ssrc = sender.ssrc_for_rid(plan.rid) if simulcast else sender.ssrc
+            encoder = VideoEncoder(
+                self._codec,
+                _even(plan.width),
+                _even(plan.height),
+                bitrate=max(50_000, int(plan.max_bitrate)),
+                framerate=float(plan.max_framerate or 30.0),
+            )
+            self._layers.append(_Layer(plan=plan, rid=rid, ssrc=ssrc, encoder=encoder))
+        self._layer_by_ssrc = {layer.ssrc: layer for layer in self._layers}
+        self._pending: _PendingFrame | None = None
+        self._pending_lock = threading.Lock()
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self._muted = False
+        self._last_rtp_timestamp: int | None = None
+        self._rtp_base = random.randint(0, 0xFFFFFFFF)
+        self._clock_origin = time.monotonic()
+        self.frames_encoded = 0
+        self.frames_dropped = 0
+        sender.on_keyframe_request = self._on_keyframe_request
+        sender.on_nack = self._on_nack
+        self._task = self._loop.create_task(self._encode_loop())
+
+    @property
+    def muted(self) -> bool:
+        """While muted, captured frames are dropped."""
+        return self._muted
+
+    @muted.setter
+    def muted(self, value: bool) -> None:
+        self._muted = value
+        if not value:
+            for layer in self._layers:
+                layer.keyframe_wanted = True
+
+    @property
+    def bytes_sent(self) -> int:
+        """Payload bytes sent over all layers."""
+        return sum(layer.bytes_sent for layer in self._layers)
+
+    # -- frame sink ------------------------------------------------------------
+
+    def on_frame(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
+        """Offer a captured frame; replaces a frame still waiting for the encoder."""
+        if self._closed or self._muted:
+            return
+        pending = _PendingFrame(frame, timestamp_us, rotation, time.monotonic())
+        with self._pending_lock:
+            if self._pending is not None:
+                self.frames_dropped += 1
+            self._pending = pending
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._wakeup.set()
+        else:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    def on_end(self) -> None:
+        """The source closed; nothing more will be sent."""
+        self._closed = True
+        self._wakeup.set()
+
+    # -- feedback ----------------------------------------------------------------
+
+    def _on_keyframe_request(self, ssrc: int) -> None:
+        layer = self._layer_by_ssrc.get(ssrc)
+        targets = [layer] if layer is not None else self._layers
+        for target in targets:
+            target.keyframe_wanted = True
+
+    def _on_nack(self, ssrc: int, lost: list[int]) -> None:
+        layer = self._layer_by_ssrc.get(ssrc)
+        if layer is None:
+            return
+        for _, packet in layer.history.get_many(list(lost), time.monotonic()):
+            self._sender.send_rtp(packet)
+
+    # -- encoding ----------------------------------------------------------------
+
+    def _next_rtp_timestamp(self, captured_at: float) -> int:
+        ticks = int((captured_at - self._clock_origin) * RTP_VIDEO_CLOCK_RATE)
+        timestamp = (self._rtp_base + ticks) & 0xFFFFFFFF
+        if self._last_rtp_timestamp is not None and ((timestamp - self._last_rtp_timestamp) & 0xFFFFFFFF) >= 0x80000000:
+            timestamp = (self._last_rtp_timestamp + 1) & 0xFFFFFFFF
+        elif timestamp == self._last_rtp_timestamp:
+            timestamp = (timestamp + 1) & 0xFFFFFFFF
+        self._last_rtp_timestamp = timestamp
+        return timestamp
+
+    async def _encode_loop(self) -> None:
+        while not self._closed:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            with self._pending_lock:
+                pending, self._pending = self._pending, None
+            if pending is None or self._closed:
+                continue
+            jobs = []
+            for layer in self._layers:
+                jobs.append((layer.encoder, _even(layer.plan.width), _even(layer.plan.height), layer.keyframe_wanted))
+                layer.keyframe_wanted = False
+            try:
+                encoded = await self._loop.run_in_executor(None, _encode_layers, pending.frame, jobs)
+            except Exception:
+                logger.exception("encoding a %dx%d frame failed", pending.frame.width, pending.frame.height)
+                continue
+            if self._closed:
+                return
+            self.frames_encoded += 1
+            self._send(encoded, pending)
+
+    def _send(self, encoded: list[EncodedFrame], pending: _PendingFrame) -> None:
+        rtp_timestamp = self._next_rtp_timestamp(pending.captured_at)
+        extensions = {
+            URI_ABS_CAPTURE_TIME: encode_abs_capture_time(capture_us_to_ntp_us(pending.timestamp_us)),
+            URI_VIDEO_ORIENTATION: encode_video_orientation(rotation_to_degrees(pending.rotation)),
+        }
+        payload_type = self._payload_type()
+        if payload_type is None:
+            return
+        now = time.monotonic()
+        for layer, payloads in zip(self._layers, encoded):
+            if not payloads:
+                continue
+            last = len(payloads) - 1
+            for index, payload in enumerate(payloads):
+                packet = self._sender.build_packet(
+                    payload,
+                    payload_type=payload_type,
+                    sequence_number=layer.sequence_number,
+                    timestamp=rtp_timestamp,
+                    marker=index == last,
+                    rid=layer.rid,
+                    ssrc=layer.ssrc,
+                    extensions=extensions,
+                )
+                layer.history.add(layer.sequence_number, packet, now)
+                layer.sequence_number = (layer.sequence_number + 1) & 0xFFFF
+                self._sender.send_rtp(packet)
+                layer.bytes_sent += len(payload)
+            layer.frames_sent += 1
+
+    def _payload_type(self) -> int | None:
+        for codec in self._sender.codecs:
+            if codec.payload_type is None:
+                continue
+            try:
+                if normalize_codec(codec.mime_type) == self._codec:
+                    return codec.payload_type
+            except ValueError:
+                continue
+        return None
+
+    async def close(self) -> None:
+        """Stop encoding and sending. Idempotent."""
+        if self._closed and self._task.done():
+            return
+        self._closed = True
+        self._wakeup.set()
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._sender.on_keyframe_request = None
+        self._sender.on_nack = None

@@ -1,0 +1,243 @@
+"""Receive pipeline of one subscribed video track: RTP -> frames -> decoder -> VideoFrame.
+
+Packets arrive on the event loop (transport callback). Frame assembly is cheap and
+stays there; decoding and the I420 copy into a VideoFrame run in a worker thread,
+one frame at a time, so the event loop never waits on the codec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from typing import Callable
+
+from kitewire.frames import VideoFrame
+from kitewire.media import AssembledFrame, FrameAssembler, VideoDecoder, normalize_codec
+from kitewire.transport import RtpHeader, RtpReceiver
+from kitewire.transport.rtp import (
+    URI_ABS_CAPTURE_TIME,
+    URI_VIDEO_ORIENTATION,
+    decode_abs_capture_time,
+    decode_video_orientation,
+)
+
+from ._timebase import RTP_VIDEO_CLOCK_RATE, degrees_to_rotation, ntp_us_to_capture_us
+
+logger = logging.getLogger("kitewire.engine")
+
+FrameCallback = Callable[[VideoFrame, int, int], None]
+
+# how often lost packets are NACKed and stalled frames given up on
+_FEEDBACK_INTERVAL = 0.02
+# encoded frames waiting for the decoder; beyond this the decoder cannot keep up and
+# the backlog is dropped in favour of the next keyframe (fresh frames over old ones)
+_MAX_DECODE_BACKLOG = 60
+# capture times remembered per RTP timestamp (a few frames of reordering)
+_CAPTURE_TIMES_KEPT = 64
+
+
+def _decode_to_frames(decoder: VideoDecoder, data: bytes, keyframe: bool) -> list[VideoFrame]:
+    return [VideoFrame.from_av(av_frame) for av_frame in decoder.decode(data, keyframe=keyframe)]
+
+
+class VideoReceivePipeline:
+    """Turns one m-line's RTP into decoded frames delivered to ``on_frame``.
+
+    ``on_frame(frame, timestamp_us, rotation)`` runs on the event loop with the
+    sender's capture time (abs-capture-time, interpolated on the RTP clock between
+    extension values) and rotation (video-orientation, sticky).
+    """
+
+    def __init__(self, receiver: RtpReceiver, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._receiver = receiver
+        self._loop = loop or asyncio.get_running_loop()
+        self.on_frame: FrameCallback | None = None
+        self._assembler: FrameAssembler | None = None
+        self._decoder: VideoDecoder | None = None
+        self._codec: str | None = None
+        self._ssrc: int | None = None
+        self._payload_codecs: dict[int, str] = {}
+        self._abs_capture_id: int | None = None
+        self._orientation_id: int | None = None
+        self._capture_times: collections.OrderedDict[int, int] = collections.OrderedDict()
+        self._capture_anchor: tuple[int, int] | None = None  # (rtp timestamp, capture us)
+        self._rotation = 0
+        self._decode_queue: collections.deque[AssembledFrame] = collections.deque()
+        self._decode_wakeup = asyncio.Event()
+        self._closed = False
+        self.frames_decoded = 0
+        self.frames_assembled = 0
+        self.packets_received = 0
+        self._refresh_negotiation()
+        receiver.on_rtp = self._on_rtp
+        self._decode_task = self._loop.create_task(self._decode_loop())
+        self._feedback_task = self._loop.create_task(self._feedback_loop())
+
+    def _refresh_negotiation(self) -> None:
+        self._payload_codecs = {}
+        for codec in self._receiver.codecs:
+            if codec.payload_type is None:
+                continue
+            try:
+                self._payload_codecs[codec.payload_type] = normalize_codec(codec.mime_type)
+            except ValueError:
+                continue
+        extensions = self._receiver.header_extensions
+        self._abs_capture_id = extensions.get(URI_ABS_CAPTURE_TIME)
+        self._orientation_id = extensions.get(URI_VIDEO_ORIENTATION)
+
+    def request_keyframe(self) -> None:
+        """Ask the sender for a keyframe now (e.g. when a new consumer appears)."""
+        if self._ssrc is not None and not self._closed:
+            self._receiver.request_keyframe(self._ssrc)
+
+    # -- packets (event loop) --------------------------------------------------
+
+    def _on_rtp(self, packet: bytes, header: RtpHeader) -> None:
+        if self._closed:
+            return
+        try:
+            self._handle_packet(packet, header)
+        except Exception:
+            # a malformed packet from the network must not kill the pipeline
+            logger.exception("dropping RTP packet %r", header)
+
+    def _handle_packet(self, packet: bytes, header: RtpHeader) -> None:
+        self.packets_received += 1
+        codec = self._payload_codecs.get(header.payload_type)
+        if codec is None:
+            self._refresh_negotiation()
+            codec = self._payload_codecs.get(header.payload_type)
+            if codec is None:
+                return
+        if codec != self._codec or header.ssrc != self._ssrc:
+            self._restart(codec, header.ssrc)
+        self._note_extensions(header)
+        payload = bytes(packet[header.payload_offset : header.payload_end])
+        if not payload:
+            return
+        assembler = self._assembler
+        assert assembler is not None
+        for frame in assembler.push(header.sequence_number, header.timestamp, header.marker, payload, time.monotonic()):
+            self._enqueue(frame)
+
+    def _restart(self, codec: str, ssrc: int) -> None:
+        # a new SSRC or codec is a new bitstream: start over from its next keyframe
+        self._codec = codec
+        self._ssrc = ssrc
+        self._assembler = FrameAssembler(codec)
+        self._decode_queue.clear()
+        if self._decoder is None or self._decoder.codec != codec:
+            self._decoder = VideoDecoder(codec)
+        self._capture_anchor = None
+        self._capture_times.clear()
+
+    def _note_extensions(self, header: RtpHeader) -> None:
+        if self._abs_capture_id is not None:
+            value = header.extensions.get(self._abs_capture_id)
+            if value is not None:
+                try:
+                    ntp_us, _ = decode_abs_capture_time(value)
+                except ValueError:
+                    pass
+                else:
+                    capture_us = ntp_us_to_capture_us(ntp_us)
+                    self._capture_times[header.timestamp] = capture_us
+                    self._capture_anchor = (header.timestamp, capture_us)
+                    while len(self._capture_times) > _CAPTURE_TIMES_KEPT:
+                        self._capture_times.popitem(last=False)
+        if self._orientation_id is not None:
+            value = header.extensions.get(self._orientation_id)
+            if value:
+                self._rotation = degrees_to_rotation(decode_video_orientation(value))
+
+    def _capture_time_for(self, rtp_timestamp: int) -> int:
+        exact = self._capture_times.get(rtp_timestamp)
+        if exact is not None:
+            return exact
+        if self._capture_anchor is None:
+            # the sender gave no capture time: report when the frame was received
+            return time.time_ns() // 1000
+        anchor_ts, anchor_us = self._capture_anchor
+        delta = (rtp_timestamp - anchor_ts) & 0xFFFFFFFF
+        if delta >= 0x80000000:
+            delta -= 0x100000000
+        return max(0, anchor_us + delta * 1_000_000 // RTP_VIDEO_CLOCK_RATE)
+
+    def _enqueue(self, frame: AssembledFrame) -> None:
+        self.frames_assembled += 1
+        if len(self._decode_queue) >= _MAX_DECODE_BACKLOG:
+            logger.warning("decoder backlog of %d frames dropped; waiting for a keyframe", len(self._decode_queue))
+            self._decode_queue.clear()
+            if self._assembler is not None:
+                self._assembler.request_keyframe()
+        self._decode_queue.append(frame)
+        self._decode_wakeup.set()
+
+    # -- decoding (worker thread, one frame at a time) --------------------------
+
+    async def _decode_loop(self) -> None:
+        while not self._closed:
+            if not self._decode_queue:
+                self._decode_wakeup.clear()
+                await self._decode_wakeup.wait()
+                continue
+            assembled = self._decode_queue.popleft()
+            decoder = self._decoder
+            if decoder is None:
+                continue
+            timestamp_us = self._capture_time_for(assembled.timestamp)
+            rotation = self._rotation
+            try:
+                frames = await self._loop.run_in_executor(
+                    None, _decode_to_frames, decoder, assembled.data, assembled.keyframe
+                )
+            except Exception:
+                logger.exception("decoding a %s frame failed", decoder.codec)
+                frames = []
+            if self._closed:
+                return
+            if not frames and decoder.needs_keyframe and self._assembler is not None:
+                self._assembler.request_keyframe()
+            callback = self.on_frame
+            for frame in frames:
+                self.frames_decoded += 1
+                if callback is not None:
+                    callback(frame, timestamp_us, rotation)
+
+    # -- feedback: NACK, PLI, giving up on lost packets --------------------------
+
+    async def _feedback_loop(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(_FEEDBACK_INTERVAL)
+            assembler, ssrc = self._assembler, self._ssrc
+            if assembler is None or ssrc is None:
+                continue
+            try:
+                now = time.monotonic()
+                for frame in assembler.poll(now):
+                    self._enqueue(frame)
+                lost = assembler.nack_list(now)
+                if lost:
+                    self._receiver.send_nack(ssrc, lost)
+                if assembler.keyframe_request(now):
+                    self._receiver.request_keyframe(ssrc)
+            except Exception:
+                logger.exception("RTP feedback for ssrc %s failed", ssrc)
+
+    async def close(self) -> None:
+        """Stop receiving and decoding. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._receiver.on_rtp == self._on_rtp:
+            self._receiver.on_rtp = None
+        self._decode_wakeup.set()
+        for task in (self._feedback_task, self._decode_task):
+            task.cancel()
+        await asyncio.gather(self._feedback_task, self._decode_task, return_exceptions=True)
+        # a decode may still run in the worker thread; dropping the reference (instead
+        # of closing the codec under it) lets it finish and be freed afterwards
+        self._decoder = None

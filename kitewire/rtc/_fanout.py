@@ -1,0 +1,79 @@
+"""Delivery of frames from one producer (a VideoSource or a remote track's decoder)
+to any number of consumers (VideoStreams, the publish pipeline)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from kitewire.frames import VideoFrame
+
+logger = logging.getLogger("kitewire.rtc")
+
+
+class FrameSink(Protocol):
+    """Something that consumes frames from a :class:`FrameFanout`."""
+
+    def on_frame(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
+        """Receive one frame; must return quickly (no CPU work)."""
+
+    def on_end(self) -> None:
+        """The producer is gone; no more frames will come from this fanout."""
+
+
+class FrameFanout:
+    """Hands each produced frame to every attached sink.
+
+    The same :class:`VideoFrame` object goes to every sink, so sinks must treat it as
+    read-only; that is what lets several streams share one decoder without copies.
+    """
+
+    def __init__(self) -> None:
+        self._sinks: dict[FrameSink, None] = {}
+        self._ended = False
+        self.frames_pushed = 0
+
+    @property
+    def ended(self) -> bool:
+        """True once :meth:`end` ran; later sinks are ended as soon as they attach."""
+        return self._ended
+
+    @property
+    def has_sinks(self) -> bool:
+        """Whether any consumer is attached (producers may skip work when not)."""
+        return bool(self._sinks)
+
+    def add(self, sink: FrameSink) -> None:
+        """Attach ``sink``; if the producer already ended, tell it right away."""
+        if self._ended:
+            sink.on_end()
+            return
+        self._sinks[sink] = None
+
+    def remove(self, sink: FrameSink) -> None:
+        """Detach ``sink`` without ending it; unknown sinks are ignored."""
+        self._sinks.pop(sink, None)
+
+    def push(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
+        """Deliver one frame to every sink; a failing sink is logged and skipped."""
+        if self._ended:
+            return
+        self.frames_pushed += 1
+        for sink in list(self._sinks):
+            try:
+                sink.on_frame(frame, timestamp_us, rotation)
+            except Exception:
+                logger.exception("frame sink %r failed", sink)
+
+    def end(self) -> None:
+        """Tell every sink the producer is gone and detach them all (idempotent)."""
+        if self._ended:
+            return
+        self._ended = True
+        sinks = list(self._sinks)
+        self._sinks.clear()
+        for sink in sinks:
+            try:
+                sink.on_end()
+            except Exception:
+                logger.exception("frame sink %r failed to end", sink)

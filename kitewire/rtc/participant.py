@@ -1,0 +1,179 @@
+"""Participants: the local one (publishes) and remote ones (whose tracks we receive)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Mapping, Optional, Protocol
+
+from livekit.protocol import models
+
+from .track import LocalVideoTrack, Track
+from .track_publication import LocalTrackPublication, RemoteTrackPublication, TrackPublication
+from ._types import PublishTrackError, TrackPublishOptions
+
+if TYPE_CHECKING:
+    from .room import Room
+
+
+class _TrackFollower(Protocol):
+    """A consumer that follows whichever track a participant has for one source."""
+
+    def _follow_attach(self, track: Track) -> None: ...
+
+    def _follow_detach(self, track: Track) -> None: ...
+
+    def _follow_end(self) -> None: ...
+
+
+class Participant:
+    """Common properties of local and remote participants (livekit.rtc names)."""
+
+    def __init__(self, info: models.ParticipantInfo) -> None:
+        self._info = info
+        self._followers: dict[_TrackFollower, int] = {}
+
+    def _update_info(self, info: models.ParticipantInfo) -> None:
+        self._info = info
+
+    @property
+    def track_publications(self) -> Mapping[str, TrackPublication]:
+        """Publications of this participant by track sid."""
+        raise NotImplementedError
+
+    @property
+    def sid(self) -> str:
+        """Server-assigned participant id ("PA_...")."""
+        return str(self._info.sid)
+
+    @property
+    def identity(self) -> str:
+        """Identity from the access token."""
+        return str(self._info.identity)
+
+    @property
+    def name(self) -> str:
+        """Display name."""
+        return str(self._info.name)
+
+    @property
+    def metadata(self) -> str:
+        """Application metadata string."""
+        return str(self._info.metadata)
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        """Application key/value attributes."""
+        return dict(self._info.attributes)
+
+    @property
+    def kind(self) -> int:
+        """Participant kind (0 standard, 1 ingress, 2 egress, 3 sip, 4 agent)."""
+        return int(self._info.kind)
+
+    @property
+    def state(self) -> int:
+        """Participant state (0 joining, 1 joined, 2 active, 3 disconnected)."""
+        return int(self._info.state)
+
+    @property
+    def joined_at(self) -> datetime.datetime | None:
+        """When the participant joined, or None if unknown."""
+        if not self._info.joined_at:
+            return None
+        return datetime.datetime.fromtimestamp(self._info.joined_at, tz=datetime.timezone.utc)
+
+    @property
+    def disconnect_reason(self) -> Optional[int]:
+        """A ``DisconnectReason`` once the participant left, else None."""
+        reason = int(self._info.disconnect_reason)
+        return reason or None
+
+    # -- followers: VideoStream.from_participant ---------------------------------
+
+    def _current_track_for_source(self, source: int) -> Optional[Track]:
+        for publication in self.track_publications.values():
+            if publication.source == source and publication.track is not None:
+                return publication.track
+        return None
+
+    def _add_follower(self, follower: _TrackFollower, source: int) -> None:
+        self._followers[follower] = source
+        track = self._current_track_for_source(source)
+        if track is not None:
+            follower._follow_attach(track)
+
+    def _remove_follower(self, follower: _TrackFollower) -> None:
+        self._followers.pop(follower, None)
+
+    def _track_available(self, track: Track, source: int) -> None:
+        for follower, wanted in list(self._followers.items()):
+            if wanted == source:
+                follower._follow_attach(track)
+
+    def _track_gone(self, track: Track, source: int) -> None:
+        for follower, wanted in list(self._followers.items()):
+            if wanted == source:
+                follower._follow_detach(track)
+
+    def _end_followers(self) -> None:
+        followers = list(self._followers)
+        self._followers.clear()
+        for follower in followers:
+            follower._follow_end()
+
+
+class LocalParticipant(Participant):
+    """This client in the room; publishes tracks."""
+
+    def __init__(self, info: models.ParticipantInfo, room: Room) -> None:
+        super().__init__(info)
+        self._room = room
+        self._track_publications: dict[str, LocalTrackPublication] = {}
+
+    @property
+    def track_publications(self) -> Mapping[str, LocalTrackPublication]:
+        """Tracks this client published, by track sid."""
+        return self._track_publications
+
+    async def publish_track(
+        self, track: LocalVideoTrack, options: TrackPublishOptions = TrackPublishOptions()
+    ) -> LocalTrackPublication:
+        """Publish ``track`` and return its publication once the server accepted it.
+
+        Raises PublishTrackError if the room is not connected or the server refuses.
+        """
+        if not isinstance(track, LocalVideoTrack):
+            raise ValueError(f"expected a LocalVideoTrack, got {type(track).__name__}")
+        if not isinstance(options, TrackPublishOptions):
+            raise ValueError(f"expected options to be a TrackPublishOptions, got {type(options).__name__}")
+        for existing in self._track_publications.values():
+            if existing.track is track:
+                raise PublishTrackError(f"track {track.name!r} is already published as {existing.sid}")
+        return await self._room._publish_track(track, options)
+
+    async def unpublish_track(self, track_sid: str) -> None:
+        """Stop publishing the track with sid ``track_sid``."""
+        if track_sid not in self._track_publications:
+            raise ValueError(
+                f"expected the sid of a published track (one of {sorted(self._track_publications)}), got {track_sid!r}"
+            )
+        await self._room._unpublish_track(track_sid)
+
+    def __repr__(self) -> str:
+        return f"rtc.LocalParticipant(sid={self.sid}, identity={self.identity}, name={self.name})"
+
+
+class RemoteParticipant(Participant):
+    """Another participant in the room."""
+
+    def __init__(self, info: models.ParticipantInfo) -> None:
+        super().__init__(info)
+        self._track_publications: dict[str, RemoteTrackPublication] = {}
+
+    @property
+    def track_publications(self) -> Mapping[str, RemoteTrackPublication]:
+        """Tracks this participant published, by track sid."""
+        return self._track_publications
+
+    def __repr__(self) -> str:
+        return f"rtc.RemoteParticipant(sid={self.sid}, identity={self.identity}, name={self.name})"

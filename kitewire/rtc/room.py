@@ -1,0 +1,496 @@
+"""Room: a connection to a LiveKit room, with livekit.rtc's events and properties."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Coroutine, Literal, Mapping, Optional
+
+from livekit.protocol import models
+
+from kitewire.engine import EngineError, PublishedVideo, RtcEngine, VideoPublishPipeline, VideoReceivePipeline
+from kitewire.frames import VideoCodec
+
+from ._types import (
+    ConnectError,
+    ConnectionState,
+    DisconnectReason,
+    PublishTrackError,
+    RoomOptions,
+    TrackPublishOptions,
+    UnpublishTrackError,
+)
+from .event_emitter import EventEmitter
+from .participant import LocalParticipant, Participant, RemoteParticipant
+from .track import LocalVideoTrack, RemoteVideoTrack
+from .track_publication import LocalTrackPublication, RemoteTrackPublication
+
+logger = logging.getLogger("kitewire.rtc")
+
+EventTypes = Literal[
+    "participant_connected",
+    "participant_disconnected",
+    "local_track_published",
+    "local_track_unpublished",
+    "local_track_subscribed",
+    "track_published",
+    "track_unpublished",
+    "track_subscribed",
+    "track_unsubscribed",
+    "track_subscription_failed",
+    "track_muted",
+    "track_unmuted",
+    "room_metadata_changed",
+    "participant_metadata_changed",
+    "participant_name_changed",
+    "connection_state_changed",
+    "connected",
+    "disconnected",
+    "reconnecting",
+    "reconnected",
+    "room_updated",
+]
+
+_DEFAULT_CONNECT_TIMEOUT = 5.0
+_CODEC_NAMES = {int(VideoCodec.VP8): "VP8", int(VideoCodec.H264): "H264"}
+
+
+class Room(EventEmitter[EventTypes]):
+    """A LiveKit room: connect with a URL and token, then publish and receive video.
+
+    Events (``@room.on(name)``), with livekit.rtc's argument orders:
+    participant_connected(participant), participant_disconnected(participant),
+    local_track_published(publication, track), local_track_unpublished(publication),
+    track_published(publication, participant), track_unpublished(publication, participant),
+    track_subscribed(track, publication, participant),
+    track_unsubscribed(track, publication, participant),
+    track_muted(participant, publication), track_unmuted(participant, publication),
+    connection_state_changed(state), connected(), disconnected(reason).
+    """
+
+    def __init__(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
+        super().__init__()
+        self._loop = loop
+        self._engine: RtcEngine | None = None
+        self._info = models.Room()
+        self._local_participant: LocalParticipant | None = None
+        self._remote_participants: dict[str, RemoteParticipant] = {}
+        self._connection_state: int = ConnectionState.CONN_DISCONNECTED
+        self._options = RoomOptions()
+        # subscribed media that arrived before the participant update announcing it
+        self._unclaimed_videos: dict[str, tuple[str, VideoReceivePipeline]] = {}
+        self._publish_pipelines: dict[str, VideoPublishPipeline] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- properties --------------------------------------------------------------
+
+    @property
+    async def sid(self) -> str:
+        """The room's server-assigned sid (awaitable, as in livekit.rtc)."""
+        if not self._info.sid and self._connection_state == ConnectionState.CONN_DISCONNECTED:
+            raise RuntimeError("cannot get the sid of a room that is not connected")
+        return str(self._info.sid)
+
+    @property
+    def name(self) -> str:
+        """The room's name."""
+        return str(self._info.name)
+
+    @property
+    def metadata(self) -> str:
+        """The room's metadata."""
+        return str(self._info.metadata)
+
+    @property
+    def num_participants(self) -> int:
+        """Participants in the room, as last reported by the server."""
+        return int(self._info.num_participants)
+
+    @property
+    def local_participant(self) -> LocalParticipant:
+        """This client's participant; raises before connect."""
+        if self._local_participant is None:
+            raise Exception("cannot access local participant before connecting")
+        return self._local_participant
+
+    @property
+    def remote_participants(self) -> Mapping[str, RemoteParticipant]:
+        """Other participants by identity."""
+        return self._remote_participants
+
+    @property
+    def connection_state(self) -> int:
+        """A ``ConnectionState``."""
+        return self._connection_state
+
+    def isconnected(self) -> bool:
+        """True while connected to the server."""
+        return self._engine is not None and self._connection_state != ConnectionState.CONN_DISCONNECTED
+
+    def on(self, event: EventTypes, callback: Optional[Callable[..., Any]] = None) -> Callable[..., Any]:
+        """Register a callback for a room event (see the class docstring)."""
+        return super().on(event, callback)
+
+    # -- connect / disconnect ----------------------------------------------------
+
+    async def connect(self, url: str, token: str, options: RoomOptions = RoomOptions()) -> None:
+        """Join the room at ``url`` with ``token``. Raises ConnectError on failure."""
+        if not isinstance(url, str) or not url.startswith(("ws://", "wss://", "http://", "https://")):
+            raise ValueError(f"expected a ws://, wss://, http:// or https:// URL, got {url!r}")
+        if not isinstance(token, str) or not token:
+            raise ValueError(f"expected a non-empty access token string, got {token!r}")
+        if not isinstance(options, RoomOptions):
+            raise ValueError(f"expected options to be a RoomOptions, got {type(options).__name__}")
+        if options.e2ee is not None or options.encryption is not None:
+            raise ValueError("expected e2ee/encryption to be None: kitewire has no end-to-end encryption")
+        if self.isconnected():
+            raise ConnectError("the room is already connected")
+        self._options = options
+        engine = RtcEngine(_EngineEvents(self))
+        timeout = options.connect_timeout or _DEFAULT_CONNECT_TIMEOUT
+        try:
+            join = await engine.connect(url, token, auto_subscribe=options.auto_subscribe, timeout=timeout)
+        except EngineError as exc:
+            raise ConnectError(str(exc)) from None
+        self._engine = engine
+        self._info = join.room
+        self._local_participant = LocalParticipant(join.participant, self)
+        self._remote_participants = {}
+        for info in join.other_participants:
+            participant = RemoteParticipant(info)
+            self._remote_participants[participant.identity] = participant
+            for track_info in info.tracks:
+                publication = RemoteTrackPublication(track_info, self, participant.sid)
+                participant._track_publications[publication.sid] = publication
+        self._set_state(ConnectionState.CONN_CONNECTED)
+        self.emit("connected")
+
+    async def disconnect(self, *, reason: int = DisconnectReason.CLIENT_INITIATED) -> None:
+        """Leave the room. Streams on its tracks end. Safe to call when not connected."""
+        engine = self._engine
+        if engine is None or self._connection_state == ConnectionState.CONN_DISCONNECTED:
+            return
+        await engine.disconnect(reason)
+        # engine.disconnect reports through on_disconnected; this covers a lost race
+        self._on_disconnected(reason)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _set_state(self, state: int) -> None:
+        if state != self._connection_state:
+            self._connection_state = state
+            self.emit("connection_state_changed", state)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- publishing (called by LocalParticipant) ---------------------------------
+
+    async def _publish_track(self, track: LocalVideoTrack, options: TrackPublishOptions) -> LocalTrackPublication:
+        engine = self._engine
+        if engine is None or not self.isconnected():
+            raise PublishTrackError("cannot publish a track: the room is not connected")
+        source = track.source
+        encoding = options.video_encoding
+        try:
+            published: PublishedVideo = await engine.publish_video(
+                cid=track._cid,
+                name=track.name,
+                source=int(options.source),
+                width=source.width,
+                height=source.height,
+                codec=_CODEC_NAMES[int(options.video_codec)],
+                simulcast=bool(options.simulcast),
+                max_bitrate=int(encoding.max_bitrate) if encoding else 0,
+                max_framerate=float(encoding.max_framerate) if encoding else 0.0,
+            )
+        except EngineError as exc:
+            raise PublishTrackError(str(exc)) from None
+        publication = LocalTrackPublication(published.info, track)
+        track._sid = publication.sid
+        pipeline = published.pipeline
+        pipeline.muted = track.muted
+        self._publish_pipelines[publication.sid] = pipeline
+        track._fanout.add(pipeline)
+
+        def on_mute_changed(muted: bool) -> None:
+            pipeline.muted = muted
+            if self._engine is not None and self.isconnected():
+                self._spawn(self._engine.mute_track(publication.sid, muted))
+
+        track._mute_listener = on_mute_changed
+        local = self.local_participant
+        local._track_publications[publication.sid] = publication
+        self.emit("local_track_published", publication, track)
+        local._track_available(track, publication.source)
+        return publication
+
+    async def _unpublish_track(self, track_sid: str) -> None:
+        local = self.local_participant
+        publication = local._track_publications.get(track_sid)
+        if publication is None:
+            return
+        self._finish_local_publication(publication)
+        if self._engine is not None:
+            try:
+                await self._engine.unpublish_video(track_sid)
+            except EngineError as exc:
+                raise UnpublishTrackError(str(exc)) from None
+
+    def _finish_local_publication(self, publication: LocalTrackPublication) -> None:
+        local = self.local_participant
+        if local._track_publications.pop(publication.sid, None) is None:
+            return
+        pipeline = self._publish_pipelines.pop(publication.sid, None)
+        track = publication.track
+        if track is not None:
+            if pipeline is not None:
+                track._fanout.remove(pipeline)
+            track._mute_listener = None
+            local._track_gone(track, publication.source)
+        self.emit("local_track_unpublished", publication)
+        publication._track = None
+
+    # -- subscription requests (called by RemoteTrackPublication) ----------------
+
+    def _request_subscription(self, publication: RemoteTrackPublication, subscribed: bool) -> None:
+        engine = self._engine
+        if engine is None or not self.isconnected():
+            raise RuntimeError("cannot change a subscription: the room is not connected")
+        self._spawn(engine.update_subscription(publication.sid, subscribed))
+        if not subscribed:
+            self._spawn(engine.stop_remote_video(publication.sid))
+
+    def _request_video_quality(self, publication: RemoteTrackPublication, quality: int) -> None:
+        engine = self._engine
+        if engine is None or not self.isconnected():
+            raise RuntimeError("cannot change video quality: the room is not connected")
+        self._spawn(engine.update_track_settings(publication.sid, quality))
+
+    # -- engine events -----------------------------------------------------------
+
+    def _participant_by_sid(self, sid: str) -> RemoteParticipant | None:
+        for participant in self._remote_participants.values():
+            if participant.sid == sid:
+                return participant
+        return None
+
+    def _find_remote_publication(self, track_sid: str) -> tuple[RemoteParticipant, RemoteTrackPublication] | None:
+        for participant in self._remote_participants.values():
+            publication = participant._track_publications.get(track_sid)
+            if publication is not None:
+                return participant, publication
+        return None
+
+    def _on_participant_update(self, participants: list[models.ParticipantInfo]) -> None:
+        """Engine callback: the server's ParticipantUpdate."""
+        local = self._local_participant
+        for info in participants:
+            if local is not None and (info.sid == local.sid or info.identity == local.identity):
+                if info.state != models.ParticipantInfo.DISCONNECTED:
+                    local._update_info(info)
+                continue
+            if info.state == models.ParticipantInfo.DISCONNECTED:
+                self._remove_participant(info)
+            else:
+                self._update_participant(info)
+
+    def _update_participant(self, info: models.ParticipantInfo) -> None:
+        participant = self._remote_participants.get(info.identity)
+        if participant is None:
+            participant = RemoteParticipant(info)
+            self._remote_participants[participant.identity] = participant
+            self.emit("participant_connected", participant)
+        else:
+            old_metadata, old_name = participant.metadata, participant.name
+            participant._update_info(info)
+            if old_metadata != participant.metadata:
+                self.emit("participant_metadata_changed", participant, old_metadata, participant.metadata)
+            if old_name != participant.name:
+                self.emit("participant_name_changed", participant, old_name, participant.name)
+        announced = {track.sid: track for track in info.tracks}
+        for sid in [sid for sid in participant._track_publications if sid not in announced]:
+            self._remove_publication(participant, sid)
+        for sid, track_info in announced.items():
+            publication = participant._track_publications.get(sid)
+            if publication is None:
+                publication = RemoteTrackPublication(track_info, self, participant.sid)
+                participant._track_publications[sid] = publication
+                self.emit("track_published", publication, participant)
+                unclaimed = self._unclaimed_videos.pop(sid, None)
+                if unclaimed is not None:
+                    self._attach_remote_video(participant, publication, unclaimed[1])
+                continue
+            was_muted = publication.muted
+            publication._update_info(track_info)
+            if publication.track is not None:
+                publication.track._muted = publication.muted
+            if publication.muted != was_muted:
+                self.emit("track_muted" if publication.muted else "track_unmuted", participant, publication)
+
+    def _remove_publication(self, participant: RemoteParticipant, track_sid: str) -> None:
+        publication = participant._track_publications.get(track_sid)
+        if publication is None:
+            return
+        self._detach_remote_video(participant, publication)
+        participant._track_publications.pop(track_sid, None)
+        self.emit("track_unpublished", publication, participant)
+        if self._engine is not None:
+            self._spawn(self._engine.stop_remote_video(track_sid))
+
+    def _remove_participant(self, info: models.ParticipantInfo) -> None:
+        participant = self._remote_participants.get(info.identity)
+        if participant is None or (info.sid and participant.sid != info.sid):
+            return
+        for sid in list(participant._track_publications):
+            self._remove_publication(participant, sid)
+        participant._update_info(info)
+        del self._remote_participants[info.identity]
+        participant._end_followers()
+        self.emit("participant_disconnected", participant)
+
+    def _attach_remote_video(
+        self, participant: RemoteParticipant, publication: RemoteTrackPublication, pipeline: VideoReceivePipeline
+    ) -> None:
+        if publication.track is not None:
+            self._detach_remote_video(participant, publication)
+        track = RemoteVideoTrack(publication.sid, publication.name)
+        track._muted = publication.muted
+        pipeline.on_frame = track._fanout.push
+        publication._track = track
+        publication._subscribed = True
+        participant._track_available(track, publication.source)
+        self.emit("track_subscribed", track, publication, participant)
+
+    def _detach_remote_video(self, participant: RemoteParticipant, publication: RemoteTrackPublication) -> None:
+        track = publication.track
+        publication._subscribed = False
+        if track is None:
+            return
+        publication._track = None
+        participant._track_gone(track, publication.source)
+        track._end()
+        self.emit("track_unsubscribed", track, publication, participant)
+
+    def _on_remote_video(self, track_sid: str, participant_sid: str, pipeline: VideoReceivePipeline) -> None:
+        """Engine callback: media of a subscribed track started arriving."""
+        found = self._find_remote_publication(track_sid)
+        if found is None:
+            self._unclaimed_videos[track_sid] = (participant_sid, pipeline)
+            return
+        participant, publication = found
+        self._attach_remote_video(participant, publication, pipeline)
+
+    def _on_remote_video_ended(self, track_sid: str) -> None:
+        """Engine callback: we no longer receive ``track_sid``."""
+        self._unclaimed_videos.pop(track_sid, None)
+        found = self._find_remote_publication(track_sid)
+        if found is not None:
+            self._detach_remote_video(*found)
+
+    def _on_local_track_unpublished(self, track_sid: str) -> None:
+        """Engine callback: the server unpublished one of our tracks."""
+        if self._local_participant is None:
+            return
+        publication = self._local_participant._track_publications.get(track_sid)
+        if publication is not None:
+            self._finish_local_publication(publication)
+            if self._engine is not None:
+                self._spawn(self._engine.unpublish_video(track_sid))
+
+    def _on_local_track_subscribed(self, track_sid: str) -> None:
+        """Engine callback: someone subscribed to one of our tracks."""
+        if self._local_participant is None:
+            return
+        publication = self._local_participant._track_publications.get(track_sid)
+        if publication is None:
+            return
+        if not publication._first_subscription.done():
+            publication._first_subscription.set_result(None)
+        self.emit("local_track_subscribed", publication.track)
+
+    def _on_track_mute_requested(self, track_sid: str, muted: bool) -> None:
+        """Engine callback: the server asks us to (un)mute a published track."""
+        if self._local_participant is None:
+            return
+        publication = self._local_participant._track_publications.get(track_sid)
+        if publication is not None and publication.track is not None:
+            publication.track._set_muted(muted)
+            publication._info.muted = muted
+            self.emit("track_muted" if muted else "track_unmuted", self._local_participant, publication)
+
+    def _on_room_update(self, room: models.Room) -> None:
+        """Engine callback: room metadata or counters changed."""
+        old_metadata = self.metadata
+        self._info = room
+        if old_metadata != self.metadata:
+            self.emit("room_metadata_changed", old_metadata, self.metadata)
+        self.emit("room_updated")
+
+    def _on_disconnected(self, reason: int) -> None:
+        """Engine callback: the session ended (we left, the server closed, or it failed)."""
+        if self._connection_state == ConnectionState.CONN_DISCONNECTED:
+            return
+        for participant in list(self._remote_participants.values()):
+            for publication in participant._track_publications.values():
+                track = publication.track
+                if track is not None:
+                    publication._track = None
+                    publication._subscribed = False
+                    participant._track_gone(track, publication.source)
+                    track._end()
+            participant._end_followers()
+        self._unclaimed_videos.clear()
+        if self._local_participant is not None:
+            self._local_participant._info.disconnect_reason = reason  # type: ignore[assignment]
+            for sid, pipeline in list(self._publish_pipelines.items()):
+                local_publication = self._local_participant._track_publications.get(sid)
+                local_track = local_publication.track if local_publication is not None else None
+                if local_track is not None:
+                    local_track._fanout.remove(pipeline)
+                    local_track._mute_listener = None
+            self._publish_pipelines.clear()
+            self._local_participant._end_followers()
+        self._set_state(ConnectionState.CONN_DISCONNECTED)
+        self.emit("disconnected", reason)
+
+    def __repr__(self) -> str:
+        return f"rtc.Room(name={self.name}, connection_state={ConnectionState.Name(self._connection_state)})"
+
+
+class _EngineEvents:
+    """Forwards the engine's callbacks to a Room's private handlers."""
+
+    def __init__(self, room: Room) -> None:
+        self._room = room
+
+    def on_participant_update(self, participants: list[models.ParticipantInfo]) -> None:
+        self._room._on_participant_update(participants)
+
+    def on_remote_video(self, track_sid: str, participant_sid: str, pipeline: VideoReceivePipeline) -> None:
+        self._room._on_remote_video(track_sid, participant_sid, pipeline)
+
+    def on_remote_video_ended(self, track_sid: str) -> None:
+        self._room._on_remote_video_ended(track_sid)
+
+    def on_local_track_unpublished(self, track_sid: str) -> None:
+        self._room._on_local_track_unpublished(track_sid)
+
+    def on_local_track_subscribed(self, track_sid: str) -> None:
+        self._room._on_local_track_subscribed(track_sid)
+
+    def on_track_mute_requested(self, track_sid: str, muted: bool) -> None:
+        self._room._on_track_mute_requested(track_sid, muted)
+
+    def on_room_update(self, room: models.Room) -> None:
+        self._room._on_room_update(room)
+
+    def on_disconnected(self, reason: int) -> None:
+        self._room._on_disconnected(reason)
+
+
+__all__ = ["Room", "EventTypes", "Participant"]

@@ -1,0 +1,83 @@
+"""VideoSource: where an application hands frames to be published."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from kitewire.frames import VideoFrame, VideoRotation
+
+from ._fanout import FrameFanout
+
+_ROTATIONS = (0, 1, 2, 3)
+
+
+def _copy_frame(frame: VideoFrame) -> VideoFrame:
+    # the application may reuse its buffer right after capture_frame returns, while the
+    # encoder thread and streams still read this frame; a private copy keeps both safe
+    return VideoFrame(frame.width, frame.height, frame.type, bytearray(frame.data))
+
+
+class VideoSource:
+    """A producer of video frames for a :class:`LocalVideoTrack`.
+
+    ``capture_frame`` accepts a :class:`VideoFrame` of any buffer type. Frames reach
+    the publish pipeline (which encodes them in a worker thread) and any
+    :class:`VideoStream` opened on a local track made from this source.
+    """
+
+    def __init__(self, width: int, height: int, *, is_screencast: bool = False) -> None:
+        for label, value in (("width", width), ("height", height)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"expected {label} to be a positive int, got {value!r}")
+        self._width = width
+        self._height = height
+        self._is_screencast = bool(is_screencast)
+        self._fanout = FrameFanout()
+        self._closed = False
+
+    @property
+    def width(self) -> int:
+        """Width the source was created with (the published track's nominal width)."""
+        return self._width
+
+    @property
+    def height(self) -> int:
+        """Height the source was created with (the published track's nominal height)."""
+        return self._height
+
+    @property
+    def is_screencast(self) -> bool:
+        """Whether the content is a screen capture."""
+        return self._is_screencast
+
+    def capture_frame(
+        self,
+        frame: VideoFrame,
+        *,
+        timestamp_us: int = 0,
+        rotation: int = VideoRotation.VIDEO_ROTATION_0,
+        metadata: Any | None = None,
+    ) -> None:
+        """Hand one frame to everything consuming this source.
+
+        ``timestamp_us`` is the capture time in microseconds; 0 stamps the frame with
+        the current wall-clock time. Receivers get it back unchanged, as they get
+        ``rotation``. The frame is copied, so the caller may reuse its buffer.
+        """
+        if not isinstance(frame, VideoFrame):
+            raise ValueError(f"expected a kitewire VideoFrame, got {type(frame).__name__}")
+        if isinstance(timestamp_us, bool) or not isinstance(timestamp_us, int) or timestamp_us < 0:
+            raise ValueError(f"expected timestamp_us to be a non-negative int, got {timestamp_us!r}")
+        if int(rotation) not in _ROTATIONS:
+            raise ValueError(f"expected rotation to be a VideoRotation (0..3), got {rotation!r}")
+        if self._closed or not self._fanout.has_sinks:
+            return
+        if timestamp_us == 0:
+            timestamp_us = time.time_ns() // 1000
+        self._fanout.push(_copy_frame(frame), timestamp_us, int(rotation))
+
+    async def aclose(self) -> None:
+        """Stop the source: local streams on it end and later frames are ignored."""
+        self._closed = True
+        self._fanout.end()

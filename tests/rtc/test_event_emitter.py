@@ -1,0 +1,50 @@
+"""rtc.EventEmitter: livekit's on/once/off/emit behaviour."""
+
+from __future__ import annotations
+
+import pytest
+
+from kitewire import rtc
+
+
+def test_on_decorator_and_argument_truncation() -> None:
+    emitter: rtc.EventEmitter[str] = rtc.EventEmitter()
+    calls: list[tuple[object, ...]] = []
+
+    @emitter.on("track_subscribed")
+    def all_args(track: object, publication: object, participant: object) -> None:
+        calls.append((track, publication, participant))
+
+    @emitter.on("track_subscribed")
+    def first_only(track: object) -> None:
+        calls.append((track,))
+
+    emitter.emit("track_subscribed", "t", "p", "who")
+    assert calls == [("t", "p", "who"), ("t",)]
+
+
+def test_once_off_and_failing_callback_does_not_stop_others() -> None:
+    emitter: rtc.EventEmitter[str] = rtc.EventEmitter()
+    seen: list[str] = []
+    emitter.once("x", lambda value: seen.append(f"once:{value}"))
+
+    def broken(value: str) -> None:
+        raise RuntimeError("boom")
+
+    emitter.on("x", broken)
+    keep = emitter.on("x", lambda value: seen.append(f"on:{value}"))
+    emitter.emit("x", "a")
+    emitter.emit("x", "b")
+    emitter.off("x", keep)
+    emitter.emit("x", "c")
+    assert seen == ["once:a", "on:a", "on:b"]
+
+
+def test_async_callback_is_refused() -> None:
+    emitter: rtc.EventEmitter[str] = rtc.EventEmitter()
+
+    async def handler() -> None:
+        return None
+
+    with pytest.raises(ValueError, match="synchronous"):
+        emitter.on("connected", handler)
