@@ -233,7 +233,43 @@ def build_rtp_packet(
     Uses the one-byte form (RFC 8285) when every id is 1..14 and every value is
     1..16 bytes, else the two-byte form.
     """
-    raise NotImplementedError
+    b0 = 0x80
+    ext_block = b""
+    if extensions:
+        ext_block = _build_extension_block(extensions)
+        b0 |= 0x10
+    header = struct.pack(
+        "!BBHII",
+        b0,
+        (0x80 if marker else 0) | (payload_type & 0x7F),
+        sequence_number & 0xFFFF,
+        timestamp & 0xFFFFFFFF,
+        ssrc & 0xFFFFFFFF,
+    )
+    return b"".join((header, ext_block, bytes(payload)))
+
+
+def _build_extension_block(extensions: dict[int, bytes]) -> bytes:
+    one_byte = all(1 <= i <= 14 and 1 <= len(v) <= 16 for i, v in extensions.items())
+    parts: list[bytes] = []
+    if one_byte:
+        for ext_id, value in extensions.items():
+            parts.append(bytes(((ext_id << 4) | (len(value) - 1),)))
+            parts.append(value)
+        profile = _ONE_BYTE_PROFILE
+    else:
+        for ext_id, value in extensions.items():
+            if not 1 <= ext_id <= 255 or len(value) > 255:
+                raise ValueError(
+                    f"RTP extension id 1..255 with value <= 255 bytes expected, "
+                    f"got id {ext_id} with {len(value)} bytes"
+                )
+            parts.append(bytes((ext_id, len(value))))
+            parts.append(value)
+        profile = _TWO_BYTE_PROFILE
+    body = b"".join(parts)
+    body += b"\x00" * (-len(body) % 4)
+    return struct.pack("!HH", profile, len(body) // 4) + body
 
 
 def set_ssrc(packet: bytearray, ssrc: int) -> None:
@@ -269,7 +305,19 @@ def rewrite_extension_id(packet: bytearray, old_id: int, new_id: int) -> bool:
     Works for both one-byte and two-byte forms; in the one-byte form ``new_id``
     must be 1..14.
     """
-    raise NotImplementedError
+    loc = _locate_extension(packet, old_id)
+    if loc is None:
+        return False
+    header_pos, _, _, two_byte = loc
+    if two_byte:
+        if not 1 <= new_id <= 255:
+            raise ValueError(f"two-byte extension id 1..255 expected, got {new_id}")
+        packet[header_pos] = new_id
+    else:
+        if not 1 <= new_id <= 14:
+            raise ValueError(f"one-byte extension id 1..14 expected, got {new_id}")
+        packet[header_pos] = (new_id << 4) | (packet[header_pos] & 0x0F)
+    return True
 
 
 def remove_extension(packet: bytearray, ext_id: int) -> bool:
@@ -279,7 +327,14 @@ def remove_extension(packet: bytearray, ext_id: int) -> bool:
     bytes, which receivers skip), so this stays O(1) and allocation-free.
     Returns False if the extension is absent.
     """
-    raise NotImplementedError
+    loc = _locate_extension(packet, ext_id)
+    if loc is None:
+        return False
+    header_pos, value_pos, size, _ = loc
+    # Zero bytes are padding in both RFC 8285 forms, so the element vanishes
+    # for any receiver without moving the payload.
+    packet[header_pos : value_pos + size] = bytes(value_pos + size - header_pos)
+    return True
 
 
 def set_extension(packet: bytearray, ext_id: int, value: bytes) -> bool:
@@ -288,13 +343,59 @@ def set_extension(packet: bytearray, ext_id: int, value: bytes) -> bool:
     Returns False when the extension is absent or has a different length (the
     caller then rebuilds the packet with :func:`build_rtp_packet`).
     """
-    raise NotImplementedError
+    loc = _locate_extension(packet, ext_id)
+    if loc is None:
+        return False
+    _, value_pos, size, _ = loc
+    if size != len(value):
+        return False
+    packet[value_pos : value_pos + size] = value
+    return True
+
+
+def _locate_extension(
+    packet: bytearray | bytes, ext_id: int
+) -> tuple[int, int, int, bool] | None:
+    """Find an extension element: (element start, value start, value size, two_byte)."""
+    length = len(packet)
+    if length < 12 or not packet[0] & 0x10:
+        return None
+    pos = 12 + (packet[0] & 0x0F) * 4
+    if pos + 4 > length:
+        return None
+    profile, words = struct.unpack_from("!HH", packet, pos)
+    pos += 4
+    end = min(pos + words * 4, length)
+    if profile == _ONE_BYTE_PROFILE:
+        while pos < end:
+            b = packet[pos]
+            if b == 0:
+                pos += 1
+                continue
+            current = b >> 4
+            if current == 15:
+                return None
+            size = (b & 0x0F) + 1
+            if current == ext_id:
+                return (pos, pos + 1, size, False) if pos + 1 + size <= end else None
+            pos += 1 + size
+    elif profile & _TWO_BYTE_PROFILE_MASK == _TWO_BYTE_PROFILE:
+        while pos + 1 < end:
+            current = packet[pos]
+            if current == 0:
+                pos += 1
+                continue
+            size = packet[pos + 1]
+            if current == ext_id:
+                return (pos, pos + 2, size, True) if pos + 2 + size <= end else None
+            pos += 2 + size
+    return None
 
 
 # --- header extension value codecs ----------------------------------------
 
-_NTP_FRACTION: Final = 1 << 32
 _US_PER_SECOND: Final = 1_000_000
+_ROTATION_TO_CVO: Final = {0: 0, 90: 1, 180: 2, 270: 3}
 
 
 def encode_abs_capture_time(
@@ -306,49 +407,105 @@ def encode_abs_capture_time(
     >= 0 that fits in 32 bits of seconds round-trips exactly through
     :func:`decode_abs_capture_time`. The optional clock offset is a signed Q32.32.
     """
-    raise NotImplementedError
+    if not isinstance(ntp_time_us, int) or ntp_time_us < 0:
+        raise ValueError(f"abs-capture-time: integer microseconds >= 0 expected, got {ntp_time_us!r}")
+    seconds, micros = divmod(ntp_time_us, _US_PER_SECOND)
+    if seconds >= 1 << 32:
+        raise ValueError(
+            f"abs-capture-time: at most {(1 << 32) * _US_PER_SECOND - 1} microseconds, got {ntp_time_us}"
+        )
+    # Rounding to nearest makes the decode (also rounding) its exact inverse,
+    # because one microsecond spans ~4295 fraction units.
+    fraction = ((micros << 32) + _US_PER_SECOND // 2) // _US_PER_SECOND
+    value = struct.pack("!Q", (seconds << 32) + fraction)
+    if estimated_clock_offset_us is not None:
+        offset_q32 = _us_to_q32_signed(estimated_clock_offset_us)
+        value += struct.pack("!q", offset_q32)
+    return value
+
+
+def _us_to_q32_signed(us: int) -> int:
+    sign = -1 if us < 0 else 1
+    magnitude = abs(us)
+    seconds, micros = divmod(magnitude, _US_PER_SECOND)
+    q = (seconds << 32) + ((micros << 32) + _US_PER_SECOND // 2) // _US_PER_SECOND
+    if q >= 1 << 63:
+        raise ValueError(f"abs-capture-time clock offset out of range: {us} us")
+    return sign * q
+
+
+def _q32_to_us(q: int) -> int:
+    sign = -1 if q < 0 else 1
+    q = abs(q)
+    seconds = q >> 32
+    micros = ((q & 0xFFFFFFFF) * _US_PER_SECOND + (1 << 31)) >> 32
+    return sign * (seconds * _US_PER_SECOND + micros)
 
 
 def decode_abs_capture_time(value: bytes) -> tuple[int, int | None]:
     """Decode abs-capture-time -> (ntp_time_us, estimated_clock_offset_us or None)."""
-    raise NotImplementedError
+    if len(value) not in (8, 16):
+        raise ValueError(f"abs-capture-time: 8 or 16 bytes expected, got {len(value)}")
+    (ntp,) = struct.unpack_from("!Q", value, 0)
+    offset: int | None = None
+    if len(value) == 16:
+        (offset_q32,) = struct.unpack_from("!q", value, 8)
+        offset = _q32_to_us(offset_q32)
+    return _q32_to_us(ntp), offset
 
 
 def encode_video_orientation(rotation: int) -> bytes:
     """Encode the CVO byte (urn:3gpp:video-orientation) for rotation 0/90/180/270."""
-    raise NotImplementedError
+    try:
+        return bytes((_ROTATION_TO_CVO[rotation],))
+    except (KeyError, TypeError):
+        raise ValueError(f"video rotation 0, 90, 180 or 270 expected, got {rotation!r}") from None
 
 
 def decode_video_orientation(value: bytes) -> int:
     """Decode the CVO byte -> rotation in degrees (0, 90, 180 or 270)."""
-    raise NotImplementedError
+    if len(value) < 1:
+        raise ValueError("video-orientation: 1 byte expected, got 0")
+    # Low two bits are the rotation in 90 degree steps; camera and flip bits are ignored.
+    return (value[0] & 0x03) * 90
 
 
 def encode_abs_send_time(seconds: float) -> bytes:
     """Encode abs-send-time: 24-bit 6.18 fixed point seconds (wraps every 64 s)."""
-    raise NotImplementedError
+    fixed = int(round(seconds * (1 << 18))) & 0xFFFFFF
+    return fixed.to_bytes(3, "big")
 
 
 def decode_abs_send_time(value: bytes) -> float:
     """Decode abs-send-time -> seconds in [0, 64)."""
-    raise NotImplementedError
+    if len(value) != 3:
+        raise ValueError(f"abs-send-time: 3 bytes expected, got {len(value)}")
+    return int.from_bytes(value, "big") / (1 << 18)
 
 
 def encode_transport_cc(sequence_number: int) -> bytes:
     """Encode the transport-wide sequence number (16 bits)."""
-    raise NotImplementedError
+    return (sequence_number & 0xFFFF).to_bytes(2, "big")
 
 
 def decode_transport_cc(value: bytes) -> int:
     """Decode the transport-wide sequence number."""
-    raise NotImplementedError
+    if len(value) != 2:
+        raise ValueError(f"transport-cc sequence number: 2 bytes expected, got {len(value)}")
+    return int.from_bytes(value, "big")
 
 
 def encode_sdes_string(text: str) -> bytes:
     """Encode a mid / rid / repaired-rid extension value (ASCII, 1..16 bytes)."""
-    raise NotImplementedError
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
+        raise ValueError(f"mid/rid: ASCII text expected, got {text!r}") from None
+    if not 1 <= len(raw) <= 16:
+        raise ValueError(f"mid/rid: 1..16 characters expected, got {len(raw)} ({text!r})")
+    return raw
 
 
 def decode_sdes_string(value: bytes) -> str:
     """Decode a mid / rid extension value (trailing NULs stripped)."""
-    raise NotImplementedError
+    return bytes(value).rstrip(b"\x00").decode("ascii", errors="replace")
