@@ -1,0 +1,288 @@
+"""Forwarding media between participants: uptracks (what a publisher sends)
+and downtracks (what one subscriber receives of one uptrack).
+
+Packets arrive from ``kitewire.transport`` as raw bytes with a parsed header,
+are rewritten by an ``RtpRewriter`` per downtrack and sent with the
+subscriber's ``RtpSender``. Nothing is decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Callable
+
+from livekit.protocol import models as pb_models
+
+from kitewire.transport import Codec, RtpHeader, RtpReceiver, RtpSender, Transceiver
+from kitewire.transport import rtp as rtp_ext
+
+from .forwarder import RtpRewriter, SentPacketCache
+
+if TYPE_CHECKING:
+    from .participant import Participant
+
+__all__ = ["PublishedTrack", "DownTrack", "RID_TO_LAYER", "quality_to_layer"]
+
+logger = logging.getLogger("kitewire.server")
+
+#: livekit's simulcast rids, lowest first; the index is the VideoQuality value.
+RID_TO_LAYER: dict[str, int] = {"q": 0, "h": 1, "f": 2}
+
+# A layer is considered live when it had a packet this recently (seconds).
+_LAYER_LIVE_SECONDS = 1.0
+# At most one keyframe request per layer per this many seconds (PLI storms hurt publishers).
+_KEYFRAME_REQUEST_INTERVAL = 0.5
+# Extensions copied from the publisher's packets to the subscriber's.
+_FORWARDED_EXTENSIONS = (rtp_ext.URI_VIDEO_ORIENTATION, rtp_ext.URI_ABS_CAPTURE_TIME)
+
+
+def quality_to_layer(quality: int) -> int:
+    """VideoQuality LOW/MEDIUM/HIGH -> layer index 0/1/2."""
+    return max(0, min(2, quality))
+
+
+class PublishedTrack:
+    """One track a participant publishes, with the subscribers it feeds."""
+
+    def __init__(self, publisher: "Participant", info: pb_models.TrackInfo, transceiver: Transceiver | None) -> None:
+        self.publisher = publisher
+        self.info = info
+        self.transceiver = transceiver
+        self.downtracks: dict[str, DownTrack] = {}  # subscriber sid -> downtrack
+        self._layer_ssrc: dict[int, int] = {}
+        self._layer_last_seen: dict[int, float] = {}
+        self._last_keyframe_request: dict[int, float] = {}
+        self._pt_to_codec: dict[int, Codec] = {}
+        self.codec: Codec | None = None
+        self.packets_received = 0
+        self.closed = False
+        if transceiver is not None:
+            self.bind(transceiver)
+
+    @property
+    def sid(self) -> str:
+        """The track sid (``TR_...``)."""
+        return self.info.sid
+
+    @property
+    def kind(self) -> str:
+        """"video" or "audio"."""
+        return "audio" if self.info.type == pb_models.AUDIO else "video"
+
+    @property
+    def receiver(self) -> RtpReceiver | None:
+        """The publisher-side receiver, once media is bound."""
+        return self.transceiver.receiver if self.transceiver is not None else None
+
+    def bind(self, transceiver: Transceiver) -> None:
+        """Attach the publisher's m-line carrying this track and start receiving."""
+        self.transceiver = transceiver
+        codecs = [c for c in transceiver.codecs if not c.mime_type.lower().endswith(("/rtx", "/red", "/ulpfec"))]
+        self._pt_to_codec = {c.payload_type: c for c in transceiver.codecs if c.payload_type is not None}
+        if codecs:
+            self.codec = codecs[0]
+            self.info.mime_type = codecs[0].mime_type
+        if transceiver.mid is not None:
+            self.info.mid = transceiver.mid
+        transceiver.receiver.on_rtp = self.on_rtp
+
+    def layer_of(self, header: RtpHeader) -> int:
+        """The simulcast layer index of a packet (0 when not simulcast)."""
+        rid = header.rid
+        if not rid:
+            return 0
+        layer = RID_TO_LAYER.get(rid)
+        if layer is not None:
+            return layer
+        receiver = self.receiver
+        if receiver is not None and rid in receiver.rids:
+            return receiver.rids.index(rid)
+        return 0
+
+    @property
+    def simulcast(self) -> bool:
+        """True when more than one layer was announced or seen."""
+        return len(self._layer_ssrc) > 1 or len(self.info.layers) > 1
+
+    def live_layers(self, now: float) -> list[int]:
+        """Layers with recent packets, lowest first."""
+        return sorted(layer for layer, seen in self._layer_last_seen.items() if now - seen < _LAYER_LIVE_SECONDS)
+
+    def on_rtp(self, packet: bytes, header: RtpHeader) -> None:
+        """Per-packet callback from the transport: fan out to every downtrack."""
+        if self.closed:
+            return
+        layer = self.layer_of(header)
+        now = time.monotonic()
+        self._layer_ssrc[layer] = header.ssrc
+        self._layer_last_seen[layer] = now
+        self.packets_received += 1
+        if self.codec is None or header.payload_type not in self._pt_to_codec:
+            codec = self._pt_to_codec.get(header.payload_type)
+            if codec is None:
+                return
+            self.codec = codec
+        for downtrack in list(self.downtracks.values()):
+            try:
+                downtrack.forward(layer, packet, header, now)
+            except Exception:  # one broken subscriber must not stop the others
+                logger.exception("forwarding to %s failed", downtrack.subscriber.identity)
+
+    def request_keyframe(self, layer: int | None = None) -> bool:
+        """Ask the publisher for a keyframe on ``layer`` (rate-limited); True if sent."""
+        receiver = self.receiver
+        if receiver is None or self.kind != "video":
+            return False
+        now = time.monotonic()
+        layers = [layer] if layer is not None and layer in self._layer_ssrc else list(self._layer_ssrc)
+        sent = False
+        for one in layers:
+            if now - self._last_keyframe_request.get(one, 0.0) < _KEYFRAME_REQUEST_INTERVAL:
+                continue
+            self._last_keyframe_request[one] = now
+            try:
+                receiver.request_keyframe(self._layer_ssrc[one])
+                sent = True
+            except Exception:
+                logger.debug("keyframe request failed", exc_info=True)
+        return sent
+
+    def select_layer(self, desired: int, now: float) -> int:
+        """The layer to send a subscriber who wants ``desired``: the best live one not above it."""
+        live = self.live_layers(now)
+        if not live:
+            return desired if self.simulcast else 0
+        below = [layer for layer in live if layer <= desired]
+        return max(below) if below else min(live)
+
+    def layer_for_size(self, width: int, height: int) -> int:
+        """Smallest announced layer at least ``width``x``height`` (highest if none is)."""
+        layers = sorted(self.info.layers, key=lambda layer: layer.width * layer.height)
+        if not layers:
+            return 2
+        for layer in layers:
+            if layer.width >= width and layer.height >= height:
+                return quality_to_layer(layer.quality)
+        return quality_to_layer(layers[-1].quality)
+
+    def close(self) -> None:
+        """Stop receiving; downtracks are removed by the room."""
+        self.closed = True
+        if self.transceiver is not None:
+            self.transceiver.receiver.on_rtp = None
+
+
+class DownTrack:
+    """What one subscriber receives of one published track."""
+
+    def __init__(
+        self,
+        track: PublishedTrack,
+        subscriber: "Participant",
+        transceiver: Transceiver,
+        *,
+        is_ready: Callable[[], bool],
+    ) -> None:
+        self.track = track
+        self.subscriber = subscriber
+        self.transceiver = transceiver
+        self.sender: RtpSender = transceiver.sender
+        self._is_ready = is_ready
+        mime = track.codec.mime_type if track.codec is not None else track.info.mime_type or "video/VP8"
+        self._needs_keyframe = track.kind == "video"
+        self.rewriter = RtpRewriter(
+            mime,
+            clock_rate=track.codec.clock_rate if track.codec else 90000,
+            requires_keyframe=self._needs_keyframe,
+        )
+        self.desired_layer = 2
+        self.disabled = False
+        self.cache = SentPacketCache()
+        self.packets_sent = 0
+        self._out_pt: int | None = None
+        self._ext_out: dict[str, int] = {}
+        self.sender.on_nack = self._on_nack
+        self.sender.on_keyframe_request = self._on_keyframe_request
+
+    def _resolve_payload_type(self) -> int | None:
+        codec = self.track.codec
+        if codec is None:
+            return None
+        wanted = codec.mime_type.lower()
+        for candidate in self.transceiver.codecs:
+            if candidate.mime_type.lower() == wanted and candidate.payload_type is not None:
+                return candidate.payload_type
+        return None
+
+    def forward(self, layer: int, packet: bytes, header: RtpHeader, now: float) -> None:
+        """Forward one publisher packet if it belongs to the layer this subscriber gets."""
+        if self.disabled or not self._is_ready():
+            return
+        if self._out_pt is None:
+            self._out_pt = self._resolve_payload_type()
+            if self._out_pt is None:
+                return
+            self._ext_out = dict(self.sender.header_extensions)
+        rewriter = self.rewriter
+        target = self.track.select_layer(self.desired_layer, now)
+        if rewriter.target_layer != target:
+            rewriter.target_layer = target
+            self.track.request_keyframe(target)
+        payload = memoryview(packet)[header.payload_offset : header.payload_end]
+        result = rewriter.rewrite(layer, header.sequence_number, header.timestamp, payload, now)
+        if result is None:
+            return
+        extensions: dict[str, bytes] = {}
+        if header.extensions:
+            in_ids = self.track.receiver.header_extensions if self.track.receiver is not None else {}
+            for uri in _FORWARDED_EXTENSIONS:
+                in_id = in_ids.get(uri)
+                if in_id is not None and in_id in header.extensions and uri in self._ext_out:
+                    extensions[uri] = header.extensions[in_id]
+        out = self.sender.build_packet(
+            bytes(result.payload),
+            payload_type=self._out_pt,
+            sequence_number=result.sequence_number,
+            timestamp=result.timestamp,
+            marker=header.marker,
+            extensions=extensions or None,
+        )
+        self.sender.send_rtp(out)
+        self.cache.add(result.sequence_number, out, now)
+        self.packets_sent += 1
+
+    def _on_nack(self, media_ssrc: int, lost: list[int]) -> None:
+        now = time.monotonic()
+        for seq in lost:
+            packet = self.cache.get(seq, now)
+            if packet is not None:
+                self.sender.send_rtp(packet)
+
+    def _on_keyframe_request(self, media_ssrc: int) -> None:
+        layer = self.rewriter.current_layer
+        self.track.request_keyframe(layer if layer is not None else self.rewriter.target_layer)
+
+    def set_desired_layer(self, layer: int) -> None:
+        """Change the wanted layer; the switch happens at the next keyframe of it."""
+        self.desired_layer = quality_to_layer(layer)
+        target = self.track.select_layer(self.desired_layer, time.monotonic())
+        if target != self.rewriter.current_layer:
+            self.rewriter.target_layer = target
+            self.track.request_keyframe(target)
+
+    def maintain(self, now: float) -> None:
+        """Periodic work: re-target when layers come and go, re-ask for keyframes while waiting."""
+        if self.disabled or not self._is_ready():
+            return
+        target = self.track.select_layer(self.desired_layer, now)
+        if target != self.rewriter.target_layer:
+            self.rewriter.target_layer = target
+        if self._needs_keyframe and self.rewriter.waiting_for_keyframe:
+            self.track.request_keyframe(self.rewriter.target_layer)
+
+    def close(self) -> None:
+        """Detach from the sender's feedback callbacks."""
+        self.sender.on_nack = None
+        self.sender.on_keyframe_request = None
+        self.cache.clear()

@@ -1,0 +1,720 @@
+"""One participant's session on the server: its signal connection, its two
+PeerConnections (publisher: client offers; subscriber: server offers), the
+tracks it publishes and the downtracks it receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Awaitable, Literal
+
+from livekit.protocol import models as pb_models
+from livekit.protocol import rtc as pb_rtc
+
+from kitewire.signal.connection import ServerSignalConnection, SignalProtocolError
+from kitewire.signal.join import PROTOCOL_VERSION, JoinParams
+from kitewire.signal.token import AccessClaims
+from kitewire.transport import Codec, DataChannel, IceCandidateInit, PeerConnection, Transceiver
+
+from .events import log_event
+from .ids import PARTICIPANT_PREFIX, TRACK_PREFIX, new_id
+from .media import DownTrack, PublishedTrack, quality_to_layer
+
+if TYPE_CHECKING:
+    from .room import Room
+    from .server import Server
+
+__all__ = ["Participant"]
+
+logger = logging.getLogger("kitewire.server")
+
+PUBLISHER = pb_rtc.SignalTarget.PUBLISHER
+SUBSCRIBER = pb_rtc.SignalTarget.SUBSCRIBER
+_DATA_LABELS = ("_reliable", "_lossy")
+
+
+class Participant:
+    """A joined client. Created by the server after the token checked out."""
+
+    def __init__(
+        self,
+        server: "Server",
+        room: "Room",
+        claims: AccessClaims,
+        params: JoinParams,
+        connection: ServerSignalConnection,
+    ) -> None:
+        self.server = server
+        self.room = room
+        self.connection = connection
+        self.sid = new_id(PARTICIPANT_PREFIX)
+        self.identity = claims.identity
+        self.name = claims.name
+        self.metadata = claims.metadata
+        self.attributes = dict(claims.attributes)
+        self.grant = claims.video
+        self.kind = claims.kind
+        self.join_request = params.join_request
+        self.auto_subscribe = params.auto_subscribe
+        self.client_info = params.join_request.client_info
+        self.joined_at = time.time()
+        self.state: int = pb_models.ParticipantInfo.JOINING
+        self.version = 0
+        self.published: dict[str, PublishedTrack] = {}
+        self.pending_tracks: dict[str, pb_models.TrackInfo] = {}  # cid -> info, waiting for media
+        self.subscriptions: dict[str, DownTrack] = {}
+        self.publisher_pc: PeerConnection | None = None
+        self.subscriber_pc: PeerConnection | None = None
+        self._subscriber_channels: dict[str, DataChannel] = {}
+        self._publisher_channels: list[DataChannel] = []
+        self._awaiting_answer = False
+        self._renegotiate = False
+        self._negotiation_task: asyncio.Task[None] | None = None
+        self._offer_id = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._early_publisher_candidates: list[IceCandidateInit] = []
+        self._primary_connected = asyncio.Event()
+        self.closed = False
+        self.close_reason = ""
+
+    # ----- state -----
+
+    @property
+    def hidden(self) -> bool:
+        """Hidden participants (recorders) are not announced to others."""
+        return self.grant.hidden
+
+    @property
+    def can_publish(self) -> bool:
+        """Whether the token allows publishing media."""
+        return self.grant.can_publish
+
+    @property
+    def can_subscribe(self) -> bool:
+        """Whether the token allows subscribing."""
+        return self.grant.can_subscribe
+
+    @property
+    def subscriber_primary(self) -> bool:
+        """Subscriber PC is the one the client waits for (livekit's rule: when it may subscribe)."""
+        return self.can_subscribe and self.server.media_available
+
+    def info(self) -> pb_models.ParticipantInfo:
+        """This participant as others see it."""
+        info = pb_models.ParticipantInfo()
+        info.sid = self.sid
+        info.identity = self.identity
+        info.name = self.name
+        info.metadata = self.metadata
+        info.state = self.state  # type: ignore[assignment]
+        info.joined_at = int(self.joined_at)
+        info.joined_at_ms = int(self.joined_at * 1000)
+        info.version = self.version
+        info.is_publisher = bool(self.published)
+        for key, value in self.attributes.items():
+            info.attributes[key] = value
+        permission = info.permission
+        permission.can_subscribe = self.grant.can_subscribe
+        permission.can_publish = self.grant.can_publish
+        permission.can_publish_data = self.grant.can_publish_data
+        permission.hidden = self.grant.hidden
+        permission.can_update_metadata = self.grant.can_update_own_metadata
+        for track in self.published.values():
+            info.tracks.append(track.info)
+        return info
+
+    def _bump(self) -> pb_models.ParticipantInfo:
+        self.version += 1
+        return self.info()
+
+    async def send(self, response: pb_rtc.SignalResponse) -> bool:
+        """Send one SignalResponse; False when the connection is gone."""
+        if self.closed and response.WhichOneof("message") != "leave":
+            return False
+        return await self.connection.send(response)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        async def runner() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("participant %s: background task failed", self.identity)
+
+        task = asyncio.get_running_loop().create_task(runner())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ----- join -----
+
+    async def start(self) -> None:
+        """Send the JoinResponse, answer an embedded publisher offer, offer the subscriber PC."""
+        response = pb_rtc.SignalResponse()
+        join = response.join
+        join.room.CopyFrom(self.room.info())
+        self.state = pb_models.ParticipantInfo.JOINED
+        join.participant.CopyFrom(self._bump())
+        for other in self.room.others(self):
+            if not other.hidden:
+                join.other_participants.append(other.info())
+        from kitewire import __version__
+
+        join.server_version = __version__
+        join.server_info.edition = pb_models.ServerInfo.Standard
+        join.server_info.version = __version__
+        join.server_info.protocol = PROTOCOL_VERSION
+        join.server_info.node_id = self.server.node_id
+        join.subscriber_primary = self.subscriber_primary
+        join.ping_interval = self.server.config.ping_interval
+        join.ping_timeout = self.server.config.ping_timeout
+        for mime in ("video/VP8", "video/H264", "audio/opus"):
+            join.enabled_publish_codecs.append(pb_models.Codec(mime=mime))
+        await self.send(response)
+        if not self.hidden:
+            await self.room.broadcast_update([self.info()], exclude=self)
+
+        if self.server.media_available:
+            if self.join_request.HasField("publisher_offer") and self.join_request.publisher_offer.sdp:
+                await self._handle_publisher_offer(self.join_request.publisher_offer)
+            if self.can_subscribe:
+                self._create_subscriber_pc()
+                if self.auto_subscribe:
+                    for other in self.room.others(self):
+                        for track in list(other.published.values()):
+                            self.subscribe(track)
+                self.request_negotiation()
+            self._spawn(self._watch_connection())
+
+    async def _watch_connection(self) -> None:
+        """Remove a participant whose primary PeerConnection never connects."""
+        try:
+            await asyncio.wait_for(self._primary_connected.wait(), self.server.config.ice_connect_timeout)
+        except asyncio.TimeoutError:
+            if not self.closed and self._primary_pc() is not None:
+                await self.close("ICE did not connect in time", pb_models.CONNECTION_TIMEOUT)
+
+    def _primary_pc(self) -> PeerConnection | None:
+        return self.subscriber_pc if self.subscriber_primary else self.publisher_pc
+
+    # ----- peer connections -----
+
+    def _new_pc(self, target: int) -> PeerConnection:
+        pc = self.server.new_peer_connection()
+
+        def on_candidate(candidate: IceCandidateInit | None) -> None:
+            if candidate is None or not candidate.candidate:
+                return
+            message = pb_rtc.SignalResponse()
+            message.trickle.candidateInit = candidate.to_json()
+            message.trickle.target = target  # type: ignore[assignment]
+            self._spawn(self.send(message))
+
+        def on_state(state: str) -> None:
+            if state == "connected":
+                if pc is self._primary_pc():
+                    self._primary_connected.set()
+                    if self.state != pb_models.ParticipantInfo.ACTIVE:
+                        self.state = pb_models.ParticipantInfo.ACTIVE
+                        if not self.hidden:
+                            self._spawn(self.room.broadcast_update([self._bump()], exclude=self))
+                if pc is self.subscriber_pc:
+                    for down in self.subscriptions.values():
+                        down.track.request_keyframe()
+            elif state == "failed" and not self.closed:
+                which = "publisher" if target == PUBLISHER else "subscriber"
+                self._spawn(self.close(f"{which} ICE connection failed", pb_models.MEDIA_FAILURE))
+
+        pc.on_ice_candidate = on_candidate
+        pc.on_connection_state_change = on_state
+        return pc
+
+    def _create_subscriber_pc(self) -> None:
+        pc = self._new_pc(SUBSCRIBER)
+        self.subscriber_pc = pc
+        # livekit clients receive other participants' data on channels the server opens.
+        self._subscriber_channels["_reliable"] = pc.create_data_channel("_reliable", ordered=True)
+        self._subscriber_channels["_lossy"] = pc.create_data_channel("_lossy", ordered=False, max_retransmits=0)
+
+    def _ensure_publisher_pc(self) -> PeerConnection:
+        if self.publisher_pc is None:
+            pc = self._new_pc(PUBLISHER)
+            pc.on_data_channel = self._on_publisher_data_channel
+            self.publisher_pc = pc
+        return self.publisher_pc
+
+    async def _handle_publisher_offer(self, offer: pb_rtc.SessionDescription) -> None:
+        pc = self._ensure_publisher_pc()
+        await pc.set_remote_description(offer.sdp, "offer")
+        for candidate in self._early_publisher_candidates:
+            with contextlib.suppress(ValueError):
+                await pc.add_ice_candidate(candidate)
+        self._early_publisher_candidates.clear()
+        sdp = await pc.create_answer()
+        response = pb_rtc.SignalResponse()
+        response.answer.type = "answer"
+        response.answer.sdp = sdp
+        response.answer.id = offer.id
+        await self.send(response)
+        await self._sync_published_tracks(pc)
+
+    async def _handle_subscriber_answer(self, answer: pb_rtc.SessionDescription) -> None:
+        pc = self.subscriber_pc
+        if pc is None or not self._awaiting_answer:
+            logger.debug("participant %s: unexpected subscriber answer ignored", self.identity)
+            return
+        await pc.set_remote_description(answer.sdp, "answer")
+        self._awaiting_answer = False
+        if self._renegotiate:
+            self.request_negotiation()
+
+    def request_negotiation(self) -> None:
+        """Offer the subscriber PC again once the current offer is answered (changes coalesce)."""
+        if self.subscriber_pc is None or self.closed:
+            return
+        if self._awaiting_answer or (self._negotiation_task is not None and not self._negotiation_task.done()):
+            self._renegotiate = True
+            return
+        self._negotiation_task = asyncio.get_running_loop().create_task(self._negotiate())
+
+    async def _negotiate(self) -> None:
+        # Let every change made in the current event-loop turn land in one offer.
+        await asyncio.sleep(0)
+        pc = self.subscriber_pc
+        if pc is None or self.closed:
+            return
+        self._renegotiate = False
+        try:
+            sdp = await pc.create_offer()
+        except Exception:
+            logger.exception("participant %s: subscriber offer failed", self.identity)
+            return
+        self._offer_id += 1
+        self._awaiting_answer = True
+        response = pb_rtc.SignalResponse()
+        response.offer.type = "offer"
+        response.offer.sdp = sdp
+        response.offer.id = self._offer_id
+        for down in self.subscriptions.values():
+            if down.transceiver.mid is not None:
+                response.offer.mid_to_track_id[down.transceiver.mid] = down.track.sid
+        await self.send(response)
+
+    # ----- publishing -----
+
+    async def _handle_add_track(self, request: pb_rtc.AddTrackRequest) -> None:
+        if not self.can_publish:
+            await self._refuse_request("add_track", request.cid, "token does not allow publishing (canPublish=false)")
+            return
+        sources = self.grant.can_publish_sources
+        source_name = pb_models.TrackSource.Name(request.source).lower()
+        if sources and source_name not in sources:
+            await self._refuse_request("add_track", request.cid, f"token does not allow publishing source {source_name}")
+            return
+        if not request.cid:
+            await self._refuse_request("add_track", "", "add_track: expected a cid, got ''")
+            return
+        info = pb_models.TrackInfo()
+        info.sid = request.sid or new_id(TRACK_PREFIX)
+        info.type = request.type
+        info.name = request.name
+        info.muted = request.muted
+        info.width = request.width
+        info.height = request.height
+        info.source = request.source
+        info.simulcast = len(request.layers) > 1
+        info.layers.extend(request.layers)
+        info.stream = request.stream
+        info.encryption = request.encryption
+        for codec in request.simulcast_codecs:
+            if codec.codec:
+                entry = info.codecs.add()
+                entry.mime_type = codec.codec if "/" in codec.codec else f"video/{codec.codec}"
+                entry.layers.extend(codec.layers or request.layers)
+        self.pending_tracks[request.cid] = info
+        response = pb_rtc.SignalResponse()
+        response.track_published.cid = request.cid
+        response.track_published.track.CopyFrom(info)
+        await self.send(response)
+
+    async def _refuse_request(self, what: str, detail: str, reason: str) -> None:
+        log_event("refused", level=logging.WARNING, room=self.room.name, identity=self.identity, request=what, reason=reason)
+        response = pb_rtc.SignalResponse()
+        response.request_response.reason = pb_rtc.RequestResponse.NOT_ALLOWED
+        response.request_response.message = f"{reason} ({detail})" if detail else reason
+        await self.send(response)
+
+    @staticmethod
+    def _remote_sends(transceiver: Transceiver) -> bool:
+        return not transceiver.stopped and transceiver.current_direction in ("recvonly", "sendrecv")
+
+    async def _sync_published_tracks(self, pc: PeerConnection) -> None:
+        """After a publisher negotiation: bind new sending m-lines, unpublish stopped ones."""
+        bound = {id(track.transceiver) for track in self.published.values()}
+        newly: list[PublishedTrack] = []
+        for transceiver in pc.transceivers:
+            if id(transceiver) in bound or not self._remote_sends(transceiver):
+                continue
+            info = self._match_pending(transceiver)
+            if info is None:
+                if transceiver.remote_track_id:
+                    logger.debug("participant %s: m-line %s without add_track", self.identity, transceiver.mid)
+                continue
+            if not self.can_publish:
+                continue
+            track = PublishedTrack(self, info, transceiver)
+            self.published[info.sid] = track
+            newly.append(track)
+            log_event(
+                "publish",
+                room=self.room.name,
+                identity=self.identity,
+                track=info.sid,
+                kind=track.kind,
+                mime=info.mime_type,
+                simulcast=track.simulcast,
+                mid=info.mid,
+            )
+        gone = [t for t in self.published.values() if t.transceiver is not None and not self._remote_sends(t.transceiver)]
+        for track in gone:
+            await self.unpublish(track.sid, broadcast=False)
+        if newly or gone:
+            await self.room.broadcast_update([self._bump()], exclude=self)
+            for track in newly:
+                for other in self.room.others(self):
+                    if other.auto_subscribe and other.can_subscribe and not other.closed:
+                        other.subscribe(track)
+
+    def _match_pending(self, transceiver: Transceiver) -> pb_models.TrackInfo | None:
+        track_id = transceiver.remote_track_id
+        if track_id and track_id in self.pending_tracks:
+            return self.pending_tracks.pop(track_id)
+        wanted = pb_models.AUDIO if transceiver.kind == "audio" else pb_models.VIDEO
+        for cid, info in self.pending_tracks.items():
+            if info.type == wanted:
+                return self.pending_tracks.pop(cid)
+        return None
+
+    async def unpublish(self, track_sid: str, *, broadcast: bool = True) -> None:
+        """Stop forwarding a published track and remove it from every subscriber."""
+        track = self.published.pop(track_sid, None)
+        if track is None:
+            return
+        track.close()
+        for down in list(track.downtracks.values()):
+            down.subscriber.unsubscribe(track_sid)
+        log_event("unpublish", room=self.room.name, identity=self.identity, track=track_sid)
+        if broadcast:
+            await self.room.broadcast_update([self._bump()], exclude=self)
+
+    # ----- subscribing -----
+
+    def _subscriber_ready(self, transceiver: Transceiver) -> bool:
+        pc = self.subscriber_pc
+        return (
+            pc is not None
+            and pc.connection_state == "connected"
+            and transceiver.current_direction in ("sendonly", "sendrecv")
+        )
+
+    def subscribe(self, track: PublishedTrack) -> None:
+        """Add a downtrack for ``track`` and renegotiate the subscriber PC."""
+        pc = self.subscriber_pc
+        if pc is None or self.closed or track.sid in self.subscriptions or track.publisher is self:
+            return
+        codec = track.codec
+        codecs = None
+        if codec is not None:
+            codecs = [Codec(codec.mime_type, codec.clock_rate, codec.channels, codec.fmtp, None, codec.rtcp_feedback)]
+        kind: Literal["audio", "video"] = "audio" if track.kind == "audio" else "video"
+        transceiver = pc.add_transceiver(
+            kind,
+            "sendonly",
+            codecs=codecs,
+            stream_id=f"{track.publisher.sid}|{track.sid}",
+            track_id=track.sid,
+        )
+        down = DownTrack(track, self, transceiver, is_ready=lambda: self._subscriber_ready(transceiver))
+        track.downtracks[self.sid] = down
+        self.subscriptions[track.sid] = down
+        log_event("subscribe", room=self.room.name, identity=self.identity, track=track.sid, publisher=track.publisher.identity)
+        if len(track.downtracks) == 1:
+            notice = pb_rtc.SignalResponse()
+            notice.track_subscribed.track_sid = track.sid
+            self._spawn(track.publisher.send(notice))
+        self.request_negotiation()
+
+    def unsubscribe(self, track_sid: str) -> None:
+        """Remove the downtrack for ``track_sid`` and renegotiate."""
+        down = self.subscriptions.pop(track_sid, None)
+        if down is None:
+            return
+        down.track.downtracks.pop(self.sid, None)
+        down.close()
+        with contextlib.suppress(Exception):
+            down.transceiver.stop()
+        log_event("unsubscribe", room=self.room.name, identity=self.identity, track=track_sid)
+        self.request_negotiation()
+
+    def _find_track(self, track_sid: str) -> PublishedTrack | None:
+        for other in self.room.others(self):
+            track = other.published.get(track_sid)
+            if track is not None:
+                return track
+        return None
+
+    def _handle_subscription(self, request: pb_rtc.UpdateSubscription) -> None:
+        sids = list(request.track_sids)
+        for participant_tracks in request.participant_tracks:
+            sids.extend(participant_tracks.track_sids)
+        for sid in sids:
+            if request.subscribe:
+                if not self.can_subscribe:
+                    log_event("refused", level=logging.WARNING, room=self.room.name, identity=self.identity,
+                              request="subscribe", reason="token does not allow subscribing")
+                    continue
+                track = self._find_track(sid)
+                if track is not None:
+                    self.subscribe(track)
+            else:
+                self.unsubscribe(sid)
+
+    def _handle_track_setting(self, setting: pb_rtc.UpdateTrackSettings) -> None:
+        for sid in setting.track_sids:
+            down = self.subscriptions.get(sid)
+            if down is None:
+                continue
+            down.disabled = setting.disabled or setting.quality == pb_models.OFF
+            if setting.width > 0 or setting.height > 0:
+                layer = down.track.layer_for_size(setting.width, setting.height)
+            else:
+                layer = quality_to_layer(setting.quality)
+            down.set_desired_layer(layer)
+
+    # ----- data -----
+
+    def _on_publisher_data_channel(self, channel: DataChannel) -> None:
+        self._publisher_channels.append(channel)
+        label = channel.label
+
+        def on_message(data: bytes | str) -> None:
+            self._on_data(label, data.encode("utf-8") if isinstance(data, str) else data)
+
+        channel.on_message = on_message
+
+    def _on_data(self, label: str, data: bytes) -> None:
+        if label not in _DATA_LABELS:
+            return
+        packet = pb_models.DataPacket()
+        try:
+            packet.ParseFromString(data)
+        except Exception:
+            logger.info("participant %s: undecodable data packet (%d bytes) dropped", self.identity, len(data))
+            return
+        if not self.grant.can_publish_data:
+            log_event("refused", level=logging.WARNING, room=self.room.name, identity=self.identity,
+                      request="data", reason="token does not allow publishing data (canPublishData=false)")
+            return
+        kind = packet.WhichOneof("value")
+        if kind in ("speaker", "transcription", "metrics") :
+            return
+        destinations = set(packet.destination_identities)
+        packet.participant_identity = self.identity
+        packet.participant_sid = self.sid
+        if kind == "user":
+            packet.user.participant_identity = self.identity
+            packet.user.participant_sid = self.sid
+            destinations.update(packet.user.destination_identities)
+        payload = packet.SerializeToString()
+        for other in self.room.others(self):
+            if destinations and other.identity not in destinations:
+                continue
+            other.send_data(label, payload)
+
+    def send_data(self, label: str, payload: bytes) -> None:
+        """Deliver a data packet on the subscriber PC's channel ``label``."""
+        channel = self._subscriber_channels.get(label)
+        if channel is None:
+            return
+        try:
+            if channel.ready_state == "open":
+                channel.send(payload)
+        except (ConnectionError, NotImplementedError):
+            pass
+
+    # ----- the signal loop -----
+
+    async def run(self) -> None:
+        """Handle signal requests until the client leaves or the connection drops."""
+        reason = "signal connection closed"
+        code = pb_models.SIGNAL_CLOSE
+        try:
+            while not self.closed:
+                try:
+                    request = await self.connection.receive(timeout=float(self.server.config.ping_timeout))
+                except asyncio.TimeoutError:
+                    reason, code = "no ping within ping_timeout", pb_models.SIGNAL_CLOSE
+                    break
+                except SignalProtocolError as exc:
+                    log_event("refused", level=logging.WARNING, room=self.room.name, identity=self.identity,
+                              request="signal", reason=str(exc))
+                    reason, code = f"bad signal message: {exc}", pb_models.STATE_MISMATCH
+                    break
+                if request is None:
+                    break
+                try:
+                    done = await self._dispatch(request)
+                except ValueError as exc:
+                    log_event("refused", level=logging.WARNING, room=self.room.name, identity=self.identity,
+                              request=request.WhichOneof("message") or "unknown", reason=str(exc))
+                    reason, code = f"bad request: {exc}", pb_models.STATE_MISMATCH
+                    break
+                except NotImplementedError as exc:
+                    logger.warning("participant %s: %s not available: %s", self.identity, request.WhichOneof("message"), exc)
+                    continue
+                if done:
+                    reason, code = "client left", pb_models.CLIENT_INITIATED
+                    break
+        except asyncio.CancelledError:
+            reason, code = "server stopping", pb_models.SERVER_SHUTDOWN
+            raise
+        finally:
+            await self.close(reason, code, notify_client=code not in (pb_models.CLIENT_INITIATED, pb_models.SIGNAL_CLOSE))
+
+    async def _dispatch(self, request: pb_rtc.SignalRequest) -> bool:
+        """Handle one request; True when the client asked to leave."""
+        kind = request.WhichOneof("message")
+        if kind == "offer":
+            if not self.server.media_available:
+                raise NotImplementedError("media transport")
+            await self._handle_publisher_offer(request.offer)
+        elif kind == "answer":
+            await self._handle_subscriber_answer(request.answer)
+        elif kind == "trickle":
+            await self._handle_trickle(request.trickle)
+        elif kind == "add_track":
+            await self._handle_add_track(request.add_track)
+        elif kind == "mute":
+            await self._handle_mute(request.mute)
+        elif kind == "subscription":
+            self._handle_subscription(request.subscription)
+        elif kind == "track_setting":
+            self._handle_track_setting(request.track_setting)
+        elif kind == "update_layers":
+            track = self.published.get(request.update_layers.track_sid)
+            if track is not None:
+                del track.info.layers[:]
+                track.info.layers.extend(request.update_layers.layers)
+        elif kind == "leave":
+            return True
+        elif kind == "ping":
+            response = pb_rtc.SignalResponse()
+            response.pong = request.ping
+            await self.send(response)
+        elif kind == "ping_req":
+            response = pb_rtc.SignalResponse()
+            response.pong_resp.last_ping_timestamp = request.ping_req.timestamp
+            response.pong_resp.timestamp = int(time.time() * 1000)
+            await self.send(response)
+        elif kind == "update_metadata":
+            await self._handle_update_metadata(request.update_metadata)
+        # sync_state, simulate, subscription_permission, ...: accepted and ignored.
+        return False
+
+    async def _handle_trickle(self, trickle: pb_rtc.TrickleRequest) -> None:
+        if not trickle.candidateInit:
+            return
+        candidate = IceCandidateInit.from_json(trickle.candidateInit)
+        if not candidate.candidate:
+            return
+        if trickle.target == SUBSCRIBER:
+            if self.subscriber_pc is not None:
+                await self.subscriber_pc.add_ice_candidate(candidate)
+        elif self.publisher_pc is None or self.publisher_pc.remote_description is None:
+            if len(self._early_publisher_candidates) < 64:
+                self._early_publisher_candidates.append(candidate)
+        else:
+            await self.publisher_pc.add_ice_candidate(candidate)
+
+    async def _handle_mute(self, mute: pb_rtc.MuteTrackRequest) -> None:
+        track = self.published.get(mute.sid)
+        info = track.info if track is not None else None
+        if info is None:
+            for pending in self.pending_tracks.values():
+                if pending.sid == mute.sid:
+                    info = pending
+        if info is None or info.muted == mute.muted:
+            return
+        info.muted = mute.muted
+        log_event("mute" if mute.muted else "unmute", room=self.room.name, identity=self.identity, track=mute.sid)
+        if track is not None:
+            await self.room.broadcast_update([self._bump()], exclude=self)
+
+    async def _handle_update_metadata(self, update: pb_rtc.UpdateParticipantMetadata) -> None:
+        if not self.grant.can_update_own_metadata:
+            await self._refuse_request("update_metadata", "", "token does not allow updating own metadata")
+            return
+        if update.name:
+            self.name = update.name
+        if update.metadata:
+            self.metadata = update.metadata
+        for key, value in update.attributes.items():
+            if value:
+                self.attributes[key] = value
+            else:
+                self.attributes.pop(key, None)
+        await self.room.broadcast_update([self._bump()])
+
+    # ----- leaving -----
+
+    async def close(self, reason: str, disconnect_reason: int = pb_models.UNKNOWN_REASON, *, notify_client: bool = True) -> None:
+        """Remove this participant: tell the client (optionally) and everyone else."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        if notify_client:
+            leave = pb_rtc.SignalResponse()
+            leave.leave.reason = disconnect_reason  # type: ignore[assignment]
+            leave.leave.action = pb_rtc.LeaveRequest.DISCONNECT
+            leave.leave.can_reconnect = False
+            await self.connection.send(leave)
+        if self.room.participants.get(self.identity) is self:
+            del self.room.participants[self.identity]
+        for track_sid in list(self.published):
+            await self.unpublish(track_sid, broadcast=False)
+        for track_sid in list(self.subscriptions):
+            self.unsubscribe(track_sid)
+        self.state = pb_models.ParticipantInfo.DISCONNECTED
+        if not self.hidden:
+            info = self._bump()
+            info.disconnect_reason = disconnect_reason  # type: ignore[assignment]
+            await self.room.broadcast_update([info])
+        log_event(
+            "leave",
+            room=self.room.name,
+            identity=self.identity,
+            sid=self.sid,
+            reason=reason,
+            code=pb_models.DisconnectReason.Name(disconnect_reason),
+        )
+        if self._negotiation_task is not None:
+            self._negotiation_task.cancel()
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        for pc in (self.publisher_pc, self.subscriber_pc):
+            if pc is not None:
+                with contextlib.suppress(Exception):
+                    await pc.close()
+        await self.connection.close(reason)
+        self.server.rooms.participant_left(self.room)
+
+    def maintain(self, now: float) -> None:
+        """Periodic per-participant work (called by the server's ticker)."""
+        for down in list(self.subscriptions.values()):
+            down.maintain(now)
+

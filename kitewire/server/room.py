@@ -1,0 +1,112 @@
+"""Rooms: who is in them, what they publish, and telling everyone about changes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Iterable
+
+from livekit.protocol import models as pb_models
+from livekit.protocol import rtc as pb_rtc
+
+from .events import log_event
+from .ids import ROOM_PREFIX, new_id
+
+if TYPE_CHECKING:
+    from .participant import Participant
+
+__all__ = ["Room", "RoomManager"]
+
+logger = logging.getLogger("kitewire.server")
+
+
+class Room:
+    """One room: its participants by identity, created on first join."""
+
+    def __init__(self, name: str, empty_timeout: float) -> None:
+        self.name = name
+        self.sid = new_id(ROOM_PREFIX)
+        self.created_at = time.time()
+        self.empty_timeout = empty_timeout
+        self.participants: dict[str, "Participant"] = {}
+        self.closed = False
+
+    def info(self) -> pb_models.Room:
+        """The Room protobuf sent in JoinResponse and RoomUpdate."""
+        room = pb_models.Room()
+        room.sid = self.sid
+        room.name = self.name
+        room.empty_timeout = int(self.empty_timeout)
+        room.creation_time = int(self.created_at)
+        room.creation_time_ms = int(self.created_at * 1000)
+        visible = [p for p in self.participants.values() if not p.hidden]
+        room.num_participants = len(visible)
+        room.num_publishers = sum(1 for p in visible if p.published)
+        return room
+
+    def others(self, participant: "Participant") -> list["Participant"]:
+        """Every participant except ``participant``."""
+        return [p for p in self.participants.values() if p is not participant]
+
+    async def broadcast_update(self, infos: Iterable[pb_models.ParticipantInfo], *, exclude: "Participant | None" = None) -> None:
+        """Send a ParticipantUpdate with ``infos`` to everyone but ``exclude``."""
+        infos = list(infos)
+        if not infos:
+            return
+        response = pb_rtc.SignalResponse()
+        response.update.participants.extend(infos)
+        await asyncio.gather(
+            *(p.send(response) for p in list(self.participants.values()) if p is not exclude),
+            return_exceptions=True,
+        )
+
+
+class RoomManager:
+    """All rooms of a server; closes a room ``empty_timeout`` after its last participant left."""
+
+    def __init__(self, empty_timeout: float) -> None:
+        self.empty_timeout = empty_timeout
+        self.rooms: dict[str, Room] = {}
+        self._close_tasks: dict[str, asyncio.Task[None]] = {}
+
+    def get_or_create(self, name: str) -> Room:
+        """The open room named ``name``, created when absent."""
+        task = self._close_tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+        room = self.rooms.get(name)
+        if room is None or room.closed:
+            room = Room(name, self.empty_timeout)
+            self.rooms[name] = room
+            log_event("room_created", room=name, sid=room.sid)
+        return room
+
+    def participant_left(self, room: Room) -> None:
+        """Schedule closing ``room`` if nobody is left in it."""
+        if room.participants or room.closed:
+            return
+        if room.name in self._close_tasks:
+            return
+        self._close_tasks[room.name] = asyncio.get_running_loop().create_task(self._close_later(room))
+
+    async def _close_later(self, room: Room) -> None:
+        try:
+            await asyncio.sleep(self.empty_timeout)
+        except asyncio.CancelledError:
+            return
+        self._close_tasks.pop(room.name, None)
+        if room.participants or self.rooms.get(room.name) is not room:
+            return
+        room.closed = True
+        del self.rooms[room.name]
+        log_event("room_closed", room=room.name, sid=room.sid)
+
+    async def close_all(self) -> None:
+        """Cancel pending closes and forget every room (participants are closed by the server)."""
+        for task in self._close_tasks.values():
+            task.cancel()
+        self._close_tasks.clear()
+        for room in self.rooms.values():
+            room.closed = True
+        self.rooms.clear()

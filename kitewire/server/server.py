@@ -1,0 +1,265 @@
+"""The embedded SFU: one aiohttp application serving LiveKit signalling
+(``/rtc``, ``/rtc/v1``, ``/rtc/validate``, ``/rtc/v1/validate``) and owning
+the rooms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+from livekit.protocol import models as pb_models
+
+from kitewire.signal.connection import MAX_SIGNAL_MESSAGE_BYTES, ServerSignalConnection
+from kitewire.signal.join import JoinParams, parse_join_request
+from kitewire.signal.token import AccessClaims, TokenError, verify_token
+from kitewire.transport import PeerConnection, PeerConnectionConfig
+
+from .config import ServerConfig
+from .events import log_event
+from .ids import new_id
+from .participant import Participant
+from .room import RoomManager
+
+__all__ = ["Server", "JoinRefused"]
+
+logger = logging.getLogger("kitewire.server")
+
+# How often the server re-checks layer choices and pending keyframe requests.
+_TICK_SECONDS = 0.25
+
+
+class JoinRefused(Exception):
+    """A join that must be answered with an HTTP error."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Server:
+    """A LiveKit-compatible SFU on one HTTP port.
+
+    Usage::
+
+        async with Server(ServerConfig.dev(port=0)) as server:
+            print(server.url)   # ws://127.0.0.1:<port>
+
+    ``start()``/``stop()`` may be used instead of the context manager.
+    """
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self.config = config if config is not None else ServerConfig.dev()
+        self.config.validate()
+        self.rooms = RoomManager(self.config.empty_timeout)
+        self.node_id = new_id("ND_")
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._port: int | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self._media_available: bool | None = None
+
+    # ----- lifecycle -----
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (after start)."""
+        if self._port is None:
+            raise RuntimeError("server not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port`` for clients (after start)."""
+        host = self.config.bind
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"ws://{host}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """``http://host:port`` (after start)."""
+        return "http" + self.url[2:]
+
+    async def start(self) -> None:
+        """Bind the port and start serving."""
+        if self._runner is not None:
+            return
+        app = web.Application()
+        app.router.add_get("/", self._handle_root)
+        app.router.add_get("/rtc", self._handle_rtc)
+        app.router.add_get("/rtc/v1", self._handle_rtc)
+        app.router.add_get("/rtc/validate", self._handle_validate)
+        app.router.add_get("/rtc/v1/validate", self._handle_validate)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.bind, self.config.port, shutdown_timeout=1.0)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        self._runner, self._site = runner, site
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self._port = sockets[0].getsockname()[1] if sockets else self.config.port
+        self._ticker = asyncio.get_running_loop().create_task(self._tick())
+        log_event("server_started", url=self.url, loopback_only=self.config.ice_loopback_only)
+
+    async def stop(self) -> None:
+        """Disconnect everyone (reason SERVER_SHUTDOWN), close rooms, release the port."""
+        if self._runner is None:
+            return
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        participants = [p for room in list(self.rooms.rooms.values()) for p in list(room.participants.values())]
+        await asyncio.gather(
+            *(p.close("server shutting down", pb_models.SERVER_SHUTDOWN) for p in participants),
+            return_exceptions=True,
+        )
+        for task in list(self._handlers):
+            task.cancel()
+        if self._handlers:
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self.rooms.close_all()
+        runner, self._runner, self._site = self._runner, None, None
+        await runner.cleanup()
+        log_event("server_stopped")
+
+    async def __aenter__(self) -> "Server":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def _tick(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(_TICK_SECONDS)
+                now = time.monotonic()
+                for room in list(self.rooms.rooms.values()):
+                    for participant in list(room.participants.values()):
+                        try:
+                            participant.maintain(now)
+                        except Exception:
+                            logger.exception("maintenance of %s failed", participant.identity)
+        except asyncio.CancelledError:
+            pass
+
+    # ----- media -----
+
+    @property
+    def media_available(self) -> bool:
+        """False when kitewire.transport cannot create PeerConnections (signalling still works)."""
+        if self._media_available is None:
+            try:
+                pc = PeerConnection(PeerConnectionConfig(loopback_only=True))
+            except NotImplementedError:
+                logger.warning("kitewire.transport.PeerConnection is not implemented: signalling only")
+                self._media_available = False
+            else:
+                self._media_available = True
+                self._spawn(pc.close())
+        return self._media_available
+
+    def new_peer_connection(self) -> PeerConnection:
+        """A server-side PeerConnection honouring the loopback setting (no STUN/TURN)."""
+        return PeerConnection(PeerConnectionConfig(loopback_only=self.config.ice_loopback_only, ice_servers=[]))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+
+    # ----- HTTP -----
+
+    async def _handle_root(self, request: web.Request) -> web.Response:
+        return web.Response(text="OK")
+
+    def _authorize(self, request: web.Request) -> tuple[JoinParams, AccessClaims]:
+        try:
+            params = parse_join_request(request.path, request.query, request.headers)
+        except ValueError as exc:
+            raise JoinRefused(400, str(exc)) from None
+        if not params.token:
+            raise JoinRefused(401, "missing access token (Authorization: Bearer or access_token)")
+        try:
+            claims = verify_token(params.token, self.config.keys)
+        except TokenError as exc:
+            raise JoinRefused(exc.status, f"invalid token: {exc.reason}") from None
+        if not claims.video.room_join:
+            raise JoinRefused(403, "permissions denied: token lacks video.roomJoin")
+        if not claims.video.room:
+            raise JoinRefused(403, "permissions denied: token names no room (video.room)")
+        if not claims.identity:
+            raise JoinRefused(401, "invalid token: no identity (sub)")
+        wanted_room = request.query.get("room")
+        if wanted_room and wanted_room != claims.video.room:
+            raise JoinRefused(403, f"permissions denied: token is for room {claims.video.room!r}, not {wanted_room!r}")
+        return params, claims
+
+    def _refusal(self, request: web.Request, refused: JoinRefused) -> web.Response:
+        log_event("refused", level=logging.WARNING, path=request.path, status=refused.status,
+                  reason=refused.reason, peer=request.remote or "")
+        return web.Response(status=refused.status, text=refused.reason)
+
+    async def _handle_validate(self, request: web.Request) -> web.Response:
+        try:
+            self._authorize(request)
+        except JoinRefused as refused:
+            return self._refusal(request, refused)
+        return web.Response(text="success")
+
+    async def _handle_rtc(self, request: web.Request) -> web.StreamResponse:
+        try:
+            params, claims = self._authorize(request)
+        except JoinRefused as refused:
+            return self._refusal(request, refused)
+        ws = web.WebSocketResponse(max_msg_size=MAX_SIGNAL_MESSAGE_BYTES, autoping=True)
+        if not ws.can_prepare(request).ok:
+            return self._refusal(request, JoinRefused(400, "expected a WebSocket upgrade request"))
+        await ws.prepare(request)
+        connection = ServerSignalConnection(ws)
+        room = self.rooms.get_or_create(claims.video.room)
+        previous = room.participants.get(claims.identity)
+        if previous is not None:
+            await previous.close("replaced by a new session with the same identity", pb_models.DUPLICATE_IDENTITY)
+            room = self.rooms.get_or_create(claims.video.room)
+        participant = Participant(self, room, claims, params, connection)
+        room.participants[claims.identity] = participant
+        log_event(
+            "join",
+            room=room.name,
+            identity=participant.identity,
+            sid=participant.sid,
+            sdk=pb_models.ClientInfo.SDK.Name(participant.client_info.sdk),
+            version=participant.client_info.version,
+            protocol=participant.client_info.protocol,
+            form="legacy" if params.legacy else "v1",
+        )
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            try:
+                await participant.start()
+            except Exception as exc:
+                logger.exception("join of %s failed", participant.identity)
+                await participant.close(f"join failed: {exc}", pb_models.JOIN_FAILURE)
+                return ws
+            await participant.run()
+        except asyncio.CancelledError:
+            await participant.close("server stopping", pb_models.SERVER_SHUTDOWN)
+        finally:
+            if task is not None:
+                self._handlers.discard(task)
+        return ws
