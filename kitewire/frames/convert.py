@@ -174,6 +174,14 @@ def convert_buffer(
             np.copyto(dst_plane, src_plane[::-1] if flip_y else src_plane)
         return target
 
+    if flip_y and height % 2 == 1 and source_type in PACKED_RGB_TYPES and target_type not in PACKED_RGB_TYPES:
+        # libyuv (so livekit) flips RGB -> YUV by reading the source bottom-up, so
+        # for odd heights rows pair up for chroma from the bottom: mirror the source
+        # first. Other conversions mirror the result, which is what libyuv does too.
+        mirrored = np.empty((height, width, src_planes[0].shape[2]), dtype=np.uint8)
+        np.copyto(mirrored, src_planes[0][::-1])
+        return convert_buffer(mirrored.reshape(-1), source_type, width, height, target_type)
+
     if source_type in PACKED_RGB_TYPES and target_type in PACKED_RGB_TYPES:
         _packed_to_packed(source_type, _u8(src_planes[0]), target_type, _u8(dst_planes[0]))
     elif source_type in PACKED_RGB_TYPES:
