@@ -219,6 +219,7 @@ class _RecvStats:
         "last_sr",
         "last_sr_time",
         "received_since_report",
+        "last_arrival",
     )
 
     def __init__(self, seq: int, clock_rate: int) -> None:
@@ -234,10 +235,12 @@ class _RecvStats:
         self.last_sr = 0
         self.last_sr_time = 0.0
         self.received_since_report = False
+        self.last_arrival = 0.0
 
     def update(self, seq: int, timestamp: int, arrival: float) -> None:
         self.received += 1
         self.received_since_report = True
+        self.last_arrival = arrival
         delta = (seq - self.max_seq) & 0xFFFF
         if 0 < delta < 0x8000:
             if seq < self.max_seq:
@@ -682,6 +685,7 @@ class Transceiver:
 
 
 _MAX_SSRCS_PER_RECEIVER = 64
+_REPORT_QUIET_STREAMS_FOR = 10.0
 _MAX_ROUTES = 1024
 _unpack_ts_ssrc = struct.Struct("!II").unpack_from
 
@@ -1819,7 +1823,9 @@ class PeerConnection:
             if transceiver.stopped:
                 continue
             for ssrc, recv_stats in transceiver.receiver._stats.items():
-                if recv_stats.received_since_report:
+                # Keep reporting a quiet stream for a while so the sender
+                # still gets LSR/DLSR (its RTT) after a burst.
+                if now - recv_stats.last_arrival < _REPORT_QUIET_STREAMS_FOR:
                     blocks.append(recv_stats.report_block(ssrc, now))
         for start in range(0, len(blocks), 31):
             packet = build_receiver_report(self._rtcp_ssrc, blocks[start : start + 31])
