@@ -135,13 +135,13 @@ async def run_demo(
 ) -> dict[str, Any]:
     """Publish a pattern through an embedded server and receive it; returns figures."""
     from kitewire import rtc
-    from kitewire.server import Server
-    from kitewire.signal import create_token
+    from kitewire.server import Server, ServerConfig
+    from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
 
     loop = asyncio.get_running_loop()
-    async with Server(host="127.0.0.1", port=0) as server:
+    async with Server(ServerConfig.dev(port=0, log_level="warning")) as server:
         url = server.url
-        api_key, api_secret = server.api_key, server.api_secret
+        api_key, api_secret = DEV_API_KEY, DEV_API_SECRET
         publisher_token = create_token(api_key, api_secret, identity="demo-publisher", room="kitewire-demo")
         viewer_token = create_token(api_key, api_secret, identity="demo-viewer", room="kitewire-demo")
         publisher = rtc.Room()

@@ -1,0 +1,51 @@
+"""Fixtures for tests that go through a kitewire server: the server and room helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from kitewire import rtc
+from kitewire.server import Server, ServerConfig
+from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
+
+_room_numbers = itertools.count(1)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    async with Server(ServerConfig.dev(port=0, log_level="warning")) as running:
+        yield running
+
+
+def token_for(identity: str, room: str) -> str:
+    return create_token(DEV_API_KEY, DEV_API_SECRET, identity=identity, room=room)
+
+
+@pytest.fixture
+def room_name() -> str:
+    return f"room-{next(_room_numbers)}"
+
+
+RoomFactory = Callable[[str], Awaitable[rtc.Room]]
+
+
+@pytest.fixture
+async def connect_room(server: Server, room_name: str) -> AsyncIterator[RoomFactory]:
+    """Connect kitewire Rooms as participants; all are disconnected at teardown."""
+    rooms: list[rtc.Room] = []
+
+    async def connect(identity: str, options: rtc.RoomOptions | None = None) -> rtc.Room:
+        room = rtc.Room()
+        rooms.append(room)
+        await room.connect(server.url, token_for(identity, room_name), options or rtc.RoomOptions())
+        return room
+
+    try:
+        yield connect
+    finally:
+        for room in rooms:
+            await asyncio.wait_for(room.disconnect(), 10)
