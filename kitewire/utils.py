@@ -29,6 +29,7 @@ class RingQueue(Generic[T]):
         self._dropped = 0
         # created lazily: an asyncio.Event must be used on the loop that awaits it
         self._not_empty: asyncio.Event | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def capacity(self) -> int:
@@ -61,8 +62,10 @@ class RingQueue(Generic[T]):
     async def get(self) -> T:
         """Remove and return the oldest item, waiting until there is one."""
         while not self._items:
-            if self._not_empty is None:
+            loop = asyncio.get_running_loop()
+            if self._not_empty is None or self._event_loop is not loop:
                 self._not_empty = asyncio.Event()
+                self._event_loop = loop
             self._not_empty.clear()
             await self._not_empty.wait()
         return self._items.popleft()

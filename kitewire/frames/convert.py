@@ -21,7 +21,7 @@ Engines, chosen per pair by measurement (see ``kitewire bench convert``):
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import cv2
 import numpy as np
@@ -31,7 +31,7 @@ from .enums import VideoBufferType as T
 from .layout import FOUR_BYTE_RGB_TYPES, PACKED_RGB_TYPES, plane_layouts
 
 U8Array = npt.NDArray[np.uint8]
-AnyArray = npt.NDArray[np.generic]
+AnyArray = npt.NDArray[Any]
 
 # chroma subsampling factors (horizontal, vertical) of each planar layout
 _SUBSAMPLING: Final[dict[int, tuple[int, int]]] = {
@@ -94,7 +94,7 @@ _RGB_TO_YUV: Final[npt.NDArray[np.float64]] = np.array(
     ]
 )
 _YUV_OFFSETS: Final[npt.NDArray[np.float64]] = np.array([16.0, 128.0, 128.0])
-_YUV_TO_RGB: Final[npt.NDArray[np.float64]] = np.linalg.inv(_RGB_TO_YUV)
+_YUV_TO_RGB: Final[npt.NDArray[np.floating[Any]]] = np.linalg.inv(_RGB_TO_YUV)
 
 
 def _rgb_to_yuv_matrix(order: str, outputs: str) -> npt.NDArray[np.float32]:
@@ -202,7 +202,7 @@ def convert_buffer(
 
 def _u8(array: AnyArray) -> U8Array:
     """Narrow the static type of a plane view known to be uint8."""
-    return array  # type: ignore[return-value]
+    return array
 
 
 def _store(result: AnyArray, target: AnyArray) -> None:

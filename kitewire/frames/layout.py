@@ -70,7 +70,7 @@ def validate_type(buffer_type: object) -> int:
     if isinstance(buffer_type, bool):
         raise ValueError(f"type must be a VideoBufferType value, got bool {buffer_type!r}")
     try:
-        number = operator.index(buffer_type)  # type: ignore[call-overload]
+        number = operator.index(buffer_type)  # type: ignore[arg-type]
     except TypeError:
         raise ValueError(
             f"type must be a VideoBufferType value (int 0..10, e.g. VideoBufferType.RGBA), "
@@ -90,7 +90,7 @@ def validate_size(width: object, height: object) -> tuple[int, int]:
         if isinstance(value, bool):
             raise ValueError(f"{label} must be an int of at least 1, got bool {value!r}")
         try:
-            number = operator.index(value)  # type: ignore[call-overload]
+            number = operator.index(value)  # type: ignore[arg-type]
         except TypeError:
             raise ValueError(
                 f"{label} must be an int of at least 1, got {type(value).__name__} {value!r}"

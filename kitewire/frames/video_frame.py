@@ -14,7 +14,7 @@ does; the frame uses its first ``buffer_size(type, width, height)`` bytes and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -127,7 +127,7 @@ class VideoFrame:
     @property
     def data(self) -> memoryview:
         """The frame's bytes (exactly the layout's size); writable when the source buffer is."""
-        return memoryview(self._buffer)
+        return self._buffer.data
 
     def get_plane(self, plane_nth: int) -> memoryview | None:
         """Bytes of plane ``plane_nth`` (Y, U, V[, A] or Y, UV for NV12), None past the last.
@@ -139,7 +139,7 @@ class VideoFrame:
         if not 0 <= plane_nth < len(planes):
             return None
         plane = planes[plane_nth]
-        return memoryview(self._buffer[plane.offset : plane.end])
+        return self._buffer[plane.offset : plane.end].data
 
     def convert(self, type: int, *, flip_y: bool = False) -> VideoFrame:  # noqa: A002
         """Return a new frame in layout ``type``, optionally flipped vertically.
@@ -225,7 +225,7 @@ class VideoFrame:
         frame = av.VideoFrame(self._width, self._height, _AV_FORMATS[self._type])
         for source, plane in zip(self.plane_arrays(), frame.planes):
             row_bytes = source.shape[1] * source.itemsize * (source.shape[2] if source.ndim == 3 else 1)
-            rows = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
+            rows = np.frombuffer(cast(Any, plane), dtype=np.uint8).reshape(-1, plane.line_size)
             np.copyto(rows[: source.shape[0], :row_bytes], source.reshape(source.shape[0], -1).view(np.uint8))
         return frame
 
@@ -247,7 +247,7 @@ class VideoFrame:
         layouts = plane_layouts(buffer_type, width, height)
         buffer = np.empty(layouts[-1].end, dtype=np.uint8)
         for layout, plane in zip(layouts, frame.planes):
-            source = np.frombuffer(plane, dtype=np.uint8)
+            source = np.frombuffer(cast(Any, plane), dtype=np.uint8)
             target_bytes = buffer[layout.offset : layout.end]
             if plane.line_size == layout.row_bytes:
                 np.copyto(target_bytes, source[: layout.nbytes])
