@@ -198,7 +198,7 @@ class FrameAssembler:
             # Memory cap: the oldest packets go; a frame still being waited for is lost.
             if not self._waiting:
                 self._enter_waiting(now)
-            self._advance_cursor(floor)
+            self._advance_cursor(floor, discarding=True)
         return self._release(now)
 
     # -- timers / feedback -----------------------------------------------------
@@ -267,20 +267,28 @@ class FrameAssembler:
             # Ask right away: the caller learns it on its next keyframe_request().
             self._keyframe_due = float("-inf")
 
-    def _advance_cursor(self, new_cursor: int) -> None:
+    def _advance_cursor(self, new_cursor: int, *, discarding: bool = False) -> None:
+        """Forget everything below ``new_cursor``; ``discarding`` counts the
+        frames whose packets are thrown away unreleased."""
         old = self._cursor
         if new_cursor <= old:
             return
         packets = self._packets
+        discarded: set[int] = set()
         if new_cursor - old <= len(packets) + len(self._missing):
             for ext in range(old, new_cursor):
-                packets.pop(ext, None)
+                packet = packets.pop(ext, None)
+                if discarding and packet is not None:
+                    discarded.add(packet.timestamp)
                 self._missing.pop(ext, None)
         else:
             for ext in [key for key in packets if key < new_cursor]:
+                if discarding:
+                    discarded.add(packets[ext].timestamp)
                 del packets[ext]
             for ext in [key for key in self._missing if key < new_cursor]:
                 del self._missing[ext]
+        self.frames_dropped += len(discarded)
         if self._keyframe_starts:
             self._keyframe_starts = {ext for ext in self._keyframe_starts if ext >= new_cursor}
         self._cursor = new_cursor
@@ -319,8 +327,7 @@ class FrameAssembler:
             if self._frame_end(start) is not None:
                 if start > self._cursor:
                     # Everything before this keyframe is no longer needed.
-                    self.frames_dropped += 1 if not self._waiting else 0
-                    self._advance_cursor(start)
+                    self._advance_cursor(start, discarding=True)
                 self._waiting = False
                 self._keyframe_due = None
                 return True
@@ -341,15 +348,18 @@ class FrameAssembler:
                 missing = self._missing.get(gap)
                 untracked = missing is None and self._highest is not None and gap < self._highest
                 if untracked or (missing is not None and now - missing.noticed_at > self.loss_deadline):
-                    self.frames_dropped += 1
+                    if gap == start:
+                        # The frame at the cursor lost its first packet: it is gone
+                        # even though none of its packets is buffered to count.
+                        self.frames_dropped += 1
                     self._enter_waiting(now)
-                    self._advance_cursor(gap + 1)
+                    self._advance_cursor(gap + 1, discarding=True)
                     continue
                 break
             frame = self._emit(start, end)
             self._advance_cursor(end + 1)
             if frame is None:
-                self.frames_dropped += 1
+                self.frames_dropped += 1  # undecodable payloads
                 self._enter_waiting(now)
                 continue
             released.append(frame)
