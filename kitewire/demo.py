@@ -14,7 +14,7 @@ import functools
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -182,7 +182,11 @@ async def run_demo(
             except asyncio.TimeoutError:
                 raise DemoError("the viewer was not subscribed to the pattern within 10 s") from None
             stream = rtc.VideoStream(remote_track, capacity=2)
-            return await _measure(stream, seconds, output, quiet)
+
+            def bytes_sent() -> int:
+                return sum(pipeline.bytes_sent for pipeline in publisher._publish_pipelines.values())
+
+            return await _measure(stream, seconds, output, quiet, bytes_sent)
         except rtc.ConnectError as exc:
             raise DemoError(f"could not connect: {exc}") from None
         finally:
@@ -196,7 +200,9 @@ async def run_demo(
             await viewer.disconnect()
 
 
-async def _measure(stream: Any, seconds: float, output: str, quiet: bool) -> dict[str, Any]:
+async def _measure(
+    stream: Any, seconds: float, output: str, quiet: bool, bytes_sent: Callable[[], int]
+) -> dict[str, Any]:
     from kitewire import rtc
 
     received = 0
@@ -205,7 +211,8 @@ async def _measure(stream: Any, seconds: float, output: str, quiet: bool) -> dic
     window_start = time.monotonic()
     deadline = window_start + seconds
     last_frame: VideoFrame | None = None
-    bytes_estimate = 0
+    first_bytes = window_bytes = bytes_sent()
+    measure_start = window_start
     while time.monotonic() < deadline:
         try:
             event: rtc.VideoFrameEvent = await asyncio.wait_for(stream.__anext__(), max(0.1, deadline - time.monotonic()))
@@ -215,30 +222,41 @@ async def _measure(stream: Any, seconds: float, output: str, quiet: bool) -> dic
         window_frames += 1
         last_frame = event.frame
         latencies_ms.append((time.time_ns() // 1000 - event.timestamp_us) / 1000.0)
-        bytes_estimate += len(event.frame.data)
         now = time.monotonic()
         if now - window_start >= 1.0 and not quiet:
             fps = window_frames / (now - window_start)
             recent = sorted(latencies_ms[-window_frames:])
             median = recent[len(recent) // 2] if recent else 0.0
-            print(f"\rreceived {received:5d} frames  {fps:5.1f} fps  latency {median:6.1f} ms", end="", flush=True)
+            sent = bytes_sent()
+            kbps = (sent - window_bytes) * 8 / (now - window_start) / 1000
+            print(
+                f"\rreceived {received:5d} frames  {fps:5.1f} fps  latency {median:6.1f} ms  {kbps:7.0f} kbps",
+                end="",
+                flush=True,
+            )
             window_frames = 0
             window_start = now
+            window_bytes = sent
     if not quiet:
         print()
     if last_frame is None:
         raise DemoError("no frame was received")
     _write_png(last_frame, output)
     ordered = sorted(latencies_ms)
+    elapsed = max(1e-6, time.monotonic() - measure_start)
     summary = {
         "frames_received": received,
-        "fps": received / seconds,
+        "fps": received / elapsed,
         "latency_ms_median": ordered[len(ordered) // 2],
+        "latency_ms_p95": ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
+        "bitrate_kbps": (bytes_sent() - first_bytes) * 8 / elapsed / 1000,
         "output": os.path.abspath(output),
     }
     if not quiet:
         print(
-            f"{received} frames in {seconds:.1f} s ({summary['fps']:.1f} fps), median end-to-end latency "
-            f"{summary['latency_ms_median']:.1f} ms; wrote {summary['output']}"
+            f"{received} frames in {elapsed:.1f} s ({summary['fps']:.1f} fps), end-to-end latency median "
+            f"{summary['latency_ms_median']:.1f} ms / p95 {summary['latency_ms_p95']:.1f} ms, "
+            f"{summary['bitrate_kbps']:.0f} kbps"
         )
+        print(f"wrote one received frame to {summary['output']}")
     return summary
