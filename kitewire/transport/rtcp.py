@@ -414,9 +414,11 @@ def build_nack(sender_ssrc: int, media_ssrc: int, lost: list[int]) -> bytes:
     """Build a generic NACK for the given sequence numbers (packed as PID+BLP)."""
     items: list[bytes] = []
     pending = sorted(set(seq & 0xFFFF for seq in lost))
-    if pending and pending[-1] - pending[0] > 0x8000:
-        # The list wraps around 65535 -> 0: start from the oldest (the high ones).
-        split = next(i for i in range(1, len(pending)) if pending[i] - pending[i - 1] > 0x8000)
+    if len(pending) > 1:
+        # Start after the widest gap (circularly), so a list wrapping around
+        # 65535 -> 0 begins with its oldest numbers and packs into few items.
+        gaps = [(pending[i] - pending[i - 1]) & 0xFFFF for i in range(len(pending))]
+        split = max(range(len(pending)), key=gaps.__getitem__)
         pending = pending[split:] + pending[:split]
     i = 0
     while i < len(pending):
