@@ -1,0 +1,126 @@
+"""Crossover with the official livekit SDK (libwebrtc) through the kitewire server:
+official publisher -> kitewire VideoStream, and kitewire publisher -> official VideoStream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any, AsyncIterator
+
+from livekit import rtc as lk
+
+from kitewire import rtc
+from kitewire.demo import make_pattern_frame, read_frame_counter
+from kitewire.server import Server
+
+WIDTH, HEIGHT = 640, 360
+
+
+def token_for(identity: str, room: str) -> str:
+    from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
+
+    return create_token(DEV_API_KEY, DEV_API_SECRET, identity=identity, room=room)
+
+
+@contextlib.asynccontextmanager
+async def capturing(capture: Any) -> AsyncIterator[None]:
+    async def run() -> None:
+        index = 0
+        start = time.monotonic()
+        while True:
+            capture(index)
+            index += 1
+            await asyncio.sleep(max(0.0, start + index / 30 - time.monotonic()))
+
+    task = asyncio.get_running_loop().create_task(run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_official_publisher_to_kitewire_stream(server: Server) -> None:
+    viewer = rtc.Room()
+    publisher = lk.Room()
+    subscribed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    viewer.on("track_subscribed", lambda track, pub, p: subscribed.done() or subscribed.set_result((track, pub, p)))
+    source = lk.VideoSource(WIDTH, HEIGHT)
+    try:
+        await viewer.connect(server.url, token_for("kitewire-viewer", "crossover-1"))
+        await publisher.connect(server.url, token_for("official-publisher", "crossover-1"))
+        track = lk.LocalVideoTrack.create_video_track("official", source)
+        options = lk.TrackPublishOptions(source=lk.TrackSource.SOURCE_CAMERA, simulcast=False)
+        await publisher.local_participant.publish_track(track, options)
+
+        def capture(index: int) -> None:
+            frame = make_pattern_frame(index, WIDTH, HEIGHT)
+            source.capture_frame(lk.VideoFrame(WIDTH, HEIGHT, lk.VideoBufferType.I420, bytes(frame.data)))
+
+        async with capturing(capture):
+            remote_track, publication, participant = await asyncio.wait_for(subscribed, 20)
+            assert participant.identity == "official-publisher"
+            assert publication.source == rtc.TrackSource.SOURCE_CAMERA
+            stream = rtc.VideoStream(remote_track, format=rtc.VideoBufferType.RGBA)
+            counters: list[int | None] = []
+
+            async def consume() -> None:
+                async for event in stream:
+                    assert event.frame.type == rtc.VideoBufferType.RGBA
+                    counters.append(read_frame_counter(event.frame))
+                    if len(counters) >= 60:
+                        return
+
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(consume(), 15)
+            await stream.aclose()
+    finally:
+        await publisher.disconnect()
+        await viewer.disconnect()
+        await source.aclose()
+    readable = [c for c in counters if c is not None]
+    assert len(readable) >= 30, f"only {len(readable)} readable frames from the official publisher: {counters}"
+    assert readable == sorted(readable) and len(set(readable)) == len(readable)
+
+
+async def test_kitewire_publisher_to_official_stream(server: Server) -> None:
+    viewer = lk.Room()
+    publisher = rtc.Room()
+    subscribed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    viewer.on("track_subscribed", lambda track, pub, p: subscribed.done() or subscribed.set_result((track, pub, p)))
+    source = rtc.VideoSource(WIDTH, HEIGHT)
+    try:
+        await viewer.connect(server.url, token_for("official-viewer", "crossover-2"))
+        await publisher.connect(server.url, token_for("kitewire-publisher", "crossover-2"))
+        track = rtc.LocalVideoTrack.create_video_track("kitewire", source)
+        await publisher.local_participant.publish_track(track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
+
+        def capture(index: int) -> None:
+            source.capture_frame(make_pattern_frame(index, WIDTH, HEIGHT))
+
+        async with capturing(capture):
+            remote_track, publication, participant = await asyncio.wait_for(subscribed, 20)
+            assert participant.identity == "kitewire-publisher"
+            assert publication.mime_type.lower() == "video/vp8"
+            stream = lk.VideoStream(remote_track)
+            counters: list[int | None] = []
+
+            async def consume() -> None:
+                async for event in stream:
+                    frame = rtc.VideoFrame(event.frame.width, event.frame.height, event.frame.type, bytes(event.frame.data))
+                    counters.append(read_frame_counter(frame))
+                    if len(counters) >= 60:
+                        return
+
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(consume(), 15)
+            await stream.aclose()
+    finally:
+        await viewer.disconnect()
+        await publisher.disconnect()
+        await source.aclose()
+    readable = [c for c in counters if c is not None]
+    assert len(readable) >= 54, f"only {len(readable)} readable frames at the official viewer: {counters}"
+    assert readable == sorted(readable) and len(set(readable)) == len(readable)
