@@ -1,0 +1,181 @@
+"""Encode/decode cost of kitewire.media's codecs, one thread vs two in parallel.
+
+Run: python benchmarks/codecs.py [--frames N]
+
+For each codec and size it prints milliseconds per frame for
+  * kitewire encode (PyAV encoder + RTP packetization) and decode,
+  * the anchor: bare PyAV with the same settings (no packetization),
+  * two threads, each with its own encoder/decoder, running at once: wall
+    time per frame per thread and the speedup over running the two jobs back
+    to back. A speedup near 2.0 on 2 cores shows PyAV drops the GIL while the
+    codec works; a GIL-bound job would stay near 1.0.
+The 30 fps real-time budget (33.3 ms per frame) is printed as a second anchor,
+and a pure-Python job (holds the GIL) run the same way shows what no GIL
+release looks like. Other processes on the machine skew the parallel column;
+best-of-N runs damp that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import av
+import numpy as np
+
+from kitewire.media import VideoDecoder, VideoEncoder, create_depacketizer
+
+SIZES = ((640, 480), (1280, 720))
+CODECS = ("VP8", "H264")
+
+
+def make_frames(width: int, height: int, count: int) -> list[av.VideoFrame]:
+    """Moving textured content so the encoders do real motion search."""
+    rng = np.random.default_rng(7)
+    texture = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1), dtype=np.uint8)
+    base = np.kron(texture, np.ones((8, 8), dtype=np.uint8))[:height, :width]
+    yy, xx = np.mgrid[0:height, 0:width]
+    frames = []
+    for index in range(count):
+        luma = (base // 2 + ((xx + yy + index * 4) % 256) // 2).astype(np.uint8)
+        luma = np.roll(luma, index * 3, axis=1)
+        chroma = np.full(((height + 1) // 2, (width + 1) // 2), 128, np.uint8)
+        planes = np.concatenate([luma.reshape(-1), chroma.reshape(-1), chroma.reshape(-1)])
+        frame = av.VideoFrame(width, height, "yuv420p")
+        offset = 0
+        for plane_index, (plane_w, plane_h) in enumerate(
+            ((width, height), (chroma.shape[1], chroma.shape[0]), (chroma.shape[1], chroma.shape[0]))
+        ):
+            plane = frame.planes[plane_index]
+            view = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+            view[:plane_h, :plane_w] = planes[offset : offset + plane_w * plane_h].reshape(plane_h, plane_w)
+            offset += plane_w * plane_h
+        frames.append(frame)
+    return frames
+
+
+def kitewire_encode(codec: str, frames: list[av.VideoFrame]) -> Callable[[], None]:
+    def job() -> None:
+        encoder = VideoEncoder(codec, frames[0].width, frames[0].height, 1_500_000, 30.0)
+        for frame in frames:
+            encoder.encode(frame)
+
+    return job
+
+
+def pyav_encode(codec: str, frames: list[av.VideoFrame]) -> Callable[[], None]:
+    """Anchor: the bare PyAV encoder with the options VideoEncoder uses."""
+
+    def job() -> None:
+        encoder = VideoEncoder(codec, frames[0].width, frames[0].height, 1_500_000, 30.0)
+        context = encoder._open()  # same settings, but no packetization
+        for index, frame in enumerate(frames):
+            frame.pts = index
+            context.encode(frame)
+
+    return job
+
+
+def encoded_stream(codec: str, frames: list[av.VideoFrame]) -> list[bytes]:
+    encoder = VideoEncoder(codec, frames[0].width, frames[0].height, 1_500_000, 30.0)
+    depacketizer = create_depacketizer(codec)
+    return [depacketizer.depacketize(encoder.encode(frame)) for frame in frames]
+
+
+def kitewire_decode(codec: str, stream: list[bytes]) -> Callable[[], None]:
+    def job() -> None:
+        decoder = VideoDecoder(codec)
+        for data in stream:
+            decoder.decode(data)
+
+    return job
+
+
+def pyav_decode(codec: str, stream: list[bytes]) -> Callable[[], None]:
+    def job() -> None:
+        context = av.CodecContext.create("vp8" if codec == "VP8" else "h264", "r")
+        context.thread_count = 1
+        for data in stream:
+            context.decode(av.Packet(data))
+
+    return job
+
+
+def pure_python_job(count: int) -> Callable[[], None]:
+    """GIL-bound anchor: roughly a millisecond of interpreter work per "frame"."""
+
+    def job() -> None:
+        for _ in range(count):
+            total = 0
+            for value in range(20_000):
+                total += value * value
+
+    return job
+
+
+def timed(job: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    job()
+    return time.perf_counter() - start
+
+
+def timed_parallel(job: Callable[[], None]) -> float:
+    threads = [threading.Thread(target=job) for _ in range(2)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start
+
+
+def best_of(runs: int, measure: Callable[[], float]) -> float:
+    return min(measure() for _ in range(runs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--frames", type=int, default=60, help="frames per run (default 60)")
+    parser.add_argument("--runs", type=int, default=5, help="best of N runs (default 5)")
+    args = parser.parse_args()
+    count = args.frames
+    print(f"PyAV {av.__version__}, {os.cpu_count()} CPUs, {count} frames per run, best of {args.runs}")
+    print("anchor: 30 fps budget = 33.3 ms/frame; ideal 2-thread speedup on 2 cores = 2.00")
+    header = (
+        f"{'codec':5} {'op':6} {'size':>9} | {'kitewire':>9} {'bare PyAV':>9} | "
+        f"{'2 threads':>9} {'speedup':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for width, height in SIZES:
+        frames = make_frames(width, height, count)
+        for codec in CODECS:
+            stream = encoded_stream(codec, frames)
+            rows = (
+                ("encode", kitewire_encode(codec, frames), pyav_encode(codec, frames)),
+                ("decode", kitewire_decode(codec, stream), pyav_decode(codec, stream)),
+            )
+            for operation, ours, anchor in rows:
+                single = best_of(args.runs, lambda: timed(ours))
+                bare = best_of(args.runs, lambda: timed(anchor))
+                parallel = best_of(args.runs, lambda: timed_parallel(ours))
+                per_frame = 1000 * single / count
+                print(
+                    f"{codec:5} {operation:6} {width:>4}x{height:<4} | {per_frame:7.2f}ms {1000 * bare / count:7.2f}ms | "
+                    f"{1000 * parallel / count:7.2f}ms {2 * single / parallel:7.2f}"
+                )
+    gil_bound = pure_python_job(count)
+    single = best_of(args.runs, lambda: timed(gil_bound))
+    parallel = best_of(args.runs, lambda: timed_parallel(gil_bound))
+    print(
+        f"{'py':5} {'loop':6} {'(GIL)':>9} | {1000 * single / count:7.2f}ms {'':>9} | "
+        f"{1000 * parallel / count:7.2f}ms {2 * single / parallel:7.2f}"
+    )
+    print("(2 threads: wall time per frame with two jobs at once; speedup = 2 x single / parallel)")
+
+
+if __name__ == "__main__":
+    main()
