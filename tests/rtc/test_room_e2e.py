@@ -311,3 +311,81 @@ async def test_connect_errors() -> None:
     await room.disconnect()
     with pytest.raises(Exception, match="local participant"):
         room.local_participant
+
+
+async def test_simulcast_layers_follow_set_video_quality(connect_room: RoomFactory) -> None:
+    viewer = await connect_room("viewer")
+    subscribed = subscribed_future(viewer)
+    publisher = await connect_room("publisher")
+    source = rtc.VideoSource(1280, 720)
+    track = rtc.LocalVideoTrack.create_video_track("simulcast", source)
+    local = await publisher.local_participant.publish_track(track, rtc.TrackPublishOptions(source=CAMERA, simulcast=True))
+    frames = [make_pattern_frame(index, 1280, 720) for index in range(30)]
+
+    async def capture() -> None:
+        index = 0
+        while True:
+            source.capture_frame(frames[index % len(frames)])
+            index += 1
+            await asyncio.sleep(1 / 30)
+
+    task = asyncio.get_running_loop().create_task(capture())
+    stream: rtc.VideoStream | None = None
+    try:
+        remote_track, publication, _ = await asyncio.wait_for(subscribed, 15)
+        assert local.simulcasted and publication.simulcasted
+        stream = rtc.VideoStream(remote_track)
+
+        async def settled_width() -> int:
+            # the SFU switches at the next keyframe of the wanted layer
+            events = await collect(stream, 30, 10)
+            assert events, "no frames after a layer change"
+            assert read_frame_counter(events[-1].frame) is not None
+            return events[-1].frame.width
+
+        assert await settled_width() == 1280
+        publication.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_LOW)
+        assert await settled_width() == 320
+        publication.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_MEDIUM)
+        assert await settled_width() == 640
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if stream is not None:
+            await stream.aclose()
+        await source.aclose()
+
+
+async def test_set_video_quality_needs_a_simulcasted_publication(connect_room: RoomFactory) -> None:
+    viewer = await connect_room("viewer")
+    subscribed = subscribed_future(viewer)
+    publisher = await connect_room("publisher")
+    async with publishing(publisher) as (source, _):
+        capture = Capture(source).start()
+        try:
+            _, publication, _ = await asyncio.wait_for(subscribed, 15)
+            with pytest.raises(ValueError, match="simulcast"):
+                publication.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_LOW)
+        finally:
+            await capture.stop()
+
+
+async def test_mute_and_unmute_reach_the_viewer(connect_room: RoomFactory) -> None:
+    viewer = await connect_room("viewer")
+    subscribed = subscribed_future(viewer)
+    publisher = await connect_room("publisher")
+    changes: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
+    viewer.on("track_muted", lambda participant, publication: changes.put_nowait(("muted", publication.muted)))
+    viewer.on("track_unmuted", lambda participant, publication: changes.put_nowait(("unmuted", publication.muted)))
+    async with publishing(publisher) as (source, local):
+        capture = Capture(source).start()
+        try:
+            await asyncio.wait_for(subscribed, 15)
+            assert local.track is not None
+            local.track.mute()
+            assert await asyncio.wait_for(changes.get(), 10) == ("muted", True)
+            local.track.unmute()
+            assert await asyncio.wait_for(changes.get(), 10) == ("unmuted", False)
+        finally:
+            await capture.stop()
