@@ -30,7 +30,8 @@ import numpy.typing as npt
 from .enums import VideoBufferType as T
 from .layout import FOUR_BYTE_RGB_TYPES, PACKED_RGB_TYPES, plane_layouts
 
-U8Array = npt.NDArray[np.uint8]
+# uint8 by convention: OpenCV's stubs return untyped arrays, so dtypes are not tracked statically
+U8Array = npt.NDArray[Any]
 AnyArray = npt.NDArray[Any]
 
 # chroma subsampling factors (horizontal, vertical) of each planar layout
@@ -51,13 +52,6 @@ _CV_ORDER: Final[dict[int, tuple[str, bool]]] = {
     T.RGB24: ("RGB", False),
     T.ABGR: ("RGBA", True),
     T.ARGB: ("BGRA", True),
-}
-_CHANNEL_ORDER: Final[dict[int, str]] = {
-    T.RGBA: "RGBA",
-    T.ABGR: "ABGR",
-    T.ARGB: "ARGB",
-    T.BGRA: "BGRA",
-    T.RGB24: "RGB",
 }
 
 _FROM_I420: Final[dict[str, int]] = {
@@ -97,39 +91,42 @@ _YUV_OFFSETS: Final[npt.NDArray[np.float64]] = np.array([16.0, 128.0, 128.0])
 _YUV_TO_RGB: Final[npt.NDArray[np.floating[Any]]] = np.linalg.inv(_RGB_TO_YUV)
 
 
-def _rgb_to_yuv_matrix(order: str, outputs: str) -> npt.NDArray[np.float32]:
-    """Affine matrix for cv2.transform: input channels in ``order``, outputs among "YUV"."""
-    matrix = np.zeros((len(outputs), len(order) + 1), dtype=np.float32)
-    for row, component in enumerate(outputs):
-        index = "YUV".index(component)
-        for column, channel in enumerate(order):
-            if channel != "A":
-                matrix[row, column] = _RGB_TO_YUV[index, "RGB".index(channel)]
-        matrix[row, -1] = _YUV_OFFSETS[index]
+def _rgb_to_yuv_matrix(order: str) -> npt.NDArray[np.float32]:
+    """3x4 affine matrix for cv2.transform from 3 channels in ``order`` to (Y, U, V)."""
+    matrix = np.zeros((3, 4), dtype=np.float32)
+    for column, channel in enumerate(order):
+        matrix[:, column] = _RGB_TO_YUV[:, "RGB".index(channel)]
+    matrix[:, 3] = _YUV_OFFSETS
     return matrix
 
 
 def _yuv_to_rgb_matrix(order: str) -> npt.NDArray[np.float32]:
-    """Affine matrix for cv2.transform from (Y, U, V) to channels in ``order``; alpha = 255."""
-    matrix = np.zeros((len(order), 4), dtype=np.float32)
+    """3x4 affine matrix for cv2.transform from (Y, U, V) to 3 channels in ``order``."""
+    matrix = np.zeros((3, 4), dtype=np.float32)
     for row, channel in enumerate(order):
-        if channel == "A":
-            matrix[row, 3] = 255.0
-            continue
         weights = _YUV_TO_RGB["RGB".index(channel)]
         matrix[row, :3] = weights
         matrix[row, 3] = -float(weights @ _YUV_OFFSETS)
     return matrix
 
 
-_Y_MATRIX: Final[dict[str, npt.NDArray[np.float32]]] = {
-    order: _rgb_to_yuv_matrix(order, "Y") for order in ("RGBA", "BGRA", "RGB")
-}
-_UV_MATRIX: Final[dict[str, npt.NDArray[np.float32]]] = {
-    order: _rgb_to_yuv_matrix(order, "UV") for order in ("RGBA", "BGRA", "RGB")
+# OpenCV's cv2.transform is only fast for 3 channels in and out (4-channel
+# variants take 5-40x longer), so colour maths always runs on 3-channel images.
+_TO_YUV_MATRIX: Final[dict[str, npt.NDArray[np.float32]]] = {
+    order: _rgb_to_yuv_matrix(order) for order in ("RGB", "BGR")
 }
 _TO_RGB_MATRIX: Final[dict[str, npt.NDArray[np.float32]]] = {
-    order: _yuv_to_rgb_matrix(order) for order in ("RGBA", "ABGR", "ARGB", "BGRA", "RGB")
+    order: _yuv_to_rgb_matrix(order) for order in ("RGB", "BGR")
+}
+_TO_I420: Final[dict[str, int]] = {
+    "RGBA": cv2.COLOR_RGBA2YUV_I420,
+    "BGRA": cv2.COLOR_BGRA2YUV_I420,
+    "RGB": cv2.COLOR_RGB2YUV_I420,
+}
+_TO_THREE_CHANNELS: Final[dict[str, tuple[int | None, str]]] = {
+    "RGBA": (cv2.COLOR_RGBA2RGB, "RGB"),
+    "BGRA": (cv2.COLOR_BGRA2BGR, "BGR"),
+    "RGB": (None, "RGB"),
 }
 
 
@@ -185,7 +182,7 @@ def convert_buffer(
     if source_type in PACKED_RGB_TYPES and target_type in PACKED_RGB_TYPES:
         _packed_to_packed(source_type, _u8(src_planes[0]), target_type, _u8(dst_planes[0]))
     elif source_type in PACKED_RGB_TYPES:
-        _packed_to_yuv(source_type, _u8(src_planes[0]), target_type, dst_planes, width, height)
+        _packed_to_yuv(source_type, _u8(src_planes[0]), target_type, target, dst_planes, width, height)
     elif target_type in PACKED_RGB_TYPES:
         _yuv_to_packed(source, source_type, src_planes, target_type, _u8(dst_planes[0]), width, height)
     else:
@@ -310,10 +307,14 @@ def _reduce(plane: AnyArray, factor_x: int, factor_y: int) -> AnyArray:
         return plane
     rows = -(-plane.shape[0] // factor_y)
     columns = -(-plane.shape[1] // factor_x)
-    padded = _pad_to(plane, rows * factor_y, columns * factor_x)
-    reduced: AnyArray = cv2.resize(
-        np.ascontiguousarray(padded), (columns, rows), interpolation=cv2.INTER_AREA
-    )
+    padded = np.ascontiguousarray(_pad_to(plane, rows * factor_y, columns * factor_x))
+    # INTER_AREA has a fast exact path for 2x2; for a factor of 2 along one axis
+    # INTER_LINEAR samples exactly between the two pixels, i.e. averages them,
+    # and runs 3x faster than INTER_AREA there
+    method = cv2.INTER_AREA if factor_x == factor_y else cv2.INTER_LINEAR
+    reduced: AnyArray = cv2.resize(padded, (columns, rows), interpolation=method)
+    if reduced.ndim < plane.ndim:
+        reduced = reduced.reshape(reduced.shape + (1,))
     return reduced
 
 
@@ -342,10 +343,15 @@ def _resample_chroma(
     return _expand(plane, source_x // target_x, source_y // target_y, rows, columns)
 
 
-def _to_8bit(plane: AnyArray) -> U8Array:
+def _to_8bit(plane: AnyArray, target: U8Array | None = None) -> U8Array:
     """10-bit samples to 8-bit by dropping the two low bits (out-of-range words saturate)."""
-    shifted = np.minimum(np.right_shift(plane, 2), 255)
-    return shifted.astype(np.uint8)
+    # |x/4 - 0.375| rounded is floor(x/4) for every integer x >= 0: the shift, done
+    # by OpenCV's vectorised convertScaleAbs (numpy needs several passes)
+    result: U8Array = cv2.convertScaleAbs(plane, target, alpha=0.25, beta=-0.375)
+    if target is not None:
+        _store(result, target)
+        return target
+    return result
 
 
 def _to_10bit(plane: AnyArray, target: AnyArray) -> None:
@@ -439,56 +445,99 @@ def _yuv_to_packed(
         luma_chroma_bytes = width * height * 3 // 2
         if source_type == T.I010:
             packed = np.empty(luma_chroma_bytes, dtype=np.uint8)
-            eight_bit = plane_arrays(packed, T.I420, width, height)
-            for index in range(3):
-                np.copyto(eight_bit[index], _to_8bit(sources[index]))
+            for plane, eight_bit in zip(sources, plane_arrays(packed, T.I420, width, height)):
+                _to_8bit(plane, _u8(eight_bit))
         else:
             packed = buffer[:luma_chroma_bytes]
         table = _FROM_NV12 if source_type == T.NV12 else _FROM_I420
         image = packed.reshape(height * 3 // 2, width)
         _store(cv2.cvtColor(image, table[order], dst=target), target)
-        if source_type == T.I420A and has_alpha:
-            _fill_alpha(target, _u8(sources[3]), 3)
-        if swapped:
-            _swap_bytes_32(target, target)
-        return
+    else:
+        # general case: chroma to full resolution, one 3-channel colour transform
+        y, u, v, _ = _yuv_planes(source_type, sources)
+        u = _resample_chroma(u, source_type, T.I444, width, height)
+        v = _resample_chroma(v, source_type, T.I444, width, height)
+        yuv = cv2.merge([np.ascontiguousarray(y), np.ascontiguousarray(u), np.ascontiguousarray(v)])
+        three_channel_order = "BGR" if order.startswith("B") else "RGB"
+        if not has_alpha:
+            _store(cv2.transform(yuv, _TO_RGB_MATRIX[three_channel_order], dst=target), target)
+            return
+        rgb = cv2.transform(yuv, _TO_RGB_MATRIX[three_channel_order])
+        add_alpha = cv2.COLOR_BGR2BGRA if three_channel_order == "BGR" else cv2.COLOR_RGB2RGBA
+        _store(cv2.cvtColor(rgb, add_alpha, dst=target), target)
+    if source_type == T.I420A and has_alpha:
+        _fill_alpha(target, _u8(sources[3]), 3)
+    if swapped:
+        _swap_bytes_32(target, target)
 
-    y, u, v, alpha = _yuv_planes(source_type, sources)
-    u = _resample_chroma(u, source_type, T.I444, width, height)
-    v = _resample_chroma(v, source_type, T.I444, width, height)
-    yuv = cv2.merge([np.ascontiguousarray(y), np.ascontiguousarray(u), np.ascontiguousarray(v)])
-    final_order = _CHANNEL_ORDER[target_type]
-    _store(cv2.transform(yuv, _TO_RGB_MATRIX[final_order], dst=target), target)
-    if alpha is not None and has_alpha:
-        _fill_alpha(target, alpha, final_order.index("A"))
+
+def _three_channels(pixels: U8Array, order: str) -> tuple[U8Array, str]:
+    """Drop alpha so colour maths can use OpenCV's fast 3-channel transform."""
+    code, three_channel_order = _TO_THREE_CHANNELS[order]
+    if code is None:
+        return pixels, three_channel_order
+    return cv2.cvtColor(pixels, code), three_channel_order
+
+
+def _split_chroma(yuv: U8Array, target_type: int, targets: list[AnyArray]) -> tuple[U8Array, U8Array] | None:
+    """Scatter channels 1 and 2 of a (Y, U, V) image into the target's chroma planes.
+
+    Returns 8-bit (U, V) planes when the target cannot take them directly (I010).
+    """
+    if target_type == T.NV12:
+        cv2.mixChannels([yuv], [targets[1]], [1, 0, 2, 1])
+        return None
+    if target_type == T.I010:
+        u = np.empty(yuv.shape[:2], np.uint8)
+        v = np.empty(yuv.shape[:2], np.uint8)
+        cv2.mixChannels([yuv], [u, v], [1, 0, 2, 1])
+        return u, v
+    cv2.mixChannels([yuv], [targets[1], targets[2]], [1, 0, 2, 1])
+    return None
 
 
 def _packed_to_yuv(
     source_type: int,
     source: U8Array,
     target_type: int,
+    target: U8Array,
     targets: list[AnyArray],
     width: int,
     height: int,
 ) -> None:
     pixels, order = _rgb_source(source_type, source)
     factor_x, factor_y = _SUBSAMPLING[target_type]
-
-    luma: AnyArray = targets[0] if target_type != T.I010 else np.empty((height, width), np.uint8)
-    _store(cv2.transform(pixels, _Y_MATRIX[order], dst=luma), luma)
-
-    # average the RGB pixels first, then convert: that is how libyuv derives chroma
-    reduced = _reduce(pixels, factor_x, factor_y)
-    chroma_rows, chroma_columns = reduced.shape[:2]
-    if target_type == T.NV12:
-        _store(cv2.transform(reduced, _UV_MATRIX[order], dst=targets[1]), targets[1])
-        return
-    interleaved = cv2.transform(reduced, _UV_MATRIX[order])
-    u = np.empty((chroma_rows, chroma_columns), np.uint8)
-    v = np.empty((chroma_rows, chroma_columns), np.uint8)
-    cv2.mixChannels([interleaved], [u, v], [0, 0, 1, 1])
-    alpha: U8Array | None = None
-    if target_type == T.I420A and len(order) == 4:
-        alpha = np.empty((height, width), np.uint8)
-        cv2.mixChannels([pixels], [alpha], [3, 0])
-    _write_yuv(target_type, targets, luma, u, v, alpha)
+    chroma: tuple[U8Array, U8Array] | None
+    if (factor_x, factor_y) == (2, 2):
+        # luma: OpenCV's RGB -> I420 (its chroma takes one pixel of four, so it is replaced)
+        even_width, even_height = width + width % 2, height + height % 2
+        # for even sizes an I420/I420A target's first three planes are OpenCV's I420 image
+        luma_in_place = (even_width, even_height) == (width, height) and target_type in (T.I420, T.I420A)
+        if luma_in_place:
+            i420 = target[: width * height * 3 // 2]
+        else:
+            i420 = np.empty(even_width * even_height * 3 // 2, np.uint8)
+        padded = _pad_to(pixels, even_height, even_width)
+        image = i420.reshape(even_height * 3 // 2, even_width)
+        _store(cv2.cvtColor(np.ascontiguousarray(padded), _TO_I420[order], dst=image), image)
+        luma = i420[: even_width * even_height].reshape(even_height, even_width)[:height, :width]
+        # chroma like libyuv: average each 2x2 block of RGB, then convert
+        small, small_order = _three_channels(_u8(_reduce(pixels, 2, 2)), order)
+        chroma = _split_chroma(cv2.transform(small, _TO_YUV_MATRIX[small_order]), target_type, targets)
+        if target_type == T.I010:
+            _to_10bit(luma, targets[0])
+        elif not luma_in_place:
+            np.copyto(targets[0], luma)
+    else:
+        pixels3, three_channel_order = _three_channels(pixels, order)
+        yuv = cv2.transform(pixels3, _TO_YUV_MATRIX[three_channel_order])
+        cv2.mixChannels([yuv], [targets[0]], [0, 0])
+        chroma = _split_chroma(_u8(_reduce(yuv, factor_x, factor_y)), target_type, targets)
+    if chroma is not None:
+        _to_10bit(chroma[0], targets[1])
+        _to_10bit(chroma[1], targets[2])
+    if target_type == T.I420A:
+        if len(order) == 4:
+            cv2.mixChannels([pixels], [targets[3]], [3, 0])
+        else:
+            targets[3].fill(255)

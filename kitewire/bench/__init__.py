@@ -1,0 +1,83 @@
+"""``kitewire bench``: benchmarks that print their tables.
+
+``kitewire bench convert`` times every frame-layout conversion at 1920x1080
+beside livekit's own convert and a plain copy (see :mod:`kitewire.bench.convert`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+
+BENCHMARKS = ("convert",)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the bench command's options."""
+    parser.add_argument("benchmark", choices=BENCHMARKS, help="which benchmark to run")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions for a fast rough table")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (median is shown)")
+    parser.add_argument("--size", default="1920x1080", help="frame size WIDTHxHEIGHT (default 1920x1080)")
+    parser.add_argument(
+        "--pairs",
+        default=None,
+        help="comma-separated SOURCE-TARGET pairs to time, e.g. RGBA-I420,I420-RGBA (default: all 121)",
+    )
+    parser.add_argument("--no-livekit", action="store_true", help="do not time livekit's convert")
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        width_text, height_text = text.lower().split("x")
+        width, height = int(width_text), int(height_text)
+    except ValueError:
+        raise ValueError(f"--size must look like 1920x1080, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise ValueError(f"--size must be positive, got {text!r}")
+    return width, height
+
+
+def _parse_pairs(text: str | None) -> list[tuple[int, int]] | None:
+    from kitewire.frames import VideoBufferType
+
+    if not text:
+        return None
+    pairs = []
+    for item in text.split(","):
+        try:
+            source, target = item.strip().split("-")
+            pairs.append((VideoBufferType.Value(source.upper()), VideoBufferType.Value(target.upper())))
+        except ValueError:
+            raise ValueError(f"--pairs entries must look like RGBA-I420, got {item!r}") from None
+    return pairs
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen benchmark and print its table; returns the exit status."""
+    from kitewire.bench import convert
+
+    try:
+        width, height = _parse_size(args.size)
+        pairs = _parse_pairs(args.pairs)
+    except ValueError as error:
+        print(f"kitewire bench: {error}", file=sys.stderr)
+        return 2
+    repeats = args.repeats or (5 if args.quick else 25)
+    print(
+        f"kitewire bench convert: {width}x{height}, median of {repeats} runs, "
+        f"python {platform.python_version()}, {os.cpu_count()} cpus"
+    )
+    print(convert.TABLE_HEADER)
+    results = convert.run_pairs(
+        width,
+        height,
+        repeats,
+        pairs=pairs,
+        use_livekit=not args.no_livekit,
+        progress=lambda result: print(convert.format_row(result), flush=True),
+    )
+    print()
+    print(convert.summary(results))
+    return 0
