@@ -70,8 +70,10 @@ class FrameAssembler:
 
     Feed packets with ``push``; each call returns the frames that became
     releasable (complete, and their predecessor was released or given up on).
-    ``poll`` gives up on packets missing for longer than ``loss_deadline``
-    seconds. ``nack_list`` tells which sequence numbers to NACK now;
+    Padding-only packets go in too, with an empty payload, so they do not
+    look like losses; retransmissions (RTX) go in under their original
+    sequence number. Call ``poll`` every few tens of milliseconds: it gives up
+    on packets missing for longer than ``loss_deadline`` seconds. ``nack_list`` tells which sequence numbers to NACK now;
     ``keyframe_request`` tells whether to send a PLI. After a loss the
     assembler waits for the next keyframe instead of emitting delta frames
     that depend on what was lost; a complete keyframe further ahead is
@@ -147,7 +149,9 @@ class FrameAssembler:
     ) -> list[AssembledFrame]:
         """Add one RTP packet; return frames now ready, in decode order.
 
-        Duplicates and packets older than what was already released are ignored.
+        ``payload`` is the RTP payload (padding removed; empty for a
+        padding-only packet). Duplicates and packets older than what was
+        already released are ignored.
         """
         if not isinstance(seq, int) or not 0 <= seq <= 0xFFFF:
             raise ValueError(f"seq: expected an int 0..65535, got {seq!r}")
@@ -156,9 +160,9 @@ class FrameAssembler:
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise ValueError(f"payload: expected bytes, got {type(payload).__name__}")
         now = time.monotonic() if arrival_time is None else arrival_time
+        # An empty payload is a padding-only packet (bandwidth probing): it
+        # carries no media but still fills its place in the sequence.
         payload = bytes(payload)
-        if not payload:
-            return self._release(now)
 
         ext = self._unwrap(seq)
         highest = self._highest
@@ -190,7 +194,7 @@ class FrameAssembler:
 
         self._missing.pop(ext, None)
         self._packets[ext] = _Packet(timestamp, bool(marker), payload, now)
-        if self._is_keyframe_start(payload):
+        if payload and self._is_keyframe_start(payload):
             self._keyframe_starts.add(ext)
 
         floor = highest - self.max_packets + 1
@@ -307,8 +311,9 @@ class FrameAssembler:
             following = packets.get(ext + 1)
             if following is None:
                 return None
-            if following.timestamp != timestamp:
-                # Marker lost or not set by the sender: the timestamp change still ends the frame.
+            if following.timestamp != timestamp or not following.payload:
+                # Marker lost or not set by the sender: a timestamp change or
+                # padding after it still ends the frame.
                 return ext
             ext += 1
             packet = following
@@ -340,6 +345,10 @@ class FrameAssembler:
                 if not self._jump_to_complete_keyframe():
                     break
             start = self._cursor
+            head = self._packets.get(start)
+            if head is not None and not head.payload:
+                self._advance_cursor(start + 1)  # padding between frames
+                continue
             end = self._frame_end(start)
             if end is None:
                 if self._jump_to_complete_keyframe() and self._cursor != start:

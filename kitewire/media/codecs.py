@@ -141,8 +141,13 @@ class VideoEncoder:
             Vp8Packetizer(max_payload_size) if self._codec == "VP8" else H264Packetizer(max_payload_size, drop_sei=True)
         )
         self._context: av.VideoCodecContext | None = None
-        self._pts = 0
+        self._pts = -1  # 90 kHz ticks of the last encoded frame
+        self._first_capture_time: float | None = None
         self._keyframe_requested = False
+        # H264 frame-rate tracking (see _track_framerate).
+        self._measured_interval: float | None = None
+        self._previous_pts: int | None = None
+        self._opened_at_pts = 0
 
     @property
     def codec(self) -> str:
@@ -238,7 +243,9 @@ class VideoEncoder:
         context.pix_fmt = "yuv420p"
         context.bit_rate = self._bitrate
         context.framerate = self._framerate
-        context.time_base = 1 / self._framerate
+        # 90 kHz like RTP: libvpx's rate control follows real frame intervals
+        # when the timestamps carry them.
+        context.time_base = Fraction(1, 90_000)
         context.thread_count = self._threads
         context.options = options
         context.open()
@@ -250,13 +257,21 @@ class VideoEncoder:
             # A fresh encoder starts with a keyframe anyway; this keeps the flag honest.
             self._keyframe_requested = True
 
-    def encode(self, frame: av.VideoFrame | SupportsToAv, *, keyframe: bool = False) -> EncodedFrame:
+    def encode(
+        self,
+        frame: av.VideoFrame | SupportsToAv,
+        *,
+        keyframe: bool = False,
+        capture_time: float | None = None,
+    ) -> EncodedFrame:
         """Encode one frame and return its RTP payloads (empty list if the codec
         produced nothing for it, e.g. a rate-control frame drop).
 
-        ``keyframe=True`` forces a keyframe. Frames of another size or pixel
-        format are scaled/converted to the encoder's yuv420p size. The frame
-        passed in may get its ``pts`` and ``pict_type`` overwritten.
+        ``keyframe=True`` forces a keyframe. ``capture_time`` (seconds, any
+        monotonic clock) lets rate control follow the real frame rate; without
+        it frames are assumed to come at ``framerate``. Frames of another size
+        or pixel format are scaled/converted to the encoder's yuv420p size.
+        The frame passed in may get its ``pts`` and ``pict_type`` overwritten.
         """
         if not isinstance(frame, av.VideoFrame):
             if not isinstance(frame, SupportsToAv):
@@ -267,13 +282,16 @@ class VideoEncoder:
         width, height = self.width, self.height
         if frame.width != width or frame.height != height or frame.format.name != "yuv420p":
             frame = frame.reformat(width=width, height=height, format="yuv420p")
+        pts = self._next_pts(capture_time)
+        if self._codec == "H264":
+            self._track_framerate(pts)
         if self._context is None:
             self._context = self._open()
+            self._opened_at_pts = pts
             self._keyframe_requested = True
         force = keyframe or self._keyframe_requested
         frame.pict_type = PictureType.I if force else PictureType.NONE
-        frame.pts = self._pts
-        self._pts += 1
+        frame.pts = pts
         packets = self._context.encode(frame)
         data = b"".join(bytes(packet) for packet in packets)
         if not data:
@@ -282,6 +300,45 @@ class VideoEncoder:
         if is_key:
             self._keyframe_requested = False
         return EncodedFrame(self._packetizer.packetize(data), keyframe=is_key, width=width, height=height)
+
+    def _next_pts(self, capture_time: float | None) -> int:
+        step = round(90_000 / self._framerate)
+        if capture_time is None:
+            pts = self._pts + step
+        else:
+            if self._first_capture_time is None:
+                self._first_capture_time = capture_time - (self._pts + step) / 90_000
+            pts = round((capture_time - self._first_capture_time) * 90_000)
+        # Encoders reject timestamps that do not increase.
+        pts = max(pts, self._pts + 1)
+        self._pts = pts
+        return pts
+
+    def _track_framerate(self, pts: int) -> None:
+        """x264 in zero-latency mode budgets bits per frame from the configured
+        frame rate, whatever the timestamps say; when the real rate stays far
+        from it, reopen the encoder with the measured rate."""
+        previous = self._previous_pts
+        self._previous_pts = pts
+        if previous is None:
+            return
+        interval = (pts - previous) / 90_000
+        if self._measured_interval is None:
+            self._measured_interval = interval
+        else:
+            self._measured_interval += (interval - self._measured_interval) * 0.1
+        if self._context is None or pts - self._opened_at_pts < 3 * 90_000:
+            return
+        measured = 1 / max(self._measured_interval, 1 / 240)
+        configured = float(self._framerate)
+        if not 0.67 < measured / configured < 1.5:
+            self._framerate = Fraction(min(240.0, max(1.0, measured))).limit_denominator(1001)
+            self._close_context()
+
+    @property
+    def framerate(self) -> float:
+        """Frame rate the encoder currently budgets for (H264 follows the measured rate)."""
+        return float(self._framerate)
 
     def close(self) -> None:
         """Release the codec."""

@@ -267,3 +267,19 @@ def test_garbage_packets_never_crash_and_memory_stays_bounded(codec: str, packet
         assembler.poll(now)
         assembler.keyframe_request(now)
         assert len(assembler) <= 32
+
+
+def test_padding_only_packets_keep_the_sequence_contiguous() -> None:
+    sender = Vp8Sender()
+    assembler = FrameAssembler("VP8", loss_deadline=0.1)
+    key = sender.frame(0, keyframe=True)
+    assert push_all(assembler, key, 0.0) == [key[0][1]]
+    for _ in range(3):  # probing padding between frames, same timestamp as the last frame
+        assert assembler.push(sender.seq & 0xFFFF, key[0][1], False, b"", 0.01) == []
+        sender.seq += 1
+    delta = sender.frame(1)
+    assert push_all(assembler, delta, 0.02) == [delta[0][1]]
+    assert assembler.nack_list(0.03) == []
+    assert assembler.poll(1.0) == []
+    assert not assembler.waiting_for_keyframe
+    assert len(assembler) == 0
