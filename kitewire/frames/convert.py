@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from . import _libyuv
 from .enums import VideoBufferType as T
 from .layout import FOUR_BYTE_RGB_TYPES, PACKED_RGB_TYPES, plane_layouts
 
@@ -170,6 +171,13 @@ def convert_buffer(
         for src_plane, dst_plane in zip(src_planes, dst_planes):
             np.copyto(dst_plane, src_plane[::-1] if flip_y else src_plane)
         return target
+
+    if source_type in PACKED_RGB_TYPES and target_type not in PACKED_RGB_TYPES:
+        if _libyuv.packed_to_yuv(source_type, src_planes[0], target_type, dst_planes, width, height, flip_y):
+            return target
+    elif target_type in PACKED_RGB_TYPES and source_type not in PACKED_RGB_TYPES:
+        if _libyuv.yuv_to_packed(source_type, src_planes, target_type, dst_planes[0], width, height, flip_y):
+            return target
 
     if flip_y and height % 2 == 1 and source_type in PACKED_RGB_TYPES and target_type not in PACKED_RGB_TYPES:
         # libyuv (so livekit) flips RGB -> YUV by reading the source bottom-up, so

@@ -18,6 +18,9 @@ from livekit import rtc
 from kitewire.frames import VideoBufferType as T
 from kitewire.frames import VideoFrame
 
+# every test here runs with each conversion engine (see conftest.py)
+pytestmark = pytest.mark.usefixtures("engine")
+
 LIVEKIT_SUPPORTED_PAIRS: list[tuple[int, int]] = [
     (T.RGBA, T.BGRA),
     (T.RGBA, T.I420),
