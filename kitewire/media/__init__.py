@@ -31,7 +31,12 @@ from kitewire.media.simulcast import (
     default_video_preset,
     plan_video_layers,
 )
-from kitewire.media.vp8 import Vp8Depacketizer, Vp8Descriptor, Vp8Packetizer, parse_vp8_descriptor
+from kitewire.media.vp8 import (
+    Vp8Depacketizer,
+    Vp8Descriptor,
+    Vp8Packetizer,
+    parse_vp8_descriptor,
+)
 
 __all__ = [
     "SUPPORTED_CODECS",

@@ -341,9 +341,8 @@ class FrameAssembler:
     def _release(self, now: float) -> list[AssembledFrame]:
         released: list[AssembledFrame] = []
         while True:
-            if self._waiting:
-                if not self._jump_to_complete_keyframe():
-                    break
+            if self._waiting and not self._jump_to_complete_keyframe():
+                break
             start = self._cursor
             head = self._packets.get(start)
             if head is not None and not head.payload:

@@ -57,8 +57,7 @@ def normalize_codec(codec: str) -> str:
     if not isinstance(codec, str):
         raise ValueError(f"codec: expected 'VP8' or 'H264', got {codec!r}")
     name = codec.strip().upper()
-    if name.startswith("VIDEO/"):
-        name = name[6:]
+    name = name.removeprefix("VIDEO/")
     if name not in SUPPORTED_CODECS:
         raise ValueError(f"codec: expected 'VP8' or 'H264' (optionally 'video/...'), got {codec!r}")
     return name

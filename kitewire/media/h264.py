@@ -3,7 +3,7 @@ STAP-A aggregation and FU-A fragmentation; Annex-B helpers."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from kitewire.media.keyframe import h264_is_keyframe
 from kitewire.media.packetizer import DEFAULT_MAX_PAYLOAD_SIZE

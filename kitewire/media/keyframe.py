@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-_VP8 = 1
-_H264 = 2
+from collections.abc import Callable
 
-# The spellings callers actually use, so the hot path avoids str.lower().
-_CODEC_BY_MIME: dict[str, int] = {
-    "video/VP8": _VP8,
-    "video/vp8": _VP8,
-    "VP8": _VP8,
-    "vp8": _VP8,
-    "video/H264": _H264,
-    "video/h264": _H264,
-    "H264": _H264,
-    "h264": _H264,
-}
+Payload = bytes | bytearray | memoryview
+"""Any bytes-like payload; a memoryview into a receive buffer is read without copying."""
 
 
-def _codec_id(mime_type: str) -> int:
-    found = _CODEC_BY_MIME.get(mime_type)
-    if found is not None:
-        return found
-    lowered = mime_type.lower()
-    if lowered.startswith("video/"):
-        lowered = lowered[6:]
-    if lowered == "vp8":
-        return _VP8
-    if lowered == "h264":
-        return _H264
-    return 0
-
-
-def vp8_is_keyframe(payload: bytes) -> bool:
+def vp8_is_keyframe(payload: Payload) -> bool:
     """VP8 rule of ``is_keyframe`` (RFC 7741 descriptor, then the frame tag's P bit)."""
     size = len(payload)
     if size < 1:
@@ -61,7 +37,7 @@ def vp8_is_keyframe(payload: bytes) -> bool:
     return not payload[offset] & 0x01
 
 
-def h264_is_keyframe(payload: bytes) -> bool:
+def h264_is_keyframe(payload: Payload) -> bool:
     """H264 rule of ``is_keyframe`` (IDR or SPS as single NAL, in STAP-A, or FU-A start)."""
     size = len(payload)
     if size < 1:
@@ -89,17 +65,38 @@ def h264_is_keyframe(payload: bytes) -> bool:
     return False
 
 
-def is_keyframe(mime_type: str, payload: bytes) -> bool:
+def _slow_lookup(mime_type: str) -> Callable[[Payload], bool] | None:
+    lowered = mime_type.strip().lower()
+    lowered = lowered.removeprefix("video/")
+    if lowered == "vp8":
+        return vp8_is_keyframe
+    if lowered == "h264":
+        return h264_is_keyframe
+    return None
+
+
+# The spellings callers actually use map straight to the check, so the hot
+# path is one dict lookup and one call.
+_CHECK_BY_MIME: dict[str, Callable[[Payload], bool]] = {
+    spelling: check
+    for check, names in ((vp8_is_keyframe, ("VP8", "vp8")), (h264_is_keyframe, ("H264", "h264")))
+    for name in names
+    for spelling in (name, "video/" + name)
+}
+
+
+def is_keyframe(mime_type: str, payload: Payload) -> bool:
     """True when this single RTP payload starts (VP8) or carries (H264) a keyframe.
 
     ``mime_type`` is "video/VP8", "video/H264" (any case; the bare codec name
     works too). VP8: S=1, partition 0 and the frame header's P bit is 0.
     H264: an IDR slice or SPS as a single NAL, inside a STAP-A, or as the
     start fragment of an FU-A. Unknown codec or truncated payload -> False.
+    ``payload`` may be bytes, bytearray or a (byte-format) memoryview.
     """
-    codec = _codec_id(mime_type)
-    if codec == _VP8:
-        return vp8_is_keyframe(payload)
-    if codec == _H264:
-        return h264_is_keyframe(payload)
-    return False
+    check = _CHECK_BY_MIME.get(mime_type)
+    if check is None:
+        check = _slow_lookup(mime_type) if isinstance(mime_type, str) else None
+        if check is None:
+            return False
+    return check(payload)

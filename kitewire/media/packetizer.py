@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 DEFAULT_MAX_PAYLOAD_SIZE = 1200
 """Largest RTP payload we produce: leaves room for RTP header, extensions and

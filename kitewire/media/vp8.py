@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from kitewire.media.keyframe import vp8_is_keyframe
 from kitewire.media.packetizer import DEFAULT_MAX_PAYLOAD_SIZE

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from kitewire.media import PacketHistory, VideoLayerPlan, default_video_preset, plan_video_layers
-from kitewire.media.simulcast import QUALITY_HIGH, QUALITY_LOW, QUALITY_MEDIUM, VIDEO_PRESETS
+from kitewire.media import (
+    PacketHistory,
+    VideoLayerPlan,
+    default_video_preset,
+    plan_video_layers,
+)
+from kitewire.media.simulcast import (
+    QUALITY_HIGH,
+    QUALITY_LOW,
+    QUALITY_MEDIUM,
+    VIDEO_PRESETS,
+)
 
 # -- PacketHistory --------------------------------------------------------------
 

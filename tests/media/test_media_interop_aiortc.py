@@ -16,7 +16,13 @@ from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder, vp8_depayload
 from aiortc.jitterbuffer import JitterFrame
 from media_helpers import matches_pattern, pattern_frame
 
-from kitewire.media import FrameAssembler, VideoDecoder, VideoEncoder, is_keyframe, parse_vp8_descriptor
+from kitewire.media import (
+    FrameAssembler,
+    VideoDecoder,
+    VideoEncoder,
+    is_keyframe,
+    parse_vp8_descriptor,
+)
 
 WIDTH, HEIGHT = 640, 480
 

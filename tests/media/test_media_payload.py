@@ -96,6 +96,7 @@ def test_vp8_keyframe_rules() -> None:
     assert not is_keyframe("video/VP8", b"\x00" + VP8_KEY_BITSTREAM)
     # Descriptor only, no frame tag.
     assert not is_keyframe("video/VP8", b"\x90\x80\x81\x02")
+    assert is_keyframe("video/VP8", memoryview(bytearray(key[0])))
     assert not is_keyframe("video/VP9", key[0])
     assert not is_keyframe("", key[0])
 
@@ -210,6 +211,7 @@ def test_h264_keyframe_rules() -> None:
     assert not is_keyframe("H264", b"\x7c\x81\x88")  # FU-A start of a non-IDR slice
     assert not is_keyframe("H264", b"\x7c")
     assert not is_keyframe("H264", b"")
+    assert is_keyframe("H264", memoryview(b"\x00\x7c\x85\x88")[1:])
 
 
 def test_factories_and_unknown_codecs() -> None:
