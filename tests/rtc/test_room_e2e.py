@@ -389,3 +389,54 @@ async def test_mute_and_unmute_reach_the_viewer(connect_room: RoomFactory) -> No
             assert await asyncio.wait_for(changes.get(), 10) == ("unmuted", False)
         finally:
             await capture.stop()
+
+
+async def test_event_loop_lag_stays_low_while_receiving_720p30(connect_room: RoomFactory) -> None:
+    viewer = await connect_room("viewer")
+    subscribed = subscribed_future(viewer)
+    publisher = await connect_room("publisher")
+    source = rtc.VideoSource(1280, 720)
+    track = rtc.LocalVideoTrack.create_video_track("hd", source)
+    await publisher.local_participant.publish_track(track, rtc.TrackPublishOptions(source=CAMERA))
+    frames = [make_pattern_frame(index, 1280, 720) for index in range(60)]
+    loop = asyncio.get_running_loop()
+
+    async def capture() -> None:
+        index = 0
+        start = time.monotonic()
+        while True:
+            source.capture_frame(frames[index % len(frames)])
+            index += 1
+            await asyncio.sleep(max(0.0, start + index / 30 - time.monotonic()))
+
+    lags_ms: list[float] = []
+
+    async def measure() -> None:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.005)
+            lags_ms.append((loop.time() - before - 0.005) * 1000)
+
+    capture_task = loop.create_task(capture())
+    measure_task: asyncio.Task[None] | None = None
+    stream: rtc.VideoStream | None = None
+    try:
+        remote, _, _ = await asyncio.wait_for(subscribed, 15)
+        stream = rtc.VideoStream(remote, format=rtc.VideoBufferType.RGBA)
+        await collect(stream, 15, 10)  # let the pipeline settle
+        measure_task = loop.create_task(measure())
+        events = await collect(stream, 90, 10)
+    finally:
+        for task in (capture_task, measure_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if stream is not None:
+            await stream.aclose()
+        await source.aclose()
+    assert len(events) >= 81, f"{len(events)} of 90 frames in time"
+    assert all(e.frame.type == rtc.VideoBufferType.RGBA and e.frame.width == 1280 for e in events)
+    lags_ms.sort()
+    p99 = lags_ms[max(0, int(len(lags_ms) * 0.99) - 1)]
+    assert p99 < 10.0, f"event-loop lag p99 {p99:.1f} ms while receiving 720p30"
