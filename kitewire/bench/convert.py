@@ -119,8 +119,10 @@ def _livekit_converter() -> Callable[[VideoFrame, int], Callable[[], object]] | 
         return None
 
     def prepare(frame: VideoFrame, target_type: int) -> Callable[[], object]:
-        theirs: Any = rtc.VideoFrame(frame.width, frame.height, frame.type, bytearray(frame.data))
-        return lambda: theirs.convert(target_type)
+        source_type: Any = frame.type
+        their_target: Any = target_type
+        theirs = rtc.VideoFrame(frame.width, frame.height, source_type, bytearray(frame.data))
+        return lambda: theirs.convert(their_target)
 
     return prepare
 

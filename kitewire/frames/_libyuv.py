@@ -22,7 +22,7 @@ import ctypes
 import ctypes.util
 import os
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import cv2
 import numpy as np
@@ -94,8 +94,8 @@ def set_enabled(flag: bool) -> bool:
     return previous
 
 
-def _function(name: str, argument_count: int) -> Callable[..., int] | None:
-    """The libyuv function ``name`` with all-pointer/int arguments, or None if absent."""
+def _function(name: str, argument_types: list[Any]) -> Callable[..., int] | None:
+    """The libyuv function ``name`` (cached), or None if this libyuv lacks it."""
     if name in _functions:
         return _functions[name]
     function: Any = None
@@ -105,23 +105,15 @@ def _function(name: str, argument_count: int) -> Callable[..., int] | None:
         except AttributeError:
             function = None
     if function is not None:
-        # pointers and ints alternate in every libyuv conversion signature used here;
-        # the trailing ints are width and height (and I420Alpha's attenuate flag)
         function.restype = _I
-        function.argtypes = _argument_types(name, argument_count)
+        function.argtypes = argument_types
     _functions[name] = function
-    return function
+    return cast("Callable[..., int] | None", function)
 
 
-def _argument_types(name: str, count: int) -> list[type[ctypes._SimpleCData[Any]]]:
-    types: list[type[ctypes._SimpleCData[Any]]] = []
-    pointer_pairs = (count - (3 if name.startswith("I420Alpha") else 2)) // 2
-    for _ in range(pointer_pairs):
-        types += [_P, _I]
-    types += [_I, _I]
-    if name.startswith("I420Alpha"):
-        types.append(_I)
-    return types
+def _planes_function(name: str, plane_count: int, extra_ints: int = 2) -> Callable[..., int] | None:
+    """A function taking ``plane_count`` (pointer, stride) pairs then ints (width, height, ...)."""
+    return _function(name, [_P, _I] * plane_count + [_I] * extra_ints)
 
 
 def _pointer(array: AnyArray) -> int:
@@ -132,6 +124,40 @@ def _plane_arguments(plane: AnyArray) -> list[int]:
     """(pointer, stride) of a plane; libyuv counts 16-bit strides in samples."""
     samples_per_row = plane.shape[1] * (plane.shape[2] if plane.ndim == 3 else 1)
     return [_pointer(plane), samples_per_row]
+
+
+def _call(name: str, planes: list[AnyArray], *ints: int) -> bool:
+    """Call a libyuv (pointer, stride)... width, height function; False if absent or failing."""
+    function = _planes_function(name, len(planes), len(ints))
+    if function is None:
+        return False
+    arguments: list[int] = []
+    for plane in planes:
+        arguments += _plane_arguments(plane)
+    return function(*arguments, *ints) == 0
+
+
+def _has(name: str) -> bool:
+    return _library is not None and hasattr(_library, name)
+
+
+def shuffle_packed(
+    source_type: int, source: AnyArray, target_type: int, target: AnyArray, width: int, height: int, flip_y: bool
+) -> bool:
+    """Reorder the bytes of four-byte pixels in one pass (libyuv ARGBShuffle)."""
+    if not enabled() or source_type not in _ALPHA_INDEX or target_type not in _ALPHA_INDEX:
+        return False
+    function = _function("ARGBShuffle", [_P, _I, _P, _I, _P, _I, _I])
+    if function is None:
+        return False
+    source_order, target_order = T.Name(source_type), T.Name(target_type)
+    per_pixel = [source_order.index(channel) for channel in target_order]
+    mask = (ctypes.c_uint8 * 16)(*[pixel * 4 + index for pixel in range(4) for index in per_pixel])
+    signed_height = -height if flip_y else height
+    result = function(
+        _pointer(source), width * 4, _pointer(target), width * 4, ctypes.addressof(mask), width, signed_height
+    )
+    return result == 0
 
 
 def yuv_to_packed(
@@ -147,30 +173,39 @@ def yuv_to_packed(
     if not enabled():
         return False
     prefix = _YUV_PREFIX[source_type]
-    source_planes = sources[:4] if source_type == T.I420A else sources
+    source_planes = list(sources)
     if source_type == T.I420A and target_type == T.RGB24:
         prefix, source_planes = "I420", sources[:3]
+    if source_type == T.I010 and not _has(f"I010To{_LIBYUV_NAME[target_type]}"):
+        # no direct 10-bit function for this target: drop to 8 bits first (a 2-bit shift)
+        eight_bit = [np.empty(plane.shape, np.uint8) for plane in sources]
+        if not _call("I010ToI420", [*sources, *eight_bit], width, height):
+            return False
+        prefix, source_planes = "I420", eight_bit
     signed_height = -height if flip_y else height
     for produced_type in (target_type, _BYTE_REVERSED.get(target_type)):
         if produced_type is None:
             continue
-        arguments: list[int] = []
-        for plane in source_planes:
-            arguments += _plane_arguments(plane)
-        arguments += _plane_arguments(target)
-        arguments += [width, signed_height]
         name = f"{prefix}To{_LIBYUV_NAME[produced_type]}"
-        if prefix == "I420Alpha":
-            arguments.append(0)  # attenuate: keep colours unpremultiplied
-        function = _function(name, len(arguments))
-        if function is None:
+        if not _has(name):
             continue
-        if function(*arguments) != 0:
+        ints = [width, signed_height] + ([0] if prefix == "I420Alpha" else [])  # 0: no premultiply
+        if not _call(name, [*source_planes, target], *ints):
             return False
         if produced_type != target_type:
             target.reshape(-1).view(np.uint32).byteswap(inplace=True)
         return True
     return False
+
+
+def _as_bgra(source_type: int, source: AnyArray, width: int, height: int) -> AnyArray | None:
+    """The source as libyuv's ARGB (livekit BGRA), the input of its I422/I444 converters."""
+    if source_type == T.BGRA:
+        return source
+    bgra = np.empty((height, width, 4), np.uint8)
+    if source_type == T.RGB24:
+        return bgra if _call("RAWToARGB", [source, bgra], width, height) else None
+    return bgra if shuffle_packed(source_type, source, T.BGRA, bgra, width, height, False) else None
 
 
 def packed_to_yuv(
@@ -182,36 +217,29 @@ def packed_to_yuv(
     height: int,
     flip_y: bool,
 ) -> bool:
-    """Convert packed RGB to I420, I420A, NV12 or I010 with libyuv; False if not covered."""
-    if not enabled() or target_type not in (T.I420, T.I420A, T.NV12, T.I010):
+    """Convert packed RGB to a planar YUV layout with libyuv; False if not covered."""
+    if not enabled():
         return False
     signed_height = -height if flip_y else height
     name = _LIBYUV_NAME[source_type]
-    source_arguments = _plane_arguments(source)
-    if target_type == T.NV12:
-        function = _function(f"{name}ToNV12", 8)
-        if function is None:
+    if target_type in (T.I422, T.I444):
+        bgra = _as_bgra(source_type, source, width, height)
+        if bgra is None:
             return False
-        arguments = source_arguments + _plane_arguments(targets[0]) + _plane_arguments(targets[1])
-        return function(*arguments, width, signed_height) == 0
+        return _call(f"ARGBTo{T.Name(target_type)}", [bgra, *targets], width, signed_height)
+    if target_type == T.NV12 and _has(f"{name}ToNV12"):
+        return _call(f"{name}ToNV12", [source, *targets], width, signed_height)
 
-    function = _function(f"{name}ToI420", 10)
-    if function is None:
-        return False
-    if target_type == T.I010:
-        chroma_shape = targets[1].shape
-        planes: list[AnyArray] = [
-            np.empty((height, width), np.uint8),
-            np.empty(chroma_shape, np.uint8),
-            np.empty(chroma_shape, np.uint8),
-        ]
+    if target_type == T.I010 or target_type == T.NV12:
+        chroma_shape = targets[1].shape[:2]
+        luma = targets[0] if target_type == T.NV12 else np.empty((height, width), np.uint8)
+        planes: list[AnyArray] = [luma, np.empty(chroma_shape, np.uint8), np.empty(chroma_shape, np.uint8)]
     else:
         planes = targets[:3]
-    arguments = list(source_arguments)
-    for plane in planes:
-        arguments += _plane_arguments(plane)
-    if function(*arguments, width, signed_height) != 0:
+    if not _call(f"{name}ToI420", [source, *planes], width, signed_height):
         return False
+    if target_type == T.NV12:
+        return _call("MergeUVPlane", [planes[1], planes[2], targets[1]], chroma_shape[1], chroma_shape[0])
     if target_type == T.I010:
         for eight_bit, ten_bit in zip(planes, targets):
             np.left_shift(eight_bit, 2, out=ten_bit, dtype=np.uint16)
@@ -224,3 +252,37 @@ def packed_to_yuv(
             if flip_y:
                 cv2.flip(alpha, 0, dst=alpha)
     return True
+
+
+# planar -> planar pairs libyuv converts with the same meaning as the OpenCV engine:
+# plain copies/interleaves at any size, 2x box reductions only at even sizes
+_YUV_TO_YUV_ANY_SIZE: Final[dict[tuple[int, int], str]] = {
+    (T.NV12, T.I420): "NV12ToI420",
+    (T.I420, T.NV12): "I420ToNV12",
+    (T.I010, T.I420): "I010ToI420",
+}
+_YUV_TO_YUV_EVEN_SIZE: Final[dict[tuple[int, int], str]] = {
+    (T.I444, T.I420): "I444ToI420",
+    (T.I422, T.I420): "I422ToI420",
+}
+
+
+def yuv_to_yuv(
+    source_type: int,
+    sources: list[AnyArray],
+    target_type: int,
+    targets: list[AnyArray],
+    width: int,
+    height: int,
+    flip_y: bool,
+) -> bool:
+    """Convert between planar layouts with libyuv where its result means the same; else False."""
+    if not enabled():
+        return False
+    pair = (source_type, target_type)
+    name = _YUV_TO_YUV_ANY_SIZE.get(pair)
+    if name is None and width % 2 == 0 and height % 2 == 0:
+        name = _YUV_TO_YUV_EVEN_SIZE.get(pair)
+    if name is None:
+        return False
+    return _call(name, [*sources, *targets], width, -height if flip_y else height)

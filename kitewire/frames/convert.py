@@ -178,6 +178,13 @@ def convert_buffer(
     elif target_type in PACKED_RGB_TYPES and source_type not in PACKED_RGB_TYPES:
         if _libyuv.yuv_to_packed(source_type, src_planes, target_type, dst_planes[0], width, height, flip_y):
             return target
+    elif source_type not in PACKED_RGB_TYPES:
+        if _libyuv.yuv_to_yuv(source_type, src_planes, target_type, dst_planes, width, height, flip_y):
+            return target
+    elif len(_FOUR_BYTE_STEPS.get((source_type, target_type), "")) > 1:
+        # two or three cheap passes in the OpenCV engine, one shuffle in libyuv
+        if _libyuv.shuffle_packed(source_type, src_planes[0], target_type, dst_planes[0], width, height, flip_y):
+            return target
 
     if flip_y and height % 2 == 1 and source_type in PACKED_RGB_TYPES and target_type not in PACKED_RGB_TYPES:
         # libyuv (so livekit) flips RGB -> YUV by reading the source bottom-up, so
