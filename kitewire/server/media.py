@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 from livekit.protocol import models as pb_models
 
-from kitewire.transport import Codec, RtpHeader, RtpReceiver, RtpSender, Transceiver
+from kitewire.transport import Codec, RtpHeader, RtpReceiver, Transceiver
 from kitewire.transport import rtp as rtp_ext
 
 from .forwarder import RtpRewriter, SentPacketCache
@@ -180,14 +180,13 @@ class DownTrack:
         self,
         track: PublishedTrack,
         subscriber: "Participant",
-        transceiver: Transceiver,
+        transceiver: Transceiver | None,
         *,
-        is_ready: Callable[[], bool],
+        is_ready: Callable[[Transceiver], bool],
     ) -> None:
         self.track = track
         self.subscriber = subscriber
-        self.transceiver = transceiver
-        self.sender: RtpSender = transceiver.sender
+        self.transceiver: Transceiver | None = None
         self._is_ready = is_ready
         mime = track.codec.mime_type if track.codec is not None else track.info.mime_type or "video/VP8"
         self._needs_keyframe = track.kind == "video"
@@ -202,14 +201,25 @@ class DownTrack:
         self.packets_sent = 0
         self._out_pt: int | None = None
         self._ext_out: dict[str, int] = {}
-        self.sender.on_nack = self._on_nack
-        self.sender.on_keyframe_request = self._on_keyframe_request
+        if transceiver is not None:
+            self.bind(transceiver)
+
+    def bind(self, transceiver: Transceiver) -> None:
+        """Send through ``transceiver`` (an m-line of the subscriber's PeerConnection)."""
+        self.transceiver = transceiver
+        self._out_pt = None
+        transceiver.sender.on_nack = self._on_nack
+        transceiver.sender.on_keyframe_request = self._on_keyframe_request
+
+    def _ready(self) -> bool:
+        return self.transceiver is not None and self._is_ready(self.transceiver)
 
     def _resolve_payload_type(self) -> int | None:
         codec = self.track.codec
         if codec is None:
             return None
         wanted = codec.mime_type.lower()
+        assert self.transceiver is not None
         for candidate in self.transceiver.codecs:
             if candidate.mime_type.lower() == wanted and candidate.payload_type is not None:
                 return candidate.payload_type
@@ -217,13 +227,15 @@ class DownTrack:
 
     def forward(self, layer: int, packet: bytes, header: RtpHeader, now: float) -> None:
         """Forward one publisher packet if it belongs to the layer this subscriber gets."""
-        if self.disabled or not self._is_ready():
+        if self.disabled or not self._ready():
             return
+        assert self.transceiver is not None
+        sender = self.transceiver.sender
         if self._out_pt is None:
             self._out_pt = self._resolve_payload_type()
             if self._out_pt is None:
                 return
-            self._ext_out = dict(self.sender.header_extensions)
+            self._ext_out = dict(sender.header_extensions)
         rewriter = self.rewriter
         target = self.track.select_layer(self.desired_layer, now)
         if rewriter.target_layer != target:
@@ -240,7 +252,7 @@ class DownTrack:
                 in_id = in_ids.get(uri)
                 if in_id is not None and in_id in header.extensions and uri in self._ext_out:
                     extensions[uri] = header.extensions[in_id]
-        out = self.sender.build_packet(
+        out = sender.build_packet(
             bytes(result.payload),
             payload_type=self._out_pt,
             sequence_number=result.sequence_number,
@@ -248,16 +260,18 @@ class DownTrack:
             marker=header.marker,
             extensions=extensions or None,
         )
-        self.sender.send_rtp(out)
+        sender.send_rtp(out)
         self.cache.add(result.sequence_number, out, now)
         self.packets_sent += 1
 
     def _on_nack(self, media_ssrc: int, lost: list[int]) -> None:
+        if self.transceiver is None:
+            return
         now = time.monotonic()
         for seq in lost:
             packet = self.cache.get(seq, now)
             if packet is not None:
-                self.sender.send_rtp(packet)
+                self.transceiver.sender.send_rtp(packet)
 
     def _on_keyframe_request(self, media_ssrc: int) -> None:
         layer = self.rewriter.current_layer
@@ -273,7 +287,7 @@ class DownTrack:
 
     def maintain(self, now: float) -> None:
         """Periodic work: re-target when layers come and go, re-ask for keyframes while waiting."""
-        if self.disabled or not self._is_ready():
+        if self.disabled or not self._ready():
             return
         target = self.track.select_layer(self.desired_layer, now)
         if target != self.rewriter.target_layer:
@@ -283,6 +297,7 @@ class DownTrack:
 
     def close(self) -> None:
         """Detach from the sender's feedback callbacks."""
-        self.sender.on_nack = None
-        self.sender.on_keyframe_request = None
+        if self.transceiver is not None:
+            self.transceiver.sender.on_nack = None
+            self.transceiver.sender.on_keyframe_request = None
         self.cache.clear()

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Awaitable, Literal
+from typing import TYPE_CHECKING, Any, Coroutine, Literal
 
 from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
@@ -34,6 +34,7 @@ logger = logging.getLogger("kitewire.server")
 PUBLISHER = pb_rtc.SignalTarget.PUBLISHER
 SUBSCRIBER = pb_rtc.SignalTarget.SUBSCRIBER
 _DATA_LABELS = ("_reliable", "_lossy")
+_FAILURE_GRACE_SECONDS = 2.0
 
 
 class Participant:
@@ -77,6 +78,15 @@ class Participant:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._early_publisher_candidates: list[IceCandidateInit] = []
         self._primary_connected = asyncio.Event()
+        # /rtc/v1 clients (livekit >= 1.2) use ONE PeerConnection for both
+        # directions: they always offer, and the server sends media on the
+        # recvonly m-lines they add (asking for more with MediaSectionsRequirement).
+        self.single_pc = not params.legacy
+        self._unbound_downtracks: list[DownTrack] = []
+        self._offered_directions: dict[str, str] = {}
+        self._sections_requested = False
+        self._sections_scheduled = False
+        self._needs_client_offer = False
         self.closed = False
         self.close_reason = ""
 
@@ -100,7 +110,7 @@ class Participant:
     @property
     def subscriber_primary(self) -> bool:
         """Subscriber PC is the one the client waits for (livekit's rule: when it may subscribe)."""
-        return self.can_subscribe and self.server.media_available
+        return not self.single_pc and self.can_subscribe and self.server.media_available
 
     def info(self) -> pb_models.ParticipantInfo:
         """This participant as others see it."""
@@ -136,18 +146,15 @@ class Participant:
             return False
         return await self.connection.send(response)
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        async def runner() -> None:
-            try:
-                await coro
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("participant %s: background task failed", self.identity)
-
-        task = asyncio.get_running_loop().create_task(runner())
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: "asyncio.Task[Any]") -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("participant %s: background task failed", self.identity, exc_info=task.exception())
 
     # ----- join -----
 
@@ -178,9 +185,13 @@ class Participant:
             await self.room.broadcast_update([self.info()], exclude=self)
 
         if self.server.media_available:
+            if self.single_pc and self.can_subscribe and self.auto_subscribe:
+                for other in self.room.others(self):
+                    for track in list(other.published.values()):
+                        self.subscribe(track)
             if self.join_request.HasField("publisher_offer") and self.join_request.publisher_offer.sdp:
                 await self._handle_publisher_offer(self.join_request.publisher_offer)
-            if self.can_subscribe:
+            if self.can_subscribe and not self.single_pc:
                 self._create_subscriber_pc()
                 if self.auto_subscribe:
                     for other in self.room.others(self):
@@ -221,16 +232,23 @@ class Participant:
                         self.state = pb_models.ParticipantInfo.ACTIVE
                         if not self.hidden:
                             self._spawn(self.room.broadcast_update([self._bump()], exclude=self))
-                if pc is self.subscriber_pc:
+                if pc is self.subscriber_pc or self.single_pc:
                     for down in self.subscriptions.values():
                         down.track.request_keyframe()
             elif state == "failed" and not self.closed:
                 which = "publisher" if target == PUBLISHER else "subscriber"
-                self._spawn(self.close(f"{which} ICE connection failed", pb_models.MEDIA_FAILURE))
+                self._spawn(self._close_after_failure(f"{which} ICE connection failed"))
 
         pc.on_ice_candidate = on_candidate
         pc.on_connection_state_change = on_state
         return pc
+
+    async def _close_after_failure(self, reason: str) -> None:
+        # A leaving client often tears its PeerConnections down just before its
+        # leave request arrives; give the signal channel a moment to say so.
+        await asyncio.sleep(_FAILURE_GRACE_SECONDS)
+        if not self.closed:
+            await self.close(reason, pb_models.MEDIA_FAILURE)
 
     def _create_subscriber_pc(self) -> None:
         pc = self._new_pc(SUBSCRIBER)
@@ -244,6 +262,10 @@ class Participant:
             pc = self._new_pc(PUBLISHER)
             pc.on_data_channel = self._on_publisher_data_channel
             self.publisher_pc = pc
+            if self.single_pc:
+                # Single-PC clients take server-opened channels on this PC as their receive channels.
+                self._subscriber_channels["_reliable"] = pc.create_data_channel("_reliable", ordered=True)
+                self._subscriber_channels["_lossy"] = pc.create_data_channel("_lossy", ordered=False, max_retransmits=0)
         return self.publisher_pc
 
     async def _handle_publisher_offer(self, offer: pb_rtc.SessionDescription) -> None:
@@ -253,13 +275,75 @@ class Participant:
             with contextlib.suppress(ValueError):
                 await pc.add_ice_candidate(candidate)
         self._early_publisher_candidates.clear()
+        mid_to_track: dict[str, str] = {}
+        if self.single_pc:
+            self._offered_directions = _offered_directions(offer.sdp)
+            self._sections_requested = False
+            mid_to_track = self._bind_downtracks(pc)
         sdp = await pc.create_answer()
         response = pb_rtc.SignalResponse()
         response.answer.type = "answer"
         response.answer.sdp = sdp
         response.answer.id = offer.id
+        for mid, track_sid in mid_to_track.items():
+            response.answer.mid_to_track_id[mid] = track_sid
         await self.send(response)
         await self._sync_published_tracks(pc)
+        if self.single_pc and self._unbound_downtracks:
+            self.request_negotiation()
+
+    def _free_sections(self, pc: PeerConnection) -> list[Transceiver]:
+        """Recvonly m-lines the client offered that carry nothing yet (single-PC mode)."""
+        used = {id(d.transceiver) for d in self.subscriptions.values() if d.transceiver is not None}
+        used.update(id(t.transceiver) for t in self.published.values())
+        return [
+            t
+            for t in pc.transceivers
+            if t.mid is not None
+            and not t.stopped
+            and id(t) not in used
+            and self._offered_directions.get(t.mid) == "recvonly"
+        ]
+
+    def _bind_downtracks(self, pc: PeerConnection) -> dict[str, str]:
+        """Put waiting downtracks on free recvonly m-lines before answering; returns mid -> track sid."""
+        free = self._free_sections(pc)
+        for down in list(self._unbound_downtracks):
+            section = next((t for t in free if t.kind == down.track.kind), None)
+            if section is None:
+                continue
+            free.remove(section)
+            section.direction = "sendonly"
+            section.stream_id = f"{down.track.publisher.sid}|{down.track.sid}"
+            section.track_id = down.track.sid
+            down.bind(section)
+            self._unbound_downtracks.remove(down)
+        mapping: dict[str, str] = {}
+        for down in self.subscriptions.values():
+            if down.transceiver is not None and down.transceiver.mid is not None:
+                mapping[down.transceiver.mid] = down.track.sid
+        return mapping
+
+    def _request_media_sections(self) -> None:
+        """Ask a single-PC client for more recvonly m-lines (and so for a new offer)."""
+        self._sections_scheduled = False
+        if self.closed or self._sections_requested:
+            return
+        wanted = {"audio": 0, "video": 0}
+        for down in self._unbound_downtracks:
+            wanted[down.track.kind] += 1
+        if not any(wanted.values()) and not self._needs_client_offer:
+            return
+        if self.publisher_pc is not None:
+            for section in self._free_sections(self.publisher_pc):
+                if wanted.get(section.kind, 0) > 0:
+                    wanted[section.kind] -= 1
+        self._needs_client_offer = False
+        self._sections_requested = True
+        response = pb_rtc.SignalResponse()
+        response.media_sections_requirement.num_audios = wanted["audio"]
+        response.media_sections_requirement.num_videos = wanted["video"]
+        self._spawn(self.send(response))
 
     async def _handle_subscriber_answer(self, answer: pb_rtc.SessionDescription) -> None:
         pc = self.subscriber_pc
@@ -272,7 +356,15 @@ class Participant:
             self.request_negotiation()
 
     def request_negotiation(self) -> None:
-        """Offer the subscriber PC again once the current offer is answered (changes coalesce)."""
+        """Offer the subscriber PC again once the current offer is answered (changes coalesce).
+
+        In single-PC mode the client must offer instead: ask it to.
+        """
+        if self.single_pc:
+            if not self._sections_scheduled and not self.closed:
+                self._sections_scheduled = True
+                asyncio.get_running_loop().call_soon(self._request_media_sections)
+            return
         if self.subscriber_pc is None or self.closed:
             return
         if self._awaiting_answer or (self._negotiation_task is not None and not self._negotiation_task.done()):
@@ -299,7 +391,7 @@ class Participant:
         response.offer.sdp = sdp
         response.offer.id = self._offer_id
         for down in self.subscriptions.values():
-            if down.transceiver.mid is not None:
+            if down.transceiver is not None and down.transceiver.mid is not None:
                 response.offer.mid_to_track_id[down.transceiver.mid] = down.track.sid
         await self.send(response)
 
@@ -413,7 +505,7 @@ class Participant:
     # ----- subscribing -----
 
     def _subscriber_ready(self, transceiver: Transceiver) -> bool:
-        pc = self.subscriber_pc
+        pc = self.publisher_pc if self.single_pc else self.subscriber_pc
         return (
             pc is not None
             and pc.connection_state == "connected"
@@ -422,22 +514,28 @@ class Participant:
 
     def subscribe(self, track: PublishedTrack) -> None:
         """Add a downtrack for ``track`` and renegotiate the subscriber PC."""
-        pc = self.subscriber_pc
-        if pc is None or self.closed or track.sid in self.subscriptions or track.publisher is self:
+        if self.closed or track.sid in self.subscriptions or track.publisher is self:
             return
-        codec = track.codec
-        codecs = None
-        if codec is not None:
-            codecs = [Codec(codec.mime_type, codec.clock_rate, codec.channels, codec.fmtp, None, codec.rtcp_feedback)]
-        kind: Literal["audio", "video"] = "audio" if track.kind == "audio" else "video"
-        transceiver = pc.add_transceiver(
-            kind,
-            "sendonly",
-            codecs=codecs,
-            stream_id=f"{track.publisher.sid}|{track.sid}",
-            track_id=track.sid,
-        )
-        down = DownTrack(track, self, transceiver, is_ready=lambda: self._subscriber_ready(transceiver))
+        if self.single_pc:
+            down = DownTrack(track, self, None, is_ready=self._subscriber_ready)
+            self._unbound_downtracks.append(down)
+        else:
+            pc = self.subscriber_pc
+            if pc is None:
+                return
+            codec = track.codec
+            codecs = None
+            if codec is not None:
+                codecs = [Codec(codec.mime_type, codec.clock_rate, codec.channels, codec.fmtp, None, codec.rtcp_feedback)]
+            kind: Literal["audio", "video"] = "audio" if track.kind == "audio" else "video"
+            transceiver = pc.add_transceiver(
+                kind,
+                "sendonly",
+                codecs=codecs,
+                stream_id=f"{track.publisher.sid}|{track.sid}",
+                track_id=track.sid,
+            )
+            down = DownTrack(track, self, transceiver, is_ready=self._subscriber_ready)
         track.downtracks[self.sid] = down
         self.subscriptions[track.sid] = down
         log_event("subscribe", room=self.room.name, identity=self.identity, track=track.sid, publisher=track.publisher.identity)
@@ -454,8 +552,15 @@ class Participant:
             return
         down.track.downtracks.pop(self.sid, None)
         down.close()
-        with contextlib.suppress(Exception):
-            down.transceiver.stop()
+        if down in self._unbound_downtracks:
+            self._unbound_downtracks.remove(down)
+        elif self.single_pc and down.transceiver is not None:
+            # Keep the m-line for reuse; the next answer makes it inactive.
+            down.transceiver.direction = "recvonly"
+            self._needs_client_offer = True
+        elif down.transceiver is not None:
+            with contextlib.suppress(Exception):
+                down.transceiver.stop()
         log_event("unsubscribe", room=self.room.name, identity=self.identity, track=track_sid)
         self.request_negotiation()
 
@@ -630,7 +735,7 @@ class Participant:
         candidate = IceCandidateInit.from_json(trickle.candidateInit)
         if not candidate.candidate:
             return
-        if trickle.target == SUBSCRIBER:
+        if trickle.target == SUBSCRIBER and not self.single_pc:
             if self.subscriber_pc is not None:
                 await self.subscriber_pc.add_ice_candidate(candidate)
         elif self.publisher_pc is None or self.publisher_pc.remote_description is None:
@@ -718,3 +823,32 @@ class Participant:
         for down in list(self.subscriptions.values()):
             down.maintain(now)
 
+
+
+def _offered_directions(sdp: str) -> dict[str, str]:
+    """mid -> direction of each m-line in an SDP ("rejected" for port 0)."""
+    result: dict[str, str] = {}
+    mid: str | None = None
+    direction = "sendrecv"
+    rejected = False
+    in_media = False
+
+    def flush() -> None:
+        if in_media and mid is not None:
+            result[mid] = "rejected" if rejected else direction
+
+    for raw in sdp.splitlines():
+        line = raw.strip()
+        if line.startswith("m="):
+            flush()
+            in_media = True
+            mid = None
+            direction = "sendrecv"
+            parts = line.split()
+            rejected = len(parts) > 1 and parts[1] == "0"
+        elif line.startswith("a=mid:"):
+            mid = line[6:].strip()
+        elif line in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"):
+            direction = line[2:]
+    flush()
+    return result

@@ -80,7 +80,8 @@ def encode_join_request(request: pb_rtc.JoinRequest, *, compress: bool = True) -
 
 
 def _b64decode_any(value: str) -> bytes:
-    text = value.strip()
+    # A '+' that reached us unescaped in a query string was decoded as a space.
+    text = value.strip().replace(" ", "+")
     padded = text + "=" * (-len(text) % 4)
     try:
         if "-" in text or "_" in text:

@@ -1,0 +1,73 @@
+"""Fixtures for server tests: an embedded server per test, tokens, and
+official-SDK rooms that are always disconnected, even when a test fails."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import AsyncIterator, Awaitable, Callable
+
+import pytest
+from livekit import api, rtc
+
+from kitewire.server import Server, ServerConfig
+
+KEY = "devkey"
+SECRET = "secret"
+
+
+def make_token(
+    identity: str,
+    room: str = "room",
+    *,
+    key: str = KEY,
+    secret: str = SECRET,
+    can_publish: bool = True,
+    can_subscribe: bool = True,
+    can_publish_data: bool = True,
+    room_join: bool = True,
+) -> str:
+    """A join token made with livekit-api, as a real application would."""
+    grants = api.VideoGrants(
+        room_join=room_join,
+        room=room,
+        can_publish=can_publish,
+        can_subscribe=can_subscribe,
+        can_publish_data=can_publish_data,
+    )
+    return api.AccessToken(key, secret).with_identity(identity).with_name(identity).with_grants(grants).to_jwt()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    logging.getLogger("kitewire.server").setLevel(logging.INFO)
+    srv = Server(ServerConfig.dev(port=0, empty_timeout=0.5))
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+RoomFactory = Callable[[str, str], Awaitable[rtc.Room]]
+
+
+@pytest.fixture
+async def sdk_rooms(server: Server) -> AsyncIterator[Callable[..., Awaitable[rtc.Room]]]:
+    """``await connect(identity, room="room", **token_options)`` -> connected official-SDK Room."""
+    rooms: list[rtc.Room] = []
+
+    async def connect(identity: str, room: str = "room", **token_options: bool) -> rtc.Room:
+        sdk_room = rtc.Room()
+        rooms.append(sdk_room)
+        await asyncio.wait_for(sdk_room.connect(server.url, make_token(identity, room, **token_options)), 20)
+        return sdk_room
+
+    try:
+        yield connect
+    finally:
+        for sdk_room in rooms:
+            try:
+                await asyncio.wait_for(sdk_room.disconnect(), 10)
+            except Exception:
+                pass
