@@ -18,6 +18,7 @@ import dataclasses
 import inspect
 import logging
 import secrets
+import socket
 import struct
 import time
 from dataclasses import dataclass, field
@@ -650,6 +651,7 @@ class Transceiver:
         self._extmap: dict[str, int] = {}
         self._stopped = False
         self._track_fired = False
+        self._remote_sends = False
         encodings = send_encodings or [SendEncoding("", _random_ssrc())]
         self.sender = RtpSender(pc, self, encodings)
         self.receiver = RtpReceiver(pc, self)
@@ -685,6 +687,7 @@ class Transceiver:
 
 
 _MAX_SSRCS_PER_RECEIVER = 64
+_RECEIVE_BUFFER_BYTES = 2 * 1024 * 1024
 _REPORT_QUIET_STREAMS_FOR = 10.0
 _MAX_ROUTES = 1024
 _unpack_ts_ssrc = struct.Struct("!II").unpack_from
@@ -1141,7 +1144,18 @@ class PeerConnection:
             raise ConnectionError("peer connection is closed")
 
     async def _gather(self) -> None:
+        if self._gatherer.state != "new":
+            return
         await self._gatherer.gather()
+        for protocol in self._ice_connection._protocols:
+            sock = protocol.transport.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    # Room for a keyframe burst from several layers while the
+                    # event loop is busy; aioice's default holds ~200 packets.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER_BYTES)
+                except OSError:
+                    pass
 
     def _base_session(self) -> SdpSession:
         self._session_version += 1
@@ -1226,7 +1240,9 @@ class PeerConnection:
                 mid=transceiver.mid,
             )
         media = SdpMedia(kind=transceiver.kind, port=9, protocol="UDP/TLS/RTP/SAVPF", formats=[], mid=transceiver.mid)
-        self._transport_attrs(media, "actpass" if self._is_offerer or not self._dtls_role_set else self._our_setup())
+        # Like libwebrtc, every offer says actpass; an established DTLS role is
+        # kept whatever a later answer says.
+        self._transport_attrs(media, "actpass")
         media.rtcp_mux = True
         media.rtcp_rsize = True
         media.direction = transceiver.direction
@@ -1253,9 +1269,6 @@ class PeerConnection:
         media.extmaps = dict(extmap)
         self._write_send_identity(media, transceiver, offering=True)
         return media
-
-    def _our_setup(self) -> str:
-        return "passive" if self._dtls._role == "server" else "active"
 
     @staticmethod
     def _to_sdp_codec(codec: Codec) -> SdpCodec:
@@ -1489,12 +1502,11 @@ class PeerConnection:
         if not receiver._rids:
             for ssrc in m.ssrcs:
                 receiver._ssrcs.setdefault(ssrc, None)
-        remote_sends = (m.direction or "sendrecv") in ("sendrecv", "sendonly")
-        transceiver._remote_sends = remote_sends  # type: ignore[attr-defined]
+        transceiver._remote_sends = (m.direction or "sendrecv") in ("sendrecv", "sendonly")
 
     def _fire_tracks(self) -> None:
         for transceiver in self._transceivers:
-            remote_sends = getattr(transceiver, "_remote_sends", False)
+            remote_sends = transceiver._remote_sends
             receiving = remote_sends and transceiver._receives()
             if receiving and not transceiver._track_fired:
                 transceiver._track_fired = True
@@ -1709,7 +1721,7 @@ class PeerConnection:
                 t.receiver
                 for t in self._transceivers
                 if not t.stopped
-                and getattr(t, "_remote_sends", False)
+                and t._remote_sends
                 and any(c.payload_type == header.payload_type for c in t._codecs)
             ]
             if len(candidates) == 1:
