@@ -26,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated SOURCE-TARGET pairs to time, e.g. RGBA-I420,I420-RGBA (default: all 121)",
     )
     parser.add_argument("--no-livekit", action="store_true", help="do not time livekit's convert")
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "opencv"),
+        default="auto",
+        help="auto: libyuv where installed, else OpenCV/numpy; opencv: never libyuv",
+    )
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -64,9 +70,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"kitewire bench: {error}", file=sys.stderr)
         return 2
+    from kitewire.frames import _libyuv
+
     repeats = args.repeats or (5 if args.quick else 25)
+    if args.engine == "opencv":
+        _libyuv.set_enabled(False)
+    engine = "libyuv + OpenCV/numpy" if _libyuv.enabled() else "OpenCV/numpy (libyuv off or not installed)"
     print(
-        f"kitewire bench convert: {width}x{height}, median of {repeats} runs, "
+        f"kitewire bench convert: {width}x{height}, median of {repeats} runs, engine {engine}, "
         f"python {platform.python_version()}, {os.cpu_count()} cpus"
     )
     print(convert.TABLE_HEADER)
@@ -80,4 +91,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print()
     print(convert.summary(results))
+    if pairs is None:
+        print()
+        print(f"PyAV and numpy bridges, {width}x{height} I420:")
+        print(convert.format_bridges(convert.run_bridges(width, height, repeats)))
     return 0

@@ -188,3 +188,30 @@ def summary(results: list[PairResult]) -> str:
         f"<= {TARGET_VS_COPY:.0f}x a copy of the output: {copy_met}/{len(results)} pairs",
     ]
     return "\n".join(lines)
+
+
+def run_bridges(width: int, height: int, repeats: int) -> list[tuple[str, float, float]]:
+    """Time the PyAV bridges on I420: (name, seconds, seconds of a copy of the same bytes)."""
+    import av
+
+    frame = source_frames(width, height)[T.I420]
+    decoded = frame.to_av()  # padded rows, like a decoder's yuv420p output
+    flat = np.asarray(frame.data)
+    copy = median_seconds(lambda: np.copy(flat), repeats)
+    rgb = np.ascontiguousarray(frame.convert(T.RGB24).to_ndarray())
+    rgb_copy = median_seconds(lambda: np.copy(rgb), repeats)
+    pyav_rgb = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    return [
+        ("from_av(yuv420p) -> I420", median_seconds(lambda: VideoFrame.from_av(decoded), repeats), copy),
+        ("to_av(I420) -> yuv420p", median_seconds(frame.to_av, repeats), copy),
+        ("from_av(rgb24) -> RGB24", median_seconds(lambda: VideoFrame.from_av(pyav_rgb), repeats), rgb_copy),
+        ("to_ndarray (view)", median_seconds(frame.to_ndarray, repeats), copy),
+    ]
+
+
+def format_bridges(rows: list[tuple[str, float, float]]) -> str:
+    """Markdown table of :func:`run_bridges` results."""
+    lines = ["| bridge | kitewire ms | copy ms | vs copy |", "|---|---:|---:|---:|"]
+    for name, seconds, copy in rows:
+        lines.append(f"| {name} | {seconds * 1e3:.3f} | {copy * 1e3:.3f} | {seconds / copy:.2f}x |")
+    return "\n".join(lines)
