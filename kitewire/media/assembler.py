@@ -222,20 +222,14 @@ class FrameAssembler:
             # Only what follows the newest keyframe start can still help.
             relevant_from = max(relevant_from, max(self._keyframe_starts))
         due: list[int] = []
-        exhausted: list[int] = []
         for ext, missing in self._missing.items():
-            if ext < relevant_from:
-                continue
-            if missing.nacks_sent >= self.max_nack_retries:
-                exhausted.append(ext)
+            # Entries whose retries are used up stay: their age still drives the give-up.
+            if ext < relevant_from or missing.nacks_sent >= self.max_nack_retries:
                 continue
             if now >= missing.next_nack_at:
                 missing.nacks_sent += 1
                 missing.next_nack_at = now + self.nack_interval
                 due.append(ext & 0xFFFF)
-        for ext in exhausted:
-            # Keep the entry (its age still drives the give-up) but stop scanning it cheaply next time.
-            self._missing[ext].next_nack_at = float("inf")
         return due
 
     def keyframe_request(self, now: float | None = None) -> bool:
@@ -325,9 +319,11 @@ class FrameAssembler:
             ext += 1
         return ext
 
-    def _jump_to_complete_keyframe(self) -> bool:
+    def _jump_to_complete_keyframe(self, now: float) -> bool:
         for start in sorted(self._keyframe_starts):
             if start <= self._cursor and not self._waiting:
+                continue
+            if self._codec == "H264" and self._may_lack_parameter_sets(start, now):
                 continue
             if self._frame_end(start) is not None:
                 if start > self._cursor:
@@ -338,10 +334,20 @@ class FrameAssembler:
                 return True
         return False
 
+    def _may_lack_parameter_sets(self, start: int, now: float) -> bool:
+        """An IDR slice whose predecessor is still being retransmitted may be
+        missing the SPS/PPS sent just before it: wait for that (until the loss
+        deadline) rather than start decoding without them."""
+        first_type = self._packets[start].payload[0] & 0x1F
+        if first_type in (7, 24):  # SPS, or STAP-A holding the parameter sets
+            return False
+        missing = self._missing.get(start - 1)
+        return missing is not None and now - missing.noticed_at <= self.loss_deadline
+
     def _release(self, now: float) -> list[AssembledFrame]:
         released: list[AssembledFrame] = []
         while True:
-            if self._waiting and not self._jump_to_complete_keyframe():
+            if self._waiting and not self._jump_to_complete_keyframe(now):
                 break
             start = self._cursor
             head = self._packets.get(start)
@@ -350,7 +356,7 @@ class FrameAssembler:
                 continue
             end = self._frame_end(start)
             if end is None:
-                if self._jump_to_complete_keyframe() and self._cursor != start:
+                if self._jump_to_complete_keyframe(now) and self._cursor != start:
                     continue
                 gap = self._first_gap(start)
                 missing = self._missing.get(gap)

@@ -283,3 +283,30 @@ def test_padding_only_packets_keep_the_sequence_contiguous() -> None:
     assert assembler.poll(1.0) == []
     assert not assembler.waiting_for_keyframe
     assert len(assembler) == 0
+
+
+def test_h264_keyframe_waits_for_its_lost_parameter_sets_before_jumping() -> None:
+    packetizer = H264Packetizer(200)
+    sps, pps = b"\x67\x42\xe0\x1f\x11", b"\x68\xce\x3c\x80"
+    idr = b"\x65\x88" + b"\x11" * 500
+    delta = b"\x41\x9a" + b"\x22" * 100
+    assembler = FrameAssembler("H264", loss_deadline=0.1)
+    seq = 10
+
+    def packets_of(index: int, *nals: bytes) -> list[Packet]:
+        nonlocal seq
+        payloads = packetizer.packetize(b"".join(b"\x00\x00\x00\x01" + nal for nal in nals))
+        out = [(seq + i, index * 3000, i == len(payloads) - 1, p) for i, p in enumerate(payloads)]
+        seq += len(payloads)
+        return out
+
+    assert len(push_all(assembler, packets_of(0, sps, pps, idr), 0.0)) == 1
+    delta_packets = packets_of(1, delta)
+    key_packets = packets_of(2, sps, pps, idr)
+    assert key_packets[0][3][0] & 0x1F == 24  # STAP-A with SPS/PPS
+    push_all(assembler, delta_packets[1:], 0.01)  # the delta frame's first packet is lost
+    # The STAP-A is lost too: the IDR slices are complete but not decodable yet.
+    assert push_all(assembler, key_packets[1:], 0.02) == []
+    # Its retransmission arrives in time: the whole keyframe goes out, SPS/PPS included.
+    (frame,) = assembler.push(*key_packets[0], 0.05)
+    assert frame.keyframe and frame.data.startswith(b"\x00\x00\x00\x01" + sps)
