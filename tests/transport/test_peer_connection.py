@@ -404,3 +404,35 @@ async def test_remb_without_matching_ssrc_goes_to_all_senders(make_pc: MakePc) -
     sending.sender.on_remb = lambda bitrate, ssrcs: rembs.append(bitrate)
     tracks[0].receiver.send_rtcp(build_remb(1, 300_000, []))
     await wait_for(lambda: rembs == [300_000])
+
+
+async def test_no_stun_server_unless_configured() -> None:
+    from kitewire.transport import IceServer, PeerConnectionConfig
+
+    plain = PeerConnection(PeerConnectionConfig())
+    configured = PeerConnection(
+        PeerConnectionConfig(ice_servers=[IceServer(urls=["stun:127.0.0.1:3478"])])
+    )
+    try:
+        assert plain._ice_connection.stun_server is None
+        assert plain._ice_connection.turn_server is None
+        assert configured._ice_connection.stun_server == ("127.0.0.1", 3478)
+    finally:
+        await plain.close()
+        await configured.close()
+    with pytest.raises(ValueError, match="IceServer"):
+        PeerConnection(PeerConnectionConfig(ice_servers=["stun:x"]))  # type: ignore[list-item]
+
+
+async def test_forged_srtp_is_counted_and_dropped(make_pc: MakePc) -> None:
+    offerer, answerer, sending, tracks = await connected_pair(make_pc)
+    got: list[tuple[bytes, RtpHeader]] = []
+    collect(tracks[0], got)
+    pair = offerer._ice_connection._nominated[1]
+    # Plain RTP that was never SRTP-protected fails authentication.
+    pair.protocol.transport.sendto(b"\x80\x60\x00\x01" + b"\x00" * 40, pair.remote_addr)
+    pt = sending.codecs[0].payload_type
+    assert pt is not None
+    sending.sender.send_rtp(sending.sender.build_packet(b"ok", payload_type=pt, sequence_number=9, timestamp=9))
+    await wait_for(lambda: len(got) == 1 and answerer.srtp_errors == 1)
+    assert answerer.connection_state == "connected"
