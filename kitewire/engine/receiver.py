@@ -38,8 +38,11 @@ _MAX_DECODE_BACKLOG = 60
 _CAPTURE_TIMES_KEPT = 64
 
 
-def _decode_to_frames(decoder: VideoDecoder, data: bytes, keyframe: bool) -> list[VideoFrame]:
-    return [VideoFrame.from_av(av_frame) for av_frame in decoder.decode(data, keyframe=keyframe)]
+def _decode_to_frames(decoder: VideoDecoder, data: bytes, keyframe: bool, convert: bool) -> tuple[int, list[VideoFrame]]:
+    decoded = decoder.decode(data, keyframe=keyframe)
+    # the decoder must see every frame to keep its state, but copying pictures out
+    # is only worth it when someone consumes them
+    return len(decoded), [VideoFrame.from_av(av_frame) for av_frame in decoded] if convert else []
 
 
 class VideoReceivePipeline:
@@ -54,6 +57,8 @@ class VideoReceivePipeline:
         self._receiver = receiver
         self._loop = loop or asyncio.get_running_loop()
         self.on_frame: FrameCallback | None = None
+        #: tells whether decoded pictures are wanted (None: always)
+        self.has_consumers: Callable[[], bool] | None = None
         self._assembler: FrameAssembler | None = None
         self._decoder: VideoDecoder | None = None
         self._codec: str | None = None
@@ -190,20 +195,21 @@ class VideoReceivePipeline:
                 continue
             timestamp_us = self._capture_time_for(assembled.timestamp)
             rotation = self._rotation
+            wanted = self.on_frame is not None and (self.has_consumers is None or self.has_consumers())
             try:
-                frames = await self._loop.run_in_executor(
-                    None, _decode_to_frames, decoder, assembled.data, assembled.keyframe
+                decoded, frames = await self._loop.run_in_executor(
+                    None, _decode_to_frames, decoder, assembled.data, assembled.keyframe, wanted
                 )
             except Exception:
                 logger.exception("decoding a %s frame failed", decoder.codec)
-                frames = []
+                decoded, frames = 0, []
             if self._closed:
                 return
-            if not frames and decoder.needs_keyframe and self._assembler is not None:
+            if not decoded and decoder.needs_keyframe and self._assembler is not None:
                 self._assembler.request_keyframe()
+            self.frames_decoded += decoded
             callback = self.on_frame
             for frame in frames:
-                self.frames_decoded += 1
                 if callback is not None:
                     callback(frame, timestamp_us, rotation)
 

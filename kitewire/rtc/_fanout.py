@@ -4,6 +4,7 @@ to any number of consumers (VideoStreams, the publish pipeline)."""
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Protocol
 
 from kitewire.frames import VideoFrame
@@ -30,6 +31,8 @@ class FrameFanout:
 
     def __init__(self) -> None:
         self._sinks: dict[FrameSink, None] = {}
+        # frames may be pushed from a capture thread while streams attach on the loop
+        self._lock = threading.Lock()
         self._ended = False
         self.frames_pushed = 0
 
@@ -45,21 +48,26 @@ class FrameFanout:
 
     def add(self, sink: FrameSink) -> None:
         """Attach ``sink``; if the producer already ended, tell it right away."""
-        if self._ended:
+        with self._lock:
+            ended = self._ended
+            if not ended:
+                self._sinks[sink] = None
+        if ended:
             sink.on_end()
-            return
-        self._sinks[sink] = None
 
     def remove(self, sink: FrameSink) -> None:
         """Detach ``sink`` without ending it; unknown sinks are ignored."""
-        self._sinks.pop(sink, None)
+        with self._lock:
+            self._sinks.pop(sink, None)
 
     def push(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
         """Deliver one frame to every sink; a failing sink is logged and skipped."""
-        if self._ended:
-            return
-        self.frames_pushed += 1
-        for sink in list(self._sinks):
+        with self._lock:
+            if self._ended:
+                return
+            self.frames_pushed += 1
+            sinks = list(self._sinks)
+        for sink in sinks:
             try:
                 sink.on_frame(frame, timestamp_us, rotation)
             except Exception:
@@ -67,11 +75,12 @@ class FrameFanout:
 
     def end(self) -> None:
         """Tell every sink the producer is gone and detach them all (idempotent)."""
-        if self._ended:
-            return
-        self._ended = True
-        sinks = list(self._sinks)
-        self._sinks.clear()
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+            sinks = list(self._sinks)
+            self._sinks.clear()
         for sink in sinks:
             try:
                 sink.on_end()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import weakref
 from typing import TYPE_CHECKING, Mapping, Optional, Protocol
 
 from livekit.protocol import models
@@ -30,7 +31,8 @@ class Participant:
 
     def __init__(self, info: models.ParticipantInfo) -> None:
         self._info = info
-        self._followers: dict[_TrackFollower, int] = {}
+        # weak: a VideoStream dropped without aclose() stops following
+        self._followers: weakref.WeakKeyDictionary[_TrackFollower, int] = weakref.WeakKeyDictionary()
 
     def _update_info(self, info: models.ParticipantInfo) -> None:
         self._info = info

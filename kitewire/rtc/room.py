@@ -361,6 +361,8 @@ class Room(EventEmitter[EventTypes]):
         track = RemoteVideoTrack(publication.sid, publication.name)
         track._muted = publication.muted
         pipeline.on_frame = track._fanout.push
+        fanout = track._fanout
+        pipeline.has_consumers = lambda: fanout.has_sinks
         publication._track = track
         publication._subscribed = True
         participant._track_available(track, publication.source)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Optional
 
@@ -44,15 +45,22 @@ class _TrackSink:
     """
 
     def __init__(self, stream: VideoStream, track: Track, ends_stream: bool) -> None:
-        self._stream = stream
+        # weak: a stream dropped without aclose() must not keep collecting frames
+        self._stream = weakref.ref(stream)
         self.track = track
         self._ends_stream = ends_stream
 
     def on_frame(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
-        self._stream._deliver(VideoFrameEvent(frame, timestamp_us, rotation))
+        stream = self._stream()
+        if stream is None:
+            self.track._fanout.remove(self)
+            return
+        stream._deliver(VideoFrameEvent(frame, timestamp_us, rotation))
 
     def on_end(self) -> None:
-        self._stream._track_ended(self, self._ends_stream)
+        stream = self._stream()
+        if stream is not None:
+            stream._track_ended(self, self._ends_stream)
 
 
 class VideoStream:

@@ -248,3 +248,15 @@ def test_options_have_livekit_names_and_validate() -> None:
         rtc.TrackPublishOptions(video_codec=rtc.VideoCodec.AV1)
     assert rtc.ConnectionState.Name(rtc.ConnectionState.CONN_CONNECTED) == "CONN_CONNECTED"
     assert rtc.DisconnectReason.CLIENT_INITIATED == 1
+
+
+async def test_a_stream_dropped_without_aclose_stops_collecting_frames() -> None:
+    import gc
+
+    source, track = make_track()
+    stream = rtc.VideoStream(track)
+    source.capture_frame(make_pattern_frame(0, WIDTH, HEIGHT), timestamp_us=1)
+    del stream
+    gc.collect()
+    source.capture_frame(make_pattern_frame(1, WIDTH, HEIGHT), timestamp_us=2)
+    assert not source._fanout.has_sinks

@@ -153,3 +153,26 @@ async def test_lost_packets_are_nacked_and_retransmitted() -> None:
     assert wire.nacked, "the receiver never sent a NACK"
     assert len(readable) >= 0.9 * 60
     assert readable == sorted(readable)
+
+
+async def test_frames_of_another_size_and_type_are_scaled_to_the_layer() -> None:
+    import numpy as np
+
+    wire = Wire("VP8")
+    received: list[tuple[int, int]] = []
+    layers = plan_video_layers(640, 360, simulcast=False)
+    publisher = VideoPublishPipeline(wire.sender, codec="VP8", layers=layers, simulcast=False)  # type: ignore[arg-type]
+    receiver = VideoReceivePipeline(wire.receiver)  # type: ignore[arg-type]
+    receiver.on_frame = lambda frame, timestamp_us, rotation: received.append((frame.width, frame.height))
+    odd = VideoFrame.from_ndarray(np.full((187, 333, 4), 200, dtype=np.uint8), 0)  # RGBA, odd size
+    try:
+        for index in range(10):
+            publisher.on_frame(odd, index + 1, 0)
+            await asyncio.sleep(1 / 30)
+        deadline = time.monotonic() + 3
+        while len(received) < 5 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        await publisher.close()
+        await receiver.close()
+    assert received and set(received) == {(640, 360)}
