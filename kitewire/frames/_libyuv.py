@@ -283,6 +283,41 @@ def yuv_to_yuv(
     name = _YUV_TO_YUV_ANY_SIZE.get(pair)
     if name is None and width % 2 == 0 and height % 2 == 0:
         name = _YUV_TO_YUV_EVEN_SIZE.get(pair)
-    if name is None:
+    signed_height = -height if flip_y else height
+    if name is not None:
+        return _call(name, [*sources, *targets], width, signed_height)
+    # two libyuv steps through a temporary I420 beat the general path (e.g. I010 -> NV12)
+    into_i420 = _YUV_TO_YUV_ANY_SIZE.get((source_type, T.I420))
+    if into_i420 is None and width % 2 == 0 and height % 2 == 0:
+        into_i420 = _YUV_TO_YUV_EVEN_SIZE.get((source_type, T.I420))
+    out_of_i420 = _YUV_TO_YUV_ANY_SIZE.get((T.I420, target_type))
+    if into_i420 is None or out_of_i420 is None:
         return False
-    return _call(name, [*sources, *targets], width, -height if flip_y else height)
+    chroma_shape = ((height + 1) // 2, (width + 1) // 2)
+    i420: list[AnyArray] = [
+        np.empty((height, width), np.uint8),
+        np.empty(chroma_shape, np.uint8),
+        np.empty(chroma_shape, np.uint8),
+    ]
+    return _call(into_i420, [*sources, *i420], width, height) and _call(
+        out_of_i420, [*i420, *targets], width, signed_height
+    )
+
+
+def repeat_samples(plane: AnyArray, factor_x: int, factor_y: int) -> AnyArray | None:
+    """``plane`` enlarged by repeating samples (libyuv point scaling, exact for 2x); None if off."""
+    # libyuv's vertical-only scaler samples off-centre, so keep to the exact cases
+    if not enabled() or plane.ndim != 2 or plane.dtype != np.uint8 or factor_x != 2:
+        return None
+    function = _function("ScalePlane", [_P, _I, _I, _I, _P, _I, _I, _I, _I])
+    if function is None:
+        return None
+    source = np.ascontiguousarray(plane)
+    rows, columns = source.shape
+    enlarged = np.empty((rows * factor_y, columns * factor_x), np.uint8)
+    status = function(
+        _pointer(source), columns, columns, rows,
+        _pointer(enlarged), columns * factor_x, columns * factor_x, rows * factor_y,
+        0,  # kFilterNone: each target sample copies the source sample it falls in
+    )
+    return enlarged if status == 0 else None

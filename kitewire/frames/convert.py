@@ -337,6 +337,9 @@ def _expand(plane: AnyArray, factor_x: int, factor_y: int, rows: int, columns: i
     """Repeat samples of ``plane`` by integer factors and crop to rows x columns."""
     if factor_x == 1 and factor_y == 1:
         return plane
+    repeated = _libyuv.repeat_samples(plane, factor_x, factor_y)
+    if repeated is not None:
+        return repeated[:rows, :columns]
     expanded: AnyArray = cv2.resize(
         np.ascontiguousarray(plane),
         (plane.shape[1] * factor_x, plane.shape[0] * factor_y),

@@ -249,3 +249,15 @@ def test_libyuv_and_opencv_engines_agree(width: int, height: int, flip_y: bool) 
         theirs = without.to_ndarray().reshape(-1).astype(int)
         tolerance = 12 if target_type == T.I010 else 3  # I010 words are 4x the 8-bit scale
         assert np.abs(ours - theirs).max() <= tolerance, f"{T.Name(source_type)}->{T.Name(target_type)}"
+
+
+@pytest.mark.parametrize("width,height", [(1, 1), (3, 5), (6, 4), (33, 17)])
+def test_chroma_expansion_repeats_samples(width: int, height: int) -> None:
+    frame = random_frame(T.I420, width, height, seed=3)
+    _, u, v = frame.plane_arrays()
+    # I420 -> I444 doubles chroma both ways; I420 -> I422 doubles its rows only
+    for target_type, factor_x in ((T.I444, 2), (T.I422, 1)):
+        planes = frame.convert(target_type).plane_arrays()
+        for source, expanded in zip((u, v), planes[1:]):
+            expected = source.repeat(factor_x, axis=1)[:, :width].repeat(2, axis=0)[:height]
+            np.testing.assert_array_equal(expanded, expected, err_msg=T.Name(target_type))
