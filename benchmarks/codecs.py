@@ -71,7 +71,7 @@ def pyav_encode(codec: str, frames: list[av.VideoFrame]) -> Callable[[], None]:
 
     def job() -> None:
         encoder = VideoEncoder(codec, frames[0].width, frames[0].height, 1_500_000, 30.0)
-        context = encoder._open()  # same settings, but no packetization
+        context = encoder._open(encoder._current_settings())  # same settings, no packetization
         for index, frame in enumerate(frames):
             frame.pts = index
             context.encode(frame)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import av
 import av.error
@@ -99,6 +99,12 @@ def _h264_level(width: int, height: int) -> str:
     return "5.1"
 
 
+class _EncoderSettings(NamedTuple):
+    size: tuple[int, int]
+    bitrate: int
+    framerate: Fraction
+
+
 class VideoEncoder:
     """Real-time encoder producing packetized RTP payloads.
 
@@ -131,10 +137,13 @@ class VideoEncoder:
             raise ValueError(f"framerate: expected 1..240 frames per second, got {framerate!r}")
         if not isinstance(threads, int) or not 1 <= threads <= 16:
             raise ValueError(f"threads: expected 1..16, got {threads!r}")
-        self._width = width
-        self._height = height
+        # Settings are written by the setters (possibly on the event loop while
+        # encode runs in a worker) one attribute at a time; encode snapshots
+        # them and reopens the codec when they differ from what it opened with.
+        self._size = (width, height)
         self._bitrate = bitrate
         self._framerate = Fraction(framerate).limit_denominator(1001)
+        self._opened_with: _EncoderSettings | None = None
         self._threads = threads
         self._packetizer: Packetizer = (
             Vp8Packetizer(max_payload_size) if self._codec == "VP8" else H264Packetizer(max_payload_size, drop_sei=True)
@@ -161,12 +170,20 @@ class VideoEncoder:
     @property
     def width(self) -> int:
         """Width of the encoded pictures (H264: even)."""
-        return self._width & ~1 if self._codec == "H264" else self._width
+        return self._coded_size(self._size)[0]
 
     @property
     def height(self) -> int:
         """Height of the encoded pictures (H264: even)."""
-        return self._height & ~1 if self._codec == "H264" else self._height
+        return self._coded_size(self._size)[1]
+
+    def _coded_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        if self._codec == "H264":
+            return size[0] & ~1, size[1] & ~1
+        return size
+
+    def _current_settings(self) -> _EncoderSettings:
+        return _EncoderSettings(self._coded_size(self._size), self._bitrate, self._framerate)
 
     @property
     def packetizer(self) -> Packetizer:
@@ -179,29 +196,27 @@ class VideoEncoder:
         PyAV cannot retune libvpx's rate control on an open encoder, so a
         change of more than 15% reopens the encoder (the next frame is then a
         keyframe); smaller changes are ignored. Callers driven by congestion
-        control should therefore change it in steps, not every packet.
+        control should therefore change it in steps, not every packet. Safe
+        to call from another thread than the one encoding.
         """
         if not isinstance(bitrate, int) or bitrate < _MIN_BITRATE:
             raise ValueError(f"bitrate: expected an int >= {_MIN_BITRATE} bps, got {bitrate!r}")
-        if abs(bitrate - self._bitrate) <= self._bitrate * _BITRATE_CHANGE_THRESHOLD:
-            return
-        self._bitrate = bitrate
-        self._close_context()
+        if abs(bitrate - self._bitrate) > self._bitrate * _BITRATE_CHANGE_THRESHOLD:
+            self._bitrate = bitrate
 
     def set_resolution(self, width: int, height: int) -> None:
-        """Change the encoded size; the next frame is a keyframe."""
+        """Change the encoded size; the next frame is a keyframe. Safe to call
+        from another thread than the one encoding."""
         _check_size(width, height)
-        if (width, height) != (self._width, self._height):
-            self._width = width
-            self._height = height
-            self._close_context()
+        self._size = (width, height)
 
     def request_keyframe(self) -> None:
-        """Make the next encoded frame a keyframe."""
+        """Make the next encoded frame a keyframe. Safe to call from another
+        thread than the one encoding."""
         self._keyframe_requested = True
 
-    def _open(self) -> av.VideoCodecContext:
-        width, height = self.width, self.height
+    def _open(self, settings: _EncoderSettings) -> av.VideoCodecContext:
+        (width, height), bitrate, framerate = settings
         if self._codec == "VP8":
             context = av.CodecContext.create("libvpx", "w")
             options = {
@@ -211,9 +226,9 @@ class VideoEncoder:
                 "error-resilient": "default",
                 "auto-alt-ref": "0",
                 # CBR as libwebrtc uses it: ffmpeg picks VPX_CBR when min = max = target.
-                "minrate": str(self._bitrate),
-                "maxrate": str(self._bitrate),
-                "bufsize": str(self._bitrate),
+                "minrate": str(bitrate),
+                "maxrate": str(bitrate),
+                "bufsize": str(bitrate),
                 "undershoot-pct": "100",
                 "overshoot-pct": "15",
                 "max-intra-rate": "300",
@@ -232,16 +247,16 @@ class VideoEncoder:
                 "forced-idr": "1",
                 "bf": "0",
                 "g": "100000",
-                "maxrate": str(self._bitrate),
-                "bufsize": str(self._bitrate),
+                "maxrate": str(bitrate),
+                "bufsize": str(bitrate),
                 # No scene-cut keyframes: keyframes are sent on request only.
                 "x264-params": "scenecut=0:aud=0:repeat-headers=1",
             }
         context.width = width
         context.height = height
         context.pix_fmt = "yuv420p"
-        context.bit_rate = self._bitrate
-        context.framerate = self._framerate
+        context.bit_rate = bitrate
+        context.framerate = framerate
         # 90 kHz like RTP: libvpx's rate control follows real frame intervals
         # when the timestamps carry them.
         context.time_base = Fraction(1, 90_000)
@@ -249,12 +264,6 @@ class VideoEncoder:
         context.options = options
         context.open()
         return context
-
-    def _close_context(self) -> None:
-        if self._context is not None:
-            self._context = None
-            # A fresh encoder starts with a keyframe anyway; this keeps the flag honest.
-            self._keyframe_requested = True
 
     def encode(
         self,
@@ -278,26 +287,32 @@ class VideoEncoder:
                     f"frame: expected av.VideoFrame or kitewire VideoFrame, got {type(frame).__name__}"
                 )
             frame = frame.to_av()
-        width, height = self.width, self.height
-        if frame.width != width or frame.height != height or frame.format.name != "yuv420p":
-            frame = frame.reformat(width=width, height=height, format="yuv420p")
         pts = self._next_pts(capture_time)
         if self._codec == "H264":
             self._track_framerate(pts)
-        if self._context is None:
-            self._context = self._open()
+        settings = self._current_settings()
+        context = self._context
+        if context is None or settings != self._opened_with:
+            context = self._context = self._open(settings)
+            self._opened_with = settings
             self._opened_at_pts = pts
-            self._keyframe_requested = True
+            keyframe = True  # a fresh encoder starts with one anyway
+        width, height = settings.size
+        if frame.width != width or frame.height != height or frame.format.name != "yuv420p":
+            frame = frame.reformat(width=width, height=height, format="yuv420p")
         force = keyframe or self._keyframe_requested
+        # Cleared before encoding so a request arriving from another thread
+        # meanwhile is kept for the next frame instead of being swallowed.
+        self._keyframe_requested = False
         frame.pict_type = PictureType.I if force else PictureType.NONE
         frame.pts = pts
-        packets = self._context.encode(frame)
+        packets = context.encode(frame)
         data = b"".join(bytes(packet) for packet in packets)
+        is_key = bool(data) and any(packet.is_keyframe for packet in packets)
+        if force and not is_key:
+            self._keyframe_requested = True  # the codec skipped it; try again
         if not data:
             return EncodedFrame([], keyframe=False, width=width, height=height)
-        is_key = any(packet.is_keyframe for packet in packets)
-        if is_key:
-            self._keyframe_requested = False
         return EncodedFrame(self._packetizer.packetize(data), keyframe=is_key, width=width, height=height)
 
     def _next_pts(self, capture_time: float | None) -> int:
@@ -331,8 +346,8 @@ class VideoEncoder:
         measured = 1 / max(self._measured_interval, 1 / 240)
         configured = float(self._framerate)
         if not 0.67 < measured / configured < 1.5:
+            # Takes effect by reopening the encoder on this frame.
             self._framerate = Fraction(min(240.0, max(1.0, measured))).limit_denominator(1001)
-            self._close_context()
 
     @property
     def framerate(self) -> float:

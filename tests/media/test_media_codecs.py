@@ -213,3 +213,27 @@ def test_rate_control_follows_capture_times(codec: str) -> None:
     assert bits_per_second[True] < 1.5 * target
     if codec == "H264":
         assert encoder.framerate == pytest.approx(10, rel=0.1)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+async def test_settings_change_from_the_event_loop_while_a_worker_encodes(codec: str) -> None:
+    import asyncio
+
+    encoder = VideoEncoder(codec, 320, 240, 400_000)
+    loop = asyncio.get_running_loop()
+    sizes = [(320, 240), (160, 120), (240, 180)]
+    source = pattern_frame(0, 320, 240)
+    results = []
+    for index in range(40):
+        job = loop.run_in_executor(None, lambda: encoder.encode(source.reformat(format="yuv420p")))
+        # Poke the encoder while the worker may be inside encode().
+        encoder.set_resolution(*sizes[index % 3])
+        encoder.set_bitrate(200_000 if index % 2 else 900_000)
+        encoder.request_keyframe()
+        results.append(await job)
+    decoder = VideoDecoder(codec)
+    depacketizer = create_depacketizer(codec)
+    for encoded in results:
+        assert (encoded.width, encoded.height) in sizes
+        pictures = decoder.decode(depacketizer.depacketize(encoded))
+        assert [(p.width, p.height) for p in pictures] == [(encoded.width, encoded.height)]
