@@ -5,6 +5,31 @@ simulcast layer presets.
 Everything here works on frames, payload bytes and RTP *fields* (sequence
 number, timestamp, marker); RTP header bytes and sockets belong to
 ``kitewire.transport``.
+
+Sending one layer (encode in a worker thread; PyAV releases the GIL)::
+
+    encoder = VideoEncoder("VP8", 1280, 720, bitrate=1_700_000, framerate=30)
+    history = PacketHistory()
+    encoded = await loop.run_in_executor(None, encoder.encode, av_frame)
+    for index, payload in enumerate(encoded):      # marker on the last one
+        marker = index == len(encoded) - 1
+        ...build the RTP packet (seq, 90 kHz timestamp, marker), send it,
+        history.add(seq, packet, time.monotonic())
+    # on NACK: history.get_many(seqs, now); on PLI/FIR: encoder.request_keyframe()
+
+Receiving one SSRC::
+
+    assembler = FrameAssembler("VP8")
+    decoder = VideoDecoder("VP8")
+    for frame in assembler.push(seq, timestamp, marker, payload, now):
+        pictures = await loop.run_in_executor(None, decoder.decode, frame.data)
+        if decoder.needs_keyframe:
+            assembler.request_keyframe()
+    # every ~20 ms: assembler.poll(now), assembler.nack_list(now) -> RTCP NACK,
+    # assembler.keyframe_request(now) -> RTCP PLI
+
+Forwarding (SFU): ``is_keyframe(mime_type, payload)`` on each packet tells
+where a layer switch may start.
 """
 
 from kitewire.media.assembler import AssembledFrame, FrameAssembler

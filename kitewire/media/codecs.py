@@ -1,9 +1,13 @@
 """VP8 and H264 encoders/decoders on PyAV (libvpx, libx264, ffmpeg decoders).
 
 Both classes are synchronous and meant to run in a worker thread
-(``loop.run_in_executor``): PyAV drops the GIL while libvpx/x264/ffmpeg work
-(``benchmarks/codecs.py`` shows two encoders in two threads running in
-parallel). One instance must not be used from two threads at once.
+(``loop.run_in_executor``): PyAV drops the GIL around the codec calls
+(``avcodec_send_frame``/``avcodec_send_packet``/``avcodec_receive_*`` sit in
+``with cython.nogil`` blocks in av/codec/context.py, and so does the scaler
+in av/video/reformatter.py), and ``benchmarks/codecs.py`` shows two encoders
+in two threads running in parallel. One instance must not run ``encode`` or
+``decode`` in two threads at once; the encoder's setters and
+``request_keyframe`` may be called from any thread.
 
 Odd frame sizes: VP8 encodes them as they are (libvpx supports odd sizes, the
 receiver decodes e.g. 641x479). H264 with 4:2:0 chroma can only code even
