@@ -57,10 +57,13 @@ async def sdk_rooms(server: Server) -> AsyncIterator[Callable[..., Awaitable[rtc
     """``await connect(identity, room="room", **token_options)`` -> connected official-SDK Room."""
     rooms: list[rtc.Room] = []
 
-    async def connect(identity: str, room: str = "room", **token_options: bool) -> rtc.Room:
+    async def connect(
+        identity: str, room: str = "room", *, options: rtc.RoomOptions | None = None, **token_options: bool
+    ) -> rtc.Room:
         sdk_room = rtc.Room()
         rooms.append(sdk_room)
-        await asyncio.wait_for(sdk_room.connect(server.url, make_token(identity, room, **token_options)), 20)
+        token = make_token(identity, room, **token_options)
+        await asyncio.wait_for(sdk_room.connect(server.url, token, options or rtc.RoomOptions()), 20)
         return sdk_room
 
     try:
