@@ -1,7 +1,7 @@
 """Conversions between every pair of :class:`VideoBufferType` layouts.
 
-Every step runs in OpenCV or numpy, both of which release the GIL while they
-work, so a conversion can run in a worker thread beside the event loop.
+Every step runs in libyuv, OpenCV or numpy, all of which release the GIL while
+they work, so a conversion can run in a worker thread beside the event loop.
 
 Colour follows BT.601 limited range ("studio swing": Y 16..235, chroma
 16..240), which is what libyuv and therefore livekit use. Chroma is reduced by
@@ -11,12 +11,16 @@ chroma sample covers a single pixel, so edges are padded by replication.
 
 Engines, chosen per pair by measurement (see ``kitewire bench convert``):
 
+- libyuv through ctypes (:mod:`kitewire.frames._libyuv`) when installed:
+  RGB <-> YUV, multi-step byte shuffles and planar pairs whose result means
+  the same as below; it is the converter livekit itself uses;
 - channel swaps among the packed RGB layouts: 32-bit byte swaps in numpy and
   ``cv2.cvtColor`` channel swaps, which run at memory-copy speed;
 - even-sized 4:2:0 to RGB: ``cv2.cvtColor`` (YUV2RGBA_I420, YUV2BGRA_NV12...),
   whose BT.601 limited-range maths matches libyuv;
-- everything else colour-related: ``cv2.transform`` with an affine colour
-  matrix, plus ``cv2.resize`` (INTER_AREA = box average) for chroma reduction.
+- everything else colour-related: ``cv2.transform`` with a 3x4 affine colour
+  matrix on 3-channel images, ``cv2.resize`` for chroma reduction (box
+  average) and expansion (sample repetition).
 """
 
 from __future__ import annotations
@@ -195,11 +199,11 @@ def convert_buffer(
         return convert_buffer(mirrored.reshape(-1), source_type, width, height, target_type)
 
     if source_type in PACKED_RGB_TYPES and target_type in PACKED_RGB_TYPES:
-        _packed_to_packed(source_type, _u8(src_planes[0]), target_type, _u8(dst_planes[0]))
+        _packed_to_packed(source_type, src_planes[0], target_type, dst_planes[0])
     elif source_type in PACKED_RGB_TYPES:
-        _packed_to_yuv(source_type, _u8(src_planes[0]), target_type, target, dst_planes, width, height)
+        _packed_to_yuv(source_type, src_planes[0], target_type, target, dst_planes, width, height)
     elif target_type in PACKED_RGB_TYPES:
-        _yuv_to_packed(source, source_type, src_planes, target_type, _u8(dst_planes[0]), width, height)
+        _yuv_to_packed(source, source_type, src_planes, target_type, dst_planes[0], width, height)
     else:
         _yuv_to_yuv(source_type, src_planes, target_type, dst_planes, width, height)
 
@@ -210,11 +214,6 @@ def convert_buffer(
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _u8(array: AnyArray) -> U8Array:
-    """Narrow the static type of a plane view known to be uint8."""
-    return array
 
 
 def _store(result: AnyArray, target: AnyArray) -> None:
@@ -386,11 +385,11 @@ def _yuv_planes(
         u = np.empty(chroma.shape[:2], dtype=np.uint8)
         v = np.empty(chroma.shape[:2], dtype=np.uint8)
         cv2.mixChannels([chroma], [u, v], [0, 0, 1, 1])
-        return _u8(planes[0]), u, v, None
+        return planes[0], u, v, None
     if source_type == T.I010:
         return _to_8bit(planes[0]), _to_8bit(planes[1]), _to_8bit(planes[2]), None
-    alpha = _u8(planes[3]) if source_type == T.I420A else None
-    return _u8(planes[0]), _u8(planes[1]), _u8(planes[2]), alpha
+    alpha = planes[3] if source_type == T.I420A else None
+    return planes[0], planes[1], planes[2], alpha
 
 
 def _write_yuv(
@@ -464,7 +463,7 @@ def _yuv_to_packed(
         if source_type == T.I010:
             packed = np.empty(luma_chroma_bytes, dtype=np.uint8)
             for plane, eight_bit in zip(sources, plane_arrays(packed, T.I420, width, height)):
-                _to_8bit(plane, _u8(eight_bit))
+                _to_8bit(plane, eight_bit)
         else:
             packed = buffer[:luma_chroma_bytes]
         table = _FROM_NV12 if source_type == T.NV12 else _FROM_I420
@@ -484,7 +483,7 @@ def _yuv_to_packed(
         add_alpha = cv2.COLOR_BGR2BGRA if three_channel_order == "BGR" else cv2.COLOR_RGB2RGBA
         _store(cv2.cvtColor(rgb, add_alpha, dst=target), target)
     if source_type == T.I420A and has_alpha:
-        _fill_alpha(target, _u8(sources[3]), 3)
+        _fill_alpha(target, sources[3], 3)
     if swapped:
         _swap_bytes_32(target, target)
 
@@ -540,7 +539,7 @@ def _packed_to_yuv(
         _store(cv2.cvtColor(np.ascontiguousarray(padded), _TO_I420[order], dst=image), image)
         luma = i420[: even_width * even_height].reshape(even_height, even_width)[:height, :width]
         # chroma like libyuv: average each 2x2 block of RGB, then convert
-        small, small_order = _three_channels(_u8(_reduce(pixels, 2, 2)), order)
+        small, small_order = _three_channels(_reduce(pixels, 2, 2), order)
         chroma = _split_chroma(cv2.transform(small, _TO_YUV_MATRIX[small_order]), target_type, targets)
         if target_type == T.I010:
             _to_10bit(luma, targets[0])
@@ -550,7 +549,7 @@ def _packed_to_yuv(
         pixels3, three_channel_order = _three_channels(pixels, order)
         yuv = cv2.transform(pixels3, _TO_YUV_MATRIX[three_channel_order])
         cv2.mixChannels([yuv], [targets[0]], [0, 0])
-        chroma = _split_chroma(_u8(_reduce(yuv, factor_x, factor_y)), target_type, targets)
+        chroma = _split_chroma(_reduce(yuv, factor_x, factor_y), target_type, targets)
     if chroma is not None:
         _to_10bit(chroma[0], targets[1])
         _to_10bit(chroma[1], targets[2])
