@@ -17,12 +17,15 @@ from kitewire.frames import (
 
 from ._types import (
     ConnectError,
+    ConnectionQuality,
     ConnectionState,
     ContinualGatheringPolicy,
     DataStreamOptions,
     DisconnectReason,
     IceServer,
     IceTransportType,
+    ParticipantKind,
+    ParticipantState,
     PublishTrackError,
     RoomOptions,
     RtcConfiguration,
@@ -50,6 +53,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConnectError",
+    "ConnectionQuality",
     "ConnectionState",
     "ContinualGatheringPolicy",
     "DataStreamOptions",
@@ -62,6 +66,8 @@ __all__ = [
     "LocalTrackPublication",
     "LocalVideoTrack",
     "Participant",
+    "ParticipantKind",
+    "ParticipantState",
     "PublishTrackError",
     "RemoteParticipant",
     "RemoteTrack",

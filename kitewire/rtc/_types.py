@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,27 @@ class ConnectionState(EnumTypeWrapper):
     CONN_DISCONNECTED = 0
     CONN_CONNECTED = 1
     CONN_RECONNECTING = 2
+
+
+class ParticipantKind(EnumTypeWrapper):
+    """What kind of client a participant is (livekit numbering)."""
+
+    PARTICIPANT_KIND_STANDARD = 0
+    PARTICIPANT_KIND_INGRESS = 1
+    PARTICIPANT_KIND_EGRESS = 2
+    PARTICIPANT_KIND_SIP = 3
+    PARTICIPANT_KIND_AGENT = 4
+    PARTICIPANT_KIND_CONNECTOR = 5
+    PARTICIPANT_KIND_BRIDGE = 6
+
+
+class ParticipantState(EnumTypeWrapper):
+    """A participant's session state (livekit numbering)."""
+
+    PARTICIPANT_STATE_JOINING = 0
+    PARTICIPANT_STATE_JOINED = 1
+    PARTICIPANT_STATE_ACTIVE = 2
+    PARTICIPANT_STATE_DISCONNECTED = 3
 
 
 class IceTransportType(EnumTypeWrapper):
@@ -113,6 +135,16 @@ class TrackPublishOptions:
                 f"expected video_codec VideoCodec.VP8 ({int(VideoCodec.VP8)}) or VideoCodec.H264 "
                 f"({int(VideoCodec.H264)}), got {self.video_codec!r}"
             )
+
+
+class ConnectionQuality(enum.IntEnum):
+    """Connection quality reported for a participant (livekit's values)."""
+
+    QUALITY_UNKNOWN = -1
+    QUALITY_POOR = 0
+    QUALITY_GOOD = 1
+    QUALITY_EXCELLENT = 2
+    QUALITY_LOST = 3
 
 
 class ConnectError(Exception):

@@ -10,7 +10,7 @@ from livekit.protocol import models
 
 from .track import LocalVideoTrack, Track
 from .track_publication import LocalTrackPublication, RemoteTrackPublication, TrackPublication
-from ._types import PublishTrackError, TrackPublishOptions
+from ._types import ConnectionQuality, PublishTrackError, TrackPublishOptions
 
 if TYPE_CHECKING:
     from .room import Room
@@ -76,6 +76,21 @@ class Participant:
     def state(self) -> int:
         """Participant state (0 joining, 1 joined, 2 active, 3 disconnected)."""
         return int(self._info.state)
+
+    @property
+    def kind_details(self) -> list[int]:
+        """Refinements of ``kind`` reported by the server."""
+        return [int(detail) for detail in getattr(self._info, "kind_details", [])]
+
+    @property
+    def permissions(self) -> models.ParticipantPermission:
+        """What the participant may do (publish, subscribe, ...), from its token."""
+        return self._info.permission
+
+    @property
+    def connection_quality(self) -> ConnectionQuality:
+        """Always ``QUALITY_UNKNOWN``: kitewire does not track connection quality yet."""
+        return ConnectionQuality.QUALITY_UNKNOWN
 
     @property
     def joined_at(self) -> datetime.datetime | None:

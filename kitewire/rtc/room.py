@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from typing import Any, Callable, Coroutine, Literal, Mapping, Optional
 
@@ -105,6 +106,32 @@ class Room(EventEmitter[EventTypes]):
     def num_participants(self) -> int:
         """Participants in the room, as last reported by the server."""
         return int(self._info.num_participants)
+
+    @property
+    def num_publishers(self) -> int:
+        """Participants publishing tracks, as last reported by the server."""
+        return int(self._info.num_publishers)
+
+    @property
+    def creation_time(self) -> datetime.datetime:
+        """When the room was created on the server."""
+        millis = int(getattr(self._info, "creation_time_ms", 0)) or int(self._info.creation_time) * 1000
+        return datetime.datetime.fromtimestamp(millis / 1000, datetime.timezone.utc)
+
+    @property
+    def is_recording(self) -> bool:
+        """Whether the server is recording the room."""
+        return bool(self._info.active_recording)
+
+    @property
+    def departure_timeout(self) -> float:
+        """Seconds the room stays open after the last participant leaves."""
+        return float(self._info.departure_timeout)
+
+    @property
+    def empty_timeout(self) -> float:
+        """Seconds an empty room stays open if nobody joins."""
+        return float(self._info.empty_timeout)
 
     @property
     def local_participant(self) -> LocalParticipant:

@@ -6,6 +6,7 @@ import itertools
 from typing import TYPE_CHECKING, Callable, Union
 
 from kitewire.frames import TrackKind
+from kitewire.frames.enums import EnumTypeWrapper
 
 from ._fanout import FrameFanout
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 _local_track_numbers = itertools.count(1)
 
 
-class StreamState:
+class StreamState(EnumTypeWrapper):
     """Whether a remote track's media is flowing (livekit numbering)."""
 
     STATE_UNKNOWN = 0

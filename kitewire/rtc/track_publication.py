@@ -82,6 +82,16 @@ class TrackPublication:
         return bool(self._info.muted)
 
     @property
+    def audio_features(self) -> list[int]:
+        """Audio features of the track (none for video)."""
+        return [int(feature) for feature in self._info.audio_features]
+
+    @property
+    def frame_metadata_features(self) -> list[int]:
+        """Per-frame metadata carried with the track (kitewire carries none)."""
+        return []
+
+    @property
     def encryption_type(self) -> int:
         """Always 0 (no end-to-end encryption)."""
         return 0
