@@ -35,6 +35,11 @@ YUV_TYPES: frozenset[int] = frozenset(
 ALPHA_TYPES: frozenset[int] = FOUR_BYTE_RGB_TYPES | {VideoBufferType.I420A}
 
 
+#: largest accepted width or height; keeps every row stride and plane offset the
+#: native converters see (C ints) far from overflow
+MAX_DIMENSION = 32768
+
+
 @dataclass(frozen=True)
 class PlaneLayout:
     """Where one plane sits in a packed frame buffer.
@@ -97,6 +102,8 @@ def validate_size(width: object, height: object) -> tuple[int, int]:
             ) from None
         if number < 1:
             raise ValueError(f"{label} must be at least 1, got {number}")
+        if number > MAX_DIMENSION:
+            raise ValueError(f"{label} must be at most {MAX_DIMENSION}, got {number}")
         sizes.append(number)
     return sizes[0], sizes[1]
 

@@ -8,6 +8,8 @@ import inspect
 import numpy as np
 import pytest
 from frames_helpers import ALL_TYPES, random_frame
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from livekit import rtc
 
 import kitewire.frames as frames
@@ -200,3 +202,36 @@ def test_frames_package_does_not_import_livekit() -> None:
                 assert all(not alias.name.startswith("livekit") for alias in node.names), path
             elif isinstance(node, ast.ImportFrom):
                 assert not (node.module or "").startswith("livekit"), path
+
+
+def test_sizes_beyond_the_limit_are_rejected() -> None:
+    with pytest.raises(ValueError, match="width must be at most 32768, got 40000"):
+        VideoFrame(40000, 1, T.RGBA, bytes(160000))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    width=st.integers(-2, 40),
+    height=st.integers(-2, 40),
+    buffer_type=st.integers(-1, 12),
+    length_delta=st.integers(-8, 8),
+    target_type=st.integers(0, 10),
+    flip_y=st.booleans(),
+)
+def test_any_constructor_input_gives_a_frame_or_a_value_error(
+    width: int, height: int, buffer_type: int, length_delta: int, target_type: int, flip_y: bool
+) -> None:
+    try:
+        needed = buffer_size(buffer_type, max(width, 1), max(height, 1))
+    except ValueError:
+        needed = 64
+    data = bytes(range(256)) * (max(needed + length_delta, 0) // 256 + 1)
+    data = data[: max(needed + length_delta, 0)]
+    try:
+        frame = VideoFrame(width, height, buffer_type, data)
+    except ValueError as error:
+        assert str(error)
+        return
+    assert len(frame.data) == buffer_size(buffer_type, width, height)
+    converted = frame.convert(target_type, flip_y=flip_y)
+    assert len(converted.data) == buffer_size(target_type, width, height)
