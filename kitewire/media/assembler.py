@@ -123,6 +123,7 @@ class FrameAssembler:
         self._cursor = 0
         self._waiting = True
         self._keyframe_due: float | None = None
+        self._first_arrival: float | None = None
 
         self.frames_released = 0
         """Frames returned so far."""
@@ -169,6 +170,7 @@ class FrameAssembler:
         if highest is None:
             self._highest = highest = ext
             self._cursor = ext
+            self._first_arrival = now
             self._keyframe_due = now + self.loss_deadline
         elif ext > highest:
             gap_start = max(highest + 1, ext - _MAX_TRACKED_GAP)
@@ -335,14 +337,23 @@ class FrameAssembler:
         return False
 
     def _may_lack_parameter_sets(self, start: int, now: float) -> bool:
-        """An IDR slice whose predecessor is still being retransmitted may be
-        missing the SPS/PPS sent just before it: wait for that (until the loss
-        deadline) rather than start decoding without them."""
+        """An IDR slice whose predecessor is still being retransmitted (or, at
+        start-up, not seen yet) may be missing the SPS/PPS sent just before
+        it: wait for that, up to the loss deadline, rather than start
+        decoding without them."""
         first_type = self._packets[start].payload[0] & 0x1F
         if first_type in (7, 24):  # SPS, or STAP-A holding the parameter sets
             return False
+        if start - 1 in self._packets:
+            return False
         missing = self._missing.get(start - 1)
-        return missing is not None and now - missing.noticed_at <= self.loss_deadline
+        if missing is not None:
+            return now - missing.noticed_at <= self.loss_deadline
+        if self.frames_released == 0 and self._first_arrival is not None:
+            # Before anything was released the predecessor may simply not have
+            # arrived yet: packets can come in any order at the very start.
+            return now - self._first_arrival <= self.loss_deadline
+        return False
 
     def _release(self, now: float) -> list[AssembledFrame]:
         released: list[AssembledFrame] = []

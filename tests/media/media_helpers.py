@@ -35,6 +35,9 @@ def pattern_frame(index: int, width: int, height: int) -> av.VideoFrame:
             y0, y1 = row * height // GRID, (row + 1) * height // GRID
             x0, x1 = col * width // GRID, (col + 1) * width // GRID
             luma[y0:y1, x0:x1] = 200 if bit else 50
+    # Fine noise makes frames big enough to span several packets; block means barely move.
+    noise = np.random.default_rng(index).integers(-12, 13, (height, width))
+    luma = (luma.astype(np.int16) + noise).astype(np.uint8)
     frame = av.VideoFrame(width, height, "yuv420p")
     chroma_w, chroma_h = (width + 1) // 2, (height + 1) // 2
     _write_plane(frame, 0, luma)
@@ -95,13 +98,14 @@ def run_link(
     first_seq: int = 65_500,
     drop_frames: frozenset[int] = frozenset(),
     bitrate: int = 2_000_000,
+    max_payload_size: int = 1200,
 ) -> LinkStats:
     """Encode ``frames`` patterned frames, push the RTP payloads through a
     link that drops/duplicates/reorders, answer NACKs from a PacketHistory,
     assemble and decode. Frames listed in ``drop_frames`` lose their first
     packet for good (never retransmitted)."""
     rng = random.Random(seed)
-    encoder = VideoEncoder(codec, width, height, bitrate, 30.0)
+    encoder = VideoEncoder(codec, width, height, bitrate, 30.0, max_payload_size=max_payload_size)
     decoder = VideoDecoder(codec)
     assembler = FrameAssembler(codec)
     history = PacketHistory(max_packets=2048, max_age=2.0)
@@ -146,7 +150,7 @@ def run_link(
         for packet in arriving:
             # A receiver cannot NACK what precedes the first packet it sees, so
             # the first frame is never dropped.
-            if index > 0 and rng.random() < drop_rate:
+            if packet[1] != 0 and rng.random() < drop_rate:
                 stats.dropped += 1
                 continue
             deliver(packet)

@@ -237,3 +237,27 @@ async def test_settings_change_from_the_event_loop_while_a_worker_encodes(codec:
         assert (encoded.width, encoded.height) in sizes
         pictures = decoder.decode(depacketizer.depacketize(encoded))
         assert [(p.width, p.height) for p in pictures] == [(encoded.width, encoded.height)]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), drop_rate=st.floats(0.01, 0.3), retransmit=st.booleans())
+def test_lossy_link_never_yields_a_wrong_picture(codec: str, seed: int, drop_rate: float, retransmit: bool) -> None:
+    # Whatever is lost, a frame that reaches the application shows its own
+    # picture: delta frames that depend on something lost are withheld.
+    stats = run_link(
+        codec,
+        320,
+        240,
+        20,
+        seed=seed,
+        drop_rate=drop_rate,
+        reorder=True,
+        retransmit=retransmit,
+        max_payload_size=300,
+    )
+    assert stats.decoded, "at least the first keyframe gets through"
+    for index, picture in stats.decoded.items():
+        assert matches_pattern(picture, index), f"frame {index} is corrupted"
+    if retransmit:
+        assert stats.keyframe_requests == 0
