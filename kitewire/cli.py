@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("kitewire.server.cli", "run a LiveKit-compatible SFU"),
     "token": ("kitewire.server.token_cli", "print a join token"),
     "bench": ("kitewire.bench", "run the benchmarks and print their tables"),
-    "load-test": ("kitewire.server.loadtest", "simulate publishers and subscribers against a server"),
+    "load-test": ("kitewire.loadtest", "simulate publishers and subscribers against a server"),
 }
 
 
