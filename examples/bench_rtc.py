@@ -62,7 +62,11 @@ async def _run(sdk: Any, name: str, url: str, room_name: str, seconds: float, wr
     loop = asyncio.get_running_loop()
     viewer, publisher = sdk.Room(), sdk.Room()
     subscribed: asyncio.Future[Any] = loop.create_future()
-    viewer.on("track_subscribed", lambda track, pub, p: subscribed.done() or subscribed.set_result(track))
+    def on_track_subscribed(track: Any, publication: Any, participant: Any) -> None:
+        if not subscribed.done():
+            subscribed.set_result(track)
+
+    viewer.on("track_subscribed", on_track_subscribed)
     source = sdk.VideoSource(WIDTH, HEIGHT)
     frames = [make_pattern_frame(i, WIDTH, HEIGHT) for i in range(90)]
     captured_at: dict[int, float] = {}
@@ -86,7 +90,9 @@ async def _run(sdk: Any, name: str, url: str, room_name: str, seconds: float, wr
 
     tasks: list[asyncio.Task[None]] = []
     try:
-        token = lambda identity: create_token(DEV_API_KEY, DEV_API_SECRET, identity=identity, room=room_name)  # noqa: E731
+        def token(identity: str) -> str:
+            return create_token(DEV_API_KEY, DEV_API_SECRET, identity=identity, room=room_name)
+
         await viewer.connect(url, token("viewer"))
         await publisher.connect(url, token("publisher"))
         track = sdk.LocalVideoTrack.create_video_track("bench", source)
