@@ -656,17 +656,19 @@ class Participant:
         """Handle signal requests until the client leaves or the connection drops."""
         reason = "signal connection closed"
         code = pb_models.SIGNAL_CLOSE
+        # Whether the client may still be listening and should hear why it goes.
+        notify = False
         try:
             while not self.closed:
                 try:
                     request = await self.connection.receive(timeout=float(self.server.config.ping_timeout))
                 except asyncio.TimeoutError:
-                    reason, code = "no ping within ping_timeout", pb_models.SIGNAL_CLOSE
+                    reason, code, notify = "no ping within ping_timeout", pb_models.SIGNAL_CLOSE, True
                     break
                 except SignalProtocolError as exc:
                     log_event("refused", level=logging.WARNING, room=self.room.name, identity=self.identity,
                               request="signal", reason=str(exc))
-                    reason, code = f"bad signal message: {exc}", pb_models.STATE_MISMATCH
+                    reason, code, notify = f"bad signal message: {exc}", pb_models.STATE_MISMATCH, True
                     break
                 if request is None:
                     break
@@ -675,7 +677,7 @@ class Participant:
                 except ValueError as exc:
                     log_event("refused", level=logging.WARNING, room=self.room.name, identity=self.identity,
                               request=request.WhichOneof("message") or "unknown", reason=str(exc))
-                    reason, code = f"bad request: {exc}", pb_models.STATE_MISMATCH
+                    reason, code, notify = f"bad request: {exc}", pb_models.STATE_MISMATCH, True
                     break
                 except NotImplementedError as exc:
                     logger.warning("participant %s: %s not available: %s", self.identity, request.WhichOneof("message"), exc)
@@ -684,10 +686,10 @@ class Participant:
                     reason, code = "client left", pb_models.CLIENT_INITIATED
                     break
         except asyncio.CancelledError:
-            reason, code = "server stopping", pb_models.SERVER_SHUTDOWN
+            reason, code, notify = "server stopping", pb_models.SERVER_SHUTDOWN, True
             raise
         finally:
-            await self.close(reason, code, notify_client=code not in (pb_models.CLIENT_INITIATED, pb_models.SIGNAL_CLOSE))
+            await self.close(reason, code, notify_client=notify)
 
     async def _dispatch(self, request: pb_rtc.SignalRequest) -> bool:
         """Handle one request; True when the client asked to leave."""

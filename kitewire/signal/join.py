@@ -82,11 +82,11 @@ def encode_join_request(request: pb_rtc.JoinRequest, *, compress: bool = True) -
 def _b64decode_any(value: str) -> bytes:
     # A '+' that reached us unescaped in a query string was decoded as a space.
     text = value.strip().replace(" ", "+")
-    padded = text + "=" * (-len(text) % 4)
+    # Accept both alphabets (livekit's SDKs have used each) with or without padding.
+    standard = text.replace("-", "+").replace("_", "/")
+    padded = standard + "=" * (-len(standard) % 4)
     try:
-        if "-" in text or "_" in text:
-            return base64.urlsafe_b64decode(padded)
-        return base64.b64decode(padded, altchars=None, validate=False)
+        return base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"join_request: expected base64url, got undecodable text ({exc})") from None
 
