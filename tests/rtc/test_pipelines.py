@@ -176,3 +176,37 @@ async def test_frames_of_another_size_and_type_are_scaled_to_the_layer() -> None
         await publisher.close()
         await receiver.close()
     assert received and set(received) == {(640, 360)}
+
+
+async def test_garbage_packets_do_not_break_the_receiver() -> None:
+    import random
+
+    rng = random.Random(7)
+    wire = Wire("VP8")
+    receiver = VideoReceivePipeline(wire.receiver)  # type: ignore[arg-type]
+    received: list[int | None] = []
+    receiver.on_frame = lambda frame, timestamp_us, rotation: received.append(read_frame_counter(frame))
+    try:
+        for _ in range(300):
+            payload = rng.randbytes(rng.randint(1, 1400))
+            packet = build_rtp_packet(payload_type=rng.choice([102, 102, 50]), sequence_number=rng.randint(0, 0xFFFF),
+                                      timestamp=rng.randint(0, 0xFFFFFFFF), ssrc=rng.choice([1234, 99]),
+                                      payload=payload, marker=rng.random() < 0.3,
+                                      extensions={5: rng.randbytes(rng.choice([8, 3])), 6: rng.randbytes(1)})
+            wire.receiver.deliver(packet)
+        await asyncio.sleep(0.3)
+        # a real stream afterwards still decodes
+        layers = plan_video_layers(320, 180, simulcast=False)
+        publisher = VideoPublishPipeline(wire.sender, codec="VP8", layers=layers, simulcast=False)  # type: ignore[arg-type]
+        try:
+            for index in range(30):
+                publisher.on_frame(make_pattern_frame(index, 320, 180), index + 1, 0)
+                await asyncio.sleep(1 / 30)
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline and 29 not in received:
+                await asyncio.sleep(0.05)
+        finally:
+            await publisher.close()
+    finally:
+        await receiver.close()
+    assert 29 in received

@@ -152,6 +152,10 @@ async def test_two_streams_in_different_formats_both_get_every_frame(connect_roo
         await capture.wait()
         await rgba.aclose()
         await bgra.aclose()
+        # one decoder for both streams: it decoded each sent frame at most once
+        assert viewer._engine is not None
+        pipeline = viewer._engine.remote_pipeline(track.sid)
+        assert pipeline is not None and len(rgba_events) <= pipeline.frames_decoded <= 60
     assert all(e.frame.type == rtc.VideoBufferType.RGBA for e in rgba_events)
     assert all(e.frame.type == rtc.VideoBufferType.BGRA for e in bgra_events)
     rgba_counters = [read_frame_counter(e.frame) for e in rgba_events]
