@@ -283,7 +283,9 @@ class VideoEncoder:
         monotonic clock) lets rate control follow the real frame rate; without
         it frames are assumed to come at ``framerate``. Frames of another size
         or pixel format are scaled/converted to the encoder's yuv420p size.
-        The frame passed in may get its ``pts`` and ``pict_type`` overwritten.
+        The frame passed in may get its ``pts`` and ``pict_type`` overwritten,
+        so one ``av.VideoFrame`` must not go to two encoders running at the
+        same time in different threads (one after the other is fine).
         """
         if not isinstance(frame, av.VideoFrame):
             if not isinstance(frame, SupportsToAv):
