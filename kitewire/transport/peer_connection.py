@@ -688,6 +688,7 @@ class Transceiver:
 
 
 _MAX_SSRCS_PER_RECEIVER = 64
+_MAX_REMOTE_CANDIDATES = 64
 _RECEIVE_BUFFER_BYTES = 2 * 1024 * 1024
 _REPORT_QUIET_STREAMS_FOR = 10.0
 _MAX_ROUTES = 1024
@@ -1385,6 +1386,9 @@ class PeerConnection:
     # --- applying remote descriptions --------------------------------------------
 
     def _validate_remote(self, session: SdpSession) -> None:
+        mids = [m.mid for m in session.media if m.mid is not None]
+        if len(mids) != len(set(mids)):
+            raise ValueError(f"SDP: unique a=mid values expected, got {mids}")
         live = [m for m in session.media if not m.rejected]
         for m in live:
             ufrag, pwd = session.media_ice(m)
@@ -1561,6 +1565,10 @@ class PeerConnection:
         if self._config.loopback_only and candidate.host != "127.0.0.1":
             return  # loopback-only connections never reach other addresses
         if text in self._remote_candidates_seen:
+            return
+        if len(self._remote_candidates_seen) >= _MAX_REMOTE_CANDIDATES:
+            # A peer flooding candidates would make ICE check every pair.
+            logger.warning("ignoring remote ICE candidate beyond %d", _MAX_REMOTE_CANDIDATES)
             return
         self._remote_candidates_seen.add(text)
         await self._ice_transport.addRemoteCandidate(candidate_from_aioice(candidate))

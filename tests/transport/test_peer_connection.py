@@ -436,3 +436,16 @@ async def test_forged_srtp_is_counted_and_dropped(make_pc: MakePc) -> None:
     sending.sender.send_rtp(sending.sender.build_packet(b"ok", payload_type=pt, sequence_number=9, timestamp=9))
     await wait_for(lambda: len(got) == 1 and answerer.srtp_errors == 1)
     assert answerer.connection_state == "connected"
+
+
+async def test_duplicate_mids_and_candidate_floods_are_refused(make_pc: MakePc) -> None:
+    a, b = make_pc(), make_pc()
+    a.add_transceiver("video", "sendonly")
+    a.add_transceiver("video", "sendonly")
+    offer = await a.create_offer()
+    with pytest.raises(ValueError, match="unique a=mid"):
+        await b.set_remote_description(offer.replace("a=mid:1", "a=mid:0"), "offer")
+    await b.set_remote_description(offer, "offer")
+    for port in range(1000, 1200):
+        await b.add_ice_candidate(IceCandidateInit(f"candidate:{port} 1 udp 2130706431 127.0.0.1 {port} typ host"))
+    assert len(b._ice_connection.remote_candidates) <= 64
