@@ -56,8 +56,14 @@ def make_pattern_frame(index: int, width: int = 1280, height: int = 720) -> Vide
         value = _WHITE if (word >> (_BITS - 1 - bit)) & 1 else _BLACK
         luma[:band, bit * block : (bit + 1) * block] = value
     luma[:band, _BITS * block :] = _BLACK
-    chroma = np.full((height // 2) * (width // 2) * 2, 128, dtype=np.uint8)
-    data = luma.tobytes() + chroma.tobytes()
+    # colour drifting the other way in the chroma planes; neutral under the counter
+    chroma_band = band // 2
+    diagonal = _diagonal(width // 2, height // 2)
+    u_plane = (128 + 60 * np.sin((diagonal - index * 4) / 40.0)).astype(np.uint8)
+    v_plane = (128 + 60 * np.cos((diagonal + index * 2) / 55.0)).astype(np.uint8)
+    u_plane[:chroma_band] = 128
+    v_plane[:chroma_band] = 128
+    data = luma.tobytes() + u_plane.tobytes() + v_plane.tobytes()
     return VideoFrame(width, height, VideoBufferType.I420, data)
 
 

@@ -444,3 +444,25 @@ async def test_event_loop_lag_stays_low_while_receiving_720p30(connect_room: Roo
     lags_ms.sort()
     p99 = lags_ms[max(0, int(len(lags_ms) * 0.99) - 1)]
     assert p99 < 10.0, f"event-loop lag p99 {p99:.1f} ms while receiving 720p30"
+
+
+async def test_auto_subscribe_off_subscribes_on_request(connect_room: RoomFactory) -> None:
+    viewer = await connect_room("viewer", rtc.RoomOptions(auto_subscribe=False))
+    published: asyncio.Future[rtc.RemoteTrackPublication] = asyncio.get_running_loop().create_future()
+    viewer.on("track_published", lambda publication, participant: published.done() or published.set_result(publication))
+    subscribed = subscribed_future(viewer)
+    publisher = await connect_room("publisher")
+    async with publishing(publisher) as (source, _):
+        capture = Capture(source).start()
+        try:
+            publication = await asyncio.wait_for(published, 15)
+            await asyncio.sleep(1.0)
+            assert not subscribed.done() and not publication.subscribed and publication.track is None
+            publication.set_subscribed(True)
+            track, subscribed_publication, _ = await asyncio.wait_for(subscribed, 15)
+            assert subscribed_publication is publication and publication.subscribed
+            stream = rtc.VideoStream(track)
+            assert len(await collect(stream, 5, 10)) == 5
+            await stream.aclose()
+        finally:
+            await capture.stop()
