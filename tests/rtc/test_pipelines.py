@@ -210,3 +210,31 @@ async def test_garbage_packets_do_not_break_the_receiver() -> None:
     finally:
         await receiver.close()
     assert 29 in received
+
+
+async def test_receiver_joining_mid_stream_gets_a_keyframe_on_request() -> None:
+    # the first 60 packets (the opening keyframe and what follows) never arrive
+    wire = Wire("VP8", drop=lambda index: index < 60)
+    received = await run_pipelines(wire, "VP8", 45)
+    readable = [c for c, _, _ in received if c is not None]
+    assert wire.keyframe_requests > 0, "no PLI was sent"
+    assert readable and readable[-1] == 44
+    assert readable == sorted(readable)
+
+
+async def test_bitrate_follows_the_publish_options() -> None:
+    sizes: dict[int, int] = {}
+    for bitrate in (150_000, 2_500_000):
+        wire = Wire("VP8")
+        layers = plan_video_layers(640, 360, simulcast=False, max_bitrate=bitrate, max_framerate=30)
+        assert layers[0].max_bitrate == bitrate
+        publisher = VideoPublishPipeline(wire.sender, codec="VP8", layers=layers, simulcast=False)  # type: ignore[arg-type]
+        try:
+            for index in range(60):
+                publisher.on_frame(make_pattern_frame(index, 640, 360), index + 1, 0)
+                await asyncio.sleep(1 / 30)
+            await asyncio.sleep(0.2)
+        finally:
+            await publisher.close()
+        sizes[bitrate] = publisher.bytes_sent
+    assert sizes[2_500_000] > 3 * sizes[150_000], sizes
