@@ -304,8 +304,13 @@ def yuv_to_yuv(
     )
 
 
-def repeat_samples(plane: AnyArray, factor_x: int, factor_y: int) -> AnyArray | None:
-    """``plane`` enlarged by repeating samples (libyuv point scaling, exact for 2x); None if off."""
+def repeat_samples(
+    plane: AnyArray, factor_x: int, factor_y: int, out: AnyArray | None = None
+) -> AnyArray | None:
+    """``plane`` enlarged by repeating samples (libyuv point scaling, exact for 2x); None if off.
+
+    ``out``, when given, must be a C-contiguous uint8 array of exactly the enlarged shape.
+    """
     # libyuv's vertical-only scaler samples off-centre, so keep to the exact cases
     if not enabled() or plane.ndim != 2 or plane.dtype != np.uint8 or factor_x != 2:
         return None
@@ -314,7 +319,9 @@ def repeat_samples(plane: AnyArray, factor_x: int, factor_y: int) -> AnyArray | 
         return None
     source = np.ascontiguousarray(plane)
     rows, columns = source.shape
-    enlarged = np.empty((rows * factor_y, columns * factor_x), np.uint8)
+    shape = (rows * factor_y, columns * factor_x)
+    usable_out = out is not None and out.shape == shape and out.dtype == np.uint8 and out.flags.c_contiguous
+    enlarged = out if usable_out and out is not None else np.empty(shape, np.uint8)
     status = function(
         _pointer(source), columns, columns, rows,
         _pointer(enlarged), columns * factor_x, columns * factor_x, rows * factor_y,

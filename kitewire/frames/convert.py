@@ -332,11 +332,17 @@ def _reduce(plane: AnyArray, factor_x: int, factor_y: int) -> AnyArray:
     return reduced
 
 
-def _expand(plane: AnyArray, factor_x: int, factor_y: int, rows: int, columns: int) -> AnyArray:
-    """Repeat samples of ``plane`` by integer factors and crop to rows x columns."""
+def _expand(
+    plane: AnyArray, factor_x: int, factor_y: int, rows: int, columns: int, out: AnyArray | None = None
+) -> AnyArray:
+    """Repeat samples of ``plane`` by integer factors and crop to rows x columns.
+
+    Writes straight into ``out`` when the enlarged plane fits it exactly.
+    """
     if factor_x == 1 and factor_y == 1:
         return plane
-    repeated = _libyuv.repeat_samples(plane, factor_x, factor_y)
+    exact_fit = out is not None and out.shape == (plane.shape[0] * factor_y, plane.shape[1] * factor_x)
+    repeated = _libyuv.repeat_samples(plane, factor_x, factor_y, out if exact_fit else None)
     if repeated is not None:
         return repeated[:rows, :columns]
     expanded: AnyArray = cv2.resize(
@@ -348,16 +354,16 @@ def _expand(plane: AnyArray, factor_x: int, factor_y: int, rows: int, columns: i
 
 
 def _resample_chroma(
-    plane: AnyArray, source_type: int, target_type: int, width: int, height: int
+    plane: AnyArray, source_type: int, target_type: int, width: int, height: int, out: AnyArray | None = None
 ) -> AnyArray:
-    """Bring a chroma plane from the source's subsampling to the target's."""
+    """Bring a chroma plane from the source's subsampling to the target's (maybe into ``out``)."""
     source_x, source_y = _SUBSAMPLING[source_type]
     target_x, target_y = _SUBSAMPLING[target_type]
     if source_x <= target_x and source_y <= target_y:
         return _reduce(plane, target_x // source_x, target_y // source_y)
     rows = -(-height // target_y)
     columns = -(-width // target_x)
-    return _expand(plane, source_x // target_x, source_y // target_y, rows, columns)
+    return _expand(plane, source_x // target_x, source_y // target_y, rows, columns, out)
 
 
 def _to_8bit(plane: AnyArray, target: U8Array | None = None) -> U8Array:
@@ -414,8 +420,10 @@ def _write_yuv(
             [np.ascontiguousarray(u), np.ascontiguousarray(v)], [interleaved], [0, 0, 1, 1]
         )
         return
-    np.copyto(targets[1], u)
-    np.copyto(targets[2], v)
+    if u is not targets[1]:
+        np.copyto(targets[1], u)
+    if v is not targets[2]:
+        np.copyto(targets[2], v)
     if target_type == T.I420A:
         if alpha is None:
             targets[3].fill(255)
@@ -439,8 +447,9 @@ def _yuv_to_yuv(
             targets[3].fill(255)
         return
     y, u, v, alpha = _yuv_planes(source_type, sources)
-    u = _resample_chroma(u, source_type, target_type, width, height)
-    v = _resample_chroma(v, source_type, target_type, width, height)
+    planar_8bit = target_type in (T.I420, T.I420A, T.I422, T.I444)
+    u = _resample_chroma(u, source_type, target_type, width, height, targets[1] if planar_8bit else None)
+    v = _resample_chroma(v, source_type, target_type, width, height, targets[2] if planar_8bit else None)
     _write_yuv(target_type, targets, y, u, v, alpha)
 
 
