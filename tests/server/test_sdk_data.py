@@ -1,0 +1,58 @@
+"""User data packets between official-SDK clients, through both PeerConnection modes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, Callable
+
+import pytest
+from livekit import rtc
+
+from kitewire.server import Server
+
+pytestmark = pytest.mark.timeout(60)
+
+Connect = Callable[..., Awaitable[rtc.Room]]
+
+
+def _collect(room: rtc.Room) -> asyncio.Queue[tuple[str, bytes, str]]:
+    queue: asyncio.Queue[tuple[str, bytes, str]] = asyncio.Queue()
+
+    def on_data(packet: rtc.DataPacket) -> None:
+        sender = packet.participant.identity if packet.participant is not None else ""
+        queue.put_nowait((sender, bytes(packet.data), packet.topic or ""))
+
+    room.on("data_received", on_data)
+    return queue
+
+
+async def test_data_reaches_everyone_or_only_the_destinations(server: Server, sdk_rooms: Connect) -> None:
+    bob = await sdk_rooms("bob", options=rtc.RoomOptions(single_peer_connection=True))
+    carol = await sdk_rooms("carol", options=rtc.RoomOptions(single_peer_connection=False))
+    bob_inbox, carol_inbox = _collect(bob), _collect(carol)
+    alice = await sdk_rooms("alice")
+    # Data channels open asynchronously after the join; retry the first message until it lands.
+    for _ in range(50):
+        await alice.local_participant.publish_data(b"hello", reliable=True, topic="greet")
+        try:
+            got = await asyncio.wait_for(bob_inbox.get(), 0.2)
+            break
+        except asyncio.TimeoutError:
+            continue
+    else:
+        raise AssertionError("bob never received data from alice")
+    assert got == ("alice", b"hello", "greet")
+    carol_got = await asyncio.wait_for(carol_inbox.get(), 5)
+    assert carol_got == ("alice", b"hello", "greet")
+    while not bob_inbox.empty():
+        bob_inbox.get_nowait()
+    while not carol_inbox.empty():
+        carol_inbox.get_nowait()
+
+    await alice.local_participant.publish_data(b"secret", reliable=True, destination_identities=["carol"])
+    assert await asyncio.wait_for(carol_inbox.get(), 5) == ("alice", b"secret", "")
+    await alice.local_participant.publish_data(b"lossy", reliable=False, topic="t")
+    assert await asyncio.wait_for(bob_inbox.get(), 5) == ("alice", b"lossy", "t")
+    assert await asyncio.wait_for(carol_inbox.get(), 5) == ("alice", b"lossy", "t")
+    # bob never saw the message addressed to carol.
+    assert bob_inbox.empty()
