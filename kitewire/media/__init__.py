@@ -50,6 +50,7 @@ from kitewire.media.packetizer import (
     create_packetizer,
 )
 from kitewire.media.simulcast import (
+    JS_VIDEO_PRESETS,
     VIDEO_PRESETS,
     VideoLayerPlan,
     VideoPreset,
@@ -64,6 +65,7 @@ from kitewire.media.vp8 import (
 )
 
 __all__ = [
+    "JS_VIDEO_PRESETS",
     "SUPPORTED_CODECS",
     "VIDEO_PRESETS",
     "AssembledFrame",

@@ -1,27 +1,37 @@
 """livekit's default video encodings and simulcast layer plan.
 
-The numbers and the selection rules follow livekit's client SDKs:
-rust-sdks ``livekit/src/room/options.rs`` (``compute_video_encodings``,
-``compute_appropriate_encoding``, ``into_rtp_encodings``,
-``video_layers_from_encodings`` and the ``video``/``video43`` preset tables),
-which is what the Python ``livekit`` package runs, and client-sdk-js
-``src/room/participant/publishUtils.ts`` (``computeVideoEncodings``,
-``determineAppropriateEncoding``) with ``src/room/track/options.ts``
-(``VideoPresets``/``VideoPresets43``) for the browser. The two differ in
-small ways, selected with ``sdk=``:
+Two flavours, chosen with ``sdk=``, because livekit's SDKs disagree in the
+details:
 
+* ``"rust"`` (default) follows rust-sdks ``livekit/src/room/options.rs``
+  (``compute_video_encodings``, ``compute_appropriate_encoding``,
+  ``into_rtp_encodings``, ``video_layers_from_encodings`` and its ``video`` /
+  ``video43`` preset tables). This is what the Python ``livekit`` package
+  runs, so it is what kitewire's client sends.
+* ``"js"`` follows client-sdk-js 2.x ``src/room/participant/publishUtils.ts``
+  (``computeVideoEncodings``, ``determineAppropriateEncoding``),
+  ``src/room/track/LocalVideoTrack.ts`` (``videoLayersFromEncodings``) and
+  the ``VideoPresets`` / ``VideoPresets43`` tables of
+  ``src/room/track/options.ts`` (v2.21): what a browser publisher sends.
+
+Where they differ:
+
+* preset tables: the JS 4:3 table and the 15 fps of the small 16:9 presets;
 * picking the preset for a size: rust takes the first preset *wider* than the
   longer side (1280x720 gets the 1080p numbers, 3 Mbps), JS the first at
   least as wide (1280x720 gets 1.7 Mbps);
-* two-layer simulcast (longer side 480..959): rust uses the *medium* default
-  preset for "q", JS the *low* one;
-* JS caps every layer's framerate at the top layer's;
-* without simulcast rust still names its single encoding rid "q" (and so
-  reports quality LOW), JS sends no rid and reports HIGH.
+* two-layer simulcast (longer side 480..959): rust puts the *medium* default
+  preset under the top layer, JS the *low* one;
+* JS caps every layer's framerate at the top layer's, and rounds layer sizes
+  up where rust truncates;
+* without simulcast rust still names its single encoding rid "q" (so it
+  reports quality LOW); JS sends no rid, reports HIGH, and without an explicit
+  ``max_bitrate`` puts no cap at all (bitrate 0 in the layer).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,8 +83,8 @@ class VideoLayerPlan:
         )
 
 
-# 16:9 presets (identical in rust-sdks `video` and client-sdk-js `VideoPresets`).
-_PRESETS_169 = (
+# rust-sdks `video` (16:9) and `video43` (4:3) presets.
+_RUST_169 = (
     ("h90", VideoPreset(160, 90, 90_000, 15.0)),
     ("h180", VideoPreset(320, 180, 160_000, 15.0)),
     ("h216", VideoPreset(384, 216, 180_000, 15.0)),
@@ -85,8 +95,7 @@ _PRESETS_169 = (
     ("h1440", VideoPreset(2560, 1440, 5_000_000, 30.0)),
     ("h2160", VideoPreset(3840, 2160, 8_000_000, 30.0)),
 )
-# 4:3 presets (rust-sdks `video43`; client-sdk-js `VideoPresets43`).
-_PRESETS_43 = (
+_RUST_43 = (
     ("h120_43", VideoPreset(160, 120, 80_000, 15.0)),
     ("h180_43", VideoPreset(240, 180, 100_000, 15.0)),
     ("h240_43", VideoPreset(320, 240, 150_000, 15.0)),
@@ -97,13 +106,47 @@ _PRESETS_43 = (
     ("h1080_43", VideoPreset(1440, 1080, 2_500_000, 30.0)),
     ("h1440_43", VideoPreset(1920, 1440, 3_500_000, 30.0)),
 )
+# client-sdk-js 2.21 `VideoPresets` and `VideoPresets43`.
+_JS_169 = (
+    ("h90", VideoPreset(160, 90, 90_000, 20.0)),
+    ("h180", VideoPreset(320, 180, 160_000, 20.0)),
+    ("h216", VideoPreset(384, 216, 180_000, 20.0)),
+    ("h360", VideoPreset(640, 360, 450_000, 20.0)),
+    ("h540", VideoPreset(960, 540, 800_000, 25.0)),
+    ("h720", VideoPreset(1280, 720, 1_700_000, 30.0)),
+    ("h1080", VideoPreset(1920, 1080, 3_000_000, 30.0)),
+    ("h1440", VideoPreset(2560, 1440, 5_000_000, 30.0)),
+    ("h2160", VideoPreset(3840, 2160, 8_000_000, 30.0)),
+)
+_JS_43 = (
+    ("h120_43", VideoPreset(160, 120, 70_000, 20.0)),
+    ("h180_43", VideoPreset(240, 180, 125_000, 20.0)),
+    ("h240_43", VideoPreset(320, 240, 140_000, 20.0)),
+    ("h360_43", VideoPreset(480, 360, 330_000, 20.0)),
+    ("h480_43", VideoPreset(640, 480, 500_000, 20.0)),
+    ("h540_43", VideoPreset(720, 540, 600_000, 25.0)),
+    ("h720_43", VideoPreset(960, 720, 1_300_000, 30.0)),
+    ("h1080_43", VideoPreset(1440, 1080, 2_300_000, 30.0)),
+    ("h1440_43", VideoPreset(1920, 1440, 3_800_000, 30.0)),
+)
 
-VIDEO_PRESETS: dict[str, VideoPreset] = dict(_PRESETS_169 + _PRESETS_43)
-"""livekit's 16:9 / 4:3 presets by name (e.g. "h720", "h540_43")."""
+VIDEO_PRESETS: dict[str, VideoPreset] = dict(_RUST_169 + _RUST_43)
+"""livekit's presets by name (e.g. "h720", "h540_43"), rust-sdks numbers."""
 
-# Default lower simulcast layers (low, medium) for each aspect family.
-_SIMULCAST_169 = (VIDEO_PRESETS["h180"], VIDEO_PRESETS["h360"])
-_SIMULCAST_43 = (VIDEO_PRESETS["h180_43"], VIDEO_PRESETS["h360_43"])
+JS_VIDEO_PRESETS: dict[str, VideoPreset] = dict(_JS_169 + _JS_43)
+"""The same names with client-sdk-js 2.21 numbers."""
+
+
+def _tables(sdk: str, width: int, height: int) -> tuple[tuple[tuple[str, VideoPreset], ...], tuple[VideoPreset, VideoPreset]]:
+    """(presets for the size's aspect family, default (low, medium) simulcast presets)."""
+    wide = _is_169(width, height)
+    if sdk == "rust":
+        table = _RUST_169 if wide else _RUST_43
+    else:
+        table = _JS_169 if wide else _JS_43
+    by_name = dict(table)
+    suffix = "" if wide else "_43"
+    return table, (by_name["h180" + suffix], by_name["h360" + suffix])
 
 
 def _is_169(width: int, height: int) -> bool:
@@ -123,10 +166,10 @@ def default_video_preset(width: int, height: int, *, sdk: Literal["rust", "js"] 
     """livekit's encoding (max bitrate, max framerate) for publishing a
     ``width``x``height`` camera track, with the size set to ``width``x``height``."""
     _check(width, height, sdk)
-    presets = _PRESETS_169 if _is_169(width, height) else _PRESETS_43
+    table, _ = _tables(sdk, width, height)
     longer = max(width, height)
-    chosen = presets[0][1]
-    for _, preset in presets:
+    chosen = table[0][1]
+    for _, preset in table:
         chosen = preset
         if preset.width > longer or (sdk == "js" and preset.width == longer):
             break
@@ -149,12 +192,17 @@ def plan_video_layers(
     With simulcast: three layers (q, h, f) when the longer side is >= 960,
     two (q, h) from 480, else one. ``max_bitrate``/``max_framerate`` override
     the top layer's defaults (as ``TrackPublishOptions.video_encoding`` does).
+    A ``max_bitrate`` or ``max_framerate`` of 0 means "no cap" (JS without
+    simulcast and without an explicit encoding).
     """
     _check(width, height, sdk)
     if max_bitrate is not None and (not isinstance(max_bitrate, int) or max_bitrate <= 0):
         raise ValueError(f"max_bitrate: expected a positive int (bps) or None, got {max_bitrate!r}")
     if max_framerate is not None and (not isinstance(max_framerate, (int, float)) or max_framerate <= 0):
         raise ValueError(f"max_framerate: expected a positive number or None, got {max_framerate!r}")
+    if sdk == "js" and not simulcast and max_bitrate is None:
+        # computeVideoEncodings returns one empty encoding: no cap, no rid.
+        return [VideoLayerPlan("", QUALITY_HIGH, width, height, 0, float(max_framerate or 0), 1.0)]
     default = default_video_preset(width, height, sdk=sdk)
     top = VideoPreset(
         width,
@@ -167,7 +215,7 @@ def plan_video_layers(
             return [VideoLayerPlan("", QUALITY_HIGH, width, height, top.max_bitrate, top.max_framerate, 1.0)]
         return _layers(width, height, [top], sdk)
 
-    low, medium = _SIMULCAST_169 if _is_169(width, height) else _SIMULCAST_43
+    _, (low, medium) = _tables(sdk, width, height)
     longer = max(width, height)
     if longer >= 960:
         presets = [low, medium, top]
@@ -184,14 +232,20 @@ def _layers(width: int, height: int, presets: list[VideoPreset], sdk: str) -> li
     plans: list[VideoLayerPlan] = []
     for rid, preset in zip(_RIDS, presets):
         scale = max(1.0, shorter / min(preset.width, preset.height))
-        framerate = min(preset.max_framerate, top_framerate) if sdk == "js" else preset.max_framerate
+        if sdk == "js":
+            framerate = min(preset.max_framerate, top_framerate)
+            # videoLayersFromEncodings rounds up (Math.ceil).
+            layer_width, layer_height = math.ceil(width / scale), math.ceil(height / scale)
+        else:
+            framerate = preset.max_framerate
+            # video_layers_from_encodings truncates (`as u32`).
+            layer_width, layer_height = int(width / scale), int(height / scale)
         plans.append(
             VideoLayerPlan(
                 rid=rid,
                 quality=_QUALITY_BY_RID[rid],
-                # Truncating like the SDKs' `as u32` keeps sizes identical to theirs.
-                width=int(width / scale),
-                height=int(height / scale),
+                width=layer_width,
+                height=layer_height,
                 max_bitrate=preset.max_bitrate,
                 max_framerate=framerate,
                 scale_resolution_down_by=scale,

@@ -11,6 +11,7 @@ from kitewire.media import (
     plan_video_layers,
 )
 from kitewire.media.simulcast import (
+    JS_VIDEO_PRESETS,
     QUALITY_HIGH,
     QUALITY_LOW,
     QUALITY_MEDIUM,
@@ -89,10 +90,11 @@ def test_720p_simulcast_matches_livekit_rust_sdk() -> None:
 
 
 def test_720p_simulcast_matches_livekit_js_sdk() -> None:
-    # client-sdk-js publishUtils.ts: determineAppropriateEncoding stops at the
-    # first preset at least as wide (h720: 1.7 Mbps, 30 fps).
+    # client-sdk-js 2.21 publishUtils.ts: determineAppropriateEncoding stops at
+    # the first preset at least as wide (h720: 1.7 Mbps, 30 fps); the layers
+    # under it are defaultSimulcastPresets169 = [h180, h360] (20 fps in 2.21).
     assert summary(plan_video_layers(1280, 720, sdk="js")) == [
-        ("q", QUALITY_LOW, 320, 180, 160_000, 15.0),
+        ("q", QUALITY_LOW, 320, 180, 160_000, 20.0),
         ("h", QUALITY_MEDIUM, 640, 360, 450_000, 20.0),
         ("f", QUALITY_HIGH, 1280, 720, 1_700_000, 30.0),
     ]
@@ -101,15 +103,15 @@ def test_720p_simulcast_matches_livekit_js_sdk() -> None:
 def test_480p_simulcast_has_two_layers() -> None:
     # 4:3, longer side 640 (480..959): two layers. rust: video43 H360 (480x360,
     # 225 kbps, 20 fps) under the top layer, which gets video43 H540's encoding
-    # (450 kbps, 25 fps). JS: VideoPresets43.h180 (240x180, 100 kbps, 15 fps)
-    # under h480's encoding (300 kbps, 20 fps).
+    # (450 kbps, 25 fps). JS 2.21: VideoPresets43.h180 (240x180, 125 kbps,
+    # 20 fps) under h480's encoding (500 kbps, 20 fps).
     assert summary(plan_video_layers(640, 480)) == [
         ("q", QUALITY_LOW, 480, 360, 225_000, 20.0),
         ("h", QUALITY_MEDIUM, 640, 480, 450_000, 25.0),
     ]
     assert summary(plan_video_layers(640, 480, sdk="js")) == [
-        ("q", QUALITY_LOW, 240, 180, 100_000, 15.0),
-        ("h", QUALITY_MEDIUM, 640, 480, 300_000, 20.0),
+        ("q", QUALITY_LOW, 240, 180, 125_000, 20.0),
+        ("h", QUALITY_MEDIUM, 640, 480, 500_000, 20.0),
     ]
 
 
@@ -119,16 +121,24 @@ def test_small_portrait_and_non_simulcast_plans() -> None:
     assert [(l.width, l.height) for l in portrait] == [(180, 320), (360, 640), (720, 1280)]
     single = plan_video_layers(1280, 720, simulcast=False, max_bitrate=2_000_000, max_framerate=24)
     assert summary(single) == [("q", QUALITY_LOW, 1280, 720, 2_000_000, 24.0)]
+    # JS without simulcast sends one encoding with no rid and, unless told, no cap.
     js_single = plan_video_layers(1280, 720, simulcast=False, sdk="js")
-    assert summary(js_single) == [("", QUALITY_HIGH, 1280, 720, 1_700_000, 30.0)]
+    assert summary(js_single) == [("", QUALITY_HIGH, 1280, 720, 0, 0.0)]
+    js_capped = plan_video_layers(1280, 720, simulcast=False, max_bitrate=900_000, sdk="js")
+    assert summary(js_capped) == [("", QUALITY_HIGH, 1280, 720, 900_000, 30.0)]
+    # JS rounds layer sizes up where rust truncates.
+    assert [(l.width, l.height) for l in plan_video_layers(1000, 562, sdk="js")][0] == (321, 180)
+    assert [(l.width, l.height) for l in plan_video_layers(1000, 562)][0] == (320, 180)
     # A caller's cap applies to the top layer only; lower layers keep their defaults.
     capped = plan_video_layers(1920, 1080, max_bitrate=1_000_000)
     assert [l.max_bitrate for l in capped] == [160_000, 450_000, 1_000_000]
 
 
 def test_default_presets_and_proto_layer() -> None:
-    assert default_video_preset(1280, 720, sdk="js") == VIDEO_PRESETS["h720"]
-    assert default_video_preset(960, 720, sdk="js") == VIDEO_PRESETS["h720_43"]
+    assert default_video_preset(1280, 720, sdk="js") == JS_VIDEO_PRESETS["h720"]
+    assert default_video_preset(960, 720, sdk="js") == JS_VIDEO_PRESETS["h720_43"]
+    rust_960 = default_video_preset(960, 720)
+    assert (rust_960.max_bitrate, rust_960.max_framerate) == (2_500_000, 30.0)  # h1080_43's encoding
     assert default_video_preset(100, 100).max_bitrate == VIDEO_PRESETS["h120_43"].max_bitrate
     from livekit.protocol import models
 
