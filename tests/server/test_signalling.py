@@ -198,3 +198,22 @@ async def test_server_stop_disconnects_everyone() -> None:
         assert leave.leave.reason == pb_models.SERVER_SHUTDOWN
     finally:
         await client.close()
+
+
+async def test_client_whose_peer_connection_never_connects_is_removed() -> None:
+    config = ServerConfig.dev(port=0, ice_connect_timeout=1.0, empty_timeout=0.2)
+    async with Server(config) as srv:
+        # A subscriber-less watcher has no PeerConnection to wait for, so it stays.
+        watcher, _ = await connect(srv.url, token("watcher", can_subscribe=False), legacy=True)
+        # This client joins but never answers the subscriber offer, so ICE cannot start.
+        mute, join = await connect(srv.url, token("mute"), legacy=True)
+        try:
+            await next_of(watcher, "update")  # mute joined
+            leave = await next_of(mute, "leave", timeout=5)
+            assert leave.leave.reason == pb_models.CONNECTION_TIMEOUT
+            gone = await next_of(watcher, "update", timeout=5)
+            info = gone.update.participants[0]
+            assert info.identity == "mute" and info.state == pb_models.ParticipantInfo.DISCONNECTED
+        finally:
+            await mute.close()
+            await watcher.close()
