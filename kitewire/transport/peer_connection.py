@@ -653,6 +653,7 @@ class Transceiver:
         self._stopped = False
         self._track_fired = False
         self._remote_sends = False
+        self._rejected_negotiated = False
         encodings = send_encodings or [SendEncoding("", _random_ssrc())]
         self.sender = RtpSender(pc, self, encodings)
         self.receiver = RtpReceiver(pc, self)
@@ -676,6 +677,13 @@ class Transceiver:
         """Stop this transceiver; the next offer/answer sets its m-line to port 0."""
         self._stopped = True
         self.direction = "inactive"
+
+    def _reject(self) -> None:
+        """The m-line was rejected (port 0) by an offer/answer both sides hold."""
+        self._stopped = True
+        self._rejected_negotiated = True
+        self.current_direction = None
+        self._remote_sends = False
 
     def _sends(self) -> bool:
         return not self._stopped and self.direction in ("sendrecv", "sendonly")
@@ -803,6 +811,11 @@ class PeerConnection:
         self._want_data = False
         self._data_mid: str | None = None
         self._mid_order: list[str] = []
+        # Every mid ever used in this session: JSEP forbids reusing one.
+        self._used_mids: set[str] = set()
+        # Remote m-lines with no transceiver (unknown kinds, refused data
+        # sections): replayed as port 0 so the m-line order never changes.
+        self._foreign_mlines: dict[str, SdpMedia] = {}
         self._local_sdp: str | None = None
         self._remote_sdp: str | None = None
         self._remote_session: SdpSession | None = None
@@ -986,7 +999,8 @@ class PeerConnection:
             self._is_offerer = True
             self._ice_connection.ice_controlling = True
         session = self._base_session()
-        used = {t.mid for t in self._transceivers if t.mid is not None}
+        used = self._used_mids
+        used.update(t.mid for t in self._transceivers if t.mid is not None)
         if self._data_mid is not None:
             used.add(self._data_mid)
         used.update(self._mid_order)
@@ -1000,10 +1014,23 @@ class PeerConnection:
             used.add(mid)
             return mid
 
+        by_mid = {t.mid: t for t in self._transceivers if t.mid is not None}
+        # m-lines whose rejection both sides agreed on can carry new media.
+        recyclable = [
+            index
+            for index, mid in enumerate(self._mid_order)
+            if mid in self._foreign_mlines
+            or (mid in by_mid and by_mid[mid]._rejected_negotiated)
+        ]
         for transceiver in self._transceivers:
             if transceiver.mid is None and not transceiver.stopped:
                 transceiver.mid = next_mid()
-                self._mid_order.append(transceiver.mid)
+                if recyclable:
+                    index = recyclable.pop(0)
+                    self._forget_mline(self._mid_order[index])
+                    self._mid_order[index] = transceiver.mid
+                else:
+                    self._mid_order.append(transceiver.mid)
         if self._want_data and self._data_mid is None:
             self._data_mid = next_mid()
             self._mid_order.append(self._data_mid)
@@ -1013,15 +1040,21 @@ class PeerConnection:
                 session.media.append(self._application_media(mid, "actpass"))
                 continue
             offered_transceiver = by_mid.get(mid)
-            if offered_transceiver is None:
-                continue
-            session.media.append(self._offer_media(offered_transceiver))
+            if offered_transceiver is not None:
+                session.media.append(self._offer_media(offered_transceiver))
+            elif mid in self._foreign_mlines:
+                session.media.append(self._rejected_media(self._foreign_mlines[mid]))
         self._finish_session(session)
         self._local_sdp = write_sdp(session)
         self._local_offer_pending = True
         self._update_routes()
         self._emit_candidates(session)
         return self._local_sdp
+
+    def _forget_mline(self, mid: str) -> None:
+        """Drop whatever occupied a recycled m-line."""
+        self._foreign_mlines.pop(mid, None)
+        self._transceivers = [t for t in self._transceivers if t.mid != mid]
 
     async def create_answer(self) -> str:
         """Create an answer to the remote offer, set it as local description, return it."""
@@ -1045,16 +1078,20 @@ class PeerConnection:
         by_mid = {t.mid: t for t in self._transceivers if t.mid is not None}
         for m in offer.media:
             if m.kind == "application":
-                if m.rejected or not m.protocol.upper().endswith("SCTP") and "SCTP" not in m.protocol.upper():
+                if m.rejected or "SCTP" not in m.protocol.upper():
                     session.media.append(self._rejected_media(m))
                 else:
                     session.media.append(self._application_media(m.mid or "", our_setup, m))
                 continue
             transceiver = by_mid.get(m.mid or "")
             if transceiver is None or m.rejected or m.kind not in ("audio", "video"):
+                if transceiver is not None:
+                    transceiver._reject()
                 session.media.append(self._rejected_media(m))
                 continue
             media = self._answer_media(m, transceiver, our_setup)
+            if media.rejected:
+                transceiver._reject()
             session.media.append(media)
         self._finish_session(session)
         self._local_sdp = write_sdp(session)
@@ -1391,13 +1428,18 @@ class PeerConnection:
             raise ValueError(f"SDP: unique a=mid values expected, got {mids}")
         live = [m for m in session.media if not m.rejected]
         for m in live:
-            ufrag, pwd = session.media_ice(m)
-            if not ufrag or not pwd:
-                raise ValueError(f"SDP: a=ice-ufrag and a=ice-pwd expected for m-line mid={m.mid!r}, got none")
-            if not session.media_fingerprints(m):
-                raise ValueError(f"SDP: a=fingerprint expected for m-line mid={m.mid!r}, got none")
             if m.kind in ("audio", "video") and m.mid is None:
                 raise ValueError(f"SDP: a=mid expected on every m-line, got none on m={m.kind}")
+        # Everything is bundled on one transport: the first live m-line's ICE
+        # and DTLS parameters are the ones that count (others may omit them).
+        if live:
+            ufrag, pwd = session.media_ice(live[0])
+            if not ufrag or not pwd:
+                raise ValueError(
+                    f"SDP: a=ice-ufrag and a=ice-pwd expected for m-line mid={live[0].mid!r}, got none"
+                )
+            if not session.media_fingerprints(live[0]):
+                raise ValueError(f"SDP: a=fingerprint expected for m-line mid={live[0].mid!r}, got none")
         if live:
             first = live[0]
             ufrag, pwd = session.media_ice(first)
@@ -1422,14 +1464,18 @@ class PeerConnection:
             mid = m.mid if m.mid is not None else str(len(order))
             m.mid = mid
             order.append(mid)
+            self._used_mids.add(mid)
             if m.kind == "application":
-                if not m.rejected:
+                if not m.rejected and "SCTP" in m.protocol.upper():
                     self._data_mid = mid
                     self._remote_sctp_port = m.sctp_port or 5000
                     self._remote_max_message_size = m.max_message_size
                     self._ensure_sctp()
+                elif mid != self._data_mid:
+                    self._foreign_mlines[mid] = m
                 continue
             if m.kind not in ("audio", "video"):
+                self._foreign_mlines[mid] = m
                 continue
             transceiver = by_mid.get(mid)
             if transceiver is None and not m.rejected:
@@ -1453,10 +1499,13 @@ class PeerConnection:
             if transceiver is None:
                 continue
             if m.rejected:
-                transceiver._stopped = True
-                transceiver.current_direction = None
+                transceiver._reject()
                 continue
             self._apply_remote_media(transceiver, m)
+        # The remote recycled m-lines: what used to be there is gone.
+        current = set(order)
+        for mid in [mid for mid in self._mid_order if mid not in current]:
+            self._forget_mline(mid)
         self._mid_order = order
 
     async def _apply_remote_answer(self, session: SdpSession) -> None:
@@ -1478,8 +1527,7 @@ class PeerConnection:
             if transceiver is None:
                 continue
             if m.rejected:
-                transceiver._stopped = True
-                transceiver.current_direction = None
+                transceiver._reject()
                 continue
             codecs: list[Codec] = []
             offered = {c.payload_type: c for c in transceiver._codecs}

@@ -449,3 +449,49 @@ async def test_duplicate_mids_and_candidate_floods_are_refused(make_pc: MakePc) 
     for port in range(1000, 1200):
         await b.add_ice_candidate(IceCandidateInit(f"candidate:{port} 1 udp 2130706431 127.0.0.1 {port} typ host"))
     assert len(b._ice_connection.remote_candidates) <= 64
+
+
+async def test_rejected_m_lines_are_recycled(make_pc: MakePc) -> None:
+    offerer, answerer, first, tracks = await connected_pair(make_pc)
+    first.stop()
+    await negotiate(offerer, answerer)
+    assert tracks[0].stopped
+    second = offerer.add_transceiver("video", "sendonly")
+    offer = await offerer.create_offer()
+    assert offer.count("m=video") == 1  # the dead m-line carries the new track
+    assert second.mid is not None and second.mid != first.mid
+    await answerer.set_remote_description(offer, "offer")
+    await offerer.set_remote_description(await answerer.create_answer(), "answer")
+    assert len(offerer.transceivers) == 1 and len(answerer.transceivers) == 1
+    assert len(tracks) == 2 and tracks[1].mid == second.mid
+    got: list[tuple[bytes, RtpHeader]] = []
+    collect(tracks[1], got)
+    pt = second.codecs[0].payload_type
+    assert pt is not None
+    second.sender.send_rtp(second.sender.build_packet(b"recycled", payload_type=pt, sequence_number=1, timestamp=1))
+    await wait_for(lambda: len(got) == 1)
+    # mids are never reused, even after recycling
+    second.stop()
+    await negotiate(offerer, answerer)
+    third = offerer.add_transceiver("video", "sendonly")
+    await negotiate(offerer, answerer)
+    assert third.mid not in (first.mid, second.mid)
+
+
+async def test_unknown_remote_m_lines_keep_their_place(make_pc: MakePc) -> None:
+    a, b = make_pc(), make_pc()
+    a.add_transceiver("video", "sendonly")
+    offer = await a.create_offer()
+    # Append an m-line of a kind we do not handle.
+    text_section = (
+        "m=text 9 UDP/TLS/RTP/SAVPF 98\r\nc=IN IP4 0.0.0.0\r\na=mid:t1\r\na=sendrecv\r\n"
+        "a=rtpmap:98 t140/1000\r\n"
+    )
+    await b.set_remote_description(offer + text_section, "offer")
+    answer = await b.create_answer()
+    assert "m=text 0 " in answer
+    # b's next offer still has both m-lines in the same order, the text one rejected
+    offer2 = await b.create_offer()
+    kinds = [line.split()[0] for line in offer2.splitlines() if line.startswith("m=")]
+    assert kinds == ["m=video", "m=text"]
+    assert "m=text 0 " in offer2
