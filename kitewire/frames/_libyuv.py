@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from ._samples import widen_to_10bit
 from .enums import VideoBufferType as T
 
 AnyArray = npt.NDArray[Any]
@@ -242,7 +243,7 @@ def packed_to_yuv(
         return _call("MergeUVPlane", [planes[1], planes[2], targets[1]], chroma_shape[1], chroma_shape[0])
     if target_type == T.I010:
         for eight_bit, ten_bit in zip(planes, targets):
-            np.left_shift(eight_bit, 2, out=ten_bit, dtype=np.uint16)
+            widen_to_10bit(eight_bit, ten_bit)
     elif target_type == T.I420A:
         alpha = targets[3]
         if source_type == T.RGB24:

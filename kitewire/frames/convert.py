@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _libyuv
+from ._samples import widen_to_10bit
 from .enums import VideoBufferType as T
 from .layout import FOUR_BYTE_RGB_TYPES, PACKED_RGB_TYPES, plane_layouts
 
@@ -379,7 +380,7 @@ def _to_8bit(plane: AnyArray, target: U8Array | None = None) -> U8Array:
 
 def _to_10bit(plane: AnyArray, target: AnyArray) -> None:
     """8-bit samples into 10-bit words by a 2-bit shift."""
-    np.left_shift(plane, 2, out=target, dtype=np.uint16)
+    widen_to_10bit(plane, target)
 
 
 def _yuv_planes(

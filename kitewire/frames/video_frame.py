@@ -14,7 +14,7 @@ does; the frame uses its first ``buffer_size(type, width, height)`` bytes and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, SupportsIndex, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -92,7 +92,7 @@ class VideoFrame:
 
     __slots__ = ("_width", "_height", "_type", "_buffer", "_source")
 
-    def __init__(self, width: int, height: int, type: int, data: Any) -> None:  # noqa: A002
+    def __init__(self, width: int, height: int, type: SupportsIndex, data: Any) -> None:  # noqa: A002
         self._width, self._height = validate_size(width, height)
         self._type = validate_type(type)
         flat = _byte_view(data)
@@ -141,7 +141,7 @@ class VideoFrame:
         plane = planes[plane_nth]
         return self._buffer[plane.offset : plane.end].data
 
-    def convert(self, type: int, *, flip_y: bool = False) -> VideoFrame:  # noqa: A002
+    def convert(self, type: SupportsIndex, *, flip_y: bool = False) -> VideoFrame:  # noqa: A002
         """Return a new frame in layout ``type``, optionally flipped vertically.
 
         Every pair of layouts is supported. Colour conversions use BT.601
@@ -190,7 +190,7 @@ class VideoFrame:
     def from_ndarray(
         cls,
         array: AnyArray,
-        type: int,  # noqa: A002
+        type: SupportsIndex,  # noqa: A002
         *,
         width: int | None = None,
         height: int | None = None,

@@ -10,6 +10,8 @@ subprocess with SIGABRT.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from frames_helpers import packed_from_rgba, rgba_from_packed, smooth_rgba
@@ -65,8 +67,10 @@ def _source_frame(source_type: int, width: int, height: int) -> VideoFrame:
 
 
 def _livekit_convert(frame: VideoFrame, target_type: int, flip_y: bool) -> bytes:
-    theirs = rtc.VideoFrame(frame.width, frame.height, frame.type, bytearray(frame.data))
-    return bytes(theirs.convert(target_type, flip_y=flip_y).data)
+    source_type: Any = frame.type  # livekit's stubs want its protobuf ValueType
+    their_target: Any = target_type
+    theirs = rtc.VideoFrame(frame.width, frame.height, source_type, bytearray(frame.data))
+    return bytes(theirs.convert(their_target, flip_y=flip_y).data)
 
 
 @pytest.mark.parametrize("flip_y", [False, True])

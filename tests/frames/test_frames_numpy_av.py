@@ -117,7 +117,7 @@ def test_from_av_of_padded_decoder_style_frame_is_one_packed_i420() -> None:
     assert frame.type == T.I420 and (frame.width, frame.height) == (641, 479)
     y, u, v = frame.plane_arrays()
     for ours, plane, columns in zip((y, u, v), decoded.planes, (641, 321, 321)):
-        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: ours.shape[0], :columns]
+        rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)[: ours.shape[0], :columns]
         np.testing.assert_array_equal(ours, rows)
 
 
@@ -127,6 +127,6 @@ def test_from_av_reformats_formats_without_a_twin() -> None:
     assert frame.type == T.RGBA and frame.to_ndarray()[0, 0, 3] == 255
     full_range = av.VideoFrame(6, 4, "yuvj420p")
     for plane in full_range.planes:
-        np.frombuffer(plane, np.uint8)[:] = 128
+        np.frombuffer(memoryview(plane), np.uint8)[:] = 128
     frame = VideoFrame.from_av(full_range)
     assert frame.type == T.I420 and (frame.width, frame.height) == (6, 4)
