@@ -10,6 +10,18 @@ memoryview, numpy array...). The frame keeps a reference to it and never
 copies it. A buffer longer than the layout needs is accepted, like livekit
 does; the frame uses its first ``buffer_size(type, width, height)`` bytes and
 ``frame.data`` is exactly that long. A shorter buffer raises ``ValueError``.
+Width and height must be 1..32768.
+
+Where kitewire differs from livekit 1.2.1 on purpose:
+
+- ``convert`` handles all 121 pairs of layouts (livekit: 26, and it aborts
+  the process on ABGR sources, I010 -> RGBA/BGRA/I420 and NV12 -> NV12);
+- ``get_plane(0)`` of a packed RGB frame is the whole image (livekit: None);
+- I422/I444 -> I420 at odd sizes keeps 4:2:0 siting (chroma sample j covers
+  pixels 2j and 2j+1, the last one alone), where libyuv's scaler spreads the
+  samples evenly; at even sizes both agree;
+- ``data`` may be any contiguous buffer, numpy arrays included, never copied
+  (livekit copies sliced memoryviews).
 """
 
 from __future__ import annotations
