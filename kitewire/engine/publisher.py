@@ -57,7 +57,9 @@ def _even(value: int) -> int:
     return max(2, value - (value % 2))
 
 
-def _encode_layers(frame: VideoFrame, layers: list[tuple[VideoEncoder, int, int, bool]]) -> list[EncodedFrame]:
+def _encode_layers(
+    frame: VideoFrame, layers: list[tuple[VideoEncoder, int, int, bool]], captured_at: float
+) -> list[EncodedFrame]:
     """Scale ``frame`` to each layer's size and encode it (worker thread)."""
     picture = frame.to_av()
     if picture.format.name != "yuv420p":
@@ -67,7 +69,8 @@ def _encode_layers(frame: VideoFrame, layers: list[tuple[VideoEncoder, int, int,
         scaled: av.VideoFrame = picture
         if (picture.width, picture.height) != (width, height):
             scaled = picture.reformat(width=width, height=height, format="yuv420p")
-        encoded.append(encoder.encode(scaled, keyframe=keyframe))
+        # layers share ``picture`` but run one after the other, never concurrently
+        encoded.append(encoder.encode(scaled, keyframe=keyframe, capture_time=captured_at))
     return encoded
 
 
@@ -201,12 +204,18 @@ class VideoPublishPipeline:
                 jobs.append((layer.encoder, _even(layer.plan.width), _even(layer.plan.height), layer.keyframe_wanted))
                 layer.keyframe_wanted = False
             try:
-                encoded = await self._loop.run_in_executor(None, _encode_layers, pending.frame, jobs)
+                encoded = await self._loop.run_in_executor(
+                    None, _encode_layers, pending.frame, jobs, pending.captured_at
+                )
             except Exception:
                 logger.exception("encoding a %dx%d frame failed", pending.frame.width, pending.frame.height)
                 continue
             if self._closed:
                 return
+            for layer, job, result in zip(self._layers, jobs, encoded):
+                if job[3] and not (result and result.keyframe):
+                    # rate control dropped the frame that was to be a keyframe: next one
+                    layer.keyframe_wanted = True
             self.frames_encoded += 1
             self._send(encoded, pending)
 
