@@ -199,14 +199,42 @@ def yuv_to_packed(
     return False
 
 
-def _as_bgra(source_type: int, source: AnyArray, width: int, height: int) -> AnyArray | None:
-    """The source as libyuv's ARGB (livekit BGRA), the input of its I422/I444 converters."""
-    if source_type == T.BGRA:
-        return source
-    bgra = np.empty((height, width, 4), np.uint8)
+# rows per band when a conversion goes through a temporary BGRA image: small
+# enough for the temporary to stay in cache between the two passes
+_BAND_ROWS: Final = 32
+
+
+def _to_bgra(source_type: int, source: AnyArray, target: AnyArray, width: int, rows: int) -> bool:
+    """Rows of a packed source as libyuv's ARGB (livekit BGRA) in ``target``."""
     if source_type == T.RGB24:
-        return bgra if _call("RAWToARGB", [source, bgra], width, height) else None
-    return bgra if shuffle_packed(source_type, source, T.BGRA, bgra, width, height, False) else None
+        return _call("RAWToARGB", [source, target], width, rows)
+    return shuffle_packed(source_type, source, T.BGRA, target, width, rows, False)
+
+
+def via_bgra_bands(
+    source_type: int,
+    source: AnyArray,
+    targets: list[AnyArray],
+    width: int,
+    height: int,
+    finish: Callable[[AnyArray, list[AnyArray], int], bool],
+) -> bool:
+    """Convert ``source`` band by band: to BGRA in a cached temporary, then ``finish``.
+
+    ``finish(bgra_band, target_bands, rows)`` converts one band; every target
+    plane must have one row per source row (no vertical subsampling).
+    """
+    band = np.empty((min(_BAND_ROWS, height), width, 4), np.uint8)
+    for first in range(0, height, _BAND_ROWS):
+        rows = min(_BAND_ROWS, height - first)
+        bgra = band[:rows]
+        if source_type == T.BGRA:
+            bgra = source[first : first + rows]
+        elif not _to_bgra(source_type, source[first : first + rows], bgra, width, rows):
+            return False
+        if not finish(bgra, [plane[first : first + rows] for plane in targets], rows):
+            return False
+    return True
 
 
 def packed_to_yuv(
@@ -224,10 +252,20 @@ def packed_to_yuv(
     signed_height = -height if flip_y else height
     name = _LIBYUV_NAME[source_type]
     if target_type in (T.I422, T.I444):
-        bgra = _as_bgra(source_type, source, width, height)
-        if bgra is None:
+        name_to_planar = f"ARGBTo{T.Name(target_type)}"
+        if not via_bgra_bands(
+            source_type,
+            source,
+            targets,
+            width,
+            height,
+            lambda bgra, bands, rows: _call(name_to_planar, [bgra, *bands], width, rows),
+        ):
             return False
-        return _call(f"ARGBTo{T.Name(target_type)}", [bgra, *targets], width, signed_height)
+        if flip_y:  # no vertical subsampling: mirroring the result equals reading bottom-up
+            for plane in targets:
+                cv2.flip(plane, 0, dst=plane)
+        return True
     if target_type == T.NV12 and _has(f"{name}ToNV12"):
         return _call(f"{name}ToNV12", [source, *targets], width, signed_height)
 
