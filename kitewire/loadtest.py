@@ -1,0 +1,1259 @@
+"""``kitewire load-test``: simulate video publishers and subscribers against a server.
+
+Modelled on LiveKit's ``lk load-test``. Every simulated participant is a real
+client on the wire: it joins through the signal protocol, publishes with an
+AddTrackRequest and a publisher offer, or lets the server subscribe it and
+answers the server's offers. What is cheap about it:
+
+* Publishers do not encode live. A moving test pattern is encoded ONCE per
+  layer (VP8, a few seconds starting with a keyframe) into RTP payloads; every
+  publisher replays that loop with its own SSRC, sequence numbers, timestamps
+  and VP8 picture ids. A keyframe request restarts the loop at its keyframe.
+* Subscribers do not decode. They count RTP packets and payload bytes per track
+  and detect loss from sequence-number gaps, as ``lk load-test`` does
+  (loss % = lost / (received + lost)).
+
+All simulated participants share one event loop. Counting happens over a
+measuring window that starts once every subscriber receives every published
+track. When the server's process id is known (``--embedded`` starts
+``kitewire serve`` in a child process; ``--server-pid`` names one) the server's
+CPU time over that window (``/proc/<pid>/stat`` utime + stime) is divided by the
+packets the subscribers received: microseconds of server CPU per forwarded
+packet.
+
+Bounded on purpose: loopback servers only, at most :data:`MAX_SUBSCRIBERS`
+subscribers, :data:`MAX_PUBLISHERS` publishers and :data:`MAX_DURATION` seconds,
+an overall deadline, and every connection (and an embedded server) closed at the
+end, on error and on Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import logging
+import os
+import random
+import secrets
+import signal
+import statistics
+import struct
+import sys
+import time
+from typing import Any, Callable, Coroutine
+from urllib.parse import urlsplit
+
+import av
+import numpy as np
+from livekit.protocol import models as pb_models
+from livekit.protocol import rtc as pb_rtc
+
+from kitewire.media import VideoEncoder, VideoLayerPlan, default_video_preset, plan_video_layers
+from kitewire.signal import SignalClient, SignalConnectError, connect as signal_connect, create_token
+from kitewire.signal.token import DEV_API_KEY, DEV_API_SECRET
+from kitewire.transport import (
+    DEFAULT_CODECS,
+    IceCandidateInit,
+    PeerConnection,
+    PeerConnectionConfig,
+    RtpHeader,
+    RtpSender,
+    SendEncoding,
+    Transceiver,
+)
+
+__all__ = [
+    "MAX_SUBSCRIBERS",
+    "MAX_PUBLISHERS",
+    "MAX_DURATION",
+    "RESOLUTIONS",
+    "LoadTestParams",
+    "TrackResult",
+    "LoadTestResult",
+    "EncodedLoop",
+    "encode_loop",
+    "read_process_cpu_seconds",
+    "EmbeddedServer",
+    "run_load_test",
+    "format_report",
+    "add_arguments",
+    "run",
+]
+
+logger = logging.getLogger("kitewire.loadtest")
+
+#: Largest number of simulated subscribers accepted.
+MAX_SUBSCRIBERS = 200
+#: Largest number of simulated video publishers accepted.
+MAX_PUBLISHERS = 50
+#: Longest measuring window accepted, in seconds.
+MAX_DURATION = 600.0
+
+#: ``--resolution`` names -> (width, height) of the published track.
+RESOLUTIONS: dict[str, tuple[int, int]] = {
+    "180p": (320, 180),
+    "360p": (640, 360),
+    "540p": (960, 540),
+    "720p": (1280, 720),
+    "1080p": (1920, 1080),
+}
+
+_PUBLISHER = pb_rtc.SignalTarget.PUBLISHER
+_SUBSCRIBER = pb_rtc.SignalTarget.SUBSCRIBER
+_VP8_CODECS = [c for c in DEFAULT_CODECS if c.mime_type.lower() == "video/vp8"]
+_RTP_CLOCK = 90_000
+_LOOPBACK_NAMES = {"localhost"}
+
+# Joins in flight at once: each one is a WebSocket, two DTLS handshakes and SDP
+# work on the server; a burst of 200 would measure the join storm, not forwarding.
+_JOIN_CONCURRENCY = 8
+# Seconds per participant allowed for joining and negotiating.
+_JOIN_TIMEOUT = 20.0
+# A frame more than this late is skipped rather than sent in a burst.
+_MAX_PACER_LAG = 0.5
+# At most one loop restart (keyframe) per layer within this many seconds.
+_MIN_KEYFRAME_INTERVAL = 0.2
+# Publisher-side retransmission buffer (packets per layer).
+_HISTORY_SIZE = 1024
+
+
+# --------------------------------------------------------------------------
+# parameters and results
+# --------------------------------------------------------------------------
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclasses.dataclass
+class LoadTestParams:
+    """What to simulate. ``url`` is ignored when ``embedded`` (a child server is started).
+
+    ``warmup`` is the longest wait (seconds) for every subscriber to receive
+    every track before measuring starts anyway; ``loop_seconds`` the length of
+    the pre-encoded video loop.
+    """
+
+    url: str = "ws://127.0.0.1:7880"
+    api_key: str = DEV_API_KEY
+    api_secret: str = DEV_API_SECRET
+    room: str = "load-test"
+    video_publishers: int = 1
+    subscribers: int = 1
+    duration: float = 10.0
+    resolution: str = "720p"
+    simulcast: bool = False
+    server_pid: int | None = None
+    embedded: bool = False
+    warmup: float = 15.0
+    loop_seconds: float = 3.0
+
+    def validate(self) -> None:
+        """Raise ValueError naming the expected and the given value of the first bad setting."""
+        for name, value, limit in (
+            ("video publishers", self.video_publishers, MAX_PUBLISHERS),
+            ("subscribers", self.subscribers, MAX_SUBSCRIBERS),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= limit:
+                raise ValueError(f"{name}: expected 0..{limit}, got {value!r}")
+        if self.video_publishers == 0:
+            raise ValueError("video publishers: expected at least 1 (nothing to forward otherwise), got 0")
+        if not isinstance(self.duration, (int, float)) or not 1 <= self.duration <= MAX_DURATION:
+            raise ValueError(f"duration: expected 1..{MAX_DURATION:g} seconds, got {self.duration!r}")
+        if not isinstance(self.warmup, (int, float)) or not 0 <= self.warmup <= 120:
+            raise ValueError(f"warmup: expected 0..120 seconds, got {self.warmup!r}")
+        if not isinstance(self.loop_seconds, (int, float)) or not 0.5 <= self.loop_seconds <= 10:
+            raise ValueError(f"loop seconds: expected 0.5..10, got {self.loop_seconds!r}")
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution: expected one of {', '.join(RESOLUTIONS)}, got {self.resolution!r}")
+        if not self.room or len(self.room) > 128:
+            raise ValueError(f"room: expected a name of 1..128 characters, got {self.room!r}")
+        if not self.api_key or not self.api_secret:
+            raise ValueError("api key and secret: expected both non-empty, got an empty one")
+        if self.server_pid is not None:
+            if not isinstance(self.server_pid, int) or self.server_pid <= 0:
+                raise ValueError(f"server pid: expected a positive process id, got {self.server_pid!r}")
+            if not os.path.exists(f"/proc/{self.server_pid}/stat"):
+                raise ValueError(f"server pid: expected a running process, got {self.server_pid} (no /proc entry)")
+        if self.embedded:
+            return
+        try:
+            parts = urlsplit(self.url)
+            host = parts.hostname or ""
+        except ValueError as exc:
+            raise ValueError(f"url: expected ws://127.0.0.1:<port>, got {self.url!r} ({exc})") from None
+        if parts.scheme not in ("ws", "wss", "http", "https"):
+            raise ValueError(f"url: expected a ws:// or wss:// URL, got {self.url!r}")
+        if not _is_loopback_host(host):
+            raise ValueError(
+                f"url: expected a server on the loopback interface (127.0.0.1), got host {host!r}; "
+                "load tests stay on this machine"
+            )
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the published video."""
+        return RESOLUTIONS[self.resolution]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackResult:
+    """What one subscriber received of one track during the measuring window."""
+
+    subscriber: str
+    track_sid: str
+    packets: int
+    payload_bytes: int
+    lost: int
+    seconds: float
+
+    @property
+    def kbps(self) -> float:
+        """Payload bitrate in kilobits per second."""
+        return self.payload_bytes * 8 / 1000 / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def loss_percent(self) -> float:
+        """lost / (received + lost), in percent."""
+        total = self.packets + self.lost
+        return 100.0 * self.lost / total if total else 0.0
+
+
+@dataclasses.dataclass
+class LoadTestResult:
+    """The outcome of one load test."""
+
+    params: LoadTestParams
+    tracks: list[TrackResult]
+    subscribers: list[str]
+    expected_tracks: int
+    window_seconds: float
+    errors: dict[str, str]
+    publisher_packets: int = 0
+    publisher_frames: int = 0
+    server_pid: int | None = None
+    server_cpu_seconds: float | None = None
+
+    @property
+    def packets_forwarded(self) -> int:
+        """Packets all subscribers received in the measuring window."""
+        return sum(t.packets for t in self.tracks)
+
+    @property
+    def packets_lost(self) -> int:
+        """Sequence-number gaps summed over all subscribers and tracks."""
+        return sum(t.lost for t in self.tracks)
+
+    @property
+    def loss_percent(self) -> float:
+        """Overall lost / (received + lost), in percent."""
+        total = self.packets_forwarded + self.packets_lost
+        return 100.0 * self.packets_lost / total if total else 0.0
+
+    @property
+    def median_kbps(self) -> float:
+        """Median per-track payload bitrate (0 when nothing arrived)."""
+        return statistics.median([t.kbps for t in self.tracks]) if self.tracks else 0.0
+
+    @property
+    def cpu_us_per_packet(self) -> float | None:
+        """Server CPU microseconds per forwarded packet, when the server pid was known."""
+        if self.server_cpu_seconds is None or self.packets_forwarded == 0:
+            return None
+        return self.server_cpu_seconds * 1e6 / self.packets_forwarded
+
+    @property
+    def server_cpu_percent(self) -> float | None:
+        """Server CPU use over the window, in percent of one core."""
+        if self.server_cpu_seconds is None or self.window_seconds <= 0:
+            return None
+        return 100.0 * self.server_cpu_seconds / self.window_seconds
+
+    def tracks_of(self, subscriber: str) -> list[TrackResult]:
+        """The tracks one subscriber received."""
+        return [t for t in self.tracks if t.subscriber == subscriber]
+
+    @property
+    def complete(self) -> bool:
+        """True when every subscriber received packets on every expected track, without errors."""
+        if self.errors:
+            return False
+        for name in self.subscribers:
+            got = [t for t in self.tracks_of(name) if t.packets > 0]
+            if len(got) < self.expected_tracks:
+                return False
+        return True
+
+
+# --------------------------------------------------------------------------
+# the pre-encoded video loop
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedLoop:
+    """A few seconds of encoded VP8 as RTP payloads, frame 0 a keyframe.
+
+    Payloads carry kitewire's 4-byte VP8 descriptor (X and I bits, 15-bit
+    PictureID in bytes 2-3), which the replayer overwrites per frame.
+    """
+
+    width: int
+    height: int
+    framerate: float
+    bitrate: int
+    frames: tuple[tuple[bytes, ...], ...]
+
+    @property
+    def kbps(self) -> float:
+        """Average payload bitrate of the loop, in kbps."""
+        total = sum(len(p) for frame in self.frames for p in frame)
+        return total * 8 / 1000 / (len(self.frames) / self.framerate)
+
+    @property
+    def packets_per_second(self) -> float:
+        """Average RTP packets per second of the loop."""
+        return sum(len(frame) for frame in self.frames) / (len(self.frames) / self.framerate)
+
+
+def _pattern_frames(width: int, height: int, count: int, seed: int = 5) -> list[av.VideoFrame]:
+    """A moving test pattern: smooth random texture panning, a sliding box, a flashing bar.
+
+    Smooth (upscaled) noise keeps libvpx near its target bitrate; raw noise
+    would make every frame a worst case.
+    """
+    import cv2  # opencv-python-headless, a test-pattern helper only
+
+    rng = np.random.default_rng(seed)
+    pan = 4
+    tex_w = width + pan * count
+    small = rng.integers(0, 256, (max(2, height // 16), max(2, tex_w // 16)), dtype=np.uint8)
+    texture = cv2.resize(small, (tex_w, height), interpolation=cv2.INTER_CUBIC)
+    box = max(8, width // 8)
+    frames: list[av.VideoFrame] = []
+    chroma_rows = height // 4
+    for index in range(count):
+        luma = texture[:, index * pan : index * pan + width].copy()
+        left = (index * max(1, width // 100)) % max(1, width - box)
+        top = height // 4
+        luma[top : top + box, left : left + box] = 235
+        bar = height * 5 // 9
+        luma[bar : bar + max(2, height // 36), :] = (index * 7) % 256
+        u_plane = np.full((chroma_rows, width), (96 + index) % 256, dtype=np.uint8)
+        v_plane = np.full((chroma_rows, width), 160, dtype=np.uint8)
+        frames.append(av.VideoFrame.from_ndarray(np.concatenate([luma, u_plane, v_plane]), format="yuv420p"))
+    return frames
+
+
+def encode_loop(width: int, height: int, bitrate: int, framerate: float, seconds: float) -> EncodedLoop:
+    """Encode ``seconds`` of the test pattern once (blocking; call it in a worker thread)."""
+    if width % 2 or height % 2 or width < 16 or height < 16:
+        raise ValueError(f"loop size: expected even width and height >= 16, got {width}x{height}")
+    count = max(2, round(seconds * framerate))
+    encoder = VideoEncoder("VP8", width, height, bitrate=bitrate, framerate=framerate)
+    frames: list[tuple[bytes, ...]] = []
+    try:
+        for index, picture in enumerate(_pattern_frames(width, height, count)):
+            payloads = encoder.encode(picture, keyframe=index == 0)
+            if index == 0 and not payloads.keyframe:
+                raise RuntimeError("the VP8 encoder did not start the loop with a keyframe")
+            # A rate-control drop yields nothing: the replay then simply sends
+            # nothing for that frame slot, as a real sender would.
+            frames.append(tuple(bytes(p) for p in payloads))
+    finally:
+        encoder.close()
+    return EncodedLoop(width, height, float(framerate), bitrate, tuple(frames))
+
+
+def _layer_plans(params: LoadTestParams) -> list[VideoLayerPlan]:
+    width, height = params.size
+    # The browser SDK's choice of bitrate (1.7 Mbps for 720p) rather than the
+    # Rust SDK's (which gives 720p the 1080p preset's 3 Mbps).
+    plans = plan_video_layers(width, height, simulcast=params.simulcast, sdk="js")
+    preset = default_video_preset(width, height, sdk="js")
+    # A single JS encoding carries no limits of its own; the loop needs a
+    # bitrate and a framerate to be encoded at, so take the preset's.
+    return [
+        dataclasses.replace(
+            plan,
+            max_bitrate=plan.max_bitrate or preset.max_bitrate,
+            max_framerate=plan.max_framerate or preset.max_framerate,
+        )
+        for plan in plans
+    ]
+
+
+async def _encode_loops(params: LoadTestParams) -> dict[str, EncodedLoop]:
+    """One loop per layer rid (the same loops serve every publisher)."""
+    loop = asyncio.get_running_loop()
+    loops: dict[str, EncodedLoop] = {}
+    for plan in _layer_plans(params):
+        width = max(16, plan.width - plan.width % 2)
+        height = max(16, plan.height - plan.height % 2)
+        loops[plan.rid] = await loop.run_in_executor(
+            None, encode_loop, width, height, int(plan.max_bitrate), float(plan.max_framerate), params.loop_seconds
+        )
+    return loops
+
+
+# --------------------------------------------------------------------------
+# server CPU
+# --------------------------------------------------------------------------
+
+
+def read_process_cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads) in seconds, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as stat_file:
+        text = stat_file.read().decode("ascii", "replace")
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = text[text.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+class EmbeddedServer:
+    """``kitewire serve --dev --port 0`` in a child process, stopped on exit.
+
+    The server runs in its own process so its CPU time can be measured apart
+    from the simulated clients'.
+    """
+
+    def __init__(self, *, start_timeout: float = 30.0) -> None:
+        self._start_timeout = start_timeout
+        self._process: asyncio.subprocess.Process | None = None
+        self._drains: list[asyncio.Task[None]] = []
+        self._stderr_tail: list[str] = []
+        self.url = ""
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        if self._process is None:
+            raise RuntimeError("embedded server not started")
+        return self._process.pid
+
+    async def start(self) -> None:
+        """Start the child and wait until it says where it listens."""
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "kitewire", "serve", "--dev", "--bind", "127.0.0.1", "--port", "0",
+            "--log-level", "warning",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert self._process.stdout is not None and self._process.stderr is not None
+        self._drains.append(asyncio.get_running_loop().create_task(self._drain(self._process.stderr, keep=True)))
+        try:
+            async with asyncio.timeout(self._start_timeout):
+                while True:
+                    line = (await self._process.stdout.readline()).decode("utf-8", "replace")
+                    if not line:
+                        await self._process.wait()
+                        tail = "\n".join(self._stderr_tail[-10:])
+                        raise RuntimeError(f"kitewire serve exited with code {self._process.returncode}:\n{tail}")
+                    marker = "listening on "
+                    if marker in line:
+                        self.url = line.split(marker, 1)[1].strip()
+                        break
+        except BaseException:
+            await self.stop()
+            raise
+        self._drains.append(asyncio.get_running_loop().create_task(self._drain(self._process.stdout, keep=False)))
+
+    async def _drain(self, stream: asyncio.StreamReader, *, keep: bool) -> None:
+        # A child writing into a full pipe would stall; read everything, keep the tail.
+        while True:
+            line = await stream.readline()
+            if not line:
+                return
+            if keep:
+                self._stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+                del self._stderr_tail[:-50]
+
+    async def stop(self) -> None:
+        """SIGINT, then SIGKILL if it has not exited within a few seconds. Idempotent."""
+        process = self._process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.wait(), 8.0)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        for task in self._drains:
+            task.cancel()
+        await asyncio.gather(*self._drains, return_exceptions=True)
+        self._drains.clear()
+
+    async def __aenter__(self) -> "EmbeddedServer":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+# --------------------------------------------------------------------------
+# publishing: replay the loop as RTP
+# --------------------------------------------------------------------------
+
+_pack_seq_ts = struct.Struct("!HI").pack_into
+
+
+class _LayerReplay:
+    """Sends one layer of one publisher: the loop's payloads under fresh RTP numbering."""
+
+    def __init__(self, sender: RtpSender, loop: EncodedLoop, rid: str | None, ssrc: int, payload_type: int) -> None:
+        self.sender = sender
+        self.loop = loop
+        self.ssrc = ssrc
+        self.payload_type = payload_type
+        # Header with the mid (and rid) extensions, built once; each packet
+        # copies it and patches sequence number, timestamp and marker.
+        self.template = sender.build_packet(b"", payload_type=payload_type, sequence_number=0, timestamp=0, rid=rid, ssrc=ssrc)
+        self.header_size = len(self.template)
+        self.sequence_number = random.randrange(0x10000)
+        self.picture_id = random.randrange(0x8000)
+        self.rtp_base = random.randrange(1 << 32)
+        self.interval = 1.0 / loop.framerate
+        self.started_at = 0.0
+        self.next_due = 0.0
+        self.index = 0
+        self.restart_wanted = False
+        self.last_keyframe_at = -1.0
+        self.history: list[bytes | None] = [None] * _HISTORY_SIZE
+        self.history_seq: list[int] = [-1] * _HISTORY_SIZE
+        self.frames_sent = 0
+        self.frames_skipped = 0
+        self.packets_sent = 0
+        self.retransmitted = 0
+
+    def start(self, now: float) -> None:
+        self.started_at = now
+        self.next_due = now
+
+    def send_due(self, now: float) -> float:
+        """Send every frame whose time has come; return when the next one is due."""
+        if now - self.next_due > _MAX_PACER_LAG:
+            # The event loop stalled: drop the backlog instead of bursting it.
+            missed = int((now - self.next_due) / self.interval)
+            self.frames_skipped += missed
+            self.index = (self.index + missed) % len(self.loop.frames)
+            self.next_due += missed * self.interval
+        while self.next_due <= now:
+            self._send_frame(self.next_due)
+            self.next_due += self.interval
+        return self.next_due
+
+    def _send_frame(self, due: float) -> None:
+        frames = self.loop.frames
+        if self.restart_wanted and due - self.last_keyframe_at >= _MIN_KEYFRAME_INTERVAL:
+            self.index = 0
+        self.restart_wanted = False
+        if self.index == 0:
+            self.last_keyframe_at = due
+        payloads = frames[self.index]
+        self.index = (self.index + 1) % len(frames)
+        timestamp = (self.rtp_base + int((due - self.started_at) * _RTP_CLOCK)) & 0xFFFFFFFF
+        if not payloads:
+            return
+        pid_hi = 0x80 | (self.picture_id >> 8)
+        pid_lo = self.picture_id & 0xFF
+        self.picture_id = (self.picture_id + 1) & 0x7FFF
+        template = self.template
+        at = self.header_size
+        last = len(payloads) - 1
+        send = self.sender.send_rtp
+        for number, payload in enumerate(payloads):
+            packet = bytearray(template)
+            packet += payload
+            seq = self.sequence_number
+            _pack_seq_ts(packet, 2, seq, timestamp)
+            if number == last:
+                packet[1] |= 0x80
+            packet[at + 2] = pid_hi
+            packet[at + 3] = pid_lo
+            send(packet)
+            slot = seq % _HISTORY_SIZE
+            self.history[slot] = bytes(packet)
+            self.history_seq[slot] = seq
+            self.sequence_number = (seq + 1) & 0xFFFF
+        self.packets_sent += len(payloads)
+        self.frames_sent += 1
+
+    def on_nack(self, lost: list[int]) -> None:
+        for seq in lost:
+            slot = seq % _HISTORY_SIZE
+            packet = self.history[slot]
+            if packet is not None and self.history_seq[slot] == seq:
+                self.sender.send_rtp(packet)
+                self.retransmitted += 1
+
+
+class _Pacer:
+    """One task sending every publisher's frames on time."""
+
+    def __init__(self) -> None:
+        self.layers: list[_LayerReplay] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+
+    def add(self, layer: _LayerReplay) -> None:
+        layer.start(time.monotonic())
+        self.layers.append(layer)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        while True:
+            now = time.monotonic()
+            next_due = now + 0.1
+            for layer in self.layers:
+                try:
+                    next_due = min(next_due, layer.send_due(now))
+                except Exception:
+                    logger.exception("sending a frame failed")
+            self._wakeup.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), max(0.0, next_due - time.monotonic()))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+
+# --------------------------------------------------------------------------
+# subscribing: count what arrives
+# --------------------------------------------------------------------------
+
+
+class _TrackCounter:
+    """Per-track counters updated for every received packet; nothing is decoded."""
+
+    __slots__ = ("track_sid", "packets", "payload_bytes", "lost", "last_seq")
+
+    def __init__(self, track_sid: str) -> None:
+        self.track_sid = track_sid
+        self.packets = 0
+        self.payload_bytes = 0
+        self.lost = 0
+        self.last_seq = -1
+
+    def on_rtp(self, data: bytes, header: RtpHeader) -> None:
+        seq = header.sequence_number
+        last = self.last_seq
+        self.packets += 1
+        self.payload_bytes += header.payload_end - header.payload_offset
+        if last < 0:
+            self.last_seq = seq
+            return
+        delta = (seq - last) & 0xFFFF
+        if delta == 1:
+            self.last_seq = seq
+        elif 1 < delta < 0x8000:
+            self.lost += delta - 1
+            self.last_seq = seq
+        elif delta >= 0x8000 and self.lost:
+            # An older packet (retransmission or reordering) fills a gap counted before.
+            self.lost -= 1
+
+    def snapshot(self) -> tuple[int, int, int]:
+        return self.packets, self.payload_bytes, self.lost
+
+
+# --------------------------------------------------------------------------
+# one simulated participant
+# --------------------------------------------------------------------------
+
+
+def _track_sid_from_msid(stream_id: str | None, track_id: str | None) -> str:
+    # LiveKit writes stream id "PA_xxx|TR_xxx" and track id "TR_xxx".
+    track = track_id or ""
+    if track.startswith("TR_"):
+        return track
+    _, _, embedded = (stream_id or "").partition("|")
+    return embedded or track
+
+
+class _SimulatedParticipant:
+    """A client on the wire: signal connection, publisher and/or subscriber PeerConnection."""
+
+    def __init__(self, name: str, identity: str) -> None:
+        self.name = name
+        self.identity = identity
+        self.signal: SignalClient | None = None
+        self.publisher_pc: PeerConnection | None = None
+        self.subscriber_pc: PeerConnection | None = None
+        self.counters: dict[str, _TrackCounter] = {}  # by track sid
+        self._counted_mids: set[str] = set()
+        self.layers: list[_LayerReplay] = []
+        self.error: str | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending_candidates: dict[int, list[IceCandidateInit]] = {_PUBLISHER: [], _SUBSCRIBER: []}
+        self._remote_set: dict[int, bool] = {_PUBLISHER: False, _SUBSCRIBER: False}
+        self._published: dict[str, asyncio.Future[pb_models.TrackInfo]] = {}
+        self._answer: asyncio.Future[pb_rtc.SessionDescription] | None = None
+        self._subscriber_lock = asyncio.Lock()
+        self._closed = False
+        self.first_packet = asyncio.Event()
+
+    # -- connection --------------------------------------------------------
+
+    async def connect(self, url: str, token: str, *, subscribe: bool, timeout: float) -> None:
+        signal_client, _join = await signal_connect(url, token, auto_subscribe=subscribe, legacy=True, timeout=timeout)
+        self.signal = signal_client
+        self._reader = asyncio.get_running_loop().create_task(self._read_signal())
+
+    def _new_pc(self, target: int) -> PeerConnection:
+        pc = PeerConnection(PeerConnectionConfig(loopback_only=True, ice_servers=[]))
+
+        def on_candidate(candidate: IceCandidateInit | None) -> None:
+            if candidate is not None and candidate.candidate and self.signal is not None:
+                self._spawn(self.signal.send_trickle(candidate.to_json(), target))
+
+        pc.on_ice_candidate = on_candidate
+        return pc
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, object]) -> None:
+        async def wrapped() -> None:
+            try:
+                await coroutine
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("%s: %s", self.name, exc)
+
+        task = asyncio.get_running_loop().create_task(wrapped())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read_signal(self) -> None:
+        assert self.signal is not None
+        while True:
+            try:
+                message = await self.signal.recv()
+            except ValueError as exc:
+                self.error = f"bad signal message: {exc}"
+                return
+            if message is None:
+                if not self._closed and self.error is None:
+                    self.error = "the server closed the signal connection"
+                return
+            kind = message.WhichOneof("message")
+            if kind == "offer":
+                self._spawn(self._answer_offer(message.offer))
+            elif kind == "answer":
+                if self._answer is not None and not self._answer.done():
+                    self._answer.set_result(message.answer)
+            elif kind == "trickle":
+                self._spawn(self._add_candidate(message.trickle))
+            elif kind == "track_published":
+                future = self._published.get(message.track_published.cid)
+                if future is not None and not future.done():
+                    future.set_result(message.track_published.track)
+            elif kind == "request_response":
+                if message.request_response.message:
+                    self.error = f"request refused: {message.request_response.message}"
+            elif kind == "leave":
+                if not self._closed:
+                    reason = pb_models.DisconnectReason.Name(message.leave.reason)
+                    self.error = f"the server disconnected us ({reason})"
+                return
+
+    async def _add_candidate(self, trickle: pb_rtc.TrickleRequest) -> None:
+        target = int(trickle.target)
+        pc = self.subscriber_pc if target == _SUBSCRIBER else self.publisher_pc
+        candidate = IceCandidateInit.from_json(trickle.candidateInit)
+        if pc is None or not self._remote_set[target]:
+            self._pending_candidates[target].append(candidate)
+            return
+        await pc.add_ice_candidate(candidate)
+
+    async def _flush_candidates(self, target: int, pc: PeerConnection) -> None:
+        self._remote_set[target] = True
+        pending, self._pending_candidates[target] = self._pending_candidates[target], []
+        for candidate in pending:
+            with contextlib.suppress(ValueError):
+                await pc.add_ice_candidate(candidate)
+
+    # -- subscribing -------------------------------------------------------
+
+    async def _answer_offer(self, offer: pb_rtc.SessionDescription) -> None:
+        if self.signal is None:
+            return
+        async with self._subscriber_lock:
+            if self.subscriber_pc is None:
+                self.subscriber_pc = self._new_pc(_SUBSCRIBER)
+            pc = self.subscriber_pc
+            await pc.set_remote_description(offer.sdp, "offer")
+            await self._flush_candidates(_SUBSCRIBER, pc)
+            answer = await pc.create_answer()
+            await self.signal.send_answer(answer, offer.id)
+            mid_to_track = dict(offer.mid_to_track_id)
+            for transceiver in pc.transceivers:
+                self._count(transceiver, mid_to_track)
+
+    def _count(self, transceiver: Transceiver, mid_to_track: dict[str, str]) -> None:
+        mid = transceiver.mid
+        if mid is None or transceiver.kind != "video" or transceiver.stopped or mid in self._counted_mids:
+            return
+        track_sid = mid_to_track.get(mid) or _track_sid_from_msid(
+            transceiver.remote_stream_id, transceiver.remote_track_id
+        )
+        if not track_sid:
+            return
+        counter = self.counters.get(track_sid)
+        if counter is None:
+            counter = self.counters[track_sid] = _TrackCounter(track_sid)
+        self._counted_mids.add(mid)
+        first_packet = self.first_packet
+        count = counter.on_rtp
+
+        def on_rtp(data: bytes, header: RtpHeader) -> None:
+            count(data, header)
+            if not first_packet.is_set():
+                first_packet.set()
+
+        transceiver.receiver.on_rtp = on_rtp
+
+    def tracks_receiving(self) -> int:
+        """How many tracks delivered at least one packet."""
+        return sum(1 for counter in self.counters.values() if counter.packets > 0)
+
+    # -- publishing --------------------------------------------------------
+
+    async def publish(
+        self, loops: dict[str, EncodedLoop], plans: list[VideoLayerPlan], simulcast: bool, pacer: _Pacer, timeout: float
+    ) -> str:
+        """Announce a VP8 track, negotiate it, and start replaying the loop(s); returns the track sid."""
+        if self.signal is None:
+            raise ConnectionError("not connected")
+        cid = f"TR_load_{secrets.token_hex(6)}"
+        top = plans[-1]
+        request = pb_rtc.SignalRequest()
+        add = request.add_track
+        add.cid = cid
+        add.name = "video-simulcast" if simulcast else "video"
+        add.type = pb_models.TrackType.VIDEO
+        add.source = pb_models.TrackSource.CAMERA
+        add.width = top.width
+        add.height = top.height
+        for plan in plans:
+            layer = add.layers.add()
+            layer.quality = plan.quality  # type: ignore[assignment]
+            layer.width = plan.width
+            layer.height = plan.height
+            layer.bitrate = plan.max_bitrate
+            if simulcast:
+                layer.rid = plan.rid
+        codec = add.simulcast_codecs.add()
+        codec.codec = "vp8"
+        codec.cid = cid
+        future: asyncio.Future[pb_models.TrackInfo] = asyncio.get_running_loop().create_future()
+        self._published[cid] = future
+        try:
+            if not await self.signal.send(request):
+                raise ConnectionError("the signal connection closed")
+            info = await asyncio.wait_for(future, timeout)
+        finally:
+            self._published.pop(cid, None)
+
+        pc = self.publisher_pc = self._new_pc(_PUBLISHER)
+        encodings = [SendEncoding(plan.rid, random.randint(1, 0xFFFFFFFE)) for plan in plans] if simulcast else None
+        transceiver = pc.add_transceiver(
+            "video", "sendonly", codecs=list(_VP8_CODECS), send_encodings=encodings, stream_id=cid, track_id=cid
+        )
+        offer = await pc.create_offer()
+        self._answer = asyncio.get_running_loop().create_future()
+        if not await self.signal.send_offer(offer, 1):
+            raise ConnectionError("the signal connection closed")
+        answer = await asyncio.wait_for(self._answer, timeout)
+        await pc.set_remote_description(answer.sdp, "answer")
+        await self._flush_candidates(_PUBLISHER, pc)
+        await pc.wait_connected(timeout)
+
+        sender = transceiver.sender
+        payload_type = next(
+            (c.payload_type for c in sender.codecs if c.mime_type.lower() == "video/vp8" and c.payload_type is not None),
+            None,
+        )
+        if payload_type is None:
+            raise ConnectionError("the server did not accept VP8")
+        by_ssrc: dict[int, _LayerReplay] = {}
+        for plan in plans:
+            rid = plan.rid if simulcast else None
+            ssrc = sender.ssrc_for_rid(plan.rid) if simulcast else sender.ssrc
+            replay = _LayerReplay(sender, loops[plan.rid], rid, ssrc, payload_type)
+            by_ssrc[ssrc] = replay
+            self.layers.append(replay)
+
+        def on_keyframe_request(media_ssrc: int) -> None:
+            targets = [by_ssrc[media_ssrc]] if media_ssrc in by_ssrc else list(by_ssrc.values())
+            for target in targets:
+                target.restart_wanted = True
+
+        def on_nack(media_ssrc: int, lost: list[int]) -> None:
+            replay = by_ssrc.get(media_ssrc)
+            if replay is not None:
+                replay.on_nack(lost)
+
+        sender.on_keyframe_request = on_keyframe_request
+        sender.on_nack = on_nack
+        for replay in self.layers:
+            pacer.add(replay)
+        return info.sid
+
+    # -- leaving -----------------------------------------------------------
+
+    async def close(self) -> None:
+        """Leave and close everything. Idempotent; never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.signal is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.signal.close(leave=True), 5.0)
+        tasks: list[asyncio.Task[None]] = list(self._tasks)
+        if self._reader is not None:
+            tasks.append(self._reader)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for pc in (self.publisher_pc, self.subscriber_pc):
+            if pc is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pc.close(), 5.0)
+
+
+# --------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------
+
+
+async def _join(
+    participant: _SimulatedParticipant,
+    url: str,
+    token: str,
+    gate: asyncio.Semaphore,
+    *,
+    subscribe: bool,
+    publish: Callable[[], Coroutine[Any, Any, str]] | None,
+) -> None:
+    async with gate:
+        try:
+            await participant.connect(url, token, subscribe=subscribe, timeout=_JOIN_TIMEOUT)
+            if publish is not None:
+                await publish()
+        except (SignalConnectError, ConnectionError, OSError, ValueError, TimeoutError, asyncio.TimeoutError) as exc:
+            participant.error = f"could not connect: {exc or type(exc).__name__}"
+
+
+def _snapshot(subscribers: list[_SimulatedParticipant]) -> dict[tuple[str, str], tuple[int, int, int]]:
+    return {
+        (sub.name, sid): counter.snapshot() for sub in subscribers for sid, counter in list(sub.counters.items())
+    }
+
+
+async def run_load_test(params: LoadTestParams, *, log: Callable[[str], None] = print) -> LoadTestResult:
+    """Run one load test and return its counts (``log`` receives progress lines).
+
+    Raises ValueError for bad parameters and RuntimeError when an embedded
+    server cannot start. Everything it opened is closed before it returns.
+    """
+    params.validate()
+    width, height = params.size
+    budget = params.warmup + params.duration + 60.0 + 1.0 * (params.video_publishers + params.subscribers)
+    async with contextlib.AsyncExitStack() as stack:
+        url, server_pid = params.url, params.server_pid
+        if params.embedded:
+            server = EmbeddedServer()
+            await server.start()
+            stack.push_async_callback(server.stop)
+            url, server_pid = server.url, server.pid
+            log(f"Started kitewire serve (pid {server.pid}) at {url}")
+        async with asyncio.timeout(budget):
+            started = time.monotonic()
+            loops = await _encode_loops(params)
+            described = ", ".join(
+                f"{rid or 'single'} {loop.width}x{loop.height}@{loop.framerate:g} {loop.kbps:.0f} kbps" for rid, loop in loops.items()
+            )
+            log(f"Encoded the VP8 loop once in {time.monotonic() - started:.1f} s: {described}")
+            log(
+                f"Starting load test with {params.video_publishers} video publishers, "
+                f"{params.subscribers} subscribers, room: {params.room}"
+            )
+            return await _run_participants(params, url, server_pid, loops, stack, log)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _run_participants(
+    params: LoadTestParams,
+    url: str,
+    server_pid: int | None,
+    loops: dict[str, EncodedLoop],
+    stack: contextlib.AsyncExitStack,
+    log: Callable[[str], None],
+) -> LoadTestResult:
+    prefix = secrets.token_hex(3)
+    plans = _layer_plans(params)
+    pacer = _Pacer()
+    stack.push_async_callback(pacer.stop)
+    participants: list[_SimulatedParticipant] = []
+
+    async def close_all() -> None:
+        await asyncio.gather(*(p.close() for p in participants), return_exceptions=True)
+
+    # Registered after the pacer: closed first, so nothing sends into closed connections.
+    stack.push_async_callback(close_all)
+    gate = asyncio.Semaphore(_JOIN_CONCURRENCY)
+
+    def token_for(identity: str, *, publisher: bool) -> str:
+        return create_token(
+            params.api_key,
+            params.api_secret,
+            identity=identity,
+            room=params.room,
+            name=identity,
+            can_publish=publisher,
+            can_subscribe=not publisher,
+            ttl=3600,
+        )
+
+    publishers = [_SimulatedParticipant(f"Pub {i}", f"{prefix}_pub_{i}") for i in range(params.video_publishers)]
+    subscribers = [_SimulatedParticipant(f"Sub {i}", f"{prefix}_sub_{i}") for i in range(params.subscribers)]
+    participants.extend(publishers)
+    participants.extend(subscribers)
+
+    def publish_job(participant: _SimulatedParticipant) -> Callable[[], Coroutine[Any, Any, str]]:
+        return lambda: participant.publish(loops, plans, params.simulcast, pacer, _JOIN_TIMEOUT)
+
+    # Publishers first, so each subscriber gets every track in its first offer.
+    await asyncio.gather(
+        *(
+            _join(p, url, token_for(p.identity, publisher=True), gate, subscribe=False, publish=publish_job(p))
+            for p in publishers
+        )
+    )
+    working_publishers = [p for p in publishers if p.error is None]
+    for p in publishers:
+        if p.error is not None:
+            log(f"{p.name}: {p.error}")
+    await asyncio.gather(
+        *(_join(s, url, token_for(s.identity, publisher=False), gate, subscribe=True, publish=None) for s in subscribers)
+    )
+    for s in subscribers:
+        if s.error is not None:
+            log(f"{s.name}: {s.error}")
+    expected = len(working_publishers)
+
+    # Warm-up: until every connected subscriber receives every working track.
+    deadline = time.monotonic() + params.warmup
+    while time.monotonic() < deadline:
+        if all(s.error is not None or s.tracks_receiving() >= expected for s in subscribers):
+            break
+        await asyncio.sleep(0.1)
+    waiting = [s.name for s in subscribers if s.error is None and s.tracks_receiving() < expected]
+    if waiting:
+        log(f"Still waiting for media after {params.warmup:g} s: {', '.join(waiting[:10])}; measuring anyway")
+    log(f"Finished connecting to room {params.room}, measuring for {params.duration:g} s")
+
+    before = _snapshot(subscribers)
+    cpu_before = read_process_cpu_seconds(server_pid) if server_pid is not None else None
+    window_start = time.monotonic()
+    await asyncio.sleep(params.duration)
+    after = _snapshot(subscribers)
+    cpu_after = read_process_cpu_seconds(server_pid) if server_pid is not None else None
+    window = time.monotonic() - window_start
+
+    tracks: list[TrackResult] = []
+    for key, (packets, payload, lost) in sorted(after.items()):
+        p0, b0, l0 = before.get(key, (0, 0, 0))
+        tracks.append(TrackResult(key[0], key[1], packets - p0, payload - b0, max(0, lost - l0), window))
+    errors = {p.name: p.error for p in participants if p.error is not None}
+    return LoadTestResult(
+        params=params,
+        tracks=tracks,
+        subscribers=[s.name for s in subscribers],
+        expected_tracks=expected,
+        window_seconds=window,
+        errors=errors,
+        publisher_packets=sum(layer.packets_sent for p in publishers for layer in p.layers),
+        publisher_frames=sum(layer.frames_sent for p in publishers for layer in p.layers),
+        server_pid=server_pid,
+        server_cpu_seconds=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+    )
+
+
+# --------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------
+
+
+def _format_bitrate(kbps: float) -> str:
+    return f"{kbps / 1000:.2f} Mbps" if kbps >= 1000 else f"{kbps:.0f} kbps"
+
+
+def _format_loss(packets: int, lost: int) -> str:
+    if packets == 0:
+        return " - "
+    return f"{lost} ({100.0 * lost / (packets + lost):.3g}%)"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join(lines)
+
+
+def format_report(result: LoadTestResult, *, per_track: bool = True) -> str:
+    """The tables ``kitewire load-test`` prints: per track, per subscriber, totals, server CPU."""
+    out: list[str] = []
+    if per_track and result.tracks:
+        rows = []
+        previous = ""
+        for track in result.tracks:
+            rows.append(
+                [
+                    track.subscriber if track.subscriber != previous else "",
+                    track.track_sid,
+                    "video",
+                    str(track.packets),
+                    _format_bitrate(track.kbps),
+                    _format_loss(track.packets, track.lost),
+                ]
+            )
+            previous = track.subscriber
+        out.append("Track loading:")
+        out.append(_table(["Tester", "Track", "Kind", "Pkts.", "Bitrate", "Pkt. Loss"], rows))
+        out.append("")
+    rows = []
+    for name in result.subscribers:
+        mine = result.tracks_of(name)
+        packets = sum(t.packets for t in mine)
+        lost = sum(t.lost for t in mine)
+        kbps = sum(t.kbps for t in mine)
+        receiving = sum(1 for t in mine if t.packets > 0)
+        rows.append(
+            [name, f"{receiving}/{result.expected_tracks}", _format_bitrate(kbps), _format_loss(packets, lost),
+             result.errors.get(name, "")]
+        )
+    total_kbps = sum(t.kbps for t in result.tracks)
+    receiving_total = sum(1 for t in result.tracks if t.packets > 0)
+    average = total_kbps / len(result.subscribers) if result.subscribers else 0.0
+    rows.append(
+        [
+            "Total",
+            f"{receiving_total}/{result.expected_tracks * len(result.subscribers)}",
+            f"{_format_bitrate(total_kbps)} ({_format_bitrate(average)} avg)",
+            _format_loss(result.packets_forwarded, result.packets_lost),
+            str(len(result.errors)),
+        ]
+    )
+    out.append("Subscriber summaries:")
+    out.append(_table(["Tester", "Tracks", "Bitrate", "Total Pkt. Loss", "Error"], rows))
+    out.append("")
+    out.append(
+        f"Forwarded packets (received by subscribers in {result.window_seconds:.1f} s): {result.packets_forwarded}; "
+        f"median track bitrate {_format_bitrate(result.median_kbps)}; loss {result.loss_percent:.3g}%"
+    )
+    publisher_errors = {k: v for k, v in result.errors.items() if k.startswith("Pub")}
+    for name, error in publisher_errors.items():
+        out.append(f"{name}: {error}")
+    if result.cpu_us_per_packet is not None and result.server_cpu_seconds is not None:
+        out.append(
+            f"Server pid {result.server_pid}: {result.server_cpu_seconds:.2f} s CPU in the window "
+            f"({result.server_cpu_percent:.0f}% of a core), "
+            f"{result.cpu_us_per_packet:.1f} us CPU per forwarded packet"
+        )
+    elif result.server_pid is not None:
+        out.append(f"Server pid {result.server_pid}: no packets forwarded, CPU per packet undefined")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``kitewire load-test``."""
+    parser.add_argument("--url", default="ws://127.0.0.1:7880", help="server URL (loopback only; default %(default)s)")
+    parser.add_argument("--api-key", default=DEV_API_KEY, help="API key (default %(default)s)")
+    parser.add_argument("--api-secret", default=DEV_API_SECRET, help="API secret (default %(default)s)")
+    parser.add_argument("--room", default="load-test", help="room name (default %(default)s)")
+    parser.add_argument(
+        "--video-publishers", type=int, default=1, help=f"simulated VP8 publishers, 1..{MAX_PUBLISHERS} (default 1)"
+    )
+    parser.add_argument(
+        "--subscribers", type=int, default=1, help=f"simulated subscribers, 0..{MAX_SUBSCRIBERS} (default 1)"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help=f"measuring window in seconds, 1..{MAX_DURATION:g} (default 10)"
+    )
+    parser.add_argument("--resolution", default="720p", choices=list(RESOLUTIONS), help="published size (default 720p)")
+    parser.add_argument(
+        "--simulcast", action=argparse.BooleanOptionalAction, default=False, help="publish q/h/f layers (default off)"
+    )
+    parser.add_argument("--server-pid", type=int, default=None, help="measure this server process's CPU")
+    parser.add_argument(
+        "--embedded", action="store_true", help="start 'kitewire serve --dev' in a child process and test it"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=15.0, help="longest wait for media before measuring (seconds, default 15)"
+    )
+    parser.add_argument("--no-track-table", action="store_true", help="print only the summaries")
+
+
+def _params_from_args(args: argparse.Namespace) -> LoadTestParams:
+    return LoadTestParams(
+        url=args.url,
+        api_key=args.api_key,
+        api_secret=args.api_secret,
+        room=args.room,
+        video_publishers=args.video_publishers,
+        subscribers=args.subscribers,
+        duration=args.duration,
+        resolution=args.resolution,
+        simulcast=args.simulcast,
+        server_pid=args.server_pid,
+        embedded=args.embedded,
+        warmup=args.warmup,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``kitewire load-test``: 0 when every subscriber got every track, else 1 (2 on bad options)."""
+    try:
+        params = _params_from_args(args)
+        params.validate()
+    except ValueError as exc:
+        print(f"kitewire load-test: {exc}", file=sys.stderr)
+        return 2
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    try:
+        result = asyncio.run(run_load_test(params, log=lambda line: print(line, flush=True)))
+    except (RuntimeError, OSError, TimeoutError) as exc:
+        print(f"kitewire load-test: {exc}", file=sys.stderr)
+        return 1
+    print()
+    print(format_report(result, per_track=not args.no_track_table))
+    return 0 if result.complete else 1
+
