@@ -79,3 +79,18 @@ async def test_serve_runs_and_stops_on_sigterm() -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_load_test_against_embedded_server(capsys: pytest.CaptureFixture[str]) -> None:
+    from kitewire.server import loadtest
+
+    parser = argparse.ArgumentParser()
+    loadtest.add_arguments(parser)
+    args = parser.parse_args(["--subscribers", "2", "--duration", "3", "--width", "320", "--height", "240"])
+    assert await loadtest._run(args) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith("sub-")]
+    assert len(rows) == 2
+    for row in rows:
+        tracks, fps, anchor = int(row[1]), float(row[2]), float(row[3])
+        assert tracks == 1 and fps >= 0.8 * anchor, out
