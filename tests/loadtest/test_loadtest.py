@@ -1,0 +1,245 @@
+"""``kitewire load-test``: short real runs against a server, counting, and refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from typing import AsyncIterator
+
+import pytest
+
+from kitewire import loadtest
+from kitewire.cli import main as cli_main
+from kitewire.loadtest import (
+    LoadTestParams,
+    LoadTestResult,
+    encode_loop,
+    format_report,
+    read_process_cpu_seconds,
+    run_load_test,
+)
+from kitewire.media import is_keyframe
+from kitewire.server import Server, ServerConfig
+from kitewire.transport import RtpHeader
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    srv = Server(ServerConfig.dev(port=0, empty_timeout=0.5))
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+def participants_in(server: Server) -> int:
+    return sum(len(room.participants) for room in server.rooms.rooms.values())
+
+
+async def wait_until_empty(server: Server, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    while participants_in(server) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return participants_in(server)
+
+
+# --- real runs ----------------------------------------------------------------
+
+
+async def test_short_load_test_every_subscriber_receives_without_loss(server: Server) -> None:
+    params = LoadTestParams(url=server.url, video_publishers=1, subscribers=3, duration=4, resolution="720p")
+    lines: list[str] = []
+    result = await run_load_test(params, log=lines.append)
+
+    assert result.errors == {}
+    assert result.expected_tracks == 1
+    assert result.subscribers == ["Sub 0", "Sub 1", "Sub 2"]
+    for name in result.subscribers:
+        tracks = result.tracks_of(name)
+        assert len(tracks) == 1, tracks
+        assert tracks[0].track_sid.startswith("TR_")
+        assert tracks[0].packets > 0
+        assert tracks[0].loss_percent < 1.0
+    # All three receive the same (one) published track.
+    assert len({t.track_sid for t in result.tracks}) == 1
+    assert result.complete
+    assert result.packets_forwarded == sum(t.packets for t in result.tracks)
+    # A 720p loop at livekit's 1.7 Mbps: the subscribers see a real video bitrate.
+    assert 500 < result.median_kbps < 4000
+    assert result.publisher_packets > 0 and result.publisher_frames > 0
+    # No server pid given: no CPU figure.
+    assert result.server_cpu_seconds is None and result.cpu_us_per_packet is None
+    assert any("measuring for 4 s" in line for line in lines)
+    report = format_report(result)
+    assert "Sub 2" in report and "Total" in report and "3/3" in report
+    # Everyone left the room: every connection was closed.
+    assert await wait_until_empty(server) == 0
+
+
+async def test_simulcast_publisher_is_forwarded(server: Server) -> None:
+    params = LoadTestParams(
+        url=server.url, video_publishers=2, subscribers=2, duration=2, resolution="360p", simulcast=True
+    )
+    result = await run_load_test(params, log=lambda line: None)
+    assert result.errors == {}
+    assert result.expected_tracks == 2
+    for name in result.subscribers:
+        tracks = result.tracks_of(name)
+        assert len(tracks) == 2
+        assert all(t.packets > 0 for t in tracks)
+    assert result.complete
+    assert await wait_until_empty(server) == 0
+
+
+async def test_cancelling_a_run_closes_every_connection(server: Server) -> None:
+    params = LoadTestParams(url=server.url, video_publishers=1, subscribers=2, duration=60, resolution="360p")
+    lines: list[str] = []
+    task = asyncio.get_running_loop().create_task(run_load_test(params, log=lines.append))
+    deadline = time.monotonic() + 30
+    while not any("measuring" in line for line in lines) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert participants_in(server) == 3
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await wait_until_empty(server) == 0
+
+
+def test_cli_with_embedded_server_reports_cpu_per_packet(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(
+        ["load-test", "--embedded", "--subscribers", "2", "--duration", "2", "--resolution", "360p", "--room", "cli"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Subscriber summaries:" in out and "Track loading:" in out
+    match = re.search(r"Server pid (\d+): .* ([0-9.]+) us CPU per forwarded packet", out)
+    assert match, out
+    assert float(match.group(2)) > 0
+    # The child server was stopped (and reaped) before the command returned.
+    assert not os.path.exists(f"/proc/{match.group(1)}")
+
+
+# --- argument validation ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"subscribers": 201}, "subscribers: expected 0..200, got 201"),
+        ({"subscribers": -1}, "subscribers: expected 0..200, got -1"),
+        ({"video_publishers": 0}, "video publishers: expected at least 1"),
+        ({"video_publishers": 51}, "video publishers: expected 0..50, got 51"),
+        ({"duration": 601}, "duration: expected 1..600 seconds, got 601"),
+        ({"duration": 0}, "duration: expected 1..600 seconds, got 0"),
+        ({"resolution": "4k"}, "resolution: expected one of 180p, 360p, 540p, 720p, 1080p, got '4k'"),
+        ({"url": "ws://192.0.2.7:7880"}, "expected a server on the loopback interface"),
+        ({"url": "ftp://127.0.0.1:7880"}, "url: expected a ws:// or wss:// URL, got 'ftp://127.0.0.1:7880'"),
+        ({"room": ""}, "room: expected a name of 1..128 characters, got ''"),
+        ({"api_secret": ""}, "api key and secret: expected both non-empty"),
+    ],
+)
+def test_params_refused_with_expected_and_given(changes: dict[str, object], message: str) -> None:
+    params = LoadTestParams(**changes)  # type: ignore[arg-type]
+    with pytest.raises(ValueError) as info:
+        params.validate()
+    assert message in str(info.value)
+
+
+def test_server_pid_must_be_a_running_process() -> None:
+    with pytest.raises(ValueError, match="server pid: expected a running process"):
+        LoadTestParams(server_pid=2**22 + 12345).validate()
+    LoadTestParams(server_pid=os.getpid()).validate()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--subscribers", "500"], "subscribers: expected 0..200, got 500"),
+        (["--duration", "3600"], "duration: expected 1..600 seconds, got 3600.0"),
+        (["--url", "ws://10.1.2.3:7880"], "loopback"),
+    ],
+)
+def test_cli_refuses_out_of_bounds_before_connecting(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started = time.monotonic()
+    code = cli_main(["load-test", *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert time.monotonic() - started < 5  # refused up front, nothing was started
+
+
+def test_run_load_test_refuses_bad_params_without_side_effects() -> None:
+    with pytest.raises(ValueError, match="subscribers"):
+        asyncio.run(run_load_test(LoadTestParams(subscribers=1000), log=lambda line: None))
+
+
+# --- pieces -------------------------------------------------------------------
+
+
+def _header(seq: int, payload: int = 100) -> RtpHeader:
+    return RtpHeader(1234, seq, 0, False, 96, 12, 12 + payload, {})
+
+
+def test_track_counter_counts_gaps_wraparound_and_late_packets() -> None:
+    counter = loadtest._TrackCounter("TR_x")
+    for seq in (65533, 65534, 65535, 0, 1):  # across the wrap: no loss
+        counter.on_rtp(b"", _header(seq))
+    assert (counter.packets, counter.lost) == (5, 0)
+    counter.on_rtp(b"", _header(5))  # 2, 3, 4 missing
+    assert counter.lost == 3
+    counter.on_rtp(b"", _header(3))  # a retransmission fills one gap
+    assert counter.lost == 2
+    assert counter.packets == 7
+    assert counter.payload_bytes == 700
+
+
+def test_encoded_loop_starts_with_a_keyframe_near_its_bitrate() -> None:
+    loop = encode_loop(640, 360, 450_000, 20.0, 1.0)
+    assert len(loop.frames) == 20
+    assert is_keyframe("video/VP8", loop.frames[0][0])
+    assert not is_keyframe("video/VP8", loop.frames[5][0])
+    # CBR rate control keeps the loop within reach of its target.
+    assert 0.3 * 450 < loop.kbps < 2.0 * 450
+    # kitewire's VP8 descriptor: X and I set, 15-bit picture id (patched on replay).
+    first = loop.frames[1][0]
+    assert first[0] & 0x80 and first[1] & 0x80 and first[2] & 0x80
+
+
+def test_encode_loop_refuses_odd_sizes() -> None:
+    with pytest.raises(ValueError, match="expected even width and height >= 16, got 641x360"):
+        encode_loop(641, 360, 450_000, 20.0, 1.0)
+
+
+def test_process_cpu_seconds_grows_with_work() -> None:
+    before = read_process_cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.1
+    while time.process_time() < deadline:
+        pass
+    assert read_process_cpu_seconds(os.getpid()) > before
+    with pytest.raises(OSError):
+        read_process_cpu_seconds(2**22 + 12345)
+
+
+def test_result_figures() -> None:
+    tracks = [
+        loadtest.TrackResult("Sub 0", "TR_a", 900, 200_000, 100, 2.0),
+        loadtest.TrackResult("Sub 1", "TR_a", 1000, 300_000, 0, 2.0),
+    ]
+    result = LoadTestResult(
+        params=LoadTestParams(), tracks=tracks, subscribers=["Sub 0", "Sub 1"], expected_tracks=1,
+        window_seconds=2.0, errors={}, server_pid=1, server_cpu_seconds=0.019,
+    )
+    assert tracks[0].kbps == pytest.approx(800.0)
+    assert tracks[0].loss_percent == pytest.approx(10.0)
+    assert result.median_kbps == pytest.approx(1000.0)
+    assert result.packets_forwarded == 1900
+    assert result.cpu_us_per_packet == pytest.approx(10.0)
+    assert result.loss_percent == pytest.approx(5.0)
+    assert result.complete
+    result.errors["Sub 1"] = "could not connect"
+    assert not result.complete
