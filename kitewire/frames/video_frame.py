@@ -102,8 +102,6 @@ class VideoFrame:
     below 1, an unknown type, or a buffer shorter than the layout needs.
     """
 
-    __slots__ = ("_width", "_height", "_type", "_buffer", "_source")
-
     def __init__(self, width: int, height: int, type: SupportsIndex, data: Any) -> None:  # noqa: A002
         self._width, self._height = validate_size(width, height)
         self._type = validate_type(type)
