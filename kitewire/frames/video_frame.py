@@ -228,10 +228,23 @@ class VideoFrame:
 
     # ------------------------------------------------------------ PyAV
 
-    def to_av(self) -> av.VideoFrame:
-        """Copy into a new ``av.VideoFrame`` of the matching pixel format (padded rows)."""
+    def to_av(self, format: str | None = None) -> av.VideoFrame:  # noqa: A002
+        """Copy into a new ``av.VideoFrame`` (PyAV pads its rows).
+
+        ``format`` None keeps this frame's layout (rgba, yuv420p, nv12...). A
+        PyAV pixel format with a kitewire twin (e.g. "yuv420p" for an encoder)
+        converts with :meth:`convert` first, which is an order of magnitude
+        faster than PyAV's own ``reformat`` (swscale) for RGB -> yuv420p.
+        """
         import av
 
+        if format is not None and format != _AV_FORMATS[self._type]:
+            target_type = _FROM_AV_FORMATS.get(format)
+            if target_type is None:
+                raise ValueError(
+                    f"format must be one of {sorted(_FROM_AV_FORMATS)} or None, got {format!r}"
+                )
+            return self.convert(target_type).to_av()
         frame = av.VideoFrame(self._width, self._height, _AV_FORMATS[self._type])
         for source, plane in zip(self.plane_arrays(), frame.planes):
             row_bytes = source.shape[1] * source.itemsize * (source.shape[2] if source.ndim == 3 else 1)

@@ -130,3 +130,14 @@ def test_from_av_reformats_formats_without_a_twin() -> None:
         np.frombuffer(memoryview(plane), np.uint8)[:] = 128
     frame = VideoFrame.from_av(full_range)
     assert frame.type == T.I420 and (frame.width, frame.height) == (6, 4)
+
+
+def test_to_av_with_a_format_converts_first() -> None:
+    rgba = smooth_rgba(33, 17)
+    frame = VideoFrame.from_ndarray(rgba, T.RGBA)
+    yuv = frame.to_av("yuv420p")
+    assert yuv.format.name == "yuv420p" and (yuv.width, yuv.height) == (33, 17)
+    assert bytes(VideoFrame.from_av(yuv).data) == bytes(frame.convert(T.I420).data)
+    assert frame.to_av("rgba").format.name == "rgba"
+    with pytest.raises(ValueError, match="format must be one of"):
+        frame.to_av("yuv411p")
