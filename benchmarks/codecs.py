@@ -22,6 +22,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -50,7 +52,7 @@ def make_frames(width: int, height: int, count: int) -> list[av.VideoFrame]:
             ((width, height), (chroma.shape[1], chroma.shape[0]), (chroma.shape[1], chroma.shape[0]))
         ):
             plane = frame.planes[plane_index]
-            view = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+            view = np.frombuffer(cast(Any, plane), np.uint8).reshape(-1, plane.line_size)
             view[:plane_h, :plane_w] = planes[offset : offset + plane_w * plane_h].reshape(plane_h, plane_w)
             offset += plane_w * plane_h
         frames.append(frame)
@@ -181,17 +183,17 @@ def main() -> None:
                 ("decode", kitewire_decode(codec, stream), pyav_decode(codec, stream)),
             )
             for operation, ours, anchor in rows:
-                single = best_of(args.runs, lambda job=ours: timed(job))
-                bare = best_of(args.runs, lambda job=anchor: timed(job))
-                parallel = best_of(args.runs, lambda job=ours: timed_parallel(job))
+                single = best_of(args.runs, partial(timed, ours))
+                bare = best_of(args.runs, partial(timed, anchor))
+                parallel = best_of(args.runs, partial(timed_parallel, ours))
                 per_frame = 1000 * single / count
                 print(
                     f"{codec:5} {operation:6} {width:>4}x{height:<4} | {per_frame:7.2f}ms {1000 * bare / count:7.2f}ms | "
                     f"{1000 * parallel / count:7.2f}ms {2 * single / parallel:7.2f}"
                 )
     gil_bound = pure_python_job(count)
-    single = best_of(args.runs, lambda: timed(gil_bound))
-    parallel = best_of(args.runs, lambda: timed_parallel(gil_bound))
+    single = best_of(args.runs, partial(timed, gil_bound))
+    parallel = best_of(args.runs, partial(timed_parallel, gil_bound))
     print(
         f"{'py':5} {'loop':6} {'(GIL)':>9} | {1000 * single / count:7.2f}ms {'':>9} | "
         f"{1000 * parallel / count:7.2f}ms {2 * single / parallel:7.2f}"

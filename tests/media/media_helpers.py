@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import struct
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -49,14 +50,14 @@ def pattern_frame(index: int, width: int, height: int) -> av.VideoFrame:
 def _write_plane(frame: av.VideoFrame, index: int, values: np.ndarray) -> None:
     plane = frame.planes[index]
     stride = plane.line_size
-    buffer = np.frombuffer(plane, dtype=np.uint8).reshape(-1, stride)
+    buffer = np.frombuffer(cast(Any, plane), dtype=np.uint8).reshape(-1, stride)
     buffer[: values.shape[0], : values.shape[1]] = values
 
 
 def block_means(frame: av.VideoFrame) -> np.ndarray:
     """Mean luminance of the inner part of each grid block (edges blur in coding)."""
     plane = frame.planes[0]
-    luma = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+    luma = np.frombuffer(cast(Any, plane), dtype=np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
     means = np.empty((GRID, GRID))
     for row in range(GRID):
         for col in range(GRID):

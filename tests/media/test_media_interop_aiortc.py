@@ -68,5 +68,6 @@ def test_kitewire_packets_depayload_and_decode_with_aiortc(codec: str) -> None:
         pictures = decoder.decode(JitterFrame(data=data, timestamp=index * 3000))
         assert len(pictures) == 1
         picture = pictures[0]
+        assert isinstance(picture, av.VideoFrame)
         assert (picture.width, picture.height) == (WIDTH, HEIGHT)
         assert matches_pattern(picture.reformat(format="yuv420p"), index)
