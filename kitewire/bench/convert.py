@@ -201,7 +201,15 @@ def run_bridges(width: int, height: int, repeats: int) -> list[tuple[str, float,
     rgb = np.ascontiguousarray(frame.convert(T.RGB24).to_ndarray())
     rgb_copy = median_seconds(lambda: np.copy(rgb), repeats)
     pyav_rgb = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    rgba = source_frames(width, height)[T.RGBA]
+    pyav_rgba = rgba.to_av()
     return [
+        ("to_av(RGBA, 'yuv420p') (encoder input)", median_seconds(lambda: rgba.to_av("yuv420p"), repeats), copy),
+        (
+            "PyAV reformat rgba -> yuv420p (swscale)",
+            median_seconds(lambda: pyav_rgba.reformat(format="yuv420p"), repeats),
+            copy,
+        ),
         ("from_av(yuv420p) -> I420", median_seconds(lambda: VideoFrame.from_av(decoded), repeats), copy),
         ("to_av(I420) -> yuv420p", median_seconds(frame.to_av, repeats), copy),
         ("from_av(rgb24) -> RGB24", median_seconds(lambda: VideoFrame.from_av(pyav_rgb), repeats), rgb_copy),
