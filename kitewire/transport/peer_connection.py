@@ -1903,14 +1903,13 @@ class PeerConnection:
 
     def _send_reports(self) -> None:
         now = time.monotonic()
-        sdes_sent = False
         for transceiver in self._transceivers:
             if transceiver.stopped:
                 continue
             sender = transceiver.sender
             clock = sender._clock_rate()
             for ssrc, stats in sender._stats.items():
-                if not stats.packets:
+                if not stats.packets or now - stats.last_time > _REPORT_QUIET_STREAMS_FOR:
                     continue
                 ntp = ntp_now()
                 rtp_ts = (stats.last_timestamp + int((now - stats.last_time) * clock)) & 0xFFFFFFFF
@@ -1918,7 +1917,6 @@ class PeerConnection:
                 packet += build_sdes(ssrc, self._cname)
                 self._send_srtp(packet, True)
                 stats.last_sr_ntp = ntp
-                sdes_sent = True
         blocks: list[ReportBlock] = []
         for transceiver in self._transceivers:
             if transceiver.stopped:
@@ -1932,7 +1930,6 @@ class PeerConnection:
             packet = build_receiver_report(self._rtcp_ssrc, blocks[start : start + 31])
             packet += build_sdes(self._rtcp_ssrc, self._cname)
             self._send_srtp(packet, True)
-        del sdes_sent
 
     async def _twcc_loop(self) -> None:
         interval = self._config.transport_cc_interval
