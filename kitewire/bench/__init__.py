@@ -16,7 +16,9 @@ BENCHMARKS = ("convert",)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the bench command's options."""
-    parser.add_argument("benchmark", choices=BENCHMARKS, help="which benchmark to run")
+    parser.add_argument(
+        "benchmark", nargs="?", default="convert", choices=BENCHMARKS, help="which benchmark to run (default: convert)"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions for a fast rough table")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (median is shown)")
     parser.add_argument("--size", default="1920x1080", help="frame size WIDTHxHEIGHT (default 1920x1080)")
@@ -67,12 +69,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         width, height = _parse_size(args.size)
         pairs = _parse_pairs(args.pairs)
+        if args.repeats is not None and args.repeats < 1:
+            raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
     except ValueError as error:
         print(f"kitewire bench: {error}", file=sys.stderr)
         return 2
     from kitewire.frames import _libyuv
 
-    repeats = args.repeats or (5 if args.quick else 25)
+    repeats = args.repeats if args.repeats is not None else (5 if args.quick else 25)
     if args.engine == "opencv":
         _libyuv.set_enabled(False)
     engine = "libyuv + OpenCV/numpy" if _libyuv.enabled() else "OpenCV/numpy (libyuv off or not installed)"

@@ -38,6 +38,8 @@ def test_bench_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--size must look like 1920x1080" in capsys.readouterr().err
     assert bench.run(_parse("convert", "--pairs", "RGBA-PNG")) == 2
     assert "--pairs entries must look like RGBA-I420" in capsys.readouterr().err
+    assert bench.run(_parse("--repeats", "0")) == 2
+    assert "--repeats must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_conversions_in_parallel_threads_match_sequential_results() -> None:
