@@ -161,6 +161,26 @@ def shuffle_packed(
     return result == 0
 
 
+def reversed_to_rgb24(
+    source_type: int, source: AnyArray, target: AnyArray, width: int, height: int, flip_y: bool
+) -> bool:
+    """ABGR/ARGB -> RGB24 through cache-sized BGRA bands (libyuv has no direct function)."""
+    if not enabled() or source_type not in (T.ABGR, T.ARGB):
+        return False
+    if not via_bgra_bands(
+        source_type,
+        source,
+        [target],
+        width,
+        height,
+        lambda bgra, bands, rows: _call("ARGBToRAW", [bgra, bands[0]], width, rows),
+    ):
+        return False
+    if flip_y:
+        cv2.flip(target, 0, dst=target)
+    return True
+
+
 def yuv_to_packed(
     source_type: int,
     sources: list[AnyArray],

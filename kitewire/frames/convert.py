@@ -186,6 +186,9 @@ def convert_buffer(
     elif source_type not in PACKED_RGB_TYPES:
         if _libyuv.yuv_to_yuv(source_type, src_planes, target_type, dst_planes, width, height, flip_y):
             return target
+    elif target_type == T.RGB24:
+        if _libyuv.reversed_to_rgb24(source_type, src_planes[0], dst_planes[0], width, height, flip_y):
+            return target
     elif len(_FOUR_BYTE_STEPS.get((source_type, target_type), "")) > 1:
         # two or three cheap passes in the OpenCV engine, one shuffle in libyuv
         if _libyuv.shuffle_packed(source_type, src_planes[0], target_type, dst_planes[0], width, height, flip_y):
