@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from kitewire.media.codecs import normalize_codec
-from kitewire.media.keyframe import h264_is_keyframe, vp8_is_keyframe
+from kitewire.media.keyframe import h264_carries_idr, h264_is_keyframe, vp8_is_keyframe
 from kitewire.media.packetizer import Depacketizer, create_depacketizer
 
 # Packets further behind the newest one than this are treated as stray, not as
@@ -327,7 +327,12 @@ class FrameAssembler:
                 continue
             if self._codec == "H264" and self._may_lack_parameter_sets(start, now):
                 continue
-            if self._frame_end(start) is not None:
+            end = self._frame_end(start)
+            if end is not None:
+                if self._codec == "H264" and not self._has_idr(start, end):
+                    # Parameter sets in front of a P slice: not a place to start decoding.
+                    self._keyframe_starts.discard(start)
+                    continue
                 if start > self._cursor:
                     # Everything before this keyframe is no longer needed.
                     self._advance_cursor(start, discarding=True)
@@ -335,6 +340,10 @@ class FrameAssembler:
                 self._keyframe_due = None
                 return True
         return False
+
+    def _has_idr(self, start: int, end: int) -> bool:
+        packets = self._packets
+        return any(h264_carries_idr(packets[ext].payload) for ext in range(start, end + 1))
 
     def _may_lack_parameter_sets(self, start: int, now: float) -> bool:
         """An IDR slice whose predecessor is still being retransmitted (or, at
@@ -397,7 +406,10 @@ class FrameAssembler:
             data = self._depacketizer.depacketize(payloads)
         except ValueError:
             return None
-        is_key = any(self._depacketizer.is_keyframe(payload) for payload in payloads)
+        if self._codec == "H264":
+            is_key = any(h264_carries_idr(payload) for payload in payloads)
+        else:
+            is_key = self._depacketizer.is_keyframe(payloads[0])
         last = packets[end]
         self.frames_released += 1
         return AssembledFrame(

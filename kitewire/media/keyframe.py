@@ -65,6 +65,30 @@ def h264_is_keyframe(payload: Payload) -> bool:
     return False
 
 
+def h264_carries_idr(payload: Payload) -> bool:
+    """True when this H264 payload carries (part of) an IDR slice: stricter than
+    ``h264_is_keyframe``, which also accepts a lone SPS."""
+    size = len(payload)
+    if size < 1:
+        return False
+    nal_type = payload[0] & 0x1F
+    if nal_type == 5:
+        return True
+    if nal_type == 28:
+        return size >= 2 and payload[1] & 0x1F == 5
+    if nal_type == 24:
+        offset = 1
+        while offset + 2 < size:
+            nal_size = (payload[offset] << 8) | payload[offset + 1]
+            offset += 2
+            if nal_size == 0 or offset + nal_size > size:
+                return False
+            if payload[offset] & 0x1F == 5:
+                return True
+            offset += nal_size
+    return False
+
+
 def _slow_lookup(mime_type: str) -> Callable[[Payload], bool] | None:
     lowered = mime_type.strip().lower()
     lowered = lowered.removeprefix("video/")

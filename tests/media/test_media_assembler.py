@@ -310,3 +310,27 @@ def test_h264_keyframe_waits_for_its_lost_parameter_sets_before_jumping() -> Non
     # Its retransmission arrives in time: the whole keyframe goes out, SPS/PPS included.
     (frame,) = assembler.push(*key_packets[0], 0.05)
     assert frame.keyframe and frame.data.startswith(b"\x00\x00\x00\x01" + sps)
+
+
+def test_h264_parameter_sets_before_a_p_slice_are_not_a_keyframe() -> None:
+    packetizer = H264Packetizer(1200)
+    sps, pps = b"\x67\x42\xe0\x1f\x11", b"\x68\xce\x3c\x80"
+    idr, p_slice = b"\x65\x88" + b"\x11" * 300, b"\x41\x9a" + b"\x22" * 300
+    assembler = FrameAssembler("H264")
+    seq = 500
+
+    def send(index: int, *nals: bytes) -> list[int]:
+        nonlocal seq
+        payloads = packetizer.packetize(b"".join(b"\x00\x00\x00\x01" + nal for nal in nals))
+        released = []
+        for i, payload in enumerate(payloads):
+            frames = assembler.push(seq, index * 3000, i == len(payloads) - 1, payload, index / 30)
+            released += [(frame.timestamp, frame.keyframe) for frame in frames]
+            seq += 1
+        return released
+
+    # Joining mid-stream: SPS/PPS repeated in front of a P slice must not start decoding.
+    assert send(0, sps, pps, p_slice) == []
+    assert assembler.waiting_for_keyframe
+    assert send(1, sps, pps, idr) == [(3000, True)]
+    assert send(2, sps, pps, p_slice) == [(6000, False)]
