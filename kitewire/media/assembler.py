@@ -16,6 +16,9 @@ _MAX_REORDER = 0x4000
 # At most this many sequence numbers of one gap are tracked for NACK; a larger
 # gap means the sender restarted or a long outage, and a keyframe is cheaper.
 _MAX_TRACKED_GAP = 256
+# This many packets in a row from behind the window mean the sender restarted
+# its sequence numbers lower down: start over rather than drop it forever.
+_RESTART_AFTER_LATE = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,8 @@ class FrameAssembler:
         self._waiting = True
         self._keyframe_due: float | None = None
         self._first_arrival: float | None = None
+        self._released_any = False  # since the (re)start of the sequence
+        self._late_run = 0
 
         self.frames_released = 0
         """Frames returned so far."""
@@ -178,18 +183,17 @@ class FrameAssembler:
                 self._missing[missing] = _Missing(noticed_at=now, next_nack_at=now)
             self._highest = highest = ext
         elif highest - ext > _MAX_REORDER:
-            self.packets_late += 1
-            return self._release(now)
+            return self._late(seq, timestamp, marker, payload, now)
 
         if ext < self._cursor:
-            if self.frames_released == 0 and self._waiting and highest - ext < self.max_packets:
+            if not self._released_any and self._waiting and highest - ext < self.max_packets:
                 # Reordering at the very start: nothing was released yet, so
                 # an earlier packet is still welcome.
                 self._cursor = ext
             else:
-                self.packets_late += 1
                 self._missing.pop(ext, None)
-                return self._release(now)
+                return self._late(seq, timestamp, marker, payload, now)
+        self._late_run = 0
         if ext in self._packets:
             self.packets_duplicate += 1
             return self._release(now)
@@ -206,6 +210,22 @@ class FrameAssembler:
                 self._enter_waiting(now)
             self._advance_cursor(floor, discarding=True)
         return self._release(now)
+
+    def _late(self, seq: int, timestamp: int, marker: bool, payload: bytes, now: float) -> list[AssembledFrame]:
+        self.packets_late += 1
+        self._late_run += 1
+        if self._late_run < _RESTART_AFTER_LATE:
+            return self._release(now)
+        # The sender's sequence numbers jumped backwards for good.
+        self._packets.clear()
+        self._missing.clear()
+        self._keyframe_starts.clear()
+        self._highest = None
+        self._waiting = True
+        self._keyframe_due = None
+        self._released_any = False
+        self._late_run = 0
+        return self.push(seq, timestamp, marker, payload, now)
 
     # -- timers / feedback -----------------------------------------------------
 
@@ -412,6 +432,7 @@ class FrameAssembler:
             is_key = self._depacketizer.is_keyframe(payloads[0])
         last = packets[end]
         self.frames_released += 1
+        self._released_any = True
         return AssembledFrame(
             data=data,
             timestamp=last.timestamp,

@@ -334,3 +334,18 @@ def test_h264_parameter_sets_before_a_p_slice_are_not_a_keyframe() -> None:
     assert assembler.waiting_for_keyframe
     assert send(1, sps, pps, idr) == [(3000, True)]
     assert send(2, sps, pps, p_slice) == [(6000, False)]
+
+
+def test_sender_restarting_its_sequence_numbers_lower_down_is_followed() -> None:
+    sender = Vp8Sender(first_seq=40_000)
+    assembler = FrameAssembler("VP8")
+    for index in range(5):
+        push_all(assembler, sender.frame(index, keyframe=index == 0), index / 30)
+    assert assembler.frames_released == 5
+    sender.seq = 1_000  # restarted, far behind what was seen
+    released = []
+    for index in range(5, 60):
+        released += push_all(assembler, sender.frame(index, keyframe=index == 30), index / 30)
+    # The restarted stream is picked up again from its next keyframe.
+    assert released and released[0] == sender.timestamp - 29 * 3000
+    assert not assembler.waiting_for_keyframe
