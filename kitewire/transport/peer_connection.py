@@ -1648,13 +1648,13 @@ class PeerConnection:
         if self._connect_task is None:
             if self._remote_ice is None or not self._remote_fingerprints:
                 return
+            self._set_state("connecting")
             self._connect_task = asyncio.ensure_future(self._connect())
         elif self._state == "connected":
             self._tasks.append(asyncio.ensure_future(self._maybe_start_sctp()))
 
     async def _connect(self) -> None:
         assert self._remote_ice is not None
-        self._set_state("connecting")
         try:
             await self._ice_transport.start(self._remote_ice)
             if self._ice_transport.state != "completed":

@@ -495,3 +495,19 @@ async def test_unknown_remote_m_lines_keep_their_place(make_pc: MakePc) -> None:
     kinds = [line.split()[0] for line in offer2.splitlines() if line.startswith("m=")]
     assert kinds == ["m=video", "m=text"]
     assert "m=text 0 " in offer2
+
+
+async def test_close_while_connecting_leaves_nothing_running(make_pc: MakePc) -> None:
+    a, b = make_pc(), make_pc()
+    a.add_transceiver("video", "sendonly")
+    states: list[str] = []
+    a.on_connection_state_change = states.append
+    await negotiate(a, b)
+    await a.close()
+    await b.close()
+    assert states[0] == "connecting" and states[-1] == "closed"
+    with pytest.raises(ConnectionError):
+        await a.wait_connected(1)
+    await asyncio.sleep(0.05)
+    leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert leftovers == [], leftovers
