@@ -139,6 +139,28 @@ class VideoPublishPipeline:
         """Payload bytes sent over all layers."""
         return sum(layer.bytes_sent for layer in self._layers)
 
+    async def warm_up(self) -> None:
+        """Encode one blank frame per layer so the first real frames are not slowed
+        by codec start-up (which would make the pipeline drop them).
+
+        The output is discarded; the next real frame is still forced to a keyframe.
+        """
+
+        def encode_blank() -> None:
+            for layer in self._layers:
+                width, height = _even(layer.plan.width), _even(layer.plan.height)
+                blank = av.VideoFrame(width, height, "yuv420p")
+                for plane in blank.planes:
+                    plane.update(bytes(plane.buffer_size))
+                layer.encoder.encode(blank, keyframe=True)
+
+        try:
+            await self._loop.run_in_executor(None, encode_blank)
+        except Exception:
+            logger.exception("encoder warm-up failed")
+        for layer in self._layers:
+            layer.keyframe_wanted = True
+
     # -- frame sink ------------------------------------------------------------
 
     def on_frame(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:

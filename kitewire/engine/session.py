@@ -410,8 +410,12 @@ class RtcEngine:
             stream_id=cid,
             track_id=cid,
         )
-        await self._negotiate_publisher(timeout)
         pipeline = VideoPublishPipeline(transceiver.sender, codec=codec, layers=layers, simulcast=simulcast, loop=self._loop)
+        try:
+            await asyncio.gather(self._negotiate_publisher(timeout), pipeline.warm_up())
+        except BaseException:
+            await pipeline.close()
+            raise
         published = PublishedVideo(info=info, pipeline=pipeline, transceiver=transceiver)
         self._published[info.sid] = published
         return published

@@ -33,6 +33,7 @@ async def test_720p30_over_peer_connections_with_low_loop_lag() -> None:
         await asyncio.gather(sender_pc.wait_connected(10), receiver_pc.wait_connected(10))
         layers = plan_video_layers(1280, 720, simulcast=False)
         publisher = VideoPublishPipeline(transceiver.sender, codec="VP8", layers=layers, simulcast=False)
+        await publisher.warm_up()  # as the engine does while negotiating
         receiver = VideoReceivePipeline(receiver_pc.transceivers[0].receiver)
 
         def on_frame(frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
