@@ -361,29 +361,3 @@ def yuv_to_yuv(
     return _call(into_i420, [*sources, *i420], width, height) and _call(
         out_of_i420, [*i420, *targets], width, signed_height
     )
-
-
-def repeat_samples(
-    plane: AnyArray, factor_x: int, factor_y: int, out: AnyArray | None = None
-) -> AnyArray | None:
-    """``plane`` enlarged by repeating samples (libyuv point scaling, exact for 2x); None if off.
-
-    ``out``, when given, must be a C-contiguous uint8 array of exactly the enlarged shape.
-    """
-    # libyuv's vertical-only scaler samples off-centre, so keep to the exact cases
-    if not enabled() or plane.ndim != 2 or plane.dtype != np.uint8 or factor_x != 2:
-        return None
-    function = _function("ScalePlane", [_P, _I, _I, _I, _P, _I, _I, _I, _I])
-    if function is None:
-        return None
-    source = np.ascontiguousarray(plane)
-    rows, columns = source.shape
-    shape = (rows * factor_y, columns * factor_x)
-    usable_out = out is not None and out.shape == shape and out.dtype == np.uint8 and out.flags.c_contiguous
-    enlarged = out if usable_out and out is not None else np.empty(shape, np.uint8)
-    status = function(
-        _pointer(source), columns, columns, rows,
-        _pointer(enlarged), columns * factor_x, columns * factor_x, rows * factor_y,
-        0,  # kFilterNone: each target sample copies the source sample it falls in
-    )
-    return enlarged if status == 0 else None

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _libyuv
-from ._samples import widen_to_10bit
+from ._samples import repeat_samples, widen_to_10bit
 from .enums import VideoBufferType as T
 from .layout import FOUR_BYTE_RGB_TYPES, PACKED_RGB_TYPES, plane_layouts
 
@@ -319,8 +319,11 @@ def _pad_to(plane: AnyArray, rows: int, columns: int) -> AnyArray:
     return padded
 
 
-def _reduce(plane: AnyArray, factor_x: int, factor_y: int) -> AnyArray:
-    """Box-average ``plane`` by integer factors (1 or 2); odd edges average themselves."""
+def _reduce(plane: AnyArray, factor_x: int, factor_y: int, out: AnyArray | None = None) -> AnyArray:
+    """Box-average ``plane`` by integer factors (1 or 2); odd edges average themselves.
+
+    Writes into ``out`` when given and of the reduced shape.
+    """
     if factor_x == 1 and factor_y == 1:
         return plane
     rows = -(-plane.shape[0] // factor_y)
@@ -330,6 +333,9 @@ def _reduce(plane: AnyArray, factor_x: int, factor_y: int) -> AnyArray:
     # INTER_LINEAR samples exactly between the two pixels, i.e. averages them,
     # and runs 3x faster than INTER_AREA there
     method = cv2.INTER_AREA if factor_x == factor_y else cv2.INTER_LINEAR
+    if out is not None and out.shape == (rows, columns) and plane.ndim == 2:
+        _store(cv2.resize(padded, (columns, rows), dst=out, interpolation=method), out)
+        return out
     reduced: AnyArray = cv2.resize(padded, (columns, rows), interpolation=method)
     if reduced.ndim < plane.ndim:
         reduced = reduced.reshape(reduced.shape + (1,))
@@ -339,22 +345,19 @@ def _reduce(plane: AnyArray, factor_x: int, factor_y: int) -> AnyArray:
 def _expand(
     plane: AnyArray, factor_x: int, factor_y: int, rows: int, columns: int, out: AnyArray | None = None
 ) -> AnyArray:
-    """Repeat samples of ``plane`` by integer factors and crop to rows x columns.
+    """Repeat samples of ``plane`` by integer factors (1 or 2) and crop to rows x columns.
 
     Writes straight into ``out`` when the enlarged plane fits it exactly.
     """
     if factor_x == 1 and factor_y == 1:
         return plane
-    exact_fit = out is not None and out.shape == (plane.shape[0] * factor_y, plane.shape[1] * factor_x)
-    repeated = _libyuv.repeat_samples(plane, factor_x, factor_y, out if exact_fit else None)
-    if repeated is not None:
-        return repeated[:rows, :columns]
-    expanded: AnyArray = cv2.resize(
-        np.ascontiguousarray(plane),
-        (plane.shape[1] * factor_x, plane.shape[0] * factor_y),
-        interpolation=cv2.INTER_NEAREST_EXACT,
-    )
-    return expanded[:rows, :columns]
+    shape = (plane.shape[0] * factor_y, plane.shape[1] * factor_x)
+    if out is not None and out.shape == shape and out.flags.c_contiguous:
+        repeat_samples(plane, factor_x, factor_y, out)
+        return out
+    enlarged = np.empty(shape, np.uint8)
+    repeat_samples(plane, factor_x, factor_y, enlarged)
+    return enlarged[:rows, :columns]
 
 
 def _resample_chroma(
@@ -364,7 +367,7 @@ def _resample_chroma(
     source_x, source_y = _SUBSAMPLING[source_type]
     target_x, target_y = _SUBSAMPLING[target_type]
     if source_x <= target_x and source_y <= target_y:
-        return _reduce(plane, target_x // source_x, target_y // source_y)
+        return _reduce(plane, target_x // source_x, target_y // source_y, out)
     rows = -(-height // target_y)
     columns = -(-width // target_x)
     return _expand(plane, source_x // target_x, source_y // target_y, rows, columns, out)
