@@ -337,12 +337,14 @@ def _pattern_frames(width: int, height: int, count: int, seed: int = 5) -> list[
     pan = 4
     tex_w = width + pan * count
     small = rng.integers(0, 256, (max(2, height // 16), max(2, tex_w // 16)), dtype=np.uint8)
-    texture = cv2.resize(small, (tex_w, height), interpolation=cv2.INTER_CUBIC)
+    texture: np.ndarray[Any, np.dtype[np.uint8]] = np.asarray(
+        cv2.resize(small, (tex_w, height), interpolation=cv2.INTER_CUBIC), dtype=np.uint8
+    )
     box = max(8, width // 8)
     frames: list[av.VideoFrame] = []
     chroma_rows = height // 4
     for index in range(count):
-        luma = texture[:, index * pan : index * pan + width].copy()
+        luma: np.ndarray[Any, np.dtype[np.uint8]] = texture[:, index * pan : index * pan + width].copy()
         left = (index * max(1, width // 100)) % max(1, width - box)
         top = height // 4
         luma[top : top + box, left : left + box] = 235
@@ -420,6 +422,19 @@ def read_process_cpu_seconds(pid: int) -> float:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
+def _stop_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the load test dies, even by SIGKILL (Linux)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 class EmbeddedServer:
     """``kitewire serve --dev --port 0`` in a child process, stopped on exit.
 
@@ -449,6 +464,7 @@ class EmbeddedServer:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_stop_with_parent,
         )
         assert self._process.stdout is not None and self._process.stderr is not None
         self._drains.append(asyncio.get_running_loop().create_task(self._drain(self._process.stderr, keep=True)))
@@ -710,7 +726,6 @@ class _SimulatedParticipant:
         self._answer: asyncio.Future[pb_rtc.SessionDescription] | None = None
         self._subscriber_lock = asyncio.Lock()
         self._closed = False
-        self.first_packet = asyncio.Event()
 
     # -- connection --------------------------------------------------------
 
@@ -821,15 +836,8 @@ class _SimulatedParticipant:
         if counter is None:
             counter = self.counters[track_sid] = _TrackCounter(track_sid)
         self._counted_mids.add(mid)
-        first_packet = self.first_packet
-        count = counter.on_rtp
-
-        def on_rtp(data: bytes, header: RtpHeader) -> None:
-            count(data, header)
-            if not first_packet.is_set():
-                first_packet.set()
-
-        transceiver.receiver.on_rtp = on_rtp
+        # The bound method itself: no wrapper call per packet.
+        transceiver.receiver.on_rtp = counter.on_rtp
 
     def tracks_receiving(self) -> int:
         """How many tracks delivered at least one packet."""
@@ -1238,6 +1246,21 @@ def _params_from_args(args: argparse.Namespace) -> LoadTestParams:
     )
 
 
+async def _run_until_terminated(params: LoadTestParams) -> LoadTestResult:
+    # SIGTERM cancels the run like Ctrl-C does (asyncio.run handles SIGINT),
+    # so connections and the embedded server are closed either way.
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await run_load_test(params, log=lambda line: print(line, flush=True))
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``kitewire load-test``: 0 when every subscriber got every track, else 1 (2 on bad options)."""
     try:
@@ -1249,7 +1272,10 @@ def run(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     try:
-        result = asyncio.run(run_load_test(params, log=lambda line: print(line, flush=True)))
+        result = asyncio.run(_run_until_terminated(params))
+    except asyncio.CancelledError:
+        print("kitewire load-test: terminated; every connection was closed", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except (RuntimeError, OSError, TimeoutError) as exc:
         print(f"kitewire load-test: {exc}", file=sys.stderr)
         return 1

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from typing import AsyncIterator
 
@@ -243,3 +246,56 @@ def test_result_figures() -> None:
     assert result.complete
     result.errors["Sub 1"] = "could not connect"
     assert not result.complete
+
+
+# --- stopping from outside ----------------------------------------------------
+
+
+def _children_of(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(part) for part in children.read().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_command_leaves_no_server_behind(signum: int) -> None:
+    """Ctrl-C / SIGTERM end the run cleanly; even SIGKILL takes the embedded server down."""
+    command = [sys.executable, "-m", "kitewire", "load-test", "--embedded", "--subscribers", "2",
+               "--duration", "60", "--resolution", "180p", "--no-track-table"]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # Shells start background jobs with SIGINT ignored; a terminal's Ctrl-C is not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    server_pid = 0
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        for line in process.stdout:
+            if line.startswith("Started kitewire serve (pid "):
+                server_pid = int(line.split("(pid ", 1)[1].split(")", 1)[0])
+            if "measuring for" in line or time.monotonic() > deadline:
+                break
+        assert server_pid and os.path.exists(f"/proc/{server_pid}")
+        assert server_pid in _children_of(process.pid)
+        process.send_signal(signum)
+        code = process.wait(timeout=30)
+        output = process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if signum == signal.SIGINT:
+        assert code == 130, output
+    elif signum == signal.SIGTERM:
+        assert code == 128 + signal.SIGTERM, output
+        assert "every connection was closed" in output
+    deadline = time.monotonic() + 15
+    while os.path.exists(f"/proc/{server_pid}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{server_pid}")
