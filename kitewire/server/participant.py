@@ -83,6 +83,7 @@ class Participant:
         # recvonly m-lines they add (asking for more with MediaSectionsRequirement).
         self.single_pc = not params.legacy
         self._unbound_downtracks: list[DownTrack] = []
+        self._spent_sections: set[int] = set()
         self._offered_directions: dict[str, str] = {}
         self._sections_requested = False
         self._sections_scheduled = False
@@ -303,6 +304,10 @@ class Participant:
             and not t.stopped
             and id(t) not in used
             and self._offered_directions.get(t.mid) == "recvonly"
+            # An m-line that carried a track once is never reused: the client's
+            # receiver keeps its track object per m-line, so livekit's SDK would
+            # not report the new track (seen with livekit 1.2.1).
+            and id(t) not in self._spent_sections
         ]
 
     def _bind_downtracks(self, pc: PeerConnection) -> dict[str, str]:
@@ -314,6 +319,7 @@ class Participant:
                 continue
             free.remove(section)
             section.direction = "sendonly"
+            self._spent_sections.add(id(section))
             section.stream_id = f"{down.track.publisher.sid}|{down.track.sid}"
             section.track_id = down.track.sid
             down.bind(section)
