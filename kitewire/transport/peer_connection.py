@@ -91,6 +91,7 @@ __all__ = [
     "Direction",
     "SdpType",
     "ConnectionState",
+    "SignalingState",
     "Codec",
     "SendEncoding",
     "DEFAULT_CODECS",
@@ -105,6 +106,7 @@ MediaKind = Literal["audio", "video"]
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
 SdpType = Literal["offer", "answer"]
 ConnectionState = Literal["new", "connecting", "connected", "failed", "closed"]
+SignalingState = Literal["stable", "have-local-offer", "have-remote-offer", "closed"]
 
 #: rtcp-fb values offered/accepted for video codecs.
 VIDEO_RTCP_FEEDBACK: tuple[str, ...] = (
@@ -874,6 +876,17 @@ class PeerConnection:
         return self._state
 
     @property
+    def signaling_state(self) -> SignalingState:
+        """"stable", "have-local-offer", "have-remote-offer" or "closed"."""
+        if self._closed:
+            return "closed"
+        if self._local_offer_pending:
+            return "have-local-offer"
+        if self._pending_offer is not None:
+            return "have-remote-offer"
+        return "stable"
+
+    @property
     def local_description(self) -> str | None:
         """The last local SDP (offer or answer)."""
         return self._local_sdp
@@ -1107,15 +1120,17 @@ class PeerConnection:
         if type not in ("offer", "answer"):
             raise ValueError(f"SDP type 'offer' or 'answer' expected, got {type!r}")
         session = parse_sdp(sdp)
-        self._validate_remote(session)
+        if type == "answer" and not self._local_offer_pending:
+            raise ValueError("set_remote_description(answer): a local offer expected first, got none")
+        if type == "offer" and self._local_offer_pending:
+            raise ValueError("set_remote_description(offer): stable state expected, got have-local-offer (glare)")
+        transport_parameters = self._validate_remote(session)
+        if transport_parameters is not None and self._remote_ice is None:
+            self._remote_ice, self._remote_fingerprints = transport_parameters
         if type == "answer":
-            if not self._local_offer_pending:
-                raise ValueError("set_remote_description(answer): a local offer expected first, got none")
             await self._apply_remote_answer(session)
             self._local_offer_pending = False
         else:
-            if self._local_offer_pending:
-                raise ValueError("set_remote_description(offer): stable state expected, got have-local-offer (glare)")
             if self._is_offerer is None:
                 self._is_offerer = False
                 self._ice_connection.ice_controlling = session.ice_lite
@@ -1422,7 +1437,10 @@ class PeerConnection:
 
     # --- applying remote descriptions --------------------------------------------
 
-    def _validate_remote(self, session: SdpSession) -> None:
+    def _validate_remote(
+        self, session: SdpSession
+    ) -> tuple[RTCIceParameters, list[RTCDtlsFingerprint]] | None:
+        """Check a remote description; return its ICE and DTLS parameters (None if all rejected)."""
         mids = [m.mid for m in session.media if m.mid is not None]
         if len(mids) != len(set(mids)):
             raise ValueError(f"SDP: unique a=mid values expected, got {mids}")
@@ -1448,14 +1466,13 @@ class PeerConnection:
                 RTCDtlsFingerprint(algorithm=alg, value=value)
                 for alg, value in session.media_fingerprints(first)
             ]
-            if self._remote_ice is None:
-                self._remote_ice = RTCIceParameters(usernameFragment=ufrag, password=pwd, iceLite=session.ice_lite)
-                self._remote_fingerprints = fingerprints
-            elif self._remote_ice.usernameFragment != ufrag:
+            if self._remote_ice is not None and self._remote_ice.usernameFragment != ufrag:
                 raise ValueError(
                     f"SDP: ICE restart is not supported (ufrag {self._remote_ice.usernameFragment!r} "
                     f"expected, got {ufrag!r})"
                 )
+            return RTCIceParameters(usernameFragment=ufrag, password=pwd, iceLite=session.ice_lite), fingerprints
+        return None
 
     async def _apply_remote_offer(self, session: SdpSession) -> None:
         by_mid = {t.mid: t for t in self._transceivers if t.mid is not None}

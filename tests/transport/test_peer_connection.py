@@ -511,3 +511,25 @@ async def test_close_while_connecting_leaves_nothing_running(make_pc: MakePc) ->
     await asyncio.sleep(0.05)
     leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
     assert leftovers == [], leftovers
+
+
+async def test_signaling_states(make_pc: MakePc) -> None:
+    a, b = make_pc(), make_pc()
+    a.add_transceiver("audio", "sendonly")
+    assert a.signaling_state == "stable"
+    offer = await a.create_offer()
+    assert a.signaling_state == "have-local-offer"
+    with pytest.raises(ValueError, match="glare"):
+        await a.set_remote_description(offer, "offer")
+    await b.set_remote_description(offer, "offer")
+    assert b.signaling_state == "have-remote-offer"
+    with pytest.raises(ValueError, match="have-remote-offer"):
+        await b.create_offer()
+    answer = await b.create_answer()
+    assert b.signaling_state == "stable"
+    await a.set_remote_description(answer, "answer")
+    assert a.signaling_state == "stable"
+    with pytest.raises(ValueError, match="local offer"):
+        await a.set_remote_description(answer, "answer")
+    await a.close()
+    assert a.signaling_state == "closed"
