@@ -2,7 +2,9 @@
 RTP packets, beside a bare socket.sendto of the same size as the anchor.
 
 Two kitewire PeerConnections are connected over loopback; the receiving side
-counts what arrives so the figure is for packets that really went out.
+counts what arrives so the figure is for packets that really went out. The
+receive path (SRTP unprotect + header parse + routing + callback, from the
+socket callback on) is timed too, beside a bare socket.recvfrom.
 
     python benchmarks/rtp_send.py [--packets 20000]
 """
@@ -18,7 +20,7 @@ from kitewire.transport import PeerConnection, PeerConnectionConfig, RtpHeader, 
 from kitewire.transport.rtp import build_rtp_packet
 
 
-async def connected_sender() -> tuple[PeerConnection, PeerConnection, Transceiver, list[int]]:
+async def connected_sender() -> tuple[PeerConnection, PeerConnection, Transceiver, list[int], list[float]]:
     offerer = PeerConnection(PeerConnectionConfig(loopback_only=True))
     answerer = PeerConnection(PeerConnectionConfig(loopback_only=True))
     sending = offerer.add_transceiver("video", "sendonly")
@@ -35,21 +37,40 @@ async def connected_sender() -> tuple[PeerConnection, PeerConnection, Transceive
     await answerer.set_remote_description(offer, "offer")
     await offerer.set_remote_description(await answerer.create_answer(), "answer")
     await asyncio.gather(offerer.wait_connected(10), answerer.wait_connected(10))
-    return offerer, answerer, sending, received
+    receive_seconds = [0.0]
+    handler = answerer._ice_connection._srtp_handler
+    assert handler is not None
+
+    def timed(data: bytes) -> None:
+        start = time.perf_counter()
+        handler(data)
+        receive_seconds[0] += time.perf_counter() - start
+
+    answerer._ice_connection._srtp_handler = timed
+    return offerer, answerer, sending, received, receive_seconds
 
 
-def bare_sendto(count: int, size: int) -> float:
+def bare_socket(count: int, size: int) -> tuple[float, float]:
+    """(us per sendto, us per recvfrom) on plain loopback UDP sockets."""
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
     receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     address = receiver.getsockname()
     payload = b"\x80" + bytes(size - 1)
+    send_total = receive_total = 0.0
     try:
-        start = time.perf_counter()
-        for _ in range(count):
-            sender.sendto(payload, address)
-        return (time.perf_counter() - start) / count * 1e6
+        for _ in range(0, count, 100):
+            start = time.perf_counter()
+            for _ in range(100):
+                sender.sendto(payload, address)
+            middle = time.perf_counter()
+            for _ in range(100):
+                receiver.recvfrom(2048)
+            receive_total += time.perf_counter() - middle
+            send_total += middle - start
+        rounds = (count + 99) // 100 * 100
+        return send_total / rounds * 1e6, receive_total / rounds * 1e6
     finally:
         sender.close()
         receiver.close()
@@ -60,7 +81,7 @@ async def main() -> None:
     parser.add_argument("--packets", type=int, default=20000)
     parser.add_argument("--size", type=int, default=1200)
     args = parser.parse_args()
-    offerer, answerer, sending, received = await connected_sender()
+    offerer, answerer, sending, received, receive_seconds = await connected_sender()
     try:
         pt = sending.codecs[0].payload_type or 96
         ssrc = sending.sender.ssrc
@@ -84,11 +105,13 @@ async def main() -> None:
             while received[0] < start_index + len(chunk) and time.monotonic() < deadline:
                 await asyncio.sleep(0)
         per_packet = elapsed / len(packets) * 1e6
-        anchor = bare_sendto(args.packets, args.size)
+        send_anchor, receive_anchor = bare_socket(args.packets, args.size)
+        per_received = receive_seconds[0] / max(received[0], 1) * 1e6
         print(f"packets: {len(packets)} of {args.size} bytes, received by the peer: {received[0]}")
-        print(f"{'send_rtp (SRTP protect + sendto)':40s} {per_packet:8.2f} us/packet")
-        print(f"{'anchor: bare socket.sendto':40s} {anchor:8.2f} us/packet")
-        print(f"{'ratio':40s} {per_packet / anchor:8.2f}x")
+        print(f"{'send_rtp (SRTP protect + sendto)':52s} {per_packet:8.2f} us/packet")
+        print(f"{'anchor: bare socket.sendto':52s} {send_anchor:8.2f} us/packet")
+        print(f"{'receive (unprotect + parse + route + callback)':52s} {per_received:8.2f} us/packet")
+        print(f"{'anchor: bare socket.recvfrom':52s} {receive_anchor:8.2f} us/packet")
     finally:
         await offerer.close()
         await answerer.close()
