@@ -40,6 +40,8 @@ async def test_join_response_and_participant_updates(server: Server, legacy: boo
         assert list(join_a.other_participants) == []
         assert join_a.ping_interval > 0 and join_a.ping_timeout > join_a.ping_interval
         assert join_a.server_info.protocol > 0
+        # No STUN/TURN server is ever handed to clients.
+        assert list(join_a.ice_servers) == []
         # Dual-PC clients (/rtc) get a subscriber offer right away; single-PC ones never do.
         assert join_a.subscriber_primary is legacy
 
