@@ -138,6 +138,36 @@ def keyframe_check_cost() -> None:
         print(f"is_keyframe {name:4}: {ours:6.0f} ns/packet   (anchor: len(payload) {anchor:4.0f} ns)")
 
 
+def assembler_cost() -> None:
+    """FrameAssembler.push runs on the event loop for every received packet:
+    show its cost per packet (10 packets per frame, frames completing)."""
+    from kitewire.media import FrameAssembler, H264Packetizer, Vp8Packetizer
+
+    for codec in ("VP8", "H264"):
+        packetizer = Vp8Packetizer() if codec == "VP8" else H264Packetizer()
+        streams = []
+        for index in range(300):
+            key = index % 100 == 0
+            if codec == "VP8":
+                data = (b"\x50\x42\x00\x9d\x01\x2a" if key else b"\x31\x05\x00") + bytes(12_000)
+            else:
+                head = b"\x00\x00\x00\x01\x67\x42\xe0\x1f\x00\x00\x00\x01\x68\xce\x3c\x80" if key else b""
+                data = head + b"\x00\x00\x00\x01" + (b"\x65" if key else b"\x41") + b"\x88" * 12_000
+            streams.append(packetizer.packetize(data))
+        assembler = FrameAssembler(codec)
+        count = 0
+        start = time.perf_counter()
+        for index, payloads in enumerate(streams):
+            now = index / 30
+            for position, payload in enumerate(payloads):
+                assembler.push(count & 0xFFFF, index * 3000, position == len(payloads) - 1, payload, now)
+                count += 1
+            assembler.nack_list(now)
+            assembler.poll(now)
+        cost = (time.perf_counter() - start) / count * 1e6
+        print(f"FrameAssembler {codec:4}: {cost:6.1f} us/packet  (anchor: 720p30 at 3 Mbps is ~300 packets/s)")
+
+
 def timed(job: Callable[[], None]) -> float:
     start = time.perf_counter()
     job()
@@ -199,6 +229,7 @@ def main() -> None:
         f"{1000 * parallel / count:7.2f}ms {2 * single / parallel:7.2f}"
     )
     keyframe_check_cost()
+    assembler_cost()
     print("(2 threads: wall time per frame with two jobs at once; speedup = 2 x single / parallel)")
 
 
