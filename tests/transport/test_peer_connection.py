@@ -533,3 +533,21 @@ async def test_signaling_states(make_pc: MakePc) -> None:
         await a.set_remote_description(answer, "answer")
     await a.close()
     assert a.signaling_state == "closed"
+
+
+async def test_data_channel_added_by_renegotiation(make_pc: MakePc) -> None:
+    offerer, answerer, sending, tracks = await connected_pair(make_pc)
+    remote: list[bytes | str] = []
+    answerer.on_data_channel = lambda channel: setattr(channel, "on_message", remote.append)
+    channel = offerer.create_data_channel("_reliable")
+    await negotiate(offerer, answerer)
+    await wait_for(lambda: channel.ready_state == "open")
+    channel.send(b"late")
+    await wait_for(lambda: remote == [b"late"])
+    # and the answerer can add one of its own on the same association
+    back = answerer.create_data_channel("_lossy", max_retransmits=0)
+    got: list[bytes | str] = []
+    offerer.on_data_channel = lambda c: setattr(c, "on_message", got.append)
+    await wait_for(lambda: back.ready_state == "open")
+    back.send("reverse")
+    await wait_for(lambda: got == ["reverse"])

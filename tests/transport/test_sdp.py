@@ -227,3 +227,48 @@ def test_malformed_sdp_raises_value_error(text: str, message: str) -> None:
 def test_non_string_sdp_rejected() -> None:
     with pytest.raises(ValueError, match="str expected"):
         parse_sdp(b"v=0")  # type: ignore[arg-type]
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mangled_sdp_raises_only_value_error(data: st.DataObject) -> None:
+    lines = CHROME_OFFER.split("\r\n")
+    for _ in range(data.draw(st.integers(1, 5))):
+        index = data.draw(st.integers(0, len(lines) - 1))
+        action = data.draw(st.sampled_from(["drop", "truncate", "garble", "duplicate"]))
+        if action == "drop":
+            lines.pop(index)
+        elif action == "truncate":
+            lines[index] = lines[index][: data.draw(st.integers(0, max(len(lines[index]) - 1, 0)))]
+        elif action == "garble":
+            lines[index] = data.draw(st.text(max_size=40))
+        else:
+            lines.insert(index, lines[index])
+        if not lines:
+            lines = [""]
+    try:
+        parse_sdp("\r\n".join(lines))
+    except ValueError:
+        pass
+
+
+async def test_mangled_offers_never_break_the_connection_object(make_pc: MakePc) -> None:
+    pc = make_pc()
+    bad_offers = [
+        CHROME_OFFER.replace("a=mid:1", "a=mid:0"),
+        CHROME_OFFER.replace("a=ice-ufrag:Xk3t", "a=ice-ufrag:"),
+        CHROME_OFFER.replace("a=fingerprint:sha-256 AB", "a=fingerprint:sha-256"),
+        CHROME_OFFER.replace("a=rtpmap:96 VP8/90000", "a=rtpmap:96 VP8/ninety"),
+        CHROME_OFFER.replace("a=candidate:1 1 udp", "a=candidate:1 one udp"),
+    ]
+    for offer in bad_offers[:4]:
+        with pytest.raises(ValueError):
+            await pc.set_remote_description(offer, "offer")
+    # a malformed candidate inside an otherwise fine SDP is skipped, not fatal
+    await pc.set_remote_description(bad_offers[4], "offer")
+    answer = parse_sdp(await pc.create_answer())
+    assert [m.port != 0 for m in answer.media] == [True, True, True]
