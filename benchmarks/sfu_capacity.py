@@ -122,8 +122,8 @@ def main() -> int:
         result, profile = asyncio.run(run_row(subscribers, duration, args.profile))
         results.append((subscribers, result, profile))
 
-    headers = ["subscribers", "tracks ok", "kbps/track (median)", "loss %", "fwd pkts/s", "server CPU %",
-               "us/pkt", "target", "LiveKit"]
+    headers = ["subscribers", "tracks ok", "kbps/track (median)", "loss %", "fwd pkts/s", "client CPU %",
+               "server CPU %", "us/pkt", "target", "LiveKit"]
     table: list[list[str]] = []
     for subscribers, result, _ in results:
         receiving = sum(1 for t in result.tracks if t.packets > 0)
@@ -135,6 +135,7 @@ def main() -> int:
             f"{result.median_kbps:.0f}",
             f"{result.loss_percent:.2f}",
             f"{result.packets_forwarded / result.window_seconds:.0f}" if result.window_seconds else "-",
+            f"{100.0 * result.client_cpu_seconds / result.window_seconds:.0f}" if result.window_seconds else "-",
             f"{cpu_percent:.0f}" if cpu_percent is not None else "-",
             f"{per_packet:.1f}" if per_packet is not None else "-",
             f"<= {TARGET_US_PER_PACKET:g}",

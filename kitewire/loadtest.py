@@ -116,6 +116,8 @@ _JOIN_TIMEOUT = 20.0
 _MAX_PACER_LAG = 0.5
 # At most one loop restart (keyframe) per layer within this many seconds.
 _MIN_KEYFRAME_INTERVAL = 0.2
+# Pause between "everyone receives" and the measuring window.
+_SETTLE_SECONDS = 1.0
 # Publisher-side retransmission buffer (packets per layer).
 _HISTORY_SIZE = 1024
 
@@ -238,10 +240,15 @@ class LoadTestResult:
     expected_tracks: int
     window_seconds: float
     errors: dict[str, str]
+    #: What the publishers sent in the window: packets, frames and keyframes
+    #: (a keyframe request restarts the loop at its keyframe).
     publisher_packets: int = 0
     publisher_frames: int = 0
+    publisher_keyframes: int = 0
     server_pid: int | None = None
     server_cpu_seconds: float | None = None
+    #: CPU the load-test process itself used in the window (near a full core = client-bound figures).
+    client_cpu_seconds: float = 0.0
 
     @property
     def packets_forwarded(self) -> int:
@@ -551,6 +558,7 @@ class _LayerReplay:
         self.history: list[bytes | None] = [None] * _HISTORY_SIZE
         self.history_seq: list[int] = [-1] * _HISTORY_SIZE
         self.frames_sent = 0
+        self.keyframes_sent = 0
         self.frames_skipped = 0
         self.packets_sent = 0
         self.retransmitted = 0
@@ -579,6 +587,7 @@ class _LayerReplay:
         self.restart_wanted = False
         if self.index == 0:
             self.last_keyframe_at = due
+            self.keyframes_sent += 1
         payloads = frames[self.index]
         self.index = (self.index + 1) % len(frames)
         timestamp = (self.rtp_base + int((due - self.started_at) * _RTP_CLOCK)) & 0xFFFFFFFF
@@ -977,6 +986,15 @@ def _snapshot(subscribers: list[_SimulatedParticipant]) -> dict[tuple[str, str],
     }
 
 
+def _sent(publishers: list[_SimulatedParticipant]) -> tuple[int, int, int]:
+    layers = [layer for p in publishers for layer in p.layers]
+    return (
+        sum(layer.packets_sent for layer in layers),
+        sum(layer.frames_sent for layer in layers),
+        sum(layer.keyframes_sent for layer in layers),
+    )
+
+
 async def run_load_test(params: LoadTestParams, *, log: Callable[[str], None] = print) -> LoadTestResult:
     """Run one load test and return its counts (``log`` receives progress lines).
 
@@ -1078,14 +1096,20 @@ async def _run_participants(
     waiting = [s.name for s in subscribers if s.error is None and s.tracks_receiving() < expected]
     if waiting:
         log(f"Still waiting for media after {params.warmup:g} s: {', '.join(waiting[:10])}; measuring anyway")
+    # Late joiners' keyframe requests are still being answered; let them pass.
+    await asyncio.sleep(_SETTLE_SECONDS)
     log(f"Finished connecting to room {params.room}, measuring for {params.duration:g} s")
 
     before = _snapshot(subscribers)
+    sent_before = _sent(publishers)
     cpu_before = read_process_cpu_seconds(server_pid) if server_pid is not None else None
+    client_before = time.process_time()
     window_start = time.monotonic()
     await asyncio.sleep(params.duration)
     after = _snapshot(subscribers)
+    sent_after = _sent(publishers)
     cpu_after = read_process_cpu_seconds(server_pid) if server_pid is not None else None
+    client_cpu = time.process_time() - client_before
     window = time.monotonic() - window_start
 
     tracks: list[TrackResult] = []
@@ -1100,10 +1124,12 @@ async def _run_participants(
         expected_tracks=expected,
         window_seconds=window,
         errors=errors,
-        publisher_packets=sum(layer.packets_sent for p in publishers for layer in p.layers),
-        publisher_frames=sum(layer.frames_sent for p in publishers for layer in p.layers),
+        publisher_packets=sent_after[0] - sent_before[0],
+        publisher_frames=sent_after[1] - sent_before[1],
+        publisher_keyframes=sent_after[2] - sent_before[2],
         server_pid=server_pid,
         server_cpu_seconds=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+        client_cpu_seconds=client_cpu,
     )
 
 
@@ -1181,6 +1207,10 @@ def format_report(result: LoadTestResult, *, per_track: bool = True) -> str:
         f"Forwarded packets (received by subscribers in {result.window_seconds:.1f} s): {result.packets_forwarded}; "
         f"median track bitrate {_format_bitrate(result.median_kbps)}; loss {result.loss_percent:.3g}%"
     )
+    out.append(
+        f"Publishers sent {result.publisher_packets} packets in {result.publisher_frames} frames "
+        f"({result.publisher_keyframes} keyframes) in the window"
+    )
     publisher_errors = {k: v for k, v in result.errors.items() if k.startswith("Pub")}
     for name, error in publisher_errors.items():
         out.append(f"{name}: {error}")
@@ -1192,6 +1222,11 @@ def format_report(result: LoadTestResult, *, per_track: bool = True) -> str:
         )
     elif result.server_pid is not None:
         out.append(f"Server pid {result.server_pid}: no packets forwarded, CPU per packet undefined")
+    if result.window_seconds > 0:
+        out.append(
+            f"Load-test process: {100.0 * result.client_cpu_seconds / result.window_seconds:.0f}% of a core "
+            "(near 100% means the simulated clients, not the server, set the limit)"
+        )
     return "\n".join(out)
 
 
