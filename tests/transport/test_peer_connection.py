@@ -551,3 +551,20 @@ async def test_data_channel_added_by_renegotiation(make_pc: MakePc) -> None:
     await wait_for(lambda: back.ready_state == "open")
     back.send("reverse")
     await wait_for(lambda: got == ["reverse"])
+
+
+async def test_random_network_bytes_never_raise(make_pc: MakePc) -> None:
+    import random
+
+    offerer, answerer, sending, tracks = await connected_pair(make_pc)
+    tracks[0].receiver.on_rtp = lambda data, header: None
+    rng = random.Random(7)
+    for _ in range(3000):
+        size = rng.randrange(0, 80)
+        data = bytes([0x80 | rng.randrange(0, 64)]) + bytes(rng.randrange(256) for _ in range(size))
+        answerer._on_rtp_data(data)
+        answerer._on_rtcp_data(data)
+        answerer._on_srtp_datagram(data + b"\x00")
+    assert answerer.malformed_rtp + answerer.unroutable_rtp > 0
+    assert answerer.malformed_rtcp > 0 and answerer.srtp_errors > 0
+    assert answerer.connection_state == "connected"
