@@ -80,9 +80,10 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "opencv":
         _libyuv.set_enabled(False)
     engine = "libyuv + OpenCV/numpy" if _libyuv.enabled() else "OpenCV/numpy (libyuv off or not installed)"
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(
         f"kitewire bench convert: {width}x{height}, median of {repeats} runs, engine {engine}, "
-        f"python {platform.python_version()}, {os.cpu_count()} cpus"
+        f"python {platform.python_version()}, {os.cpu_count()} cpus, load average {load}"
     )
     print(convert.TABLE_HEADER)
     results = convert.run_pairs(
