@@ -110,6 +110,7 @@ async def test_we_offer_aiortc_answers_and_decodes_our_vp8(make_pc: MakePc, thei
     try:
         await wait_for(lambda: bool(their_tracks))
         decoded = await asyncio.wait_for(their_tracks[0].recv(), 10)
+        assert isinstance(decoded, av.VideoFrame)
         assert (decoded.width, decoded.height) == (320, 240)
         rgb = decoded.to_ndarray(format="rgb24")
         assert rgb[:, :, 1].mean() > 150 and rgb[:, :, 0].mean() < 60

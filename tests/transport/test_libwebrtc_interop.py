@@ -79,7 +79,7 @@ async def publish_noise(room: rtc.Room, width: int, height: int) -> asyncio.Task
     source = rtc.VideoSource(width, height)
     track = rtc.LocalVideoTrack.create_video_track("camera", source)
     options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=True)
-    options.video_codec = rtc.VideoCodec.VP8  # type: ignore[assignment]
+    options.video_codec = rtc.VideoCodec.VP8
     generator = np.random.default_rng(1)
     # A few noisy frames cycled: content that needs bitrate on every layer.
     frames = [generator.integers(0, 255, (height, width, 4), dtype=np.uint8) for _ in range(8)]
