@@ -533,7 +533,7 @@ async def test_signaling_states(make_pc: MakePc) -> None:
     with pytest.raises(ValueError, match="local offer"):
         await a.set_remote_description(answer, "answer")
     await a.close()
-    assert a.signaling_state == "closed"
+    assert str(a.signaling_state) == "closed"
 
 
 async def test_data_channel_added_by_renegotiation(make_pc: MakePc) -> None:
