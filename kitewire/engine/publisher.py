@@ -31,6 +31,9 @@ from ._timebase import RTP_VIDEO_CLOCK_RATE, capture_us_to_ntp_us, rotation_to_d
 
 logger = logging.getLogger("kitewire.engine")
 
+# packets sent back to back before yielding to the event loop
+_PACKETS_PER_BURST = 16
+
 
 @dataclass
 class _Layer:
@@ -239,9 +242,9 @@ class VideoPublishPipeline:
                     # rate control dropped the frame that was to be a keyframe: next one
                     layer.keyframe_wanted = True
             self.frames_encoded += 1
-            self._send(encoded, pending)
+            await self._send(encoded, pending)
 
-    def _send(self, encoded: list[EncodedFrame], pending: _PendingFrame) -> None:
+    async def _send(self, encoded: list[EncodedFrame], pending: _PendingFrame) -> None:
         rtp_timestamp = self._next_rtp_timestamp(pending.captured_at)
         extensions = {
             URI_ABS_CAPTURE_TIME: encode_abs_capture_time(capture_us_to_ntp_us(pending.timestamp_us)),
@@ -270,6 +273,12 @@ class VideoPublishPipeline:
                 layer.sequence_number = (layer.sequence_number + 1) & 0xFFFF
                 self._sender.send_rtp(packet)
                 layer.bytes_sent += len(payload)
+                if index % _PACKETS_PER_BURST == _PACKETS_PER_BURST - 1 and index != last:
+                    # a keyframe is a hundred packets or more: let other callbacks run
+                    # between bursts instead of holding the loop for the whole frame
+                    await asyncio.sleep(0)
+                    if self._closed:
+                        return
             layer.frames_sent += 1
 
     def _payload_type(self) -> int | None:
