@@ -378,7 +378,7 @@ class FrameAssembler:
         missing = self._missing.get(start - 1)
         if missing is not None:
             return now - missing.noticed_at <= self.loss_deadline
-        if self.frames_released == 0 and self._first_arrival is not None:
+        if not self._released_any and self._first_arrival is not None:
             # Before anything was released the predecessor may simply not have
             # arrived yet: packets can come in any order at the very start.
             return now - self._first_arrival <= self.loss_deadline
