@@ -77,27 +77,29 @@ def run(args: argparse.Namespace) -> int:
     from kitewire.frames import _libyuv
 
     repeats = args.repeats if args.repeats is not None else (5 if args.quick else 25)
-    if args.engine == "opencv":
-        _libyuv.set_enabled(False)
-    engine = "libyuv + OpenCV/numpy" if _libyuv.enabled() else "OpenCV/numpy (libyuv off or not installed)"
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    print(
-        f"kitewire bench convert: {width}x{height}, median of {repeats} runs, engine {engine}, "
-        f"python {platform.python_version()}, {os.cpu_count()} cpus, load average {load}"
-    )
-    print(convert.TABLE_HEADER)
-    results = convert.run_pairs(
-        width,
-        height,
-        repeats,
-        pairs=pairs,
-        use_livekit=not args.no_livekit,
-        progress=lambda result: print(convert.format_row(result), flush=True),
-    )
-    print()
-    print(convert.summary(results))
-    if pairs is None:
+    libyuv_was_enabled = _libyuv.set_enabled(_libyuv.enabled() and args.engine != "opencv")
+    try:
+        engine = "libyuv + OpenCV/numpy" if _libyuv.enabled() else "OpenCV/numpy (libyuv off or not installed)"
+        load = ", ".join(f"{value:.1f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+        print(
+            f"kitewire bench convert: {width}x{height}, median of {repeats} runs, engine {engine}, "
+            f"python {platform.python_version()}, {os.cpu_count()} cpus, load average {load}"
+        )
+        print(convert.TABLE_HEADER)
+        results = convert.run_pairs(
+            width,
+            height,
+            repeats,
+            pairs=pairs,
+            use_livekit=not args.no_livekit,
+            progress=lambda result: print(convert.format_row(result), flush=True),
+        )
         print()
-        print(f"PyAV and numpy bridges, {width}x{height} I420:")
-        print(convert.format_bridges(convert.run_bridges(width, height, repeats)))
+        print(convert.summary(results))
+        if pairs is None:
+            print()
+            print(f"PyAV and numpy bridges, {width}x{height} I420:")
+            print(convert.format_bridges(convert.run_bridges(width, height, repeats)))
+    finally:
+        _libyuv.set_enabled(libyuv_was_enabled)
     return 0

@@ -57,3 +57,12 @@ async def test_convert_from_the_event_loop_via_executor() -> None:
     loop = asyncio.get_running_loop()
     converted = await loop.run_in_executor(None, frame.convert, T.I420)
     assert converted.type == T.I420 and bytes(converted.data) == bytes(frame.convert(T.I420).data)
+
+
+def test_bench_engine_choice_is_undone_afterwards(capsys: pytest.CaptureFixture[str]) -> None:
+    from kitewire.frames import _libyuv
+
+    before = _libyuv.enabled()
+    assert bench.run(_parse("--engine", "opencv", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
+    assert "engine OpenCV/numpy" in capsys.readouterr().out
+    assert _libyuv.enabled() == before
