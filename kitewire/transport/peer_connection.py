@@ -1655,7 +1655,11 @@ class PeerConnection:
         loop = asyncio.get_running_loop()
         for init in inits:
             # After the caller has the SDP in hand, like a browser's onicecandidate.
-            loop.call_soon(_invoke, self, self.on_ice_candidate, init)
+            loop.call_soon(self._emit_candidate, init)
+
+    def _emit_candidate(self, init: IceCandidateInit | None) -> None:
+        if not self._closed:
+            _invoke(self, self.on_ice_candidate, init)
 
     # --- connection ------------------------------------------------------------------
 
