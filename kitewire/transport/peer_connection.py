@@ -540,6 +540,10 @@ class RtpReceiver:
     ``header.rid`` names the simulcast layer (None if not simulcast).
     ``on_sender_report(sr)`` is called for RTCP SRs of its SSRCs. Receiver
     reports and transport-cc feedback are sent automatically.
+
+    Padding-only packets (``header.payload_offset == header.payload_end``)
+    are delivered too: without RTX, libwebrtc sends its bandwidth probes as
+    padding on the media SSRC, and they use up sequence numbers.
     """
 
     def __init__(self, pc: PeerConnection, transceiver: Transceiver) -> None:
