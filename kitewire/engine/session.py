@@ -224,6 +224,28 @@ class RtcEngine:
             self._listener.on_track_mute_requested(message.mute.sid, message.mute.muted)
         elif kind == "room_update":
             self._listener.on_room_update(message.room_update.room)
+        elif kind == "request_response":
+            self._refused(message.request_response)
+
+    def _refused(self, response: signal_pb.RequestResponse) -> None:
+        if response.reason == signal_pb.RequestResponse.OK:
+            return
+        reason = signal_pb.RequestResponse.Reason.Name(response.reason)
+        error = EngineError(f"the server refused the request: {reason}: {response.message}")
+        # which publish it answers: the echoed request when the server includes it,
+        # else the cid named in the message, else the only one waiting
+        if response.WhichOneof("request") == "add_track":
+            cids = [response.add_track.cid]
+        else:
+            waiting = [cid for cid, future in self._pending_publishes.items() if not future.done()]
+            named = [cid for cid in waiting if cid in response.message]
+            cids = named or (waiting if len(waiting) == 1 else [])
+        if not cids:
+            logger.warning("%s", error)
+        for cid in cids:
+            future = self._pending_publishes.get(cid)
+            if future is not None and not future.done():
+                future.set_exception(error)
 
     async def _add_candidate(self, trickle: signal_pb.TrickleRequest) -> None:
         target = int(trickle.target)

@@ -115,3 +115,21 @@ async def test_publish_before_connect_is_refused() -> None:
     track = rtc.LocalVideoTrack.create_video_track("x", source)
     assert track.sid == "" and track.kind == rtc.TrackKind.KIND_VIDEO
     await source.aclose()
+
+
+async def test_publishing_without_permission_is_a_publish_track_error(server: Server) -> None:
+    from kitewire.signal import DEV_API_SECRET
+
+    room = rtc.Room()
+    source = rtc.VideoSource(64, 64)
+    token = create_token(DEV_API_KEY, DEV_API_SECRET, identity="watcher", room="no-publish", can_publish=False)
+    try:
+        await room.connect(server.url, token)
+        track = rtc.LocalVideoTrack.create_video_track("camera", source)
+        with pytest.raises(rtc.PublishTrackError, match="NOT_ALLOWED"):
+            await asyncio.wait_for(room.local_participant.publish_track(track), 5)
+        assert room.local_participant.track_publications == {}
+        assert room.isconnected()
+    finally:
+        await room.disconnect()
+        await source.aclose()
