@@ -164,3 +164,32 @@ async def test_aiortc_created_channel_reaches_us(make_pc: MakePc, their_pc: RTCP
     their_channel.send(b"hello")
     await wait_for(lambda: received == [b"hello"])
     assert ours_channels[0].label == "_lossy" and ours_channels[0].max_retransmits == 0
+
+
+async def test_h264_only_answer_gets_h264_from_aiortc(make_pc: MakePc, their_pc: RTCPeerConnection) -> None:
+    from kitewire.transport import DEFAULT_CODECS
+
+    their_pc.addTrack(VideoStreamTrack())
+    h264_only = [c for c in DEFAULT_CODECS if c.name == "H264"]
+    ours = make_pc(codecs=h264_only)
+    received: list[RtpHeader] = []
+    tracks: list[Transceiver] = []
+
+    def on_track(t: Transceiver) -> None:
+        tracks.append(t)
+        t.receiver.on_rtp = lambda data, header: received.append(header)
+
+    ours.on_track = on_track
+    await their_pc.setLocalDescription(await their_pc.createOffer())
+    await ours.set_remote_description(their_pc.localDescription.sdp, "offer")
+    answer = await ours.create_answer()
+    assert "VP8" not in answer
+    await their_pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    await wait_for(lambda: len(received) >= 10)
+    codecs = tracks[0].codecs
+    # aiortc offers two packetization-mode=1 H264 profiles (42001f, 42e01f): both accepted
+    assert [c.name for c in codecs] == ["H264", "H264"]
+    assert {"profile-level-id=42001f" in c.fmtp or "profile-level-id=42e01f" in c.fmtp for c in codecs} == {True}
+    assert {h.payload_type for h in received} <= {c.payload_type for c in codecs}
+    first = received[0]
+    assert first.payload_type == codecs[0].payload_type
