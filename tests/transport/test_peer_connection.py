@@ -569,3 +569,29 @@ async def test_random_network_bytes_never_raise(make_pc: MakePc) -> None:
     assert answerer.malformed_rtp + answerer.unroutable_rtp > 0
     assert answerer.malformed_rtcp > 0 and answerer.srtp_errors > 0
     assert answerer.connection_state == "connected"
+
+
+async def test_many_connections_release_their_sockets() -> None:
+    import os
+
+    from kitewire.transport import PeerConnectionConfig
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    pairs: list[tuple[PeerConnection, PeerConnection]] = []
+    try:
+        for _ in range(8):
+            a = PeerConnection(PeerConnectionConfig(loopback_only=True))
+            b = PeerConnection(PeerConnectionConfig(loopback_only=True))
+            pairs.append((a, b))
+            a.add_transceiver("video", "sendonly")
+            a.create_data_channel("_reliable")
+        await asyncio.gather(*(negotiate(a, b) for a, b in pairs))
+        await asyncio.gather(*(pc.wait_connected(15) for pair in pairs for pc in pair))
+        assert open_fds() >= before + 16
+    finally:
+        await asyncio.gather(*(pc.close() for pair in pairs for pc in pair))
+    await asyncio.sleep(0.1)
+    assert open_fds() <= before
