@@ -124,3 +124,46 @@ async def test_kitewire_publisher_to_official_stream(server: Server) -> None:
     readable = [c for c in counters if c is not None]
     assert len(readable) >= 54, f"only {len(readable)} readable frames at the official viewer: {counters}"
     assert readable == sorted(readable) and len(set(readable)) == len(readable)
+
+
+async def test_official_simulcast_publisher_and_kitewire_layer_selection(server: Server) -> None:
+    viewer = rtc.Room()
+    publisher = lk.Room()
+    subscribed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    viewer.on("track_subscribed", lambda track, pub, p: subscribed.done() or subscribed.set_result((track, pub, p)))
+    source = lk.VideoSource(1280, 720)
+    frames = [make_pattern_frame(index, 1280, 720) for index in range(30)]
+    try:
+        await viewer.connect(server.url, token_for("kitewire-viewer", "crossover-3"))
+        await publisher.connect(server.url, token_for("official-publisher", "crossover-3"))
+        track = lk.LocalVideoTrack.create_video_track("official-hd", source)
+        await publisher.local_participant.publish_track(
+            track, lk.TrackPublishOptions(source=lk.TrackSource.SOURCE_CAMERA, simulcast=True)
+        )
+
+        def capture(index: int) -> None:
+            frame = frames[index % len(frames)]
+            source.capture_frame(lk.VideoFrame(1280, 720, lk.VideoBufferType.I420, bytes(frame.data)))
+
+        async with capturing(capture):
+            remote_track, publication, _ = await asyncio.wait_for(subscribed, 20)
+            assert publication.simulcasted
+            stream = rtc.VideoStream(remote_track, capacity=1)
+            try:
+                publication.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_LOW)
+                widths: list[int] = []
+
+                async def consume() -> None:
+                    async for event in stream:
+                        widths.append(event.frame.width)
+                        if len(widths) >= 45:
+                            return
+
+                await asyncio.wait_for(consume(), 15)
+            finally:
+                await stream.aclose()
+    finally:
+        await publisher.disconnect()
+        await viewer.disconnect()
+        await source.aclose()
+    assert widths[-1] == 320, widths
