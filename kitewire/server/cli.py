@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -20,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dev", action="store_true", help=f"use API key {DEV_API_KEY!r} with secret {DEV_API_SECRET!r}")
     parser.add_argument("--bind", default=None, help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="HTTP/WebSocket port (default 7880; 0 picks a free one)")
-    parser.add_argument("--keys", default=None, help="API keys as 'key: secret' (comma-separated for several)")
+    parser.add_argument(
+        "--keys", default=None, help="API keys as 'key: secret' (comma-separated for several; default $LIVEKIT_KEYS)"
+    )
     parser.add_argument("--config", default=None, help="YAML config file (livekit.yaml style)")
     parser.add_argument(
         "--log-level", default=None, choices=["debug", "info", "warning", "error"], help="log level (default info)"
@@ -36,6 +39,9 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         config.keys = {**config.keys, DEV_API_KEY: DEV_API_SECRET}
     if args.keys:
         config.keys = {**config.keys, **parse_keys(args.keys)}
+    if not config.keys and os.environ.get("LIVEKIT_KEYS"):
+        # The variable livekit-server reads, so existing setups keep working.
+        config.keys = parse_keys(os.environ["LIVEKIT_KEYS"])
     if args.bind is not None:
         config.bind = args.bind
     if args.port is not None:

@@ -2,7 +2,14 @@
 
 ``connect()`` opens the WebSocket (``/rtc/v1`` first, legacy ``/rtc`` when the
 server does not know v1), waits for the ``JoinResponse`` and returns it with a
-``SignalClient``. The client keeps the connection alive with ``ping_req``
+``SignalClient``.
+
+The path decides the PeerConnection model, for LiveKit servers and kitewire's
+alike: after a ``/rtc/v1`` join the server expects ONE PeerConnection (the
+client always offers, the server sends media on recvonly m-lines the client
+adds when asked by ``MediaSectionsRequirement``, and opens its data channels
+on that PeerConnection); after a legacy ``/rtc`` join it expects two (the
+server offers the subscriber one). ``SignalClient.single_pc_mode`` tells which. The client keeps the connection alive with ``ping_req``
 messages at the server's ``ping_interval`` and closes itself when no pong came
 within ``ping_timeout``; pongs are consumed here and surface as ``rtt``.
 """
@@ -46,8 +53,11 @@ class SignalClient:
         *,
         ping_interval: float,
         ping_timeout: float,
+        single_pc_mode: bool = False,
     ) -> None:
         self._connection = connection
+        self.single_pc_mode = single_pc_mode
+        """True when joined through ``/rtc/v1``: one PeerConnection for both directions."""
         # Only closed by us when we created it.
         self._owned_session = session
         self._ping_interval = ping_interval
@@ -229,6 +239,7 @@ async def connect(
     attempts = [False, True] if legacy is None else [legacy]
     try:
         ws: aiohttp.ClientWebSocketResponse | None = None
+        joined_legacy = True
         for use_legacy in attempts:
             ws_url, headers = build_join_url(url, token, join_request, legacy=use_legacy)
             try:
@@ -239,6 +250,7 @@ async def connect(
                     max_msg_size=0,
                     autoping=True,
                 )
+                joined_legacy = use_legacy
                 break
             except aiohttp.WSServerHandshakeError as exc:
                 if exc.status == 404 and use_legacy is False and len(attempts) > 1:
@@ -275,6 +287,7 @@ async def connect(
             http if own_session else None,
             ping_interval=ping_interval,
             ping_timeout=float(join.ping_timeout),
+            single_pc_mode=not joined_legacy,
         )
         own_session = False  # the client owns it now
         return client, join

@@ -94,3 +94,10 @@ async def test_load_test_against_embedded_server(capsys: pytest.CaptureFixture[s
     for row in rows:
         tracks, fps, anchor = int(row[1]), float(row[2]), float(row[3])
         assert tracks == 1 and fps >= 0.8 * anchor, out
+
+
+def test_serve_reads_livekit_keys_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVEKIT_KEYS", "envkey: envsecret")
+    assert build_config(_parse()).keys == {"envkey": "envsecret"}
+    # Explicit options win over the environment.
+    assert build_config(_parse("--keys", "k: s")).keys == {"k": "s"}

@@ -83,6 +83,7 @@ async def test_connect_v1_offer_ping_leave(server: TinyServer) -> None:
         assert server.paths[-1] == "/rtc/v1"
         assert server.joins[0].publisher_offer.sdp == "SDP"
         assert server.joins[0].connection_settings.auto_subscribe is False
+        assert client.single_pc_mode
         assert await client.send_offer("second")
         message = await client.recv(timeout=5)
         assert message is not None and message.answer.sdp == "echo:second"
@@ -100,6 +101,7 @@ async def test_falls_back_to_legacy() -> None:
         client, join = await connect(legacy_server.url, "good")
         try:
             assert legacy_server.paths == ["/rtc/v1", "/rtc"]
+            assert not client.single_pc_mode
             assert join.participant.identity == "me"
         finally:
             await client.close()
