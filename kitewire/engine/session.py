@@ -50,21 +50,29 @@ class EngineError(Exception):
 class EngineListener(Protocol):
     """What the session reports to the Room above it (all called on the event loop)."""
 
-    def on_participant_update(self, participants: list[models.ParticipantInfo]) -> None: ...
+    def on_participant_update(self, participants: list[models.ParticipantInfo]) -> None:
+        """The server's ParticipantUpdate: participants that joined, changed or left."""
 
-    def on_remote_video(self, track_sid: str, participant_sid: str, pipeline: VideoReceivePipeline) -> None: ...
+    def on_remote_video(self, track_sid: str, participant_sid: str, pipeline: VideoReceivePipeline) -> None:
+        """Media of a subscribed video track started arriving through ``pipeline``."""
 
-    def on_remote_video_ended(self, track_sid: str) -> None: ...
+    def on_remote_video_ended(self, track_sid: str) -> None:
+        """``track_sid`` is no longer received (unsubscribed, unpublished or renegotiated away)."""
 
-    def on_local_track_unpublished(self, track_sid: str) -> None: ...
+    def on_local_track_unpublished(self, track_sid: str) -> None:
+        """The server unpublished one of our tracks."""
 
-    def on_local_track_subscribed(self, track_sid: str) -> None: ...
+    def on_local_track_subscribed(self, track_sid: str) -> None:
+        """Another participant subscribed to one of our tracks."""
 
-    def on_track_mute_requested(self, track_sid: str, muted: bool) -> None: ...
+    def on_track_mute_requested(self, track_sid: str, muted: bool) -> None:
+        """The server asks us to (un)mute one of our tracks."""
 
-    def on_room_update(self, room: models.Room) -> None: ...
+    def on_room_update(self, room: models.Room) -> None:
+        """Room metadata or counters changed."""
 
-    def on_disconnected(self, reason: int) -> None: ...
+    def on_disconnected(self, reason: int) -> None:
+        """The session ended; ``reason`` is a DisconnectReason."""
 
 
 @dataclass
