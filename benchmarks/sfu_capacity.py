@@ -122,8 +122,8 @@ def main() -> int:
         result, profile = asyncio.run(run_row(subscribers, duration, args.profile))
         results.append((subscribers, result, profile))
 
-    headers = ["subscribers", "tracks ok", "kbps/track (median)", "loss %", "fwd pkts/s", "client CPU %",
-               "server CPU %", "us/pkt", "target", "LiveKit"]
+    headers = ["subscribers", "tracks ok", "kbps/track (median)", "loss %", "delivered %", "latency avg/max ms",
+               "fwd pkts/s", "client CPU %", "server CPU %", "us/pkt", "target", "LiveKit"]
     table: list[list[str]] = []
     for subscribers, result, _ in results:
         receiving = sum(1 for t in result.tracks if t.packets > 0)
@@ -134,6 +134,9 @@ def main() -> int:
             f"{receiving}/{subscribers * result.expected_tracks}",
             f"{result.median_kbps:.0f}",
             f"{result.loss_percent:.2f}",
+            f"{result.delivered_percent:.1f}" if result.delivered_percent is not None else "-",
+            f"{result.mean_latency_ms:.1f}/{result.max_latency_ms:.1f}"
+            if result.mean_latency_ms is not None and result.max_latency_ms is not None else "-",
             f"{result.packets_forwarded / result.window_seconds:.0f}" if result.window_seconds else "-",
             f"{100.0 * result.client_cpu_seconds / result.window_seconds:.0f}" if result.window_seconds else "-",
             f"{cpu_percent:.0f}" if cpu_percent is not None else "-",

@@ -54,6 +54,7 @@ from livekit.protocol import rtc as pb_rtc
 from kitewire.media import VideoEncoder, VideoLayerPlan, default_video_preset, plan_video_layers
 from kitewire.signal import SignalClient, SignalConnectError, connect as signal_connect, create_token
 from kitewire.signal.token import DEV_API_KEY, DEV_API_SECRET
+from kitewire.transport.rtp import URI_ABS_CAPTURE_TIME
 from kitewire.transport import (
     DEFAULT_CODECS,
     IceCandidateInit,
@@ -105,6 +106,13 @@ _PUBLISHER = pb_rtc.SignalTarget.PUBLISHER
 _SUBSCRIBER = pb_rtc.SignalTarget.SUBSCRIBER
 _VP8_CODECS = [c for c in DEFAULT_CODECS if c.mime_type.lower() == "video/vp8"]
 _RTP_CLOCK = 90_000
+# Seconds between the NTP (1900) and Unix (1970) epochs: abs-capture-time is NTP.
+_NTP_UNIX_OFFSET = 2_208_988_800
+_Q32 = float(1 << 32)
+_unpack_q64 = struct.Struct("!Q").unpack_from
+_pack_q64 = struct.Struct("!Q").pack_into
+# Placeholder abs-capture-time value, found in the header template to learn its offset.
+_CAPTURE_TIME_SENTINEL = b"\xa5\x5a\xc3\x3c\x96\x69\x0f\xf0"
 _LOOPBACK_NAMES = {"localhost"}
 
 # Joins in flight at once: each one is a WebSocket, two DTLS handshakes and SDP
@@ -217,6 +225,20 @@ class TrackResult:
     payload_bytes: int
     lost: int
     seconds: float
+    #: Packets of the forwarded layer the track's publisher sent in the window.
+    expected: int = 0
+    #: Send-to-receive delay of frames (from abs-capture-time), milliseconds; None without samples.
+    mean_latency_ms: float | None = None
+    max_latency_ms: float | None = None
+
+    @property
+    def delivered_percent(self) -> float | None:
+        """Packets received / packets the publisher sent on the forwarded layer (None if unknown).
+
+        Well below 100% while loss is 0: the server (or this machine) falls
+        behind and packets queue up in socket buffers.
+        """
+        return 100.0 * self.packets / self.expected if self.expected else None
 
     @property
     def kbps(self) -> float:
@@ -284,6 +306,24 @@ class LoadTestResult:
         if self.server_cpu_seconds is None or self.window_seconds <= 0:
             return None
         return 100.0 * self.server_cpu_seconds / self.window_seconds
+
+    @property
+    def delivered_percent(self) -> float | None:
+        """Packets received / packets the publishers sent on forwarded layers, over all tracks."""
+        expected = sum(t.expected for t in self.tracks)
+        return 100.0 * self.packets_forwarded / expected if expected else None
+
+    @property
+    def mean_latency_ms(self) -> float | None:
+        """Mean frame latency over tracks with samples (None without any)."""
+        values = [t.mean_latency_ms for t in self.tracks if t.mean_latency_ms is not None]
+        return statistics.fmean(values) if values else None
+
+    @property
+    def max_latency_ms(self) -> float | None:
+        """Largest frame latency seen in the window (None without samples)."""
+        values = [t.max_latency_ms for t in self.tracks if t.max_latency_ms is not None]
+        return max(values) if values else None
 
     def tracks_of(self, subscriber: str) -> list[TrackResult]:
         """The tracks one subscriber received."""
@@ -544,8 +584,15 @@ class _LayerReplay:
         self.payload_type = payload_type
         # Header with the mid (and rid) extensions, built once; each packet
         # copies it and patches sequence number, timestamp and marker.
-        self.template = sender.build_packet(b"", payload_type=payload_type, sequence_number=0, timestamp=0, rid=rid, ssrc=ssrc)
-        self.header_size = len(self.template)
+        template = sender.build_packet(
+            b"", payload_type=payload_type, sequence_number=0, timestamp=0, rid=rid, ssrc=ssrc,
+            extensions={URI_ABS_CAPTURE_TIME: _CAPTURE_TIME_SENTINEL},
+        )
+        self.template = bytearray(template)
+        self.header_size = len(template)
+        # Where the send time goes (-1 when abs-capture-time was not negotiated);
+        # subscribers measure latency from it.
+        self.capture_time_at = template.find(_CAPTURE_TIME_SENTINEL)
         self.sequence_number = random.randrange(0x10000)
         self.picture_id = random.randrange(0x8000)
         self.rtp_base = random.randrange(1 << 32)
@@ -597,6 +644,8 @@ class _LayerReplay:
         pid_lo = self.picture_id & 0xFF
         self.picture_id = (self.picture_id + 1) & 0x7FFF
         template = self.template
+        if self.capture_time_at >= 0:
+            _pack_q64(template, self.capture_time_at, int((time.time() + _NTP_UNIX_OFFSET) * _Q32))
         at = self.header_size
         last = len(payloads) - 1
         send = self.sender.send_rtp
@@ -669,20 +718,36 @@ class _Pacer:
 class _TrackCounter:
     """Per-track counters updated for every received packet; nothing is decoded."""
 
-    __slots__ = ("track_sid", "packets", "payload_bytes", "lost", "last_seq")
+    __slots__ = (
+        "track_sid", "packets", "payload_bytes", "lost", "last_seq", "capture_time_id",
+        "latency_sum", "latency_count", "latency_max",
+    )
 
-    def __init__(self, track_sid: str) -> None:
+    def __init__(self, track_sid: str, capture_time_id: int | None = None) -> None:
         self.track_sid = track_sid
         self.packets = 0
         self.payload_bytes = 0
         self.lost = 0
         self.last_seq = -1
+        self.capture_time_id = capture_time_id
+        self.latency_sum = 0.0
+        self.latency_count = 0
+        self.latency_max = 0.0
 
     def on_rtp(self, data: bytes, header: RtpHeader) -> None:
         seq = header.sequence_number
         last = self.last_seq
         self.packets += 1
         self.payload_bytes += header.payload_end - header.payload_offset
+        if header.marker and self.capture_time_id is not None:
+            # Once per frame: its last packet's arrival against the publisher's send time.
+            value = header.extensions.get(self.capture_time_id)
+            if value is not None and len(value) >= 8:
+                latency = time.time() + _NTP_UNIX_OFFSET - _unpack_q64(value)[0] / _Q32
+                self.latency_sum += latency
+                self.latency_count += 1
+                if latency > self.latency_max:
+                    self.latency_max = latency
         if last < 0:
             self.last_seq = seq
             return
@@ -696,8 +761,8 @@ class _TrackCounter:
             # An older packet (retransmission or reordering) fills a gap counted before.
             self.lost -= 1
 
-    def snapshot(self) -> tuple[int, int, int]:
-        return self.packets, self.payload_bytes, self.lost
+    def snapshot(self) -> tuple[int, int, int, float, int]:
+        return self.packets, self.payload_bytes, self.lost, self.latency_sum, self.latency_count
 
 
 # --------------------------------------------------------------------------
@@ -726,6 +791,7 @@ class _SimulatedParticipant:
         self.counters: dict[str, _TrackCounter] = {}  # by track sid
         self._counted_mids: set[str] = set()
         self.layers: list[_LayerReplay] = []
+        self.track_sid = ""
         self.error: str | None = None
         self._reader: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -843,7 +909,8 @@ class _SimulatedParticipant:
             return
         counter = self.counters.get(track_sid)
         if counter is None:
-            counter = self.counters[track_sid] = _TrackCounter(track_sid)
+            capture_time_id = transceiver.receiver.header_extensions.get(URI_ABS_CAPTURE_TIME)
+            counter = self.counters[track_sid] = _TrackCounter(track_sid, capture_time_id)
         self._counted_mids.add(mid)
         # The bound method itself: no wrapper call per packet.
         transceiver.receiver.on_rtp = counter.on_rtp
@@ -933,6 +1000,7 @@ class _SimulatedParticipant:
         sender.on_nack = on_nack
         for replay in self.layers:
             pacer.add(replay)
+        self.track_sid = info.sid
         return info.sid
 
     # -- leaving -----------------------------------------------------------
@@ -980,7 +1048,7 @@ async def _join(
             participant.error = f"could not connect: {exc or type(exc).__name__}"
 
 
-def _snapshot(subscribers: list[_SimulatedParticipant]) -> dict[tuple[str, str], tuple[int, int, int]]:
+def _snapshot(subscribers: list[_SimulatedParticipant]) -> dict[tuple[str, str], tuple[int, int, int, float, int]]:
     return {
         (sub.name, sid): counter.snapshot() for sub in subscribers for sid, counter in list(sub.counters.items())
     }
@@ -1100,22 +1168,37 @@ async def _run_participants(
     await asyncio.sleep(_SETTLE_SECONDS)
     log(f"Finished connecting to room {params.room}, measuring for {params.duration:g} s")
 
+    for sub in subscribers:
+        for counter in list(sub.counters.values()):
+            counter.latency_max = 0.0
     before = _snapshot(subscribers)
     sent_before = _sent(publishers)
+    forwarded_before = {p.track_sid: p.layers[-1].packets_sent for p in publishers if p.layers}
     cpu_before = read_process_cpu_seconds(server_pid) if server_pid is not None else None
     client_before = time.process_time()
     window_start = time.monotonic()
     await asyncio.sleep(params.duration)
     after = _snapshot(subscribers)
     sent_after = _sent(publishers)
+    # Subscribers get the top layer (the server's default for a simulcast track).
+    forwarded = {p.track_sid: p.layers[-1].packets_sent - forwarded_before.get(p.track_sid, 0) for p in publishers if p.layers}
+    maxima = {(sub.name, sid): counter.latency_max for sub in subscribers for sid, counter in list(sub.counters.items())}
     cpu_after = read_process_cpu_seconds(server_pid) if server_pid is not None else None
     client_cpu = time.process_time() - client_before
     window = time.monotonic() - window_start
 
     tracks: list[TrackResult] = []
-    for key, (packets, payload, lost) in sorted(after.items()):
-        p0, b0, l0 = before.get(key, (0, 0, 0))
-        tracks.append(TrackResult(key[0], key[1], packets - p0, payload - b0, max(0, lost - l0), window))
+    for key, (packets, payload, lost, latency_sum, latency_count) in sorted(after.items()):
+        p0, b0, l0, s0, c0 = before.get(key, (0, 0, 0, 0.0, 0))
+        samples = latency_count - c0
+        tracks.append(
+            TrackResult(
+                key[0], key[1], packets - p0, payload - b0, max(0, lost - l0), window,
+                expected=forwarded.get(key[1], 0),
+                mean_latency_ms=1000.0 * (latency_sum - s0) / samples if samples else None,
+                max_latency_ms=1000.0 * maxima.get(key, 0.0) if samples else None,
+            )
+        )
     errors = {p.name: p.error for p in participants if p.error is not None}
     return LoadTestResult(
         params=params,
@@ -1148,6 +1231,16 @@ def _format_loss(packets: int, lost: int) -> str:
     return f"{lost} ({100.0 * lost / (packets + lost):.3g}%)"
 
 
+def _format_percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def _format_latency(mean_ms: float | None, max_ms: float | None) -> str:
+    if mean_ms is None or max_ms is None:
+        return "-"
+    return f"{mean_ms:.1f}/{max_ms:.1f} ms"
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
@@ -1171,11 +1264,15 @@ def format_report(result: LoadTestResult, *, per_track: bool = True) -> str:
                     str(track.packets),
                     _format_bitrate(track.kbps),
                     _format_loss(track.packets, track.lost),
+                    _format_percent(track.delivered_percent),
+                    _format_latency(track.mean_latency_ms, track.max_latency_ms),
                 ]
             )
             previous = track.subscriber
         out.append("Track loading:")
-        out.append(_table(["Tester", "Track", "Kind", "Pkts.", "Bitrate", "Pkt. Loss"], rows))
+        out.append(
+            _table(["Tester", "Track", "Kind", "Pkts.", "Bitrate", "Pkt. Loss", "Delivered", "Latency avg/max"], rows)
+        )
         out.append("")
     rows = []
     for name in result.subscribers:
@@ -1205,8 +1302,16 @@ def format_report(result: LoadTestResult, *, per_track: bool = True) -> str:
     out.append("")
     out.append(
         f"Forwarded packets (received by subscribers in {result.window_seconds:.1f} s): {result.packets_forwarded}; "
-        f"median track bitrate {_format_bitrate(result.median_kbps)}; loss {result.loss_percent:.3g}%"
+        f"median track bitrate {_format_bitrate(result.median_kbps)}; loss {result.loss_percent:.3g}%; "
+        f"delivered {_format_percent(result.delivered_percent)} of what was sent; "
+        f"frame latency {_format_latency(result.mean_latency_ms, result.max_latency_ms)}"
     )
+    delivered = result.delivered_percent
+    if delivered is not None and delivered < 95.0:
+        out.append(
+            "Warning: subscribers received clearly less than the publishers sent, without sequence gaps: "
+            "the server (or this machine) is falling behind and packets are queueing."
+        )
     out.append(
         f"Publishers sent {result.publisher_packets} packets in {result.publisher_frames} frames "
         f"({result.publisher_keyframes} keyframes) in the window"

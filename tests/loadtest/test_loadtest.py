@@ -26,6 +26,7 @@ from kitewire.loadtest import (
 from kitewire.media import is_keyframe
 from kitewire.server import Server, ServerConfig
 from kitewire.transport import RtpHeader
+from kitewire.transport.rtp import encode_abs_capture_time
 
 
 @pytest.fixture
@@ -73,6 +74,14 @@ async def test_short_load_test_every_subscriber_receives_without_loss(server: Se
     # A 720p loop at livekit's 1.7 Mbps: the subscribers see a real video bitrate.
     assert 500 < result.median_kbps < 4000
     assert result.publisher_packets > 0 and result.publisher_frames > 0
+    # Every packet the publisher sent in the window reached each subscriber (give or take
+    # a frame in flight at the window's edges).
+    for track in result.tracks:
+        assert track.expected > 0
+        assert track.delivered_percent is not None and 80 < track.delivered_percent < 110
+        # Latency from the publisher's abs-capture-time, forwarded by the server.
+        assert track.mean_latency_ms is not None and track.max_latency_ms is not None
+        assert 0 <= track.mean_latency_ms <= track.max_latency_ms < 2000
     # No server pid given: no CPU figure.
     assert result.server_cpu_seconds is None and result.cpu_us_per_packet is None
     assert any("measuring for 4 s" in line for line in lines)
@@ -201,6 +210,19 @@ def test_track_counter_counts_gaps_wraparound_and_late_packets() -> None:
     assert counter.payload_bytes == 700
 
 
+def test_track_counter_measures_latency_from_abs_capture_time() -> None:
+    counter = loadtest._TrackCounter("TR_x", capture_time_id=3)
+    sent_ntp_us = int((time.time() - 0.25 + loadtest._NTP_UNIX_OFFSET) * 1e6)
+    value = encode_abs_capture_time(sent_ntp_us)
+    counter.on_rtp(b"", RtpHeader(1, 10, 0, False, 96, 12, 112, {3: value}))  # not a frame's end: ignored
+    assert counter.latency_count == 0
+    counter.on_rtp(b"", RtpHeader(1, 11, 0, True, 96, 12, 112, {3: value}))
+    assert counter.latency_count == 1
+    assert 0.25 <= counter.latency_max < 5.0
+    counter.on_rtp(b"", RtpHeader(1, 12, 0, True, 96, 12, 112, {}))  # no extension: no sample
+    assert counter.latency_count == 1
+
+
 def test_encoded_loop_starts_with_a_keyframe_near_its_bitrate() -> None:
     loop = encode_loop(640, 360, 450_000, 20.0, 1.0)
     assert len(loop.frames) == 20
@@ -230,8 +252,8 @@ def test_process_cpu_seconds_grows_with_work() -> None:
 
 def test_result_figures() -> None:
     tracks = [
-        loadtest.TrackResult("Sub 0", "TR_a", 900, 200_000, 100, 2.0),
-        loadtest.TrackResult("Sub 1", "TR_a", 1000, 300_000, 0, 2.0),
+        loadtest.TrackResult("Sub 0", "TR_a", 900, 200_000, 100, 2.0, expected=1000, mean_latency_ms=2.0, max_latency_ms=9.0),
+        loadtest.TrackResult("Sub 1", "TR_a", 1000, 300_000, 0, 2.0, expected=1000, mean_latency_ms=4.0, max_latency_ms=5.0),
     ]
     result = LoadTestResult(
         params=LoadTestParams(), tracks=tracks, subscribers=["Sub 0", "Sub 1"], expected_tracks=1,
@@ -243,6 +265,10 @@ def test_result_figures() -> None:
     assert result.packets_forwarded == 1900
     assert result.cpu_us_per_packet == pytest.approx(10.0)
     assert result.loss_percent == pytest.approx(5.0)
+    assert tracks[0].delivered_percent == pytest.approx(90.0)
+    assert result.delivered_percent == pytest.approx(95.0)
+    assert result.mean_latency_ms == pytest.approx(3.0)
+    assert result.max_latency_ms == pytest.approx(9.0)
     assert result.complete
     result.errors["Sub 1"] = "could not connect"
     assert not result.complete
