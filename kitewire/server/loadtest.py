@@ -135,14 +135,24 @@ class Subscriber:
     bytes: int = 0
     keyframes: int = 0
     first_frame_at: float | None = None
+    transceivers: list[Transceiver] = field(default_factory=list)
+    #: How often each recent (ssrc, sequence number) arrived; a retransmission shows as 2.
+    arrivals: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def on_track(self, transceiver: Transceiver) -> None:
         name = transceiver.remote_track_id or transceiver.mid or "?"
         mime = transceiver.codecs[0].mime_type if transceiver.codecs else "video/VP8"
         self.frames.setdefault(name, 0)
+        self.transceivers.append(transceiver)
 
         def on_rtp(packet: bytes, header: RtpHeader) -> None:
             self.bytes += len(packet)
+            key = (header.ssrc, header.sequence_number)
+            self.arrivals[key] = self.arrivals.get(key, 0) + 1
+            if len(self.arrivals) > 4096:
+                # Keep memory bounded: forget the oldest half.
+                for old in list(self.arrivals)[:2048]:
+                    del self.arrivals[old]
             if header.marker:
                 self.frames[name] = self.frames.get(name, 0) + 1
                 if self.first_frame_at is None:

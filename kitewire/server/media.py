@@ -199,6 +199,8 @@ class DownTrack:
         self.disabled = False
         self.cache = SentPacketCache()
         self.packets_sent = 0
+        self.retransmissions = 0
+        self.nacks_unanswered = 0
         self._out_pt: int | None = None
         self._ext_out: dict[str, int] = {}
         if transceiver is not None:
@@ -272,6 +274,9 @@ class DownTrack:
             packet = self.cache.get(seq, now)
             if packet is not None:
                 self.transceiver.sender.send_rtp(packet)
+                self.retransmissions += 1
+            else:
+                self.nacks_unanswered += 1
 
     def _on_keyframe_request(self, media_ssrc: int) -> None:
         layer = self.rewriter.current_layer
