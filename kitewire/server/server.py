@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 from livekit.protocol import models as pb_models
+from livekit.protocol import rtc as pb_rtc
 
 from kitewire.signal.connection import MAX_SIGNAL_MESSAGE_BYTES, ServerSignalConnection
 from kitewire.signal.join import JoinParams, parse_join_request
@@ -229,6 +230,18 @@ class Server:
             return self._refusal(request, JoinRefused(400, "expected a WebSocket upgrade request"))
         await ws.prepare(request)
         connection = ServerSignalConnection(ws)
+        if params.reconnect:
+            # Resuming a session (same PeerConnections, new signal socket) is not
+            # supported: tell the client to rejoin from scratch, which livekit's
+            # SDKs do at once. The old session is replaced when that join arrives.
+            log_event("resume_refused", room=claims.video.room, identity=claims.identity, reason="full rejoin required")
+            leave = pb_rtc.SignalResponse()
+            leave.leave.reason = pb_models.STATE_MISMATCH
+            leave.leave.action = pb_rtc.LeaveRequest.RECONNECT
+            leave.leave.can_reconnect = True
+            await connection.send(leave)
+            await connection.close("session resume not supported; rejoin")
+            return ws
         room = self.rooms.get_or_create(claims.video.room)
         previous = room.participants.get(claims.identity)
         if previous is not None:

@@ -219,3 +219,18 @@ async def test_client_whose_peer_connection_never_connects_is_removed() -> None:
         finally:
             await mute.close()
             await watcher.close()
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+async def test_resume_request_is_told_to_rejoin(server: Server, legacy: bool) -> None:
+    first, join = await connect(server.url, token("resumer"), legacy=legacy)
+    try:
+        request = pb_rtc.JoinRequest()
+        request.reconnect = True
+        request.participant_sid = join.participant.sid
+        with pytest.raises(SignalConnectError, match="refused"):
+            await connect(server.url, token("resumer"), join_request=request, legacy=legacy)
+        # The running session was not touched.
+        assert server.rooms.rooms["room"].participants["resumer"].sid == join.participant.sid
+    finally:
+        await first.close()
