@@ -320,6 +320,10 @@ class Room(EventEmitter[EventTypes]):
             if local is not None and (info.sid == local.sid or info.identity == local.identity):
                 if info.state != models.ParticipantInfo.DISCONNECTED:
                     local._update_info(info)
+                    for track_info in info.tracks:
+                        local_publication = local._track_publications.get(track_info.sid)
+                        if local_publication is not None:
+                            local_publication._update_info(track_info)
                 continue
             if info.state == models.ParticipantInfo.DISCONNECTED:
                 self._remove_participant(info)
