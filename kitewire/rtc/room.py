@@ -213,7 +213,18 @@ class Room(EventEmitter[EventTypes]):
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_finished)
+
+    def _task_finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, EngineError):
+            # a request raced a disconnect: nothing left to do
+            logger.debug("request not sent: %s", error)
+        elif error is not None:
+            logger.error("room background task failed", exc_info=error)
 
     # -- publishing (called by LocalParticipant) ---------------------------------
 
