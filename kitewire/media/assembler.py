@@ -361,6 +361,38 @@ class FrameAssembler:
                 return True
         return False
 
+    def _after_droppable_frame(self, start: int) -> int | None:
+        """When the incomplete frame at ``start`` is marked non-reference (VP8
+        N bit, H264 nal_ref_idc 0) and both its last packet and the first
+        packet of the next frame are here, the seq of that next frame.
+
+        Requiring the next frame to follow the marker packet directly makes
+        sure no other (possibly referenced) frame vanished in between.
+        """
+        packets = self._packets
+        head = packets.get(start)
+        if head is None or not head.payload or not self._non_reference(head.payload):
+            return None
+        if not self._depacketizer.is_frame_start(head.payload):
+            return None
+        for ext in sorted(key for key in packets if key > start):
+            packet = packets[ext]
+            if packet.timestamp != head.timestamp:
+                return None
+            if packet.marker:
+                following = packets.get(ext + 1)
+                if following is None or not following.payload:
+                    return None
+                if following.timestamp == head.timestamp or not self._depacketizer.is_frame_start(following.payload):
+                    return None
+                return ext + 1
+        return None
+
+    def _non_reference(self, payload: bytes) -> bool:
+        if self._codec == "VP8":
+            return bool(payload[0] & 0x20)
+        return not payload[0] & 0x60
+
     def _has_idr(self, start: int, end: int) -> bool:
         packets = self._packets
         return any(h264_carries_idr(packets[ext].payload) for ext in range(start, end + 1))
@@ -402,6 +434,11 @@ class FrameAssembler:
                 missing = self._missing.get(gap)
                 untracked = missing is None and self._highest is not None and gap < self._highest
                 if untracked or (missing is not None and now - missing.noticed_at > self.loss_deadline):
+                    following = self._after_droppable_frame(start)
+                    if following is not None:
+                        # Nothing predicts from the broken frame: skip it, stay in sync.
+                        self._advance_cursor(following, discarding=True)
+                        continue
                     if gap == start:
                         # The frame at the cursor lost its first packet: it is gone
                         # even though none of its packets is buffered to count.

@@ -152,8 +152,12 @@ class Vp8Packetizer:
         self.max_payload_size = max_payload_size
         self.picture_id = random.randrange(0x8000) if picture_id is None else picture_id & 0x7FFF
 
-    def packetize(self, frame: bytes) -> list[bytes]:
-        """RTP payloads for one VP8 frame; PictureID advances by one per call."""
+    def packetize(self, frame: bytes, *, non_reference: bool = False) -> list[bytes]:
+        """RTP payloads for one VP8 frame; PictureID advances by one per call.
+
+        ``non_reference`` sets the N bit: no later frame predicts from this one,
+        so a receiver may drop it without waiting for a keyframe.
+        """
         if not frame:
             raise ValueError("VP8 packetizer: expected a non-empty encoded frame, got 0 bytes")
         picture_id = self.picture_id
@@ -163,7 +167,7 @@ class Vp8Packetizer:
         view = memoryview(frame)
         payloads: list[bytes] = []
         for start, end in _split_evenly(len(frame), self.max_payload_size - _DESCRIPTOR_SIZE):
-            first = 0x90 if start == 0 else 0x80
+            first = (0x90 if start == 0 else 0x80) | (0x20 if non_reference else 0)
             payloads.append(bytes((first, 0x80, pid_hi, pid_lo)) + view[start:end])
         return payloads
 

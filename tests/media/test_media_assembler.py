@@ -349,3 +349,63 @@ def test_sender_restarting_its_sequence_numbers_lower_down_is_followed() -> None
     # The restarted stream is picked up again from its next keyframe.
     assert released and released[0] == sender.timestamp - 29 * 3000
     assert not assembler.waiting_for_keyframe
+
+
+def test_loss_in_a_non_reference_frame_does_not_cost_a_keyframe() -> None:
+    packetizer = Vp8Packetizer(100, picture_id=0)
+    assembler = FrameAssembler("VP8", loss_deadline=0.1)
+    seq, released = 0, []
+
+    def send(index: int, keyframe: bool = False, non_reference: bool = False, lose: int | None = None) -> None:
+        nonlocal seq
+        payloads = packetizer.packetize(vp8_bitstream(index, keyframe), non_reference=non_reference)
+        for position, payload in enumerate(payloads):
+            if position != lose:
+                marker = position == len(payloads) - 1
+                released.extend(f.timestamp for f in assembler.push(seq, index * 3000, marker, payload, index / 30))
+            seq += 1
+
+    send(0, keyframe=True)
+    send(1, non_reference=True, lose=1)  # a droppable frame loses a middle packet for good
+    send(2)
+    send(3)
+    assert released == [0]  # frames 2 and 3 wait behind the gap in frame 1
+    released.extend(f.timestamp for f in assembler.poll(0.3))
+    assert released == [0, 2 * 3000, 3 * 3000]  # frame 1 skipped, the rest decodable
+    assert not assembler.waiting_for_keyframe
+    assert not assembler.keyframe_request(0.3)
+    send(4)
+    assert released[-1] == 4 * 3000
+
+
+def test_loss_in_a_reference_frame_still_waits_for_a_keyframe() -> None:
+    packetizer = Vp8Packetizer(100, picture_id=0)
+    assembler = FrameAssembler("VP8", loss_deadline=0.1)
+    seq = 0
+    for index, lose in ((0, None), (1, 1), (2, None)):
+        payloads = packetizer.packetize(vp8_bitstream(index, index == 0))
+        for position, payload in enumerate(payloads):
+            if position != lose:
+                assembler.push(seq, index * 3000, position == len(payloads) - 1, payload, index / 30)
+            seq += 1
+    assert assembler.poll(0.3) == []
+    assert assembler.waiting_for_keyframe
+
+
+def test_h264_non_reference_slice_loss_is_skipped() -> None:
+    packetizer = H264Packetizer(200)
+    sps, pps = b"\x67\x42\xe0\x1f\x11", b"\x68\xce\x3c\x80"
+    idr = b"\x65\x88" + b"\x11" * 500
+    reference, droppable = b"\x41\x9a" + b"\x22" * 500, b"\x01\x9a" + b"\x33" * 500  # NRI 2 / NRI 0
+    assembler = FrameAssembler("H264", loss_deadline=0.1)
+    seq, released = 0, []
+    for index, nals, lose in ((0, (sps, pps, idr), None), (1, (droppable,), 1), (2, (reference,), None)):
+        payloads = packetizer.packetize(b"".join(b"\x00\x00\x00\x01" + nal for nal in nals))
+        for position, payload in enumerate(payloads):
+            if position != lose:
+                marker = position == len(payloads) - 1
+                released += [f.timestamp for f in assembler.push(seq, index * 3000, marker, payload, index / 30)]
+            seq += 1
+    released += [f.timestamp for f in assembler.poll(0.3)]
+    assert released == [0, 6000]
+    assert not assembler.waiting_for_keyframe
