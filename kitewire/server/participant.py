@@ -688,6 +688,12 @@ class Participant:
                 except NotImplementedError as exc:
                     logger.warning("participant %s: %s not available: %s", self.identity, request.WhichOneof("message"), exc)
                     continue
+                except Exception:
+                    # A bug of ours: the session's state is unknown, so end it cleanly.
+                    kind = request.WhichOneof("message") or "unknown"
+                    logger.exception("participant %s: handling %s failed", self.identity, kind)
+                    reason, code, notify = f"internal error handling {kind}", pb_models.UNKNOWN_REASON, True
+                    break
                 if done:
                     reason, code = "client left", pb_models.CLIENT_INITIATED
                     break
@@ -740,10 +746,22 @@ class Participant:
     async def _handle_trickle(self, trickle: pb_rtc.TrickleRequest) -> None:
         if not trickle.candidateInit:
             return
-        candidate = IceCandidateInit.from_json(trickle.candidateInit)
+        try:
+            candidate = IceCandidateInit.from_json(trickle.candidateInit)
+        except ValueError as exc:
+            # One unusable candidate (browsers send mDNS names, for one) is no
+            # reason to drop a client; the others may still connect.
+            logger.info("participant %s: ignoring ICE candidate: %s", self.identity, exc)
+            return
         if not candidate.candidate:
             return
-        if trickle.target == SUBSCRIBER and not self.single_pc:
+        try:
+            await self._add_candidate(trickle.target, candidate)
+        except ValueError as exc:
+            logger.info("participant %s: ignoring ICE candidate: %s", self.identity, exc)
+
+    async def _add_candidate(self, target: int, candidate: IceCandidateInit) -> None:
+        if target == SUBSCRIBER and not self.single_pc:
             if self.subscriber_pc is not None:
                 await self.subscriber_pc.add_ice_candidate(candidate)
         elif self.publisher_pc is None or self.publisher_pc.remote_description is None:

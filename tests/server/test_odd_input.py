@@ -33,10 +33,13 @@ IGNORED = {
     "empty trickle": _request(trickle=pb_rtc.TrickleRequest(candidateInit="")),
     "metadata without permission": _request(update_metadata=pb_rtc.UpdateParticipantMetadata(metadata="x")),
     "add_track without cid": _request(add_track=pb_rtc.AddTrackRequest(type=pb_models.VIDEO)),
+    "trickle that is not JSON": _request(trickle=pb_rtc.TrickleRequest(candidateInit="{{{", target=pb_rtc.SignalTarget.SUBSCRIBER)),
+    "trickle with a bad candidate": _request(
+        trickle=pb_rtc.TrickleRequest(candidateInit='{"candidate": "candidate:x", "sdpMid": "0"}', target=pb_rtc.SignalTarget.PUBLISHER)
+    ),
 }
 
 DISCONNECTING = {
-    "trickle that is not JSON": _request(trickle=pb_rtc.TrickleRequest(candidateInit="{{{", target=pb_rtc.SignalTarget.SUBSCRIBER)),
     "offer with garbage SDP": _request(offer=pb_rtc.SessionDescription(type="offer", sdp="this is not sdp")),
 }
 
