@@ -391,7 +391,12 @@ class FrameAssembler:
     def _non_reference(self, payload: bytes) -> bool:
         if self._codec == "VP8":
             return bool(payload[0] & 0x20)
-        return not payload[0] & 0x60
+        # Only a slice speaks for the picture: an SEI or AUD in front of it has
+        # nal_ref_idc 0 even when the picture is a reference.
+        nal_type = payload[0] & 0x1F
+        if nal_type == 28 and len(payload) >= 2:
+            nal_type = payload[1] & 0x1F
+        return nal_type == 1 and not payload[0] & 0x60
 
     def _has_idr(self, start: int, end: int) -> bool:
         packets = self._packets

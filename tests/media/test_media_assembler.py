@@ -409,3 +409,21 @@ def test_h264_non_reference_slice_loss_is_skipped() -> None:
     released += [f.timestamp for f in assembler.poll(0.3)]
     assert released == [0, 6000]
     assert not assembler.waiting_for_keyframe
+
+
+def test_h264_sei_with_zero_nal_ref_idc_does_not_make_a_frame_droppable() -> None:
+    packetizer = H264Packetizer(200)
+    sps, pps = b"\x67\x42\xe0\x1f\x11", b"\x68\xce\x3c\x80"
+    idr, sei = b"\x65\x88" + b"\x11" * 500, b"\x06\x05\x01\x80"
+    reference = b"\x41\x9a" + b"\x22" * 500
+    assembler = FrameAssembler("H264", loss_deadline=0.1)
+    seq = 0
+    for index, nals, lose in ((0, (sps, pps, idr), None), (1, (sei, reference), 2), (2, (reference,), None)):
+        payloads = packetizer.packetize(b"".join(b"\x00\x00\x00\x01" + nal for nal in nals))
+        assert index != 1 or payloads[0][0] & 0x1F == 6  # the frame starts with the SEI
+        for position, payload in enumerate(payloads):
+            if position != lose:
+                assembler.push(seq, index * 3000, position == len(payloads) - 1, payload, index / 30)
+            seq += 1
+    assert assembler.poll(0.3) == []
+    assert assembler.waiting_for_keyframe
