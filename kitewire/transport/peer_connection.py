@@ -94,6 +94,9 @@ __all__ = [
     "SignalingState",
     "Codec",
     "SendEncoding",
+    "OutboundStreamStats",
+    "InboundStreamStats",
+    "PeerConnectionStats",
     "DEFAULT_CODECS",
     "PeerConnectionConfig",
     "RtpSender",
@@ -161,6 +164,46 @@ DEFAULT_CODECS: tuple[Codec, ...] = (
 
 
 @dataclass(frozen=True)
+class OutboundStreamStats:
+    """One SSRC we send: counted from the packets sent, loss/RTT from the remote's reports."""
+
+    mid: str | None
+    ssrc: int
+    rid: str | None
+    packets_sent: int
+    payload_bytes_sent: int
+    round_trip_time: float | None
+    fraction_lost: float
+    packets_lost: int
+
+
+@dataclass(frozen=True)
+class InboundStreamStats:
+    """One SSRC we receive (RFC 3550 reception statistics)."""
+
+    mid: str | None
+    ssrc: int
+    rid: str | None
+    packets_received: int
+    packets_lost: int
+    highest_sequence: int
+    jitter_seconds: float
+
+
+@dataclass(frozen=True)
+class PeerConnectionStats:
+    """A snapshot of a :class:`PeerConnection`'s counters."""
+
+    connection_state: str
+    outbound: list[OutboundStreamStats]
+    inbound: list[InboundStreamStats]
+    malformed_rtp: int
+    malformed_rtcp: int
+    unroutable_rtp: int
+    srtp_errors: int
+
+
+@dataclass(frozen=True)
 class SendEncoding:
     """One simulcast layer we send: its rid ("q", "h", "f") and its SSRC."""
 
@@ -196,7 +239,17 @@ class PeerConnectionConfig:
 class _SendStats:
     """Counters for one outgoing SSRC, taken from the packets actually sent."""
 
-    __slots__ = ("packets", "octets", "last_timestamp", "last_time", "last_sr_ntp", "sent_since_report")
+    __slots__ = (
+        "packets",
+        "octets",
+        "last_timestamp",
+        "last_time",
+        "last_sr_ntp",
+        "sent_since_report",
+        "rtt",
+        "fraction_lost",
+        "packets_lost",
+    )
 
     def __init__(self) -> None:
         self.packets = 0
@@ -205,6 +258,10 @@ class _SendStats:
         self.last_time = 0.0
         self.last_sr_ntp = 0
         self.sent_since_report = False
+        # From the remote's latest report block about this SSRC.
+        self.rtt: float | None = None
+        self.fraction_lost = 0.0
+        self.packets_lost = 0
 
 
 class _RecvStats:
@@ -518,7 +575,15 @@ class RtpSender:
             # plan) still gets sender reports.
             stats = self._stats[ssrc] = _SendStats()
         stats.packets += 1
-        stats.octets += len(packet) - 12
+        # SR octet counts are payload only: no header, extensions or padding.
+        first = packet[0]
+        header_length = 12 + (first & 0x0F) * 4
+        if first & 0x10 and len(packet) >= header_length + 4:
+            header_length += 4 + ((packet[header_length + 2] << 8) | packet[header_length + 3]) * 4
+        payload_length = len(packet) - header_length
+        if first & 0x20:
+            payload_length -= packet[-1]
+        stats.octets += max(payload_length, 0)
         stats.last_timestamp = timestamp
         stats.last_time = time.monotonic()
         stats.sent_since_report = True
@@ -904,6 +969,52 @@ class PeerConnection:
     def transceivers(self) -> list[Transceiver]:
         """All transceivers in m-line order (stopped ones included)."""
         return list(self._transceivers)
+
+    def get_stats(self) -> PeerConnectionStats:
+        """A snapshot of per-SSRC send/receive counters and the error counters."""
+        outbound: list[OutboundStreamStats] = []
+        inbound: list[InboundStreamStats] = []
+        for transceiver in self._transceivers:
+            sender = transceiver.sender
+            rids = {e.ssrc: e.rid or None for e in sender._encodings}
+            for ssrc, send in sender._stats.items():
+                if send.packets:
+                    outbound.append(
+                        OutboundStreamStats(
+                            transceiver.mid,
+                            ssrc,
+                            rids.get(ssrc),
+                            send.packets,
+                            send.octets,
+                            send.rtt,
+                            send.fraction_lost,
+                            send.packets_lost,
+                        )
+                    )
+            receiver = transceiver.receiver
+            for ssrc, recv in receiver._stats.items():
+                extended = recv.cycles + recv.max_seq
+                expected = extended - recv.base_seq + 1
+                inbound.append(
+                    InboundStreamStats(
+                        transceiver.mid,
+                        ssrc,
+                        receiver._ssrcs.get(ssrc),
+                        recv.received,
+                        max(0, expected - recv.received),
+                        extended,
+                        recv.jitter / recv.clock_rate if recv.clock_rate else 0.0,
+                    )
+                )
+        return PeerConnectionStats(
+            self._state,
+            outbound,
+            inbound,
+            self.malformed_rtp,
+            self.malformed_rtcp,
+            self.unroutable_rtp,
+            self.srtp_errors,
+        )
 
     @property
     def data_channels(self) -> list[DataChannel]:
@@ -1883,7 +1994,14 @@ class PeerConnection:
             for block in packet.reports:
                 sender = senders.get(block.ssrc)
                 if sender is not None:
-                    _invoke(self, sender.on_receiver_report, block, self._rtt(sender, block))
+                    rtt = self._rtt(sender, block)
+                    send_stats = sender._stats.get(block.ssrc)
+                    if send_stats is not None:
+                        if rtt is not None:
+                            send_stats.rtt = rtt
+                        send_stats.fraction_lost = block.fraction_lost / 256.0
+                        send_stats.packets_lost = block.packets_lost
+                    _invoke(self, sender.on_receiver_report, block, rtt)
         elif isinstance(packet, Nack):
             sender = senders.get(packet.media_ssrc)
             if sender is not None:

@@ -205,6 +205,14 @@ async def test_automatic_reports_give_rtt_and_sender_reports(make_pc: MakePc) ->
     assert block.ssrc == sending.sender.ssrc
     assert block.highest_sequence == 19 and block.packets_lost == 2
     assert rtt is not None and 0 <= rtt < 1.0
+    (out,) = offerer.get_stats().outbound
+    assert (out.ssrc, out.packets_sent, out.payload_bytes_sent) == (sending.sender.ssrc, 18, 18 * 50)
+    assert out.round_trip_time is not None and out.packets_lost == 2 and out.mid == sending.mid
+    stats = answerer.get_stats()
+    (inbound,) = stats.inbound
+    assert (inbound.ssrc, inbound.packets_received, inbound.packets_lost) == (sending.sender.ssrc, 18, 2)
+    assert inbound.highest_sequence == 19 and inbound.jitter_seconds >= 0
+    assert stats.connection_state == "connected" and stats.malformed_rtp == 0
 
 
 async def test_transport_cc_feedback_is_generated(make_pc: MakePc) -> None:
