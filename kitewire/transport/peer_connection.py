@@ -1192,6 +1192,8 @@ class PeerConnection:
             raise ValueError("create_answer: a remote offer expected first, got none")
         await self._gather()
         session = self._base_session()
+        # Mixed one/two-byte extensions only if the offerer said it copes (RFC 8285).
+        session.extmap_allow_mixed = offer.extmap_allow_mixed
         remote_setup = None
         for m in offer.media:
             if not m.rejected:
