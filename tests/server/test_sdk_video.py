@@ -110,3 +110,7 @@ async def test_vp8_without_simulcast(server: Server, sdk_rooms: Connect) -> None
 
 async def test_h264(server: Server, sdk_rooms: Connect) -> None:
     await _stream_counters(sdk_rooms, simulcast=False, codec=rtc.VideoCodec.H264, check_lifecycle=False)
+
+
+async def test_h264_simulcast(server: Server, sdk_rooms: Connect) -> None:
+    await _stream_counters(sdk_rooms, simulcast=True, codec=rtc.VideoCodec.H264, check_lifecycle=False)
