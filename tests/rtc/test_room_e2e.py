@@ -11,6 +11,7 @@ import pytest
 
 from kitewire import rtc
 from kitewire.demo import make_pattern_frame, read_frame_counter
+from kitewire.server import Server
 
 from typing import Awaitable, Callable
 
@@ -477,5 +478,39 @@ async def test_auto_subscribe_off_subscribes_on_request(connect_room: RoomFactor
             stream = rtc.VideoStream(track)
             assert len(await collect(stream, 5, 10)) == 5
             await stream.aclose()
+        finally:
+            await capture.stop()
+
+
+async def test_viewer_joining_after_the_publisher_sees_and_receives_the_track(connect_room: RoomFactory, server: Server) -> None:
+    publisher = await connect_room("publisher")
+    async with publishing(publisher) as (source, local):
+        capture = Capture(source).start()
+        try:
+            await asyncio.sleep(0.5)
+            viewer = rtc.Room()
+            subscribed = subscribed_future(viewer)
+            connected: list[str] = []
+            viewer.on("connected", lambda: connected.append("connected"))
+            try:
+                from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
+
+                room_name = publisher.name
+                await viewer.connect(
+                    server.url,
+                    create_token(DEV_API_KEY, DEV_API_SECRET, identity="late-viewer", room=room_name),
+                )
+                assert connected == ["connected"]
+                remote = viewer.remote_participants["publisher"]
+                assert local.sid in remote.track_publications
+                track, publication, participant = await asyncio.wait_for(subscribed, 15)
+                assert participant is remote and publication is remote.track_publications[local.sid]
+                stream = rtc.VideoStream(track)
+                events = await collect(stream, 10, 10)
+                await stream.aclose()
+                assert len(events) == 10
+                assert all(read_frame_counter(e.frame) is not None for e in events[-5:])
+            finally:
+                await viewer.disconnect()
         finally:
             await capture.stop()
