@@ -231,6 +231,8 @@ class VideoStream:
         event = await self._queue.get()
         if event is None or self._finished:
             self._finished = True
+            # pass the end on to any other task iterating the same stream
+            self._queue.put(None)
             raise StopAsyncIteration
         if self._format is not None and int(event.frame.type) != self._format:
             converted = await self._loop.run_in_executor(None, event.frame.convert, self._format)

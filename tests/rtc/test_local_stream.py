@@ -260,3 +260,17 @@ async def test_a_stream_dropped_without_aclose_stops_collecting_frames() -> None
     gc.collect()
     source.capture_frame(make_pattern_frame(1, WIDTH, HEIGHT), timestamp_us=2)
     assert not source._fanout.has_sinks
+
+
+async def test_every_task_iterating_one_stream_ends() -> None:
+    source, track = make_track()
+    stream = rtc.VideoStream(track)
+
+    async def drain() -> int:
+        return len([event async for event in stream])
+
+    consumers = [asyncio.get_running_loop().create_task(drain()) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    await source.aclose()
+    counts = await asyncio.wait_for(asyncio.gather(*consumers), 2)
+    assert counts == [0, 0, 0]
