@@ -29,4 +29,4 @@ Facts about clients this server relies on (checked against livekit 1.2.1):
 from .config import ServerConfig
 from .server import JoinRefused, Server
 
-__all__ = ["Server", "ServerConfig", "JoinRefused"]
+__all__ = ["JoinRefused", "Server", "ServerConfig"]

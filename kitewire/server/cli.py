@@ -13,7 +13,7 @@ from kitewire.signal.token import DEV_API_KEY, DEV_API_SECRET, parse_keys
 
 from .config import ServerConfig
 
-__all__ = ["add_arguments", "run", "build_config"]
+__all__ = ["add_arguments", "build_config", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

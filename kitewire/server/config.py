@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from kitewire.signal.token import DEV_API_KEY, DEV_API_SECRET, parse_keys
 
@@ -34,7 +35,7 @@ class ServerConfig:
     ice_connect_timeout: float = 30.0
 
     @classmethod
-    def dev(cls, **overrides: Any) -> "ServerConfig":
+    def dev(cls, **overrides: Any) -> ServerConfig:
         """``--dev`` settings: API key ``devkey`` with secret ``secret``."""
         config = cls(keys={DEV_API_KEY: DEV_API_SECRET})
         for name, value in overrides.items():

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from kitewire.media.keyframe import is_keyframe
 
-__all__ = ["RtpRewriter", "RewriteResult", "Vp8Descriptor", "parse_vp8_descriptor", "SentPacketCache"]
+__all__ = ["RewriteResult", "RtpRewriter", "SentPacketCache", "Vp8Descriptor", "parse_vp8_descriptor"]
 
 _SEQ_MOD = 1 << 16
 _TS_MOD = 1 << 32

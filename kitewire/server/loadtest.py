@@ -28,7 +28,13 @@ from kitewire.media.codecs import VideoEncoder
 from kitewire.media.keyframe import is_keyframe
 from kitewire.signal.client import SignalClient, connect
 from kitewire.signal.token import DEV_API_KEY, DEV_API_SECRET, create_token
-from kitewire.transport import IceCandidateInit, PeerConnection, PeerConnectionConfig, RtpHeader, Transceiver
+from kitewire.transport import (
+    IceCandidateInit,
+    PeerConnection,
+    PeerConnectionConfig,
+    RtpHeader,
+    Transceiver,
+)
 
 __all__ = ["add_arguments", "run"]
 
@@ -54,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codec", default="VP8", choices=["VP8", "H264"])
 
 
-def _candidate_forwarder(client: SignalClient, target: int) -> "object":
+def _candidate_forwarder(client: SignalClient, target: int) -> object:
     def on_candidate(candidate: IceCandidateInit | None) -> None:
         if candidate is not None and candidate.candidate:
             asyncio.get_running_loop().create_task(client.send_trickle(candidate.to_json(), target))
@@ -182,7 +188,7 @@ async def _pump(client: SignalClient, pc: PeerConnection, target_pc: dict[int, P
             return
 
 
-async def _start_publisher(url: str, token: str, args: argparse.Namespace, clip: list[tuple[bool, list[bytes]]], tasks: list["asyncio.Task[None]"]) -> Publisher:
+async def _start_publisher(url: str, token: str, args: argparse.Namespace, clip: list[tuple[bool, list[bytes]]], tasks: list[asyncio.Task[None]]) -> Publisher:
     client, _ = await connect(url, token, legacy=True)
     config = PeerConnectionConfig(loopback_only=True)
     pub_pc, sub_pc = PeerConnection(config), PeerConnection(PeerConnectionConfig(loopback_only=True))
@@ -204,7 +210,7 @@ async def _start_publisher(url: str, token: str, args: argparse.Namespace, clip:
     return Publisher(client, pub_pc, transceiver, clip, args.fps)
 
 
-async def _start_subscriber(url: str, token: str, tasks: list["asyncio.Task[None]"]) -> Subscriber:
+async def _start_subscriber(url: str, token: str, tasks: list[asyncio.Task[None]]) -> Subscriber:
     client, _ = await connect(url, token, legacy=True)
     pub_pc, sub_pc = PeerConnection(PeerConnectionConfig(loopback_only=True)), PeerConnection(PeerConnectionConfig(loopback_only=True))
     sub_pc.on_ice_candidate = _candidate_forwarder(client, SUBSCRIBER)  # type: ignore[assignment]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from livekit.protocol import models as pb_models
 
@@ -22,7 +23,7 @@ from .forwarder import RtpRewriter, SentPacketCache
 if TYPE_CHECKING:
     from .participant import Participant
 
-__all__ = ["PublishedTrack", "DownTrack", "RID_TO_LAYER", "quality_to_layer"]
+__all__ = ["RID_TO_LAYER", "DownTrack", "PublishedTrack", "quality_to_layer"]
 
 logger = logging.getLogger("kitewire.server")
 
@@ -45,7 +46,7 @@ def quality_to_layer(quality: int) -> int:
 class PublishedTrack:
     """One track a participant publishes, with the subscribers it feeds."""
 
-    def __init__(self, publisher: "Participant", info: pb_models.TrackInfo, transceiver: Transceiver | None) -> None:
+    def __init__(self, publisher: Participant, info: pb_models.TrackInfo, transceiver: Transceiver | None) -> None:
         self.publisher = publisher
         self.info = info
         self.transceiver = transceiver
@@ -179,7 +180,7 @@ class DownTrack:
     def __init__(
         self,
         track: PublishedTrack,
-        subscriber: "Participant",
+        subscriber: Participant,
         transceiver: Transceiver | None,
         *,
         is_ready: Callable[[Transceiver], bool],

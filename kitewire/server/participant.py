@@ -9,7 +9,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Coroutine, Literal
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Literal
 
 from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
@@ -17,7 +18,13 @@ from livekit.protocol import rtc as pb_rtc
 from kitewire.signal.connection import ServerSignalConnection, SignalProtocolError
 from kitewire.signal.join import PROTOCOL_VERSION, JoinParams
 from kitewire.signal.token import AccessClaims
-from kitewire.transport import Codec, DataChannel, IceCandidateInit, PeerConnection, Transceiver
+from kitewire.transport import (
+    Codec,
+    DataChannel,
+    IceCandidateInit,
+    PeerConnection,
+    Transceiver,
+)
 
 from .events import log_event
 from .ids import PARTICIPANT_PREFIX, TRACK_PREFIX, new_id
@@ -42,8 +49,8 @@ class Participant:
 
     def __init__(
         self,
-        server: "Server",
-        room: "Room",
+        server: Server,
+        room: Room,
         claims: AccessClaims,
         params: JoinParams,
         connection: ServerSignalConnection,
@@ -152,7 +159,7 @@ class Participant:
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
-    def _task_done(self, task: "asyncio.Task[Any]") -> None:
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("participant %s: background task failed", self.identity, exc_info=task.exception())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
@@ -29,7 +30,7 @@ class Room:
         self.sid = new_id(ROOM_PREFIX)
         self.created_at = time.time()
         self.empty_timeout = empty_timeout
-        self.participants: dict[str, "Participant"] = {}
+        self.participants: dict[str, Participant] = {}
         self.closed = False
 
     def info(self) -> pb_models.Room:
@@ -45,11 +46,11 @@ class Room:
         room.num_publishers = sum(1 for p in visible if p.published)
         return room
 
-    def others(self, participant: "Participant") -> list["Participant"]:
+    def others(self, participant: Participant) -> list[Participant]:
         """Every participant except ``participant``."""
         return [p for p in self.participants.values() if p is not participant]
 
-    async def broadcast_update(self, infos: Iterable[pb_models.ParticipantInfo], *, exclude: "Participant | None" = None) -> None:
+    async def broadcast_update(self, infos: Iterable[pb_models.ParticipantInfo], *, exclude: Participant | None = None) -> None:
         """Send a ParticipantUpdate with ``infos`` to everyone but ``exclude``."""
         infos = list(infos)
         if not infos:

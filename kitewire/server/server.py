@@ -25,7 +25,7 @@ from .ids import new_id
 from .participant import Participant
 from .room import RoomManager
 
-__all__ = ["Server", "JoinRefused"]
+__all__ = ["JoinRefused", "Server"]
 
 logger = logging.getLogger("kitewire.server")
 
@@ -135,7 +135,7 @@ class Server:
         await runner.cleanup()
         log_event("server_stopped")
 
-    async def __aenter__(self) -> "Server":
+    async def __aenter__(self) -> Server:
         await self.start()
         return self
 

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 from livekit.protocol import models as pb_models
@@ -187,7 +187,7 @@ class SignalClient:
             await self._owned_session.close()
             self._owned_session = None
 
-    async def __aenter__(self) -> "SignalClient":
+    async def __aenter__(self) -> SignalClient:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

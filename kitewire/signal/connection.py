@@ -7,7 +7,8 @@ receives ``SignalRequest`` and sends ``SignalResponse``; a client the reverse.
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Generic, TypeVar, Union
+from collections.abc import AsyncIterator
+from typing import Generic, TypeVar, Union
 
 import aiohttp
 from aiohttp import web
@@ -16,11 +17,11 @@ from google.protobuf.message import Message
 from livekit.protocol import rtc as pb_rtc
 
 __all__ = [
-    "SignalConnection",
-    "ServerSignalConnection",
-    "ClientSignalConnection",
-    "SignalProtocolError",
     "MAX_SIGNAL_MESSAGE_BYTES",
+    "ClientSignalConnection",
+    "ServerSignalConnection",
+    "SignalConnection",
+    "SignalProtocolError",
 ]
 
 #: Largest signal frame accepted; SDP offers with many tracks stay well below.

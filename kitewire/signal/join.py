@@ -19,7 +19,7 @@ import binascii
 import dataclasses
 import gzip
 import zlib
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from livekit.protocol import models as pb_models
@@ -28,12 +28,12 @@ from livekit.protocol import rtc as pb_rtc
 __all__ = [
     "PROTOCOL_VERSION",
     "JoinParams",
-    "encode_join_request",
-    "decode_join_request",
     "build_join_url",
+    "decode_join_request",
+    "encode_join_request",
     "parse_join_request",
-    "websocket_base_url",
     "validate_url",
+    "websocket_base_url",
 ]
 
 #: Signal protocol version we speak (the one livekit 1.2.1 sends).

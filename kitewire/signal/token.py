@@ -11,20 +11,21 @@ import contextlib
 import dataclasses
 import time
 import warnings
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import jwt
 
 __all__ = [
-    "VideoGrant",
-    "AccessClaims",
-    "TokenError",
-    "create_token",
-    "verify_token",
-    "parse_keys",
     "DEV_API_KEY",
     "DEV_API_SECRET",
+    "AccessClaims",
+    "TokenError",
+    "VideoGrant",
+    "create_token",
+    "parse_keys",
+    "verify_token",
 ]
 
 #: The key pair ``livekit-server --dev`` accepts; ``kitewire serve --dev`` uses the same.
@@ -56,6 +57,21 @@ class TokenError(ValueError):
         self.reason = reason
         self.status = status
 
+# VideoGrant field -> JSON name inside the token's ``video`` claim.
+_VIDEO_JSON_NAMES: dict[str, str] = {
+    "room_join": "roomJoin",
+    "room": "room",
+    "can_publish": "canPublish",
+    "can_subscribe": "canSubscribe",
+    "can_publish_data": "canPublishData",
+    "can_publish_sources": "canPublishSources",
+    "can_update_own_metadata": "canUpdateOwnMetadata",
+    "hidden": "hidden",
+    "room_create": "roomCreate",
+    "room_admin": "roomAdmin",
+    "room_list": "roomList",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class VideoGrant:
@@ -77,19 +93,6 @@ class VideoGrant:
     room_admin: bool = False
     room_list: bool = False
 
-    _JSON_NAMES = {
-        "room_join": "roomJoin",
-        "room": "room",
-        "can_publish": "canPublish",
-        "can_subscribe": "canSubscribe",
-        "can_publish_data": "canPublishData",
-        "can_publish_sources": "canPublishSources",
-        "can_update_own_metadata": "canUpdateOwnMetadata",
-        "hidden": "hidden",
-        "room_create": "roomCreate",
-        "room_admin": "roomAdmin",
-        "room_list": "roomList",
-    }
 
     def to_claims(self) -> dict[str, Any]:
         """The JSON object stored under ``video`` in the token."""
@@ -102,11 +105,11 @@ class VideoGrant:
                 if value:
                     claims["canPublishSources"] = list(value)
                 continue
-            claims[self._JSON_NAMES[field.name]] = value
+            claims[_VIDEO_JSON_NAMES[field.name]] = value
         return claims
 
     @classmethod
-    def from_claims(cls, video: Mapping[str, Any]) -> "VideoGrant":
+    def from_claims(cls, video: Mapping[str, Any]) -> VideoGrant:
         """Read a ``video`` claim. Absent permission flags mean allowed, as in LiveKit."""
 
         def flag(name: str, default: bool) -> bool:

@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-from kitewire.server import Server
-from kitewire.server import loadtest
+from kitewire.server import Server, loadtest
 from kitewire.signal import create_token
 
 pytestmark = pytest.mark.timeout(60)

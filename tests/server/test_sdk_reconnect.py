@@ -4,7 +4,7 @@ and is back in the room receiving video."""
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from livekit import rtc

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 from livekit.protocol import rtc as pb_rtc
 
-from kitewire.signal import ServerSignalConnection, SignalConnectError, connect, parse_join_request
+from kitewire.signal import (
+    ServerSignalConnection,
+    SignalConnectError,
+    connect,
+    parse_join_request,
+)
 
 
 class TinyServer:
@@ -53,7 +58,7 @@ class TinyServer:
                 await conn.send(answer)
         return ws
 
-    async def __aenter__(self) -> "TinyServer":
+    async def __aenter__(self) -> TinyServer:
         app = web.Application()
         app.router.add_route("GET", "/{tail:.*}", self.handle)
         self.runner = web.AppRunner(app)

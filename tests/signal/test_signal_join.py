@@ -7,7 +7,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from livekit.protocol import rtc as pb_rtc
 
-from kitewire.signal import build_join_url, decode_join_request, encode_join_request, parse_join_request, websocket_base_url
+from kitewire.signal import (
+    build_join_url,
+    decode_join_request,
+    encode_join_request,
+    parse_join_request,
+    websocket_base_url,
+)
 
 
 def _request_with_offer() -> pb_rtc.JoinRequest:
