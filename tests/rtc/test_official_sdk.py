@@ -8,6 +8,7 @@ import contextlib
 import time
 from typing import Any, AsyncIterator
 
+import pytest
 from livekit import rtc as lk
 
 from kitewire import rtc
@@ -42,7 +43,8 @@ async def capturing(capture: Any) -> AsyncIterator[None]:
             await task
 
 
-async def test_official_publisher_to_kitewire_stream(server: Server) -> None:
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_official_publisher_to_kitewire_stream(server: Server, codec: str) -> None:
     viewer = rtc.Room()
     publisher = lk.Room()
     subscribed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -52,7 +54,9 @@ async def test_official_publisher_to_kitewire_stream(server: Server) -> None:
         await viewer.connect(server.url, token_for("kitewire-viewer", "crossover-1"))
         await publisher.connect(server.url, token_for("official-publisher", "crossover-1"))
         track = lk.LocalVideoTrack.create_video_track("official", source)
-        options = lk.TrackPublishOptions(source=lk.TrackSource.SOURCE_CAMERA, simulcast=False)
+        options = lk.TrackPublishOptions(
+            source=lk.TrackSource.SOURCE_CAMERA, simulcast=False, video_codec=getattr(lk.VideoCodec, codec)
+        )
         await publisher.local_participant.publish_track(track, options)
 
         def capture(index: int) -> None:
@@ -63,6 +67,7 @@ async def test_official_publisher_to_kitewire_stream(server: Server) -> None:
             remote_track, publication, participant = await asyncio.wait_for(subscribed, 20)
             assert participant.identity == "official-publisher"
             assert publication.source == rtc.TrackSource.SOURCE_CAMERA
+            assert publication.mime_type.lower() == f"video/{codec.lower()}"
             stream = rtc.VideoStream(remote_track, format=rtc.VideoBufferType.RGBA)
             counters: list[int | None] = []
 
@@ -85,7 +90,8 @@ async def test_official_publisher_to_kitewire_stream(server: Server) -> None:
     assert readable == sorted(readable) and len(set(readable)) == len(readable)
 
 
-async def test_kitewire_publisher_to_official_stream(server: Server) -> None:
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_kitewire_publisher_to_official_stream(server: Server, codec: str) -> None:
     viewer = lk.Room()
     publisher = rtc.Room()
     subscribed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -95,7 +101,8 @@ async def test_kitewire_publisher_to_official_stream(server: Server) -> None:
         await viewer.connect(server.url, token_for("official-viewer", "crossover-2"))
         await publisher.connect(server.url, token_for("kitewire-publisher", "crossover-2"))
         track = rtc.LocalVideoTrack.create_video_track("kitewire", source)
-        await publisher.local_participant.publish_track(track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, video_codec=getattr(rtc.VideoCodec, codec))
+        await publisher.local_participant.publish_track(track, options)
 
         def capture(index: int) -> None:
             source.capture_frame(make_pattern_frame(index, WIDTH, HEIGHT))
@@ -103,7 +110,7 @@ async def test_kitewire_publisher_to_official_stream(server: Server) -> None:
         async with capturing(capture):
             remote_track, publication, participant = await asyncio.wait_for(subscribed, 20)
             assert participant.identity == "kitewire-publisher"
-            assert publication.mime_type.lower() == "video/vp8"
+            assert publication.mime_type.lower() == f"video/{codec.lower()}"
             stream = lk.VideoStream(remote_track)
             counters: list[int | None] = []
 
