@@ -81,8 +81,8 @@ async def test_serve_runs_and_stops_on_sigterm() -> None:
             await process.wait()
 
 
-async def test_load_test_against_embedded_server(capsys: pytest.CaptureFixture[str]) -> None:
-    from kitewire.server import loadtest
+async def test_simulated_clients_against_embedded_server(capsys: pytest.CaptureFixture[str]) -> None:
+    from kitewire.server import simclient as loadtest
 
     parser = argparse.ArgumentParser()
     loadtest.add_arguments(parser)

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from kitewire.server import Server, loadtest
+from kitewire.server import Server
+from kitewire.server import simclient as loadtest
 from kitewire.signal import create_token
 
 pytestmark = pytest.mark.timeout(60)

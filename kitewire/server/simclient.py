@@ -1,4 +1,7 @@
-"""``kitewire load-test``: simulated publishers and subscribers against a server.
+"""Simulated LiveKit clients for exercising the server: a light harness the
+server's tests use (RTCP feedback, forwarding) and a quick load run
+(``python -m kitewire.server.simclient``). The full ``kitewire load-test`` is
+``kitewire/loadtest.py``.
 
 Publishers replay a pre-encoded test-pattern clip (so the load measured is the
 server's, not the encoder's); subscribers count what arrives without decoding.
@@ -45,7 +48,7 @@ SUBSCRIBER = pb_rtc.SignalTarget.SUBSCRIBER
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``kitewire load-test``."""
+    """Options of the quick load run."""
     parser.add_argument("--url", default=None, help="server URL (default: start an embedded server)")
     parser.add_argument("--api-key", default=DEV_API_KEY)
     parser.add_argument("--api-secret", default=DEV_API_SECRET)
@@ -269,7 +272,7 @@ async def _run(args: argparse.Namespace) -> int:
         await asyncio.sleep(0.5)
         cpu_after = _cpu_seconds(server_process.pid) if server_process is not None else None
         sent_fps = sum(p.frames_sent for p in publishers) / max(1, len(publishers)) / elapsed
-        print(f"kitewire load-test: {args.publishers} publisher(s) x {args.subscribers} subscriber(s), "
+        print(f"simclient: {args.publishers} publisher(s) x {args.subscribers} subscriber(s), "
               f"{args.width}x{args.height} {args.codec} @ {args.fps:g} fps for {elapsed:.1f} s")
         print(f"{'client':<10} {'tracks':>6} {'fps/track':>10} {'anchor fps':>10} {'kbit/s':>8} {'keyframes':>9}")
         for index, sub in enumerate(subscribers):
@@ -299,18 +302,18 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point of ``kitewire load-test``."""
+    """Run simulated publishers and subscribers and print what arrived."""
     if not 1 <= args.publishers <= _MAX_CLIENTS or not 0 <= args.subscribers <= _MAX_CLIENTS:
-        print(f"kitewire load-test: expected 1..{_MAX_CLIENTS} publishers and 0..{_MAX_CLIENTS} subscribers, "
+        print(f"simclient: expected 1..{_MAX_CLIENTS} publishers and 0..{_MAX_CLIENTS} subscribers, "
               f"got {args.publishers} and {args.subscribers}", file=sys.stderr)
         return 2
     if not 0 < args.duration <= _MAX_DURATION:
-        print(f"kitewire load-test: --duration: expected 0..{_MAX_DURATION:.0f} s, got {args.duration}", file=sys.stderr)
+        print(f"simclient: --duration: expected 0..{_MAX_DURATION:.0f} s, got {args.duration}", file=sys.stderr)
         return 2
     return asyncio.run(_run(args))
 
 
 if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog="python -m kitewire.server.loadtest", description=__doc__)
+    _parser = argparse.ArgumentParser(prog="python -m kitewire.server.simclient", description=__doc__)
     add_arguments(_parser)
     sys.exit(run(_parser.parse_args()))
