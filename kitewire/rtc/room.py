@@ -81,6 +81,7 @@ class Room(EventEmitter[EventTypes]):
         # subscribed media that arrived before the participant update announcing it
         self._unclaimed_videos: dict[str, tuple[str, VideoReceivePipeline]] = {}
         self._publish_pipelines: dict[str, VideoPublishPipeline] = {}
+        self._subscribed_before_published: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- properties --------------------------------------------------------------
@@ -265,6 +266,9 @@ class Room(EventEmitter[EventTypes]):
         local._track_publications[publication.sid] = publication
         self.emit("local_track_published", publication, track)
         local._track_available(track, publication.source)
+        if publication.sid in self._subscribed_before_published:
+            self._subscribed_before_published.discard(publication.sid)
+            self._on_local_track_subscribed(publication.sid)
         return publication
 
     async def _unpublish_track(self, track_sid: str) -> None:
@@ -452,6 +456,8 @@ class Room(EventEmitter[EventTypes]):
             return
         publication = self._local_participant._track_publications.get(track_sid)
         if publication is None:
+            # the notice can overtake the end of our own publish negotiation
+            self._subscribed_before_published.add(track_sid)
             return
         if not publication._first_subscription.done():
             publication._first_subscription.set_result(None)

@@ -127,6 +127,7 @@ async def test_frames_arrive_in_order_with_exact_timestamp_and_rotation(connect_
     assert publisher.isconnected() and publisher.connection_state == rtc.ConnectionState.CONN_CONNECTED
     async with publishing(publisher) as (source, local_publication):
         track, publication, participant = await asyncio.wait_for(subscribed, 15)
+        await asyncio.wait_for(local_publication.wait_for_subscription(), 10)
         assert participant.identity == "publisher"
         assert viewer.remote_participants["publisher"] is participant
         assert participant.track_publications[publication.sid] is publication
