@@ -161,7 +161,7 @@ class LoadTestParams:
     subscribers: int = 1
     duration: float = 10.0
     resolution: str = "720p"
-    simulcast: bool = False
+    simulcast: bool = True
     server_pid: int | None = None
     embedded: bool = False
     warmup: float = 15.0
@@ -857,8 +857,9 @@ class _SimulatedParticipant:
                 if future is not None and not future.done():
                     future.set_result(message.track_published.track)
             elif kind == "request_response":
-                if message.request_response.message:
-                    self.error = f"request refused: {message.request_response.message}"
+                response = message.request_response
+                if response.reason != pb_rtc.RequestResponse.OK:
+                    self.error = f"request refused: {response.message or pb_rtc.RequestResponse.Reason.Name(response.reason)}"
             elif kind == "leave":
                 if not self._closed:
                     reason = pb_models.DisconnectReason.Name(message.leave.reason)
@@ -1357,7 +1358,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--resolution", default="720p", choices=list(RESOLUTIONS), help="published size (default 720p)")
     parser.add_argument(
-        "--simulcast", action=argparse.BooleanOptionalAction, default=False, help="publish q/h/f layers (default off)"
+        "--simulcast", action=argparse.BooleanOptionalAction, default=True,
+        help="publish livekit's simulcast layers (q/h/f for 720p; default on, as in lk load-test)"
     )
     parser.add_argument("--server-pid", type=int, default=None, help="measure this server process's CPU")
     parser.add_argument(

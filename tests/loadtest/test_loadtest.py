@@ -54,7 +54,9 @@ async def wait_until_empty(server: Server, timeout: float = 10.0) -> int:
 
 
 async def test_short_load_test_every_subscriber_receives_without_loss(server: Server) -> None:
-    params = LoadTestParams(url=server.url, video_publishers=1, subscribers=3, duration=4, resolution="720p")
+    params = LoadTestParams(
+        url=server.url, video_publishers=1, subscribers=3, duration=4, resolution="720p", simulcast=False
+    )
     lines: list[str] = []
     result = await run_load_test(params, log=lines.append)
 
@@ -107,7 +109,9 @@ async def test_simulcast_publisher_is_forwarded(server: Server) -> None:
 
 
 async def test_cancelling_a_run_closes_every_connection(server: Server) -> None:
-    params = LoadTestParams(url=server.url, video_publishers=1, subscribers=2, duration=60, resolution="360p")
+    params = LoadTestParams(
+        url=server.url, video_publishers=1, subscribers=2, duration=60, resolution="360p", simulcast=False
+    )
     lines: list[str] = []
     task = asyncio.get_running_loop().create_task(run_load_test(params, log=lines.append))
     deadline = time.monotonic() + 30
