@@ -16,6 +16,8 @@ from kitewire.signal import (
     parse_join_request,
 )
 
+pytestmark = pytest.mark.timeout(30)
+
 
 class TinyServer:
     def __init__(self, *, v1: bool = True) -> None:

@@ -15,6 +15,8 @@ from kitewire.signal import (
     websocket_base_url,
 )
 
+pytestmark = pytest.mark.timeout(30)
+
 
 def _request_with_offer() -> pb_rtc.JoinRequest:
     request = pb_rtc.JoinRequest()

@@ -8,6 +8,8 @@ from livekit import api
 
 from kitewire.signal import TokenError, create_token, parse_keys, verify_token
 
+pytestmark = pytest.mark.timeout(30)
+
 KEYS = {"devkey": "secret", "other": "othersecret"}
 
 
