@@ -184,6 +184,7 @@ def parse_rtp_header(data: bytes | bytearray | memoryview) -> RtpHeader:
 def _parse_one_byte(
     data: bytes | bytearray | memoryview, pos: int, end: int, out: dict[int, bytes]
 ) -> None:
+    as_bytes = type(data) is bytes  # slices of bytes are already bytes: no copy needed
     while pos < end:
         b = data[pos]
         if b == 0:  # padding between elements
@@ -192,12 +193,14 @@ def _parse_one_byte(
         ext_id = b >> 4
         if ext_id == 15:  # RFC 8285: id 15 stops parsing
             return
-        size = (b & 0x0F) + 1
         pos += 1
-        if pos + size > end:
-            raise ValueError(f"RTP one-byte extension id {ext_id} of {size} bytes overruns block")
-        out[ext_id] = bytes(data[pos : pos + size])
-        pos += size
+        stop = pos + (b & 0x0F) + 1
+        if stop > end:
+            raise ValueError(
+                f"RTP one-byte extension id {ext_id} of {(b & 0x0F) + 1} bytes overruns block"
+            )
+        out[ext_id] = data[pos:stop] if as_bytes else bytes(data[pos:stop])  # type: ignore[assignment]
+        pos = stop
 
 
 def _parse_two_byte(
