@@ -56,3 +56,17 @@ async def test_data_reaches_everyone_or_only_the_destinations(server: Server, sd
     assert await asyncio.wait_for(carol_inbox.get(), 5) == ("alice", b"lossy", "t")
     # bob never saw the message addressed to carol.
     assert bob_inbox.empty()
+
+
+async def test_server_candidates_stay_on_loopback(server: Server, sdk_rooms: Connect) -> None:
+    await sdk_rooms("single", options=rtc.RoomOptions(single_peer_connection=True))
+    await sdk_rooms("dual", options=rtc.RoomOptions(single_peer_connection=False))
+    descriptions = []
+    for participant in server.rooms.rooms["room"].participants.values():
+        for pc in (participant.publisher_pc, participant.subscriber_pc):
+            if pc is not None and pc.local_description:
+                descriptions.append(pc.local_description)
+    assert len(descriptions) >= 2
+    for sdp in descriptions:
+        candidates = [line for line in sdp.splitlines() if line.startswith("a=candidate:")]
+        assert candidates and all(line.split()[4] == "127.0.0.1" for line in candidates), candidates
