@@ -67,3 +67,37 @@ async def test_nack_is_answered_and_pli_reaches_publisher(server: Server) -> Non
             await client.close()
         for pc in (publisher.pc, subscriber.pc):
             await pc.close()
+
+
+async def test_participant_whose_media_connection_fails_is_removed(server: Server) -> None:
+    from livekit.protocol import models as pb_models
+
+    from kitewire.signal import connect
+
+    watcher, _ = await connect(server.url, create_token("devkey", "secret", identity="watcher", room="fail", can_subscribe=False), legacy=True)
+    tasks: list[asyncio.Task[None]] = []
+    subscriber = await loadtest._start_subscriber(server.url, create_token("devkey", "secret", identity="doomed", room="fail"), tasks)
+    try:
+        participant = server.rooms.rooms["fail"].participants["doomed"]
+        for _ in range(100):
+            if participant.subscriber_pc is not None and participant.subscriber_pc.connection_state == "connected":
+                break
+            await asyncio.sleep(0.05)
+        assert participant.subscriber_pc is not None and participant.subscriber_pc.connection_state == "connected"
+        await subscriber.pc.close()  # media goes away; the signal socket stays open
+        deadline = time.monotonic() + 10
+        while True:
+            message = await watcher.recv(timeout=max(0.1, deadline - time.monotonic()))
+            assert message is not None
+            if message.WhichOneof("message") != "update":
+                continue
+            info = message.update.participants[0]
+            if info.identity == "doomed" and info.state == pb_models.ParticipantInfo.DISCONNECTED:
+                break
+        assert participant.closed and "ICE" in participant.close_reason
+        assert "doomed" not in server.rooms.rooms["fail"].participants
+    finally:
+        for task in tasks:
+            task.cancel()
+        await subscriber.client.close()
+        await watcher.close()
