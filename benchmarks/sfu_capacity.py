@@ -150,6 +150,15 @@ def main() -> int:
     for row in table:
         print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
     print("us/pkt = server process CPU (utime+stime) in the window / RTP packets received by all subscribers")
+    # The fixed cost (receiving the publisher, RTCP, timers) dominates small rows;
+    # the slope between rows is the cost of one more forwarded packet.
+    measured = [(n, r) for n, r, _ in results if r.server_cpu_seconds is not None and r.window_seconds > 0]
+    for (n1, r1), (n2, r2) in zip(measured, measured[1:]):
+        assert r1.server_cpu_seconds is not None and r2.server_cpu_seconds is not None
+        cpu_rate = r2.server_cpu_seconds / r2.window_seconds - r1.server_cpu_seconds / r1.window_seconds
+        packet_rate = r2.packets_forwarded / r2.window_seconds - r1.packets_forwarded / r1.window_seconds
+        if packet_rate > 0:
+            print(f"marginal cost {n1} -> {n2} subscribers: {cpu_rate / packet_rate * 1e6:.1f} us per extra forwarded packet")
 
     for subscribers, result, profile in results:
         if result.errors:

@@ -602,7 +602,7 @@ class _LayerReplay:
         self.index = 0
         self.restart_wanted = False
         self.last_keyframe_at = -1.0
-        self.history: list[bytes | None] = [None] * _HISTORY_SIZE
+        self.history: list[bytearray | None] = [None] * _HISTORY_SIZE
         self.history_seq: list[int] = [-1] * _HISTORY_SIZE
         self.frames_sent = 0
         self.keyframes_sent = 0
@@ -660,7 +660,7 @@ class _LayerReplay:
             packet[at + 3] = pid_lo
             send(packet)
             slot = seq % _HISTORY_SIZE
-            self.history[slot] = bytes(packet)
+            self.history[slot] = packet  # never modified after sending
             self.history_seq[slot] = seq
             self.sequence_number = (seq + 1) & 0xFFFF
         self.packets_sent += len(payloads)
