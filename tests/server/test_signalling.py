@@ -234,3 +234,25 @@ async def test_resume_request_is_told_to_rejoin(server: Server, legacy: bool) ->
         assert server.rooms.rooms["room"].participants["resumer"].sid == join.participant.sid
     finally:
         await first.close()
+
+
+async def test_one_structured_log_line_per_event(server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="kitewire.server")
+    client, join = await connect(server.url, token("logger", can_publish=False), legacy=True)
+    request = pb_rtc.SignalRequest()
+    request.add_track.cid = "cam"
+    request.add_track.type = pb_models.VIDEO
+    await client.send(request)
+    await next_of(client, "request_response")
+    await client.close()
+    with pytest.raises(SignalConnectError):
+        await connect(server.url, create_token("devkey", "bad", identity="x", room="room"))
+    await asyncio.sleep(0.2)
+    lines = [r.getMessage() for r in caplog.records if r.name == "kitewire.server"]
+    joins = [line for line in lines if line.startswith("event=join ")]
+    assert len(joins) == 1 and "identity=logger" in joins[0] and f"sid={join.participant.sid}" in joins[0]
+    refusals = [line for line in lines if line.startswith("event=refused ")]
+    assert any("request=add_track" in line for line in refusals)
+    assert any("status=401" in line for line in refusals)
+    leaves = [line for line in lines if line.startswith("event=leave ")]
+    assert len(leaves) == 1 and "code=CLIENT_INITIATED" in leaves[0]
