@@ -29,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-livekit", action="store_true", help="do not time livekit's convert")
     parser.add_argument(
+        "--bands",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto: large frames convert as two bands on two threads; off: always one band on one thread",
+    )
+    parser.add_argument(
         "--engine",
         choices=("auto", "opencv"),
         default="auto",
@@ -74,12 +80,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"kitewire bench: {error}", file=sys.stderr)
         return 2
-    from kitewire.frames import _libyuv
+    from kitewire.frames import _bands, _libyuv
 
     repeats = args.repeats if args.repeats is not None else (5 if args.quick else 25)
     libyuv_was_enabled = _libyuv.set_enabled(_libyuv.enabled() and args.engine != "opencv")
+    bands_were_enabled = _bands.set_enabled(_bands.enabled() and getattr(args, "bands", "auto") != "off")
     try:
         engine = "libyuv + OpenCV/numpy" if _libyuv.enabled() else "OpenCV/numpy (libyuv off or not installed)"
+        if _bands.enabled():
+            engine += f", two bands on two threads from {_bands.MIN_PIXELS} pixels"
+        else:
+            engine += ", one band"
         load = ", ".join(f"{value:.1f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
         print(
             f"kitewire bench convert: {width}x{height}, median of {repeats} runs, engine {engine}, "
@@ -102,4 +113,5 @@ def run(args: argparse.Namespace) -> int:
             print(convert.format_bridges(convert.run_bridges(width, height, repeats)))
     finally:
         _libyuv.set_enabled(libyuv_was_enabled)
+        _bands.set_enabled(bands_were_enabled)
     return 0

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from . import _libyuv
+from . import _bands, _libyuv
 from ._samples import repeat_samples, widen_to_10bit
 from .enums import VideoBufferType as T
 from .layout import FOUR_BYTE_RGB_TYPES, PACKED_RGB_TYPES, plane_layouts
@@ -173,25 +173,13 @@ def convert_buffer(
     dst_planes = plane_arrays(target, target_type, width, height)
 
     if source_type == target_type:
-        for src_plane, dst_plane in zip(src_planes, dst_planes):
-            np.copyto(dst_plane, src_plane[::-1] if flip_y else src_plane)
+        _bands.convert_in_bands(_copy_planes(flip_y), src_planes, dst_planes, width, height, flip_y, False)
         return target
 
-    if source_type in PACKED_RGB_TYPES and target_type not in PACKED_RGB_TYPES:
-        if _libyuv.packed_to_yuv(source_type, src_planes[0], target_type, dst_planes, width, height, flip_y):
-            return target
-    elif target_type in PACKED_RGB_TYPES and source_type not in PACKED_RGB_TYPES:
-        if _libyuv.yuv_to_packed(source_type, src_planes, target_type, dst_planes[0], width, height, flip_y):
-            return target
-    elif source_type not in PACKED_RGB_TYPES:
-        if _libyuv.yuv_to_yuv(source_type, src_planes, target_type, dst_planes, width, height, flip_y):
-            return target
-    elif target_type == T.RGB24:
-        if _libyuv.reversed_to_rgb24(source_type, src_planes[0], dst_planes[0], width, height, flip_y):
-            return target
-    elif len(_FOUR_BYTE_STEPS.get((source_type, target_type), "")) > 1:
-        # two or three cheap passes in the OpenCV engine, one shuffle in libyuv
-        if _libyuv.shuffle_packed(source_type, src_planes[0], target_type, dst_planes[0], width, height, flip_y):
+    libyuv_step = _libyuv_step(source_type, target_type, width, height, flip_y)
+    if libyuv_step is not None:
+        step, mirror_targets = libyuv_step
+        if _bands.convert_in_bands(step, src_planes, dst_planes, width, height, flip_y, mirror_targets):
             return target
 
     if flip_y and height % 2 == 1 and source_type in PACKED_RGB_TYPES and target_type not in PACKED_RGB_TYPES:
@@ -215,6 +203,69 @@ def convert_buffer(
         for plane in dst_planes:
             _store(cv2.flip(plane, 0, dst=plane), plane)
     return target
+
+
+def _copy_planes(flip_y: bool) -> _bands.BandConverter:
+    """A band converter copying planes as they are (same-type conversion)."""
+
+    def copy(sources: list[AnyArray], targets: list[AnyArray], rows: int) -> bool:
+        for src_plane, dst_plane in zip(sources, targets):
+            np.copyto(dst_plane, src_plane[::-1] if flip_y else src_plane)
+        return True
+
+    return copy
+
+
+def _libyuv_step(
+    source_type: int, target_type: int, width: int, height: int, flip_y: bool
+) -> tuple[_bands.BandConverter, bool] | None:
+    """The libyuv converter for a pair, and whether it flips by writing the target upside down.
+
+    None when libyuv is off or has nothing better than the OpenCV engine for
+    the pair. A converter may still decline (return False) at run time, e.g.
+    for sizes its libyuv function does not cover.
+    """
+    if not _libyuv.enabled():
+        return None
+    source_packed, target_packed = source_type in PACKED_RGB_TYPES, target_type in PACKED_RGB_TYPES
+    if source_packed and not target_packed:
+        return (
+            lambda sources, targets, rows: _libyuv.packed_to_yuv(
+                source_type, sources[0], target_type, targets, width, rows, flip_y
+            ),
+            False,
+        )
+    if target_packed and not source_packed:
+        # libyuv's YUV -> RGB functions flip by writing the target bottom-up
+        return (
+            lambda sources, targets, rows: _libyuv.yuv_to_packed(
+                source_type, sources, target_type, targets[0], width, rows, flip_y
+            ),
+            True,
+        )
+    if not source_packed:
+        return (
+            lambda sources, targets, rows: _libyuv.yuv_to_yuv(
+                source_type, sources, target_type, targets, width, rows, flip_y
+            ),
+            False,
+        )
+    if target_type == T.RGB24:
+        return (
+            lambda sources, targets, rows: _libyuv.reversed_to_rgb24(
+                source_type, sources[0], targets[0], width, rows, flip_y
+            ),
+            False,
+        )
+    if len(_FOUR_BYTE_STEPS.get((source_type, target_type), "")) > 1:
+        # two or three cheap passes in the OpenCV engine, one shuffle in libyuv
+        return (
+            lambda sources, targets, rows: _libyuv.shuffle_packed(
+                source_type, sources[0], target_type, targets[0], width, rows, flip_y
+            ),
+            False,
+        )
+    return None
 
 
 # ---------------------------------------------------------------- helpers
