@@ -256,3 +256,19 @@ async def test_one_structured_log_line_per_event(server: Server, caplog: pytest.
     assert any("status=401" in line for line in refusals)
     leaves = [line for line in lines if line.startswith("event=leave ")]
     assert len(leaves) == 1 and "code=CLIENT_INITIATED" in leaves[0]
+
+
+async def test_join_leave_cycles_leave_nothing_behind(server: Server) -> None:
+    baseline_tasks = len(asyncio.all_tasks())
+    for index in range(40):
+        client, _ = await connect(server.url, token(f"cycler-{index % 3}", room=f"cycle-{index % 5}"), legacy=True)
+        await client.close()
+    for _ in range(50):
+        if not server.rooms.rooms:
+            break
+        await asyncio.sleep(0.1)
+    assert server.rooms.rooms == {}
+    assert not server._handlers
+    await asyncio.sleep(0.2)
+    # Only the server's own ticker may remain beside the test's tasks.
+    assert len(asyncio.all_tasks()) <= baseline_tasks + 1
