@@ -1155,6 +1155,17 @@ async def _run_participants(
         if s.error is not None:
             log(f"{s.name}: {s.error}")
     expected = len(working_publishers)
+    if not working_publishers:
+        log("No publisher could publish: nothing to forward, nothing measured")
+        return LoadTestResult(
+            params=params,
+            tracks=[],
+            subscribers=[s.name for s in subscribers],
+            expected_tracks=params.video_publishers,
+            window_seconds=0.0,
+            errors={p.name: p.error for p in participants if p.error is not None},
+            server_pid=server_pid,
+        )
 
     # Warm-up: until every connected subscriber receives every working track.
     deadline = time.monotonic() + params.warmup
@@ -1205,7 +1216,8 @@ async def _run_participants(
         params=params,
         tracks=tracks,
         subscribers=[s.name for s in subscribers],
-        expected_tracks=expected,
+        # A publisher that failed still counts: its track is missing everywhere.
+        expected_tracks=params.video_publishers,
         window_seconds=window,
         errors=errors,
         publisher_packets=sent_after[0] - sent_before[0],
@@ -1282,9 +1294,10 @@ def format_report(result: LoadTestResult, *, per_track: bool = True) -> str:
         lost = sum(t.lost for t in mine)
         kbps = sum(t.kbps for t in mine)
         receiving = sum(1 for t in mine if t.packets > 0)
+        error = result.errors.get(name, "")
         rows.append(
             [name, f"{receiving}/{result.expected_tracks}", _format_bitrate(kbps), _format_loss(packets, lost),
-             result.errors.get(name, "")]
+             error if len(error) <= 70 else error[:67] + "..."]
         )
     total_kbps = sum(t.kbps for t in result.tracks)
     receiving_total = sum(1 for t in result.tracks if t.packets > 0)

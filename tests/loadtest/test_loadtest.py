@@ -329,3 +329,22 @@ def test_interrupted_command_leaves_no_server_behind(signum: int) -> None:
     while os.path.exists(f"/proc/{server_pid}") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not os.path.exists(f"/proc/{server_pid}")
+
+
+async def test_unreachable_server_is_reported_not_measured() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    lines: list[str] = []
+    params = LoadTestParams(url=f"ws://127.0.0.1:{port}", subscribers=2, duration=30, resolution="180p")
+    started = time.monotonic()
+    result = await run_load_test(params, log=lines.append)
+    assert time.monotonic() - started < 20  # did not wait out the 30 s window
+    assert set(result.errors) == {"Pub 0", "Sub 0", "Sub 1"}
+    assert all("could not connect" in error for error in result.errors.values())
+    assert result.tracks == [] and result.window_seconds == 0
+    assert not result.complete
+    assert any("nothing measured" in line for line in lines)
+    assert "Sub 1" in format_report(result)
