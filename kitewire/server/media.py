@@ -54,6 +54,9 @@ class PublishedTrack:
         self._layer_ssrc: dict[int, int] = {}
         self._layer_last_seen: dict[int, float] = {}
         self._last_keyframe_request: dict[int, float] = {}
+        self._live: list[int] = []
+        self._live_computed_at = float("-inf")
+        self._live_known = 0
         self._pt_to_codec: dict[int, Codec] = {}
         self.codec: Codec | None = None
         self.packets_received = 0
@@ -108,7 +111,15 @@ class PublishedTrack:
 
     def live_layers(self, now: float) -> list[int]:
         """Layers with recent packets, lowest first."""
-        return sorted(layer for layer, seen in self._layer_last_seen.items() if now - seen < _LAYER_LIVE_SECONDS)
+        # Asked for every packet of every downtrack: recompute at most every 100 ms
+        # (or at once when a layer is seen for the first time).
+        if now - self._live_computed_at > 0.1 or len(self._layer_last_seen) != self._live_known:
+            self._live = sorted(
+                layer for layer, seen in self._layer_last_seen.items() if now - seen < _LAYER_LIVE_SECONDS
+            )
+            self._live_computed_at = now
+            self._live_known = len(self._layer_last_seen)
+        return self._live
 
     def on_rtp(self, packet: bytes, header: RtpHeader) -> None:
         """Per-packet callback from the transport: fan out to every downtrack."""
