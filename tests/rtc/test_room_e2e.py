@@ -515,3 +515,38 @@ async def test_viewer_joining_after_the_publisher_sees_and_receives_the_track(co
                 await viewer.disconnect()
         finally:
             await capture.stop()
+
+
+async def test_frames_captured_on_a_thread_are_published(connect_room: RoomFactory) -> None:
+    import threading
+
+    viewer = await connect_room("viewer")
+    subscribed = subscribed_future(viewer)
+    publisher = await connect_room("publisher")
+    async with publishing(publisher) as (source, _):
+        stop = threading.Event()
+
+        def camera_thread() -> None:
+            frames = [make_pattern_frame(index, WIDTH, HEIGHT) for index in range(30)]
+            index = 0
+            while not stop.is_set():
+                source.capture_frame(frames[index % 30], timestamp_us=1_000_000 + index)
+                index += 1
+                time.sleep(1 / 30)
+
+        thread = threading.Thread(target=camera_thread)
+        thread.start()
+        try:
+            track, _, _ = await asyncio.wait_for(subscribed, 15)
+            stream = rtc.VideoStream(track, capacity=1)
+            events = await collect(stream, 20, 10)
+            assert len(stream._queue) <= 1
+            await stream.aclose()
+        finally:
+            stop.set()
+            await asyncio.get_running_loop().run_in_executor(None, thread.join)
+    assert len(events) == 20
+    for event in events:
+        counter = read_frame_counter(event.frame)
+        if counter is not None:
+            assert (event.timestamp_us - 1_000_000) % 30 == counter
