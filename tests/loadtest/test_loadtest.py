@@ -348,3 +348,54 @@ async def test_unreachable_server_is_reported_not_measured() -> None:
     assert not result.complete
     assert any("nothing measured" in line for line in lines)
     assert "Sub 1" in format_report(result)
+
+
+async def test_official_sdk_decodes_the_replayed_loop_across_wraps(server: Server) -> None:
+    """libwebrtc (the livekit SDK) decodes what a simulated publisher sends, also after the loop restarts."""
+    from livekit import api, rtc
+
+    loop_seconds = 1.0
+    params = LoadTestParams(
+        url=server.url, room="sdk-view", video_publishers=1, subscribers=0, duration=8,
+        resolution="360p", simulcast=False, loop_seconds=loop_seconds,
+    )
+    lines: list[str] = []
+    load = asyncio.get_running_loop().create_task(run_load_test(params, log=lines.append))
+    viewer = rtc.Room()
+    arrivals: list[tuple[float, int, int]] = []
+    readers: list[asyncio.Task[None]] = []
+
+    async def read(track: rtc.Track) -> None:
+        async for event in rtc.VideoStream(track):
+            arrivals.append((time.monotonic(), event.frame.width, event.frame.height))
+
+    def on_track_subscribed(track: rtc.Track, *_: object) -> None:
+        if track.kind == rtc.TrackKind.KIND_VIDEO:
+            readers.append(asyncio.get_running_loop().create_task(read(track)))
+
+    viewer.on("track_subscribed", on_track_subscribed)
+    try:
+        deadline = time.monotonic() + 30
+        while not any("measuring" in line for line in lines) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        grants = api.VideoGrants(room_join=True, room="sdk-view", can_publish=False)
+        token = api.AccessToken("devkey", "secret").with_identity("viewer").with_grants(grants).to_jwt()
+        await asyncio.wait_for(viewer.connect(server.url, token), 20)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and (
+            not arrivals or arrivals[-1][0] - arrivals[0][0] < 2.5 * loop_seconds
+        ):
+            await asyncio.sleep(0.1)
+    finally:
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await asyncio.wait_for(viewer.disconnect(), 10)
+        result = await asyncio.wait_for(load, 30)
+    assert arrivals, "the livekit SDK decoded no frame"
+    assert {(w, h) for _, w, h in arrivals} == {(640, 360)}
+    # Pictures kept coming through at least two loop restarts (keyframe, picture id carried on).
+    span = arrivals[-1][0] - arrivals[0][0]
+    assert span >= 2.5 * loop_seconds
+    assert len(arrivals) >= 10 * span  # the loop runs at 20 fps
+    assert result.errors == {}
