@@ -193,12 +193,19 @@ class Participant:
             await self.room.broadcast_update([self.info()], exclude=self)
 
         if self.server.media_available:
-            if self.single_pc and self.can_subscribe and self.auto_subscribe:
-                for other in self.room.others(self):
-                    for track in list(other.published.values()):
-                        self.subscribe(track)
+            if self.single_pc:
+                # The join's own offer has recvonly m-lines for these; ask for more only after answering it.
+                self._sections_scheduled = True
+                if self.can_subscribe and self.auto_subscribe:
+                    for other in self.room.others(self):
+                        for track in list(other.published.values()):
+                            self.subscribe(track)
             if self.join_request.HasField("publisher_offer") and self.join_request.publisher_offer.sdp:
                 await self._handle_publisher_offer(self.join_request.publisher_offer)
+            if self.single_pc:
+                self._sections_scheduled = False
+                if self._unbound_downtracks:
+                    self.request_negotiation()
             if self.can_subscribe and not self.single_pc:
                 self._create_subscriber_pc()
                 if self.auto_subscribe:
