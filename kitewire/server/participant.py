@@ -293,7 +293,9 @@ class Participant:
         mid_to_track: dict[str, str] = {}
         if self.single_pc:
             self._offered_directions = _offered_directions(offer.sdp)
+            # This offer is the one asked for: released m-lines go inactive in its answer.
             self._sections_requested = False
+            self._needs_client_offer = False
             mid_to_track = self._bind_downtracks(pc)
         sdp = await pc.create_answer()
         response = pb_rtc.SignalResponse()
