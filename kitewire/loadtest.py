@@ -11,7 +11,11 @@ answers the server's offers. What is cheap about it:
   and VP8 picture ids. A keyframe request restarts the loop at its keyframe.
 * Subscribers do not decode. They count RTP packets and payload bytes per track
   and detect loss from sequence-number gaps, as ``lk load-test`` does
-  (loss % = lost / (received + lost)).
+  (loss % = lost / (received + lost)). Once per frame they read the
+  abs-capture-time the publisher stamped (its send time; the server forwards
+  the extension) for the frame latency, and compare what arrived with what
+  the publisher sent ("delivered"): a server that falls behind queues packets
+  without gaps, which only this shows.
 
 All simulated participants share one event loop. Counting happens over a
 measuring window that starts once every subscriber receives every published
@@ -25,6 +29,12 @@ Bounded on purpose: loopback servers only, at most :data:`MAX_SUBSCRIBERS`
 subscribers, :data:`MAX_PUBLISHERS` publishers and :data:`MAX_DURATION` seconds,
 an overall deadline, and every connection (and an embedded server) closed at the
 end, on error and on Ctrl-C too.
+
+From Python::
+
+    result = await run_load_test(LoadTestParams(embedded=True, subscribers=10, duration=5))
+    print(format_report(result))
+    result.cpu_us_per_packet, result.loss_percent, result.median_kbps, result.mean_latency_ms
 """
 
 from __future__ import annotations
@@ -54,7 +64,6 @@ from livekit.protocol import rtc as pb_rtc
 from kitewire.media import VideoEncoder, VideoLayerPlan, default_video_preset, plan_video_layers
 from kitewire.signal import SignalClient, SignalConnectError, connect as signal_connect, create_token
 from kitewire.signal.token import DEV_API_KEY, DEV_API_SECRET
-from kitewire.transport.rtp import URI_ABS_CAPTURE_TIME
 from kitewire.transport import (
     DEFAULT_CODECS,
     IceCandidateInit,
@@ -65,6 +74,7 @@ from kitewire.transport import (
     SendEncoding,
     Transceiver,
 )
+from kitewire.transport.rtp import URI_ABS_CAPTURE_TIME
 
 __all__ = [
     "MAX_SUBSCRIBERS",
@@ -543,11 +553,11 @@ class EmbeddedServer:
                 del self._stderr_tail[:-50]
 
     async def stop(self) -> None:
-        """SIGINT, then SIGKILL if it has not exited within a few seconds. Idempotent."""
+        """SIGTERM (a clean server shutdown), then SIGKILL if it has not exited within a few seconds. Idempotent."""
         process = self._process
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGINT)
+                process.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(process.wait(), 8.0)
             except asyncio.TimeoutError:
