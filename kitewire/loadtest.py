@@ -61,7 +61,13 @@ import numpy as np
 from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
 
-from kitewire.media import VideoEncoder, VideoLayerPlan, default_video_preset, plan_video_layers
+from kitewire.media import (
+    VideoEncoder,
+    VideoLayerPlan,
+    default_video_preset,
+    parse_vp8_descriptor,
+    plan_video_layers,
+)
 from kitewire.signal import SignalClient, SignalConnectError, connect as signal_connect, create_token
 from kitewire.signal.token import DEV_API_KEY, DEV_API_SECRET
 from kitewire.transport import (
@@ -425,6 +431,11 @@ def encode_loop(width: int, height: int, bitrate: int, framerate: float, seconds
             payloads = encoder.encode(picture, keyframe=index == 0)
             if index == 0 and not payloads.keyframe:
                 raise RuntimeError("the VP8 encoder did not start the loop with a keyframe")
+            for payload in payloads:
+                # The replay rewrites the PictureID in place at bytes 2-3.
+                descriptor = parse_vp8_descriptor(payload)
+                if not descriptor.picture_id_15bit or descriptor.header_size < 4 or payload[2] & 0x80 == 0:
+                    raise RuntimeError(f"expected VP8 payloads with a 15-bit PictureID at bytes 2-3, got {descriptor}")
             # A rate-control drop yields nothing: the replay then simply sends
             # nothing for that frame slot, as a real sender would.
             frames.append(tuple(bytes(p) for p in payloads))
