@@ -1,0 +1,228 @@
+"""Parent side of the benchmark peers: start them, read their events, measure them from /proc."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_LINE_LIMIT = 64 * 1024 * 1024  # the final report of a peer is one (long) JSON line
+
+
+class PeerError(RuntimeError):
+    """A peer process failed or did not report in time."""
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads, from /proc/<pid>/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    # the command name may hold spaces and parentheses; fields restart after the last ')'
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all threads)."""
+    times = os.times()
+    return times.user + times.system
+
+
+def process_rss_bytes(pid: int) -> int:
+    """Resident set size of a process, from VmRSS in /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise PeerError(f"no VmRSS line for process {pid}")
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, for printing beside the figures."""
+    if not hasattr(os, "getloadavg"):
+        return "n/a"
+    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (``fraction`` in 0..1) of a non-empty sequence."""
+    if not values:
+        raise ValueError("expected at least one value, got an empty sequence")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(round(fraction * len(ordered) + 0.5)) - 1))
+    return ordered[rank]
+
+
+class Peer:
+    """One ``python -m kitewire.bench._peers`` child process."""
+
+    def __init__(self, label: str, process: asyncio.subprocess.Process, stderr_path: Path) -> None:
+        self.label = label
+        self.process = process
+        self._stderr_path = stderr_path
+        self._events: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    async def start(cls, label: str, arguments: Sequence[str]) -> Peer:
+        """Start a peer; ``arguments`` follow ``python -m kitewire.bench._peers``."""
+        handle, name = tempfile.mkstemp(prefix=f"kitewire-bench-{label}-", suffix=".log")
+        os.close(handle)
+        stderr_path = Path(name)
+        with stderr_path.open("wb") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "kitewire.bench._peers",
+                *arguments,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+                limit=_LINE_LIMIT,
+            )
+        return cls(label, process, stderr_path)
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self.process.pid
+
+    def stderr_tail(self, lines: int = 5) -> str:
+        """The last lines the child wrote to stderr (for error messages)."""
+        with contextlib.suppress(OSError):
+            text = self._stderr_path.read_text(errors="replace").strip().splitlines()
+            return " | ".join(text[-lines:])
+        return ""
+
+    async def wait_event(self, name: str, timeout: float) -> dict[str, Any]:
+        """Read events until ``name`` arrives; PeerError on an error event, exit or timeout."""
+        if name in self._events:
+            return self._events[name]
+        try:
+            return await asyncio.wait_for(self._read_until(name), timeout)
+        except asyncio.TimeoutError:
+            raise PeerError(f"{self.label} did not report {name!r} within {timeout:.0f} s: {self.stderr_tail()}") from None
+
+    async def _read_until(self, name: str) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        while True:
+            line = await self.process.stdout.readline()
+            if not line:
+                await self.process.wait()
+                raise PeerError(
+                    f"{self.label} exited with status {self.process.returncode} before {name!r}: {self.stderr_tail()}"
+                )
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a library printing to stdout; not ours
+            if not isinstance(event, dict) or "event" not in event:
+                continue
+            self._events[str(event["event"])] = event
+            if event["event"] == "error":
+                raise PeerError(f"{self.label}: {event.get('message')}")
+            if event["event"] == name:
+                return event
+
+    def close_stdin(self) -> None:
+        """Tell the peer to finish (it reports and exits)."""
+        if self.process.stdin is not None and not self.process.stdin.is_closing():
+            self.process.stdin.close()
+
+    async def stop(self, grace: float = 15.0) -> None:
+        """Close stdin, wait up to ``grace`` seconds, then terminate and kill if needed."""
+        self.close_stdin()
+        if self.process.returncode is None:
+            try:
+                await asyncio.wait_for(self.process.wait(), grace)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.terminate()
+                try:
+                    await asyncio.wait_for(self.process.wait(), 5)
+                except asyncio.TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        self.process.kill()
+                    await self.process.wait()
+        with contextlib.suppress(OSError):
+            self._stderr_path.unlink()
+
+
+class Profiler:
+    """py-spy recording one peer for a fixed duration (optional, when --profile is given)."""
+
+    def __init__(self, process: asyncio.subprocess.Process, output: Path) -> None:
+        self.process = process
+        self.output = output
+
+    @classmethod
+    async def start(cls, pid: int, seconds: float, output: Path) -> Profiler | None:
+        """Record ``pid`` with native frames for ``seconds``; None when py-spy is missing."""
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not Path(py_spy).exists():
+            return None
+        output.parent.mkdir(parents=True, exist_ok=True)
+        process = await asyncio.create_subprocess_exec(
+            py_spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, int(seconds))),
+            "--rate",
+            "200",
+            "--threads",
+            "--idle",
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        return cls(process, output)
+
+    async def finish(self) -> Path | None:
+        """Wait for the recording; the profile path, or None when py-spy failed."""
+        try:
+            await asyncio.wait_for(self.process.wait(), 30)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+        return self.output if self.output.exists() and self.output.stat().st_size > 0 else None
+
+
+def hot_spots(profile: Path, top: int = 8) -> list[tuple[str, float]]:
+    """(function (file:line), % of busy samples) with the most own time in a py-spy raw profile.
+
+    Idle samples (threads waiting in select/epoll/futex/sleep) are left out so the
+    percentages say where the CPU went, not where threads slept.
+    """
+    own: Counter[str] = Counter()
+    total = 0
+    idle_markers = ("epoll_wait", "select (", "futex", "poll (", "sleep", "_wait_for_tstate_lock", "wait (threading")
+    for line in profile.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        leaf = stack.split(";")[-1]
+        if any(marker in leaf for marker in idle_markers):
+            continue
+        count = int(count_text)
+        total += count
+        own[leaf] += count
+    if total == 0:
+        return []
+    return [(frame, 100.0 * count / total) for frame, count in own.most_common(top)]
+
+
+def median_or_none(values: Sequence[float]) -> float | None:
+    """Median of the values, or None when there are none."""
+    return statistics.median(values) if values else None

@@ -1,0 +1,53 @@
+"""Writing a benchmark's section into BENCHMARKS.md between its markers, leaving the rest alone."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_OUTPUT = Path("BENCHMARKS.md")
+
+
+def markers(name: str) -> tuple[str, str]:
+    """The opening and closing markers of section ``name``."""
+    return f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+
+
+def replace_section(text: str, name: str, body: str) -> str:
+    """``text`` with section ``name`` replaced by ``body`` (appended when absent)."""
+    opening, closing = markers(name)
+    block = f"{opening}\n{body.strip()}\n{closing}"
+    start = text.find(opening)
+    end = text.find(closing, start + len(opening)) if start >= 0 else -1
+    if start >= 0 and end >= 0:
+        return text[:start] + block + text[end + len(closing) :]
+    if start >= 0:
+        raise ValueError(f"expected {closing!r} after {opening!r}, found the opening marker alone")
+    separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+    return f"{text}{separator}{block}\n"
+
+
+def write_section(path: Path, name: str, body: str) -> None:
+    """Replace (or append) section ``name`` of the markdown file at ``path``."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    path.write_text(replace_section(text, name, body))
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--output PATH`` and ``--no-write``."""
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help="markdown file whose bench sections are replaced (default BENCHMARKS.md)",
+    )
+    parser.add_argument("--no-write", action="store_true", help="print the tables only; write no file")
+
+
+def write_if_asked(args: argparse.Namespace, name: str, body: str) -> None:
+    """Write the section unless ``--no-write`` was given; say where it went."""
+    if getattr(args, "no_write", False):
+        return
+    path = Path(args.output)
+    write_section(path, name, body)
+    print(f"wrote section {name!r} of {path}")

@@ -1,0 +1,292 @@
+"""Child processes of the end-to-end and memory benchmarks: one publisher or one subscriber.
+
+Run as ``python -m kitewire.bench._peers publish|subscribe --sdk kitewire|official ...``.
+Each peer is its own process so the parent can read its CPU time and RSS from
+/proc without the other peer (or the server) mixed in. A peer talks to the
+parent with one JSON object per line on stdout; the subscriber stops when its
+stdin closes, the publisher after ``--seconds`` of capturing.
+
+Frames carry their capture counter in their pixels (the pattern of
+:mod:`kitewire.demo`); the publisher reports ``time.monotonic_ns()`` taken just
+before each ``capture_frame`` and the subscriber the same clock as each frame is
+yielded. CLOCK_MONOTONIC is system-wide, so the difference is the latency.
+
+The official ``livekit`` SDK is imported only when ``--sdk official`` asks for
+it: it is the anchor the benchmark compares against, never a kitewire dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from kitewire.demo import make_pattern_frame, read_frame_counter
+from kitewire.frames import VideoBufferType, VideoFrame
+
+SDKS = ("kitewire", "official")
+CODECS = ("VP8", "H264")
+BACKGROUND_FRAMES = 30
+LOOP_PROBE_INTERVAL_S = 0.01
+BITRATE = 2_000_000
+
+
+def emit(event: str, **fields: Any) -> None:
+    """One line of JSON to the parent."""
+    sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+class PatternStamper:
+    """Moving pattern frames with a capture counter, cheap enough to make at 30 fps.
+
+    Drawing a full pattern frame costs milliseconds, which would count as the
+    publisher's CPU; instead a few backgrounds are drawn up front and each
+    capture only copies one into a reused buffer and repaints the counter band.
+    The band for a counter is taken from a tiny pattern frame, so the encoding
+    stays exactly the one :func:`kitewire.demo.read_frame_counter` reads.
+    """
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width = width
+        self.height = height
+        backgrounds = [make_pattern_frame(index, width, height) for index in range(BACKGROUND_FRAMES)]
+        self._backgrounds = [np.frombuffer(bytes(frame.data), dtype=np.uint8) for frame in backgrounds]
+        self.buffer = np.empty_like(self._backgrounds[0])
+        self._luma = self.buffer[: width * height].reshape(height, width)
+        self._band = height // 4
+        self._block = width // 16
+
+    def stamp(self, index: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """Fill :attr:`buffer` with frame ``index`` (I420) and return it."""
+        np.copyto(self.buffer, self._backgrounds[index % BACKGROUND_FRAMES])
+        tiny = make_pattern_frame(index, 32, 16)
+        tiny_luma = np.frombuffer(bytes(tiny.data[: 32 * 16]), dtype=np.uint8).reshape(16, 32)
+        for bit in range(16):
+            self._luma[: self._band, bit * self._block : (bit + 1) * self._block] = tiny_luma[0, bit * 2]
+        return self.buffer
+
+
+def counter_of(width: int, height: int, buffer_type: int, data: Any) -> int | None:
+    """The pattern counter of a received frame, or None when unreadable."""
+    try:
+        return read_frame_counter(VideoFrame(width, height, buffer_type, data))
+    except ValueError:
+        return None
+
+
+def stdin_closed(loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+    """A future set when the parent closes our stdin (its signal to stop).
+
+    A daemon thread waits on the pipe, so a peer that ends on its own is never
+    held up at exit by a reader blocked in the executor.
+    """
+    closed: asyncio.Future[None] = loop.create_future()
+
+    def mark_closed() -> None:
+        if not closed.done():
+            closed.set_result(None)
+
+    def wait() -> None:
+        sys.stdin.read()
+        with contextlib.suppress(RuntimeError):  # the loop may be gone already
+            loop.call_soon_threadsafe(mark_closed)
+
+    threading.Thread(target=wait, name="stdin-watch", daemon=True).start()
+    return closed
+
+
+# -- publisher ------------------------------------------------------------------
+
+
+async def publish(args: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    stamper = PatternStamper(args.width, args.height)
+    if read_frame_counter(VideoFrame(args.width, args.height, VideoBufferType.I420, stamper.stamp(1234))) != 1234:
+        raise RuntimeError("the stamped counter band does not read back")
+    capture: Callable[[np.ndarray[Any, np.dtype[np.uint8]], int], None]
+    if args.sdk == "kitewire":
+        from kitewire import rtc
+
+        room: Any = rtc.Room()
+        await asyncio.wait_for(room.connect(args.url, args.token), 30)
+        source: Any = rtc.VideoSource(args.width, args.height)
+        track: Any = rtc.LocalVideoTrack.create_video_track("bench", source)
+        options: Any = rtc.TrackPublishOptions(
+            source=rtc.TrackSource.SOURCE_CAMERA,
+            simulcast=False,
+            video_codec=getattr(rtc.VideoCodec, args.codec),
+            video_encoding=rtc.VideoEncoding(max_bitrate=BITRATE, max_framerate=args.fps),
+        )
+
+        def capture(buffer: np.ndarray[Any, np.dtype[np.uint8]], timestamp_us: int) -> None:
+            source.capture_frame(VideoFrame(args.width, args.height, VideoBufferType.I420, buffer), timestamp_us=timestamp_us)
+
+    else:
+        from livekit import rtc as lk
+
+        room = lk.Room()
+        await asyncio.wait_for(room.connect(args.url, args.token), 30)
+        source = lk.VideoSource(args.width, args.height)
+        track = lk.LocalVideoTrack.create_video_track("bench", source)
+        options = lk.TrackPublishOptions(
+            source=lk.TrackSource.SOURCE_CAMERA,
+            simulcast=False,
+            video_codec=getattr(lk.VideoCodec, args.codec),
+            video_encoding=lk.VideoEncoding(max_bitrate=BITRATE, max_framerate=args.fps),
+        )
+
+        def capture(buffer: np.ndarray[Any, np.dtype[np.uint8]], timestamp_us: int) -> None:
+            # livekit copies the pixels during the call, so the buffer can be reused
+            frame = lk.VideoFrame(args.width, args.height, lk.VideoBufferType.I420, buffer.data)
+            source.capture_frame(frame, timestamp_us=timestamp_us)
+
+    captures: list[tuple[int, int]] = []
+    stop = stdin_closed(loop)
+    try:
+        await asyncio.wait_for(room.local_participant.publish_track(track, options), 30)
+        emit("published")
+        start = time.monotonic()
+        emit("capturing", start_ns=time.monotonic_ns())
+        index = 0
+        while True:
+            elapsed = time.monotonic() - start
+            if elapsed >= args.seconds or stop.done():
+                break
+            buffer = stamper.stamp(index)
+            now_ns = time.monotonic_ns()
+            capture(buffer, now_ns // 1000)
+            captures.append((index, now_ns))
+            index += 1
+            await asyncio.sleep(max(0.0, start + index / args.fps - time.monotonic()))
+    finally:
+        emit("captures", captures=captures)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(room.disconnect(), 10)
+        with contextlib.suppress(Exception):
+            await source.aclose()
+
+
+# -- subscriber -----------------------------------------------------------------
+
+
+async def probe_loop_lag(lags: list[tuple[int, float]]) -> None:
+    """Record how late the event loop wakes a task that sleeps LOOP_PROBE_INTERVAL_S."""
+    while True:
+        before = time.monotonic_ns()
+        await asyncio.sleep(LOOP_PROBE_INTERVAL_S)
+        after = time.monotonic_ns()
+        lags.append((after, max(0.0, (after - before) / 1e6 - LOOP_PROBE_INTERVAL_S * 1e3)))
+
+
+async def subscribe(args: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    subscribed: asyncio.Future[Any] = loop.create_future()
+
+    def on_track_subscribed(track: Any, publication: Any, participant: Any) -> None:
+        # the publisher publishes a single video track
+        if not subscribed.done():
+            subscribed.set_result(track)
+
+    official = args.sdk == "official"
+    if official:
+        from livekit import rtc as lk
+
+        room: Any = lk.Room()
+        room.on("track_subscribed", on_track_subscribed)
+        await asyncio.wait_for(room.connect(args.url, args.token), 30)
+    else:
+        from kitewire import rtc
+
+        room = rtc.Room()
+        room.on("track_subscribed", on_track_subscribed)
+        await asyncio.wait_for(room.connect(args.url, args.token), 30)
+    emit("connected")
+    frames: list[tuple[int, int, int]] = []  # (yield ns, counter or -1, width)
+    lags: list[tuple[int, float]] = []
+    probe = loop.create_task(probe_loop_lag(lags))
+    stream: Any = None
+    reader: asyncio.Task[None] | None = None
+    try:
+        track = await asyncio.wait_for(subscribed, 60)
+        if official:
+            stream = lk.VideoStream(track, capacity=args.capacity)
+        else:
+            stream = rtc.VideoStream(track, capacity=args.capacity)
+        emit("subscribed")
+
+        async def read_frames() -> None:
+            async for event in stream:
+                now_ns = time.monotonic_ns()
+                frame = event.frame
+                counter = counter_of(frame.width, frame.height, int(frame.type), frame.data)
+                frames.append((now_ns, -1 if counter is None else counter, frame.width))
+                if len(frames) == 1:
+                    emit("first_frame")
+                if args.read_interval > 0:
+                    await asyncio.sleep(args.read_interval)
+
+        if args.read_interval >= 0:
+            reader = loop.create_task(read_frames())
+        # the parent closes our stdin when the run is over
+        await stdin_closed(loop)
+        end_age_frame: tuple[int, int] | None = None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        # one more read shows how old the frame waiting in the stream is
+        try:
+            event = await asyncio.wait_for(stream.__anext__(), 2)
+            frame = event.frame
+            counter = counter_of(frame.width, frame.height, int(frame.type), frame.data)
+            if counter is not None:
+                end_age_frame = (time.monotonic_ns(), counter)
+        except (asyncio.TimeoutError, StopAsyncIteration):
+            pass
+        emit("frames", frames=frames, lags=lags, final_read=end_age_frame)
+    finally:
+        probe.cancel()
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(room.disconnect(), 10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kitewire.bench._peers")
+    parser.add_argument("role", choices=("publish", "subscribe"))
+    parser.add_argument("--sdk", choices=SDKS, required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--codec", choices=CODECS, default="VP8")
+    parser.add_argument("--seconds", type=float, default=10.0, help="publisher: longest time to capture (it also stops when stdin closes)")
+    parser.add_argument("--capacity", type=int, default=0, help="subscriber: VideoStream capacity")
+    parser.add_argument(
+        "--read-interval",
+        type=float,
+        default=0.0,
+        help="subscriber: pause after each frame read (0 reads as fast as frames come, <0 never reads)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(publish(args) if args.role == "publish" else subscribe(args))
+    except Exception as error:  # reported to the parent, which prints it in the table
+        emit("error", message=f"{type(error).__name__}: {error}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
