@@ -30,9 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-livekit", action="store_true", help="do not time livekit's convert")
     parser.add_argument(
         "--bands",
-        choices=("auto", "off"),
-        default="auto",
-        help="auto: large frames convert as two bands on two threads; off: always one band on one thread",
+        choices=("default", "on", "off"),
+        default="default",
+        help="on: frames from KITEWIRE_BAND_MIN_PIXELS convert as two bands on two threads; "
+        "off: one band on one thread; default: as KITEWIRE_BANDS says (off unless set to 1)",
     )
     parser.add_argument(
         "--engine",
@@ -84,7 +85,10 @@ def run(args: argparse.Namespace) -> int:
 
     repeats = args.repeats if args.repeats is not None else (5 if args.quick else 25)
     libyuv_was_enabled = _libyuv.set_enabled(_libyuv.enabled() and args.engine != "opencv")
-    bands_were_enabled = _bands.set_enabled(_bands.enabled() and getattr(args, "bands", "auto") != "off")
+    bands_choice = getattr(args, "bands", "default")
+    bands_were_enabled = _bands.set_enabled(
+        _bands.enabled() if bands_choice == "default" else bands_choice == "on"
+    )
     try:
         engine = "libyuv + OpenCV/numpy" if _libyuv.enabled() else "OpenCV/numpy (libyuv off or not installed)"
         if _bands.enabled():

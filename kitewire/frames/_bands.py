@@ -1,12 +1,13 @@
-"""Run a large conversion as two horizontal bands on two threads.
+"""Run a large conversion as two horizontal bands on two threads (opt-in).
 
 libyuv (through ctypes), OpenCV and numpy release the GIL while they work, so
 the top and bottom halves of a frame can convert at the same time: the calling
-thread does the top band while one shared worker thread does the bottom one.
-Small frames are not split (handing work to another thread costs tens of
-microseconds, more than it saves below the threshold); neither is a frame
-converted while the worker is busy with another caller's band, so concurrent
-callers never queue behind each other.
+thread does the top band while one shared worker thread (started on first
+use, kept for the life of the process) does the bottom one.
+Small frames are not split: handing work to another thread costs tens of
+microseconds, more than it saves below the threshold. Callers never wait for
+each other or for a descheduled worker: a caller whose bottom band the worker
+has not started by the time its own top band is done runs it itself.
 
 Bands split on an even luma row, so every 4:2:0 chroma row belongs to exactly
 one band and each band's result is byte for byte what the whole-frame call
@@ -16,9 +17,9 @@ writes into those rows.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final
 
 import numpy.typing as npt
@@ -31,21 +32,73 @@ BandConverter = Callable[[list[AnyArray], list[AnyArray], int], bool]
 
 def _minimum_pixels() -> int:
     text = os.environ.get("KITEWIRE_BAND_MIN_PIXELS", "")
-    return int(text) if text.isdigit() else 640 * 360
+    return int(text) if text.isdigit() else 1_000_000
 
 
-# Frames with fewer pixels convert in one band. Measured with ``kitewire bench
-# convert --size ...`` on 2 cores: at 640x360 two bands already gain 20-30 % on
-# RGB -> I420 and copies; at 320x240 the hand-over eats the gain.
-# KITEWIRE_BAND_MIN_PIXELS overrides it (0 splits everything, a huge value never).
+# Frames with fewer pixels convert in one band. Measured on the 2-core machine
+# (RGBA -> I420, I420 -> RGBA, I420 -> I420, RGBA -> I422 at 320x240 up to
+# 1920x1080, one band against two): up to 1280x720 two bands were always
+# slower (the hand-over and the GIL round trips cost 20-90 us); at 1920x1080
+# they won 10-30 % only while the second core was idle.
+# KITEWIRE_BAND_MIN_PIXELS overrides it (0 splits every frame of 8 rows or more).
 MIN_PIXELS: int = _minimum_pixels()
 _MIN_ROWS: Final = 8
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-# held while the worker thread runs a band; callers that find it taken convert in one band
-_worker_busy = threading.Lock()
-_enabled = (os.cpu_count() or 1) > 1
+class _BandJob:
+    """A bottom band offered to the worker thread; whichever thread claims it first runs it."""
+
+    __slots__ = ("run", "claim", "done", "result", "error")
+
+    def __init__(self, run: Callable[[], bool]) -> None:
+        self.run = run
+        self.claim = threading.Lock()
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.result = False
+        self.error: BaseException | None = None
+
+
+def _serve(jobs: queue.SimpleQueue[_BandJob]) -> None:
+    """The worker thread: run each offered band nobody has claimed yet."""
+    while True:
+        job = jobs.get()
+        if not job.claim.acquire(blocking=False):
+            continue  # the caller got there first and ran the band itself
+        try:
+            job.result = job.run()
+        except BaseException as error:  # handed back to the caller
+            job.error = error
+        finally:
+            job.done.release()
+
+
+_jobs: queue.SimpleQueue[_BandJob] | None = None
+_jobs_lock = threading.Lock()
+# Off unless KITEWIRE_BANDS=1: on the shared 2-core development machine two
+# bands gained 25-30 % on heavy 1080p pairs when the second core happened to
+# be idle and lost as much when it was busy, with no gain over a whole
+# `kitewire bench convert` run (median ratio 0.99; see BENCHMARKS.md).
+_enabled = os.environ.get("KITEWIRE_BANDS", "0") == "1" and (os.cpu_count() or 1) > 1
+
+
+def _reset_after_fork() -> None:
+    # the worker thread does not exist in a forked child: start a new one when needed
+    global _jobs, _jobs_lock
+    _jobs, _jobs_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _job_queue() -> queue.SimpleQueue[_BandJob]:
+    """The worker's job queue, starting the worker thread on first use."""
+    global _jobs
+    with _jobs_lock:
+        if _jobs is None:
+            _jobs = queue.SimpleQueue()
+            threading.Thread(target=_serve, args=(_jobs,), name="kitewire-frames-band", daemon=True).start()
+        return _jobs
 
 
 def enabled() -> bool:
@@ -59,14 +112,6 @@ def set_enabled(flag: bool) -> bool:
     previous = _enabled
     _enabled = bool(flag)
     return previous
-
-
-def _worker() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kitewire-frames-band")
-        return _pool
 
 
 def band_rows(
@@ -113,25 +158,29 @@ def convert_in_bands(
     """
     if not _enabled or width * height < MIN_PIXELS or height < _MIN_ROWS:
         return convert(sources, targets, height)
-    if not _worker_busy.acquire(blocking=False):
-        return convert(sources, targets, height)
+    middle = split_row(height)
+    mirror_sources = flip_y and not mirror_targets
+    mirror_targets = flip_y and mirror_targets
+
+    def band(first: int, end: int) -> Callable[[], bool]:
+        band_sources = band_rows(sources, height, first, end, mirror_sources)
+        band_targets = band_rows(targets, height, first, end, mirror_targets)
+        return lambda: convert(band_sources, band_targets, end - first)
+
+    bottom = _BandJob(band(middle, height))
+    _job_queue().put(bottom)
+    top_done = False
     try:
-        middle = split_row(height)
-        mirror_sources = flip_y and not mirror_targets
-        mirror_targets = flip_y and mirror_targets
-
-        def band(first: int, end: int) -> bool:
-            return convert(
-                band_rows(sources, height, first, end, mirror_sources),
-                band_rows(targets, height, first, end, mirror_targets),
-                end - first,
-            )
-
-        bottom: Future[bool] = _worker().submit(band, middle, height)
-        try:
-            top_done = band(0, middle)
-        finally:
-            bottom_done = bottom.result()
-        return top_done and bottom_done
+        top_done = band(0, middle)()
     finally:
-        _worker_busy.release()
+        # if the worker has not started the bottom band yet (busy with another
+        # caller's band, or not scheduled on a loaded machine), run it here
+        # rather than wait: a split never takes much longer than no split
+        if bottom.claim.acquire(blocking=False):
+            bottom_done = top_done and bottom.run()
+        else:
+            bottom.done.acquire()
+            if bottom.error is not None:
+                raise bottom.error
+            bottom_done = bottom.result
+    return top_done and bottom_done

@@ -220,11 +220,54 @@ def yuv_to_packed(
     return False
 
 
-# rows per band when a conversion goes through a temporary BGRA image: small
-# enough for the temporary to stay in cache between the two passes, large
-# enough that the per-band Python overhead (a few microseconds) stays small;
-# 48-96 measured best at 1080p (must be even: 4:2:0 chroma rows pair luma rows)
+# Rows per band when a packed source is converted band by band, so that a
+# second pass (after a byte shuffle into a temporary, alpha extraction, chroma
+# interleave) reads what the first one just touched from cache. Large enough
+# that the per-band Python overhead (a few microseconds) stays small; 48-96
+# measured best at 1080p. Even, so 4:2:0 chroma rows never straddle two bands.
 _BAND_ROWS: Final = 64
+
+
+def _row_pointer(plane: AnyArray, height: int) -> Callable[[int], int]:
+    """Address of the plane row holding luma row ``first`` (an even row for subsampled planes)."""
+    base, row_bytes = _pointer(plane), plane.strides[0]
+    per_plane_row = 1 if plane.shape[0] == height else 2
+    return lambda first: base + first // per_plane_row * row_bytes
+
+
+def _source_bands(
+    source: AnyArray, height: int, flip_y: bool, step: Callable[[int, int, int], int]
+) -> bool:
+    """Call ``step(source_band_address, first_target_row, signed_rows)`` band by band.
+
+    With ``flip_y`` the band for target rows [first, first + rows) is read from
+    the bottom of the source and ``signed_rows`` is negative, which makes
+    libyuv read it bottom-up: the whole frame is flipped exactly as one call
+    with a negative height would. ``step`` returns libyuv's status (0 = done).
+    """
+    base, stride = _pointer(source), source.strides[0]
+    for first in range(0, height, _BAND_ROWS):
+        rows = min(_BAND_ROWS, height - first)
+        source_first = height - first - rows if flip_y else first
+        if step(base + source_first * stride, first, -rows if flip_y else rows):
+            return False
+    return True
+
+
+def _to_bgra_function(source_type: int) -> Callable[[int, int, int, int, int, int], int] | None:
+    """A libyuv call turning rows of a packed layout into libyuv ARGB (livekit BGRA).
+
+    Arguments: (source address, source stride, target address, target stride, width, signed rows).
+    """
+    if source_type == T.RGB24:
+        return _function("RAWToARGB", [_P, _I, _P, _I, _I, _I])
+    shuffle = _function("ARGBShuffle", [_P, _I, _P, _I, _P, _I, _I])
+    if shuffle is None:
+        return None
+    mask = ctypes.addressof(_shuffle_mask(source_type, T.BGRA))
+    return lambda source, source_stride, target, target_stride, width, rows: shuffle(
+        source, source_stride, target, target_stride, mask, width, rows
+    )
 
 
 def via_bgra_bands(
@@ -235,52 +278,48 @@ def via_bgra_bands(
     height: int,
     finish_name: str,
     flip_y: bool,
+    alpha: AnyArray | None = None,
 ) -> bool:
     """Convert packed ``source`` with libyuv's ``finish_name`` (an ARGBTo... function).
 
     libyuv's ARGB is livekit's BGRA; other layouts are first turned into BGRA
     band by band in a small temporary that stays in cache for the second
     pass. Target planes are uint8, with one row per source row or one per
-    pair of rows (bands hold an even number of rows, so pairs never straddle
-    two bands). ``flip_y`` reads the source bottom-up, as libyuv does.
+    pair of rows. ``alpha`` (I420A) is filled from the same cached band.
     """
     finish = _planes_function(finish_name, 1 + len(targets))
-    if finish is None:
+    extract_alpha = _planes_function("ARGBExtractAlpha", 2) if alpha is not None else None
+    if finish is None or (alpha is not None and extract_alpha is None):
         return False
-    target_arguments = [_plane_arguments(plane) for plane in targets]
-    if source_type == T.BGRA:
-        arguments = [value for pair in target_arguments for value in pair]
-        return finish(_pointer(source), width * 4, *arguments, width, -height if flip_y else height) == 0
-    if source_type == T.RGB24:
-        to_bgra = _function("RAWToARGB", [_P, _I, _P, _I, _I, _I])
-        mask_argument: tuple[int, ...] = ()
-    else:
-        to_bgra = _function("ARGBShuffle", [_P, _I, _P, _I, _P, _I, _I])
-        mask_argument = (ctypes.addressof(_shuffle_mask(source_type, T.BGRA)),)
+    target_rows = [_row_pointer(plane, height) for plane in targets]
+    strides = [_plane_arguments(plane)[1] for plane in targets]
+    alpha_row = _row_pointer(alpha, height) if alpha is not None else None
+
+    def finish_band(bgra: int, bgra_stride: int, first: int, rows: int) -> int:
+        arguments: list[int] = []
+        for row_pointer, stride in zip(target_rows, strides):
+            arguments += (row_pointer(first), stride)
+        status = finish(bgra, bgra_stride, *arguments, width, rows)
+        if status == 0 and extract_alpha is not None and alpha_row is not None:
+            status = extract_alpha(bgra, bgra_stride, alpha_row(first), width, width, rows)
+        return status
+
+    if source_type == T.BGRA:  # already libyuv ARGB: no temporary needed
+        return _source_bands(
+            source, height, flip_y, lambda band, first, rows: finish_band(band, width * 4, first, rows)
+        )
+    to_bgra = _to_bgra_function(source_type)
     if to_bgra is None:
         return False
-    band = np.empty((min(_BAND_ROWS, height), width, 4), np.uint8)
-    band_pointer, band_stride = _pointer(band), width * 4
-    source_pointer, source_stride = _pointer(source), source.strides[0]
-    # (pointer, stride in samples, bytes per row) of each target plane
-    planes = [
-        (pointer, stride, plane.strides[0], 1 if plane.shape[0] == height else 2)
-        for (pointer, stride), plane in zip(target_arguments, targets)
-    ]
-    for first in range(0, height, _BAND_ROWS):
-        rows = min(_BAND_ROWS, height - first)
-        # with flip_y the band's rows come from the bottom; a negative height inverts them
-        source_first = height - first - rows if flip_y else first
-        band_height = -rows if flip_y else rows
-        source_band = source_pointer + source_first * source_stride
-        if to_bgra(source_band, source_stride, band_pointer, band_stride, *mask_argument, width, band_height):
-            return False
-        arguments = []
-        for pointer, stride, row_bytes, rows_per_plane_row in planes:
-            arguments += (pointer + first // rows_per_plane_row * row_bytes, stride)
-        if finish(band_pointer, band_stride, *arguments, width, rows):
-            return False
-    return True
+    temporary = np.empty((min(_BAND_ROWS, height), width, 4), np.uint8)
+    temporary_pointer, temporary_stride = _pointer(temporary), width * 4
+    source_stride = source.strides[0]
+
+    def band_step(band: int, first: int, signed_rows: int) -> int:
+        status = to_bgra(band, source_stride, temporary_pointer, temporary_stride, width, signed_rows)
+        return status or finish_band(temporary_pointer, temporary_stride, first, abs(signed_rows))
+
+    return _source_bands(source, height, flip_y, band_step)
 
 
 def packed_to_yuv(
@@ -303,6 +342,24 @@ def packed_to_yuv(
         if _has(f"{name}ToNV12"):
             return _call(f"{name}ToNV12", [source, *targets], width, signed_height)
         return _nv12_through_i420_bands(name, source, targets, width, height, flip_y)
+    if target_type == T.I420A and source_type != T.RGB24:
+        if source_type in _BYTE_REVERSED:
+            # alpha is the first byte: ARGBToI420 and ARGBExtractAlpha on cached BGRA bands
+            return via_bgra_bands(source_type, source, targets[:3], width, height, "ARGBToI420", flip_y, targets[3])
+        # alpha is the fourth byte: both passes on the same source band, the second from cache
+        to_i420 = _planes_function(f"{name}ToI420", 4)
+        extract_alpha = _planes_function("ARGBExtractAlpha", 2)
+        if to_i420 is None or extract_alpha is None:
+            return False
+        row_pointers = [_row_pointer(plane, height) for plane in targets]
+        strides = [_plane_arguments(plane)[1] for plane in targets]
+
+        def band_step(band: int, first: int, rows: int) -> int:
+            y, u, v, alpha = (row_pointer(first) for row_pointer in row_pointers)
+            status = to_i420(band, width * 4, y, strides[0], u, strides[1], v, strides[2], width, rows)
+            return status or extract_alpha(band, width * 4, alpha, strides[3], width, rows)
+
+        return _source_bands(source, height, flip_y, band_step)
 
     if target_type == T.I010:
         chroma_shape = targets[1].shape[:2]
@@ -318,18 +375,8 @@ def packed_to_yuv(
     if target_type == T.I010:
         for eight_bit, ten_bit in zip(planes, targets):
             widen_to_10bit(eight_bit, ten_bit)
-    elif target_type == T.I420A:
-        alpha = targets[3]
-        if source_type == T.RGB24:
-            alpha.fill(255)
-        elif _ALPHA_INDEX[source_type] == 3 and _has("ARGBExtractAlpha"):
-            # the fourth byte of each pixel, read bottom-up when flipping, in one pass
-            if not _call("ARGBExtractAlpha", [source, alpha], width, signed_height):
-                return False
-        else:
-            cv2.mixChannels([source], [alpha], [_ALPHA_INDEX[source_type], 0])
-            if flip_y:
-                cv2.flip(alpha, 0, dst=alpha)
+    elif target_type == T.I420A:  # RGB24: no alpha in the source
+        targets[3].fill(255)
     return True
 
 
@@ -351,32 +398,21 @@ def _nv12_through_i420_bands(
     band_u = np.empty(((_BAND_ROWS + 1) // 2, chroma_width), np.uint8)
     band_v = np.empty_like(band_u)
     u_pointer, v_pointer = _pointer(band_u), _pointer(band_v)
-    source_pointer, source_stride = _pointer(source), source.strides[0]
+    source_stride = source.strides[0]
     luma, chroma = targets
-    luma_pointer, chroma_pointer = _pointer(luma), _pointer(chroma)
+    luma_row, chroma_row = _row_pointer(luma, height), _row_pointer(chroma, height)
     chroma_stride = chroma_width * 2
-    for first in range(0, height, _BAND_ROWS):
-        rows = min(_BAND_ROWS, height - first)
-        chroma_rows = (rows + 1) // 2
-        # with flip_y the band's rows come from the bottom; a negative height inverts them
-        source_first = height - first - rows if flip_y else first
-        if to_i420(
-            source_pointer + source_first * source_stride,
-            source_stride,
-            luma_pointer + first * width,
-            width,
-            u_pointer,
-            chroma_width,
-            v_pointer,
-            chroma_width,
-            width,
-            -rows if flip_y else rows,
-        ):
-            return False
-        target_chroma = chroma_pointer + first // 2 * chroma_stride
-        if merge(u_pointer, chroma_width, v_pointer, chroma_width, target_chroma, chroma_stride, chroma_width, chroma_rows):
-            return False
-    return True
+
+    def band_step(band: int, first: int, rows: int) -> int:
+        status = to_i420(
+            band, source_stride, luma_row(first), width, u_pointer, chroma_width, v_pointer, chroma_width, width, rows
+        )
+        chroma_rows = (abs(rows) + 1) // 2
+        return status or merge(
+            u_pointer, chroma_width, v_pointer, chroma_width, chroma_row(first), chroma_stride, chroma_width, chroma_rows
+        )
+
+    return _source_bands(source, height, flip_y, band_step)
 
 
 # planar -> planar pairs libyuv converts with the same meaning as the OpenCV engine:

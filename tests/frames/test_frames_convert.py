@@ -189,6 +189,21 @@ def test_chroma_reduction_averages_2x2_blocks_and_odd_edges() -> None:
             assert abs(out[1][row, column] - block.mean()) <= 0.5 + 1e-9
 
 
+@pytest.mark.parametrize("flip_y", [False, True])
+@pytest.mark.parametrize("width", [1, 7, 64])
+def test_i444_to_i422_averages_horizontal_pairs_rounding_up(width: int, flip_y: bool) -> None:
+    height = 5
+    i444 = np.random.default_rng(width).integers(0, 256, (3, height, width), dtype=np.uint8)
+    out = VideoFrame.from_ndarray(i444, T.I444).convert(T.I422, flip_y=flip_y).plane_arrays()
+    flipped = i444[:, ::-1] if flip_y else i444
+    np.testing.assert_array_equal(out[0], flipped[0])
+    for source, reduced in zip(flipped[1:], out[1:]):
+        padded = np.concatenate([source, source[:, -1:]], axis=1) if width % 2 else source
+        pairs = padded.astype(int)
+        expected = (pairs[:, 0::2] + pairs[:, 1::2] + 1) // 2  # an odd last column averages itself
+        np.testing.assert_array_equal(reduced, expected)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     width=st.integers(1, 24),
