@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import shutil
 import statistics
@@ -56,7 +57,8 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     if not values:
         raise ValueError("expected at least one value, got an empty sequence")
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, int(round(fraction * len(ordered) + 0.5)) - 1))
+    # the tolerance keeps 0.95 * 100 (95.00000000000001 in floating point) at rank 95
+    rank = max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered) - 1e-9) - 1))
     return ordered[rank]
 
 

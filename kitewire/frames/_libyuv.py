@@ -226,6 +226,8 @@ def yuv_to_packed(
 # that the per-band Python overhead (a few microseconds) stays small; 48-96
 # measured best at 1080p. Even, so 4:2:0 chroma rows never straddle two bands.
 _BAND_ROWS: Final = 64
+# frames from this many pixels convert band by band where a second pass follows
+_BANDS_FROM_PIXELS: Final = 1280 * 720
 
 
 def _row_pointer(plane: AnyArray, height: int) -> Callable[[int], int]:
@@ -338,11 +340,14 @@ def packed_to_yuv(
     name = _LIBYUV_NAME[source_type]
     if target_type in (T.I422, T.I444):
         return via_bgra_bands(source_type, source, targets, width, height, f"ARGBTo{T.Name(target_type)}", flip_y)
-    if target_type == T.NV12:
-        if _has(f"{name}ToNV12"):
-            return _call(f"{name}ToNV12", [source, *targets], width, signed_height)
+    # below about 720p the whole frame stays in cache between passes anyway,
+    # and whole-frame calls skip the per-band overhead (measured crossover)
+    large = width * height >= _BANDS_FROM_PIXELS
+    if target_type == T.NV12 and _has(f"{name}ToNV12"):
+        return _call(f"{name}ToNV12", [source, *targets], width, signed_height)
+    if target_type == T.NV12 and large:
         return _nv12_through_i420_bands(name, source, targets, width, height, flip_y)
-    if target_type == T.I420A and source_type != T.RGB24:
+    if target_type == T.I420A and source_type != T.RGB24 and large:
         if source_type in _BYTE_REVERSED:
             # alpha is the first byte: ARGBToI420 and ARGBExtractAlpha on cached BGRA bands
             return via_bgra_bands(source_type, source, targets[:3], width, height, "ARGBToI420", flip_y, targets[3])
@@ -361,22 +366,30 @@ def packed_to_yuv(
 
         return _source_bands(source, height, flip_y, band_step)
 
-    if target_type == T.I010:
+    if target_type == T.I010 or target_type == T.NV12:
         chroma_shape = targets[1].shape[:2]
-        planes: list[AnyArray] = [
-            np.empty((height, width), np.uint8),
-            np.empty(chroma_shape, np.uint8),
-            np.empty(chroma_shape, np.uint8),
-        ]
+        luma = targets[0] if target_type == T.NV12 else np.empty((height, width), np.uint8)
+        planes: list[AnyArray] = [luma, np.empty(chroma_shape, np.uint8), np.empty(chroma_shape, np.uint8)]
     else:
         planes = targets[:3]
     if not _call(f"{name}ToI420", [source, *planes], width, signed_height):
         return False
+    if target_type == T.NV12:
+        return _call("MergeUVPlane", [planes[1], planes[2], targets[1]], chroma_shape[1], chroma_shape[0])
     if target_type == T.I010:
         for eight_bit, ten_bit in zip(planes, targets):
             widen_to_10bit(eight_bit, ten_bit)
-    elif target_type == T.I420A:  # RGB24: no alpha in the source
-        targets[3].fill(255)
+    elif target_type == T.I420A:
+        alpha = targets[3]
+        if source_type == T.RGB24:
+            alpha.fill(255)
+        elif _ALPHA_INDEX[source_type] == 3 and _has("ARGBExtractAlpha"):
+            # the fourth byte of each pixel, read bottom-up when flipping, in one pass
+            return _call("ARGBExtractAlpha", [source, alpha], width, signed_height)
+        else:
+            cv2.mixChannels([source], [alpha], [_ALPHA_INDEX[source_type], 0])
+            if flip_y:
+                cv2.flip(alpha, 0, dst=alpha)
     return True
 
 

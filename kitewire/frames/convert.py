@@ -2,6 +2,9 @@
 
 Every step runs in libyuv, OpenCV or numpy, all of which release the GIL while
 they work, so a conversion can run in a worker thread beside the event loop.
+With ``KITEWIRE_BANDS=1`` large libyuv conversions and copies also split into
+two horizontal bands on two threads (:mod:`kitewire.frames._bands`); off by
+default because on a shared 2-core machine it did not pay off.
 
 Colour follows BT.601 limited range ("studio swing": Y 16..235, chroma
 16..240), which is what libyuv and therefore livekit use. Chroma is reduced by

@@ -15,8 +15,7 @@ from frames_helpers import ALL_TYPES, random_frame
 from kitewire.frames import VideoBufferType as T
 from kitewire.frames import VideoFrame, _bands
 
-# every test here runs with each conversion engine (see conftest.py)
-pytestmark = pytest.mark.usefixtures("engine")
+# tests marked with the "engine" fixture run with each conversion engine (see conftest.py)
 
 
 @pytest.fixture
@@ -40,7 +39,7 @@ def _convert(frame: VideoFrame, target_type: int, flip_y: bool, split: bool) -> 
 
 # odd heights (last band odd), a split row that is not the middle, odd widths
 @pytest.mark.parametrize("width,height", [(33, 17), (40, 9), (64, 10), (7, 8)])
-@pytest.mark.usefixtures("split_every_frame")
+@pytest.mark.usefixtures("engine", "split_every_frame")
 def test_two_bands_equal_one_band_for_every_pair_and_flip(width: int, height: int) -> None:
     for source_type in ALL_TYPES:
         frame = random_frame(source_type, width, height, seed=source_type + width)
@@ -50,7 +49,7 @@ def test_two_bands_equal_one_band_for_every_pair_and_flip(width: int, height: in
             assert banded == whole, f"{T.Name(source_type)}->{T.Name(target_type)} flip={flip_y}"
 
 
-@pytest.mark.usefixtures("split_every_frame")
+@pytest.mark.usefixtures("engine", "split_every_frame")
 def test_two_bands_equal_one_band_at_a_large_odd_size() -> None:
     width, height = 641, 479
     for source_type, target_type in [
@@ -119,7 +118,7 @@ def test_a_declined_band_reports_false_so_the_caller_falls_back() -> None:
     assert _bands.convert_in_bands(convert, [plane], [plane.copy()], 4, 16, True, False) is False
 
 
-@pytest.mark.usefixtures("split_every_frame")
+@pytest.mark.usefixtures("engine", "split_every_frame")
 def test_concurrent_callers_share_the_worker_and_get_right_results() -> None:
     frames = [random_frame(T.RGBA, 96, 64, seed=seed) for seed in range(6)]
     targets = [T.I420, T.NV12, T.I422, T.BGRA]
@@ -128,3 +127,34 @@ def test_concurrent_callers_share_the_worker_and_get_right_results() -> None:
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda job: bytes(job[0].convert(job[1]).data), jobs * 3))
     assert results == expected * 3
+
+
+@pytest.mark.usefixtures("split_every_frame")
+def test_one_shared_worker_thread_serves_every_split() -> None:
+    import threading
+
+    frame = random_frame(T.RGBA, 64, 32, seed=1)
+    for target_type in (T.I420, T.I444, T.NV12, T.BGRA) * 5:
+        frame.convert(target_type)
+    workers = [thread for thread in threading.enumerate() if thread.name == "kitewire-frames-band"]
+    assert len(workers) == 1 and workers[0].daemon
+
+
+@pytest.mark.parametrize("width,height", [(641, 479), (66, 130)])
+def test_cached_band_pipelines_equal_whole_frame_calls(
+    monkeypatch: pytest.MonkeyPatch, width: int, height: int
+) -> None:
+    # RGB -> NV12 / I420A go band by band (64 rows) only from 720p; force both ways here
+    from kitewire.frames import _libyuv
+
+    if not _libyuv.available():
+        pytest.skip("libyuv shared library (Debian package libyuv0) is not installed")
+    monkeypatch.setattr(_libyuv, "_enabled", True)
+    for source_type in (T.RGBA, T.BGRA, T.ABGR, T.ARGB, T.RGB24):
+        frame = random_frame(source_type, width, height, seed=source_type)
+        for target_type, flip_y in itertools.product((T.NV12, T.I420A, T.I420, T.I422), (False, True)):
+            monkeypatch.setattr(_libyuv, "_BANDS_FROM_PIXELS", 10**9)
+            whole = bytes(frame.convert(target_type, flip_y=flip_y).data)
+            monkeypatch.setattr(_libyuv, "_BANDS_FROM_PIXELS", 0)
+            banded = bytes(frame.convert(target_type, flip_y=flip_y).data)
+            assert banded == whole, f"{T.Name(source_type)}->{T.Name(target_type)} flip={flip_y}"
