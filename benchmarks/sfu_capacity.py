@@ -123,7 +123,7 @@ def main() -> int:
         results.append((subscribers, result, profile))
 
     headers = ["subscribers", "tracks ok", "kbps/track (median)", "loss %", "delivered %", "latency avg/max ms",
-               "fwd pkts/s", "client CPU %", "server CPU %", "us/pkt", "target", "LiveKit"]
+               "fwd pkts/s", "client CPU %", "server CPU %", "server CPU wait %", "us/pkt", "target", "LiveKit"]
     table: list[list[str]] = []
     for subscribers, result, _ in results:
         receiving = sum(1 for t in result.tracks if t.packets > 0)
@@ -140,6 +140,8 @@ def main() -> int:
             f"{result.packets_forwarded / result.window_seconds:.0f}" if result.window_seconds else "-",
             f"{100.0 * result.client_cpu_seconds / result.window_seconds:.0f}" if result.window_seconds else "-",
             f"{cpu_percent:.0f}" if cpu_percent is not None else "-",
+            f"{100.0 * result.server_wait_seconds / result.window_seconds:.0f}"
+            if result.server_wait_seconds is not None and result.window_seconds else "-",
             f"{per_packet:.1f}" if per_packet is not None else "-",
             f"<= {TARGET_US_PER_PACKET:g}",
             f"~{LIVEKIT_US_PER_PACKET:g}",
@@ -150,6 +152,7 @@ def main() -> int:
     for row in table:
         print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
     print("us/pkt = server process CPU (utime+stime) in the window / RTP packets received by all subscribers")
+    print("server CPU wait % = share of the window the server was runnable but had no CPU (a busy machine)")
     # The fixed cost (receiving the publisher, RTCP, timers) dominates small rows;
     # the slope between rows is the cost of one more forwarded packet.
     measured = [(n, r) for n, r, _ in results if r.server_cpu_seconds is not None and r.window_seconds > 0]

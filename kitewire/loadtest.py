@@ -93,6 +93,7 @@ __all__ = [
     "EncodedLoop",
     "encode_loop",
     "read_process_cpu_seconds",
+    "read_run_queue_wait_seconds",
     "EmbeddedServer",
     "run_load_test",
     "format_report",
@@ -287,6 +288,10 @@ class LoadTestResult:
     server_cpu_seconds: float | None = None
     #: CPU the load-test process itself used in the window (near a full core = client-bound figures).
     client_cpu_seconds: float = 0.0
+    #: Seconds the server's / this process's main thread was runnable but waited for a CPU
+    #: (``/proc/<pid>/schedstat``): a busy machine, not the server, then sets the limits.
+    server_wait_seconds: float | None = None
+    client_wait_seconds: float | None = None
 
     @property
     def packets_forwarded(self) -> int:
@@ -501,6 +506,16 @@ def _stop_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def read_run_queue_wait_seconds(pid: int) -> float | None:
+    """Seconds the main thread of ``pid`` spent runnable but not running (None where unavailable)."""
+    try:
+        with open(f"/proc/{pid}/schedstat", "rb") as stat_file:
+            fields = stat_file.read().split()
+        return int(fields[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class EmbeddedServer:
@@ -1208,6 +1223,8 @@ async def _run_participants(
     sent_before = _sent(publishers)
     forwarded_before = {p.track_sid: p.layers[-1].packets_sent for p in publishers if p.layers}
     cpu_before = read_process_cpu_seconds(server_pid) if server_pid is not None else None
+    wait_before = read_run_queue_wait_seconds(server_pid) if server_pid is not None else None
+    client_wait_before = read_run_queue_wait_seconds(os.getpid())
     client_before = time.process_time()
     window_start = time.monotonic()
     await asyncio.sleep(params.duration)
@@ -1218,6 +1235,8 @@ async def _run_participants(
     maxima = {(sub.name, sid): counter.latency_max for sub in subscribers for sid, counter in list(sub.counters.items())}
     cpu_after = read_process_cpu_seconds(server_pid) if server_pid is not None else None
     client_cpu = time.process_time() - client_before
+    wait_after = read_run_queue_wait_seconds(server_pid) if server_pid is not None else None
+    client_wait_after = read_run_queue_wait_seconds(os.getpid())
     window = time.monotonic() - window_start
 
     tracks: list[TrackResult] = []
@@ -1247,6 +1266,10 @@ async def _run_participants(
         server_pid=server_pid,
         server_cpu_seconds=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
         client_cpu_seconds=client_cpu,
+        server_wait_seconds=None if wait_before is None or wait_after is None else wait_after - wait_before,
+        client_wait_seconds=(
+            None if client_wait_before is None or client_wait_after is None else client_wait_after - client_wait_before
+        ),
     )
 
 
@@ -1367,6 +1390,16 @@ def format_report(result: LoadTestResult, *, per_track: bool = True) -> str:
             f"Load-test process: {100.0 * result.client_cpu_seconds / result.window_seconds:.0f}% of a core "
             "(near 100% means the simulated clients, not the server, set the limit)"
         )
+        waits = [
+            f"{who} {100.0 * wait / result.window_seconds:.0f}%"
+            for who, wait in (("server", result.server_wait_seconds), ("load test", result.client_wait_seconds))
+            if wait is not None
+        ]
+        if waits:
+            out.append(
+                f"Waiting for a CPU (runnable, not running) in the window: {', '.join(waits)} "
+                "(high values: the machine is busy, latency and delivery suffer from that)"
+            )
     return "\n".join(out)
 
 

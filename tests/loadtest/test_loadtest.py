@@ -21,6 +21,7 @@ from kitewire.loadtest import (
     encode_loop,
     format_report,
     read_process_cpu_seconds,
+    read_run_queue_wait_seconds,
     run_load_test,
 )
 from kitewire.media import is_keyframe
@@ -399,3 +400,9 @@ async def test_official_sdk_decodes_the_replayed_loop_across_wraps(server: Serve
     assert span >= 2.5 * loop_seconds
     assert len(arrivals) >= 10 * span  # the loop runs at 20 fps
     assert result.errors == {}
+
+
+def test_run_queue_wait_is_read_for_a_live_process_only() -> None:
+    wait = read_run_queue_wait_seconds(os.getpid())
+    assert wait is not None and wait >= 0
+    assert read_run_queue_wait_seconds(2**22 + 12345) is None
