@@ -1,0 +1,151 @@
+"""The whole benchmark suite: ``kitewire bench e2e|memory|load|all [--quick]``.
+
+``all`` runs, one after the other, the conversion benchmark
+(``kitewire bench convert``), the end-to-end rows (:mod:`kitewire.bench.e2e`),
+the SFU capacity rows (``benchmarks/sfu_capacity.py``, when that script is
+present) and the memory rows (:mod:`kitewire.bench.memory`). Each part's table
+replaces its own section of the markdown file given by ``--output`` (default
+BENCHMARKS.md), between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``;
+the rest of the file is left as it is. ``--quick`` keeps the whole suite under
+about two minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from kitewire.bench import _markdown, e2e, memory
+from kitewire.bench._children import load_average
+
+SUITE_BENCHMARKS = ("e2e", "memory", "load", "all")
+SFU_SCRIPT = Path("benchmarks") / "sfu_capacity.py"
+# the parts' own time limits are far below these; they only stop a hung child
+CONVERT_TIMEOUT_S = 1800
+SFU_TIMEOUT_S = 3600
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The suite's options, for a parser that already has ``--quick``."""
+    e2e.add_arguments(parser)
+    memory.add_arguments(parser)
+    _markdown.add_output_arguments(parser)
+
+
+def find_sfu_script() -> Path | None:
+    """benchmarks/sfu_capacity.py in the working directory or beside the kitewire package."""
+    import kitewire
+
+    candidates = [Path.cwd() / SFU_SCRIPT, Path(kitewire.__file__).resolve().parent.parent / SFU_SCRIPT]
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def run_captured(command: Sequence[str], timeout: float, cwd: Path | None = None) -> tuple[int, str]:
+    """Run a child, echoing its output as it comes; (exit status, output)."""
+    lines: list[str] = []
+    process = subprocess.Popen(
+        list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd, bufsize=1
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+        status = process.wait(timeout=timeout)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        process.kill()
+        process.wait()
+        raise
+    return status, "".join(lines)
+
+
+def code_section(title: str, command: str, output: str, status: int) -> str:
+    """A section holding a script's printed output verbatim."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    failed = "" if status == 0 else f"\n\nThe command exited with status {status}."
+    return (
+        f"## {title}\n\nCommand: `{command}`\n\nRun {now}, load average before the run {load_average()}:"
+        f"{failed}\n\n```\n{output.rstrip()}\n```"
+    )
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """The conversion benchmark, in a child process so its table is captured as printed."""
+    command = [sys.executable, "-m", "kitewire", "bench", "convert"] + (["--quick"] if args.quick else [])
+    shown = "kitewire bench convert" + (" --quick" if args.quick else "")
+    status, output = run_captured(command, CONVERT_TIMEOUT_S)
+    _markdown.write_if_asked(args, "convert", code_section("Frame conversions", shown, output, status))
+    return status
+
+
+def run_load(args: argparse.Namespace) -> int:
+    """The SFU capacity script, when present."""
+    script = find_sfu_script()
+    if script is None:
+        print(f"kitewire bench load: {SFU_SCRIPT} not found; skipped", file=sys.stderr)
+        return 0
+    arguments = ["--quick"] if args.quick else []
+    shown = shlex.join(["python", str(SFU_SCRIPT), *arguments])
+    status, output = run_captured([sys.executable, str(script), *arguments], SFU_TIMEOUT_S, cwd=script.parent.parent)
+    _markdown.write_if_asked(args, "sfu", code_section("SFU capacity", shown, output, status))
+    return status
+
+
+def run_e2e(args: argparse.Namespace, command: str) -> int:
+    """The end-to-end rows."""
+    status, section = e2e.run_benchmark(args, command)
+    _markdown.write_if_asked(args, e2e.SECTION, section)
+    return status
+
+
+def run_memory(args: argparse.Namespace, command: str) -> int:
+    """The memory rows."""
+    status, section = memory.run_benchmark(args, command)
+    _markdown.write_if_asked(args, memory.SECTION, section)
+    return status
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``args.benchmark`` (e2e, memory, load or all); non-zero when a part failed."""
+    which = args.benchmark
+    if which not in SUITE_BENCHMARKS:
+        raise ValueError(f"expected one of {', '.join(SUITE_BENCHMARKS)}, got {which!r}")
+    quick = " --quick" if args.quick else ""
+    try:
+        e2e.settings_from(args)
+        e2e.parse_rows(args.rows)
+        memory.settings_from(args)
+        memory.parse_rows(args.memory_rows)
+    except ValueError as error:
+        print(f"kitewire bench: {error}", file=sys.stderr)
+        return 2
+    statuses: list[int] = []
+    print(f"kitewire bench {which}{quick}: {os.cpu_count()} cpus, load average {load_average()}", flush=True)
+    if which == "all":
+        statuses.append(run_convert(args))
+    if which in ("e2e", "all"):
+        statuses.append(run_e2e(args, f"kitewire bench {which}{quick}"))
+    if which in ("load", "all"):
+        statuses.append(run_load(args))
+    if which in ("memory", "all"):
+        statuses.append(run_memory(args, f"kitewire bench {which}{quick}"))
+    return next((status for status in statuses if status != 0), 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks``: the suite with the same options as ``kitewire bench``."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("benchmark", nargs="?", default="all", choices=SUITE_BENCHMARKS, help="which part (default all)")
+    parser.add_argument("--quick", action="store_true", help="short rows: the whole suite in under about two minutes")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
