@@ -438,6 +438,7 @@ _YUV_TO_YUV_ANY_SIZE: Final[dict[tuple[int, int], str]] = {
 _YUV_TO_YUV_EVEN_SIZE: Final[dict[tuple[int, int], str]] = {
     (T.I444, T.I420): "I444ToI420",
     (T.I422, T.I420): "I422ToI420",
+    (T.I444, T.NV12): "I444ToNV12",
 }
 
 
@@ -453,6 +454,24 @@ def yuv_to_yuv(
     """Convert between planar layouts with libyuv where its result means the same; else False."""
     if not enabled():
         return False
+    if target_type == T.I420A and source_type != T.I420A:
+        # the I420 planes, then an opaque alpha plane (the source has no alpha)
+        if not yuv_to_yuv(source_type, sources, T.I420, targets[:3], width, height, flip_y):
+            return False
+        targets[3].fill(255)
+        return True
+    if target_type == T.I010 and source_type == T.I422:
+        # 8-bit I420 first (even sizes), then a 2-bit shift into the words; for other
+        # sources the OpenCV engine's direct path measured faster
+        chroma_shape = targets[1].shape
+        i420: list[AnyArray] = [np.empty(targets[0].shape, np.uint8)] + [np.empty(chroma_shape, np.uint8) for _ in "uv"]
+        if not yuv_to_yuv(source_type, sources, T.I420, i420, width, height, flip_y):
+            return False
+        for eight_bit, ten_bit in zip(i420, targets):
+            widen_to_10bit(eight_bit, ten_bit)
+        return True
+    if source_type == T.I420A and target_type != T.I420A:  # alpha has nowhere to go
+        return yuv_to_yuv(T.I420, sources[:3], target_type, targets, width, height, flip_y)
     pair = (source_type, target_type)
     if pair == (T.I444, T.I422):
         return _i444_to_i422(sources, targets, width, height, flip_y)
@@ -470,13 +489,13 @@ def yuv_to_yuv(
     if into_i420 is None or out_of_i420 is None:
         return False
     chroma_shape = ((height + 1) // 2, (width + 1) // 2)
-    i420: list[AnyArray] = [
+    temporary: list[AnyArray] = [
         np.empty((height, width), np.uint8),
         np.empty(chroma_shape, np.uint8),
         np.empty(chroma_shape, np.uint8),
     ]
-    return _call(into_i420, [*sources, *i420], width, height) and _call(
-        out_of_i420, [*i420, *targets], width, signed_height
+    return _call(into_i420, [*sources, *temporary], width, height) and _call(
+        out_of_i420, [*temporary, *targets], width, signed_height
     )
 
 
