@@ -6,9 +6,10 @@ AddTrackRequest and a publisher offer, or lets the server subscribe it and
 answers the server's offers. What is cheap about it:
 
 * Publishers do not encode live. A moving test pattern is encoded ONCE per
-  layer (VP8, a few seconds starting with a keyframe) into RTP payloads; every
-  publisher replays that loop with its own SSRC, sequence numbers, timestamps
-  and VP8 picture ids. A keyframe request restarts the loop at its keyframe.
+  layer (VP8 by default, or H264; a few seconds starting with a keyframe) into
+  RTP payloads; every publisher replays that loop with its own SSRC, sequence
+  numbers, timestamps and (VP8) picture ids. A keyframe request restarts the
+  loop at its keyframe.
 * Subscribers do not decode. They count RTP packets and payload bytes per track
   and detect loss from sequence-number gaps, as ``lk load-test`` does
   (loss % = lost / (received + lost)). Once per frame they read the
@@ -87,6 +88,7 @@ __all__ = [
     "MAX_PUBLISHERS",
     "MAX_DURATION",
     "RESOLUTIONS",
+    "VIDEO_CODECS",
     "LoadTestParams",
     "TrackResult",
     "LoadTestResult",
@@ -121,7 +123,8 @@ RESOLUTIONS: dict[str, tuple[int, int]] = {
 
 _PUBLISHER = pb_rtc.SignalTarget.PUBLISHER
 _SUBSCRIBER = pb_rtc.SignalTarget.SUBSCRIBER
-_VP8_CODECS = [c for c in DEFAULT_CODECS if c.mime_type.lower() == "video/vp8"]
+#: ``--video-codec`` names -> mime type.
+VIDEO_CODECS: dict[str, str] = {"vp8": "video/VP8", "h264": "video/H264"}
 _RTP_CLOCK = 90_000
 # Seconds between the NTP (1900) and Unix (1970) epochs: abs-capture-time is NTP.
 _NTP_UNIX_OFFSET = 2_208_988_800
@@ -178,6 +181,7 @@ class LoadTestParams:
     subscribers: int = 1
     duration: float = 10.0
     resolution: str = "720p"
+    video_codec: str = "vp8"
     simulcast: bool = True
     server_pid: int | None = None
     embedded: bool = False
@@ -200,6 +204,8 @@ class LoadTestParams:
             raise ValueError(f"warmup: expected 0..120 seconds, got {self.warmup!r}")
         if not isinstance(self.loop_seconds, (int, float)) or not 0.5 <= self.loop_seconds <= 10:
             raise ValueError(f"loop seconds: expected 0.5..10, got {self.loop_seconds!r}")
+        if self.video_codec not in VIDEO_CODECS:
+            raise ValueError(f"video codec: expected one of {', '.join(VIDEO_CODECS)}, got {self.video_codec!r}")
         if self.resolution not in RESOLUTIONS:
             raise ValueError(f"resolution: expected one of {', '.join(RESOLUTIONS)}, got {self.resolution!r}")
         if not self.room or len(self.room) > 128:
@@ -369,10 +375,12 @@ class LoadTestResult:
 
 @dataclasses.dataclass(frozen=True)
 class EncodedLoop:
-    """A few seconds of encoded VP8 as RTP payloads, frame 0 a keyframe.
+    """A few seconds of encoded video as RTP payloads, frame 0 a keyframe.
 
-    Payloads carry kitewire's 4-byte VP8 descriptor (X and I bits, 15-bit
-    PictureID in bytes 2-3), which the replayer overwrites per frame.
+    VP8 payloads carry kitewire's 4-byte descriptor (X and I bits, 15-bit
+    PictureID in bytes 2-3), which the replayer overwrites per frame. H264
+    payloads (single NAL, STAP-A, FU-A) are sent as they are; every IDR has its
+    SPS/PPS in front.
     """
 
     width: int
@@ -380,6 +388,7 @@ class EncodedLoop:
     framerate: float
     bitrate: int
     frames: tuple[tuple[bytes, ...], ...]
+    codec: str = "VP8"
 
     @property
     def kbps(self) -> float:
@@ -424,19 +433,26 @@ def _pattern_frames(width: int, height: int, count: int, seed: int = 5) -> list[
     return frames
 
 
-def encode_loop(width: int, height: int, bitrate: int, framerate: float, seconds: float) -> EncodedLoop:
-    """Encode ``seconds`` of the test pattern once (blocking; call it in a worker thread)."""
+def encode_loop(
+    width: int, height: int, bitrate: int, framerate: float, seconds: float, codec: str = "VP8"
+) -> EncodedLoop:
+    """Encode ``seconds`` of the test pattern once (blocking; call it in a worker thread).
+
+    ``codec`` is "VP8" or "H264".
+    """
     if width % 2 or height % 2 or width < 16 or height < 16:
         raise ValueError(f"loop size: expected even width and height >= 16, got {width}x{height}")
+    if codec not in ("VP8", "H264"):
+        raise ValueError(f"loop codec: expected 'VP8' or 'H264', got {codec!r}")
     count = max(2, round(seconds * framerate))
-    encoder = VideoEncoder("VP8", width, height, bitrate=bitrate, framerate=framerate)
+    encoder = VideoEncoder(codec, width, height, bitrate=bitrate, framerate=framerate)
     frames: list[tuple[bytes, ...]] = []
     try:
         for index, picture in enumerate(_pattern_frames(width, height, count)):
             payloads = encoder.encode(picture, keyframe=index == 0)
             if index == 0 and not payloads.keyframe:
-                raise RuntimeError("the VP8 encoder did not start the loop with a keyframe")
-            for payload in payloads:
+                raise RuntimeError(f"the {codec} encoder did not start the loop with a keyframe")
+            for payload in payloads if codec == "VP8" else ():
                 # The replay rewrites the PictureID in place at bytes 2-3.
                 descriptor = parse_vp8_descriptor(payload)
                 if not descriptor.picture_id_15bit or descriptor.header_size < 4 or payload[2] & 0x80 == 0:
@@ -446,7 +462,7 @@ def encode_loop(width: int, height: int, bitrate: int, framerate: float, seconds
             frames.append(tuple(bytes(p) for p in payloads))
     finally:
         encoder.close()
-    return EncodedLoop(width, height, float(framerate), bitrate, tuple(frames))
+    return EncodedLoop(width, height, float(framerate), bitrate, tuple(frames), codec)
 
 
 def _layer_plans(params: LoadTestParams) -> list[VideoLayerPlan]:
@@ -474,8 +490,10 @@ async def _encode_loops(params: LoadTestParams) -> dict[str, EncodedLoop]:
     for plan in _layer_plans(params):
         width = max(16, plan.width - plan.width % 2)
         height = max(16, plan.height - plan.height % 2)
+        codec = "H264" if params.video_codec == "h264" else "VP8"
         loops[plan.rid] = await loop.run_in_executor(
-            None, encode_loop, width, height, int(plan.max_bitrate), float(plan.max_framerate), params.loop_seconds
+            None, encode_loop, width, height, int(plan.max_bitrate), float(plan.max_framerate), params.loop_seconds,
+            codec,
         )
     return loops
 
@@ -629,6 +647,7 @@ class _LayerReplay:
         # Where the send time goes (-1 when abs-capture-time was not negotiated);
         # subscribers measure latency from it.
         self.capture_time_at = template.find(_CAPTURE_TIME_SENTINEL)
+        self.patch_picture_id = loop.codec == "VP8"
         self.sequence_number = random.randrange(0x10000)
         self.picture_id = random.randrange(0x8000)
         self.rtp_base = random.randrange(1 << 32)
@@ -685,6 +704,7 @@ class _LayerReplay:
         at = self.header_size
         last = len(payloads) - 1
         send = self.sender.send_rtp
+        patch_picture_id = self.patch_picture_id
         for number, payload in enumerate(payloads):
             packet = bytearray(template)
             packet += payload
@@ -692,8 +712,9 @@ class _LayerReplay:
             _pack_seq_ts(packet, 2, seq, timestamp)
             if number == last:
                 packet[1] |= 0x80
-            packet[at + 2] = pid_hi
-            packet[at + 3] = pid_lo
+            if patch_picture_id:
+                packet[at + 2] = pid_hi
+                packet[at + 3] = pid_lo
             send(packet)
             slot = seq % _HISTORY_SIZE
             self.history[slot] = packet  # never modified after sending
@@ -959,9 +980,15 @@ class _SimulatedParticipant:
     # -- publishing --------------------------------------------------------
 
     async def publish(
-        self, loops: dict[str, EncodedLoop], plans: list[VideoLayerPlan], simulcast: bool, pacer: _Pacer, timeout: float
+        self,
+        loops: dict[str, EncodedLoop],
+        plans: list[VideoLayerPlan],
+        simulcast: bool,
+        pacer: _Pacer,
+        timeout: float,
+        mime_type: str = "video/VP8",
     ) -> str:
-        """Announce a VP8 track, negotiate it, and start replaying the loop(s); returns the track sid."""
+        """Announce a video track, negotiate it, and start replaying the loop(s); returns the track sid."""
         if self.signal is None:
             raise ConnectionError("not connected")
         cid = f"TR_load_{secrets.token_hex(6)}"
@@ -983,7 +1010,7 @@ class _SimulatedParticipant:
             if simulcast:
                 layer.rid = plan.rid
         codec = add.simulcast_codecs.add()
-        codec.codec = "vp8"
+        codec.codec = mime_type.split("/", 1)[1].lower()
         codec.cid = cid
         future: asyncio.Future[pb_models.TrackInfo] = asyncio.get_running_loop().create_future()
         self._published[cid] = future
@@ -997,7 +1024,12 @@ class _SimulatedParticipant:
         pc = self.publisher_pc = self._new_pc(_PUBLISHER)
         encodings = [SendEncoding(plan.rid, random.randint(1, 0xFFFFFFFE)) for plan in plans] if simulcast else None
         transceiver = pc.add_transceiver(
-            "video", "sendonly", codecs=list(_VP8_CODECS), send_encodings=encodings, stream_id=cid, track_id=cid
+            "video",
+            "sendonly",
+            codecs=[c for c in DEFAULT_CODECS if c.mime_type.lower() == mime_type.lower()],
+            send_encodings=encodings,
+            stream_id=cid,
+            track_id=cid,
         )
         offer = await pc.create_offer()
         self._answer = asyncio.get_running_loop().create_future()
@@ -1010,11 +1042,11 @@ class _SimulatedParticipant:
 
         sender = transceiver.sender
         payload_type = next(
-            (c.payload_type for c in sender.codecs if c.mime_type.lower() == "video/vp8" and c.payload_type is not None),
+            (c.payload_type for c in sender.codecs if c.mime_type.lower() == mime_type.lower() and c.payload_type is not None),
             None,
         )
         if payload_type is None:
-            raise ConnectionError("the server did not accept VP8")
+            raise ConnectionError(f"the server did not accept {mime_type}")
         by_ssrc: dict[int, _LayerReplay] = {}
         for plan in plans:
             rid = plan.rid if simulcast else None
@@ -1123,7 +1155,7 @@ async def run_load_test(params: LoadTestParams, *, log: Callable[[str], None] = 
             described = ", ".join(
                 f"{rid or 'single'} {loop.width}x{loop.height}@{loop.framerate:g} {loop.kbps:.0f} kbps" for rid, loop in loops.items()
             )
-            log(f"Encoded the VP8 loop once in {time.monotonic() - started:.1f} s: {described}")
+            log(f"Encoded the {params.video_codec.upper()} loop once in {time.monotonic() - started:.1f} s: {described}")
             log(
                 f"Starting load test with {params.video_publishers} video publishers, "
                 f"{params.subscribers} subscribers, room: {params.room}"
@@ -1171,7 +1203,9 @@ async def _run_participants(
     participants.extend(subscribers)
 
     def publish_job(participant: _SimulatedParticipant) -> Callable[[], Coroutine[Any, Any, str]]:
-        return lambda: participant.publish(loops, plans, params.simulcast, pacer, _JOIN_TIMEOUT)
+        return lambda: participant.publish(
+            loops, plans, params.simulcast, pacer, _JOIN_TIMEOUT, VIDEO_CODECS[params.video_codec]
+        )
 
     # Publishers first, so each subscriber gets every track in its first offer.
     await asyncio.gather(
@@ -1415,7 +1449,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-secret", default=DEV_API_SECRET, help="API secret (default %(default)s)")
     parser.add_argument("--room", default="load-test", help="room name (default %(default)s)")
     parser.add_argument(
-        "--video-publishers", type=int, default=1, help=f"simulated VP8 publishers, 1..{MAX_PUBLISHERS} (default 1)"
+        "--video-publishers", type=int, default=1, help=f"simulated video publishers, 1..{MAX_PUBLISHERS} (default 1)"
     )
     parser.add_argument(
         "--subscribers", type=int, default=1, help=f"simulated subscribers, 0..{MAX_SUBSCRIBERS} (default 1)"
@@ -1424,6 +1458,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration", type=float, default=10.0, help=f"measuring window in seconds, 1..{MAX_DURATION:g} (default 10)"
     )
     parser.add_argument("--resolution", default="720p", choices=list(RESOLUTIONS), help="published size (default 720p)")
+    parser.add_argument("--video-codec", default="vp8", choices=list(VIDEO_CODECS), help="video codec (default vp8)")
     parser.add_argument(
         "--simulcast", action=argparse.BooleanOptionalAction, default=True,
         help="publish livekit's simulcast layers (q/h/f for 720p; default on, as in lk load-test)"
@@ -1448,6 +1483,7 @@ def _params_from_args(args: argparse.Namespace) -> LoadTestParams:
         subscribers=args.subscribers,
         duration=args.duration,
         resolution=args.resolution,
+        video_codec=args.video_codec,
         simulcast=args.simulcast,
         server_pid=args.server_pid,
         embedded=args.embedded,

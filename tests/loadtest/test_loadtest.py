@@ -152,6 +152,7 @@ def test_cli_with_embedded_server_reports_cpu_per_packet(capsys: pytest.CaptureF
         ({"duration": 601}, "duration: expected 1..600 seconds, got 601"),
         ({"duration": 0}, "duration: expected 1..600 seconds, got 0"),
         ({"resolution": "4k"}, "resolution: expected one of 180p, 360p, 540p, 720p, 1080p, got '4k'"),
+        ({"video_codec": "av1"}, "video codec: expected one of vp8, h264, got 'av1'"),
         ({"url": "ws://192.0.2.7:7880"}, "expected a server on the loopback interface"),
         ({"url": "ftp://127.0.0.1:7880"}, "url: expected a ws:// or wss:// URL, got 'ftp://127.0.0.1:7880'"),
         ({"room": ""}, "room: expected a name of 1..128 characters, got ''"),
@@ -240,9 +241,18 @@ def test_encoded_loop_starts_with_a_keyframe_near_its_bitrate() -> None:
     assert first[0] & 0x80 and first[1] & 0x80 and first[2] & 0x80
 
 
-def test_encode_loop_refuses_odd_sizes() -> None:
+def test_encode_loop_refuses_odd_sizes_and_unknown_codecs() -> None:
     with pytest.raises(ValueError, match="expected even width and height >= 16, got 641x360"):
         encode_loop(641, 360, 450_000, 20.0, 1.0)
+    with pytest.raises(ValueError, match="expected 'VP8' or 'H264', got 'VP9'"):
+        encode_loop(640, 360, 450_000, 20.0, 1.0, "VP9")
+
+
+def test_h264_loop_starts_with_an_idr() -> None:
+    loop = encode_loop(320, 180, 160_000, 15.0, 1.0, "H264")
+    assert loop.codec == "H264" and len(loop.frames) == 15
+    assert is_keyframe("video/H264", loop.frames[0][0])
+    assert not any(is_keyframe("video/H264", p) for p in loop.frames[3])
 
 
 def test_process_cpu_seconds_grows_with_work() -> None:
@@ -351,14 +361,15 @@ async def test_unreachable_server_is_reported_not_measured() -> None:
     assert "Sub 1" in format_report(result)
 
 
-async def test_official_sdk_decodes_the_replayed_loop_across_wraps(server: Server) -> None:
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+async def test_official_sdk_decodes_the_replayed_loop_across_wraps(server: Server, codec: str) -> None:
     """libwebrtc (the livekit SDK) decodes what a simulated publisher sends, also after the loop restarts."""
     from livekit import api, rtc
 
     loop_seconds = 1.0
     params = LoadTestParams(
         url=server.url, room="sdk-view", video_publishers=1, subscribers=0, duration=8,
-        resolution="360p", simulcast=False, loop_seconds=loop_seconds,
+        resolution="360p", simulcast=False, loop_seconds=loop_seconds, video_codec=codec,
     )
     lines: list[str] = []
     load = asyncio.get_running_loop().create_task(run_load_test(params, log=lines.append))
