@@ -421,12 +421,16 @@ class Participant:
 
     async def _handle_add_track(self, request: pb_rtc.AddTrackRequest) -> None:
         if not self.can_publish:
-            await self._refuse_request("add_track", request.cid, "token does not allow publishing (canPublish=false)")
+            await self._refuse_request(
+                "add_track", request.cid, "token does not allow publishing (canPublish=false)", add_track=request
+            )
             return
         sources = self.grant.can_publish_sources
         source_name = pb_models.TrackSource.Name(request.source).lower()
         if sources and source_name not in sources:
-            await self._refuse_request("add_track", request.cid, f"token does not allow publishing source {source_name}")
+            await self._refuse_request(
+                "add_track", request.cid, f"token does not allow publishing source {source_name}", add_track=request
+            )
             return
         if not request.cid:
             await self._refuse_request("add_track", "", "add_track: expected a cid, got ''")
@@ -454,11 +458,16 @@ class Participant:
         response.track_published.track.CopyFrom(info)
         await self.send(response)
 
-    async def _refuse_request(self, what: str, detail: str, reason: str) -> None:
+    async def _refuse_request(
+        self, what: str, detail: str, reason: str, *, add_track: pb_rtc.AddTrackRequest | None = None
+    ) -> None:
         log_event("refused", level=logging.WARNING, room=self.room.name, identity=self.identity, request=what, reason=reason)
         response = pb_rtc.SignalResponse()
         response.request_response.reason = pb_rtc.RequestResponse.NOT_ALLOWED
         response.request_response.message = f"{reason} ({detail})" if detail else reason
+        if add_track is not None:
+            # Echo the request so a client can tell which publish was refused.
+            response.request_response.add_track.CopyFrom(add_track)
         await self.send(response)
 
     @staticmethod

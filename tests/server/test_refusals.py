@@ -161,3 +161,20 @@ async def test_official_api_token_verifier_accepts_kitewire_tokens() -> None:
     token = create_token("devkey", "secret", identity="x", room="y")
     claims = api.TokenVerifier("devkey", "secret").verify(token)
     assert claims.identity == "x"
+
+
+async def test_publishing_a_source_the_token_does_not_allow(server: Server) -> None:
+    grants = api.VideoGrants(room_join=True, room="sources", can_publish=True, can_publish_sources=["microphone"])
+    token = api.AccessToken("devkey", "secret").with_identity("miconly").with_grants(grants).to_jwt()
+    room = rtc.Room()
+    try:
+        await asyncio.wait_for(room.connect(server.url, token), 15)
+        source = rtc.VideoSource(160, 120)
+        track = rtc.LocalVideoTrack.create_video_track("cam", source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)
+        with pytest.raises(Exception):
+            await asyncio.wait_for(room.local_participant.publish_track(track, options), 15)
+        participant = server.rooms.rooms["sources"].participants["miconly"]
+        assert not participant.published and not participant.pending_tracks
+    finally:
+        await room.disconnect()

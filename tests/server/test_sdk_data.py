@@ -70,3 +70,25 @@ async def test_server_candidates_stay_on_loopback(server: Server, sdk_rooms: Con
     for sdp in descriptions:
         candidates = [line for line in sdp.splitlines() if line.startswith("a=candidate:")]
         assert candidates and all(line.split()[4] == "127.0.0.1" for line in candidates), candidates
+
+
+async def test_data_from_a_participant_without_can_publish_data_is_dropped(server: Server, sdk_rooms: Connect) -> None:
+    bob = await sdk_rooms("bob")
+    inbox = _collect(bob)
+    mute = await sdk_rooms("mute", can_publish_data=False)
+    alice = await sdk_rooms("alice")
+    # alice's data shows the channels are up; mute's never arrives.
+    for _ in range(50):
+        await mute.local_participant.publish_data(b"blocked", reliable=True)
+        await alice.local_participant.publish_data(b"allowed", reliable=True)
+        try:
+            sender, payload, _ = await asyncio.wait_for(inbox.get(), 0.2)
+        except asyncio.TimeoutError:
+            continue
+        assert (sender, payload) == ("alice", b"allowed")
+        break
+    else:
+        raise AssertionError("no data from alice either")
+    await asyncio.sleep(0.5)
+    while not inbox.empty():
+        assert inbox.get_nowait()[0] == "alice"
