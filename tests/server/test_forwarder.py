@@ -126,3 +126,14 @@ def test_sent_packet_cache() -> None:
     assert cache.get(65530, 0.7) is None  # overwritten by a newer packet in its slot
     with pytest.raises(ValueError):
         SentPacketCache(capacity=0)
+
+
+def test_benchmark_prints_every_step_next_to_the_anchor(capsys: pytest.CaptureFixture[str]) -> None:
+    from kitewire.server import bench
+
+    assert bench.main(["--packets", "2000"]) == 0
+    out = capsys.readouterr().out
+    for step in ("anchor", "parse RTP header", "rewrite", "build outgoing packet", "NACK cache insert", "total"):
+        assert step in out
+    rows = [line for line in out.splitlines()[1:] if line.strip()]
+    assert all(float(row.split()[-2]) > 0 for row in rows)
