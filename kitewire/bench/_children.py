@@ -180,7 +180,7 @@ class Profiler:
             "--rate",
             "200",
             "--threads",
-            "--idle",
+            "--nonblocking",  # sampling without pausing the peer keeps its timing closer to an unprofiled run
             "--format",
             "raw",
             "--output",
@@ -204,12 +204,26 @@ class Profiler:
 def hot_spots(profile: Path, top: int = 8) -> list[tuple[str, float]]:
     """(function (file:line), % of busy samples) with the most own time in a py-spy raw profile.
 
-    Idle samples (threads waiting in select/epoll/futex/sleep) are left out so the
+    py-spy records only threads that are running (no ``--idle``); samples whose
+    leaf is still a wait (select/epoll/futex/sleep) are left out as well, so the
     percentages say where the CPU went, not where threads slept.
     """
     own: Counter[str] = Counter()
     total = 0
-    idle_markers = ("epoll_wait", "select (", "futex", "poll (", "sleep", "_wait_for_tstate_lock", "wait (threading")
+    # py-spy cannot tell a thread blocked inside a C call from a busy one; these
+    # leaves are such waits: an idle executor worker in its queue's get(), the
+    # peer's stdin watcher, and the usual pollers and locks
+    idle_markers = (
+        "_worker (concurrent/futures/thread.py",
+        "stdin_closed.<locals>.wait",
+        "epoll_wait",
+        "select (",
+        "futex",
+        "poll (",
+        "sleep",
+        "_wait_for_tstate_lock",
+        "wait (threading",
+    )
     for line in profile.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():

@@ -177,13 +177,19 @@ async def publish(args: argparse.Namespace) -> None:
 # -- subscriber -----------------------------------------------------------------
 
 
-async def probe_loop_lag(lags: list[tuple[int, float]]) -> None:
-    """Record how late the event loop wakes a task that sleeps LOOP_PROBE_INTERVAL_S."""
+async def probe_loop_lag(lags: list[tuple[int, float, float]]) -> None:
+    """Record how late the event loop wakes a task that sleeps LOOP_PROBE_INTERVAL_S.
+
+    Each entry is (wake time ns, lateness ms, CPU ms the loop's thread used
+    meanwhile): a late wake with a busy thread points at a long callback on the
+    loop, one with an idle thread at waiting for the GIL or for a CPU.
+    """
     while True:
-        before = time.monotonic_ns()
+        before, cpu_before = time.monotonic_ns(), time.thread_time_ns()
         await asyncio.sleep(LOOP_PROBE_INTERVAL_S)
-        after = time.monotonic_ns()
-        lags.append((after, max(0.0, (after - before) / 1e6 - LOOP_PROBE_INTERVAL_S * 1e3)))
+        after, cpu_after = time.monotonic_ns(), time.thread_time_ns()
+        lateness = max(0.0, (after - before) / 1e6 - LOOP_PROBE_INTERVAL_S * 1e3)
+        lags.append((after, lateness, (cpu_after - cpu_before) / 1e6))
 
 
 async def subscribe(args: argparse.Namespace) -> None:
@@ -210,7 +216,7 @@ async def subscribe(args: argparse.Namespace) -> None:
         await asyncio.wait_for(room.connect(args.url, args.token), 30)
     emit("connected")
     frames: list[tuple[int, int, int]] = []  # (yield ns, counter or -1, width)
-    lags: list[tuple[int, float]] = []
+    lags: list[tuple[int, float, float]] = []
     probe = loop.create_task(probe_loop_lag(lags))
     stream: Any = None
     reader: asyncio.Task[None] | None = None

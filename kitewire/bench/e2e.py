@@ -57,6 +57,7 @@ TARGET_P95_MS = 30.0
 TARGET_FPS = 29.5
 TARGET_LOOP_LAG_P99_MS = 10.0
 FREEZE_GAP_MS = 200.0
+LOOP_PROBE_INTERVAL_MS = 10.0  # the subscriber's probe sleeps this long (kitewire.bench._peers)
 COUNTER_MODULO = 4096  # kitewire.demo's pattern carries 12 bits of counter
 SECTION = "e2e"
 
@@ -98,6 +99,10 @@ class E2EResult:
     subscriber_cpu: float = 0.0
     server_cpu: float = 0.0
     loop_lag_p99_ms: float | None = None
+    late_wakes: int = 0
+    """Loop-lag probes woken 10 ms or more late."""
+    late_wakes_loop_busy: int = 0
+    """Of those, how many found the loop's own thread busy most of the time."""
     sizes: list[str] = field(default_factory=list)
     profiled: bool = False
     hot_spots: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
@@ -171,8 +176,14 @@ def analyse(
     result.longest_gap_ms = max(gaps_ms)
     result.freezes = sum(1 for gap in gaps_ms if gap > FREEZE_GAP_MS)
     result.sizes = sorted(sizes, key=int)
-    window_lags = [lag for time_ns, lag in lags if start_ns <= time_ns <= end_ns]
-    result.loop_lag_p99_ms = percentile(window_lags, 0.99) if window_lags else None
+    window_lags = [(lag, busy) for time_ns, lag, busy, *_ in lags if start_ns <= time_ns <= end_ns]
+    result.loop_lag_p99_ms = percentile([lag for lag, _ in window_lags], 0.99) if window_lags else None
+    late = [(lag, busy) for lag, busy in window_lags if lag >= TARGET_LOOP_LAG_P99_MS]
+    result.late_wakes = len(late)
+    # busy for most of the interval: the loop itself ran a long callback
+    result.late_wakes_loop_busy = sum(
+        1 for lag, busy in late if busy >= 0.5 * (lag + LOOP_PROBE_INTERVAL_MS)
+    )
 
 
 async def run_row(url: str, publisher_sdk: str, subscriber_sdk: str, settings: E2ESettings) -> E2EResult:
@@ -322,6 +333,19 @@ def format_table(results: Sequence[E2EResult]) -> str:
     return "\n".join([TABLE_HEADER, *(format_row(result, anchor) for result in results)])
 
 
+def format_late_wakes(results: Sequence[E2EResult]) -> str:
+    """Why subscriber event loops woke late, per row, as a markdown list."""
+    lines = []
+    for result in results:
+        if result.error is None and result.late_wakes:
+            lines.append(
+                f"- {result.label}: {result.late_wakes} loop-lag probes woke >= {TARGET_LOOP_LAG_P99_MS:.0f} ms late; "
+                f"in {result.late_wakes_loop_busy} the loop's thread was busy most of the time (a long callback), in "
+                f"the others it waited (for the GIL held by another thread, or for a CPU)"
+            )
+    return "\n".join(lines)
+
+
 def format_hot_spots(results: Sequence[E2EResult]) -> str:
     """py-spy's busiest functions per profiled process, as a markdown list."""
     lines: list[str] = []
@@ -371,6 +395,9 @@ def settings_from(args: argparse.Namespace) -> E2ESettings:
 def render(settings: E2ESettings, results: Sequence[E2EResult], command: str) -> str:
     """The markdown section for BENCHMARKS.md."""
     parts = [describe_run(settings, command), "", format_table(results)]
+    late = format_late_wakes(results)
+    if late:
+        parts += ["", "Late event-loop wakes in the subscribers:", "", late]
     spots = format_hot_spots(results)
     if spots:
         parts += ["", "Hot spots during the measured window:", "", spots]
@@ -385,9 +412,9 @@ def run_benchmark(args: argparse.Namespace, command: str) -> tuple[int, str]:
     print(TABLE_HEADER, flush=True)
     results = asyncio.run(run_e2e(settings, rows))
     section = render(settings, results, command)
-    spots = format_hot_spots(results)
-    if spots:
-        print("\n" + spots)
+    for extra in (format_late_wakes(results), format_hot_spots(results)):
+        if extra:
+            print("\n" + extra)
     failed = any(result.error is not None for result in results)
     return (1 if failed else 0), section
 
