@@ -254,7 +254,9 @@ class VideoPublishPipeline:
         if payload_type is None:
             return
         now = time.monotonic()
-        for layer, payloads in zip(self._layers, encoded):
+        # top layer first: it is what subscribers usually want, and an SFU that starts
+        # forwarding on the first keyframe it sees then needs no layer switch
+        for layer, payloads in reversed(list(zip(self._layers, encoded))):
             if not payloads:
                 continue
             last = len(payloads) - 1

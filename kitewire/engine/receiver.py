@@ -69,6 +69,7 @@ class VideoReceivePipeline:
         self._capture_times: collections.OrderedDict[int, int] = collections.OrderedDict()
         self._capture_anchor: tuple[int, int] | None = None  # (rtp timestamp, capture us)
         self._rotation = 0
+        self._last_shown_timestamp: int | None = None
         self._decode_queue: collections.deque[AssembledFrame] = collections.deque()
         self._decode_wakeup = asyncio.Event()
         self._closed = False
@@ -138,6 +139,7 @@ class VideoReceivePipeline:
             self._decoder = VideoDecoder(codec)
         self._capture_anchor = None
         self._capture_times.clear()
+        self._last_shown_timestamp = None
 
     def _note_extensions(self, header: RtpHeader) -> None:
         if self._abs_capture_id is not None:
@@ -208,10 +210,23 @@ class VideoReceivePipeline:
             if not decoded and decoder.needs_keyframe and self._assembler is not None:
                 self._assembler.request_keyframe()
             self.frames_decoded += decoded
+            if not self._is_new_picture(assembled.timestamp):
+                # a simulcast layer switch repeats the picture just shown (same capture,
+                # same RTP time) as the new layer's keyframe: decoded, not shown twice
+                continue
             callback = self.on_frame
             for frame in frames:
                 if callback is not None:
                     callback(frame, timestamp_us, rotation)
+
+    def _is_new_picture(self, rtp_timestamp: int) -> bool:
+        last = self._last_shown_timestamp
+        if last is not None:
+            delta = (rtp_timestamp - last) & 0xFFFFFFFF
+            if delta == 0 or delta >= 0x80000000:
+                return False
+        self._last_shown_timestamp = rtp_timestamp
+        return True
 
     # -- feedback: NACK, PLI, giving up on lost packets --------------------------
 

@@ -117,8 +117,9 @@ class TrackPublishOptions:
 
     video_encoding: VideoEncoding | None = None
     video_codec: int = VideoCodec.VP8
-    simulcast: bool = False
-    """Publish three layers (q/h/f) instead of one."""
+    simulcast: bool | None = None
+    """Publish several layers (q/h/f, as many as the size allows). None, the
+    default, means on, as in livekit; False publishes a single layer."""
     source: int = TrackSource.SOURCE_UNKNOWN
     stream: str = ""
     dtx: bool = False

@@ -243,7 +243,7 @@ class Room(EventEmitter[EventTypes]):
                 width=source.width,
                 height=source.height,
                 codec=_CODEC_NAMES[int(options.video_codec)],
-                simulcast=bool(options.simulcast),
+                simulcast=options.simulcast is not False,
                 max_bitrate=int(encoding.max_bitrate) if encoding else 0,
                 max_framerate=float(encoding.max_framerate) if encoding else 0.0,
             )
