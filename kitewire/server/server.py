@@ -99,9 +99,9 @@ class Server:
         app.router.add_get("/rtc/v1", self._handle_rtc)
         app.router.add_get("/rtc/validate", self._handle_validate)
         app.router.add_get("/rtc/v1/validate", self._handle_validate)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.config.bind, self.config.port, shutdown_timeout=1.0)
+        site = web.TCPSite(runner, self.config.bind, self.config.port)
         try:
             await site.start()
         except OSError:
