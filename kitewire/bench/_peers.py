@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import sys
 import threading
@@ -36,6 +37,7 @@ CODECS = ("VP8", "H264")
 BACKGROUND_FRAMES = 30
 LOOP_PROBE_INTERVAL_S = 0.01
 BITRATE = 2_000_000
+COUNTER_MODULO = 4096  # kitewire.demo's pattern carries 12 bits of counter
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -67,11 +69,21 @@ class PatternStamper:
     def stamp(self, index: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
         """Fill :attr:`buffer` with frame ``index`` (I420) and return it."""
         np.copyto(self.buffer, self._backgrounds[index % BACKGROUND_FRAMES])
-        tiny = make_pattern_frame(index, 32, 16)
-        tiny_luma = np.frombuffer(bytes(tiny.data[: 32 * 16]), dtype=np.uint8).reshape(16, 32)
+        levels = _band_levels()[index % COUNTER_MODULO]
         for bit in range(16):
-            self._luma[: self._band, bit * self._block : (bit + 1) * self._block] = tiny_luma[0, bit * 2]
+            self._luma[: self._band, bit * self._block : (bit + 1) * self._block] = levels[bit]
         return self.buffer
+
+
+@functools.lru_cache(maxsize=1)
+def _band_levels() -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """The 16 block levels of every counter's band, read off tiny pattern frames once
+    (about 0.1 s) so the capture loop does not draw one per frame."""
+    levels = np.empty((COUNTER_MODULO, 16), dtype=np.uint8)
+    for counter in range(COUNTER_MODULO):
+        tiny = make_pattern_frame(counter, 32, 16)
+        levels[counter] = np.frombuffer(bytes(tiny.data[:32]), dtype=np.uint8)[0:32:2]
+    return levels
 
 
 def counter_of(width: int, height: int, buffer_type: int, data: Any) -> int | None:
