@@ -211,13 +211,60 @@ def yuv_to_packed(
         name = f"{prefix}To{_LIBYUV_NAME[produced_type]}"
         if not _has(name):
             continue
-        ints = [width, signed_height] + ([0] if prefix == "I420Alpha" else [])  # 0: no premultiply
-        if not _call(name, [*source_planes, target], *ints):
+        premultiply = [0] if prefix == "I420Alpha" else []  # 0: keep alpha straight
+        if produced_type != target_type and width * height >= _REVERSAL_BANDS_FROM_PIXELS:
+            return _reversed_in_bands(
+                name, source_planes, produced_type, target_type, target, width, height, flip_y, premultiply
+            )
+        if not _call(name, [*source_planes, target], width, signed_height, *premultiply):
             return False
         if produced_type != target_type:
             target.reshape(-1).view(np.uint32).byteswap(inplace=True)
         return True
     return False
+
+
+def _reversed_in_bands(
+    name: str,
+    sources: list[AnyArray],
+    produced_type: int,
+    target_type: int,
+    target: AnyArray,
+    width: int,
+    height: int,
+    flip_y: bool,
+    extra_ints: list[int],
+) -> bool:
+    """Run YUV -> packed ``name`` band by band into a cached temporary, then shuffle into ``target``.
+
+    For targets libyuv only produces in the opposite byte order (e.g. NV12 ->
+    livekit ARGB through libyuv's NV12ToARGB, i.e. livekit BGRA): the byte
+    reversal reads the band from cache, and ARGBShuffle does it several times
+    faster than numpy's byteswap. With ``flip_y`` each band is written upside
+    down, then shuffled into the mirrored rows.
+    """
+    function = _planes_function(name, len(sources) + 1, 2 + len(extra_ints))
+    shuffle = _function("ARGBShuffle", [_P, _I, _P, _I, _P, _I, _I])
+    if function is None or shuffle is None:
+        return False
+    mask = ctypes.addressof(_shuffle_mask(produced_type, target_type))
+    source_rows = [_row_pointer(plane, height) for plane in sources]
+    source_strides = [_plane_arguments(plane)[1] for plane in sources]
+    temporary = np.empty((min(_BAND_ROWS, height), width, 4), np.uint8)
+    temporary_pointer, row_bytes = _pointer(temporary), width * 4
+    target_pointer = _pointer(target)
+    for first in range(0, height, _BAND_ROWS):
+        rows = min(_BAND_ROWS, height - first)
+        target_first = height - first - rows if flip_y else first
+        arguments: list[int] = []
+        for row_pointer, stride in zip(source_rows, source_strides):
+            arguments += (row_pointer(first), stride)
+        if function(*arguments, temporary_pointer, row_bytes, width, -rows if flip_y else rows, *extra_ints):
+            return False
+        target_band = target_pointer + target_first * row_bytes
+        if shuffle(temporary_pointer, row_bytes, target_band, row_bytes, mask, width, rows):
+            return False
+    return True
 
 
 # Rows per band when a packed source is converted band by band, so that a
@@ -228,6 +275,9 @@ def yuv_to_packed(
 _BAND_ROWS: Final = 64
 # frames from this many pixels convert band by band where a second pass follows
 _BANDS_FROM_PIXELS: Final = 1280 * 720
+# YUV -> byte-reversed RGB gains from bands already at 640x360 (numpy's whole-frame
+# byteswap is slow); at 320x240 both ways measured the same
+_REVERSAL_BANDS_FROM_PIXELS: Final = 640 * 360
 
 
 def _row_pointer(plane: AnyArray, height: int) -> Callable[[int], int]:

@@ -144,7 +144,8 @@ def test_one_shared_worker_thread_serves_every_split() -> None:
 def test_cached_band_pipelines_equal_whole_frame_calls(
     monkeypatch: pytest.MonkeyPatch, width: int, height: int
 ) -> None:
-    # RGB -> NV12 / I420A go band by band (64 rows) only from 720p; force both ways here
+    # RGB -> NV12 / I420A and YUV -> byte-reversed RGB go band by band (64 rows)
+    # only from 720p / 640x360; force both ways here
     from kitewire.frames import _libyuv
 
     if not _libyuv.available():
@@ -153,8 +154,21 @@ def test_cached_band_pipelines_equal_whole_frame_calls(
     for source_type in (T.RGBA, T.BGRA, T.ABGR, T.ARGB, T.RGB24):
         frame = random_frame(source_type, width, height, seed=source_type)
         for target_type, flip_y in itertools.product((T.NV12, T.I420A, T.I420, T.I422), (False, True)):
-            monkeypatch.setattr(_libyuv, "_BANDS_FROM_PIXELS", 10**9)
-            whole = bytes(frame.convert(target_type, flip_y=flip_y).data)
-            monkeypatch.setattr(_libyuv, "_BANDS_FROM_PIXELS", 0)
-            banded = bytes(frame.convert(target_type, flip_y=flip_y).data)
-            assert banded == whole, f"{T.Name(source_type)}->{T.Name(target_type)} flip={flip_y}"
+            _assert_bands_equal_whole(monkeypatch, frame, target_type, flip_y)
+    for source_type in (T.I420, T.I420A, T.I422, T.I444, T.I010, T.NV12):
+        frame = random_frame(source_type, width, height, seed=source_type)
+        for target_type, flip_y in itertools.product((T.ABGR, T.ARGB, T.RGBA), (False, True)):
+            _assert_bands_equal_whole(monkeypatch, frame, target_type, flip_y)
+
+
+def _assert_bands_equal_whole(
+    monkeypatch: pytest.MonkeyPatch, frame: VideoFrame, target_type: int, flip_y: bool
+) -> None:
+    from kitewire.frames import _libyuv
+
+    results = []
+    for threshold in (10**9, 0):
+        monkeypatch.setattr(_libyuv, "_BANDS_FROM_PIXELS", threshold)
+        monkeypatch.setattr(_libyuv, "_REVERSAL_BANDS_FROM_PIXELS", threshold)
+        results.append(bytes(frame.convert(target_type, flip_y=flip_y).data))
+    assert results[0] == results[1], f"{T.Name(frame.type)}->{T.Name(target_type)} flip={flip_y}"
