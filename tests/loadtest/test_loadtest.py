@@ -9,8 +9,9 @@ import signal
 import subprocess
 import sys
 import time
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
+import numpy as np
 import pytest
 
 from kitewire import loadtest
@@ -377,9 +378,16 @@ async def test_official_sdk_decodes_the_replayed_loop_across_wraps(server: Serve
     arrivals: list[tuple[float, int, int]] = []
     readers: list[asyncio.Task[None]] = []
 
+    pictures: list[np.ndarray[Any, np.dtype[np.float64]]] = []
+
     async def read(track: rtc.Track) -> None:
         async for event in rtc.VideoStream(track):
-            arrivals.append((time.monotonic(), event.frame.width, event.frame.height))
+            frame = event.frame
+            arrivals.append((time.monotonic(), frame.width, frame.height))
+            if len(arrivals) % 5 == 0:
+                i420 = frame.convert(rtc.VideoBufferType.I420)
+                luma = np.frombuffer(bytes(i420.data), dtype=np.uint8)[: frame.width * frame.height]
+                pictures.append(luma.reshape(frame.height, frame.width).astype(np.float64))
 
     def on_track_subscribed(track: rtc.Track, *_: object) -> None:
         if track.kind == rtc.TrackKind.KIND_VIDEO:
@@ -411,6 +419,16 @@ async def test_official_sdk_decodes_the_replayed_loop_across_wraps(server: Serve
     assert span >= 2.5 * loop_seconds
     assert len(arrivals) >= 10 * span  # the loop runs at 20 fps
     assert result.errors == {}
+    # What was decoded is the test pattern: each sampled picture matches one loop frame closely.
+    sources = [
+        source.to_ndarray()[:360].astype(np.float64) for source in loadtest._pattern_frames(640, 360, 20)
+    ]
+    quality = []
+    for picture in pictures:
+        best_mse = min(float(np.mean((picture - source) ** 2)) for source in sources)
+        quality.append(float(10 * np.log10(255.0**2 / max(best_mse, 1e-9))))
+    assert pictures
+    assert min(quality) > 25, [round(float(q), 1) for q in quality]
 
 
 def test_run_queue_wait_is_read_for_a_live_process_only() -> None:
