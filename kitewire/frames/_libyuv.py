@@ -182,6 +182,31 @@ def reversed_to_rgb24(
     return via_bgra_bands(source_type, source, [target], width, height, "ARGBToRAW", flip_y)
 
 
+def rgb24_to_reversed(
+    target_type: int, source: AnyArray, target: AnyArray, width: int, height: int, flip_y: bool
+) -> bool:
+    """RGB24 -> ABGR (libyuv RAWToRGBA, one pass) or ARGB (RAWToARGB into cached bands, then a shuffle)."""
+    if not enabled() or target_type not in (T.ABGR, T.ARGB):
+        return False
+    if target_type == T.ABGR:
+        return _has("RAWToRGBA") and _call("RAWToRGBA", [source, target], width, -height if flip_y else height)
+    to_bgra = _to_bgra_function(T.RGB24)
+    shuffle = _function("ARGBShuffle", [_P, _I, _P, _I, _P, _I, _I])
+    if to_bgra is None or shuffle is None:
+        return False
+    mask = ctypes.addressof(_shuffle_mask(T.BGRA, T.ARGB))
+    temporary = np.empty((min(_BAND_ROWS, height), width, 4), np.uint8)
+    temporary_pointer, row_bytes = _pointer(temporary), width * 4
+    target_row = _row_pointer(target, height)
+    source_stride = source.strides[0]
+
+    def band_step(band: int, first: int, signed_rows: int) -> int:
+        status = to_bgra(band, source_stride, temporary_pointer, row_bytes, width, signed_rows)
+        return status or shuffle(temporary_pointer, row_bytes, target_row(first), row_bytes, mask, width, abs(signed_rows))
+
+    return _source_bands(source, height, flip_y, band_step)
+
+
 def yuv_to_packed(
     source_type: int,
     sources: list[AnyArray],

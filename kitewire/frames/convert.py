@@ -253,6 +253,13 @@ def _libyuv_step(
             ),
             False,
         )
+    if source_type == T.RGB24 and target_type in (T.ABGR, T.ARGB):
+        return (
+            lambda sources, targets, rows: _libyuv.rgb24_to_reversed(
+                target_type, sources[0], targets[0], width, rows, flip_y
+            ),
+            False,
+        )
     if target_type == T.RGB24:
         return (
             lambda sources, targets, rows: _libyuv.reversed_to_rgb24(
