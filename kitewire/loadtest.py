@@ -1115,6 +1115,9 @@ async def _join(
                 await publish()
         except (SignalConnectError, ConnectionError, OSError, ValueError, TimeoutError, asyncio.TimeoutError) as exc:
             participant.error = f"could not connect: {exc or type(exc).__name__}"
+        except Exception as exc:  # one broken participant must not end the whole run
+            logger.debug("%s failed to join", participant.name, exc_info=True)
+            participant.error = f"could not connect: {type(exc).__name__}: {exc}"
 
 
 def _snapshot(subscribers: list[_SimulatedParticipant]) -> dict[tuple[str, str], tuple[int, int, int, float, int]]:
