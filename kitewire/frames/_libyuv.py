@@ -556,21 +556,17 @@ def yuv_to_yuv(
     signed_height = -height if flip_y else height
     if name is not None:
         return _call(name, [*sources, *targets], width, signed_height)
-    # two libyuv steps through a temporary I420 beat the general path (e.g. I010 -> NV12)
+    # to NV12 in two libyuv steps (e.g. I010 -> NV12): the X -> I420 step writes luma
+    # straight into the target (flipping if asked), MergeUVPlane interleaves the chroma
     into_i420 = _YUV_TO_YUV_ANY_SIZE.get((source_type, T.I420))
     if into_i420 is None and width % 2 == 0 and height % 2 == 0:
         into_i420 = _YUV_TO_YUV_EVEN_SIZE.get((source_type, T.I420))
-    out_of_i420 = _YUV_TO_YUV_ANY_SIZE.get((T.I420, target_type))
-    if into_i420 is None or out_of_i420 is None:
+    if into_i420 is None or target_type != T.NV12:
         return False
     chroma_shape = ((height + 1) // 2, (width + 1) // 2)
-    temporary: list[AnyArray] = [
-        np.empty((height, width), np.uint8),
-        np.empty(chroma_shape, np.uint8),
-        np.empty(chroma_shape, np.uint8),
-    ]
-    return _call(into_i420, [*sources, *temporary], width, height) and _call(
-        out_of_i420, [*temporary, *targets], width, signed_height
+    chroma: list[AnyArray] = [np.empty(chroma_shape, np.uint8), np.empty(chroma_shape, np.uint8)]
+    return _call(into_i420, [*sources, targets[0], *chroma], width, signed_height) and _call(
+        "MergeUVPlane", [*chroma, targets[1]], chroma_shape[1], chroma_shape[0]
     )
 
 
