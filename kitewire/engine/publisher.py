@@ -60,21 +60,24 @@ def _even(value: int) -> int:
     return max(2, value - (value % 2))
 
 
-def _encode_layers(
-    frame: VideoFrame, layers: list[tuple[VideoEncoder, int, int, bool]], captured_at: float
-) -> list[EncodedFrame]:
-    """Scale ``frame`` to each layer's size and encode it (worker thread)."""
+def _to_yuv420p(frame: VideoFrame) -> av.VideoFrame:
     picture = frame.to_av()
     if picture.format.name != "yuv420p":
         picture = picture.reformat(format="yuv420p")
-    encoded: list[EncodedFrame] = []
-    for encoder, width, height, keyframe in layers:
-        scaled: av.VideoFrame = picture
-        if (picture.width, picture.height) != (width, height):
-            scaled = picture.reformat(width=width, height=height, format="yuv420p")
-        # layers share ``picture`` but run one after the other, never concurrently
-        encoded.append(encoder.encode(scaled, keyframe=keyframe, capture_time=captured_at))
-    return encoded
+    return picture
+
+
+def _encode_layer(
+    picture: av.VideoFrame, encoder: VideoEncoder, width: int, height: int, keyframe: bool, captured_at: float
+) -> EncodedFrame:
+    """Scale ``picture`` to one layer's size and encode it (worker thread).
+
+    Layers share ``picture`` but are encoded one after the other, never concurrently.
+    """
+    scaled = picture
+    if (picture.width, picture.height) != (width, height):
+        scaled = picture.reformat(width=width, height=height, format="yuv420p")
+    return encoder.encode(scaled, keyframe=keyframe, capture_time=captured_at)
 
 
 class VideoPublishPipeline:
@@ -224,64 +227,66 @@ class VideoPublishPipeline:
                 pending, self._pending = self._pending, None
             if pending is None or self._closed:
                 continue
-            jobs = []
-            for layer in self._layers:
-                jobs.append((layer.encoder, _even(layer.plan.width), _even(layer.plan.height), layer.keyframe_wanted))
-                layer.keyframe_wanted = False
             try:
-                encoded = await self._loop.run_in_executor(
-                    None, _encode_layers, pending.frame, jobs, pending.captured_at
-                )
+                await self._encode_and_send(pending)
             except Exception:
                 logger.exception("encoding a %dx%d frame failed", pending.frame.width, pending.frame.height)
-                continue
-            if self._closed:
-                return
-            for layer, job, result in zip(self._layers, jobs, encoded):
-                if job[3] and not (result and result.keyframe):
-                    # rate control dropped the frame that was to be a keyframe: next one
-                    layer.keyframe_wanted = True
-            self.frames_encoded += 1
-            await self._send(encoded, pending)
 
-    async def _send(self, encoded: list[EncodedFrame], pending: _PendingFrame) -> None:
+    async def _encode_and_send(self, pending: _PendingFrame) -> None:
+        picture = await self._loop.run_in_executor(None, _to_yuv420p, pending.frame)
         rtp_timestamp = self._next_rtp_timestamp(pending.captured_at)
         extensions = {
             URI_ABS_CAPTURE_TIME: encode_abs_capture_time(capture_us_to_ntp_us(pending.timestamp_us)),
             URI_VIDEO_ORIENTATION: encode_video_orientation(rotation_to_degrees(pending.rotation)),
         }
+        # top layer first, each sent as soon as it is encoded: the top layer is what
+        # subscribers usually want, and an SFU that starts forwarding on the first
+        # keyframe it sees then needs no layer switch
+        for layer in reversed(self._layers):
+            keyframe = layer.keyframe_wanted
+            layer.keyframe_wanted = False
+            width, height = _even(layer.plan.width), _even(layer.plan.height)
+            encoded = await self._loop.run_in_executor(
+                None, _encode_layer, picture, layer.encoder, width, height, keyframe, pending.captured_at
+            )
+            if self._closed:
+                return
+            if keyframe and not (encoded and encoded.keyframe):
+                # rate control dropped the frame that was to be a keyframe: next one
+                layer.keyframe_wanted = True
+            await self._send_layer(layer, encoded, rtp_timestamp, extensions)
+        self.frames_encoded += 1
+
+    async def _send_layer(
+        self, layer: _Layer, payloads: EncodedFrame, rtp_timestamp: int, extensions: dict[str, bytes]
+    ) -> None:
         payload_type = self._payload_type()
-        if payload_type is None:
+        if payload_type is None or not payloads:
             return
         now = time.monotonic()
-        # top layer first: it is what subscribers usually want, and an SFU that starts
-        # forwarding on the first keyframe it sees then needs no layer switch
-        for layer, payloads in reversed(list(zip(self._layers, encoded))):
-            if not payloads:
-                continue
-            last = len(payloads) - 1
-            for index, payload in enumerate(payloads):
-                packet = self._sender.build_packet(
-                    payload,
-                    payload_type=payload_type,
-                    sequence_number=layer.sequence_number,
-                    timestamp=rtp_timestamp,
-                    marker=index == last,
-                    rid=layer.rid,
-                    ssrc=layer.ssrc,
-                    extensions=extensions,
-                )
-                layer.history.add(layer.sequence_number, packet, now)
-                layer.sequence_number = (layer.sequence_number + 1) & 0xFFFF
-                self._sender.send_rtp(packet)
-                layer.bytes_sent += len(payload)
-                if index % _PACKETS_PER_BURST == _PACKETS_PER_BURST - 1 and index != last:
-                    # a keyframe is a hundred packets or more: let other callbacks run
-                    # between bursts instead of holding the loop for the whole frame
-                    await asyncio.sleep(0)
-                    if self._closed:
-                        return
-            layer.frames_sent += 1
+        last = len(payloads) - 1
+        for index, payload in enumerate(payloads):
+            packet = self._sender.build_packet(
+                payload,
+                payload_type=payload_type,
+                sequence_number=layer.sequence_number,
+                timestamp=rtp_timestamp,
+                marker=index == last,
+                rid=layer.rid,
+                ssrc=layer.ssrc,
+                extensions=extensions,
+            )
+            layer.history.add(layer.sequence_number, packet, now)
+            layer.sequence_number = (layer.sequence_number + 1) & 0xFFFF
+            self._sender.send_rtp(packet)
+            layer.bytes_sent += len(payload)
+            if index % _PACKETS_PER_BURST == _PACKETS_PER_BURST - 1 and index != last:
+                # a keyframe is a hundred packets or more: let other callbacks run
+                # between bursts instead of holding the loop for the whole frame
+                await asyncio.sleep(0)
+                if self._closed:
+                    return
+        layer.frames_sent += 1
 
     def _payload_type(self) -> int | None:
         for codec in self._sender.codecs:
