@@ -2,7 +2,28 @@
 VideoStream) on kitewire's own WebRTC stack.
 
 A livekit.rtc video program runs after changing ``from livekit import rtc`` to
-``from kitewire import rtc``.
+``from kitewire import rtc``. Typical use::
+
+    room = rtc.Room()
+
+    @room.on("track_subscribed")
+    def on_track(track, publication, participant):
+        asyncio.create_task(consume(rtc.VideoStream(track, capacity=1,
+                                                    format=rtc.VideoBufferType.RGBA)))
+
+    await room.connect(url, token)
+    source = rtc.VideoSource(1280, 720)
+    track = rtc.LocalVideoTrack.create_video_track("camera", source)
+    await room.local_participant.publish_track(
+        track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
+    source.capture_frame(frame, timestamp_us=capture_time_us)
+
+Scope: video only. Audio, data packets and streams, RPC, end-to-end encryption
+and reconnection after a lost signal connection are not implemented; a lost
+connection ends the session with a ``disconnected`` event. As in livekit,
+publishing is simulcast unless ``TrackPublishOptions(simulcast=False)``.
+Frames cross the network with their capture ``timestamp_us`` and ``rotation``
+(RTP header extensions abs-capture-time and video-orientation).
 """
 
 from kitewire.frames import (
