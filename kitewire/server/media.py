@@ -34,6 +34,8 @@ RID_TO_LAYER: dict[str, int] = {"q": 0, "h": 1, "f": 2}
 _LAYER_LIVE_SECONDS = 1.0
 # At most one keyframe request per layer per this many seconds (PLI storms hurt publishers).
 _KEYFRAME_REQUEST_INTERVAL = 0.5
+# Gaps up to this many packets are NACKed to the publisher; larger jumps are a restart.
+_MAX_NACK_GAP = 64
 # Extensions copied from the publisher's packets to the subscriber's.
 _FORWARDED_EXTENSIONS = (rtp_ext.URI_VIDEO_ORIENTATION, rtp_ext.URI_ABS_CAPTURE_TIME)
 
@@ -54,6 +56,8 @@ class PublishedTrack:
         self._layer_ssrc: dict[int, int] = {}
         self._layer_last_seen: dict[int, float] = {}
         self._last_keyframe_request: dict[int, float] = {}
+        self._highest_seq: dict[int, int] = {}
+        self.nacks_sent = 0
         self._live: list[int] = []
         self._live_computed_at = float("-inf")
         self._live_known = 0
@@ -127,6 +131,7 @@ class PublishedTrack:
             return
         layer = self.layer_of(header)
         now = time.monotonic()
+        self._nack_gaps(header)
         self._layer_ssrc[layer] = header.ssrc
         self._layer_last_seen[layer] = now
         self.packets_received += 1
@@ -140,6 +145,25 @@ class PublishedTrack:
                 downtrack.forward(layer, packet, header, now)
             except Exception:  # one broken subscriber must not stop the others
                 logger.exception("forwarding to %s failed", downtrack.subscriber.identity)
+
+    def _nack_gaps(self, header: RtpHeader) -> None:
+        """Ask the publisher to resend packets missing before this one (loss on its uplink)."""
+        ssrc, seq = header.ssrc, header.sequence_number
+        highest = self._highest_seq.get(ssrc)
+        if highest is None:
+            self._highest_seq[ssrc] = seq
+            return
+        delta = (seq - highest) & 0xFFFF
+        if delta == 0 or delta >= 0x8000:
+            return  # a duplicate or a late (perhaps retransmitted) packet
+        self._highest_seq[ssrc] = seq
+        if 1 < delta <= _MAX_NACK_GAP + 1 and self.receiver is not None:
+            missing = [(highest + offset) & 0xFFFF for offset in range(1, delta)]
+            try:
+                self.receiver.send_nack(ssrc, missing)
+                self.nacks_sent += 1
+            except Exception:
+                logger.debug("NACK to the publisher failed", exc_info=True)
 
     def request_keyframe(self, layer: int | None = None) -> bool:
         """Ask the publisher for a keyframe on ``layer`` (rate-limited); True if sent."""

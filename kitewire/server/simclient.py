@@ -98,14 +98,21 @@ class Publisher:
     fps: float
     frames_sent: int = 0
     keyframe_requests: int = 0
+    #: Leave out every n-th packet (0: none), to simulate loss on the uplink.
+    drop_every: int = 0
+    dropped: int = 0
+    retransmitted: int = 0
     _restart: bool = False
+    _recent: dict[int, bytes] = field(default_factory=dict)
 
     async def run(self, until: float) -> None:
         sender = self.transceiver.sender
         codec = self.transceiver.codecs[0]
         assert codec.payload_type is not None
         sender.on_keyframe_request = self._on_keyframe_request
+        sender.on_nack = self._on_nack
         seq = random.randrange(1 << 16)
+        sent_packets = 0
         timestamp = random.randrange(1 << 32)
         step = int(90000 / self.fps)
         index = 0
@@ -122,12 +129,26 @@ class Publisher:
                     timestamp=timestamp,
                     marker=position == len(payloads) - 1,
                 )
-                sender.send_rtp(packet)
+                self._recent[seq] = packet
+                if len(self._recent) > 1024:
+                    del self._recent[next(iter(self._recent))]
+                sent_packets += 1
+                if self.drop_every and sent_packets % self.drop_every == 0:
+                    self.dropped += 1
+                else:
+                    sender.send_rtp(packet)
                 seq = (seq + 1) & 0xFFFF
             timestamp = (timestamp + step) & 0xFFFFFFFF
             index += 1
             self.frames_sent += 1
             await asyncio.sleep(max(0.0, start + self.frames_sent / self.fps - time.monotonic()))
+
+    def _on_nack(self, ssrc: int, lost: list[int]) -> None:
+        for seq in lost:
+            packet = self._recent.get(seq)
+            if packet is not None:
+                self.transceiver.sender.send_rtp(packet)
+                self.retransmitted += 1
 
     def _on_keyframe_request(self, ssrc: int) -> None:
         self.keyframe_requests += 1

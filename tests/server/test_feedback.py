@@ -101,3 +101,37 @@ async def test_participant_whose_media_connection_fails_is_removed(server: Serve
             task.cancel()
         await subscriber.client.close()
         await watcher.close()
+
+
+async def test_uplink_loss_is_nacked_and_repaired(server: Server) -> None:
+    args = _args()
+    clip = await asyncio.get_running_loop().run_in_executor(None, loadtest.encode_clip, "VP8", 320, 240, 30.0, 300_000, 60)
+    tasks: list[asyncio.Task[None]] = []
+    subscriber = await loadtest._start_subscriber(server.url, create_token("devkey", "secret", identity="sub", room="loss"), tasks)
+    publisher = await loadtest._start_publisher(server.url, create_token("devkey", "secret", identity="pub", room="loss"), args, clip, tasks)
+    publisher.drop_every = 10  # 10% of packets never leave the publisher the first time
+    run = asyncio.get_running_loop().create_task(publisher.run(time.monotonic() + 3))
+    try:
+        await run
+        await asyncio.sleep(0.5)
+        assert publisher.dropped >= 5
+        # The last drop may have no later packet to reveal it before the run ends.
+        assert publisher.retransmitted >= publisher.dropped - 1, "the server did not NACK the missing packets"
+        track = next(iter(server.rooms.rooms["loss"].participants["pub"].published.values()))
+        assert track.nacks_sent > 0
+        # Every packet reached the subscriber in the end: no holes in its sequence numbers.
+        seqs = sorted(seq for (_, seq) in subscriber.arrivals)
+        span = seqs[-1] - seqs[0] + 1
+        assert span < 60000  # no wrap inside this short run
+        missing = span - len(seqs)
+        assert missing <= 2, f"{missing} packets never arrived"
+    finally:
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        for task in tasks:
+            task.cancel()
+        for client in (publisher.client, subscriber.client):
+            await client.close()
+        for pc in (publisher.pc, subscriber.pc):
+            await pc.close()
