@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from kitewire.media.keyframe import is_keyframe
 from kitewire.transport.rtp import build_rtp_packet, parse_rtp_header
 
 from .forwarder import RtpRewriter, SentPacketCache
 
-__all__ = ["run_benchmark", "main"]
+__all__ = ["main", "run_benchmark"]
 
 
 def _vp8_packet(seq: int, picture_id: int, keyframe: bool) -> bytes:
