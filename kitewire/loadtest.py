@@ -144,6 +144,8 @@ _JOIN_TIMEOUT = 20.0
 _MAX_PACER_LAG = 0.5
 # At most one loop restart (keyframe) per layer within this many seconds.
 _MIN_KEYFRAME_INTERVAL = 0.2
+# Trickled candidates kept while no remote description is set (a loopback server sends one or two).
+_MAX_PENDING_CANDIDATES = 64
 # Pause between "everyone receives" and the measuring window.
 _SETTLE_SECONDS = 1.0
 # Publisher-side retransmission buffer (packets per layer).
@@ -900,6 +902,7 @@ class _SimulatedParticipant:
             if message is None:
                 if not self._closed and self.error is None:
                     self.error = "the server closed the signal connection"
+                self._fail_pending(self.error or "closed")
                 return
             kind = message.WhichOneof("message")
             if kind == "offer":
@@ -916,19 +919,32 @@ class _SimulatedParticipant:
             elif kind == "request_response":
                 response = message.request_response
                 if response.reason != pb_rtc.RequestResponse.OK:
-                    self.error = f"request refused: {response.message or pb_rtc.RequestResponse.Reason.Name(response.reason)}"
+                    reason = response.message or pb_rtc.RequestResponse.Reason.Name(response.reason)
+                    self.error = f"request refused: {reason}"
+                    self._fail_pending(self.error)
             elif kind == "leave":
                 if not self._closed:
                     reason = pb_models.DisconnectReason.Name(message.leave.reason)
                     self.error = f"the server disconnected us ({reason})"
+                self._fail_pending(self.error or "left")
                 return
+
+    def _fail_pending(self, reason: str) -> None:
+        # A publish waiting for an answer that will not come ends now, not at its timeout.
+        waiting: list[asyncio.Future[Any]] = list(self._published.values())
+        if self._answer is not None:
+            waiting.append(self._answer)
+        for future in waiting:
+            if not future.done():
+                future.set_exception(ConnectionError(reason))
 
     async def _add_candidate(self, trickle: pb_rtc.TrickleRequest) -> None:
         target = int(trickle.target)
         pc = self.subscriber_pc if target == _SUBSCRIBER else self.publisher_pc
         candidate = IceCandidateInit.from_json(trickle.candidateInit)
         if pc is None or not self._remote_set[target]:
-            self._pending_candidates[target].append(candidate)
+            if len(self._pending_candidates[target]) < _MAX_PENDING_CANDIDATES:
+                self._pending_candidates[target].append(candidate)
             return
         await pc.add_ice_candidate(candidate)
 

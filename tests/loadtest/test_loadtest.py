@@ -435,3 +435,23 @@ def test_run_queue_wait_is_read_for_a_live_process_only() -> None:
     wait = read_run_queue_wait_seconds(os.getpid())
     assert wait is not None and wait >= 0
     assert read_run_queue_wait_seconds(2**22 + 12345) is None
+
+
+async def test_refused_publish_fails_fast_with_the_servers_reason(server: Server) -> None:
+    from kitewire.signal import create_token
+
+    params = LoadTestParams(url=server.url, resolution="180p", simulcast=False, loop_seconds=0.5)
+    loops = await loadtest._encode_loops(params)
+    participant = loadtest._SimulatedParticipant("Pub 0", "no-publish")
+    pacer = loadtest._Pacer()
+    token = create_token("devkey", "secret", identity="no-publish", room="refusals", can_publish=False)
+    try:
+        await participant.connect(server.url, token, subscribe=False, timeout=10)
+        started = time.monotonic()
+        with pytest.raises(ConnectionError, match="request refused: .*canPublish"):
+            await participant.publish(loops, loadtest._layer_plans(params), False, pacer, 15.0)
+        assert time.monotonic() - started < 10  # the refusal ended the wait, not the 15 s timeout
+    finally:
+        await pacer.stop()
+        await participant.close()
+    assert await wait_until_empty(server) == 0
