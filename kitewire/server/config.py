@@ -38,7 +38,10 @@ class ServerConfig:
     def dev(cls, **overrides: Any) -> ServerConfig:
         """``--dev`` settings: API key ``devkey`` with secret ``secret``."""
         config = cls(keys={DEV_API_KEY: DEV_API_SECRET})
+        known = {f.name for f in dataclasses.fields(cls)}
         for name, value in overrides.items():
+            if name not in known:
+                raise ValueError(f"ServerConfig: expected one of {sorted(known)}, got {name!r}")
             setattr(config, name, value)
         return config
 

@@ -101,3 +101,13 @@ def test_serve_reads_livekit_keys_from_environment(monkeypatch: pytest.MonkeyPat
     assert build_config(_parse()).keys == {"envkey": "envsecret"}
     # Explicit options win over the environment.
     assert build_config(_parse("--keys", "k: s")).keys == {"k": "s"}
+
+
+def test_dev_config_rejects_unknown_settings() -> None:
+    from kitewire.server import ServerConfig
+
+    assert ServerConfig.dev(port=0).port == 0
+    with pytest.raises(ValueError, match="prot"):
+        ServerConfig.dev(prot=1)
+    with pytest.raises(ValueError, match="ping"):
+        ServerConfig.dev(ping_interval=10, ping_timeout=5).validate()
