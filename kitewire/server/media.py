@@ -233,7 +233,8 @@ class DownTrack:
         )
         self.desired_layer = 2
         self.disabled = False
-        self.cache = SentPacketCache()
+        # 512 packets cover ~1.5 s of a 3 Mbps layer, as long as a NACK is worth answering.
+        self.cache = SentPacketCache(capacity=512, max_age=1.5)
         self.packets_sent = 0
         self.retransmissions = 0
         self.nacks_unanswered = 0
