@@ -14,6 +14,11 @@ reverse of livekit's byte order: livekit RGBA (bytes R, G, B, A) is libyuv
 A negative height makes libyuv flip: it reads the source bottom-up in
 RGB -> YUV functions and writes the target bottom-up in YUV -> RGB ones, the
 same convention :func:`kitewire.frames.convert.convert_buffer` follows.
+
+Where libyuv only has a function for another byte order, or a second pass
+follows (alpha extraction, chroma interleave), large frames are converted 64
+rows at a time through a small temporary, so the second pass reads from
+cache; every such band pipeline gives the bytes of the whole-frame calls.
 """
 
 from __future__ import annotations

@@ -66,3 +66,14 @@ def test_bench_engine_choice_is_undone_afterwards(capsys: pytest.CaptureFixture[
     assert bench.run(_parse("--engine", "opencv", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
     assert "engine OpenCV/numpy" in capsys.readouterr().out
     assert _libyuv.enabled() == before
+
+
+def test_bench_bands_choice_is_shown_and_undone_afterwards(capsys: pytest.CaptureFixture[str]) -> None:
+    from kitewire.frames import _bands
+
+    before = _bands.enabled()
+    assert bench.run(_parse("--bands", "on", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
+    assert "two bands on two threads" in capsys.readouterr().out
+    assert bench.run(_parse("--bands", "off", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
+    assert "one band" in capsys.readouterr().out
+    assert _bands.enabled() == before
