@@ -172,3 +172,14 @@ def _assert_bands_equal_whole(
         monkeypatch.setattr(_libyuv, "_REVERSAL_BANDS_FROM_PIXELS", threshold)
         results.append(bytes(frame.convert(target_type, flip_y=flip_y).data))
     assert results[0] == results[1], f"{T.Name(frame.type)}->{T.Name(target_type)} flip={flip_y}"
+
+
+def test_cached_band_pipelines_are_safe_in_parallel_threads() -> None:
+    # 1280x720 takes the band-by-band libyuv paths (each call has its own temporaries)
+    pairs = [(T.ABGR, T.NV12), (T.RGBA, T.I420A), (T.NV12, T.ABGR), (T.RGB24, T.ARGB), (T.RGBA, T.I422)]
+    frames = {source: random_frame(source, 1280, 720, seed=source) for source, _ in pairs}
+    jobs = [(frames[source], target, flip_y) for source, target in pairs for flip_y in (False, True)]
+    expected = [bytes(frame.convert(target, flip_y=flip_y).data) for frame, target, flip_y in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda job: bytes(job[0].convert(job[1], flip_y=job[2]).data), jobs * 3))
+    assert results == expected * 3
