@@ -146,6 +146,8 @@ _MAX_PACER_LAG = 0.5
 _MIN_KEYFRAME_INTERVAL = 0.2
 # Trickled candidates kept while no remote description is set (a loopback server sends one or two).
 _MAX_PENDING_CANDIDATES = 64
+# Recvonly m-lines added per media-sections request (a room has at most MAX_PUBLISHERS tracks).
+_MAX_SECTIONS_PER_REQUEST = 64
 # Pause between "everyone receives" and the measuring window.
 _SETTLE_SECONDS = 1.0
 # Publisher-side retransmission buffer (packets per layer).
@@ -185,6 +187,9 @@ class LoadTestParams:
     resolution: str = "720p"
     video_codec: str = "vp8"
     simulcast: bool = True
+    #: Subscribers join like livekit 1.x SDKs: /rtc/v1 and one PeerConnection
+    #: (else /rtc with a publisher and a subscriber PeerConnection).
+    single_pc: bool = False
     server_pid: int | None = None
     embedded: bool = False
     warmup: float = 15.0
@@ -859,12 +864,16 @@ class _SimulatedParticipant:
         self._published: dict[str, asyncio.Future[pb_models.TrackInfo]] = {}
         self._answer: asyncio.Future[pb_rtc.SessionDescription] | None = None
         self._subscriber_lock = asyncio.Lock()
+        self._offer_id = 0
         self._closed = False
 
     # -- connection --------------------------------------------------------
 
-    async def connect(self, url: str, token: str, *, subscribe: bool, timeout: float) -> None:
-        signal_client, _join = await signal_connect(url, token, auto_subscribe=subscribe, legacy=True, timeout=timeout)
+    async def connect(self, url: str, token: str, *, subscribe: bool, timeout: float, single_pc: bool = False) -> None:
+        """Join. ``single_pc``: /rtc/v1 with one PeerConnection (livekit 1.x SDKs), else /rtc with two."""
+        signal_client, _join = await signal_connect(
+            url, token, auto_subscribe=subscribe, legacy=not single_pc, timeout=timeout
+        )
         self.signal = signal_client
         self._reader = asyncio.get_running_loop().create_task(self._read_signal())
 
@@ -912,6 +921,9 @@ class _SimulatedParticipant:
                     self._answer.set_result(message.answer)
             elif kind == "trickle":
                 self._spawn(self._add_candidate(message.trickle))
+            elif kind == "media_sections_requirement":
+                requirement = message.media_sections_requirement
+                self._spawn(self._offer_sections(int(requirement.num_videos), int(requirement.num_audios)))
             elif kind == "track_published":
                 future = self._published.get(message.track_published.cid)
                 if future is not None and not future.done():
@@ -969,6 +981,33 @@ class _SimulatedParticipant:
             answer = await pc.create_answer()
             await self.signal.send_answer(answer, offer.id)
             mid_to_track = dict(offer.mid_to_track_id)
+            for transceiver in pc.transceivers:
+                self._count(transceiver, mid_to_track)
+
+    async def _offer_sections(self, videos: int, audios: int) -> None:
+        """Single-PC mode: the server asks for recvonly m-lines to send tracks on; offer them."""
+        if self.signal is None:
+            return
+        async with self._subscriber_lock:
+            pc = self.publisher_pc
+            if pc is None:
+                pc = self.publisher_pc = self._new_pc(_PUBLISHER)
+                # livekit clients always offer their data channels.
+                pc.create_data_channel("_reliable", ordered=True)
+                pc.create_data_channel("_lossy", ordered=False, max_retransmits=0)
+            for _ in range(min(videos, _MAX_SECTIONS_PER_REQUEST)):
+                pc.add_transceiver("video", "recvonly")
+            for _ in range(min(audios, _MAX_SECTIONS_PER_REQUEST)):
+                pc.add_transceiver("audio", "recvonly")
+            offer = await pc.create_offer()
+            self._offer_id += 1
+            self._answer = asyncio.get_running_loop().create_future()
+            if not await self.signal.send_offer(offer, self._offer_id):
+                return
+            answer = await asyncio.wait_for(self._answer, _JOIN_TIMEOUT)
+            await pc.set_remote_description(answer.sdp, "answer")
+            await self._flush_candidates(_PUBLISHER, pc)
+            mid_to_track = dict(answer.mid_to_track_id)
             for transceiver in pc.transceivers:
                 self._count(transceiver, mid_to_track)
 
@@ -1049,7 +1088,8 @@ class _SimulatedParticipant:
         )
         offer = await pc.create_offer()
         self._answer = asyncio.get_running_loop().create_future()
-        if not await self.signal.send_offer(offer, 1):
+        self._offer_id += 1
+        if not await self.signal.send_offer(offer, self._offer_id):
             raise ConnectionError("the signal connection closed")
         answer = await asyncio.wait_for(self._answer, timeout)
         await pc.set_remote_description(answer.sdp, "answer")
@@ -1123,10 +1163,11 @@ async def _join(
     *,
     subscribe: bool,
     publish: Callable[[], Coroutine[Any, Any, str]] | None,
+    single_pc: bool = False,
 ) -> None:
     async with gate:
         try:
-            await participant.connect(url, token, subscribe=subscribe, timeout=_JOIN_TIMEOUT)
+            await participant.connect(url, token, subscribe=subscribe, timeout=_JOIN_TIMEOUT, single_pc=single_pc)
             if publish is not None:
                 await publish()
         except (SignalConnectError, ConnectionError, OSError, ValueError, TimeoutError, asyncio.TimeoutError) as exc:
@@ -1238,7 +1279,13 @@ async def _run_participants(
         if p.error is not None:
             log(f"{p.name}: {p.error}")
     await asyncio.gather(
-        *(_join(s, url, token_for(s.identity, publisher=False), gate, subscribe=True, publish=None) for s in subscribers)
+        *(
+            _join(
+                s, url, token_for(s.identity, publisher=False), gate,
+                subscribe=True, publish=None, single_pc=params.single_pc,
+            )
+            for s in subscribers
+        )
     )
     for s in subscribers:
         if s.error is not None:
@@ -1482,6 +1529,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--simulcast", action=argparse.BooleanOptionalAction, default=True,
         help="publish livekit's simulcast layers (q/h/f for 720p; default on, as in lk load-test)"
     )
+    parser.add_argument(
+        "--single-pc", action="store_true",
+        help="subscribers join like livekit 1.x SDKs (/rtc/v1, one PeerConnection) instead of /rtc with two",
+    )
     parser.add_argument("--server-pid", type=int, default=None, help="measure this server process's CPU")
     parser.add_argument(
         "--embedded", action="store_true", help="start 'kitewire serve --dev' in a child process and test it"
@@ -1504,6 +1555,7 @@ def _params_from_args(args: argparse.Namespace) -> LoadTestParams:
         resolution=args.resolution,
         video_codec=args.video_codec,
         simulcast=args.simulcast,
+        single_pc=args.single_pc,
         server_pid=args.server_pid,
         embedded=args.embedded,
         warmup=args.warmup,

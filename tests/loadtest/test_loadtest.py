@@ -455,3 +455,27 @@ async def test_refused_publish_fails_fast_with_the_servers_reason(server: Server
         await pacer.stop()
         await participant.close()
     assert await wait_until_empty(server) == 0
+
+
+async def test_single_pc_subscribers_receive_every_track(server: Server) -> None:
+    """Subscribers joining like livekit 1.x SDKs (/rtc/v1, one PeerConnection) are served too."""
+    params = LoadTestParams(
+        url=server.url, video_publishers=2, subscribers=2, duration=2, resolution="180p", single_pc=True
+    )
+    modes: dict[str, tuple[bool, bool]] = {}
+
+    def log(line: str) -> None:
+        if "measuring for" in line:
+            for room in server.rooms.rooms.values():
+                for participant in room.participants.values():
+                    modes[participant.identity] = (participant.single_pc, participant.subscriber_pc is None)
+
+    result = await run_load_test(params, log=log)
+    assert result.errors == {}
+    for name in result.subscribers:
+        tracks = result.tracks_of(name)
+        assert len(tracks) == 2 and all(t.packets > 0 and t.lost == 0 for t in tracks)
+    assert result.complete
+    subscriber_modes = [mode for identity, mode in modes.items() if "_sub_" in identity]
+    assert subscriber_modes == [(True, True), (True, True)]  # v1, no second PeerConnection
+    assert await wait_until_empty(server) == 0
