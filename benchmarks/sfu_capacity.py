@@ -12,6 +12,7 @@ video downtracks per CPU core, i.e. about 66 us of CPU per forwarded packet at
 
     python benchmarks/sfu_capacity.py [--quick] [--rows 1,10,50,100] [--duration 10]
                                       [--profile DIR]   # py-spy the server during each window
+                                      [--single-pc]     # subscribers join via /rtc/v1
 
 With --profile, py-spy records the server process during the measuring window
 of each row and the hottest functions (own time) are printed under the table.
@@ -56,7 +57,9 @@ def summarize_collapsed(path: Path, top: int = 15) -> list[tuple[str, float, flo
     return [(frame, 100.0 * n / total, 100.0 * inclusive[frame] / total) for frame, n in own.most_common(top)]
 
 
-async def run_row(subscribers: int, duration: float, profile_dir: Path | None) -> tuple[LoadTestResult, Path | None]:
+async def run_row(
+    subscribers: int, duration: float, profile_dir: Path | None, single_pc: bool = False
+) -> tuple[LoadTestResult, Path | None]:
     params = LoadTestParams(
         embedded=True,
         room=f"capacity-{subscribers}",
@@ -65,6 +68,7 @@ async def run_row(subscribers: int, duration: float, profile_dir: Path | None) -
         duration=duration,
         resolution="720p",
         simulcast=False,
+        single_pc=single_pc,
         warmup=30.0,
     )
     spies: list[subprocess.Popen[bytes]] = []
@@ -103,6 +107,7 @@ def main() -> int:
     parser.add_argument("--rows", default=None, help="comma-separated subscriber counts (default 1,10,50,100)")
     parser.add_argument("--duration", type=float, default=None, help="measuring window per row in seconds")
     parser.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles of the server")
+    parser.add_argument("--single-pc", action="store_true", help="subscribers join like livekit 1.x SDKs (/rtc/v1)")
     args = parser.parse_args()
     rows = [1, 10] if args.quick else [1, 10, 50, 100]
     if args.rows:
@@ -114,12 +119,13 @@ def main() -> int:
             return 2
         args.profile.mkdir(parents=True, exist_ok=True)
 
-    print(f"SFU capacity: 1 VP8 publisher (720p, 1.7 Mbps target) -> N subscribers, {duration:g} s windows, "
+    mode = "/rtc/v1 single-PC" if args.single_pc else "/rtc two-PC"
+    print(f"SFU capacity: 1 VP8 publisher (720p, 1.7 Mbps target) -> N {mode} subscribers, {duration:g} s windows, "
           f"{os.cpu_count()} CPUs")
     results: list[tuple[int, LoadTestResult, Path | None]] = []
     for subscribers in rows:
         print(f"\n{subscribers} subscribers:", flush=True)
-        result, profile = asyncio.run(run_row(subscribers, duration, args.profile))
+        result, profile = asyncio.run(run_row(subscribers, duration, args.profile, args.single_pc))
         results.append((subscribers, result, profile))
 
     headers = ["subscribers", "tracks ok", "kbps/track (median)", "loss %", "delivered %", "latency avg/max ms",
