@@ -92,6 +92,8 @@ class E2EResult:
     window_s: float = 0.0
     captured: int = 0
     delivered: int = 0
+    lost: int = 0
+    """Frames captured in the window that were never yielded (dropped anywhere on the way)."""
     latencies_ms: list[float] = field(default_factory=list)
     freezes: int = 0
     longest_gap_ms: float = 0.0
@@ -158,6 +160,7 @@ def analyse(
             result.captured += 1
     yields_in_window: list[int] = []
     sizes: set[str] = set()
+    matched_in_window: set[int] = set()
     for yield_ns, counter, width in frames:
         if start_ns <= yield_ns <= end_ns:
             yields_in_window.append(yield_ns)
@@ -170,7 +173,9 @@ def analyse(
         capture_ns = max(earlier)
         if start_ns <= capture_ns <= end_ns:
             result.latencies_ms.append((yield_ns - capture_ns) / 1e6)
+            matched_in_window.add(capture_ns)
     result.delivered = len(yields_in_window)
+    result.lost = result.captured - len(matched_in_window)
     edges = [start_ns, *sorted(yields_in_window), end_ns]
     gaps_ms = [(later - earlier) / 1e6 for earlier, later in zip(edges, edges[1:])]
     result.longest_gap_ms = max(gaps_ms)
@@ -297,10 +302,10 @@ def misses(result: E2EResult, anchor: E2EResult | None) -> list[str]:
 
 
 TABLE_HEADER = (
-    "| publisher -> subscriber | p50 ms | p95 ms | p99 ms | fps delivered (captured) | freezes > 200 ms "
+    "| publisher -> subscriber | p50 ms | p95 ms | p99 ms | fps delivered (captured) | frames lost | freezes > 200 ms "
     "| longest gap ms | publisher CPU s/s | subscriber CPU s/s | server CPU s/s | subscriber loop lag p99 ms "
     "| received width | target met |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
 )
 
 
@@ -312,7 +317,7 @@ def format_row(result: E2EResult, anchor: E2EResult | None) -> str:
     """One markdown table row."""
     if result.error is not None:
         reason = result.error.replace("|", "/")[:300]
-        return f"| {result.label} | - | - | - | - | - | - | - | - | - | - | - | failed: {reason} |"
+        return f"| {result.label} | - | - | - | - | - | - | - | - | - | - | - | - | failed: {reason} |"
     if result.publisher == result.subscriber == "official":
         verdict = "anchor"
     else:
@@ -321,7 +326,7 @@ def format_row(result: E2EResult, anchor: E2EResult | None) -> str:
     profiled = " (profiled)" if result.profiled else ""
     return (
         f"| {result.label} | {_ms(result.latency(0.5))} | {_ms(result.latency(0.95))} | {_ms(result.latency(0.99))} "
-        f"| {result.fps:.1f} ({result.captured_fps:.1f}) | {result.freezes} | {result.longest_gap_ms:.0f} "
+        f"| {result.fps:.1f} ({result.captured_fps:.1f}) | {result.lost} | {result.freezes} | {result.longest_gap_ms:.0f} "
         f"| {result.publisher_cpu:.2f}{profiled} | {result.subscriber_cpu:.2f}{profiled} | {result.server_cpu:.2f} "
         f"| {_ms(result.loop_lag_p99_ms)} | {'/'.join(result.sizes) or '-'} | {verdict} |"
     )

@@ -68,6 +68,7 @@ def test_analyse_matches_counters_and_counts_freezes() -> None:
     assert result.window_s == pytest.approx(1.3)
     assert result.captured == 30
     assert result.delivered == 23
+    assert result.lost == 8
     assert len(result.latencies_ms) == 22 and all(value == pytest.approx(10.0) for value in result.latencies_ms)
     # the lost run (297 ms), and the window's end 333 ms after the last frame
     assert result.freezes == 2
@@ -203,11 +204,11 @@ def test_quick_e2e_and_memory_write_their_tables(tmp_path: Path) -> None:
         assert 0 < p50 <= p95 <= p99, row
         fps = float(row[4].split()[0])
         assert fps > 0, row
-        assert int(row[5]) >= 0
-        assert all(float(cell) >= 0 for cell in row[7:10]), row
-        assert float(row[8]) > 0, row  # a decoding subscriber uses some CPU
-        assert re.fullmatch(r"\d+(/\d+)*", row[11]), row
-        assert row[12] == "anchor" if row[0] == "official -> official" else row[12].startswith(("yes", "NO")), row
+        assert int(row[5]) >= 0 and int(row[6]) >= 0, row
+        assert all(float(cell) >= 0 for cell in row[8:11]), row
+        assert float(row[9]) > 0, row  # a decoding subscriber uses some CPU
+        assert re.fullmatch(r"\d+(/\d+)*", row[12]), row
+        assert row[13] == "anchor" if row[0] == "official -> official" else row[13].startswith(("yes", "NO")), row
     assert "load average" in _section(text, "e2e")
 
     memory_rows = _table_rows(_section(text, "memory"))
