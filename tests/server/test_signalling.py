@@ -272,3 +272,28 @@ async def test_join_leave_cycles_leave_nothing_behind(server: Server) -> None:
     await asyncio.sleep(0.2)
     # Only the server's own ticker may remain beside the test's tasks.
     assert len(asyncio.all_tasks()) <= baseline_tasks + 1
+
+
+async def test_hidden_participant_is_not_announced(server: Server) -> None:
+    visible, _ = await connect(server.url, token("visible"), legacy=True)
+    try:
+        hidden, _ = await connect(server.url, token("recorder", hidden=True, can_publish=False), legacy=True)
+        try:
+            late, join_late = await connect(server.url, token("late"), legacy=True)
+            try:
+                assert [p.identity for p in join_late.other_participants] == ["visible"]
+                assert join_late.room.num_participants == 2
+            finally:
+                await late.close()
+            # visible heard about late (join and leave) but never about the recorder.
+            identities = set()
+            for _ in range(2):
+                update = await next_of(visible, "update")
+                identities.update(p.identity for p in update.update.participants)
+            assert identities == {"late"}
+        finally:
+            await hidden.close()
+        with pytest.raises(asyncio.TimeoutError):
+            await next_of(visible, "update", timeout=0.5)
+    finally:
+        await visible.close()
