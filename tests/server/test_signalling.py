@@ -297,3 +297,24 @@ async def test_hidden_participant_is_not_announced(server: Server) -> None:
             await next_of(visible, "update", timeout=0.5)
     finally:
         await visible.close()
+
+
+async def test_protobuf_json_in_text_frames_is_understood(server: Server) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{server.url}/rtc", params={"access_token": token("jsonic")}) as ws:
+            first = await ws.receive(timeout=5)
+            assert pb_rtc.SignalResponse.FromString(first.data).WhichOneof("message") == "join"
+            await ws.send_str('{"ping": "31337"}')
+            while True:
+                message = await ws.receive(timeout=5)
+                assert message.type == aiohttp.WSMsgType.BINARY
+                response = pb_rtc.SignalResponse.FromString(message.data)
+                if response.WhichOneof("message") == "pong":
+                    assert response.pong == 31337
+                    break
+            await ws.send_str("{not json")
+            while True:
+                message = await ws.receive(timeout=5)
+                if message.type != aiohttp.WSMsgType.BINARY:
+                    break
+            assert message.type == aiohttp.WSMsgType.CLOSE and "JSON" in str(message.extra)
