@@ -13,8 +13,13 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
 
 
-def replace_section(text: str, name: str, body: str) -> str:
-    """``text`` with section ``name`` replaced by ``body`` (appended when absent)."""
+def replace_section(text: str, name: str, body: str, heading: str = "") -> str:
+    """``text`` with section ``name`` replaced by ``body``.
+
+    When the markers are absent the section is appended, after ``heading`` (a
+    title line, placed outside the markers so a file's own title and prose
+    around an existing section are never replaced).
+    """
     opening, closing = markers(name)
     block = f"{opening}\n{body.strip()}\n{closing}"
     start = text.find(opening)
@@ -24,13 +29,14 @@ def replace_section(text: str, name: str, body: str) -> str:
     if start >= 0:
         raise ValueError(f"expected {closing!r} after {opening!r}, found the opening marker alone")
     separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-    return f"{text}{separator}{block}\n"
+    title = f"{heading.strip()}\n\n" if heading.strip() else ""
+    return f"{text}{separator}{title}{block}\n"
 
 
-def write_section(path: Path, name: str, body: str) -> None:
-    """Replace (or append) section ``name`` of the markdown file at ``path``."""
+def write_section(path: Path, name: str, body: str, heading: str = "") -> None:
+    """Replace (or append, after ``heading``) section ``name`` of the markdown file at ``path``."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    path.write_text(replace_section(text, name, body))
+    path.write_text(replace_section(text, name, body, heading))
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,10 +50,10 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-write", action="store_true", help="print the tables only; write no file")
 
 
-def write_if_asked(args: argparse.Namespace, name: str, body: str) -> None:
+def write_if_asked(args: argparse.Namespace, name: str, body: str, heading: str = "") -> None:
     """Write the section unless ``--no-write`` was given; say where it went."""
     if getattr(args, "no_write", False):
         return
     path = Path(args.output)
-    write_section(path, name, body)
+    write_section(path, name, body, heading)
     print(f"wrote section {name!r} of {path}")

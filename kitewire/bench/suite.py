@@ -65,12 +65,16 @@ def run_captured(command: Sequence[str], timeout: float, cwd: Path | None = None
     return status, "".join(lines)
 
 
-def code_section(title: str, command: str, output: str, status: int) -> str:
-    """A section holding a script's printed output verbatim."""
+def code_section(command: str, output: str, status: int, load: str) -> str:
+    """A section holding a script's printed output verbatim.
+
+    It carries no title: the title and prose of a part owned by another script
+    stay outside the markers, so a rerun replaces only the figures.
+    """
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     failed = "" if status == 0 else f"\n\nThe command exited with status {status}."
     return (
-        f"## {title}\n\nCommand: `{command}`\n\nRun {now}, load average before the run {load_average()}:"
+        f"Command: `{command}`, run {now}, load average before the run {load}:"
         f"{failed}\n\n```\n{output.rstrip()}\n```"
     )
 
@@ -79,8 +83,10 @@ def run_convert(args: argparse.Namespace) -> int:
     """The conversion benchmark, in a child process so its table is captured as printed."""
     command = [sys.executable, "-m", "kitewire", "bench", "convert"] + (["--quick"] if args.quick else [])
     shown = "kitewire bench convert" + (" --quick" if args.quick else "")
+    load = load_average()
     status, output = run_captured(command, CONVERT_TIMEOUT_S)
-    _markdown.write_if_asked(args, "convert", code_section("Frame conversions", shown, output, status))
+    section = code_section(shown, output, status, load)
+    _markdown.write_if_asked(args, "convert", section, heading="## Frame conversions (`kitewire bench convert`)")
     return status
 
 
@@ -92,8 +98,10 @@ def run_load(args: argparse.Namespace) -> int:
         return 0
     arguments = ["--quick"] if args.quick else []
     shown = shlex.join(["python", str(SFU_SCRIPT), *arguments])
+    load = load_average()
     status, output = run_captured([sys.executable, str(script), *arguments], SFU_TIMEOUT_S, cwd=script.parent.parent)
-    _markdown.write_if_asked(args, "sfu", code_section("SFU capacity", shown, output, status))
+    section = code_section(shown, output, status, load)
+    _markdown.write_if_asked(args, "sfu", section, heading="## SFU capacity (`benchmarks/sfu_capacity.py`)")
     return status
 
 

@@ -36,6 +36,13 @@ def test_replace_section_appends_a_missing_section() -> None:
     assert again.count("<!-- bench:memory -->") == 1 and "other rows" in again and "\nrows\n" not in again
 
 
+def test_an_appended_section_gets_its_heading_outside_the_markers() -> None:
+    updated = _markdown.replace_section("# Benchmarks\n", "sfu", "figures", heading="## SFU capacity")
+    assert updated == "# Benchmarks\n\n## SFU capacity\n\n<!-- bench:sfu -->\nfigures\n<!-- /bench:sfu -->\n"
+    again = _markdown.replace_section(updated, "sfu", "new figures", heading="## SFU capacity")
+    assert again.count("## SFU capacity") == 1 and "new figures" in again
+
+
 def test_replace_section_refuses_an_unclosed_marker() -> None:
     with pytest.raises(ValueError, match="/bench:e2e"):
         _markdown.replace_section("<!-- bench:e2e -->\nhalf", "e2e", "x")
@@ -223,3 +230,32 @@ def test_quick_e2e_and_memory_write_their_tables(tmp_path: Path) -> None:
     assert int(by_label[memory.ROWS[1].label][4]) > 0  # the slow reader reads
     assert by_label[memory.ROWS[1].label][6] == "contrast"
     assert by_label[memory.ROWS[2].label][6] == "anchor"
+
+
+# -- the suite runner -----------------------------------------------------------------
+
+
+def test_run_captured_returns_status_and_output(capsys: pytest.CaptureFixture[str]) -> None:
+    from kitewire.bench import suite
+
+    status, output = suite.run_captured([sys.executable, "-c", "print('row 1'); print('row 2'); raise SystemExit(3)"], 30)
+    assert (status, output) == (3, "row 1\nrow 2\n")
+    assert "row 2" in capsys.readouterr().out  # echoed as it came
+    section = suite.code_section("kitewire bench convert", output, status, "1.0, 1.0, 1.0")
+    assert "exited with status 3" in section and "```\nrow 1\nrow 2\n```" in section
+
+
+def test_suite_refuses_bad_options_before_running_anything(tmp_path: Path) -> None:
+    from kitewire.bench import suite
+
+    output = tmp_path / "B.md"
+    assert suite.main(["e2e", "--rows", "zz", "--output", str(output)]) == 2
+    assert suite.main(["memory", "--memory-rows", "k9", "--output", str(output)]) == 2
+    assert not output.exists()
+
+
+def test_the_sfu_script_is_found_from_the_repository() -> None:
+    from kitewire.bench import suite
+
+    found = suite.find_sfu_script()
+    assert found is not None and found.name == "sfu_capacity.py" and found.is_file()
