@@ -42,6 +42,8 @@ PUBLISHER = pb_rtc.SignalTarget.PUBLISHER
 SUBSCRIBER = pb_rtc.SignalTarget.SUBSCRIBER
 _DATA_LABELS = ("_reliable", "_lossy")
 _FAILURE_GRACE_SECONDS = 2.0
+# Bounds what one client can make the server hold.
+_MAX_TRACKS_PER_PARTICIPANT = 32
 
 
 class Participant:
@@ -435,6 +437,15 @@ class Participant:
         if not request.cid:
             await self._refuse_request("add_track", "", "add_track: expected a cid, got ''")
             return
+        if len(self.pending_tracks) + len(self.published) >= _MAX_TRACKS_PER_PARTICIPANT:
+            await self._refuse_request(
+                "add_track",
+                request.cid,
+                f"add_track: at most {_MAX_TRACKS_PER_PARTICIPANT} tracks per participant",
+                add_track=request,
+                reason_code=pb_rtc.RequestResponse.LIMIT_EXCEEDED,
+            )
+            return
         info = pb_models.TrackInfo()
         info.sid = request.sid or new_id(TRACK_PREFIX)
         info.type = request.type
@@ -459,11 +470,17 @@ class Participant:
         await self.send(response)
 
     async def _refuse_request(
-        self, what: str, detail: str, reason: str, *, add_track: pb_rtc.AddTrackRequest | None = None
+        self,
+        what: str,
+        detail: str,
+        reason: str,
+        *,
+        add_track: pb_rtc.AddTrackRequest | None = None,
+        reason_code: int = pb_rtc.RequestResponse.NOT_ALLOWED,
     ) -> None:
         log_event("refused", level=logging.WARNING, room=self.room.name, identity=self.identity, request=what, reason=reason)
         response = pb_rtc.SignalResponse()
-        response.request_response.reason = pb_rtc.RequestResponse.NOT_ALLOWED
+        response.request_response.reason = reason_code  # type: ignore[assignment]
         response.request_response.message = f"{reason} ({detail})" if detail else reason
         if add_track is not None:
             # Echo the request so a client can tell which publish was refused.

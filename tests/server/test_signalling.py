@@ -318,3 +318,27 @@ async def test_protobuf_json_in_text_frames_is_understood(server: Server) -> Non
                 if message.type != aiohttp.WSMsgType.BINARY:
                     break
             assert message.type == aiohttp.WSMsgType.CLOSE and "JSON" in str(message.extra)
+
+
+async def test_track_count_per_participant_is_bounded(server: Server) -> None:
+    client, _ = await connect(server.url, token("hoarder"), legacy=True)
+    try:
+        for index in range(40):
+            request = pb_rtc.SignalRequest()
+            request.add_track.cid = f"cid-{index}"
+            request.add_track.type = pb_models.VIDEO
+            await client.send(request)
+        published = refused = 0
+        while published + refused < 40:
+            message = await client.recv(timeout=5)
+            assert message is not None
+            kind = message.WhichOneof("message")
+            if kind == "track_published":
+                published += 1
+            elif kind == "request_response":
+                assert message.request_response.reason == pb_rtc.RequestResponse.LIMIT_EXCEEDED
+                refused += 1
+        assert (published, refused) == (32, 8)
+        assert len(server.rooms.rooms["room"].participants["hoarder"].pending_tracks) == 32
+    finally:
+        await client.close()
