@@ -189,19 +189,31 @@ async def publish(args: argparse.Namespace) -> None:
 # -- subscriber -----------------------------------------------------------------
 
 
-async def probe_loop_lag(lags: list[tuple[int, float, float]]) -> None:
+def _thread_schedstat() -> tuple[int, int]:
+    """(ns on a CPU, ns waiting for a CPU while runnable) of the calling thread."""
+    try:
+        with open("/proc/thread-self/schedstat") as stat:
+            running, waiting, _ = stat.read().split()
+        return int(running), int(waiting)
+    except (OSError, ValueError):  # not Linux, or no schedstats: CPU time only
+        return time.thread_time_ns(), 0
+
+
+async def probe_loop_lag(lags: list[tuple[int, float, float, float]]) -> None:
     """Record how late the event loop wakes a task that sleeps LOOP_PROBE_INTERVAL_S.
 
-    Each entry is (wake time ns, lateness ms, CPU ms the loop's thread used
-    meanwhile): a late wake with a busy thread points at a long callback on the
-    loop, one with an idle thread at waiting for the GIL or for a CPU.
+    Each entry is (wake time ns, lateness ms, ms the loop's thread ran, ms it
+    waited for a CPU while runnable). A late wake with the thread running points
+    at long callbacks on the loop, one with it waiting for a CPU at a machine
+    short of cores, and one with neither at waiting for the GIL held by another
+    thread (or another blocking call).
     """
     while True:
-        before, cpu_before = time.monotonic_ns(), time.thread_time_ns()
+        before, (ran_before, queued_before) = time.monotonic_ns(), _thread_schedstat()
         await asyncio.sleep(LOOP_PROBE_INTERVAL_S)
-        after, cpu_after = time.monotonic_ns(), time.thread_time_ns()
+        after, (ran_after, queued_after) = time.monotonic_ns(), _thread_schedstat()
         lateness = max(0.0, (after - before) / 1e6 - LOOP_PROBE_INTERVAL_S * 1e3)
-        lags.append((after, lateness, (cpu_after - cpu_before) / 1e6))
+        lags.append((after, lateness, (ran_after - ran_before) / 1e6, (queued_after - queued_before) / 1e6))
 
 
 async def subscribe(args: argparse.Namespace) -> None:
@@ -228,7 +240,7 @@ async def subscribe(args: argparse.Namespace) -> None:
         await asyncio.wait_for(room.connect(args.url, args.token), 30)
     emit("connected")
     frames: list[tuple[int, int, int]] = []  # (yield ns, counter or -1, width)
-    lags: list[tuple[int, float, float]] = []
+    lags: list[tuple[int, float, float, float]] = []
     probe = loop.create_task(probe_loop_lag(lags))
     stream: Any = None
     reader: asyncio.Task[None] | None = None

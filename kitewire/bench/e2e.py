@@ -57,7 +57,6 @@ TARGET_P95_MS = 30.0
 TARGET_FPS = 29.5
 TARGET_LOOP_LAG_P99_MS = 10.0
 FREEZE_GAP_MS = 200.0
-LOOP_PROBE_INTERVAL_MS = 10.0  # the subscriber's probe sleeps this long (kitewire.bench._peers)
 COUNTER_MODULO = 4096  # kitewire.demo's pattern carries 12 bits of counter
 SECTION = "e2e"
 
@@ -104,7 +103,14 @@ class E2EResult:
     late_wakes: int = 0
     """Loop-lag probes woken 10 ms or more late."""
     late_wakes_loop_busy: int = 0
-    """Of those, how many found the loop's own thread busy most of the time."""
+    """Of those, how many had the loop's thread running for most of the delay (long callbacks)."""
+    late_wakes_cpu_wait: int = 0
+    """Of those, how many had the loop's thread runnable but waiting for a CPU most of the delay."""
+
+    @property
+    def late_wakes_other(self) -> int:
+        """Late wakes with the thread neither running nor queued: waiting for the GIL (or blocked)."""
+        return self.late_wakes - self.late_wakes_loop_busy - self.late_wakes_cpu_wait
     sizes: list[str] = field(default_factory=list)
     profiled: bool = False
     hot_spots: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
@@ -181,14 +187,19 @@ def analyse(
     result.longest_gap_ms = max(gaps_ms)
     result.freezes = sum(1 for gap in gaps_ms if gap > FREEZE_GAP_MS)
     result.sizes = sorted(sizes, key=int)
-    window_lags = [(lag, busy) for time_ns, lag, busy, *_ in lags if start_ns <= time_ns <= end_ns]
-    result.loop_lag_p99_ms = percentile([lag for lag, _ in window_lags], 0.99) if window_lags else None
-    late = [(lag, busy) for lag, busy in window_lags if lag >= TARGET_LOOP_LAG_P99_MS]
-    result.late_wakes = len(late)
-    # busy for most of the interval: the loop itself ran a long callback
-    result.late_wakes_loop_busy = sum(
-        1 for lag, busy in late if busy >= 0.5 * (lag + LOOP_PROBE_INTERVAL_MS)
-    )
+    window_lags = [entry for entry in lags if start_ns <= entry[0] <= end_ns]
+    result.loop_lag_p99_ms = percentile([entry[1] for entry in window_lags], 0.99) if window_lags else None
+    result.late_wakes = result.late_wakes_loop_busy = result.late_wakes_cpu_wait = 0
+    for entry in window_lags:
+        lateness, ran = entry[1], entry[2]
+        queued = entry[3] if len(entry) > 3 else 0.0
+        if lateness < TARGET_LOOP_LAG_P99_MS:
+            continue
+        result.late_wakes += 1
+        if ran >= lateness / 2:
+            result.late_wakes_loop_busy += 1
+        elif queued >= lateness / 2:
+            result.late_wakes_cpu_wait += 1
 
 
 async def run_row(url: str, publisher_sdk: str, subscriber_sdk: str, settings: E2ESettings) -> E2EResult:
@@ -345,8 +356,9 @@ def format_late_wakes(results: Sequence[E2EResult]) -> str:
         if result.error is None and result.late_wakes:
             lines.append(
                 f"- {result.label}: {result.late_wakes} loop-lag probes woke >= {TARGET_LOOP_LAG_P99_MS:.0f} ms late; "
-                f"in {result.late_wakes_loop_busy} the loop's thread was busy most of the time (a long callback), in "
-                f"the others it waited (for the GIL held by another thread, or for a CPU)"
+                f"for most of the delay the loop's thread was running callbacks in {result.late_wakes_loop_busy}, "
+                f"waiting for a CPU in {result.late_wakes_cpu_wait}, and neither (waiting for the GIL held by "
+                f"another thread) in {result.late_wakes_other}"
             )
     return "\n".join(lines)
 

@@ -68,8 +68,9 @@ def test_analyse_matches_counters_and_counts_freezes() -> None:
     captures = [(index, start + index * 33 * MS) for index in range(30)]
     frames = [(time_ns + 10 * MS, index, 1280) for index, time_ns in captures if not 10 <= index <= 17]
     frames.append((start + 5 * MS, -1, 1280))  # an unreadable frame counts as delivered, not as a latency
-    lags = [(start + i * 10 * MS, float(i % 5), 1.0) for i in range(130)]
-    lags += [(start + 5 * MS, 30.0, 35.0), (start + 6 * MS, 12.0, 0.5)]  # one long callback, one GIL/CPU wait
+    lags = [(start + i * 10 * MS, float(i % 5), 1.0, 0.0) for i in range(130)]
+    # one long callback, one wait for a CPU, one wait for the GIL
+    lags += [(start + 5 * MS, 30.0, 35.0, 0.0), (start + 6 * MS, 12.0, 0.5, 9.0), (start + 7 * MS, 14.0, 0.5, 1.0)]
     result = e2e.E2EResult("kitewire", "kitewire")
     e2e.analyse(result, (start, end), captures, frames, lags)
     assert result.window_s == pytest.approx(1.3)
@@ -80,8 +81,10 @@ def test_analyse_matches_counters_and_counts_freezes() -> None:
     # the lost run (297 ms), and the window's end 333 ms after the last frame
     assert result.freezes == 2
     assert result.longest_gap_ms == pytest.approx(1300 - (29 * 33 + 10), abs=1)
-    assert result.loop_lag_p99_ms == 12.0
-    assert (result.late_wakes, result.late_wakes_loop_busy) == (2, 1)
+    assert result.loop_lag_p99_ms == 14.0
+    assert (result.late_wakes, result.late_wakes_loop_busy, result.late_wakes_cpu_wait) == (3, 1, 1)
+    assert result.late_wakes_other == 1
+    assert "running callbacks in 1, waiting for a CPU in 1" in e2e.format_late_wakes([result])
     assert result.sizes == ["1280"]
 
 
