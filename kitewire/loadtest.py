@@ -577,21 +577,26 @@ class EmbeddedServer:
         assert self._process.stdout is not None and self._process.stderr is not None
         self._drains.append(asyncio.get_running_loop().create_task(self._drain(self._process.stderr, keep=True)))
         try:
-            async with asyncio.timeout(self._start_timeout):
-                while True:
-                    line = (await self._process.stdout.readline()).decode("utf-8", "replace")
-                    if not line:
-                        await self._process.wait()
-                        tail = "\n".join(self._stderr_tail[-10:])
-                        raise RuntimeError(f"kitewire serve exited with code {self._process.returncode}:\n{tail}")
-                    marker = "listening on "
-                    if marker in line:
-                        self.url = line.split(marker, 1)[1].strip()
-                        break
+            self.url = await asyncio.wait_for(self._read_url(self._process), self._start_timeout)
+        except asyncio.TimeoutError:
+            await self.stop()
+            raise RuntimeError(f"kitewire serve did not start listening within {self._start_timeout:g} s") from None
         except BaseException:
             await self.stop()
             raise
         self._drains.append(asyncio.get_running_loop().create_task(self._drain(self._process.stdout, keep=False)))
+
+    async def _read_url(self, process: asyncio.subprocess.Process) -> str:
+        assert process.stdout is not None
+        marker = "listening on "
+        while True:
+            line = (await process.stdout.readline()).decode("utf-8", "replace")
+            if not line:
+                await process.wait()
+                tail = "\n".join(self._stderr_tail[-10:])
+                raise RuntimeError(f"kitewire serve exited with code {process.returncode}:\n{tail}")
+            if marker in line:
+                return line.split(marker, 1)[1].strip()
 
     async def _drain(self, stream: asyncio.StreamReader, *, keep: bool) -> None:
         # A child writing into a full pipe would stall; read everything, keep the tail.
@@ -1199,7 +1204,7 @@ async def run_load_test(params: LoadTestParams, *, log: Callable[[str], None] = 
     server cannot start. Everything it opened is closed before it returns.
     """
     params.validate()
-    width, height = params.size
+    # The whole run is bounded, whatever the server does.
     budget = params.warmup + params.duration + 60.0 + 1.0 * (params.video_publishers + params.subscribers)
     async with contextlib.AsyncExitStack() as stack:
         url, server_pid = params.url, params.server_pid
@@ -1209,19 +1214,31 @@ async def run_load_test(params: LoadTestParams, *, log: Callable[[str], None] = 
             stack.push_async_callback(server.stop)
             url, server_pid = server.url, server.pid
             log(f"Started kitewire serve (pid {server.pid}) at {url}")
-        async with asyncio.timeout(budget):
-            started = time.monotonic()
-            loops = await _encode_loops(params)
-            described = ", ".join(
-                f"{rid or 'single'} {loop.width}x{loop.height}@{loop.framerate:g} {loop.kbps:.0f} kbps" for rid, loop in loops.items()
-            )
-            log(f"Encoded the {params.video_codec.upper()} loop once in {time.monotonic() - started:.1f} s: {described}")
-            log(
-                f"Starting load test with {params.video_publishers} video publishers, "
-                f"{params.subscribers} subscribers, room: {params.room}"
-            )
-            return await _run_participants(params, url, server_pid, loops, stack, log)
-    raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return await asyncio.wait_for(_encode_and_run(params, url, server_pid, stack, log), budget)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"the load test did not finish within its {budget:g} s budget") from None
+
+
+async def _encode_and_run(
+    params: LoadTestParams,
+    url: str,
+    server_pid: int | None,
+    stack: contextlib.AsyncExitStack,
+    log: Callable[[str], None],
+) -> LoadTestResult:
+    started = time.monotonic()
+    loops = await _encode_loops(params)
+    described = ", ".join(
+        f"{rid or 'single'} {loop.width}x{loop.height}@{loop.framerate:g} {loop.kbps:.0f} kbps"
+        for rid, loop in loops.items()
+    )
+    log(f"Encoded the {params.video_codec.upper()} loop once in {time.monotonic() - started:.1f} s: {described}")
+    log(
+        f"Starting load test with {params.video_publishers} video publishers, "
+        f"{params.subscribers} subscribers, room: {params.room}"
+    )
+    return await _run_participants(params, url, server_pid, loops, stack, log)
 
 
 async def _run_participants(
