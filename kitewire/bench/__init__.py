@@ -2,6 +2,9 @@
 
 ``kitewire bench convert`` times every frame-layout conversion at 1920x1080
 beside livekit's own convert and a plain copy (see :mod:`kitewire.bench.convert`).
+``kitewire bench e2e|memory|load|all [--quick]`` runs the end-to-end, memory and
+SFU capacity benchmarks, or the whole suite, and writes their sections of
+BENCHMARKS.md (see :mod:`kitewire.bench.suite`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import os
 import platform
 import sys
 
-BENCHMARKS = ("convert",)
+BENCHMARKS = ("convert", "e2e", "memory", "load", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: libyuv where installed, else OpenCV/numpy; opencv: never libyuv",
     )
+    from kitewire.bench import suite
+
+    suite.add_arguments(parser)
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -71,6 +77,10 @@ def _parse_pairs(text: str | None) -> list[tuple[int, int]] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen benchmark and print its table; returns the exit status."""
+    if args.benchmark != "convert":
+        from kitewire.bench import suite
+
+        return suite.run(args)
     from kitewire.bench import convert
 
     try:
