@@ -262,3 +262,16 @@ def test_the_sfu_script_is_found_from_the_repository() -> None:
 
     found = suite.find_sfu_script()
     assert found is not None and found.name == "sfu_capacity.py" and found.is_file()
+
+
+def test_kitewire_bench_dispatches_the_suite_parts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from kitewire import bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    for part in ("e2e", "memory", "load", "all"):
+        args = parser.parse_args([part, "--quick", "--rows", "kq", "--output", str(tmp_path / "B.md")])
+        assert bench.run(args) == 2, part  # refused by the suite's own option check, before any run
+    assert "kk,oo,ko,ok" in capsys.readouterr().err
