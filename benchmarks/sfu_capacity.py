@@ -167,7 +167,8 @@ def main() -> int:
         cpu_rate = r2.server_cpu_seconds / r2.window_seconds - r1.server_cpu_seconds / r1.window_seconds
         packet_rate = r2.packets_forwarded / r2.window_seconds - r1.packets_forwarded / r1.window_seconds
         if packet_rate > 0:
-            print(f"marginal cost {n1} -> {n2} subscribers: {cpu_rate / packet_rate * 1e6:.1f} us per extra forwarded packet")
+            marginal = cpu_rate / packet_rate * 1e6
+            print(f"marginal cost {n1} -> {n2} subscribers: {marginal:.1f} us per extra forwarded packet")
 
     for subscribers, result, profile in results:
         if result.errors:

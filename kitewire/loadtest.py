@@ -1103,7 +1103,11 @@ class _SimulatedParticipant:
 
         sender = transceiver.sender
         payload_type = next(
-            (c.payload_type for c in sender.codecs if c.mime_type.lower() == mime_type.lower() and c.payload_type is not None),
+            (
+                c.payload_type
+                for c in sender.codecs
+                if c.mime_type.lower() == mime_type.lower() and c.payload_type is not None
+            ),
             None,
         )
         if payload_type is None:
@@ -1348,8 +1352,12 @@ async def _run_participants(
     after = _snapshot(subscribers)
     sent_after = _sent(publishers)
     # Subscribers get the top layer (the server's default for a simulcast track).
-    forwarded = {p.track_sid: p.layers[-1].packets_sent - forwarded_before.get(p.track_sid, 0) for p in publishers if p.layers}
-    maxima = {(sub.name, sid): counter.latency_max for sub in subscribers for sid, counter in list(sub.counters.items())}
+    forwarded = {
+        p.track_sid: p.layers[-1].packets_sent - forwarded_before.get(p.track_sid, 0) for p in publishers if p.layers
+    }
+    maxima = {
+        (sub.name, sid): counter.latency_max for sub in subscribers for sid, counter in list(sub.counters.items())
+    }
     cpu_after = read_process_cpu_seconds(server_pid) if server_pid is not None else None
     client_cpu = time.process_time() - client_before
     wait_after = read_run_queue_wait_seconds(server_pid) if server_pid is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import signal
@@ -268,8 +269,12 @@ def test_process_cpu_seconds_grows_with_work() -> None:
 
 def test_result_figures() -> None:
     tracks = [
-        loadtest.TrackResult("Sub 0", "TR_a", 900, 200_000, 100, 2.0, expected=1000, mean_latency_ms=2.0, max_latency_ms=9.0),
-        loadtest.TrackResult("Sub 1", "TR_a", 1000, 300_000, 0, 2.0, expected=1000, mean_latency_ms=4.0, max_latency_ms=5.0),
+        loadtest.TrackResult(
+            "Sub 0", "TR_a", 900, 200_000, 100, 2.0, expected=1000, mean_latency_ms=2.0, max_latency_ms=9.0
+        ),
+        loadtest.TrackResult(
+            "Sub 1", "TR_a", 1000, 300_000, 0, 2.0, expected=1000, mean_latency_ms=4.0, max_latency_ms=5.0
+        ),
     ]
     result = LoadTestResult(
         params=LoadTestParams(), tracks=tracks, subscribers=["Sub 0", "Sub 1"], expected_tracks=1,
@@ -426,7 +431,7 @@ async def test_official_sdk_decodes_the_replayed_loop_across_wraps(server: Serve
     quality = []
     for picture in pictures:
         best_mse = min(float(np.mean((picture - source) ** 2)) for source in sources)
-        quality.append(float(10 * np.log10(255.0**2 / max(best_mse, 1e-9))))
+        quality.append(10 * math.log10(255.0**2 / max(best_mse, 1e-9)))
     assert pictures
     assert min(quality) > 25, [round(float(q), 1) for q in quality]
 
