@@ -110,6 +110,9 @@ def test_targets_compare_kitewire_with_the_official_pair() -> None:
     assert "p50 > 15 ms" in missed and "fps < 29.5" in missed and "slower than official pair" in missed
     assert "sub CPU > official sub" in missed and "loop lag p99 >= 10 ms" in missed
     assert "NO:" in e2e.format_row(slow, anchor) and "| anchor |" in e2e.format_row(anchor, anchor)
+    assert e2e.format_official_floor([anchor, ours]) == ""  # the official pair meets the targets here
+    anchor.latencies_ms = [25.0] * 10
+    assert "25.0 ms at p50" in e2e.format_official_floor([ours, anchor])
 
 
 def test_row_specs_are_validated() -> None:
