@@ -119,6 +119,7 @@ def stdin_closed(loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
 
 
 async def publish(args: argparse.Namespace) -> None:
+    """Publish the counter pattern at ``args.fps`` until stdin closes; report every capture time."""
     loop = asyncio.get_running_loop()
     stamper = PatternStamper(args.width, args.height)
     if read_frame_counter(VideoFrame(args.width, args.height, VideoBufferType.I420, stamper.stamp(1234))) != 1234:
@@ -217,6 +218,7 @@ async def probe_loop_lag(lags: list[tuple[int, float, float, float]]) -> None:
 
 
 async def subscribe(args: argparse.Namespace) -> None:
+    """Subscribe to the first track and read it as told until stdin closes; report every yield."""
     loop = asyncio.get_running_loop()
     subscribed: asyncio.Future[Any] = loop.create_future()
 
@@ -292,6 +294,7 @@ async def subscribe(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of one peer process; returns its exit status."""
     parser = argparse.ArgumentParser(prog="python -m kitewire.bench._peers")
     parser.add_argument("role", choices=("publish", "subscribe"))
     parser.add_argument("--sdk", choices=SDKS, required=True)
