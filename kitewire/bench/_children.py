@@ -12,8 +12,9 @@ import statistics
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _LINE_LIMIT = 64 * 1024 * 1024  # the final report of a peer is one (long) JSON line
@@ -65,7 +66,9 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 class Peer:
     """One ``python -m kitewire.bench._peers`` child process."""
 
-    def __init__(self, label: str, process: asyncio.subprocess.Process, stderr_path: Path) -> None:
+    def __init__(
+        self, label: str, process: asyncio.subprocess.Process, stderr_path: Path
+    ) -> None:
         self.label = label
         self.process = process
         self._stderr_path = stderr_path
@@ -74,10 +77,11 @@ class Peer:
     @classmethod
     async def start(cls, label: str, arguments: Sequence[str]) -> Peer:
         """Start a peer; ``arguments`` follow ``python -m kitewire.bench._peers``."""
-        handle, name = tempfile.mkstemp(prefix=f"kitewire-bench-{label}-", suffix=".log")
-        os.close(handle)
+        handle, name = tempfile.mkstemp(
+            prefix=f"kitewire-bench-{label}-", suffix=".log"
+        )
         stderr_path = Path(name)
-        with stderr_path.open("wb") as stderr:
+        try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -85,9 +89,11 @@ class Peer:
                 *arguments,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
-                stderr=stderr,
+                stderr=handle,
                 limit=_LINE_LIMIT,
             )
+        finally:
+            os.close(handle)  # the child holds its own copy
         return cls(label, process, stderr_path)
 
     @property
@@ -109,7 +115,9 @@ class Peer:
         try:
             return await asyncio.wait_for(self._read_until(name), timeout)
         except asyncio.TimeoutError:
-            raise PeerError(f"{self.label} did not report {name!r} within {timeout:.0f} s: {self.stderr_tail()}") from None
+            raise PeerError(
+                f"{self.label} did not report {name!r} within {timeout:.0f} s: {self.stderr_tail()}"
+            ) from None
 
     async def _read_until(self, name: str) -> dict[str, Any]:
         assert self.process.stdout is not None
@@ -198,7 +206,11 @@ class Profiler:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             await self.process.wait()
-        return self.output if self.output.exists() and self.output.stat().st_size > 0 else None
+        return (
+            self.output
+            if self.output.exists() and self.output.stat().st_size > 0
+            else None
+        )
 
 
 def hot_spots(profile: Path, top: int = 8) -> list[tuple[str, float]]:

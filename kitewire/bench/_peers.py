@@ -25,7 +25,8 @@ import json
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -59,8 +60,13 @@ class PatternStamper:
     def __init__(self, width: int, height: int) -> None:
         self.width = width
         self.height = height
-        backgrounds = [make_pattern_frame(index, width, height) for index in range(BACKGROUND_FRAMES)]
-        self._backgrounds = [np.frombuffer(bytes(frame.data), dtype=np.uint8) for frame in backgrounds]
+        backgrounds = [
+            make_pattern_frame(index, width, height)
+            for index in range(BACKGROUND_FRAMES)
+        ]
+        self._backgrounds = [
+            np.frombuffer(bytes(frame.data), dtype=np.uint8) for frame in backgrounds
+        ]
         self.buffer = np.empty_like(self._backgrounds[0])
         self._luma = self.buffer[: width * height].reshape(height, width)
         self._band = height // 4
@@ -71,7 +77,9 @@ class PatternStamper:
         np.copyto(self.buffer, self._backgrounds[index % BACKGROUND_FRAMES])
         levels = _band_levels()[index % COUNTER_MODULO]
         for bit in range(16):
-            self._luma[: self._band, bit * self._block : (bit + 1) * self._block] = levels[bit]
+            self._luma[: self._band, bit * self._block : (bit + 1) * self._block] = (
+                levels[bit]
+            )
         return self.buffer
 
 
@@ -122,7 +130,14 @@ async def publish(args: argparse.Namespace) -> None:
     """Publish the counter pattern at ``args.fps`` until stdin closes; report every capture time."""
     loop = asyncio.get_running_loop()
     stamper = PatternStamper(args.width, args.height)
-    if read_frame_counter(VideoFrame(args.width, args.height, VideoBufferType.I420, stamper.stamp(1234))) != 1234:
+    if (
+        read_frame_counter(
+            VideoFrame(
+                args.width, args.height, VideoBufferType.I420, stamper.stamp(1234)
+            )
+        )
+        != 1234
+    ):
         raise RuntimeError("the stamped counter band does not read back")
     capture: Callable[[np.ndarray[Any, np.dtype[np.uint8]], int], None]
     if args.sdk == "kitewire":
@@ -136,11 +151,18 @@ async def publish(args: argparse.Namespace) -> None:
             source=rtc.TrackSource.SOURCE_CAMERA,
             simulcast=False,
             video_codec=getattr(rtc.VideoCodec, args.codec),
-            video_encoding=rtc.VideoEncoding(max_bitrate=BITRATE, max_framerate=args.fps),
+            video_encoding=rtc.VideoEncoding(
+                max_bitrate=BITRATE, max_framerate=args.fps
+            ),
         )
 
-        def capture(buffer: np.ndarray[Any, np.dtype[np.uint8]], timestamp_us: int) -> None:
-            source.capture_frame(VideoFrame(args.width, args.height, VideoBufferType.I420, buffer), timestamp_us=timestamp_us)
+        def capture(
+            buffer: np.ndarray[Any, np.dtype[np.uint8]], timestamp_us: int
+        ) -> None:
+            source.capture_frame(
+                VideoFrame(args.width, args.height, VideoBufferType.I420, buffer),
+                timestamp_us=timestamp_us,
+            )
 
     else:
         from livekit import rtc as lk
@@ -153,12 +175,18 @@ async def publish(args: argparse.Namespace) -> None:
             source=lk.TrackSource.SOURCE_CAMERA,
             simulcast=False,
             video_codec=getattr(lk.VideoCodec, args.codec),
-            video_encoding=lk.VideoEncoding(max_bitrate=BITRATE, max_framerate=args.fps),
+            video_encoding=lk.VideoEncoding(
+                max_bitrate=BITRATE, max_framerate=args.fps
+            ),
         )
 
-        def capture(buffer: np.ndarray[Any, np.dtype[np.uint8]], timestamp_us: int) -> None:
+        def capture(
+            buffer: np.ndarray[Any, np.dtype[np.uint8]], timestamp_us: int
+        ) -> None:
             # livekit copies the pixels during the call, so the buffer can be reused
-            frame = lk.VideoFrame(args.width, args.height, lk.VideoBufferType.I420, buffer.data)
+            frame = lk.VideoFrame(
+                args.width, args.height, lk.VideoBufferType.I420, buffer.data
+            )
             source.capture_frame(frame, timestamp_us=timestamp_us)
 
     captures: list[tuple[int, int]] = []
@@ -214,7 +242,14 @@ async def probe_loop_lag(lags: list[tuple[int, float, float, float]]) -> None:
         await asyncio.sleep(LOOP_PROBE_INTERVAL_S)
         after, (ran_after, queued_after) = time.monotonic_ns(), _thread_schedstat()
         lateness = max(0.0, (after - before) / 1e6 - LOOP_PROBE_INTERVAL_S * 1e3)
-        lags.append((after, lateness, (ran_after - ran_before) / 1e6, (queued_after - queued_before) / 1e6))
+        lags.append(
+            (
+                after,
+                lateness,
+                (ran_after - ran_before) / 1e6,
+                (queued_after - queued_before) / 1e6,
+            )
+        )
 
 
 async def subscribe(args: argparse.Namespace) -> None:
@@ -258,7 +293,9 @@ async def subscribe(args: argparse.Namespace) -> None:
             async for event in stream:
                 now_ns = time.monotonic_ns()
                 frame = event.frame
-                counter = counter_of(frame.width, frame.height, int(frame.type), frame.data)
+                counter = counter_of(
+                    frame.width, frame.height, int(frame.type), frame.data
+                )
                 frames.append((now_ns, -1 if counter is None else counter, frame.width))
                 if len(frames) == 1:
                     emit("first_frame")
@@ -304,8 +341,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--codec", choices=CODECS, default="VP8")
-    parser.add_argument("--seconds", type=float, default=10.0, help="publisher: longest time to capture (it also stops when stdin closes)")
-    parser.add_argument("--capacity", type=int, default=0, help="subscriber: VideoStream capacity")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        help="publisher: longest time to capture (it also stops when stdin closes)",
+    )
+    parser.add_argument(
+        "--capacity", type=int, default=0, help="subscriber: VideoStream capacity"
+    )
     parser.add_argument(
         "--read-interval",
         type=float,
@@ -315,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         asyncio.run(publish(args) if args.role == "publish" else subscribe(args))
-    except Exception as error:  # reported to the parent, which prints it in the table
+    except Exception as error:  # noqa: BLE001 - any failure is reported to the parent, which shows it in the table
         emit("error", message=f"{type(error).__name__}: {error}")
         return 1
     return 0

@@ -30,9 +30,9 @@ import itertools
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
 
 from kitewire.bench._children import (
     Peer,
@@ -77,7 +77,9 @@ class E2ESettings:
 
     def __post_init__(self) -> None:
         if self.seconds <= 0 or self.warmup < 0:
-            raise ValueError(f"expected seconds > 0 and warmup >= 0, got {self.seconds} and {self.warmup}")
+            raise ValueError(
+                f"expected seconds > 0 and warmup >= 0, got {self.seconds} and {self.warmup}"
+            )
         if self.codec not in ("VP8", "H264"):
             raise ValueError(f"expected codec VP8 or H264, got {self.codec!r}")
 
@@ -111,6 +113,7 @@ class E2EResult:
     def late_wakes_other(self) -> int:
         """Late wakes with the thread neither running nor queued: waiting for the GIL (or blocked)."""
         return self.late_wakes - self.late_wakes_loop_busy - self.late_wakes_cpu_wait
+
     sizes: list[str] = field(default_factory=list)
     profiled: bool = False
     hot_spots: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
@@ -144,7 +147,9 @@ def parse_rows(text: str | None) -> list[tuple[str, str]]:
     for item in text.split(","):
         code = item.strip().lower()
         if len(code) != 2 or any(letter not in ROW_CODES for letter in code):
-            raise ValueError(f"expected rows like kk,oo,ko,ok (k = kitewire, o = official), got {item!r}")
+            raise ValueError(
+                f"expected rows like kk,oo,ko,ok (k = kitewire, o = official), got {item!r}"
+            )
         rows.append((ROW_CODES[code[0]], ROW_CODES[code[1]]))
     return rows
 
@@ -183,12 +188,14 @@ def analyse(
     result.delivered = len(yields_in_window)
     result.lost = result.captured - len(matched_in_window)
     edges = [start_ns, *sorted(yields_in_window), end_ns]
-    gaps_ms = [(later - earlier) / 1e6 for earlier, later in zip(edges, edges[1:])]
+    gaps_ms = [(later - earlier) / 1e6 for earlier, later in itertools.pairwise(edges)]
     result.longest_gap_ms = max(gaps_ms)
     result.freezes = sum(1 for gap in gaps_ms if gap > FREEZE_GAP_MS)
     result.sizes = sorted(sizes, key=int)
     window_lags = [entry for entry in lags if start_ns <= entry[0] <= end_ns]
-    result.loop_lag_p99_ms = percentile([entry[1] for entry in window_lags], 0.99) if window_lags else None
+    result.loop_lag_p99_ms = (
+        percentile([entry[1] for entry in window_lags], 0.99) if window_lags else None
+    )
     result.late_wakes = result.late_wakes_loop_busy = result.late_wakes_cpu_wait = 0
     for entry in window_lags:
         lateness, ran = entry[1], entry[2]
@@ -202,32 +209,62 @@ def analyse(
             result.late_wakes_cpu_wait += 1
 
 
-async def run_row(url: str, publisher_sdk: str, subscriber_sdk: str, settings: E2ESettings) -> E2EResult:
+async def run_row(
+    url: str, publisher_sdk: str, subscriber_sdk: str, settings: E2ESettings
+) -> E2EResult:
     """Measure one row through the server at ``url``; failures land in ``result.error``."""
     from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
 
     result = E2EResult(publisher_sdk, subscriber_sdk)
     room = f"bench-e2e-{next(_room_numbers)}"
-    common = ["--url", url, "--width", str(settings.width), "--height", str(settings.height)]
+    common = [
+        "--url",
+        url,
+        "--width",
+        str(settings.width),
+        "--height",
+        str(settings.height),
+    ]
     common += ["--fps", str(settings.fps), "--codec", settings.codec]
     subscriber: Peer | None = None
     publisher: Peer | None = None
     try:
         subscriber = await Peer.start(
             f"{subscriber_sdk}-subscriber",
-            ["subscribe", "--sdk", subscriber_sdk, *common, "--capacity", "0", "--read-interval", "0"]
-            + ["--token", create_token(DEV_API_KEY, DEV_API_SECRET, identity="bench-subscriber", room=room)],
+            [
+                "subscribe",
+                "--sdk",
+                subscriber_sdk,
+                *common,
+                "--capacity",
+                "0",
+                "--read-interval",
+                "0",
+            ]
+            + [
+                "--token",
+                create_token(
+                    DEV_API_KEY, DEV_API_SECRET, identity="bench-subscriber", room=room
+                ),
+            ],
         )
         await subscriber.wait_event("connected", 60)
         longest = settings.warmup + settings.seconds + 60
         publisher = await Peer.start(
             f"{publisher_sdk}-publisher",
             ["publish", "--sdk", publisher_sdk, *common, "--seconds", str(longest)]
-            + ["--token", create_token(DEV_API_KEY, DEV_API_SECRET, identity="bench-publisher", room=room)],
+            + [
+                "--token",
+                create_token(
+                    DEV_API_KEY, DEV_API_SECRET, identity="bench-publisher", room=room
+                ),
+            ],
         )
         capturing = await publisher.wait_event("capturing", 60)
         await subscriber.wait_event("first_frame", 30)
-        start_ns = max(int(capturing["start_ns"]) + int(settings.warmup * 1e9), time.monotonic_ns())
+        start_ns = max(
+            int(capturing["start_ns"]) + int(settings.warmup * 1e9), time.monotonic_ns()
+        )
         await asyncio.sleep(max(0.0, (start_ns - time.monotonic_ns()) / 1e9))
         profilers: dict[str, Profiler | None] = {}
         if settings.profile_dir is not None:
@@ -235,11 +272,21 @@ async def run_row(url: str, publisher_sdk: str, subscriber_sdk: str, settings: E
             for role, peer in (("publisher", publisher), ("subscriber", subscriber)):
                 path = settings.profile_dir / f"e2e-{stem}-{role}.txt"
                 profilers[role] = await Profiler.start(peer.pid, settings.seconds, path)
-            result.profiled = any(profiler is not None for profiler in profilers.values())
-        cpu_before = (process_cpu_seconds(publisher.pid), process_cpu_seconds(subscriber.pid), own_cpu_seconds())
+            result.profiled = any(
+                profiler is not None for profiler in profilers.values()
+            )
+        cpu_before = (
+            process_cpu_seconds(publisher.pid),
+            process_cpu_seconds(subscriber.pid),
+            own_cpu_seconds(),
+        )
         start_ns = time.monotonic_ns()
         await asyncio.sleep(settings.seconds)
-        cpu_after = (process_cpu_seconds(publisher.pid), process_cpu_seconds(subscriber.pid), own_cpu_seconds())
+        cpu_after = (
+            process_cpu_seconds(publisher.pid),
+            process_cpu_seconds(subscriber.pid),
+            own_cpu_seconds(),
+        )
         end_ns = time.monotonic_ns()
         elapsed = (end_ns - start_ns) / 1e9
         result.publisher_cpu = (cpu_after[0] - cpu_before[0]) / elapsed
@@ -255,7 +302,13 @@ async def run_row(url: str, publisher_sdk: str, subscriber_sdk: str, settings: E
         report = await subscriber.wait_event("frames", 30)
         publisher.close_stdin()
         captures = await publisher.wait_event("captures", 30)
-        analyse(result, (start_ns, end_ns), captures["captures"], report["frames"], report["lags"])
+        analyse(
+            result,
+            (start_ns, end_ns),
+            captures["captures"],
+            report["frames"],
+            report["lags"],
+        )
     except (PeerError, OSError, ValueError) as error:
         result.error = str(error)
     finally:
@@ -265,7 +318,9 @@ async def run_row(url: str, publisher_sdk: str, subscriber_sdk: str, settings: E
     return result
 
 
-async def run_e2e(settings: E2ESettings, rows: Sequence[tuple[str, str]], *, progress: bool = True) -> list[E2EResult]:
+async def run_e2e(
+    settings: E2ESettings, rows: Sequence[tuple[str, str]], *, progress: bool = True
+) -> list[E2EResult]:
     """All rows, one after the other, through one in-process server."""
     from kitewire.server import Server, ServerConfig
 
@@ -282,7 +337,11 @@ async def run_e2e(settings: E2ESettings, rows: Sequence[tuple[str, str]], *, pro
 def find_anchor(results: Sequence[E2EResult]) -> E2EResult | None:
     """The official -> official row, when it ran and produced figures."""
     for result in results:
-        if result.publisher == result.subscriber == "official" and result.error is None and result.latencies_ms:
+        if (
+            result.publisher == result.subscriber == "official"
+            and result.error is None
+            and result.latencies_ms
+        ):
             return result
     return None
 
@@ -301,14 +360,26 @@ def misses(result: E2EResult, anchor: E2EResult | None) -> list[str]:
         missed.append(f"fps < {TARGET_FPS}")
     if anchor is not None and result is not anchor:
         anchor_p50, anchor_p95 = anchor.latency(0.5), anchor.latency(0.95)
-        if result.publisher == result.subscriber == "kitewire" and anchor_p50 is not None and anchor_p95 is not None:
-            if p50 > anchor_p50 or p95 > anchor_p95:
-                missed.append("slower than official pair")
-        if result.subscriber == "kitewire" and result.subscriber_cpu > anchor.subscriber_cpu:
+        both_kitewire = result.publisher == result.subscriber == "kitewire"
+        if (
+            both_kitewire
+            and anchor_p50 is not None
+            and anchor_p95 is not None
+            and (p50 > anchor_p50 or p95 > anchor_p95)
+        ):
+            missed.append("slower than official pair")
+        if (
+            result.subscriber == "kitewire"
+            and result.subscriber_cpu > anchor.subscriber_cpu
+        ):
             missed.append("sub CPU > official sub")
-    if result.subscriber == "kitewire" and result.loop_lag_p99_ms is not None:
-        if result.loop_lag_p99_ms >= TARGET_LOOP_LAG_P99_MS:
-            missed.append(f"loop lag p99 >= {TARGET_LOOP_LAG_P99_MS:.0f} ms")
+    lag = result.loop_lag_p99_ms
+    if (
+        result.subscriber == "kitewire"
+        and lag is not None
+        and lag >= TARGET_LOOP_LAG_P99_MS
+    ):
+        missed.append(f"loop lag p99 >= {TARGET_LOOP_LAG_P99_MS:.0f} ms")
     return missed
 
 
@@ -346,7 +417,9 @@ def format_row(result: E2EResult, anchor: E2EResult | None) -> str:
 def format_table(results: Sequence[E2EResult]) -> str:
     """The whole markdown table."""
     anchor = find_anchor(results)
-    return "\n".join([TABLE_HEADER, *(format_row(result, anchor) for result in results)])
+    return "\n".join(
+        [TABLE_HEADER, *(format_row(result, anchor) for result in results)]
+    )
 
 
 def format_official_floor(results: Sequence[E2EResult]) -> str:
@@ -409,11 +482,35 @@ def describe_run(settings: E2ESettings, command: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the end-to-end benchmark (besides ``--quick``)."""
-    parser.add_argument("--seconds", type=float, default=None, help="measured seconds per row (default 30, quick 5)")
-    parser.add_argument("--warmup", type=float, default=None, help="seconds before measuring (default 3, quick 2)")
-    parser.add_argument("--codec", choices=("VP8", "H264"), default="VP8", help="video codec (default VP8)")
-    parser.add_argument("--rows", default=None, help="e2e rows, e.g. kk,oo,ko,ok (k = kitewire, o = official)")
-    parser.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles of the peers")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="measured seconds per row (default 30, quick 5)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds before measuring (default 3, quick 2)",
+    )
+    parser.add_argument(
+        "--codec",
+        choices=("VP8", "H264"),
+        default="VP8",
+        help="video codec (default VP8)",
+    )
+    parser.add_argument(
+        "--rows",
+        default=None,
+        help="e2e rows, e.g. kk,oo,ko,ok (k = kitewire, o = official)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="directory for py-spy profiles of the peers",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> E2ESettings:
@@ -421,7 +518,9 @@ def settings_from(args: argparse.Namespace) -> E2ESettings:
     quick = bool(getattr(args, "quick", False))
     seconds = args.seconds if args.seconds is not None else (5.0 if quick else 30.0)
     warmup = args.warmup if args.warmup is not None else (2.0 if quick else 3.0)
-    return E2ESettings(seconds=seconds, warmup=warmup, codec=args.codec, profile_dir=args.profile)
+    return E2ESettings(
+        seconds=seconds, warmup=warmup, codec=args.codec, profile_dir=args.profile
+    )
 
 
 def render(settings: E2ESettings, results: Sequence[E2EResult], command: str) -> str:
@@ -447,7 +546,11 @@ def run_benchmark(args: argparse.Namespace, command: str) -> tuple[int, str]:
     print(TABLE_HEADER, flush=True)
     results = asyncio.run(run_e2e(settings, rows))
     section = render(settings, results, command)
-    for extra in (format_official_floor(results), format_late_wakes(results), format_hot_spots(results)):
+    for extra in (
+        format_official_floor(results),
+        format_late_wakes(results),
+        format_hot_spots(results),
+    ):
         if extra:
             print("\n" + extra)
     failed = any(result.error is not None for result in results)
@@ -458,13 +561,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python benchmarks/e2e.py``."""
     from kitewire.bench import _markdown
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0] if __doc__ else None
+    )
     parser.add_argument("--quick", action="store_true", help="5 s per row")
     add_arguments(parser)
     _markdown.add_output_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        status, section = run_benchmark(args, "python benchmarks/e2e.py " + " ".join(sys.argv[1:] if argv is None else argv))
+        status, section = run_benchmark(
+            args,
+            "python benchmarks/e2e.py "
+            + " ".join(sys.argv[1:] if argv is None else argv),
+        )
     except ValueError as error:
         print(f"e2e: {error}", file=sys.stderr)
         return 2

@@ -23,9 +23,8 @@ import itertools
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Sequence
 
 from kitewire.bench._children import Peer, PeerError, load_average, process_rss_bytes
 
@@ -51,7 +50,11 @@ class MemoryRow:
     @property
     def label(self) -> str:
         """A readable description of the subscriber."""
-        reads = "never reads" if self.read_interval < 0 else f"reads 1 frame / {self.read_interval * 1000:.0f} ms"
+        reads = (
+            "never reads"
+            if self.read_interval < 0
+            else f"reads 1 frame / {self.read_interval * 1000:.0f} ms"
+        )
         return f"{self.sdk} capacity={self.capacity}, {reads}"
 
 
@@ -75,7 +78,11 @@ class MemorySettings:
     codec: str = "VP8"
 
     def __post_init__(self) -> None:
-        if self.seconds <= 0 or self.interval <= 0 or not 0 <= self.warmup < self.seconds:
+        if (
+            self.seconds <= 0
+            or self.interval <= 0
+            or not 0 <= self.warmup < self.seconds
+        ):
             raise ValueError(
                 "expected seconds > 0, interval > 0 and 0 <= warmup < seconds, "
                 f"got seconds={self.seconds}, interval={self.interval}, warmup={self.warmup}"
@@ -87,7 +94,9 @@ class MemoryResult:
     """RSS samples and figures of one row."""
 
     row: MemoryRow
-    samples: list[tuple[float, int]] = field(default_factory=list)  # (seconds since subscribed, RSS bytes)
+    samples: list[tuple[float, int]] = field(
+        default_factory=list
+    )  # (seconds since subscribed, RSS bytes)
     warm_sample: tuple[float, int] | None = None
     frames_read: int = 0
     final_age_s: float | None = None
@@ -110,7 +119,11 @@ class MemoryResult:
             return "anchor"
         if self.row.capacity != 1:
             return "contrast"
-        return "yes" if self.growth_mb < TARGET_GROWTH_MB else f"NO: grew {self.growth_mb:.1f} MB"
+        return (
+            "yes"
+            if self.growth_mb < TARGET_GROWTH_MB
+            else f"NO: grew {self.growth_mb:.1f} MB"
+        )
 
 
 def parse_rows(text: str | None) -> list[MemoryRow]:
@@ -134,7 +147,14 @@ async def run_row(url: str, row: MemoryRow, settings: MemorySettings) -> MemoryR
 
     result = MemoryResult(row)
     room = f"bench-memory-{next(_room_numbers)}"
-    common = ["--url", url, "--width", str(settings.width), "--height", str(settings.height)]
+    common = [
+        "--url",
+        url,
+        "--width",
+        str(settings.width),
+        "--height",
+        str(settings.height),
+    ]
     common += ["--fps", str(settings.fps), "--codec", settings.codec]
     subscriber: Peer | None = None
     publisher: Peer | None = None
@@ -143,13 +163,30 @@ async def run_row(url: str, row: MemoryRow, settings: MemorySettings) -> MemoryR
             f"{row.sdk}-subscriber",
             ["subscribe", "--sdk", row.sdk, *common, "--capacity", str(row.capacity)]
             + ["--read-interval", str(row.read_interval)]
-            + ["--token", create_token(DEV_API_KEY, DEV_API_SECRET, identity="bench-subscriber", room=room)],
+            + [
+                "--token",
+                create_token(
+                    DEV_API_KEY, DEV_API_SECRET, identity="bench-subscriber", room=room
+                ),
+            ],
         )
         await subscriber.wait_event("connected", 60)
         publisher = await Peer.start(
             "kitewire-publisher",
-            ["publish", "--sdk", "kitewire", *common, "--seconds", str(settings.seconds + 90)]
-            + ["--token", create_token(DEV_API_KEY, DEV_API_SECRET, identity="bench-publisher", room=room)],
+            [
+                "publish",
+                "--sdk",
+                "kitewire",
+                *common,
+                "--seconds",
+                str(settings.seconds + 90),
+            ]
+            + [
+                "--token",
+                create_token(
+                    DEV_API_KEY, DEV_API_SECRET, identity="bench-publisher", room=room
+                ),
+            ],
         )
         await publisher.wait_event("capturing", 60)
         await subscriber.wait_event("subscribed", 30)
@@ -164,7 +201,9 @@ async def run_row(url: str, row: MemoryRow, settings: MemorySettings) -> MemoryR
             if (result.samples[-1][1] - result.samples[0][1]) / MB > SAFETY_LIMIT_MB:
                 result.stopped_early_s = elapsed
                 break
-            next_sample = start + min(settings.seconds, (len(result.samples)) * settings.interval)
+            next_sample = start + min(
+                settings.seconds, (len(result.samples)) * settings.interval
+            )
             await asyncio.sleep(max(0.0, next_sample - time.monotonic()))
         # stop the subscriber first: its last read happens while frames still flow
         subscriber.close_stdin()
@@ -175,7 +214,11 @@ async def run_row(url: str, row: MemoryRow, settings: MemorySettings) -> MemoryR
         final = report.get("final_read")
         if final:
             read_ns, counter = int(final[0]), int(final[1])
-            times = [t for index, t in captures["captures"] if index % COUNTER_MODULO == counter and t <= read_ns]
+            times = [
+                t
+                for index, t in captures["captures"]
+                if index % COUNTER_MODULO == counter and t <= read_ns
+            ]
             if times:
                 result.final_age_s = (read_ns - max(times)) / 1e9
     except (PeerError, OSError, ValueError) as error:
@@ -187,7 +230,9 @@ async def run_row(url: str, row: MemoryRow, settings: MemorySettings) -> MemoryR
     return result
 
 
-async def run_memory(settings: MemorySettings, rows: Sequence[MemoryRow], *, progress: bool = True) -> list[MemoryResult]:
+async def run_memory(
+    settings: MemorySettings, rows: Sequence[MemoryRow], *, progress: bool = True
+) -> list[MemoryResult]:
     """All rows, one after the other, through one in-process server."""
     from kitewire.server import Server, ServerConfig
 
@@ -227,7 +272,9 @@ def format_series(results: Sequence[MemoryResult]) -> str:
     lines = []
     for result in results:
         if result.samples:
-            series = ", ".join(f"{seconds:.0f}s {rss / MB:.0f}" for seconds, rss in result.samples)
+            series = ", ".join(
+                f"{seconds:.0f}s {rss / MB:.0f}" for seconds, rss in result.samples
+            )
             lines.append(f"- {result.row.label}: {series} (MB)")
     return "\n".join(lines)
 
@@ -252,25 +299,41 @@ def describe_run(settings: MemorySettings, command: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the memory benchmark (besides ``--quick``)."""
     parser.add_argument(
-        "--memory-seconds", type=float, default=None, help="seconds per memory row (default 60, quick 10)"
+        "--memory-seconds",
+        type=float,
+        default=None,
+        help="seconds per memory row (default 60, quick 10)",
     )
     parser.add_argument(
-        "--memory-rows", default=None, help="memory rows among k1,k0,o1,o0 (SDK letter, capacity; default k1,k0,o1)"
+        "--memory-rows",
+        default=None,
+        help="memory rows among k1,k0,o1,o0 (SDK letter, capacity; default k1,k0,o1)",
     )
 
 
 def settings_from(args: argparse.Namespace) -> MemorySettings:
     """Settings from parsed command-line options."""
     quick = bool(getattr(args, "quick", False))
-    seconds = args.memory_seconds if args.memory_seconds is not None else (10.0 if quick else 60.0)
+    seconds = (
+        args.memory_seconds
+        if args.memory_seconds is not None
+        else (10.0 if quick else 60.0)
+    )
     interval = 1.0 if seconds <= 15 else 5.0
     warmup = min(10.0, max(interval, seconds * 0.2))
     return MemorySettings(seconds=seconds, warmup=warmup, interval=interval)
 
 
-def render(settings: MemorySettings, results: Sequence[MemoryResult], command: str) -> str:
+def render(
+    settings: MemorySettings, results: Sequence[MemoryResult], command: str
+) -> str:
     """The markdown section for BENCHMARKS.md."""
-    parts = [describe_run(settings, command), "", TABLE_HEADER, *(format_row(result) for result in results)]
+    parts = [
+        describe_run(settings, command),
+        "",
+        TABLE_HEADER,
+        *(format_row(result) for result in results),
+    ]
     series = format_series(results)
     if series:
         parts += ["", "RSS over time (seconds since subscribed, MB):", "", series]
@@ -293,14 +356,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python benchmarks/memory.py``."""
     from kitewire.bench import _markdown
 
-    parser = argparse.ArgumentParser(description="RSS of a kitewire subscriber that falls behind, beside the official SDK")
+    parser = argparse.ArgumentParser(
+        description="RSS of a kitewire subscriber that falls behind, beside the official SDK"
+    )
     parser.add_argument("--quick", action="store_true", help="10 s per row")
     add_arguments(parser)
     _markdown.add_output_arguments(parser)
     args = parser.parse_args(argv)
     try:
         status, section = run_benchmark(
-            args, "python benchmarks/memory.py " + " ".join(sys.argv[1:] if argv is None else argv)
+            args,
+            "python benchmarks/memory.py "
+            + " ".join(sys.argv[1:] if argv is None else argv),
         )
     except ValueError as error:
         print(f"memory: {error}", file=sys.stderr)

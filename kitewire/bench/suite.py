@@ -18,8 +18,8 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from kitewire.bench import _markdown, e2e, memory
 from kitewire.bench._children import load_average
@@ -42,15 +42,25 @@ def find_sfu_script() -> Path | None:
     """benchmarks/sfu_capacity.py in the working directory or beside the kitewire package."""
     import kitewire
 
-    candidates = [Path.cwd() / SFU_SCRIPT, Path(kitewire.__file__).resolve().parent.parent / SFU_SCRIPT]
+    candidates = [
+        Path.cwd() / SFU_SCRIPT,
+        Path(kitewire.__file__).resolve().parent.parent / SFU_SCRIPT,
+    ]
     return next((path for path in candidates if path.is_file()), None)
 
 
-def run_captured(command: Sequence[str], timeout: float, cwd: Path | None = None) -> tuple[int, str]:
+def run_captured(
+    command: Sequence[str], timeout: float, cwd: Path | None = None
+) -> tuple[int, str]:
     """Run a child, echoing its output as it comes; (exit status, output)."""
     lines: list[str] = []
     process = subprocess.Popen(
-        list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd, bufsize=1
+        list(command),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=cwd,
+        bufsize=1,
     )
     try:
         assert process.stdout is not None
@@ -81,12 +91,19 @@ def code_section(command: str, output: str, status: int, load: str) -> str:
 
 def run_convert(args: argparse.Namespace) -> int:
     """The conversion benchmark, in a child process so its table is captured as printed."""
-    command = [sys.executable, "-m", "kitewire", "bench", "convert"] + (["--quick"] if args.quick else [])
+    command = [sys.executable, "-m", "kitewire", "bench", "convert"] + (
+        ["--quick"] if args.quick else []
+    )
     shown = "kitewire bench convert" + (" --quick" if args.quick else "")
     load = load_average()
     status, output = run_captured(command, CONVERT_TIMEOUT_S)
     section = code_section(shown, output, status, load)
-    _markdown.write_if_asked(args, "convert", section, heading="## Frame conversions (`kitewire bench convert`)")
+    _markdown.write_if_asked(
+        args,
+        "convert",
+        section,
+        heading="## Frame conversions (`kitewire bench convert`)",
+    )
     return status
 
 
@@ -99,9 +116,15 @@ def run_load(args: argparse.Namespace) -> int:
     arguments = ["--quick"] if args.quick else []
     shown = shlex.join(["python", str(SFU_SCRIPT), *arguments])
     load = load_average()
-    status, output = run_captured([sys.executable, str(script), *arguments], SFU_TIMEOUT_S, cwd=script.parent.parent)
+    status, output = run_captured(
+        [sys.executable, str(script), *arguments],
+        SFU_TIMEOUT_S,
+        cwd=script.parent.parent,
+    )
     section = code_section(shown, output, status, load)
-    _markdown.write_if_asked(args, "sfu", section, heading="## SFU capacity (`benchmarks/sfu_capacity.py`)")
+    _markdown.write_if_asked(
+        args, "sfu", section, heading="## SFU capacity (`benchmarks/sfu_capacity.py`)"
+    )
     return status
 
 
@@ -123,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
     """Run ``args.benchmark`` (e2e, memory, load or all); non-zero when a part failed."""
     which = args.benchmark
     if which not in SUITE_BENCHMARKS:
-        raise ValueError(f"expected one of {', '.join(SUITE_BENCHMARKS)}, got {which!r}")
+        raise ValueError(
+            f"expected one of {', '.join(SUITE_BENCHMARKS)}, got {which!r}"
+        )
     quick = " --quick" if args.quick else ""
     try:
         e2e.settings_from(args)
@@ -134,7 +159,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"kitewire bench: {error}", file=sys.stderr)
         return 2
     statuses: list[int] = []
-    print(f"kitewire bench {which}{quick}: {os.cpu_count()} cpus, load average {load_average()}", flush=True)
+    print(
+        f"kitewire bench {which}{quick}: {os.cpu_count()} cpus, load average {load_average()}",
+        flush=True,
+    )
     if which == "all":
         statuses.append(run_convert(args))
     if which in ("e2e", "all"):
@@ -148,9 +176,22 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks``: the suite with the same options as ``kitewire bench``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("benchmark", nargs="?", default="all", choices=SUITE_BENCHMARKS, help="which part (default all)")
-    parser.add_argument("--quick", action="store_true", help="short rows: the whole suite in under about two minutes")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__.split("\n")[0] if __doc__ else None,
+    )
+    parser.add_argument(
+        "benchmark",
+        nargs="?",
+        default="all",
+        choices=SUITE_BENCHMARKS,
+        help="which part (default all)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="short rows: the whole suite in under about two minutes",
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 
