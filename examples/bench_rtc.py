@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kitewire.demo import make_pattern_frame, read_frame_counter
-from kitewire.frames import VideoBufferType, VideoFrame
+from kitewire.frames import VideoFrame
 from kitewire.server import Server, ServerConfig
 from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
 

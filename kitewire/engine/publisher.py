@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 import av
 
 from kitewire.frames import VideoFrame
-from kitewire.media import EncodedFrame, PacketHistory, VideoEncoder, VideoLayerPlan, normalize_codec
+from kitewire.media import (
+    EncodedFrame,
+    PacketHistory,
+    VideoEncoder,
+    VideoLayerPlan,
+    normalize_codec,
+)
 from kitewire.transport import RtpSender
 from kitewire.transport.rtp import (
     URI_ABS_CAPTURE_TIME,

@@ -11,7 +11,7 @@ import asyncio
 import collections
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from kitewire.frames import VideoFrame
 from kitewire.media import AssembledFrame, FrameAssembler, VideoDecoder, normalize_codec

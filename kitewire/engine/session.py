@@ -14,15 +14,17 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, Coroutine, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
 from kitewire.media import VideoLayerPlan, normalize_codec, plan_video_layers
-from kitewire.signal import SignalClient, SignalConnectError, connect as signal_connect
+from kitewire.signal import SignalClient, SignalConnectError
+from kitewire.signal import connect as signal_connect
 from kitewire.transport import (
     DEFAULT_CODECS,
     IceCandidateInit,

@@ -66,7 +66,11 @@ from .track import (
     Track,
     VideoTrack,
 )
-from .track_publication import LocalTrackPublication, RemoteTrackPublication, TrackPublication
+from .track_publication import (
+    LocalTrackPublication,
+    RemoteTrackPublication,
+    TrackPublication,
+)
 from .video_source import VideoSource
 from .video_stream import VideoFrameEvent, VideoStream
 

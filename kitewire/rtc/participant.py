@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import datetime
 import weakref
-from typing import TYPE_CHECKING, Mapping, Optional, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from livekit.protocol import models
 
-from .track import LocalVideoTrack, Track
-from .track_publication import LocalTrackPublication, RemoteTrackPublication, TrackPublication
 from ._types import ConnectionQuality, PublishTrackError, TrackPublishOptions
+from .track import LocalVideoTrack, Track
+from .track_publication import (
+    LocalTrackPublication,
+    RemoteTrackPublication,
+    TrackPublication,
+)
 
 if TYPE_CHECKING:
     from .room import Room
@@ -100,14 +105,14 @@ class Participant:
         return datetime.datetime.fromtimestamp(self._info.joined_at, tz=datetime.timezone.utc)
 
     @property
-    def disconnect_reason(self) -> Optional[int]:
+    def disconnect_reason(self) -> int | None:
         """A ``DisconnectReason`` once the participant left, else None."""
         reason = int(self._info.disconnect_reason)
         return reason or None
 
     # -- followers: VideoStream.from_participant ---------------------------------
 
-    def _current_track_for_source(self, source: int) -> Optional[Track]:
+    def _current_track_for_source(self, source: int) -> Track | None:
         for publication in self.track_publications.values():
             if publication.source == source and publication.track is not None:
                 return publication.track

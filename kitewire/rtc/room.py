@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from typing import Any, Callable, Coroutine, Literal, Mapping, Optional
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Literal
 
 from livekit.protocol import models
 
-from kitewire.engine import EngineError, PublishedVideo, RtcEngine, VideoPublishPipeline, VideoReceivePipeline
+from kitewire.engine import (
+    EngineError,
+    PublishedVideo,
+    RtcEngine,
+    VideoPublishPipeline,
+    VideoReceivePipeline,
+)
 from kitewire.frames import VideoCodec
 
 from ._types import (
@@ -69,7 +76,7 @@ class Room(EventEmitter[EventTypes]):
     connection_state_changed(state), connected(), disconnected(reason).
     """
 
-    def __init__(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__()
         self._loop = loop
         self._engine: RtcEngine | None = None
@@ -155,7 +162,7 @@ class Room(EventEmitter[EventTypes]):
         """True while connected to the server."""
         return self._engine is not None and self._connection_state != ConnectionState.CONN_DISCONNECTED
 
-    def on(self, event: EventTypes, callback: Optional[Callable[..., Any]] = None) -> Callable[..., Any]:
+    def on(self, event: EventTypes, callback: Callable[..., Any] | None = None) -> Callable[..., Any]:
         """Register a callback for a room event (see the class docstring)."""
         return super().on(event, callback)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from livekit.protocol import models
 
@@ -26,13 +26,13 @@ class TrackPublication:
 
     def __init__(self, info: models.TrackInfo) -> None:
         self._info = info
-        self._track: Optional[Track] = None
+        self._track: Track | None = None
 
     def _update_info(self, info: models.TrackInfo) -> None:
         self._info = info
 
     @property
-    def track(self) -> Optional[Track]:
+    def track(self) -> Track | None:
         """The track object, when there is one (subscribed or local)."""
         return self._track
 
@@ -106,7 +106,7 @@ class LocalTrackPublication(TrackPublication):
         self._first_subscription: asyncio.Future[None] = asyncio.get_event_loop().create_future()
 
     @property
-    def track(self) -> Optional[LocalVideoTrack]:
+    def track(self) -> LocalVideoTrack | None:
         """The published local track (None after unpublish)."""
         track = self._track
         return track if isinstance(track, LocalVideoTrack) else None
@@ -130,7 +130,7 @@ class RemoteTrackPublication(TrackPublication):
         self._desired_quality: int = VideoQuality.VIDEO_QUALITY_HIGH
 
     @property
-    def track(self) -> Optional[RemoteVideoTrack]:
+    def track(self) -> RemoteVideoTrack | None:
         """The subscribed track, or None while not subscribed."""
         track = self._track
         return track if isinstance(track, RemoteVideoTrack) else None

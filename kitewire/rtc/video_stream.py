@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Optional
+from typing import Any
 
 from kitewire.frames import VideoBufferType, VideoFrame
 from kitewire.utils import RingQueue
@@ -79,9 +80,9 @@ class VideoStream:
     def __init__(
         self,
         track: Track,
-        loop: Optional[asyncio.AbstractEventLoop] = None,
+        loop: asyncio.AbstractEventLoop | None = None,
         capacity: int = 0,
-        format: Optional[int] = None,
+        format: int | None = None,
         **kwargs: Any,
     ) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
@@ -118,8 +119,8 @@ class VideoStream:
         *,
         participant: Participant,
         track_source: int,
-        loop: Optional[asyncio.AbstractEventLoop] = None,
-        format: Optional[int] = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        format: int | None = None,
         capacity: int = 0,
     ) -> VideoStream:
         """A stream that follows ``participant``'s track of ``track_source``.
@@ -141,8 +142,8 @@ class VideoStream:
         cls,
         *,
         track: Track,
-        loop: Optional[asyncio.AbstractEventLoop] = None,
-        format: Optional[int] = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        format: int | None = None,
         capacity: int = 0,
     ) -> VideoStream:
         """A stream of ``track``'s frames."""

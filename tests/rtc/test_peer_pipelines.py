@@ -12,7 +12,6 @@ from kitewire.media import plan_video_layers
 from kitewire.transport import PeerConnection, PeerConnectionConfig
 
 
-
 def windowed_p99_ms(lags_ms: list[float], windows: int = 3) -> list[float]:
     """p99 of each of ``windows`` consecutive slices of the lag samples.
 

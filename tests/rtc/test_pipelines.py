@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from kitewire.demo import make_pattern_frame, read_frame_counter
 from kitewire.engine import VideoPublishPipeline, VideoReceivePipeline

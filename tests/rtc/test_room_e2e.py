@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from kitewire import rtc
 from kitewire.demo import make_pattern_frame, read_frame_counter
 from kitewire.server import Server
-
-from typing import Awaitable, Callable
 
 RoomFactory = Callable[..., Awaitable[rtc.Room]]
 
@@ -64,7 +62,7 @@ class Capture:
             sent += 1
             await asyncio.sleep(max(0.0, start + sent / self.fps - time.monotonic()))
 
-    def start(self) -> "Capture":
+    def start(self) -> Capture:
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
 
@@ -91,7 +89,7 @@ async def publishing(room: rtc.Room, name: str = "pattern", *,
         await source.aclose()
 
 
-def subscribed_future(room: rtc.Room) -> "asyncio.Future[tuple[rtc.RemoteVideoTrack, rtc.RemoteTrackPublication, rtc.RemoteParticipant]]":
+def subscribed_future(room: rtc.Room) -> asyncio.Future[tuple[rtc.RemoteVideoTrack, rtc.RemoteTrackPublication, rtc.RemoteParticipant]]:
     future: asyncio.Future[tuple[rtc.RemoteVideoTrack, rtc.RemoteTrackPublication, rtc.RemoteParticipant]] = (
         asyncio.get_running_loop().create_future())
 
