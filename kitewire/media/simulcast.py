@@ -192,17 +192,15 @@ def plan_video_layers(
     With simulcast: three layers (q, h, f) when the longer side is >= 960,
     two (q, h) from 480, else one. ``max_bitrate``/``max_framerate`` override
     the top layer's defaults (as ``TrackPublishOptions.video_encoding`` does).
-    A ``max_bitrate`` or ``max_framerate`` of 0 means "no cap" (JS without
-    simulcast and without an explicit encoding).
+    Without simulcast the one layer gets the default preset for the size
+    (``default_video_preset``) unless overridden; for ``sdk="js"`` it carries
+    no rid and quality HIGH, as client-sdk-js's single encoding does.
     """
     _check(width, height, sdk)
     if max_bitrate is not None and (not isinstance(max_bitrate, int) or max_bitrate <= 0):
         raise ValueError(f"max_bitrate: expected a positive int (bps) or None, got {max_bitrate!r}")
     if max_framerate is not None and (not isinstance(max_framerate, (int, float)) or max_framerate <= 0):
         raise ValueError(f"max_framerate: expected a positive number or None, got {max_framerate!r}")
-    if sdk == "js" and not simulcast and max_bitrate is None:
-        # computeVideoEncodings returns one empty encoding: no cap, no rid.
-        return [VideoLayerPlan("", QUALITY_HIGH, width, height, 0, float(max_framerate or 0), 1.0)]
     default = default_video_preset(width, height, sdk=sdk)
     top = VideoPreset(
         width,

@@ -121,9 +121,17 @@ def test_small_portrait_and_non_simulcast_plans() -> None:
     assert [(l.width, l.height) for l in portrait] == [(180, 320), (360, 640), (720, 1280)]
     single = plan_video_layers(1280, 720, simulcast=False, max_bitrate=2_000_000, max_framerate=24)
     assert summary(single) == [("q", QUALITY_LOW, 1280, 720, 2_000_000, 24.0)]
-    # JS without simulcast sends one encoding with no rid and, unless told, no cap.
+    # JS without simulcast: one encoding with no rid, at the JS default preset
+    # for the size (never a zero bitrate or framerate).
     js_single = plan_video_layers(1280, 720, simulcast=False, sdk="js")
-    assert summary(js_single) == [("", QUALITY_HIGH, 1280, 720, 0, 0.0)]
+    assert summary(js_single) == [("", QUALITY_HIGH, 1280, 720, 1_700_000, 30.0)]
+    for width, height in ((1280, 720), (640, 480), (320, 180), (1920, 1080), (960, 720)):
+        preset = default_video_preset(width, height, sdk="js")
+        (plan,) = plan_video_layers(width, height, simulcast=False, sdk="js")
+        assert (plan.max_bitrate, plan.max_framerate) == (preset.max_bitrate, preset.max_framerate)
+        assert plan.max_bitrate > 0 and plan.max_framerate > 0
+    js_slow = plan_video_layers(1280, 720, simulcast=False, max_framerate=15, sdk="js")
+    assert summary(js_slow) == [("", QUALITY_HIGH, 1280, 720, 1_700_000, 15.0)]
     js_capped = plan_video_layers(1280, 720, simulcast=False, max_bitrate=900_000, sdk="js")
     assert summary(js_capped) == [("", QUALITY_HIGH, 1280, 720, 900_000, 30.0)]
     # JS rounds layer sizes up where rust truncates.
