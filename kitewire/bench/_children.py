@@ -53,6 +53,11 @@ def load_average() -> str:
     return ", ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
+def load_1min() -> float | None:
+    """The 1-minute load average, or None where the platform has none."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile (``fraction`` in 0..1) of a non-empty sequence."""
     if not values:

@@ -39,6 +39,7 @@ from kitewire.bench._children import (
     PeerError,
     Profiler,
     hot_spots,
+    load_1min,
     load_average,
     own_cpu_seconds,
     percentile,
@@ -115,6 +116,8 @@ class E2EResult:
         return self.late_wakes - self.late_wakes_loop_busy - self.late_wakes_cpu_wait
 
     sizes: list[str] = field(default_factory=list)
+    load: float | None = None
+    """The machine's 1-minute load average at the end of the window."""
     profiled: bool = False
     hot_spots: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     error: str | None = None
@@ -288,6 +291,7 @@ async def run_row(
             own_cpu_seconds(),
         )
         end_ns = time.monotonic_ns()
+        result.load = load_1min()
         elapsed = (end_ns - start_ns) / 1e9
         result.publisher_cpu = (cpu_after[0] - cpu_before[0]) / elapsed
         result.subscriber_cpu = (cpu_after[1] - cpu_before[1]) / elapsed
@@ -386,8 +390,8 @@ def misses(result: E2EResult, anchor: E2EResult | None) -> list[str]:
 TABLE_HEADER = (
     "| publisher -> subscriber | p50 ms | p95 ms | p99 ms | fps delivered (captured) | frames lost | freezes > 200 ms "
     "| longest gap ms | publisher CPU s/s | subscriber CPU s/s | server CPU s/s | subscriber loop lag p99 ms "
-    "| received width | target met |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+    "| received width | load avg | target met |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"
 )
 
 
@@ -399,7 +403,7 @@ def format_row(result: E2EResult, anchor: E2EResult | None) -> str:
     """One markdown table row."""
     if result.error is not None:
         reason = result.error.replace("|", "/")[:300]
-        return f"| {result.label} | - | - | - | - | - | - | - | - | - | - | - | - | failed: {reason} |"
+        return f"| {result.label} | - | - | - | - | - | - | - | - | - | - | - | - | - | failed: {reason} |"
     if result.publisher == result.subscriber == "official":
         verdict = "anchor"
     else:
@@ -410,7 +414,7 @@ def format_row(result: E2EResult, anchor: E2EResult | None) -> str:
         f"| {result.label} | {_ms(result.latency(0.5))} | {_ms(result.latency(0.95))} | {_ms(result.latency(0.99))} "
         f"| {result.fps:.1f} ({result.captured_fps:.1f}) | {result.lost} | {result.freezes} | {result.longest_gap_ms:.0f} "
         f"| {result.publisher_cpu:.2f}{profiled} | {result.subscriber_cpu:.2f}{profiled} | {result.server_cpu:.2f} "
-        f"| {_ms(result.loop_lag_p99_ms)} | {'/'.join(result.sizes) or '-'} | {verdict} |"
+        f"| {_ms(result.loop_lag_p99_ms)} | {'/'.join(result.sizes) or '-'} | {_ms(result.load)} | {verdict} |"
     )
 
 
@@ -471,7 +475,8 @@ def describe_run(settings: E2ESettings, command: str) -> str:
         f"Command: `{command}`\n\n"
         f"Run {now}: {settings.codec}, {settings.seconds:g} s measured per row after {settings.warmup:g} s of warm-up, "
         f"publisher and subscriber each in its own process, one in-process kitewire server; python "
-        f"{platform.python_version()}, load average before the run {load_average()}.\n\n"
+        f"{platform.python_version()}, load average before the run {load_average()} "
+        "(the load avg column: 1-minute load at the end of each row, 2 cores; other work shared the machine).\n\n"
         "Latency: `capture_frame` to the `VideoStream` yield, matched by the counter drawn in the pixels, one "
         "clock (CLOCK_MONOTONIC) for both processes. CPU: user + system seconds per second from /proc. The "
         "official -> official row is the anchor. Targets: p50 <= 15 ms, p95 <= 30 ms and no worse than the "

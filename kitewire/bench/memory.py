@@ -26,7 +26,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kitewire.bench._children import Peer, PeerError, load_average, process_rss_bytes
+from kitewire.bench._children import (
+    Peer,
+    PeerError,
+    load_1min,
+    load_average,
+    process_rss_bytes,
+)
 
 TARGET_GROWTH_MB = 20.0
 SECTION = "memory"
@@ -101,6 +107,8 @@ class MemoryResult:
     frames_read: int = 0
     final_age_s: float | None = None
     stopped_early_s: float | None = None
+    load: float | None = None
+    """The machine's 1-minute load average at the last sample."""
     error: str | None = None
 
     @property
@@ -205,6 +213,7 @@ async def run_row(url: str, row: MemoryRow, settings: MemorySettings) -> MemoryR
                 settings.seconds, (len(result.samples)) * settings.interval
             )
             await asyncio.sleep(max(0.0, next_sample - time.monotonic()))
+        result.load = load_1min()
         # stop the subscriber first: its last read happens while frames still flow
         subscriber.close_stdin()
         report = await subscriber.wait_event("frames", 30)
@@ -248,7 +257,7 @@ async def run_memory(
 
 TABLE_HEADER = (
     "| subscriber | RSS after warm-up MB | RSS at end MB | growth MB | frames read | age of next frame at end s "
-    "| target met |\n|---|---:|---:|---:|---:|---:|---|"
+    "| load avg | target met |\n|---|---:|---:|---:|---:|---:|---:|---|"
 )
 
 
@@ -256,7 +265,7 @@ def format_row(result: MemoryResult) -> str:
     """One markdown table row."""
     if result.error is not None:
         reason = result.error.replace("|", "/")[:300]
-        return f"| {result.row.label} | - | - | - | - | - | failed: {reason} |"
+        return f"| {result.row.label} | - | - | - | - | - | - | failed: {reason} |"
     verdict = result.target_met
     if result.stopped_early_s is not None:
         verdict += f" (stopped at {result.stopped_early_s:.0f} s: over {SAFETY_LIMIT_MB:.0f} MB growth)"
@@ -264,7 +273,8 @@ def format_row(result: MemoryResult) -> str:
     end = "-" if not result.samples else f"{result.samples[-1][1] / MB:.1f}"
     growth = "-" if result.growth_mb is None else f"{result.growth_mb:+.1f}"
     age = "-" if result.final_age_s is None else f"{result.final_age_s:.2f}"
-    return f"| {result.row.label} | {warm} | {end} | {growth} | {result.frames_read} | {age} | {verdict} |"
+    load = "-" if result.load is None else f"{result.load:.1f}"
+    return f"| {result.row.label} | {warm} | {end} | {growth} | {result.frames_read} | {age} | {load} | {verdict} |"
 
 
 def format_series(results: Sequence[MemoryResult]) -> str:

@@ -318,10 +318,12 @@ def test_quick_e2e_and_memory_write_their_tables(tmp_path: Path) -> None:
         assert all(float(cell) >= 0 for cell in row[8:11]), row
         assert float(row[9]) > 0, row  # a decoding subscriber uses some CPU
         assert re.fullmatch(r"\d+(/\d+)*", row[12]), row
+        assert float(row[13]) >= 0, row  # the load average beside the figures
+        verdict = row[14]
         assert (
-            row[13] == "anchor"
+            verdict == "anchor"
             if row[0] == "official -> official"
-            else row[13].startswith(("yes", "NO"))
+            else verdict.startswith(("yes", "NO"))
         ), row
     assert "load average" in _section(text, "e2e")
 
@@ -332,11 +334,13 @@ def test_quick_e2e_and_memory_write_their_tables(tmp_path: Path) -> None:
         assert warm > 10 and end > 10, row  # a python process with the SDK loaded
         assert float(row[3]) == pytest.approx(end - warm, abs=0.15)
         assert row[5] != "-", row  # the late read got a frame and its age
+        assert float(row[6]) >= 0, row  # the load average beside the figures
     by_label = {row[0]: row for row in memory_rows}
     assert int(by_label[memory.ROWS[0].label][4]) == 0  # capacity=1 never reads
     assert int(by_label[memory.ROWS[1].label][4]) > 0  # the slow reader reads
-    assert by_label[memory.ROWS[1].label][6] == "contrast"
-    assert by_label[memory.ROWS[2].label][6] == "anchor"
+    assert by_label[memory.ROWS[0].label][7].startswith(("yes", "NO")), by_label
+    assert by_label[memory.ROWS[1].label][7].startswith("contrast")
+    assert by_label[memory.ROWS[2].label][7] == "anchor"
 
 
 # -- the suite runner -----------------------------------------------------------------
