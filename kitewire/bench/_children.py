@@ -119,7 +119,7 @@ class Peer:
             return self._events[name]
         try:
             return await asyncio.wait_for(self._read_until(name), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise PeerError(
                 f"{self.label} did not report {name!r} within {timeout:.0f} s: {self.stderr_tail()}"
             ) from None
@@ -156,12 +156,12 @@ class Peer:
         if self.process.returncode is None:
             try:
                 await asyncio.wait_for(self.process.wait(), grace)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     self.process.terminate()
                 try:
                     await asyncio.wait_for(self.process.wait(), 5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     with contextlib.suppress(ProcessLookupError):
                         self.process.kill()
                     await self.process.wait()
@@ -207,7 +207,7 @@ class Profiler:
         """Wait for the recording; the profile path, or None when py-spy failed."""
         try:
             await asyncio.wait_for(self.process.wait(), 30)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             await self.process.wait()

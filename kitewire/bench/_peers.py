@@ -318,7 +318,7 @@ async def subscribe(args: argparse.Namespace) -> None:
             counter = counter_of(frame.width, frame.height, int(frame.type), frame.data)
             if counter is not None:
                 end_age_frame = (time.monotonic_ns(), counter)
-        except (asyncio.TimeoutError, StopAsyncIteration):
+        except (TimeoutError, StopAsyncIteration):
             pass
         emit("frames", frames=frames, lags=lags, final_read=end_age_frame)
     finally:

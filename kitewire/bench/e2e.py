@@ -469,7 +469,7 @@ def format_hot_spots(results: Sequence[E2EResult]) -> str:
 
 def describe_run(settings: E2ESettings, command: str) -> str:
     """Heading lines: command, conditions, targets."""
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"## End to end, {settings.width}x{settings.height} at {settings.fps:g} fps (`kitewire bench e2e`)\n\n"
         f"Command: `{command}`\n\n"

@@ -291,7 +291,7 @@ def format_series(results: Sequence[MemoryResult]) -> str:
 
 def describe_run(settings: MemorySettings, command: str) -> str:
     """Heading lines: command, conditions, target."""
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"## Memory of a subscriber that falls behind, {settings.width}x{settings.height} at {settings.fps:g} fps "
         f"(`kitewire bench memory`)\n\n"

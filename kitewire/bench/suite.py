@@ -81,7 +81,7 @@ def code_section(command: str, output: str, status: int, load: str) -> str:
     It carries no title: the title and prose of a part owned by another script
     stay outside the markers, so a rerun replaces only the figures.
     """
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     failed = "" if status == 0 else f"\n\nThe command exited with status {status}."
     return (
         f"Command: `{command}`, run {now}, load average before the run {load}:"
