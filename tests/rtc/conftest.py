@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 
 from kitewire import rtc
+from kitewire.frames import VideoFrame
+from kitewire.media import VideoDecoder, VideoEncoder
+from rtc_thread_spy import CpuWorkThreads
 from kitewire.server import Server, ServerConfig
 from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
 
@@ -49,3 +55,28 @@ async def connect_room(server: Server, room_name: str) -> AsyncIterator[RoomFact
     finally:
         for room in rooms:
             await asyncio.wait_for(room.disconnect(), 10)
+
+
+@pytest.fixture
+def cpu_work_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[CpuWorkThreads]:
+    """Wraps the real encode/decode/convert calls to note which thread runs them.
+
+    The calls still do their real work; this only observes where they run, so a
+    test can check that none of them blocks the event loop's thread.
+    """
+    record = CpuWorkThreads()
+
+    def observe(owner: Any, attribute: str, name: str) -> None:
+        original = getattr(owner, attribute)
+
+        @functools.wraps(original)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            record.calls.setdefault(name, []).append(threading.get_ident())
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, attribute, wrapper)
+
+    observe(VideoDecoder, "decode", "decode")
+    observe(VideoEncoder, "encode", "encode")
+    observe(VideoFrame, "convert", "convert")
+    yield record

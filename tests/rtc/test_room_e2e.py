@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -13,25 +14,14 @@ from kitewire import rtc
 from kitewire.demo import make_pattern_frame, read_frame_counter
 from kitewire.server import Server
 
+from rtc_thread_spy import CpuWorkThreads
+
 RoomFactory = Callable[..., Awaitable[rtc.Room]]
 
 WIDTH, HEIGHT = 640, 360
 CAMERA = rtc.TrackSource.SOURCE_CAMERA
 
 
-
-def windowed_p99_ms(lags_ms: list[float], windows: int = 3) -> list[float]:
-    """p99 of each of ``windows`` consecutive slices of the lag samples.
-
-    The machine may be shared with other processes; judging the median window
-    keeps one burst of outside load from deciding the result.
-    """
-    size = max(1, len(lags_ms) // windows)
-    result = []
-    for start in range(0, size * windows, size):
-        window = sorted(lags_ms[start : start + size])
-        result.append(window[max(0, int(len(window) * 0.99) - 1)])
-    return sorted(result)
 
 class Capture:
     """Feeds a VideoSource with counter frames at a steady rate until stopped."""
@@ -411,9 +401,10 @@ async def test_mute_and_unmute_reach_the_viewer(connect_room: RoomFactory) -> No
             await capture.stop()
 
 
-async def test_event_loop_lag_stays_low_while_receiving_720p30() -> None:
+async def test_receiving_720p30_decodes_and_converts_off_the_event_loop(cpu_work_threads: CpuWorkThreads) -> None:
     """Only the receiving side runs in this process (server and publisher are
-    subprocesses), so the measured lag is the receiver's own."""
+    subprocesses). Decoding and conversion must run in worker threads; the
+    event-loop lag that buys is a timing figure, reported by `kitewire bench e2e`."""
     import socket
     import sys
     from pathlib import Path
@@ -425,7 +416,6 @@ async def test_event_loop_lag_stays_low_while_receiving_720p30() -> None:
         port = probe.getsockname()[1]
     url = f"ws://127.0.0.1:{port}"
     examples = Path(__file__).resolve().parents[2] / "examples"
-    loop = asyncio.get_running_loop()
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "kitewire", "serve", "--dev", "--port", str(port), "--log-level", "warning",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
@@ -433,15 +423,6 @@ async def test_event_loop_lag_stays_low_while_receiving_720p30() -> None:
     publisher: asyncio.subprocess.Process | None = None
     viewer = rtc.Room()
     stream: rtc.VideoStream | None = None
-    measure_task: asyncio.Task[None] | None = None
-    lags_ms: list[float] = []
-
-    async def measure() -> None:
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.005)
-            lags_ms.append((loop.time() - before - 0.005) * 1000)
-
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -461,14 +442,8 @@ async def test_event_loop_lag_stays_low_while_receiving_720p30() -> None:
         remote, publication, _ = await asyncio.wait_for(subscribed, 20)
         assert (publication.width, publication.height) == (1280, 720)
         stream = rtc.VideoStream(remote, format=rtc.VideoBufferType.RGBA)
-        await collect(stream, 15, 10)  # let the pipeline settle
-        measure_task = loop.create_task(measure())
-        events = await collect(stream, 90, 10)
+        events = await collect(stream, 90, 15)
     finally:
-        if measure_task is not None:
-            measure_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await measure_task
         if stream is not None:
             await stream.aclose()
         await viewer.disconnect()
@@ -482,8 +457,10 @@ async def test_event_loop_lag_stays_low_while_receiving_720p30() -> None:
                     await process.wait()
     assert len(events) >= 81, f"{len(events)} of 90 frames in time"
     assert all(e.frame.type == rtc.VideoBufferType.RGBA and e.frame.width == 1280 for e in events)
-    p99s = windowed_p99_ms(lags_ms)
-    assert p99s[1] < 10.0, f"event-loop lag p99 per window {p99s} ms while receiving 720p30"
+    loop_thread = threading.get_ident()
+    assert cpu_work_threads.threads_of("decode") and cpu_work_threads.threads_of("convert")
+    assert loop_thread not in cpu_work_threads.threads_of("decode")
+    assert loop_thread not in cpu_work_threads.threads_of("convert")
 
 
 async def test_auto_subscribe_off_subscribes_on_request(connect_room: RoomFactory) -> None:
