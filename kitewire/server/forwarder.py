@@ -12,11 +12,19 @@ on numbers and payload bytes only, so it is tested without any network.
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import dataclass
 
 from kitewire.media.keyframe import is_keyframe
 
-__all__ = ["RewriteResult", "RtpRewriter", "SentPacketCache", "Vp8Descriptor", "parse_vp8_descriptor"]
+__all__ = [
+    "PaddingSequenceMap",
+    "RewriteResult",
+    "RtpRewriter",
+    "SentPacketCache",
+    "Vp8Descriptor",
+    "parse_vp8_descriptor",
+]
 
 _SEQ_MOD = 1 << 16
 _TS_MOD = 1 << 32
@@ -33,7 +41,9 @@ def _seq_newer(a: int, b: int) -> bool:
 class Vp8Descriptor:
     """Where a VP8 payload descriptor keeps the fields we rewrite (-1 = absent).
 
-    ``picture_id_size`` is 1 (7-bit) or 2 (15-bit) bytes.
+    ``picture_id_size`` is 1 (7-bit) or 2 (15-bit) bytes; ``end`` is where the
+    rewritable fields stop (0 when there are none), so a rewritten packet is
+    the patched ``payload[:end]`` followed by the untouched rest.
     """
 
     picture_id_offset: int
@@ -41,6 +51,7 @@ class Vp8Descriptor:
     picture_id: int
     tl0_offset: int
     tl0: int
+    end: int
 
 
 def parse_vp8_descriptor(payload: bytes | bytearray | memoryview) -> Vp8Descriptor | None:
@@ -77,7 +88,8 @@ def parse_vp8_descriptor(payload: bytes | bytearray | memoryview) -> Vp8Descript
                 return None
             tl0_offset, tl0 = offset, payload[offset]
             offset += 1
-    return Vp8Descriptor(pid_offset, pid_size, pid, tl0_offset, tl0)
+    end = tl0_offset + 1 if tl0_offset >= 0 else (pid_offset + pid_size if pid_size else 0)
+    return Vp8Descriptor(pid_offset, pid_size, pid, tl0_offset, tl0, end)
 
 
 @dataclass(slots=True)
@@ -102,7 +114,7 @@ class RtpRewriter:
         self.mime_type = mime_type
         # Audio has no keyframes: any packet of the target layer may start it.
         self.requires_keyframe = requires_keyframe
-        self._is_vp8 = mime_type.lower().endswith("vp8")
+        self.is_vp8 = mime_type.lower().endswith("vp8")
         self.clock_rate = clock_rate
         self.target_layer: int | None = None
         self.current_layer: int | None = None
@@ -134,14 +146,42 @@ class RtpRewriter:
         payload: bytes | bytearray | memoryview,
         now: float,
     ) -> RewriteResult | None:
-        """Decide about one incoming packet; None means drop it."""
+        """Decide about one incoming packet; None means drop it.
+
+        The convenient form of :meth:`map_packet` plus :meth:`vp8_prefix`; the
+        SFU's hot path calls those directly to avoid copies.
+        """
+        desc = parse_vp8_descriptor(payload) if self.is_vp8 else None
+        mapped = self.map_packet(layer, sequence_number, timestamp, payload, desc, now)
+        if mapped is None:
+            return None
+        out_seq, out_ts, switched = mapped
+        if desc is not None and desc.end:
+            payload = self.vp8_prefix(desc, bytes(payload[: desc.end])) + bytes(payload[desc.end :])
+        return RewriteResult(out_seq, out_ts, payload, switched)
+
+    def map_packet(
+        self,
+        layer: int,
+        sequence_number: int,
+        timestamp: int,
+        payload: bytes | bytearray | memoryview,
+        vp8: Vp8Descriptor | None,
+        now: float,
+    ) -> tuple[int, int, bool] | None:
+        """(outgoing seq, outgoing timestamp, switched) for one packet, or None to drop it.
+
+        ``vp8`` is the packet's parsed descriptor (None for other codecs or a
+        truncated one); after a non-None answer, rewrite a VP8 descriptor with
+        :meth:`vp8_prefix`.
+        """
         switched = False
         if layer != self.current_layer:
             if layer != self.target_layer:
                 return None
-            if self.requires_keyframe and not is_keyframe(self.mime_type, bytes(payload[:64])):
+            if self.requires_keyframe and not is_keyframe(self.mime_type, payload[:64]):
                 return None
-            self._switch_to(layer, sequence_number, timestamp, payload, now)
+            self._switch_to(layer, sequence_number, timestamp, vp8, now)
             switched = True
         elif not _seq_newer(sequence_number, self._switch_seq) and sequence_number != self._switch_seq:
             # Older than the keyframe we switched at: it belongs to a frame the
@@ -155,14 +195,10 @@ class RtpRewriter:
                 self._last_out_time = now
             self._last_in_ts = timestamp
             self._last_out_ts = out_ts
-        if self._is_vp8:
-            payload = self._munge_vp8(payload)
         self.packets_forwarded += 1
-        return RewriteResult(out_seq, out_ts, payload, switched)
+        return out_seq, out_ts, switched
 
-    def _switch_to(
-        self, layer: int, seq: int, ts: int, payload: bytes | bytearray | memoryview, now: float
-    ) -> None:
+    def _switch_to(self, layer: int, seq: int, ts: int, vp8: Vp8Descriptor | None, now: float) -> None:
         first = self.current_layer is None and self._last_out_time is None
         self._seq_offset = (self._last_out_seq + 1 - seq) % _SEQ_MOD
         if first:
@@ -175,20 +211,18 @@ class RtpRewriter:
         self._ts_offset = (self._last_out_ts + gap - ts) % _TS_MOD
         self._switch_seq = seq
         self._last_in_ts = ts - 1
-        if self._is_vp8:
-            desc = parse_vp8_descriptor(payload)
-            if desc is not None and desc.picture_id >= 0:
-                self._pid_offset = (self._last_out_pid + 1 - desc.picture_id) % _PID_MOD
-            if desc is not None and desc.tl0 >= 0:
-                self._tl0_offset = (self._last_out_tl0 + 1 - desc.tl0) % _TL0_MOD
+        if vp8 is not None and self.is_vp8:
+            if vp8.picture_id >= 0:
+                self._pid_offset = (self._last_out_pid + 1 - vp8.picture_id) % _PID_MOD
+            if vp8.tl0 >= 0:
+                self._tl0_offset = (self._last_out_tl0 + 1 - vp8.tl0) % _TL0_MOD
         self.current_layer = layer
         self.switches += 1
 
-    def _munge_vp8(self, payload: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
-        desc = parse_vp8_descriptor(payload)
-        if desc is None or (desc.picture_id_size == 0 and desc.tl0_offset < 0):
-            return payload
-        out = bytearray(payload)
+    def vp8_prefix(self, desc: Vp8Descriptor, head: bytes) -> bytes:
+        """``head`` (the payload's first ``desc.end`` bytes) with picture id and TL0PICIDX
+        moved into the outgoing numbering."""
+        out = bytearray(head)
         if desc.picture_id_size == 2:
             pid = (desc.picture_id + self._pid_offset) % _PID_MOD
             out[desc.picture_id_offset] = 0x80 | (pid >> 8)
@@ -202,7 +236,7 @@ class RtpRewriter:
             tl0 = (desc.tl0 + self._tl0_offset) % _TL0_MOD
             out[desc.tl0_offset] = tl0
             self._last_out_tl0 = tl0
-        return out
+        return bytes(out)
 
 
 class SentPacketCache:
@@ -217,25 +251,72 @@ class SentPacketCache:
             raise ValueError(f"expected a positive capacity, got {capacity}")
         self._capacity = capacity
         self._max_age = max_age
-        self._seqs: list[int] = [-1] * capacity
-        self._packets: list[bytes | None] = [None] * capacity
-        self._times: list[float] = [0.0] * capacity
+        # One (seq, packet, sent_at) tuple per slot: a single store per packet sent.
+        self._slots: list[tuple[int, bytes, float] | None] = [None] * capacity
 
     def add(self, seq: int, packet: bytes, now: float) -> None:
         """Remember a sent packet."""
-        slot = seq % self._capacity
-        self._seqs[slot] = seq
-        self._packets[slot] = packet
-        self._times[slot] = now
+        self._slots[seq % self._capacity] = (seq, packet, now)
 
     def get(self, seq: int, now: float) -> bytes | None:
         """The packet sent with ``seq`` if still held and young enough."""
-        slot = seq % self._capacity
-        if self._seqs[slot] != seq or now - self._times[slot] > self._max_age:
+        entry = self._slots[seq % self._capacity]
+        if entry is None or entry[0] != seq or now - entry[2] > self._max_age:
             return None
-        return self._packets[slot]
+        return entry[1]
 
     def clear(self) -> None:
         """Forget everything."""
-        self._seqs = [-1] * self._capacity
-        self._packets = [None] * self._capacity
+        self._slots = [None] * self._capacity
+
+
+class PaddingSequenceMap:
+    """Takes padding-only packets out of one incoming SSRC's sequence space.
+
+    Without RTX, libwebrtc sends its bandwidth probes as padding-only packets
+    on the media SSRC; they carry nothing a subscriber needs. Dropping them
+    would leave holes in the sequence numbers that receivers NACK for ever, so
+    ``map`` renumbers the remaining packets to close the holes: a media packet
+    gets its sequence number minus the padding packets dropped before it.
+    Late (reordered or retransmitted) packets are numbered by the padding
+    packets dropped before *them*, remembered for the last ``history`` drops.
+    """
+
+    def __init__(self, history: int = 512) -> None:
+        if history <= 0:
+            raise ValueError(f"expected a positive history, got {history}")
+        self._highest = -1
+        self._dropped = 0
+        # Incoming sequence numbers of dropped padding packets, oldest first.
+        self._drops: deque[int] = deque(maxlen=history)
+        self._forgot = False
+        self.padding_dropped = 0
+
+    def map(self, sequence_number: int, padding_only: bool) -> int | None:
+        """The compacted sequence number of a packet, or None to drop it."""
+        highest = self._highest
+        if highest < 0 or 0 < ((sequence_number - highest) & 0xFFFF) < 0x8000:
+            self._highest = sequence_number
+            if padding_only:
+                if len(self._drops) == self._drops.maxlen:
+                    self._forgot = True
+                self._drops.append(sequence_number)
+                self._dropped += 1
+                self.padding_dropped += 1
+                return None
+            return (sequence_number - self._dropped) & 0xFFFF
+        # A duplicate or a late packet: count the drops that came after it.
+        later = 0
+        for dropped_seq in reversed(self._drops):
+            delta = (dropped_seq - sequence_number) & 0xFFFF
+            if delta == 0:
+                return None  # a copy of a padding packet already taken out
+            if delta >= 0x8000:
+                break
+            later += 1
+        else:
+            if self._forgot:
+                return None  # older than what we remember: cannot be numbered
+        # A late padding packet keeps its slot: the packets after it were
+        # numbered with it counted, so it is forwarded (empty) to fill it.
+        return (sequence_number - self._dropped + later) & 0xFFFF

@@ -9,6 +9,7 @@ subscriber's ``RtpSender``. Nothing is decoded.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ from livekit.protocol import models as pb_models
 from kitewire.transport import Codec, RtpHeader, RtpReceiver, Transceiver
 from kitewire.transport import rtp as rtp_ext
 
-from .forwarder import RtpRewriter, SentPacketCache
+from .forwarder import PaddingSequenceMap, RtpRewriter, SentPacketCache, Vp8Descriptor, parse_vp8_descriptor
 
 if TYPE_CHECKING:
     from .participant import Participant
@@ -38,6 +39,69 @@ _KEYFRAME_REQUEST_INTERVAL = 0.5
 _MAX_NACK_GAP = 64
 # Extensions copied from the publisher's packets to the subscriber's.
 _FORWARDED_EXTENSIONS = (rtp_ext.URI_VIDEO_ORIENTATION, rtp_ext.URI_ABS_CAPTURE_TIME)
+# How often the publisher's extension ids are looked up again (they only change on renegotiation).
+_EXTENSION_IDS_REFRESH_SECONDS = 1.0
+# How long a downtrack trusts a positive readiness check (connection state and m-line direction).
+_READY_RECHECK_SECONDS = 0.05
+# First four header fields: V/P/X/CC, M/PT, sequence number, timestamp.
+_pack_header_start = struct.Struct("!BBHI").pack
+# Header templates kept per downtrack (one per shape of forwarded extensions; a
+# publisher varying value sizes must not grow this without bound).
+_MAX_HEADER_TEMPLATES = 16
+
+# A header template: first byte, the header from byte 8 on, and for each
+# forwarded extension value (index into IncomingPacket.extensions) where it goes.
+# None instead of the spans: build each packet's header with the sender (layout not found).
+_HeaderTemplate = tuple[int, bytes, tuple[tuple[int, int], ...] | None]
+
+
+class IncomingPacket:
+    """One publisher packet as every downtrack of the track needs it, prepared once.
+
+    ``sequence_number`` is in the layer's compacted space (padding-only packets
+    taken out); ``head``/``rest`` split the payload where a VP8 descriptor's
+    rewritable fields end (``head`` empty for other codecs); ``extensions``
+    are the forwarded ones present, as (URI, value).
+    """
+
+    __slots__ = (
+        "ext_shape",
+        "extensions",
+        "head",
+        "layer",
+        "marker",
+        "payload",
+        "rest",
+        "sequence_number",
+        "timestamp",
+        "vp8",
+    )
+
+    def __init__(
+        self,
+        layer: int,
+        sequence_number: int,
+        timestamp: int,
+        marker: bool,
+        payload: memoryview,
+        vp8: Vp8Descriptor | None,
+        extensions: tuple[tuple[str, bytes], ...],
+    ) -> None:
+        self.layer = layer
+        self.sequence_number = sequence_number
+        self.timestamp = timestamp
+        self.marker = marker
+        self.payload = payload
+        self.vp8 = vp8
+        self.extensions = extensions
+        # Which extensions, of which sizes: downtracks keep a header template per shape.
+        self.ext_shape = tuple((uri, len(value)) for uri, value in extensions) if extensions else ()
+        if vp8 is not None and vp8.end:
+            self.head = bytes(payload[: vp8.end])
+            self.rest = payload[vp8.end :]
+        else:
+            self.head = b""
+            self.rest = payload
 
 
 def quality_to_layer(quality: int) -> int:
@@ -64,6 +128,12 @@ class PublishedTrack:
         self._pt_to_codec: dict[int, Codec] = {}
         self.codec: Codec | None = None
         self.packets_received = 0
+        self._padding_maps: dict[int, PaddingSequenceMap] = {}  # by incoming SSRC
+        self.padding_dropped = 0
+        self._select_cache: dict[int, int] = {}
+        self._select_cache_live: list[int] | None = None
+        self._forwarded_ext_ids: tuple[tuple[str, int], ...] = ()
+        self._ext_ids_read_at = float("-inf")
         self.closed = False
         if transceiver is not None:
             self.bind(transceiver)
@@ -132,17 +202,46 @@ class PublishedTrack:
         layer = self.layer_of(header)
         now = time.monotonic()
         self._nack_gaps(header)
-        self._layer_ssrc[layer] = header.ssrc
-        self._layer_last_seen[layer] = now
+        ssrc = header.ssrc
+        self._layer_ssrc[layer] = ssrc
         self.packets_received += 1
+        padding_only = header.payload_offset >= header.payload_end
+        padding_map = self._padding_maps.get(ssrc)
+        if padding_map is None:
+            padding_map = self._padding_maps[ssrc] = PaddingSequenceMap()
+        sequence_number = padding_map.map(header.sequence_number, padding_only)
+        if sequence_number is None:
+            # A bandwidth probe: nothing for subscribers, and a layer sending
+            # only these is not live (it would never give them a keyframe).
+            self.padding_dropped += 1
+            return
+        if not padding_only:
+            self._layer_last_seen[layer] = now
         if self.codec is None or header.payload_type not in self._pt_to_codec:
             codec = self._pt_to_codec.get(header.payload_type)
             if codec is None:
                 return
             self.codec = codec
-        for downtrack in list(self.downtracks.values()):
+        downtracks = self.downtracks
+        if not downtracks:
+            return
+        payload = memoryview(packet)[header.payload_offset : header.payload_end]
+        vp8 = parse_vp8_descriptor(payload) if self.codec.mime_type.lower() == "video/vp8" else None
+        extensions: tuple[tuple[str, bytes], ...] = ()
+        if header.extensions:
+            if now - self._ext_ids_read_at > _EXTENSION_IDS_REFRESH_SECONDS:
+                receiver = self.receiver
+                in_ids = receiver.header_extensions if receiver is not None else {}
+                self._forwarded_ext_ids = tuple(
+                    (uri, in_ids[uri]) for uri in _FORWARDED_EXTENSIONS if uri in in_ids
+                )
+                self._ext_ids_read_at = now
+            present = header.extensions
+            extensions = tuple((uri, present[ext_id]) for uri, ext_id in self._forwarded_ext_ids if ext_id in present)
+        incoming = IncomingPacket(layer, sequence_number, header.timestamp, header.marker, payload, vp8, extensions)
+        for downtrack in list(downtracks.values()):
             try:
-                downtrack.forward(layer, packet, header, now)
+                downtrack.forward(incoming, now)
             except Exception:  # one broken subscriber must not stop the others
                 logger.exception("forwarding to %s failed", downtrack.subscriber.identity)
 
@@ -189,8 +288,15 @@ class PublishedTrack:
         live = self.live_layers(now)
         if not live:
             return desired if self.simulcast else 0
-        below = [layer for layer in live if layer <= desired]
-        return max(below) if below else min(live)
+        # Asked per packet per downtrack; the answer only changes with the live list.
+        if live is not self._select_cache_live:
+            self._select_cache = {}
+            self._select_cache_live = live
+        chosen = self._select_cache.get(desired)
+        if chosen is None:
+            below = [layer for layer in live if layer <= desired]
+            chosen = self._select_cache[desired] = max(below) if below else min(live)
+        return chosen
 
     def layer_for_size(self, width: int, height: int) -> int:
         """Smallest announced layer at least ``width``x``height`` (highest if none is)."""
@@ -240,6 +346,12 @@ class DownTrack:
         self.nacks_unanswered = 0
         self._out_pt: int | None = None
         self._ext_out: dict[str, int] = {}
+        # The outgoing header after the timestamp (SSRC and extension block)
+        # and its first byte, for packets without forwarded extensions.
+        self._plain_first_byte = 0x80
+        self._plain_tail = b""
+        self._templates: dict[tuple[tuple[str, int], ...], _HeaderTemplate] = {}
+        self._ready_until = float("-inf")
         if transceiver is not None:
             self.bind(transceiver)
 
@@ -247,11 +359,24 @@ class DownTrack:
         """Send through ``transceiver`` (an m-line of the subscriber's PeerConnection)."""
         self.transceiver = transceiver
         self._out_pt = None
+        self._templates = {}
+        self._ready_until = float("-inf")
         transceiver.sender.on_nack = self._on_nack
         transceiver.sender.on_keyframe_request = self._on_keyframe_request
 
     def _ready(self) -> bool:
         return self.transceiver is not None and self._is_ready(self.transceiver)
+
+    def _ready_at(self, now: float) -> bool:
+        # Checked for every packet: trust a positive answer for a short while
+        # (a connection going down or an m-line going inactive is noticed
+        # within _READY_RECHECK_SECONDS; the transport drops sends meanwhile).
+        if now < self._ready_until:
+            return True
+        if self._ready():
+            self._ready_until = now + _READY_RECHECK_SECONDS
+            return True
+        return False
 
     def _resolve_payload_type(self) -> int | None:
         codec = self.track.codec
@@ -264,9 +389,39 @@ class DownTrack:
                 return candidate.payload_type
         return None
 
-    def forward(self, layer: int, packet: bytes, header: RtpHeader, now: float) -> None:
+    def _header_tail(self, extensions: dict[str, bytes] | None) -> tuple[int, bytes]:
+        """(first byte, bytes 8.. of the header) as the sender would build them with ``extensions``."""
+        assert self.transceiver is not None and self._out_pt is not None
+        template = self.transceiver.sender.build_packet(
+            b"", payload_type=self._out_pt, sequence_number=0, timestamp=0, extensions=extensions
+        )
+        return template[0], template[8:]
+
+    def _template(self, incoming: IncomingPacket) -> _HeaderTemplate:
+        """The header template for packets carrying extensions shaped like ``incoming``'s.
+
+        Built by the sender itself (so the layout is exactly what
+        ``build_packet`` writes); where each value goes is found by building
+        it again with that value's bytes changed.
+        """
+        ext_out = self._ext_out
+        chosen = [(index, uri, size) for index, (uri, size) in enumerate(incoming.ext_shape) if uri in ext_out]
+        if not chosen:
+            return self._plain_first_byte, self._plain_tail, ()
+        zeros = {uri: bytes(size) for _, uri, size in chosen}
+        first_byte, tail = self._header_tail(zeros)
+        spans: list[tuple[int, int]] = []
+        for index, uri, size in chosen:
+            _, changed = self._header_tail({**zeros, uri: b"\xff" * size})
+            where = [i for i in range(min(len(tail), len(changed))) if tail[i] != changed[i]]
+            if len(changed) != len(tail) or len(where) != size or where[-1] - where[0] != size - 1:
+                return first_byte, tail, None
+            spans.append((where[0], index))
+        return first_byte, tail, tuple(spans)
+
+    def forward(self, incoming: IncomingPacket, now: float) -> None:
         """Forward one publisher packet if it belongs to the layer this subscriber gets."""
-        if self.disabled or not self._ready():
+        if self.disabled or not self._ready_at(now):
             return
         assert self.transceiver is not None
         sender = self.transceiver.sender
@@ -275,32 +430,56 @@ class DownTrack:
             if self._out_pt is None:
                 return
             self._ext_out = dict(sender.header_extensions)
+            # The SSRC and the mid extension are the same in every packet: build
+            # that part of the header once.
+            self._plain_first_byte, self._plain_tail = self._header_tail(None)
         rewriter = self.rewriter
-        target = self.track.select_layer(self.desired_layer, now)
+        track = self.track
+        target = track.select_layer(self.desired_layer, now)
         if rewriter.target_layer != target:
             rewriter.target_layer = target
-            self.track.request_keyframe(target)
-        payload = memoryview(packet)[header.payload_offset : header.payload_end]
-        result = rewriter.rewrite(layer, header.sequence_number, header.timestamp, payload, now)
-        if result is None:
+            track.request_keyframe(target)
+        mapped = rewriter.map_packet(
+            incoming.layer, incoming.sequence_number, incoming.timestamp, incoming.payload, incoming.vp8, now
+        )
+        if mapped is None:
             return
-        extensions: dict[str, bytes] = {}
-        if header.extensions:
-            in_ids = self.track.receiver.header_extensions if self.track.receiver is not None else {}
-            for uri in _FORWARDED_EXTENSIONS:
-                in_id = in_ids.get(uri)
-                if in_id is not None and in_id in header.extensions and uri in self._ext_out:
-                    extensions[uri] = header.extensions[in_id]
-        out = sender.build_packet(
-            bytes(result.payload),
-            payload_type=self._out_pt,
-            sequence_number=result.sequence_number,
-            timestamp=result.timestamp,
-            marker=header.marker,
-            extensions=extensions or None,
+        out_seq, out_ts, _ = mapped
+        first_byte = self._plain_first_byte
+        tail: bytes | bytearray = self._plain_tail
+        shape = incoming.ext_shape
+        if shape:
+            template = self._templates.get(shape)
+            if template is None:
+                if len(self._templates) >= _MAX_HEADER_TEMPLATES:
+                    self._templates.clear()
+                template = self._templates[shape] = self._template(incoming)
+            first_byte, tail, spans = template
+            if spans:
+                patched = bytearray(tail)
+                values = incoming.extensions
+                for start, index in spans:
+                    value = values[index][1]
+                    patched[start : start + len(value)] = value
+                tail = patched
+            elif spans is None:
+                ext_out = self._ext_out
+                first_byte, tail = self._header_tail(
+                    {uri: value for uri, value in incoming.extensions if uri in ext_out}
+                )
+        head = incoming.head
+        if head and incoming.vp8 is not None and rewriter.is_vp8:
+            head = rewriter.vp8_prefix(incoming.vp8, head)
+        out = b"".join(
+            (
+                _pack_header_start(first_byte, (0x80 if incoming.marker else 0) | self._out_pt, out_seq, out_ts),
+                tail,
+                head,
+                incoming.rest,
+            )
         )
         sender.send_rtp(out)
-        self.cache.add(result.sequence_number, out, now)
+        self.cache.add(out_seq, out, now)
         self.packets_sent += 1
 
     def _on_nack(self, media_ssrc: int, lost: list[int]) -> None:

@@ -87,6 +87,10 @@ def encode_clip(codec: str, width: int, height: int, fps: float, bitrate: int, f
     return clip
 
 
+# A padding-only RTP payload: 224 bytes, the last one saying how many.
+_PADDING = bytes(223) + bytes([224])
+
+
 @dataclass
 class Publisher:
     """One simulated publisher replaying a clip on loop."""
@@ -102,6 +106,10 @@ class Publisher:
     drop_every: int = 0
     dropped: int = 0
     retransmitted: int = 0
+    #: After every n-th media packet send a burst of two padding-only packets
+    #: (0: never), as libwebrtc does for bandwidth probes when RTX is not negotiated.
+    padding_every: int = 0
+    padding_sent: int = 0
     _restart: bool = False
     _recent: dict[int, bytes] = field(default_factory=dict)
 
@@ -138,6 +146,18 @@ class Publisher:
                 else:
                     sender.send_rtp(packet)
                 seq = (seq + 1) & 0xFFFF
+                if self.padding_every and sent_packets % self.padding_every == 0:
+                    for _ in range(2):
+                        probe = bytearray(
+                            sender.build_packet(
+                                _PADDING, payload_type=codec.payload_type, sequence_number=seq, timestamp=timestamp
+                            )
+                        )
+                        probe[0] |= 0x20  # P bit: the whole payload is padding
+                        self._recent[seq] = bytes(probe)
+                        sender.send_rtp(probe)
+                        self.padding_sent += 1
+                        seq = (seq + 1) & 0xFFFF
             timestamp = (timestamp + step) & 0xFFFFFFFF
             index += 1
             self.frames_sent += 1

@@ -137,3 +137,95 @@ def test_benchmark_prints_every_step_next_to_the_anchor(capsys: pytest.CaptureFi
         assert step in out
     rows = [line for line in out.splitlines()[1:] if line.strip()]
     assert all(float(row.split()[-2]) > 0 for row in rows)
+
+
+# -- padding-only packets ------------------------------------------------------
+
+
+def test_padding_packets_in_order_are_taken_out_without_gaps() -> None:
+    from kitewire.server.forwarder import PaddingSequenceMap
+
+    padding = PaddingSequenceMap()
+    kinds = "MMPPPMPMMPPM"  # media and padding, as libwebrtc interleaves probes
+    start = 65530  # across the wrap
+    mapped = [padding.map((start + i) & 0xFFFF, kind == "P") for i, kind in enumerate(kinds)]
+    assert [m is None for m in mapped] == [kind == "P" for kind in kinds]
+    media = [m for m in mapped if m is not None]
+    assert media == [(start + i) & 0xFFFF for i in range(len(media))]
+    assert padding.padding_dropped == kinds.count("P")
+    # A duplicate of a dropped padding packet stays dropped; a duplicate media packet keeps its number.
+    assert padding.map((start + 2) & 0xFFFF, True) is None
+    assert padding.map((start + 5) & 0xFFFF, False) == media[2]
+
+
+def test_late_media_packet_is_numbered_by_the_padding_before_it() -> None:
+    from kitewire.server.forwarder import PaddingSequenceMap
+
+    padding = PaddingSequenceMap()
+    assert padding.map(100, False) == 100
+    # 101 is lost on the uplink (the server NACKs it); padding 102 and 103 arrive.
+    assert padding.map(102, True) is None
+    assert padding.map(103, True) is None
+    assert padding.map(104, False) == 102
+    # The retransmission of 101 fills exactly the hole between 100 and 102.
+    assert padding.map(101, False) == 101
+
+
+def test_late_padding_keeps_its_slot() -> None:
+    from kitewire.server.forwarder import PaddingSequenceMap
+
+    padding = PaddingSequenceMap()
+    assert padding.map(10, False) == 10
+    assert padding.map(12, False) == 12
+    # Padding 11 arrives after 12: 12 was numbered with it counted, so it is
+    # forwarded (empty) rather than leaving 11 missing for ever.
+    assert padding.map(11, True) == 11
+
+
+def test_packets_older_than_the_remembered_drops_are_refused() -> None:
+    from kitewire.server.forwarder import PaddingSequenceMap
+
+    padding = PaddingSequenceMap(history=4)
+    assert padding.map(0, False) == 0
+    for seq in range(2, 8):
+        assert padding.map(seq, True) is None
+    assert padding.map(8, False) == 2
+    # 1 came before six drops but only four are remembered: it cannot be numbered safely.
+    assert padding.map(1, False) is None
+    with pytest.raises(ValueError, match="history"):
+        PaddingSequenceMap(history=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    start=st.integers(0, 65535),
+    kinds=st.lists(st.booleans(), min_size=1, max_size=300),
+    swaps=st.lists(st.integers(0, 299), max_size=40),
+)
+def test_forwarded_packets_stay_contiguous_and_ordered_under_reordering(
+    start: int, kinds: list[bool], swaps: list[int]
+) -> None:
+    from kitewire.server.forwarder import PaddingSequenceMap
+
+    order = list(range(len(kinds)))
+    for position in swaps:  # neighbouring packets swapped: network reordering
+        if position + 1 < len(order):
+            order[position], order[position + 1] = order[position + 1], order[position]
+    padding = PaddingSequenceMap()
+    kept: dict[int, int] = {}
+    for index in order:
+        mapped = padding.map((start + index) & 0xFFFF, kinds[index])
+        if mapped is None:
+            assert kinds[index], "a media packet was dropped"
+        else:
+            kept[index] = mapped
+    # Whatever is forwarded fills one gap-free run of outgoing numbers, in the
+    # publisher's order: the subscriber never waits for a number that will not come.
+    indexes = sorted(kept)
+    if not indexes:
+        assert all(kinds)
+        return
+    first = kept[indexes[0]]
+    assert [kept[i] for i in indexes] == [(first + n) & 0xFFFF for n in range(len(indexes))]
+    if order == sorted(order):
+        assert len(kept) == kinds.count(False)
