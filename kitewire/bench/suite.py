@@ -142,6 +142,29 @@ def run_memory(args: argparse.Namespace, command: str) -> int:
     return status
 
 
+def shown_command(args: argparse.Namespace, part: str) -> str:
+    """The ``kitewire bench`` command line that reproduces ``part`` of this run, for the tables."""
+    words = ["kitewire", "bench", args.benchmark] + (["--quick"] if args.quick else [])
+    options: list[tuple[str, object]] = []
+    if part == "e2e":
+        options = [
+            ("--seconds", args.seconds),
+            ("--warmup", args.warmup),
+            ("--rows", args.rows),
+        ]
+        if args.codec != "VP8":
+            options.append(("--codec", args.codec))
+    elif part == "memory":
+        options = [
+            ("--memory-seconds", args.memory_seconds),
+            ("--memory-rows", args.memory_rows),
+        ]
+    for flag, value in options:
+        if value is not None:
+            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return shlex.join(words)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``args.benchmark`` (e2e, memory, load or all); non-zero when a part failed."""
     which = args.benchmark
@@ -166,11 +189,11 @@ def run(args: argparse.Namespace) -> int:
     if which == "all":
         statuses.append(run_convert(args))
     if which in ("e2e", "all"):
-        statuses.append(run_e2e(args, f"kitewire bench {which}{quick}"))
+        statuses.append(run_e2e(args, shown_command(args, "e2e")))
     if which in ("load", "all"):
         statuses.append(run_load(args))
     if which in ("memory", "all"):
-        statuses.append(run_memory(args, f"kitewire bench {which}{quick}"))
+        statuses.append(run_memory(args, shown_command(args, "memory")))
     return next((status for status in statuses if status != 0), 0)
 
 

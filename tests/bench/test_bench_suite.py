@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -370,6 +371,35 @@ def test_suite_refuses_bad_options_before_running_anything(tmp_path: Path) -> No
     assert suite.main(["e2e", "--rows", "zz", "--output", str(output)]) == 2
     assert suite.main(["memory", "--memory-rows", "k9", "--output", str(output)]) == 2
     assert not output.exists()
+
+
+def test_tables_show_the_command_that_reproduces_them() -> None:
+    from kitewire.bench import suite
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("benchmark")
+    parser.add_argument("--quick", action="store_true")
+    suite.add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "all",
+            "--quick",
+            "--seconds",
+            "12.5",
+            "--codec",
+            "H264",
+            "--memory-rows",
+            "k1",
+        ]
+    )
+    assert (
+        suite.shown_command(args, "e2e")
+        == "kitewire bench all --quick --seconds 12.5 --codec H264"
+    )
+    assert (
+        suite.shown_command(args, "memory")
+        == "kitewire bench all --quick --memory-rows k1"
+    )
 
 
 def test_the_sfu_script_is_found_from_the_repository() -> None:
