@@ -16,7 +16,12 @@ from collections.abc import Callable
 from kitewire.media.keyframe import is_keyframe
 from kitewire.transport.rtp import build_rtp_packet, parse_rtp_header
 
-from .forwarder import PaddingSequenceMap, RtpRewriter, SentPacketCache, parse_vp8_descriptor
+from .forwarder import (
+    PaddingSequenceMap,
+    RtpRewriter,
+    SentPacketCache,
+    parse_vp8_descriptor,
+)
 from .media import _pack_header_start
 
 __all__ = ["main", "run_benchmark"]

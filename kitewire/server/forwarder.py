@@ -32,11 +32,6 @@ _PID_MOD = 1 << 15
 _TL0_MOD = 1 << 8
 
 
-def _seq_newer(a: int, b: int) -> bool:
-    """True when 16-bit sequence number ``a`` comes after ``b``."""
-    return a != b and ((a - b) % _SEQ_MOD) < 0x8000
-
-
 @dataclass(frozen=True, slots=True)
 class Vp8Descriptor:
     """Where a VP8 payload descriptor keeps the fields we rewrite (-1 = absent).
@@ -183,13 +178,14 @@ class RtpRewriter:
                 return None
             self._switch_to(layer, sequence_number, timestamp, vp8, now)
             switched = True
-        elif not _seq_newer(sequence_number, self._switch_seq) and sequence_number != self._switch_seq:
+        elif ((sequence_number - self._switch_seq) % _SEQ_MOD) >= 0x8000:
             # Older than the keyframe we switched at: it belongs to a frame the
-            # receiver never got the start of.
+            # receiver never got the start of. (Sequence comparisons are written
+            # out in this method: it runs per packet per subscriber.)
             return None
         out_seq = (sequence_number + self._seq_offset) % _SEQ_MOD
         out_ts = (timestamp + self._ts_offset) % _TS_MOD
-        if _seq_newer(out_seq, self._last_out_seq):
+        if 0 < ((out_seq - self._last_out_seq) % _SEQ_MOD) < 0x8000:
             self._last_out_seq = out_seq
             if timestamp != self._last_in_ts:
                 self._last_out_time = now
@@ -251,23 +247,28 @@ class SentPacketCache:
             raise ValueError(f"expected a positive capacity, got {capacity}")
         self._capacity = capacity
         self._max_age = max_age
-        # One (seq, packet, sent_at) tuple per slot: a single store per packet sent.
-        self._slots: list[tuple[int, bytes, float] | None] = [None] * capacity
+        self._seqs: list[int] = [-1] * capacity
+        self._packets: list[bytes | None] = [None] * capacity
+        self._times: list[float] = [0.0] * capacity
 
     def add(self, seq: int, packet: bytes, now: float) -> None:
         """Remember a sent packet."""
-        self._slots[seq % self._capacity] = (seq, packet, now)
+        slot = seq % self._capacity
+        self._seqs[slot] = seq
+        self._packets[slot] = packet
+        self._times[slot] = now
 
     def get(self, seq: int, now: float) -> bytes | None:
         """The packet sent with ``seq`` if still held and young enough."""
-        entry = self._slots[seq % self._capacity]
-        if entry is None or entry[0] != seq or now - entry[2] > self._max_age:
+        slot = seq % self._capacity
+        if self._seqs[slot] != seq or now - self._times[slot] > self._max_age:
             return None
-        return entry[1]
+        return self._packets[slot]
 
     def clear(self) -> None:
         """Forget everything."""
-        self._slots = [None] * self._capacity
+        self._seqs = [-1] * self._capacity
+        self._packets = [None] * self._capacity
 
 
 class PaddingSequenceMap:

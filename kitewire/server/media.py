@@ -19,7 +19,13 @@ from livekit.protocol import models as pb_models
 from kitewire.transport import Codec, RtpHeader, RtpReceiver, Transceiver
 from kitewire.transport import rtp as rtp_ext
 
-from .forwarder import PaddingSequenceMap, RtpRewriter, SentPacketCache, Vp8Descriptor, parse_vp8_descriptor
+from .forwarder import (
+    PaddingSequenceMap,
+    RtpRewriter,
+    SentPacketCache,
+    Vp8Descriptor,
+    parse_vp8_descriptor,
+)
 
 if TYPE_CHECKING:
     from .participant import Participant
@@ -421,7 +427,7 @@ class DownTrack:
 
     def forward(self, incoming: IncomingPacket, now: float) -> None:
         """Forward one publisher packet if it belongs to the layer this subscriber gets."""
-        if self.disabled or not self._ready_at(now):
+        if self.disabled or (now >= self._ready_until and not self._ready_at(now)):
             return
         assert self.transceiver is not None
         sender = self.transceiver.sender

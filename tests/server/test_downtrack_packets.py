@@ -5,6 +5,7 @@ exactly what the sender's ``build_packet`` gives, padding probes must not pass."
 from __future__ import annotations
 
 import contextlib
+import itertools
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -125,8 +126,8 @@ async def test_forwarded_packets_equal_what_build_packet_makes(links: tuple[Tran
         out_seqs.append(header.sequence_number)
     # Picture ids continue one by one, and so do sequence numbers, probes or not.
     pids = [((p[2] & 0x7F) << 8) | p[3] for p in (parse_payload(down, s) for s in out_seqs)]
-    assert all((b - a) % (1 << 15) == 1 for a, b in zip(pids, pids[1:]))
-    assert all((b - a) & 0xFFFF == 1 for a, b in zip(out_seqs, out_seqs[1:]))
+    assert all((b - a) % (1 << 15) == 1 for a, b in itertools.pairwise(pids))
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(out_seqs))
 
 
 def parse_payload(down: DownTrack, seq: int) -> bytes:
