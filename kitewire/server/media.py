@@ -45,6 +45,8 @@ _KEYFRAME_REQUEST_INTERVAL = 0.5
 _MAX_NACK_GAP = 64
 # Extensions copied from the publisher's packets to the subscriber's.
 _FORWARDED_EXTENSIONS = (rtp_ext.URI_VIDEO_ORIENTATION, rtp_ext.URI_ABS_CAPTURE_TIME)
+# SSRCs of one track whose padding renumbering is kept (3 simulcast layers, plus restarts).
+_MAX_SSRCS_PER_TRACK = 8
 # How often the publisher's extension ids are looked up again (they only change on renegotiation).
 _EXTENSION_IDS_REFRESH_SECONDS = 1.0
 # How long a downtrack trusts a positive readiness check (connection state and m-line direction).
@@ -214,6 +216,9 @@ class PublishedTrack:
         padding_only = header.payload_offset >= header.payload_end
         padding_map = self._padding_maps.get(ssrc)
         if padding_map is None:
+            if len(self._padding_maps) >= _MAX_SSRCS_PER_TRACK:
+                # A publisher cycling SSRCs must not grow this: forget the oldest.
+                del self._padding_maps[next(iter(self._padding_maps))]
             padding_map = self._padding_maps[ssrc] = PaddingSequenceMap()
         sequence_number = padding_map.map(header.sequence_number, padding_only)
         if sequence_number is None:
