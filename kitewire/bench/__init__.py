@@ -20,7 +20,7 @@ BENCHMARKS = ("convert", "e2e", "memory", "load", "all")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the bench command's options."""
     parser.add_argument(
-        "benchmark", nargs="?", default="convert", choices=BENCHMARKS, help="which benchmark to run (default: convert)"
+        "benchmark", nargs="?", default="all", choices=BENCHMARKS, help="which benchmark to run (default: all, writing BENCHMARKS.md)"
     )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions for a fast rough table")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (median is shown)")

@@ -426,3 +426,23 @@ def test_kitewire_bench_dispatches_the_suite_parts(
             part
         )  # refused by the suite's own option check, before any run
     assert "kk,oo,ko,ok" in capsys.readouterr().err
+
+
+def test_the_whole_quick_suite_runs_as_ci_smoke() -> None:
+    """`kitewire bench --quick` (every part: conversions, end to end, SFU capacity,
+    memory) runs to completion and prints each table; the figures are not judged here."""
+    run = subprocess.run(
+        [sys.executable, "-m", "kitewire", "bench", "--quick", "--no-write"],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-4000:]
+    assert "| RGBA -> I420 " in output  # conversions
+    for row in ("kitewire -> kitewire", "official -> official", "kitewire -> official", "official -> kitewire"):
+        assert f"| {row} |" in output  # end to end
+    assert "us/pkt" in output and "10 subscribers:" in output  # SFU capacity
+    assert "| kitewire capacity=1, never reads |" in output  # memory

@@ -38,7 +38,7 @@ def test_bench_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--size must look like 1920x1080" in capsys.readouterr().err
     assert bench.run(_parse("convert", "--pairs", "RGBA-PNG")) == 2
     assert "--pairs entries must look like RGBA-I420" in capsys.readouterr().err
-    assert bench.run(_parse("--repeats", "0")) == 2
+    assert bench.run(_parse("convert", "--repeats", "0")) == 2
     assert "--repeats must be at least 1, got 0" in capsys.readouterr().err
 
 
@@ -63,7 +63,7 @@ def test_bench_engine_choice_is_undone_afterwards(capsys: pytest.CaptureFixture[
     from kitewire.frames import _libyuv
 
     before = _libyuv.enabled()
-    assert bench.run(_parse("--engine", "opencv", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
+    assert bench.run(_parse("convert", "--engine", "opencv", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
     assert "engine OpenCV/numpy" in capsys.readouterr().out
     assert _libyuv.enabled() == before
 
@@ -72,8 +72,8 @@ def test_bench_bands_choice_is_shown_and_undone_afterwards(capsys: pytest.Captur
     from kitewire.frames import _bands
 
     before = _bands.enabled()
-    assert bench.run(_parse("--bands", "on", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
+    assert bench.run(_parse("convert", "--bands", "on", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
     assert "two bands on two threads" in capsys.readouterr().out
-    assert bench.run(_parse("--bands", "off", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
+    assert bench.run(_parse("convert", "--bands", "off", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
     assert "one band" in capsys.readouterr().out
     assert _bands.enabled() == before
