@@ -17,40 +17,15 @@ import pytest
 from frames_helpers import packed_from_rgba, rgba_from_packed, smooth_rgba
 from livekit import rtc
 
+from kitewire.bench.convert import LIVEKIT_SUPPORTED_PAIRS as LIVEKIT_PAIRS
 from kitewire.frames import VideoBufferType as T
 from kitewire.frames import VideoFrame
 
 # every test here runs with each conversion engine (see conftest.py)
 pytestmark = pytest.mark.usefixtures("engine")
 
-LIVEKIT_SUPPORTED_PAIRS: list[tuple[int, int]] = [
-    (T.RGBA, T.BGRA),
-    (T.RGBA, T.I420),
-    (T.ARGB, T.I420),
-    (T.BGRA, T.RGBA),
-    (T.BGRA, T.I420),
-    (T.RGB24, T.I420),
-    (T.I420, T.RGBA),
-    (T.I420, T.ABGR),
-    (T.I420, T.ARGB),
-    (T.I420, T.BGRA),
-    (T.I420, T.RGB24),
-    (T.I420, T.I420),
-    (T.I420A, T.I420),
-    (T.I420A, T.I420A),
-    (T.I422, T.RGBA),
-    (T.I422, T.ABGR),
-    (T.I422, T.ARGB),
-    (T.I422, T.I420),
-    (T.I422, T.I422),
-    (T.I444, T.RGBA),
-    (T.I444, T.BGRA),
-    (T.I444, T.I420),
-    (T.I444, T.I444),
-    (T.NV12, T.RGBA),
-    (T.NV12, T.BGRA),
-    (T.NV12, T.I420),
-]
+# the list lives with the benchmark, which calls livekit on the same pairs
+LIVEKIT_SUPPORTED_PAIRS: list[tuple[int, int]] = sorted(LIVEKIT_PAIRS)
 
 
 def _source_frame(source_type: int, width: int, height: int) -> VideoFrame:
