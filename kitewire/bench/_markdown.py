@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 DEFAULT_OUTPUT = Path("BENCHMARKS.md")
@@ -67,3 +69,30 @@ def write_if_asked(
     path = Path(args.output)
     write_section(path, name, body, heading)
     print(f"wrote section {name!r} of {path}")
+
+
+def script_main(
+    argv: Sequence[str] | None,
+    *,
+    script: str,
+    description: str,
+    quick_help: str,
+    section: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run_benchmark: Callable[[argparse.Namespace, str], tuple[int, str]],
+) -> int:
+    """The ``python benchmarks/<script>.py`` entry point shared by the benchmarks:
+    parse options, run, print, and write the section unless told not to."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    add_arguments(parser)
+    add_output_arguments(parser)
+    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    try:
+        status, body = run_benchmark(args, f"python benchmarks/{script}.py " + " ".join(words))
+    except ValueError as error:
+        print(f"{script}: {error}", file=sys.stderr)
+        return 2
+    write_if_asked(args, section, body)
+    return status

@@ -366,25 +366,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python benchmarks/memory.py``."""
     from kitewire.bench import _markdown
 
-    parser = argparse.ArgumentParser(
-        description="RSS of a kitewire subscriber that falls behind, beside the official SDK"
+    return _markdown.script_main(
+        argv,
+        script="memory",
+        description="RSS of a kitewire subscriber that falls behind, beside the official SDK",
+        quick_help="10 s per row",
+        section=SECTION,
+        add_arguments=add_arguments,
+        run_benchmark=run_benchmark,
     )
-    parser.add_argument("--quick", action="store_true", help="10 s per row")
-    add_arguments(parser)
-    _markdown.add_output_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        status, section = run_benchmark(
-            args,
-            "python benchmarks/memory.py "
-            + " ".join(sys.argv[1:] if argv is None else argv),
-        )
-    except ValueError as error:
-        print(f"memory: {error}", file=sys.stderr)
-        return 2
-    _markdown.write_if_asked(args, SECTION, section)
-    return status
-
 
 if __name__ == "__main__":
     sys.exit(main())
