@@ -20,6 +20,11 @@ def vp8_bitstream(index: int, keyframe: bool, size: int = 250) -> bytes:
     return b"\x31\x05\x00" + body
 
 
+def annex_b(*nals: bytes) -> bytes:
+    """An H.264 access unit: each NAL unit after a four-byte start code."""
+    return b"".join(b"\x00\x00\x00\x01" + nal for nal in nals)
+
+
 class Vp8Sender:
     """Makes RTP packet fields for synthetic VP8 frames (several packets each)."""
 
@@ -212,7 +217,7 @@ def test_h264_frames_end_at_marker_and_keyframes_start_at_stap_a() -> None:
     assembler = FrameAssembler("H264")
     seq, released = 65_000, []
     for index, nals in enumerate([(sps, pps, idr), (delta,), (delta,)]):
-        payloads = packetizer.packetize(b"".join(b"\x00\x00\x00\x01" + nal for nal in nals))
+        payloads = packetizer.packetize(annex_b(*nals))
         packets = [(seq + i, index * 3000, i == len(payloads) - 1, p) for i, p in enumerate(payloads)]
         seq += len(payloads)
         random.Random(index).shuffle(packets)
@@ -220,7 +225,7 @@ def test_h264_frames_end_at_marker_and_keyframes_start_at_stap_a() -> None:
             released += assembler.push(*packet, index / 30)
     assert [frame.timestamp for frame in released] == [0, 3000, 6000]
     assert [frame.keyframe for frame in released] == [True, False, False]
-    assert released[0].data == b"".join(b"\x00\x00\x00\x01" + nal for nal in (sps, pps, idr))
+    assert released[0].data == annex_b(sps, pps, idr)
 
 
 def test_missing_marker_is_inferred_from_the_timestamp_change() -> None:
@@ -295,7 +300,7 @@ def test_h264_keyframe_waits_for_its_lost_parameter_sets_before_jumping() -> Non
 
     def packets_of(index: int, *nals: bytes) -> list[Packet]:
         nonlocal seq
-        payloads = packetizer.packetize(b"".join(b"\x00\x00\x00\x01" + nal for nal in nals))
+        payloads = packetizer.packetize(annex_b(*nals))
         out = [(seq + i, index * 3000, i == len(payloads) - 1, p) for i, p in enumerate(payloads)]
         seq += len(payloads)
         return out
@@ -321,7 +326,7 @@ def test_h264_parameter_sets_before_a_p_slice_are_not_a_keyframe() -> None:
 
     def send(index: int, *nals: bytes) -> list[int]:
         nonlocal seq
-        payloads = packetizer.packetize(b"".join(b"\x00\x00\x00\x01" + nal for nal in nals))
+        payloads = packetizer.packetize(annex_b(*nals))
         released = []
         for i, payload in enumerate(payloads):
             frames = assembler.push(seq, index * 3000, i == len(payloads) - 1, payload, index / 30)
@@ -351,19 +356,32 @@ def test_sender_restarting_its_sequence_numbers_lower_down_is_followed() -> None
     assert not assembler.waiting_for_keyframe
 
 
-def test_loss_in_a_non_reference_frame_does_not_cost_a_keyframe() -> None:
-    packetizer = Vp8Packetizer(100, picture_id=0)
-    assembler = FrameAssembler("VP8", loss_deadline=0.1)
-    seq, released = 0, []
+class LossyFrameSender:
+    """Pushes frame ``index`` into an assembler at timestamp ``index * 3000`` and
+    arrival ``index / 30``, one sequence number per payload, optionally losing one."""
 
-    def send(index: int, keyframe: bool = False, non_reference: bool = False, lose: int | None = None) -> None:
-        nonlocal seq
-        payloads = packetizer.packetize(vp8_bitstream(index, keyframe), non_reference=non_reference)
+    def __init__(self, assembler: FrameAssembler) -> None:
+        self.assembler = assembler
+        self.seq = 0
+        self.released: list[int] = []  # timestamps of the frames push() gave back
+
+    def send(self, index: int, payloads: list[bytes], lose: int | None = None) -> None:
+        """Push ``payloads`` except the one at position ``lose`` (whose number is used up all the same)."""
         for position, payload in enumerate(payloads):
             if position != lose:
                 marker = position == len(payloads) - 1
-                released.extend(f.timestamp for f in assembler.push(seq, index * 3000, marker, payload, index / 30))
-            seq += 1
+                self.released.extend(f.timestamp for f in self.assembler.push(self.seq, index * 3000, marker, payload, index / 30))
+            self.seq += 1
+
+
+def test_loss_in_a_non_reference_frame_does_not_cost_a_keyframe() -> None:
+    packetizer = Vp8Packetizer(100, picture_id=0)
+    assembler = FrameAssembler("VP8", loss_deadline=0.1)
+    sender = LossyFrameSender(assembler)
+    released = sender.released
+
+    def send(index: int, keyframe: bool = False, non_reference: bool = False, lose: int | None = None) -> None:
+        sender.send(index, packetizer.packetize(vp8_bitstream(index, keyframe), non_reference=non_reference), lose)
 
     send(0, keyframe=True)
     send(1, non_reference=True, lose=1)  # a droppable frame loses a middle packet for good
@@ -381,13 +399,9 @@ def test_loss_in_a_non_reference_frame_does_not_cost_a_keyframe() -> None:
 def test_loss_in_a_reference_frame_still_waits_for_a_keyframe() -> None:
     packetizer = Vp8Packetizer(100, picture_id=0)
     assembler = FrameAssembler("VP8", loss_deadline=0.1)
-    seq = 0
+    sender = LossyFrameSender(assembler)
     for index, lose in ((0, None), (1, 1), (2, None)):
-        payloads = packetizer.packetize(vp8_bitstream(index, index == 0))
-        for position, payload in enumerate(payloads):
-            if position != lose:
-                assembler.push(seq, index * 3000, position == len(payloads) - 1, payload, index / 30)
-            seq += 1
+        sender.send(index, packetizer.packetize(vp8_bitstream(index, index == 0)), lose)
     assert assembler.poll(0.3) == []
     assert assembler.waiting_for_keyframe
 
@@ -398,15 +412,10 @@ def test_h264_non_reference_slice_loss_is_skipped() -> None:
     idr = b"\x65\x88" + b"\x11" * 500
     reference, droppable = b"\x41\x9a" + b"\x22" * 500, b"\x01\x9a" + b"\x33" * 500  # NRI 2 / NRI 0
     assembler = FrameAssembler("H264", loss_deadline=0.1)
-    seq, released = 0, []
+    sender = LossyFrameSender(assembler)
     for index, nals, lose in ((0, (sps, pps, idr), None), (1, (droppable,), 1), (2, (reference,), None)):
-        payloads = packetizer.packetize(b"".join(b"\x00\x00\x00\x01" + nal for nal in nals))
-        for position, payload in enumerate(payloads):
-            if position != lose:
-                marker = position == len(payloads) - 1
-                released += [f.timestamp for f in assembler.push(seq, index * 3000, marker, payload, index / 30)]
-            seq += 1
-    released += [f.timestamp for f in assembler.poll(0.3)]
+        sender.send(index, packetizer.packetize(annex_b(*nals)), lose)
+    released = sender.released + [f.timestamp for f in assembler.poll(0.3)]
     assert released == [0, 6000]
     assert not assembler.waiting_for_keyframe
 
@@ -417,13 +426,10 @@ def test_h264_sei_with_zero_nal_ref_idc_does_not_make_a_frame_droppable() -> Non
     idr, sei = b"\x65\x88" + b"\x11" * 500, b"\x06\x05\x01\x80"
     reference = b"\x41\x9a" + b"\x22" * 500
     assembler = FrameAssembler("H264", loss_deadline=0.1)
-    seq = 0
+    sender = LossyFrameSender(assembler)
     for index, nals, lose in ((0, (sps, pps, idr), None), (1, (sei, reference), 2), (2, (reference,), None)):
-        payloads = packetizer.packetize(b"".join(b"\x00\x00\x00\x01" + nal for nal in nals))
+        payloads = packetizer.packetize(annex_b(*nals))
         assert index != 1 or payloads[0][0] & 0x1F == 6  # the frame starts with the SEI
-        for position, payload in enumerate(payloads):
-            if position != lose:
-                assembler.push(seq, index * 3000, position == len(payloads) - 1, payload, index / 30)
-            seq += 1
+        sender.send(index, payloads, lose)
     assert assembler.poll(0.3) == []
     assert assembler.waiting_for_keyframe
