@@ -27,19 +27,17 @@ from kitewire.loadtest import (
     run_load_test,
 )
 from kitewire.media import is_keyframe
-from kitewire.server import Server, ServerConfig
+from kitewire.server import Server
 from kitewire.transport import RtpHeader
 from kitewire.transport.rtp import encode_abs_capture_time
+
+from server.embedded import embedded_server  # tests/server, shared with other suites
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:
-    srv = Server(ServerConfig.dev(port=0, empty_timeout=0.5))
-    await srv.start()
-    try:
+    async with embedded_server() as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
 def participants_in(server: Server) -> int:

@@ -12,7 +12,9 @@ import jwt
 import pytest
 from livekit import api, rtc
 
-from kitewire.server import Server, ServerConfig
+from kitewire.server import Server
+
+from .embedded import embedded_server
 
 _HERE = Path(__file__).parent
 
@@ -55,12 +57,8 @@ def make_token(
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:
     logging.getLogger("kitewire.server").setLevel(logging.INFO)
-    srv = Server(ServerConfig.dev(port=0, empty_timeout=0.5))
-    await srv.start()
-    try:
+    async with embedded_server() as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
 RoomFactory = Callable[[str, str], Awaitable[rtc.Room]]

@@ -17,21 +17,19 @@ import numpy as np
 import pytest
 from livekit import api, rtc
 
-from kitewire.server import Server, ServerConfig
+from kitewire.server import Server
 from kitewire.transport import PeerConnection
 from kitewire.transport.rtp import URI_TRANSPORT_CC, parse_rtp_header
+
+from server.embedded import embedded_server  # tests/server, shared with other suites
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:
-    srv = Server(ServerConfig.dev(port=0, empty_timeout=0.5))
-    await srv.start()
-    try:
+    async with embedded_server() as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
 def token(identity: str) -> str:
