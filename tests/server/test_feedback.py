@@ -7,6 +7,8 @@ import argparse
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -23,14 +25,48 @@ def _args() -> argparse.Namespace:
     return parser.parse_args(["--width", "320", "--height", "240", "--bitrate", "300000"])
 
 
-async def test_nack_is_answered_and_pli_reaches_publisher(server: Server) -> None:
+@dataclass
+class Link:
+    """A kitewire-transport publisher and subscriber in one room of the server."""
+
+    publisher: loadtest.Publisher
+    subscriber: loadtest.Subscriber
+    run: asyncio.Task[None] | None = None
+
+    def start(self, seconds: float) -> asyncio.Task[None]:
+        """Let the publisher send its clip for ``seconds``; the task is cancelled on leaving the link."""
+        self.run = asyncio.get_running_loop().create_task(self.publisher.run(time.monotonic() + seconds))
+        return self.run
+
+
+@contextlib.asynccontextmanager
+async def linked(server: Server, room: str) -> AsyncIterator[Link]:
+    """``sub`` and ``pub`` (a 320x240 VP8 clip) joined to ``room``; everything is closed on exit."""
     args = _args()
     clip = await asyncio.get_running_loop().run_in_executor(None, loadtest.encode_clip, "VP8", 320, 240, 30.0, 300_000, 60)
     tasks: list[asyncio.Task[None]] = []
-    subscriber = await loadtest._start_subscriber(server.url, create_token("devkey", "secret", identity="sub", room="fb"), tasks)
-    publisher = await loadtest._start_publisher(server.url, create_token("devkey", "secret", identity="pub", room="fb"), args, clip, tasks)
-    run = asyncio.get_running_loop().create_task(publisher.run(time.monotonic() + 20))
+    subscriber = await loadtest._start_subscriber(server.url, create_token("devkey", "secret", identity="sub", room=room), tasks)
+    publisher = await loadtest._start_publisher(server.url, create_token("devkey", "secret", identity="pub", room=room), args, clip, tasks)
+    link = Link(publisher, subscriber)
     try:
+        yield link
+    finally:
+        if link.run is not None:
+            link.run.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await link.run
+        for task in tasks:
+            task.cancel()
+        for client in (publisher.client, subscriber.client):
+            await client.close()
+        for pc in (publisher.pc, subscriber.pc):
+            await pc.close()
+
+
+async def test_nack_is_answered_and_pli_reaches_publisher(server: Server) -> None:
+    async with linked(server, "fb") as link:
+        publisher, subscriber = link.publisher, link.subscriber
+        link.start(20)
         for _ in range(100):
             if sum(subscriber.frames.values()) > 30:
                 break
@@ -57,16 +93,6 @@ async def test_nack_is_answered_and_pli_reaches_publisher(server: Server) -> Non
                 break
             await asyncio.sleep(0.05)
         assert publisher.keyframe_requests > before, "PLI was not forwarded to the publisher"
-    finally:
-        run.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await run
-        for task in tasks:
-            task.cancel()
-        for client in (publisher.client, subscriber.client):
-            await client.close()
-        for pc in (publisher.pc, subscriber.pc):
-            await pc.close()
 
 
 async def test_participant_whose_media_connection_fails_is_removed(server: Server) -> None:
@@ -104,14 +130,10 @@ async def test_participant_whose_media_connection_fails_is_removed(server: Serve
 
 
 async def test_uplink_loss_is_nacked_and_repaired(server: Server) -> None:
-    args = _args()
-    clip = await asyncio.get_running_loop().run_in_executor(None, loadtest.encode_clip, "VP8", 320, 240, 30.0, 300_000, 60)
-    tasks: list[asyncio.Task[None]] = []
-    subscriber = await loadtest._start_subscriber(server.url, create_token("devkey", "secret", identity="sub", room="loss"), tasks)
-    publisher = await loadtest._start_publisher(server.url, create_token("devkey", "secret", identity="pub", room="loss"), args, clip, tasks)
-    publisher.drop_every = 10  # 10% of packets never leave the publisher the first time
-    run = asyncio.get_running_loop().create_task(publisher.run(time.monotonic() + 3))
-    try:
+    async with linked(server, "loss") as link:
+        publisher, subscriber = link.publisher, link.subscriber
+        publisher.drop_every = 10  # 10% of packets never leave the publisher the first time
+        run = link.start(3)
         await run
         await asyncio.sleep(0.5)
         assert publisher.dropped >= 5
@@ -125,33 +147,19 @@ async def test_uplink_loss_is_nacked_and_repaired(server: Server) -> None:
         assert span < 60000  # no wrap inside this short run
         missing = span - len(seqs)
         assert missing <= 2, f"{missing} packets never arrived"
-    finally:
-        run.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await run
-        for task in tasks:
-            task.cancel()
-        for client in (publisher.client, subscriber.client):
-            await client.close()
-        for pc in (publisher.pc, subscriber.pc):
-            await pc.close()
 
 
 async def test_padding_probes_are_dropped_and_sequence_numbers_stay_contiguous(server: Server) -> None:
     from kitewire.transport import RtpHeader
     from kitewire.transport.rtp import parse_rtp_header
 
-    args = _args()
-    clip = await asyncio.get_running_loop().run_in_executor(None, loadtest.encode_clip, "VP8", 320, 240, 30.0, 300_000, 60)
-    tasks: list[asyncio.Task[None]] = []
-    subscriber = await loadtest._start_subscriber(server.url, create_token("devkey", "secret", identity="sub", room="pad"), tasks)
-    publisher = await loadtest._start_publisher(server.url, create_token("devkey", "secret", identity="pub", room="pad"), args, clip, tasks)
-    publisher.padding_every = 2  # two probes after every other media packet: more padding than media
-    publisher.drop_every = 7  # and uplink loss, so retransmissions arrive late between probes
-    received: dict[int, bytes] = {}  # outgoing seq -> payload, as the subscriber got it
-    empty_packets = 0
-    run = asyncio.get_running_loop().create_task(publisher.run(time.monotonic() + 3))
-    try:
+    async with linked(server, "pad") as link:
+        publisher, subscriber = link.publisher, link.subscriber
+        publisher.padding_every = 2  # two probes after every other media packet: more padding than media
+        publisher.drop_every = 7  # and uplink loss, so retransmissions arrive late between probes
+        received: dict[int, bytes] = {}  # outgoing seq -> payload, as the subscriber got it
+        empty_packets = 0
+        run = link.start(3)
         for _ in range(100):
             if subscriber.transceivers:
                 break
@@ -198,13 +206,3 @@ async def test_padding_probes_are_dropped_and_sequence_numbers_stay_contiguous(s
                 break
             await asyncio.sleep(0.05)
         assert downtrack.retransmissions == before + 2
-    finally:
-        run.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await run
-        for task in tasks:
-            task.cancel()
-        for client in (publisher.client, subscriber.client):
-            await client.close()
-        for pc in (publisher.pc, subscriber.pc):
-            await pc.close()
