@@ -30,6 +30,19 @@ from transport_helpers import wait_for
 MakePc = Callable[..., PeerConnection]
 
 
+def record_incoming_rtp(pc: PeerConnection) -> tuple[list[Transceiver], list[RtpHeader]]:
+    """The transceivers of the tracks ``pc`` receives, and the header of every RTP packet on them, as they come."""
+    tracks: list[Transceiver] = []
+    received: list[RtpHeader] = []
+
+    def on_track(transceiver: Transceiver) -> None:
+        tracks.append(transceiver)
+        transceiver.receiver.on_rtp = lambda data, header: received.append(header)
+
+    pc.on_track = on_track
+    return tracks, received
+
+
 @pytest.fixture
 async def their_pc(aiortc_loopback: None) -> AsyncIterator[RTCPeerConnection]:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -40,14 +53,7 @@ async def their_pc(aiortc_loopback: None) -> AsyncIterator[RTCPeerConnection]:
 async def test_aiortc_sends_video_we_receive_rtp(make_pc: MakePc, their_pc: RTCPeerConnection) -> None:
     their_pc.addTrack(VideoStreamTrack())
     ours = make_pc()
-    received: list[RtpHeader] = []
-    tracks: list[Transceiver] = []
-
-    def on_track(t: Transceiver) -> None:
-        tracks.append(t)
-        t.receiver.on_rtp = lambda data, header: received.append(header)
-
-    ours.on_track = on_track
+    tracks, received = record_incoming_rtp(ours)
     await their_pc.setLocalDescription(await their_pc.createOffer())
     offer = their_pc.localDescription.sdp
     await ours.set_remote_description(offer, "offer")
@@ -172,14 +178,7 @@ async def test_h264_only_answer_gets_h264_from_aiortc(make_pc: MakePc, their_pc:
     their_pc.addTrack(VideoStreamTrack())
     h264_only = [c for c in DEFAULT_CODECS if c.name == "H264"]
     ours = make_pc(codecs=h264_only)
-    received: list[RtpHeader] = []
-    tracks: list[Transceiver] = []
-
-    def on_track(t: Transceiver) -> None:
-        tracks.append(t)
-        t.receiver.on_rtp = lambda data, header: received.append(header)
-
-    ours.on_track = on_track
+    tracks, received = record_incoming_rtp(ours)
     await their_pc.setLocalDescription(await their_pc.createOffer())
     await ours.set_remote_description(their_pc.localDescription.sdp, "offer")
     answer = await ours.create_answer()
