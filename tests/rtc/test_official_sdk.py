@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -44,6 +44,32 @@ async def capturing(capture: Any) -> AsyncIterator[None]:
             await task
 
 
+async def read_counters(
+    stream: Any, read_counter: Callable[[Any], int | None], *, frames: int = 60, seconds: float = 15.0
+) -> list[int | None]:
+    """The counters ``read_counter`` finds in the first ``frames`` frames of ``stream``,
+    or in as many as arrive within ``seconds``; the stream is closed afterwards."""
+    counters: list[int | None] = []
+
+    async def consume() -> None:
+        async for event in stream:
+            counters.append(read_counter(event.frame))
+            if len(counters) >= frames:
+                return
+
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(consume(), seconds)
+    await stream.aclose()
+    return counters
+
+
+def assert_counters_rise(counters: list[int | None], at_least: int, where: str) -> None:
+    """At least ``at_least`` frames were readable, and their counters strictly increase."""
+    readable = [c for c in counters if c is not None]
+    assert len(readable) >= at_least, f"only {len(readable)} readable frames {where}: {counters}"
+    assert readable == sorted(readable) and len(set(readable)) == len(readable)
+
+
 @pytest.mark.parametrize("codec", ["VP8", "H264"])
 async def test_official_publisher_to_kitewire_stream(server: Server, codec: str) -> None:
     viewer = rtc.Room()
@@ -70,25 +96,17 @@ async def test_official_publisher_to_kitewire_stream(server: Server, codec: str)
             assert publication.source == rtc.TrackSource.SOURCE_CAMERA
             assert publication.mime_type.lower() == f"video/{codec.lower()}"
             stream = rtc.VideoStream(remote_track, format=rtc.VideoBufferType.RGBA)
-            counters: list[int | None] = []
 
-            async def consume() -> None:
-                async for event in stream:
-                    assert event.frame.type == rtc.VideoBufferType.RGBA
-                    counters.append(read_frame_counter(event.frame))
-                    if len(counters) >= 60:
-                        return
+            def read_rgba(frame: rtc.VideoFrame) -> int | None:
+                assert frame.type == rtc.VideoBufferType.RGBA
+                return read_frame_counter(frame)
 
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(consume(), 15)
-            await stream.aclose()
+            counters = await read_counters(stream, read_rgba)
     finally:
         await publisher.disconnect()
         await viewer.disconnect()
         await source.aclose()
-    readable = [c for c in counters if c is not None]
-    assert len(readable) >= 30, f"only {len(readable)} readable frames from the official publisher: {counters}"
-    assert readable == sorted(readable) and len(set(readable)) == len(readable)
+    assert_counters_rise(counters, 30, "from the official publisher")
 
 
 @pytest.mark.parametrize("codec", ["VP8", "H264"])
@@ -113,25 +131,16 @@ async def test_kitewire_publisher_to_official_stream(server: Server, codec: str)
             assert participant.identity == "kitewire-publisher"
             assert publication.mime_type.lower() == f"video/{codec.lower()}"
             stream = lk.VideoStream(remote_track)
-            counters: list[int | None] = []
 
-            async def consume() -> None:
-                async for event in stream:
-                    frame = rtc.VideoFrame(event.frame.width, event.frame.height, event.frame.type, bytes(event.frame.data))
-                    counters.append(read_frame_counter(frame))
-                    if len(counters) >= 60:
-                        return
+            def read_official(frame: lk.VideoFrame) -> int | None:
+                return read_frame_counter(rtc.VideoFrame(frame.width, frame.height, frame.type, bytes(frame.data)))
 
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(consume(), 15)
-            await stream.aclose()
+            counters = await read_counters(stream, read_official)
     finally:
         await viewer.disconnect()
         await publisher.disconnect()
         await source.aclose()
-    readable = [c for c in counters if c is not None]
-    assert len(readable) >= 54, f"only {len(readable)} readable frames at the official viewer: {counters}"
-    assert readable == sorted(readable) and len(set(readable)) == len(readable)
+    assert_counters_rise(counters, 54, "at the official viewer")
 
 
 async def test_official_simulcast_publisher_and_kitewire_layer_selection(server: Server) -> None:
