@@ -76,6 +76,12 @@ class EngineListener(Protocol):
     def on_disconnected(self, reason: int) -> None:
         """The session ended; ``reason`` is a DisconnectReason."""
 
+    def on_connection_lost(self, reason: int) -> None:
+        """The signal connection dropped or a PeerConnection failed, and the server
+        did not forbid coming back: the session is unusable but NOT torn down; the
+        listener decides whether to rejoin (then :meth:`RtcEngine.abandon` this one)
+        or to give up (:meth:`RtcEngine.disconnect`)."""
+
 
 @dataclass
 class _RemoteVideo:
@@ -127,6 +133,7 @@ class RtcEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._reader: asyncio.Task[None] | None = None
         self._closed = False
+        self._loss_reported = False
         self._offer_ids = itertools.count(1)
         self.join: signal_pb.JoinResponse | None = None
 
@@ -161,6 +168,14 @@ class RtcEngine:
     def _make_peer_connection(self, target: int, config: PeerConnectionConfig) -> PeerConnection:
         pc = PeerConnection(config)
 
+        def on_state(state: str) -> None:
+            # only a failure after we were up counts as a lost connection; a
+            # connection that never came up is reported by the call waiting on it
+            if state == "failed":
+                self._report_loss(int(models.DisconnectReason.MEDIA_FAILURE))
+
+        pc.on_connection_state_change = on_state
+
         def on_candidate(candidate: IceCandidateInit | None) -> None:
             if candidate is None or not candidate.candidate:
                 return
@@ -189,6 +204,8 @@ class RtcEngine:
         signal = self._signal
         assert signal is not None
         reason = models.DisconnectReason.SIGNAL_CLOSE
+        # a socket that just drops may be rejoined; so may a leave asking for it
+        reconnectable = True
         try:
             while True:
                 try:
@@ -196,11 +213,16 @@ class RtcEngine:
                 except ValueError as exc:
                     logger.warning("bad signal message from the server: %s", exc)
                     reason = models.DisconnectReason.STATE_MISMATCH
+                    reconnectable = False
                     break
                 if message is None:
                     break
                 if message.WhichOneof("message") == "leave":
-                    reason = message.leave.reason or models.DisconnectReason.SERVER_SHUTDOWN
+                    leave = message.leave
+                    reason = leave.reason or models.DisconnectReason.SERVER_SHUTDOWN
+                    reconnectable = leave.action in (signal_pb.LeaveRequest.RECONNECT, signal_pb.LeaveRequest.RESUME) or (
+                        leave.action == signal_pb.LeaveRequest.DISCONNECT and leave.can_reconnect
+                    )
                     break
                 try:
                     self._handle(message)
@@ -208,8 +230,18 @@ class RtcEngine:
                     logger.exception("handling %s failed", message.WhichOneof("message"))
         except asyncio.CancelledError:
             return
-        if not self._closed:
+        if self._closed:
+            return
+        if reconnectable:
+            self._report_loss(int(reason))
+        else:
             self._spawn(self._shutdown(int(reason), send_leave=False))
+
+    def _report_loss(self, reason: int) -> None:
+        if self._closed or self._loss_reported or self._signal is None:
+            return
+        self._loss_reported = True
+        self._listener.on_connection_lost(reason)
 
     def _handle(self, message: signal_pb.SignalResponse) -> None:
         kind = message.WhichOneof("message")
@@ -489,7 +521,12 @@ class RtcEngine:
         """Leave the room and close everything. Idempotent."""
         await self._shutdown(reason, send_leave=True)
 
-    async def _shutdown(self, reason: int, *, send_leave: bool) -> None:
+    async def abandon(self) -> None:
+        """Close everything of this session without telling the server or the
+        listener: the caller replaces it with a fresh session (a full rejoin)."""
+        await self._shutdown(int(models.DisconnectReason.SIGNAL_CLOSE), send_leave=False, notify=False)
+
+    async def _shutdown(self, reason: int, *, send_leave: bool, notify: bool = True) -> None:
         if self._closed:
             return
         self._closed = True
@@ -518,7 +555,8 @@ class RtcEngine:
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
-        self._listener.on_disconnected(reason)
+        if notify:
+            self._listener.on_disconnected(reason)
 
 
 def _random_ssrc() -> int:

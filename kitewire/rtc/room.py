@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Literal
 
 from livekit.protocol import models
+from livekit.protocol import rtc as signal_pb
 
 from kitewire.engine import (
     EngineError,
@@ -56,10 +57,16 @@ EventTypes = Literal[
     "disconnected",
     "reconnecting",
     "reconnected",
+    "local_track_republished",
     "room_updated",
 ]
 
 _DEFAULT_CONNECT_TIMEOUT = 5.0
+# A full reconnect (fresh join, new PeerConnections, tracks republished) is tried
+# for this long after the connection is lost; then the room is disconnected.
+_RECONNECT_TIMEOUT = 10.0
+_RECONNECT_FIRST_DELAY = 0.1
+_RECONNECT_MAX_DELAY = 2.0
 _CODEC_NAMES = {int(VideoCodec.VP8): "VP8", int(VideoCodec.H264): "H264"}
 
 
@@ -73,8 +80,25 @@ class Room(EventEmitter[EventTypes]):
     track_subscribed(track, publication, participant),
     track_unsubscribed(track, publication, participant),
     track_muted(participant, publication), track_unmuted(participant, publication),
-    connection_state_changed(state), connected(), disconnected(reason).
+    connection_state_changed(state), connected(), disconnected(reason),
+    reconnecting(), reconnected(), local_track_republished(publication, previous_sid).
+
+    Reconnection: when the signal connection drops or a PeerConnection fails
+    while connected (and the server did not send a leave forbidding it), the room
+    goes to ``CONN_RECONNECTING`` and emits ``reconnecting``, then rejoins from
+    scratch with the same URL, token and options (retrying with backoff for up
+    to ``reconnect_timeout`` seconds, else ``disconnected``): new PeerConnections,
+    local tracks republished from the same sources (the same
+    LocalTrackPublication objects, with the new sids; ``local_track_republished``),
+    remote participants reconciled with the new JoinResponse, then
+    ``reconnected``. A remote track whose sid is unchanged keeps its
+    RemoteVideoTrack object and VideoStreams on it keep yielding once media flows
+    again (no second ``track_subscribed``); a track whose sid changed (its
+    publisher rejoined too) ends like an unpublished one. ``from_participant``
+    streams follow the participant either way.
     """
+
+    reconnect_timeout: float = _RECONNECT_TIMEOUT
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__()
@@ -90,6 +114,13 @@ class Room(EventEmitter[EventTypes]):
         self._publish_pipelines: dict[str, VideoPublishPipeline] = {}
         self._subscribed_before_published: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._url = ""
+        self._token = ""
+        self._engine_events: _EngineEvents | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._publish_options: dict[str, TrackPublishOptions] = {}
+        # remote tracks kept across a reconnect, waiting for their media to return
+        self._awaiting_resubscribe: set[str] = set()
 
     # -- properties --------------------------------------------------------------
 
@@ -181,13 +212,16 @@ class Room(EventEmitter[EventTypes]):
         if self.isconnected():
             raise ConnectError("the room is already connected")
         self._options = options
-        engine = RtcEngine(_EngineEvents(self))
+        events = _EngineEvents(self)
+        engine = RtcEngine(events)
         timeout = options.connect_timeout or _DEFAULT_CONNECT_TIMEOUT
         try:
             join = await engine.connect(url, token, auto_subscribe=options.auto_subscribe, timeout=timeout)
         except EngineError as exc:
             raise ConnectError(str(exc)) from None
+        self._url, self._token = url, token
         self._engine = engine
+        self._engine_events = events
         self._info = join.room
         self._local_participant = LocalParticipant(join.participant, self)
         self._remote_participants = {}
@@ -205,6 +239,12 @@ class Room(EventEmitter[EventTypes]):
         engine = self._engine
         if engine is None or self._connection_state == ConnectionState.CONN_DISCONNECTED:
             return
+        reconnecting = self._reconnect_task
+        if reconnecting is not None and reconnecting is not asyncio.current_task():
+            # a user disconnect ends any rejoin under way; that task closes its own engine
+            reconnecting.cancel()
+            await asyncio.gather(reconnecting, return_exceptions=True)
+            engine = self._engine or engine
         await engine.disconnect(reason)
         # engine.disconnect reports through on_disconnected; this covers a lost race
         self._on_disconnected(reason)
@@ -234,33 +274,160 @@ class Room(EventEmitter[EventTypes]):
         elif error is not None:
             logger.error("room background task failed", exc_info=error)
 
+    # -- reconnection ------------------------------------------------------------
+
+    def _on_connection_lost(self, reason: int) -> None:
+        """Engine callback: the session broke in a way that may be rejoined."""
+        if self._connection_state != ConnectionState.CONN_CONNECTED or self._reconnect_task is not None:
+            return
+        self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect(reason))
+
+    async def _reconnect(self, reason: int) -> None:
+        try:
+            await self._reconnect_until_deadline(reason)
+        except Exception:
+            logger.exception("reconnecting failed")
+            self._on_disconnected(reason)
+        finally:
+            self._reconnect_task = None
+
+    async def _reconnect_until_deadline(self, reason: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._set_state(ConnectionState.CONN_RECONNECTING)
+        self.emit("reconnecting")
+        deadline = loop.time() + self.reconnect_timeout
+        delay = _RECONNECT_FIRST_DELAY
+        connect_timeout = self._options.connect_timeout or _DEFAULT_CONNECT_TIMEOUT
+        while self._connection_state == ConnectionState.CONN_RECONNECTING:
+            await self._drop_session()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, _RECONNECT_MAX_DELAY)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            events = _EngineEvents(self)
+            engine = RtcEngine(events)
+            try:
+                join = await engine.connect(
+                    self._url, self._token, auto_subscribe=self._options.auto_subscribe, timeout=min(remaining, connect_timeout)
+                )
+            except EngineError as exc:
+                logger.info("rejoin attempt failed: %s", exc)
+                continue
+            except asyncio.CancelledError:
+                await engine.abandon()
+                raise
+            self._engine, self._engine_events = engine, events
+            try:
+                # synchronously, before the new session's first message is read
+                self._reconcile_remote(join)
+                await self._republish_local(engine)
+            except EngineError as exc:
+                logger.info("restoring the session failed: %s", exc)
+                continue
+            if events.lost or self._connection_state != ConnectionState.CONN_RECONNECTING:
+                continue
+            self._set_state(ConnectionState.CONN_CONNECTED)
+            self.emit("reconnected")
+            return
+        if self._connection_state == ConnectionState.CONN_RECONNECTING:
+            self._on_disconnected(reason)
+
+    async def _drop_session(self) -> None:
+        """Silence and close the current engine; keep the room's objects for the rejoin."""
+        if self._engine_events is not None:
+            self._engine_events.active = False
+        if self._engine is not None:
+            await self._engine.abandon()
+        local = self._local_participant
+        for sid, pipeline in list(self._publish_pipelines.items()):
+            local_publication = local._track_publications.get(sid) if local is not None else None
+            if local_publication is not None and local_publication.track is not None:
+                local_publication.track._fanout.remove(pipeline)
+        self._publish_pipelines.clear()
+        self._unclaimed_videos.clear()
+        self._subscribed_before_published.clear()
+        for participant in self._remote_participants.values():
+            for publication in participant._track_publications.values():
+                if publication.track is not None:
+                    self._awaiting_resubscribe.add(publication.sid)
+
+    def _reconcile_remote(self, join: signal_pb.JoinResponse) -> None:
+        """Bring participants and publications in line with a new JoinResponse."""
+        engine = self._engine
+        assert engine is not None
+        self._info = join.room
+        self.local_participant._update_info(join.participant)
+        present = {info.identity: info for info in join.other_participants}
+        for identity, participant in list(self._remote_participants.items()):
+            if identity not in present:
+                gone = models.ParticipantInfo()
+                gone.CopyFrom(participant._info)
+                gone.state = models.ParticipantInfo.DISCONNECTED
+                self._remove_participant(gone)
+        for info in join.other_participants:
+            self._update_participant(info)
+        # subscriptions the server will not restore by itself
+        for participant in self._remote_participants.values():
+            for publication in participant._track_publications.values():
+                if publication.sid in self._awaiting_resubscribe and not self._options.auto_subscribe:
+                    self._spawn(engine.update_subscription(publication.sid, True))
+
+    async def _republish_local(self, engine: RtcEngine) -> None:
+        local = self.local_participant
+        for publication in list(local._track_publications.values()):
+            track = publication.track
+            if track is None or publication.sid in self._publish_pipelines:
+                continue
+            options = self._publish_options.get(publication.sid) or TrackPublishOptions(source=publication.source)
+            published = await self._engine_publish(engine, track, options)
+            if local._track_publications.get(publication.sid) is not publication:
+                # unpublished by the user while we negotiated
+                await engine.unpublish_video(published.info.sid)
+                continue
+            previous_sid = publication.sid
+            del local._track_publications[previous_sid]
+            self._publish_options.pop(previous_sid, None)
+            publication._update_info(published.info)
+            local._track_publications[publication.sid] = publication
+            self._wire_local_publication(publication, track, published.pipeline, options)
+            if track.muted:
+                self._spawn(engine.mute_track(publication.sid, True))
+            self.emit("local_track_republished", publication, previous_sid)
+
     # -- publishing (called by LocalParticipant) ---------------------------------
 
-    async def _publish_track(self, track: LocalVideoTrack, options: TrackPublishOptions) -> LocalTrackPublication:
-        engine = self._engine
-        if engine is None or not self.isconnected():
-            raise PublishTrackError("cannot publish a track: the room is not connected")
+    @staticmethod
+    async def _engine_publish(engine: RtcEngine, track: LocalVideoTrack, options: TrackPublishOptions) -> PublishedVideo:
         source = track.source
         encoding = options.video_encoding
-        try:
-            published: PublishedVideo = await engine.publish_video(
-                cid=track._cid,
-                name=track.name,
-                source=int(options.source),
-                width=source.width,
-                height=source.height,
-                codec=_CODEC_NAMES[int(options.video_codec)],
-                simulcast=options.simulcast is not False,
-                max_bitrate=int(encoding.max_bitrate) if encoding else 0,
-                max_framerate=float(encoding.max_framerate) if encoding else 0.0,
-            )
-        except EngineError as exc:
-            raise PublishTrackError(str(exc)) from None
-        publication = LocalTrackPublication(published.info, track)
+        return await engine.publish_video(
+            cid=track._cid,
+            name=track.name,
+            source=int(options.source),
+            width=source.width,
+            height=source.height,
+            codec=_CODEC_NAMES[int(options.video_codec)],
+            simulcast=options.simulcast is not False,
+            max_bitrate=int(encoding.max_bitrate) if encoding else 0,
+            max_framerate=float(encoding.max_framerate) if encoding else 0.0,
+        )
+
+    def _wire_local_publication(
+        self,
+        publication: LocalTrackPublication,
+        track: LocalVideoTrack,
+        pipeline: VideoPublishPipeline,
+        options: TrackPublishOptions,
+    ) -> None:
+        """Feed the track's frames into ``pipeline`` and forward mute changes."""
         track._sid = publication.sid
-        pipeline = published.pipeline
         pipeline.muted = track.muted
         self._publish_pipelines[publication.sid] = pipeline
+        self._publish_options[publication.sid] = options
         track._fanout.add(pipeline)
 
         def on_mute_changed(muted: bool) -> None:
@@ -269,6 +436,17 @@ class Room(EventEmitter[EventTypes]):
                 self._spawn(self._engine.mute_track(publication.sid, muted))
 
         track._mute_listener = on_mute_changed
+
+    async def _publish_track(self, track: LocalVideoTrack, options: TrackPublishOptions) -> LocalTrackPublication:
+        engine = self._engine
+        if engine is None or not self.isconnected():
+            raise PublishTrackError("cannot publish a track: the room is not connected")
+        try:
+            published = await self._engine_publish(engine, track, options)
+        except EngineError as exc:
+            raise PublishTrackError(str(exc)) from None
+        publication = LocalTrackPublication(published.info, track)
+        self._wire_local_publication(publication, track, published.pipeline, options)
         local = self.local_participant
         local._track_publications[publication.sid] = publication
         self.emit("local_track_published", publication, track)
@@ -295,6 +473,7 @@ class Room(EventEmitter[EventTypes]):
         if local._track_publications.pop(publication.sid, None) is None:
             return
         pipeline = self._publish_pipelines.pop(publication.sid, None)
+        self._publish_options.pop(publication.sid, None)
         track = publication.track
         if track is not None:
             if pipeline is not None:
@@ -409,7 +588,16 @@ class Room(EventEmitter[EventTypes]):
     def _attach_remote_video(
         self, participant: RemoteParticipant, publication: RemoteTrackPublication, pipeline: VideoReceivePipeline
     ) -> None:
-        if publication.track is not None:
+        existing = publication.track
+        if isinstance(existing, RemoteVideoTrack) and publication.sid in self._awaiting_resubscribe:
+            # the same track came back after a reconnect: its streams keep going
+            self._awaiting_resubscribe.discard(publication.sid)
+            pipeline.on_frame = existing._fanout.push
+            kept_fanout = existing._fanout
+            pipeline.has_consumers = lambda: kept_fanout.has_sinks
+            publication._subscribed = True
+            return
+        if existing is not None:
             self._detach_remote_video(participant, publication)
         track = RemoteVideoTrack(publication.sid, publication.name)
         track._muted = publication.muted
@@ -424,6 +612,7 @@ class Room(EventEmitter[EventTypes]):
     def _detach_remote_video(self, participant: RemoteParticipant, publication: RemoteTrackPublication) -> None:
         track = publication.track
         publication._subscribed = False
+        self._awaiting_resubscribe.discard(publication.sid)
         if track is None:
             return
         publication._track = None
@@ -502,6 +691,7 @@ class Room(EventEmitter[EventTypes]):
                     track._end()
             participant._end_followers()
         self._unclaimed_videos.clear()
+        self._awaiting_resubscribe.clear()
         if self._local_participant is not None:
             self._local_participant._info.disconnect_reason = reason  # type: ignore[assignment]
             for sid, pipeline in list(self._publish_pipelines.items()):
@@ -524,30 +714,47 @@ class _EngineEvents:
 
     def __init__(self, room: Room) -> None:
         self._room = room
+        # False once the room has dropped this engine for a fresh one: its late
+        # callbacks (teardown, stray messages) must not touch the room's state
+        self.active = True
+        self.lost = False
+
+    def on_connection_lost(self, reason: int) -> None:
+        self.lost = True
+        if self.active:
+            self._room._on_connection_lost(reason)
 
     def on_participant_update(self, participants: list[models.ParticipantInfo]) -> None:
-        self._room._on_participant_update(participants)
+        if self.active:
+            self._room._on_participant_update(participants)
 
     def on_remote_video(self, track_sid: str, participant_sid: str, pipeline: VideoReceivePipeline) -> None:
-        self._room._on_remote_video(track_sid, participant_sid, pipeline)
+        if self.active:
+            self._room._on_remote_video(track_sid, participant_sid, pipeline)
 
     def on_remote_video_ended(self, track_sid: str) -> None:
-        self._room._on_remote_video_ended(track_sid)
+        if self.active:
+            self._room._on_remote_video_ended(track_sid)
 
     def on_local_track_unpublished(self, track_sid: str) -> None:
-        self._room._on_local_track_unpublished(track_sid)
+        if self.active:
+            self._room._on_local_track_unpublished(track_sid)
 
     def on_local_track_subscribed(self, track_sid: str) -> None:
-        self._room._on_local_track_subscribed(track_sid)
+        if self.active:
+            self._room._on_local_track_subscribed(track_sid)
 
     def on_track_mute_requested(self, track_sid: str, muted: bool) -> None:
-        self._room._on_track_mute_requested(track_sid, muted)
+        if self.active:
+            self._room._on_track_mute_requested(track_sid, muted)
 
     def on_room_update(self, room: models.Room) -> None:
-        self._room._on_room_update(room)
+        if self.active:
+            self._room._on_room_update(room)
 
     def on_disconnected(self, reason: int) -> None:
-        self._room._on_disconnected(reason)
+        if self.active:
+            self._room._on_disconnected(reason)
 
 
 __all__ = ["Room", "EventTypes", "Participant"]
