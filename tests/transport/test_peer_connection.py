@@ -36,8 +36,21 @@ from transport_helpers import negotiate, wait_for
 MakePc = Callable[..., PeerConnection]
 
 
-def collect(transceiver: Transceiver, into: list[tuple[bytes, RtpHeader]]) -> None:
-    transceiver.receiver.on_rtp = lambda data, header: into.append((data, header))
+def collect(transceiver: Transceiver) -> list[tuple[bytes, RtpHeader]]:
+    """Every RTP packet ``transceiver`` receives from now on, with its parsed header."""
+    received: list[tuple[bytes, RtpHeader]] = []
+    transceiver.receiver.on_rtp = lambda data, header: received.append((data, header))
+    return received
+
+
+def send_one(transceiver: Transceiver, payload: bytes, sequence_number: int) -> None:
+    """One RTP packet on ``transceiver``'s first negotiated codec, timestamped with its sequence number."""
+    payload_type = transceiver.codecs[0].payload_type
+    assert payload_type is not None
+    packet = transceiver.sender.build_packet(
+        payload, payload_type=payload_type, sequence_number=sequence_number, timestamp=sequence_number
+    )
+    transceiver.sender.send_rtp(packet)
 
 
 async def connected_pair(make_pc: MakePc) -> tuple[PeerConnection, PeerConnection, Transceiver, list[Transceiver]]:
@@ -53,8 +66,7 @@ async def connected_pair(make_pc: MakePc) -> tuple[PeerConnection, PeerConnectio
 async def test_raw_rtp_arrives_with_parsed_header(make_pc: MakePc) -> None:
     offerer, answerer, sending, tracks = await connected_pair(make_pc)
     assert len(tracks) == 1 and tracks[0].kind == "video"
-    received: list[tuple[bytes, RtpHeader]] = []
-    collect(tracks[0], received)
+    received = collect(tracks[0])
     vp8 = next(c for c in sending.codecs if c.name == "VP8")
     assert vp8.payload_type is not None
     capture = encode_abs_capture_time(123_456_789)
@@ -103,10 +115,7 @@ async def test_rtp_flows_both_ways_on_sendrecv(make_pc: MakePc) -> None:
     assert len(tracks_a) == 1 and len(tracks_b) == 1
     tb = tracks_b[0]
     assert tb.current_direction == "sendrecv" and ta.current_direction == "sendrecv"
-    got_a: list[tuple[bytes, RtpHeader]] = []
-    got_b: list[tuple[bytes, RtpHeader]] = []
-    collect(ta, got_a)
-    collect(tb, got_b)
+    got_a, got_b = collect(ta), collect(tb)
     pt = ta.codecs[0].payload_type
     assert pt is not None
     ta.sender.send_rtp(ta.sender.build_packet(b"from-a", payload_type=pt, sequence_number=1, timestamp=1))
@@ -258,8 +267,7 @@ async def test_simulcast_rids_are_demuxed(make_pc: MakePc) -> None:
     await offerer.set_remote_description(answer, "answer")
     await asyncio.gather(offerer.wait_connected(10), answerer.wait_connected(10))
     assert tracks[0].receiver.rids == ["q", "h", "f"]
-    received: list[tuple[bytes, RtpHeader]] = []
-    collect(tracks[0], received)
+    received = collect(tracks[0])
     pt = sending.codecs[0].payload_type
     assert pt is not None
     # First packet of each layer carries the rid; later ones only the SSRC.
@@ -290,13 +298,10 @@ async def test_renegotiation_adds_and_removes_m_lines(make_pc: MakePc) -> None:
     assert len(tracks) == 3
     assert [t.kind for t in tracks] == ["video", "video", "audio"]
     assert len({t.mid for t in tracks}) == 3
-    got: list[tuple[bytes, RtpHeader]] = []
-    collect(tracks[1], got)
+    got = collect(tracks[1])
     opus = next(c for c in audio.codecs if c.name == "opus")
     assert opus.clock_rate == 48000 and opus.channels == 2
-    pt = second.codecs[0].payload_type
-    assert pt is not None
-    second.sender.send_rtp(second.sender.build_packet(b"second", payload_type=pt, sequence_number=1, timestamp=1))
+    send_one(second, b"second", 1)
     await wait_for(lambda: len(got) == 1)
     assert got[0][1].ssrc == second.sender.ssrc
     # Remove the first m-line: port 0 in the next offer, the answerer stops it.
@@ -313,11 +318,8 @@ async def test_renegotiation_adds_and_removes_m_lines(make_pc: MakePc) -> None:
     reverse = answerer.add_transceiver("video", "sendonly")
     await negotiate(answerer, offerer)
     assert len(back_tracks) == 1 and back_tracks[0].mid == reverse.mid
-    got_back: list[tuple[bytes, RtpHeader]] = []
-    collect(back_tracks[0], got_back)
-    pt2 = reverse.codecs[0].payload_type
-    assert pt2 is not None
-    reverse.sender.send_rtp(reverse.sender.build_packet(b"reverse", payload_type=pt2, sequence_number=1, timestamp=1))
+    got_back = collect(back_tracks[0])
+    send_one(reverse, b"reverse", 1)
     await wait_for(lambda: len(got_back) == 1)
     assert offerer.connection_state == answerer.connection_state == "connected"
 
@@ -376,15 +378,12 @@ async def test_bad_input_is_rejected_cleanly(make_pc: MakePc) -> None:
 
 async def test_malformed_network_packets_are_counted_not_raised(make_pc: MakePc) -> None:
     offerer, answerer, sending, tracks = await connected_pair(make_pc)
-    got: list[tuple[bytes, RtpHeader]] = []
-    collect(tracks[0], got)
+    got = collect(tracks[0])
     # Bypass send_rtp's length check to put garbage on the wire, SRTP-protected.
     # RTP whose padding count exceeds the packet (libsrtp does not check it).
     assert offerer._send_srtp(bytes([0xA0, 96]) + b"\x00" * 10 + b"\x01\xff", False)
     assert offerer._send_srtp(bytes([0x81, 200, 0, 40]) + b"\x00" * 8, True)  # length overruns
-    pt = sending.codecs[0].payload_type
-    assert pt is not None
-    sending.sender.send_rtp(sending.sender.build_packet(b"ok", payload_type=pt, sequence_number=7, timestamp=7))
+    send_one(sending, b"ok", 7)
     await wait_for(lambda: any(h.sequence_number == 7 for _, h in got))
     await wait_for(lambda: answerer.malformed_rtp >= 1 and answerer.malformed_rtcp >= 1)
     assert answerer.connection_state == "connected"
@@ -435,14 +434,11 @@ async def test_no_stun_server_unless_configured() -> None:
 
 async def test_forged_srtp_is_counted_and_dropped(make_pc: MakePc) -> None:
     offerer, answerer, sending, tracks = await connected_pair(make_pc)
-    got: list[tuple[bytes, RtpHeader]] = []
-    collect(tracks[0], got)
+    got = collect(tracks[0])
     pair = offerer._ice_connection._nominated[1]
     # Plain RTP that was never SRTP-protected fails authentication.
     pair.protocol.transport.sendto(b"\x80\x60\x00\x01" + b"\x00" * 40, pair.remote_addr)
-    pt = sending.codecs[0].payload_type
-    assert pt is not None
-    sending.sender.send_rtp(sending.sender.build_packet(b"ok", payload_type=pt, sequence_number=9, timestamp=9))
+    send_one(sending, b"ok", 9)
     await wait_for(lambda: len(got) == 1 and answerer.srtp_errors == 1)
     assert answerer.connection_state == "connected"
 
@@ -473,11 +469,8 @@ async def test_rejected_m_lines_are_recycled(make_pc: MakePc) -> None:
     await offerer.set_remote_description(await answerer.create_answer(), "answer")
     assert len(offerer.transceivers) == 1 and len(answerer.transceivers) == 1
     assert len(tracks) == 2 and tracks[1].mid == second.mid
-    got: list[tuple[bytes, RtpHeader]] = []
-    collect(tracks[1], got)
-    pt = second.codecs[0].payload_type
-    assert pt is not None
-    second.sender.send_rtp(second.sender.build_packet(b"recycled", payload_type=pt, sequence_number=1, timestamp=1))
+    got = collect(tracks[1])
+    send_one(second, b"recycled", 1)
     await wait_for(lambda: len(got) == 1)
     # mids are never reused, even after recycling
     second.stop()
