@@ -44,6 +44,13 @@ async def capturing(capture: Any) -> AsyncIterator[None]:
             await task
 
 
+def first_subscription(room: rtc.Room | lk.Room) -> asyncio.Future[Any]:
+    """Resolves to ``(track, publication, participant)`` of the first track ``room`` subscribes to."""
+    subscribed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    room.on("track_subscribed", lambda track, pub, p: subscribed.done() or subscribed.set_result((track, pub, p)))
+    return subscribed
+
+
 async def read_counters(
     stream: Any, read_counter: Callable[[Any], int | None], *, frames: int = 60, seconds: float = 15.0
 ) -> list[int | None]:
@@ -74,8 +81,7 @@ def assert_counters_rise(counters: list[int | None], at_least: int, where: str) 
 async def test_official_publisher_to_kitewire_stream(server: Server, codec: str) -> None:
     viewer = rtc.Room()
     publisher = lk.Room()
-    subscribed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    viewer.on("track_subscribed", lambda track, pub, p: subscribed.done() or subscribed.set_result((track, pub, p)))
+    subscribed = first_subscription(viewer)
     source = lk.VideoSource(WIDTH, HEIGHT)
     try:
         await viewer.connect(server.url, token_for("kitewire-viewer", "crossover-1"))
@@ -113,8 +119,7 @@ async def test_official_publisher_to_kitewire_stream(server: Server, codec: str)
 async def test_kitewire_publisher_to_official_stream(server: Server, codec: str) -> None:
     viewer = lk.Room()
     publisher = rtc.Room()
-    subscribed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    viewer.on("track_subscribed", lambda track, pub, p: subscribed.done() or subscribed.set_result((track, pub, p)))
+    subscribed = first_subscription(viewer)
     source = rtc.VideoSource(WIDTH, HEIGHT)
     try:
         await viewer.connect(server.url, token_for("official-viewer", "crossover-2"))
@@ -146,8 +151,7 @@ async def test_kitewire_publisher_to_official_stream(server: Server, codec: str)
 async def test_official_simulcast_publisher_and_kitewire_layer_selection(server: Server) -> None:
     viewer = rtc.Room()
     publisher = lk.Room()
-    subscribed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    viewer.on("track_subscribed", lambda track, pub, p: subscribed.done() or subscribed.set_result((track, pub, p)))
+    subscribed = first_subscription(viewer)
     source = lk.VideoSource(1280, 720)
     frames = [make_pattern_frame(index, 1280, 720) for index in range(30)]
     try:
