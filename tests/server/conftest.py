@@ -61,11 +61,12 @@ async def server() -> AsyncIterator[Server]:
         yield srv
 
 
-RoomFactory = Callable[[str, str], Awaitable[rtc.Room]]
+# What the sdk_rooms fixture gives a test: ``await connect(identity, room=..., options=..., **token_options)``.
+Connect = Callable[..., Awaitable[rtc.Room]]
 
 
 @pytest.fixture
-async def sdk_rooms(server: Server) -> AsyncIterator[Callable[..., Awaitable[rtc.Room]]]:
+async def sdk_rooms(server: Server) -> AsyncIterator[Connect]:
     """``await connect(identity, room="room", **token_options)`` -> connected official-SDK Room."""
     rooms: list[rtc.Room] = []
 

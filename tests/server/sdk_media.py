@@ -12,6 +12,13 @@ from livekit import rtc
 from .framecode import draw_counter, read_counter
 
 
+def subscribed_tracks(room: rtc.Room) -> asyncio.Queue[rtc.Track]:
+    """Every track ``room`` subscribes to from now on, in the order the SDK reports them."""
+    tracks: asyncio.Queue[rtc.Track] = asyncio.Queue()
+    room.on("track_subscribed", lambda track, publication, participant: tracks.put_nowait(track))
+    return tracks
+
+
 class CounterPublisher:
     """Publishes a ``VideoSource`` whose frames carry an increasing counter."""
 

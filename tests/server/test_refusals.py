@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -15,12 +15,15 @@ from livekit.protocol import rtc as pb_rtc
 from kitewire.server import Server
 from kitewire.signal import create_token
 
-from .conftest import make_token
-from .sdk_media import CounterPublisher, CounterReader, in_order_fraction
+from .conftest import Connect, make_token
+from .sdk_media import (
+    CounterPublisher,
+    CounterReader,
+    in_order_fraction,
+    subscribed_tracks,
+)
 
 pytestmark = pytest.mark.timeout(120)
-
-Connect = Callable[..., Awaitable[rtc.Room]]
 
 
 class LiveRoom:
@@ -32,8 +35,7 @@ class LiveRoom:
 
     async def start(self, connect: Connect) -> None:
         bob = await connect("bob", "live")
-        tracks: asyncio.Queue[rtc.Track] = asyncio.Queue()
-        bob.on("track_subscribed", lambda track, pub, p: tracks.put_nowait(track))
+        tracks = subscribed_tracks(bob)
         alice = await connect("alice", "live")
         self.publisher = CounterPublisher(alice, 320, 240, simulcast=False, codec=rtc.VideoCodec.VP8)
         await self.publisher.start()

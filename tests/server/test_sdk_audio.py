@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 
 import numpy as np
 import pytest
@@ -12,16 +11,16 @@ from livekit import rtc
 
 from kitewire.server import Server
 
-pytestmark = pytest.mark.timeout(60)
+from .conftest import Connect
+from .sdk_media import subscribed_tracks
 
-Connect = Callable[..., Awaitable[rtc.Room]]
+pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.mark.parametrize("single_pc", [True, False], ids=["single-pc", "dual-pc"])
 async def test_opus_audio_reaches_subscriber(server: Server, sdk_rooms: Connect, single_pc: bool) -> None:
     bob = await sdk_rooms("bob", options=rtc.RoomOptions(single_peer_connection=single_pc))
-    tracks: asyncio.Queue[rtc.Track] = asyncio.Queue()
-    bob.on("track_subscribed", lambda track, publication, participant: tracks.put_nowait(track))
+    tracks = subscribed_tracks(bob)
     alice = await sdk_rooms("alice")
     source = rtc.AudioSource(48000, 1)
     track = rtc.LocalAudioTrack.create_audio_track("tone", source)

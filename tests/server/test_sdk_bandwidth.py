@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 import numpy as np
 import pytest
@@ -12,9 +11,9 @@ from livekit import rtc
 
 from kitewire.server import Server
 
-pytestmark = pytest.mark.timeout(60)
+from .conftest import Connect
 
-Connect = Callable[..., Awaitable[rtc.Room]]
+pytestmark = pytest.mark.timeout(60)
 
 
 async def _publisher_rates(room: rtc.Room) -> tuple[float, dict[str, float]]:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
 from livekit import rtc
 
 from kitewire.server import Server
 
-pytestmark = pytest.mark.timeout(60)
+from .conftest import Connect
 
-Connect = Callable[..., Awaitable[rtc.Room]]
+pytestmark = pytest.mark.timeout(60)
 
 
 def _collect(room: rtc.Room) -> asyncio.Queue[tuple[str, bytes, str]]:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 from livekit import rtc
 
 from kitewire.server import Server
 
+from .conftest import Connect
 from .sdk_media import CounterPublisher, CounterReader
 
 pytestmark = pytest.mark.timeout(60)
-
-Connect = Callable[..., Awaitable[rtc.Room]]
 
 
 @pytest.mark.parametrize("single_pc", [True, False], ids=["single-pc", "dual-pc"])

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
 from livekit import rtc
 
 from kitewire.server import Server
 
+from .conftest import Connect
 from .sdk_media import CounterPublisher
 
 pytestmark = pytest.mark.timeout(60)
-
-Connect = Callable[..., Awaitable[rtc.Room]]
 
 
 async def test_mute_and_unmute_reach_subscribers(server: Server, sdk_rooms: Connect) -> None:

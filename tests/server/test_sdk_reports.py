@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
 
 import pytest
 from livekit import rtc
 
 from kitewire.server import Server
 
-from .sdk_media import CounterPublisher, CounterReader
+from .conftest import Connect
+from .sdk_media import CounterPublisher, CounterReader, subscribed_tracks
 
 pytestmark = pytest.mark.timeout(60)
-
-Connect = Callable[..., Awaitable[rtc.Room]]
 
 
 async def test_sender_and_receiver_reports(server: Server, sdk_rooms: Connect) -> None:
     bob = await sdk_rooms("bob")
-    tracks: asyncio.Queue[rtc.Track] = asyncio.Queue()
-    bob.on("track_subscribed", lambda track, publication, participant: tracks.put_nowait(track))
+    tracks = subscribed_tracks(bob)
     alice = await sdk_rooms("alice")
     publisher = CounterPublisher(alice, 320, 240, simulcast=False, codec=rtc.VideoCodec.VP8)
     reader: CounterReader | None = None

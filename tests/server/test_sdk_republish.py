@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
 from livekit import rtc
 
 from kitewire.server import Server
 
-from .sdk_media import CounterPublisher, CounterReader
+from .conftest import Connect
+from .sdk_media import CounterPublisher, CounterReader, subscribed_tracks
 
 pytestmark = pytest.mark.timeout(90)
-
-Connect = Callable[..., Awaitable[rtc.Room]]
 
 
 @pytest.mark.parametrize("single_pc", [True, False], ids=["single-pc", "dual-pc"])
 async def test_republish_three_times(server: Server, sdk_rooms: Connect, single_pc: bool) -> None:
     bob = await sdk_rooms("bob", options=rtc.RoomOptions(single_peer_connection=single_pc))
-    tracks: asyncio.Queue[rtc.Track] = asyncio.Queue()
-    bob.on("track_subscribed", lambda track, publication, participant: tracks.put_nowait(track))
+    tracks = subscribed_tracks(bob)
     alice = await sdk_rooms("alice", options=rtc.RoomOptions(single_peer_connection=single_pc))
     for round_index in range(3):
         publisher = CounterPublisher(alice, 320, 240, simulcast=False, codec=rtc.VideoCodec.VP8)

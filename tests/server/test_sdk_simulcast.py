@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import pytest
 from livekit import rtc
 
 from kitewire.server import Server
 
+from .conftest import Connect
 from .sdk_media import CounterPublisher, CounterReader
 
 pytestmark = pytest.mark.timeout(120)
-
-Connect = Callable[..., Awaitable[rtc.Room]]
 
 
 async def _subscriber(connect: Connect, identity: str, quality: int, *, single_pc: bool) -> tuple[rtc.Room, asyncio.Future[tuple[rtc.Track, rtc.RemoteTrackPublication]]]:

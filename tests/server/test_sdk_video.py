@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -12,11 +11,10 @@ from livekit import rtc
 
 from kitewire.server import Server
 
+from .conftest import Connect
 from .sdk_media import CounterPublisher, CounterReader, in_order_fraction
 
 pytestmark = pytest.mark.timeout(90)
-
-Connect = Callable[..., Awaitable[rtc.Room]]
 
 
 class Recorder:
