@@ -3,7 +3,6 @@ loopback-only aiortc peers."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 

@@ -19,7 +19,7 @@ from livekit import api, rtc
 
 from kitewire.server import Server
 from kitewire.transport import PeerConnection
-from kitewire.transport.rtp import URI_TRANSPORT_CC, parse_rtp_header
+from kitewire.transport.rtp import parse_rtp_header
 
 from server.embedded import embedded_server  # tests/server, shared with other suites
 
