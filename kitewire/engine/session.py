@@ -6,6 +6,12 @@ tracks sent to us changes; to publish, we send an AddTrackRequest, wait for the
 TrackPublishedResponse, add a transceiver whose msid track id is the request's
 cid, and offer on the *publisher* PeerConnection (the server answers). ICE
 candidates trickle both ways through the signal connection.
+
+Reconnection is a full restart, as the official SDKs do when a resume is not
+possible (and kitewire's server never resumes): a session that loses its signal
+socket or one of its PeerConnections reports ``on_connection_lost`` and stays
+as it is; the Room above then calls :meth:`RtcEngine.abandon` on it and joins again
+with a fresh RtcEngine (new signal connection, new PeerConnections).
 """
 
 from __future__ import annotations
@@ -134,6 +140,7 @@ class RtcEngine:
         self._reader: asyncio.Task[None] | None = None
         self._closed = False
         self._loss_reported = False
+        self._shutdown_task: asyncio.Task[None] | None = None
         self._offer_ids = itertools.count(1)
         self.join: signal_pb.JoinResponse | None = None
 
@@ -527,9 +534,15 @@ class RtcEngine:
         await self._shutdown(int(models.DisconnectReason.SIGNAL_CLOSE), send_leave=False, notify=False)
 
     async def _shutdown(self, reason: int, *, send_leave: bool, notify: bool = True) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        # The teardown runs as its own task so that a caller cancelled half-way
+        # (a disconnect() racing a reconnect) cannot leave PeerConnections open;
+        # every later caller waits for that same teardown to finish.
+        if self._shutdown_task is None:
+            self._closed = True
+            self._shutdown_task = self._loop.create_task(self._tear_down(reason, send_leave=send_leave, notify=notify))
+        await asyncio.shield(self._shutdown_task)
+
+    async def _tear_down(self, reason: int, *, send_leave: bool, notify: bool) -> None:
         for future in self._pending_publishes.values():
             if not future.done():
                 future.set_exception(EngineError("the room disconnected"))

@@ -18,9 +18,11 @@ A livekit.rtc video program runs after changing ``from livekit import rtc`` to
         track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
     source.capture_frame(frame, timestamp_us=capture_time_us)
 
-Scope: video only. Audio, data packets and streams, RPC, end-to-end encryption
-and reconnection after a lost signal connection are not implemented; a lost
-connection ends the session with a ``disconnected`` event. As in livekit,
+Scope: video only. Audio, data packets and streams, RPC and end-to-end
+encryption are not implemented. A lost signal connection or failed
+PeerConnection is recovered by a full reconnect (``reconnecting`` then
+``reconnected``, or ``disconnected`` after ``Room.reconnect_timeout``
+seconds of failed attempts); session resume is not attempted. As in livekit,
 publishing is simulcast unless ``TrackPublishOptions(simulcast=False)``.
 Frames cross the network with their capture ``timestamp_us`` and ``rotation``
 (RTP header extensions abs-capture-time and video-orientation).

@@ -93,12 +93,19 @@ async def capturing(source: rtc.VideoSource) -> AsyncIterator[Capture]:
         await capture.stop()
 
 
-@pytest.mark.parametrize("loss", ["signal", "peer_connection"])
+@pytest.mark.parametrize(
+    ("loss", "auto_subscribe"),
+    [("signal", True), ("peer_connection", True), ("signal", False)],
+    ids=["signal", "peer-connection", "signal-manual-subscription"],
+)
 async def test_viewer_connection_loss_reconnects_and_the_same_track_keeps_streaming(
-    connect_room: RoomFactory, server: Server, room_name: str, loss: str
+    connect_room: RoomFactory, server: Server, room_name: str, loss: str, auto_subscribe: bool
 ) -> None:
-    viewer = await connect_room("viewer")
+    viewer = await connect_room("viewer", rtc.RoomOptions(auto_subscribe=auto_subscribe))
     subscribed = subscribed_future(viewer)
+    if not auto_subscribe:
+        # subscribed by hand: after the rejoin the room must ask for it again
+        viewer.on("track_published", lambda pub, p: pub.set_subscribed(True))
     publisher = await connect_room("publisher")
     async with publishing(publisher) as (source, _), capturing(source) as capture:
         track, publication, participant = await asyncio.wait_for(subscribed, 15)
@@ -210,6 +217,32 @@ async def test_server_leave_without_reconnect_disconnects(connect_room: RoomFact
     assert events.names == ["disconnected"]
     assert events.disconnect_reasons == [rtc.DisconnectReason.PARTICIPANT_REMOVED]
     assert "removed" not in server.rooms.rooms.get(room_name, participant.room).participants
+
+
+async def test_user_disconnect_while_reconnecting_stops_the_retries() -> None:
+    server = Server(ServerConfig.dev(port=0, log_level="warning"))
+    await server.start()
+    room = rtc.Room()
+    room.reconnect_timeout = 30.0
+    try:
+        await room.connect(server.url, create_token(DEV_API_KEY, DEV_API_SECRET, identity="quitter", room="q"))
+        events = RoomEvents(room)
+        await cut_signal(server, "q", "quitter")
+        await server.stop()
+        while "reconnecting" not in events.names:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)  # a few failing attempts
+        assert room.connection_state == rtc.ConnectionState.CONN_RECONNECTING
+        await asyncio.wait_for(room.disconnect(), 5)
+        assert events.names == ["reconnecting", "disconnected"]
+        assert events.disconnect_reasons == [rtc.DisconnectReason.CLIENT_INITIATED]
+        assert room.connection_state == rtc.ConnectionState.CONN_DISCONNECTED
+        await asyncio.sleep(0.5)
+        assert events.names == ["reconnecting", "disconnected"]
+        assert room._reconnect_task is None  # nothing is left retrying
+    finally:
+        await asyncio.wait_for(room.disconnect(), 10)
+        await server.stop()
 
 
 async def test_server_gone_for_good_ends_in_disconnected_within_the_retry_bound() -> None:
