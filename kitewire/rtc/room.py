@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 from collections.abc import Callable, Coroutine, Mapping
@@ -121,6 +122,7 @@ class Room(EventEmitter[EventTypes]):
         self._publish_options: dict[str, TrackPublishOptions] = {}
         # remote tracks kept across a reconnect, waiting for their media to return
         self._awaiting_resubscribe: set[str] = set()
+        self._unsubscribed_by_user: set[str] = set()
 
     # -- properties --------------------------------------------------------------
 
@@ -287,6 +289,11 @@ class Room(EventEmitter[EventTypes]):
             await self._reconnect_until_deadline(reason)
         except Exception:
             logger.exception("reconnecting failed")
+            if self._engine_events is not None:
+                self._engine_events.active = False
+            if self._engine is not None:
+                with contextlib.suppress(Exception):
+                    await self._engine.abandon()
             self._on_disconnected(reason)
         finally:
             self._reconnect_task = None
@@ -375,6 +382,8 @@ class Room(EventEmitter[EventTypes]):
             for publication in participant._track_publications.values():
                 if publication.sid in self._awaiting_resubscribe and not self._options.auto_subscribe:
                     self._spawn(engine.update_subscription(publication.sid, True))
+                elif publication.sid in self._unsubscribed_by_user and self._options.auto_subscribe:
+                    self._spawn(engine.update_subscription(publication.sid, False))
 
     async def _republish_local(self, engine: RtcEngine) -> None:
         local = self.local_participant
@@ -397,6 +406,9 @@ class Room(EventEmitter[EventTypes]):
             if track.muted:
                 self._spawn(engine.mute_track(publication.sid, True))
             self.emit("local_track_republished", publication, previous_sid)
+            if publication.sid in self._subscribed_before_published:
+                self._subscribed_before_published.discard(publication.sid)
+                self._on_local_track_subscribed(publication.sid)
 
     # -- publishing (called by LocalParticipant) ---------------------------------
 
@@ -490,6 +502,11 @@ class Room(EventEmitter[EventTypes]):
         if engine is None or not self.isconnected():
             raise RuntimeError("cannot change a subscription: the room is not connected")
         self._spawn(engine.update_subscription(publication.sid, subscribed))
+        # remembered so that a rejoin does not let auto_subscribe undo it
+        if subscribed:
+            self._unsubscribed_by_user.discard(publication.sid)
+        else:
+            self._unsubscribed_by_user.add(publication.sid)
         if not subscribed:
             self._spawn(engine.stop_remote_video(publication.sid))
 
@@ -569,6 +586,7 @@ class Room(EventEmitter[EventTypes]):
         if publication is None:
             return
         self._detach_remote_video(participant, publication)
+        self._unsubscribed_by_user.discard(track_sid)
         participant._track_publications.pop(track_sid, None)
         self.emit("track_unpublished", publication, participant)
         if self._engine is not None:
@@ -622,6 +640,10 @@ class Room(EventEmitter[EventTypes]):
 
     def _on_remote_video(self, track_sid: str, participant_sid: str, pipeline: VideoReceivePipeline) -> None:
         """Engine callback: media of a subscribed track started arriving."""
+        if track_sid in self._unsubscribed_by_user and self._engine is not None:
+            # the server's auto-subscription after a rejoin, before our unsubscribe lands
+            self._spawn(self._engine.stop_remote_video(track_sid))
+            return
         found = self._find_remote_publication(track_sid)
         if found is None:
             self._unclaimed_videos[track_sid] = (participant_sid, pipeline)
@@ -692,6 +714,7 @@ class Room(EventEmitter[EventTypes]):
             participant._end_followers()
         self._unclaimed_videos.clear()
         self._awaiting_resubscribe.clear()
+        self._unsubscribed_by_user.clear()
         if self._local_participant is not None:
             self._local_participant._info.disconnect_reason = reason  # type: ignore[assignment]
             for sid, pipeline in list(self._publish_pipelines.items()):

@@ -201,6 +201,40 @@ async def test_publisher_signal_drop_republishes_and_video_flows_again(
             await first_stream.aclose()
 
 
+async def test_a_track_the_user_unsubscribed_stays_unsubscribed_after_a_reconnect(
+    connect_room: RoomFactory, server: Server, room_name: str
+) -> None:
+    viewer = await connect_room("viewer")
+    subscribed = subscribed_future(viewer)
+    publisher = await connect_room("publisher")
+    async with publishing(publisher) as (source, _), capturing(source):
+        track, publication, _participant = await asyncio.wait_for(subscribed, 15)
+        stream = rtc.VideoStream(track)
+        publication.set_subscribed(False)
+        await asyncio.wait_for(drain_until_end(stream), 10)
+        subscriptions: list[str] = []
+        viewer.on("track_subscribed", lambda t, pub, p: subscriptions.append(pub.sid))
+        events = RoomEvents(viewer)
+        await cut_signal(server, room_name, "viewer")
+        await asyncio.wait_for(events.reconnected.wait(), 15)
+        server_side = server.rooms.rooms[room_name].participants["viewer"]
+        deadline = time.monotonic() + 10
+        while server_side.subscriptions and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not server_side.subscriptions, "the viewer's unsubscription was not restored"
+        await asyncio.sleep(0.5)
+        assert subscriptions == [] and not publication.subscribed and publication.track is None
+        # and asking again still works on the new session
+        resubscribed = subscribed_future(viewer)
+        publication.set_subscribed(True)
+        again, _, _ = await asyncio.wait_for(resubscribed, 15)
+        again_stream = rtc.VideoStream(again)
+        try:
+            assert len(await counters_from(again_stream, 10, 10)) >= 5
+        finally:
+            await again_stream.aclose()
+
+
 async def test_user_disconnect_never_reconnects(connect_room: RoomFactory, server: Server, room_name: str) -> None:
     room = await connect_room("leaver")
     events = RoomEvents(room)
