@@ -14,7 +14,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _LINE_LIMIT = 64 * 1024 * 1024  # the final report of a peer is one (long) JSON line
@@ -66,6 +66,26 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     # the tolerance keeps 0.95 * 100 (95.00000000000001 in floating point) at rank 95
     rank = max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered) - 1e-9) - 1))
     return ordered[rank]
+
+
+class VideoSettings(Protocol):
+    """What a benchmark's settings say about the video its peers handle."""
+
+    width: int
+    height: int
+    fps: float
+    codec: str
+
+
+def peer_arguments(url: str, room: str, identity: str, video: VideoSettings) -> list[str]:
+    """The options every bench peer takes: where to join, as whom, and the video it handles."""
+    from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
+
+    token = create_token(DEV_API_KEY, DEV_API_SECRET, identity=identity, room=room)
+    return [
+        "--url", url, "--width", str(video.width), "--height", str(video.height),
+        "--fps", str(video.fps), "--codec", video.codec, "--token", token,
+    ]  # fmt: skip
 
 
 class Peer:

@@ -42,6 +42,7 @@ from kitewire.bench._children import (
     load_1min,
     load_average,
     own_cpu_seconds,
+    peer_arguments,
     percentile,
     process_cpu_seconds,
 )
@@ -216,52 +217,22 @@ async def run_row(
     url: str, publisher_sdk: str, subscriber_sdk: str, settings: E2ESettings
 ) -> E2EResult:
     """Measure one row through the server at ``url``; failures land in ``result.error``."""
-    from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
-
     result = E2EResult(publisher_sdk, subscriber_sdk)
     room = f"bench-e2e-{next(_room_numbers)}"
-    common = [
-        "--url",
-        url,
-        "--width",
-        str(settings.width),
-        "--height",
-        str(settings.height),
-    ]
-    common += ["--fps", str(settings.fps), "--codec", settings.codec]
     subscriber: Peer | None = None
     publisher: Peer | None = None
     try:
         subscriber = await Peer.start(
             f"{subscriber_sdk}-subscriber",
-            [
-                "subscribe",
-                "--sdk",
-                subscriber_sdk,
-                *common,
-                "--capacity",
-                "0",
-                "--read-interval",
-                "0",
-            ]
-            + [
-                "--token",
-                create_token(
-                    DEV_API_KEY, DEV_API_SECRET, identity="bench-subscriber", room=room
-                ),
-            ],
+            ["subscribe", "--sdk", subscriber_sdk, "--capacity", "0", "--read-interval", "0"]
+            + peer_arguments(url, room, "bench-subscriber", settings),
         )
         await subscriber.wait_event("connected", 60)
         longest = settings.warmup + settings.seconds + 60
         publisher = await Peer.start(
             f"{publisher_sdk}-publisher",
-            ["publish", "--sdk", publisher_sdk, *common, "--seconds", str(longest)]
-            + [
-                "--token",
-                create_token(
-                    DEV_API_KEY, DEV_API_SECRET, identity="bench-publisher", room=room
-                ),
-            ],
+            ["publish", "--sdk", publisher_sdk, "--seconds", str(longest)]
+            + peer_arguments(url, room, "bench-publisher", settings),
         )
         capturing = await publisher.wait_event("capturing", 60)
         await subscriber.wait_event("first_frame", 30)

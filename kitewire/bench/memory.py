@@ -31,6 +31,7 @@ from kitewire.bench._children import (
     PeerError,
     load_1min,
     load_average,
+    peer_arguments,
     process_rss_bytes,
 )
 
@@ -151,50 +152,22 @@ def parse_rows(text: str | None) -> list[MemoryRow]:
 
 async def run_row(url: str, row: MemoryRow, settings: MemorySettings) -> MemoryResult:
     """Measure one subscriber's RSS; failures land in ``result.error``."""
-    from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
-
     result = MemoryResult(row)
     room = f"bench-memory-{next(_room_numbers)}"
-    common = [
-        "--url",
-        url,
-        "--width",
-        str(settings.width),
-        "--height",
-        str(settings.height),
-    ]
-    common += ["--fps", str(settings.fps), "--codec", settings.codec]
     subscriber: Peer | None = None
     publisher: Peer | None = None
     try:
         subscriber = await Peer.start(
             f"{row.sdk}-subscriber",
-            ["subscribe", "--sdk", row.sdk, *common, "--capacity", str(row.capacity)]
+            ["subscribe", "--sdk", row.sdk, "--capacity", str(row.capacity)]
             + ["--read-interval", str(row.read_interval)]
-            + [
-                "--token",
-                create_token(
-                    DEV_API_KEY, DEV_API_SECRET, identity="bench-subscriber", room=room
-                ),
-            ],
+            + peer_arguments(url, room, "bench-subscriber", settings),
         )
         await subscriber.wait_event("connected", 60)
         publisher = await Peer.start(
             "kitewire-publisher",
-            [
-                "publish",
-                "--sdk",
-                "kitewire",
-                *common,
-                "--seconds",
-                str(settings.seconds + 90),
-            ]
-            + [
-                "--token",
-                create_token(
-                    DEV_API_KEY, DEV_API_SECRET, identity="bench-publisher", room=room
-                ),
-            ],
+            ["publish", "--sdk", "kitewire", "--seconds", str(settings.seconds + 90)]
+            + peer_arguments(url, room, "bench-publisher", settings),
         )
         await publisher.wait_event("capturing", 60)
         await subscriber.wait_event("subscribed", 30)
