@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from typing import Any, Callable, Literal, cast
 
 from aiortc.rtcdatachannel import RTCDataChannel
+
+from ._callbacks import invoke_callback
 
 __all__ = ["DataChannel", "DataChannelState"]
 
@@ -95,16 +96,7 @@ class DataChannel:
             logger.debug("data channel %r close failed", self.label, exc_info=True)
 
     def _invoke(self, callback: Callable[..., object] | None, *args: object) -> None:
-        if callback is None:
-            return
-        try:
-            result = callback(*args)
-            if inspect.isawaitable(result):
-                task = asyncio.ensure_future(result)
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-        except Exception:
-            logger.exception("data channel %r callback failed", self.label)
+        invoke_callback(self._tasks, "callback of data channel", self.label, callback, *args)
 
     def _handle_message(self, message: bytes | str) -> None:
         self._invoke(self.on_message, message)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
 import logging
 import secrets
 import socket
@@ -44,6 +43,7 @@ from aiortc.rtcicetransport import (
 )
 from aiortc.rtcsctptransport import RTCSctpCapabilities, RTCSctpTransport
 
+from ._callbacks import invoke_callback
 from .datachannel import DataChannel
 from .ice import IceCandidateInit, IceServer
 from .rtcp import (
@@ -424,17 +424,8 @@ def _random_ssrc() -> int:
 
 def _invoke(owner: PeerConnection | None, callback: Callable[..., object] | None, *args: object) -> None:
     """Call a user callback; schedule it if it returns an awaitable; never raise."""
-    if callback is None:
-        return
-    try:
-        result = callback(*args)
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            if owner is not None:
-                owner._callback_tasks.add(task)
-                task.add_done_callback(owner._callback_tasks.discard)
-    except Exception:
-        logger.exception("callback %r failed", callback)
+    tasks = owner._callback_tasks if owner is not None else None
+    invoke_callback(tasks, "callback", callback, callback, *args)
 
 
 class RtpSender:
