@@ -8,6 +8,32 @@ Payload = bytes | bytearray | memoryview
 """Any bytes-like payload; a memoryview into a receive buffer is read without copying."""
 
 
+def vp8_descriptor_length(payload: Payload) -> int:
+    """Length of the RFC 7741 payload descriptor that starts ``payload``.
+
+    Read from the descriptor's own flags, so it exceeds ``len(payload)`` when the
+    payload is truncated: callers compare the two.
+    """
+    size = len(payload)
+    if size < 1:
+        return 1
+    offset = 1
+    if payload[0] & 0x80:
+        if size < 2:
+            return 2
+        ext = payload[1]
+        offset = 2
+        if ext & 0x80:
+            if size <= offset:
+                return offset + 1
+            offset += 2 if payload[offset] & 0x80 else 1
+        if ext & 0x40:
+            offset += 1
+        if ext & 0x30:
+            offset += 1
+    return offset
+
+
 def vp8_is_keyframe(payload: Payload) -> bool:
     """VP8 rule of ``is_keyframe`` (RFC 7741 descriptor, then the frame tag's P bit)."""
     size = len(payload)
@@ -17,20 +43,7 @@ def vp8_is_keyframe(payload: Payload) -> bool:
     # Only the packet holding the beginning of partition 0 carries the frame tag.
     if not first & 0x10 or first & 0x07:
         return False
-    offset = 1
-    if first & 0x80:
-        if size < 2:
-            return False
-        ext = payload[1]
-        offset = 2
-        if ext & 0x80:
-            if size <= offset:
-                return False
-            offset += 2 if payload[offset] & 0x80 else 1
-        if ext & 0x40:
-            offset += 1
-        if ext & 0x30:
-            offset += 1
+    offset = vp8_descriptor_length(payload)
     if size <= offset:
         return False
     # Frame tag: the lowest bit of its first byte is 0 for key frames.
@@ -46,17 +59,7 @@ def h264_is_keyframe(payload: Payload) -> bool:
     if nal_type == 5 or nal_type == 7:
         return True
     if nal_type == 24:
-        offset = 1
-        while offset + 2 < size:
-            nal_size = (payload[offset] << 8) | payload[offset + 1]
-            offset += 2
-            if nal_size == 0 or offset + nal_size > size:
-                return False
-            inner = payload[offset] & 0x1F
-            if inner == 5 or inner == 7:
-                return True
-            offset += nal_size
-        return False
+        return _stap_a_holds(payload, (5, 7))
     if nal_type == 28:
         if size < 2:
             return False
@@ -77,15 +80,23 @@ def h264_carries_idr(payload: Payload) -> bool:
     if nal_type == 28:
         return size >= 2 and payload[1] & 0x1F == 5
     if nal_type == 24:
-        offset = 1
-        while offset + 2 < size:
-            nal_size = (payload[offset] << 8) | payload[offset + 1]
-            offset += 2
-            if nal_size == 0 or offset + nal_size > size:
-                return False
-            if payload[offset] & 0x1F == 5:
-                return True
-            offset += nal_size
+        return _stap_a_holds(payload, (5,))
+    return False
+
+
+def _stap_a_holds(payload: Payload, nal_types: tuple[int, ...]) -> bool:
+    """Whether a STAP-A payload aggregates a NAL unit of one of ``nal_types``
+    (False as soon as a size field runs past the payload)."""
+    size = len(payload)
+    offset = 1
+    while offset + 2 < size:
+        nal_size = (payload[offset] << 8) | payload[offset + 1]
+        offset += 2
+        if nal_size == 0 or offset + nal_size > size:
+            return False
+        if payload[offset] & 0x1F in nal_types:
+            return True
+        offset += nal_size
     return False
 
 

@@ -6,7 +6,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kitewire.media.keyframe import vp8_is_keyframe
+from kitewire.media.keyframe import vp8_descriptor_length, vp8_is_keyframe
 from kitewire.media.packetizer import DEFAULT_MAX_PAYLOAD_SIZE
 
 # Our own descriptor: X=1 and I=1 with a 15-bit PictureID, 4 bytes in all.
@@ -98,27 +98,10 @@ def parse_vp8_descriptor(payload: bytes) -> Vp8Descriptor:
 
 def _vp8_descriptor_size(payload: bytes) -> int:
     """Descriptor length without building a ``Vp8Descriptor`` (ValueError if truncated)."""
-    size = len(payload)
-    if size < 1:
-        raise ValueError("VP8 payload: expected at least 1 byte of payload descriptor, got 0")
-    first = payload[0]
-    offset = 1
-    if first & 0x80:
-        if size < 2:
-            raise ValueError(f"VP8 payload: X bit set, expected an extension byte, got {size} byte(s)")
-        ext = payload[1]
-        offset = 2
-        if ext & 0x80:
-            if size <= offset:
-                raise ValueError(f"VP8 payload: I bit set, expected a PictureID, got {size} byte(s)")
-            offset += 2 if payload[offset] & 0x80 else 1
-        if ext & 0x40:
-            offset += 1
-        if ext & 0x30:
-            offset += 1
-    if offset > size:
-        raise ValueError(f"VP8 payload: descriptor needs {offset} bytes, got {size}")
-    return offset
+    needed = vp8_descriptor_length(payload)
+    if needed > len(payload):
+        raise ValueError(f"VP8 payload: descriptor needs {needed} bytes, got {len(payload)}")
+    return needed
 
 
 def _split_evenly(length: int, max_chunk: int) -> list[tuple[int, int]]:
