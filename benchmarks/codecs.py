@@ -27,7 +27,6 @@ from typing import Any, cast
 
 import av
 import numpy as np
-
 from kitewire.media import VideoDecoder, VideoEncoder, create_depacketizer
 
 SIZES = ((640, 480), (1280, 720))
@@ -198,10 +197,7 @@ def main() -> None:
     print(f"PyAV {av.__version__}, {os.cpu_count()} CPUs, {count} frames per run, best of {args.runs}")
     print(f"load average before the run: {load} (other busy processes push the speedups towards 1)")
     print("anchor: 30 fps budget = 33.3 ms/frame; ideal 2-thread speedup on 2 cores = 2.00")
-    header = (
-        f"{'codec':5} {'op':6} {'size':>9} | {'kitewire':>9} {'bare PyAV':>9} | "
-        f"{'2 threads':>9} {'speedup':>7}"
-    )
+    header = f"{'codec':5} {'op':6} {'size':>9} | {'kitewire':>9} {'bare PyAV':>9} | {'2 threads':>9} {'speedup':>7}"
     print(header)
     print("-" * len(header))
     for width, height in SIZES:
@@ -218,7 +214,8 @@ def main() -> None:
                 parallel = best_of(args.runs, partial(timed_parallel, ours))
                 per_frame = 1000 * single / count
                 print(
-                    f"{codec:5} {operation:6} {width:>4}x{height:<4} | {per_frame:7.2f}ms {1000 * bare / count:7.2f}ms | "
+                    f"{codec:5} {operation:6} {width:>4}x{height:<4} | "
+                    f"{per_frame:7.2f}ms {1000 * bare / count:7.2f}ms | "
                     f"{1000 * parallel / count:7.2f}ms {2 * single / parallel:7.2f}"
                 )
     gil_bound = pure_python_job(count)

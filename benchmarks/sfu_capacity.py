@@ -82,8 +82,22 @@ async def run_row(
         if profile_path is not None and "measuring for" in line and server_pid:
             spies.append(
                 subprocess.Popen(
-                    ["py-spy", "record", "--pid", str(server_pid[0]), "--duration", str(int(duration)),
-                     "--rate", "200", "--function", "--format", "raw", "--output", str(profile_path), "--nonblocking"],
+                    [
+                        "py-spy",
+                        "record",
+                        "--pid",
+                        str(server_pid[0]),
+                        "--duration",
+                        str(int(duration)),
+                        "--rate",
+                        "200",
+                        "--function",
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(profile_path),
+                        "--nonblocking",
+                    ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
@@ -120,38 +134,57 @@ def main() -> int:
         args.profile.mkdir(parents=True, exist_ok=True)
 
     mode = "/rtc/v1 single-PC" if args.single_pc else "/rtc two-PC"
-    print(f"SFU capacity: 1 VP8 publisher (720p, 1.7 Mbps target) -> N {mode} subscribers, {duration:g} s windows, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"SFU capacity: 1 VP8 publisher (720p, 1.7 Mbps target) -> N {mode} subscribers, {duration:g} s windows, "
+        f"{os.cpu_count()} CPUs"
+    )
     results: list[tuple[int, LoadTestResult, Path | None]] = []
     for subscribers in rows:
         print(f"\n{subscribers} subscribers:", flush=True)
         result, profile = asyncio.run(run_row(subscribers, duration, args.profile, args.single_pc))
         results.append((subscribers, result, profile))
 
-    headers = ["subscribers", "tracks ok", "kbps/track (median)", "loss %", "delivered %", "latency avg/max ms",
-               "fwd pkts/s", "client CPU %", "server CPU %", "server CPU wait %", "us/pkt", "target", "LiveKit"]
+    headers = [
+        "subscribers",
+        "tracks ok",
+        "kbps/track (median)",
+        "loss %",
+        "delivered %",
+        "latency avg/max ms",
+        "fwd pkts/s",
+        "client CPU %",
+        "server CPU %",
+        "server CPU wait %",
+        "us/pkt",
+        "target",
+        "LiveKit",
+    ]
     table: list[list[str]] = []
     for subscribers, result, _ in results:
         receiving = sum(1 for t in result.tracks if t.packets > 0)
         per_packet = result.cpu_us_per_packet
         cpu_percent = result.server_cpu_percent
-        table.append([
-            str(subscribers),
-            f"{receiving}/{subscribers * result.expected_tracks}",
-            f"{result.median_kbps:.0f}",
-            f"{result.loss_percent:.2f}",
-            f"{result.delivered_percent:.1f}" if result.delivered_percent is not None else "-",
-            f"{result.mean_latency_ms:.1f}/{result.max_latency_ms:.1f}"
-            if result.mean_latency_ms is not None and result.max_latency_ms is not None else "-",
-            f"{result.packets_forwarded / result.window_seconds:.0f}" if result.window_seconds else "-",
-            f"{100.0 * result.client_cpu_seconds / result.window_seconds:.0f}" if result.window_seconds else "-",
-            f"{cpu_percent:.0f}" if cpu_percent is not None else "-",
-            f"{100.0 * result.server_wait_seconds / result.window_seconds:.0f}"
-            if result.server_wait_seconds is not None and result.window_seconds else "-",
-            f"{per_packet:.1f}" if per_packet is not None else "-",
-            f"<= {TARGET_US_PER_PACKET:g}",
-            f"~{LIVEKIT_US_PER_PACKET:g}",
-        ])
+        table.append(
+            [
+                str(subscribers),
+                f"{receiving}/{subscribers * result.expected_tracks}",
+                f"{result.median_kbps:.0f}",
+                f"{result.loss_percent:.2f}",
+                f"{result.delivered_percent:.1f}" if result.delivered_percent is not None else "-",
+                f"{result.mean_latency_ms:.1f}/{result.max_latency_ms:.1f}"
+                if result.mean_latency_ms is not None and result.max_latency_ms is not None
+                else "-",
+                f"{result.packets_forwarded / result.window_seconds:.0f}" if result.window_seconds else "-",
+                f"{100.0 * result.client_cpu_seconds / result.window_seconds:.0f}" if result.window_seconds else "-",
+                f"{cpu_percent:.0f}" if cpu_percent is not None else "-",
+                f"{100.0 * result.server_wait_seconds / result.window_seconds:.0f}"
+                if result.server_wait_seconds is not None and result.window_seconds
+                else "-",
+                f"{per_packet:.1f}" if per_packet is not None else "-",
+                f"<= {TARGET_US_PER_PACKET:g}",
+                f"~{LIVEKIT_US_PER_PACKET:g}",
+            ]
+        )
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
     print()
     print("  ".join(h.rjust(w) for h, w in zip(headers, widths)))

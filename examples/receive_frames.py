@@ -16,7 +16,6 @@ import os
 import time
 
 import numpy as np
-
 from kitewire import rtc
 from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
 
@@ -47,8 +46,10 @@ async def analyse(track: rtc.RemoteVideoTrack, participant: rtc.RemoteParticipan
 
 
 async def main(args: argparse.Namespace) -> None:
-    token = args.token or os.environ.get("LIVEKIT_TOKEN") or create_token(
-        args.api_key, args.api_secret, identity=args.identity, room=args.room
+    token = (
+        args.token
+        or os.environ.get("LIVEKIT_TOKEN")
+        or create_token(args.api_key, args.api_secret, identity=args.identity, room=args.room)
     )
     room = rtc.Room()
     tasks: set[asyncio.Task[None]] = set()

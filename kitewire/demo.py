@@ -112,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"kitewire demo: expected 0 < --fps <= 120, got {args.fps}", file=sys.stderr)
         return 2
     if args.width < 32 or args.height < 16 or args.width % 2 or args.height % 2:
-        print(f"kitewire demo: expected an even size of at least 32x16, got {args.width}x{args.height}", file=sys.stderr)
+        print(
+            f"kitewire demo: expected an even size of at least 32x16, got {args.width}x{args.height}", file=sys.stderr
+        )
         return 2
     try:
         summary = asyncio.run(run_demo(args.seconds, args.output, args.width, args.height, args.fps, args.codec))
@@ -156,7 +158,9 @@ async def run_demo(
         subscribed: asyncio.Future[rtc.RemoteVideoTrack] = loop.create_future()
 
         @viewer.on("track_subscribed")
-        def on_track_subscribed(track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        def on_track_subscribed(
+            track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+        ) -> None:
             if isinstance(track, rtc.RemoteVideoTrack) and not subscribed.done():
                 subscribed.set_result(track)
 
@@ -186,7 +190,7 @@ async def run_demo(
             capture_task = loop.create_task(capture())
             try:
                 remote_track = await asyncio.wait_for(subscribed, 10.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise DemoError("the viewer was not subscribed to the pattern within 10 s") from None
             stream = rtc.VideoStream(remote_track, capacity=2)
 
@@ -222,8 +226,10 @@ async def _measure(
     measure_start = window_start
     while time.monotonic() < deadline:
         try:
-            event: rtc.VideoFrameEvent = await asyncio.wait_for(stream.__anext__(), max(0.1, deadline - time.monotonic()))
-        except (asyncio.TimeoutError, StopAsyncIteration):
+            event: rtc.VideoFrameEvent = await asyncio.wait_for(
+                stream.__anext__(), max(0.1, deadline - time.monotonic())
+            )
+        except (TimeoutError, StopAsyncIteration):
             break
         received += 1
         window_frames += 1

@@ -54,7 +54,8 @@ import statistics
 import struct
 import sys
 import time
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any
 from urllib.parse import urlsplit
 
 import av
@@ -69,7 +70,8 @@ from kitewire.media import (
     parse_vp8_descriptor,
     plan_video_layers,
 )
-from kitewire.signal import SignalClient, SignalConnectError, connect as signal_connect, create_token
+from kitewire.signal import SignalClient, SignalConnectError, create_token
+from kitewire.signal import connect as signal_connect
 from kitewire.signal.token import DEV_API_KEY, DEV_API_SECRET
 from kitewire.transport import (
     DEFAULT_CODECS,
@@ -84,23 +86,23 @@ from kitewire.transport import (
 from kitewire.transport.rtp import URI_ABS_CAPTURE_TIME
 
 __all__ = [
-    "MAX_SUBSCRIBERS",
-    "MAX_PUBLISHERS",
     "MAX_DURATION",
+    "MAX_PUBLISHERS",
+    "MAX_SUBSCRIBERS",
     "RESOLUTIONS",
     "VIDEO_CODECS",
-    "LoadTestParams",
-    "TrackResult",
-    "LoadTestResult",
+    "EmbeddedServer",
     "EncodedLoop",
+    "LoadTestParams",
+    "LoadTestResult",
+    "TrackResult",
+    "add_arguments",
     "encode_loop",
+    "format_report",
     "read_process_cpu_seconds",
     "read_run_queue_wait_seconds",
-    "EmbeddedServer",
-    "run_load_test",
-    "format_report",
-    "add_arguments",
     "run",
+    "run_load_test",
 ]
 
 logger = logging.getLogger("kitewire.loadtest")
@@ -499,7 +501,13 @@ async def _encode_loops(params: LoadTestParams) -> dict[str, EncodedLoop]:
         height = max(16, plan.height - plan.height % 2)
         codec = "H264" if params.video_codec == "h264" else "VP8"
         loops[plan.rid] = await loop.run_in_executor(
-            None, encode_loop, width, height, int(plan.max_bitrate), float(plan.max_framerate), params.loop_seconds,
+            None,
+            encode_loop,
+            width,
+            height,
+            int(plan.max_bitrate),
+            float(plan.max_framerate),
+            params.loop_seconds,
             codec,
         )
     return loops
@@ -567,8 +575,17 @@ class EmbeddedServer:
     async def start(self) -> None:
         """Start the child and wait until it says where it listens."""
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "kitewire", "serve", "--dev", "--bind", "127.0.0.1", "--port", "0",
-            "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "kitewire",
+            "serve",
+            "--dev",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--log-level",
+            "warning",
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -578,7 +595,7 @@ class EmbeddedServer:
         self._drains.append(asyncio.get_running_loop().create_task(self._drain(self._process.stderr, keep=True)))
         try:
             self.url = await asyncio.wait_for(self._read_url(self._process), self._start_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.stop()
             raise RuntimeError(f"kitewire serve did not start listening within {self._start_timeout:g} s") from None
         except BaseException:
@@ -616,7 +633,7 @@ class EmbeddedServer:
                 process.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(process.wait(), 8.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
@@ -625,7 +642,7 @@ class EmbeddedServer:
         await asyncio.gather(*self._drains, return_exceptions=True)
         self._drains.clear()
 
-    async def __aenter__(self) -> "EmbeddedServer":
+    async def __aenter__(self) -> EmbeddedServer:
         await self.start()
         return self
 
@@ -651,7 +668,12 @@ class _LayerReplay:
         # Header with the mid (and rid) extensions, built once; each packet
         # copies it and patches sequence number, timestamp and marker.
         template = sender.build_packet(
-            b"", payload_type=payload_type, sequence_number=0, timestamp=0, rid=rid, ssrc=ssrc,
+            b"",
+            payload_type=payload_type,
+            sequence_number=0,
+            timestamp=0,
+            rid=rid,
+            ssrc=ssrc,
             extensions={URI_ABS_CAPTURE_TIME: _CAPTURE_TIME_SENTINEL},
         )
         self.template = bytearray(template)
@@ -788,8 +810,15 @@ class _TrackCounter:
     """Per-track counters updated for every received packet; nothing is decoded."""
 
     __slots__ = (
-        "track_sid", "packets", "payload_bytes", "lost", "last_seq", "capture_time_id",
-        "latency_sum", "latency_count", "latency_max",
+        "capture_time_id",
+        "last_seq",
+        "latency_count",
+        "latency_max",
+        "latency_sum",
+        "lost",
+        "packets",
+        "payload_bytes",
+        "track_sid",
     )
 
     def __init__(self, track_sid: str, capture_time_id: int | None = None) -> None:
@@ -1179,7 +1208,7 @@ async def _join(
             await participant.connect(url, token, subscribe=subscribe, timeout=_JOIN_TIMEOUT, single_pc=single_pc)
             if publish is not None:
                 await publish()
-        except (SignalConnectError, ConnectionError, OSError, ValueError, TimeoutError, asyncio.TimeoutError) as exc:
+        except (SignalConnectError, ConnectionError, OSError, ValueError, TimeoutError) as exc:
             participant.error = f"could not connect: {exc or type(exc).__name__}"
         except Exception as exc:  # one broken participant must not end the whole run
             logger.debug("%s failed to join", participant.name, exc_info=True)
@@ -1187,9 +1216,7 @@ async def _join(
 
 
 def _snapshot(subscribers: list[_SimulatedParticipant]) -> dict[tuple[str, str], tuple[int, int, int, float, int]]:
-    return {
-        (sub.name, sid): counter.snapshot() for sub in subscribers for sid, counter in list(sub.counters.items())
-    }
+    return {(sub.name, sid): counter.snapshot() for sub in subscribers for sid, counter in list(sub.counters.items())}
 
 
 def _sent(publishers: list[_SimulatedParticipant]) -> tuple[int, int, int]:
@@ -1220,7 +1247,7 @@ async def run_load_test(params: LoadTestParams, *, log: Callable[[str], None] = 
             log(f"Started kitewire serve (pid {server.pid}) at {url}")
         try:
             return await asyncio.wait_for(_encode_and_run(params, url, server_pid, stack, log), budget)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(f"the load test did not finish within its {budget:g} s budget") from None
 
 
@@ -1302,8 +1329,13 @@ async def _run_participants(
     await asyncio.gather(
         *(
             _join(
-                s, url, token_for(s.identity, publisher=False), gate,
-                subscribe=True, publish=None, single_pc=params.single_pc,
+                s,
+                url,
+                token_for(s.identity, publisher=False),
+                gate,
+                subscribe=True,
+                publish=None,
+                single_pc=params.single_pc,
             )
             for s in subscribers
         )
@@ -1370,7 +1402,12 @@ async def _run_participants(
         samples = latency_count - c0
         tracks.append(
             TrackResult(
-                key[0], key[1], packets - p0, payload - b0, max(0, lost - l0), window,
+                key[0],
+                key[1],
+                packets - p0,
+                payload - b0,
+                max(0, lost - l0),
+                window,
                 expected=forwarded.get(key[1], 0),
                 mean_latency_ms=1000.0 * (latency_sum - s0) / samples if samples else None,
                 max_latency_ms=1000.0 * maxima.get(key, 0.0) if samples else None,
@@ -1465,8 +1502,13 @@ def format_report(result: LoadTestResult, *, per_track: bool = True) -> str:
         receiving = sum(1 for t in mine if t.packets > 0)
         error = result.errors.get(name, "")
         rows.append(
-            [name, f"{receiving}/{result.expected_tracks}", _format_bitrate(kbps), _format_loss(packets, lost),
-             error if len(error) <= 70 else error[:67] + "..."]
+            [
+                name,
+                f"{receiving}/{result.expected_tracks}",
+                _format_bitrate(kbps),
+                _format_loss(packets, lost),
+                error if len(error) <= 70 else error[:67] + "...",
+            ]
         )
     total_kbps = sum(t.kbps for t in result.tracks)
     receiving_total = sum(1 for t in result.tracks if t.packets > 0)
@@ -1551,11 +1593,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", default="720p", choices=list(RESOLUTIONS), help="published size (default 720p)")
     parser.add_argument("--video-codec", default="vp8", choices=list(VIDEO_CODECS), help="video codec (default vp8)")
     parser.add_argument(
-        "--simulcast", action=argparse.BooleanOptionalAction, default=True,
-        help="publish livekit's simulcast layers (q/h/f for 720p; default on, as in lk load-test)"
+        "--simulcast",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="publish livekit's simulcast layers (q/h/f for 720p; default on, as in lk load-test)",
     )
     parser.add_argument(
-        "--single-pc", action="store_true",
+        "--single-pc",
+        action="store_true",
         help="subscribers join like livekit 1.x SDKs (/rtc/v1, one PeerConnection) instead of /rtc with two",
     )
     parser.add_argument("--server-pid", type=int, default=None, help="measure this server process's CPU")
@@ -1623,4 +1668,3 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(format_report(result, per_track=not args.no_track_table))
     return 0 if result.complete else 1
-

@@ -20,7 +20,11 @@ BENCHMARKS = ("convert", "e2e", "memory", "load", "all")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the bench command's options."""
     parser.add_argument(
-        "benchmark", nargs="?", default="all", choices=BENCHMARKS, help="which benchmark to run (default: all, writing BENCHMARKS.md)"
+        "benchmark",
+        nargs="?",
+        default="all",
+        choices=BENCHMARKS,
+        help="which benchmark to run (default: all, writing BENCHMARKS.md)",
     )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions for a fast rough table")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (median is shown)")
@@ -96,9 +100,7 @@ def run(args: argparse.Namespace) -> int:
     repeats = args.repeats if args.repeats is not None else (5 if args.quick else 25)
     libyuv_was_enabled = _libyuv.set_enabled(_libyuv.enabled() and args.engine != "opencv")
     bands_choice = getattr(args, "bands", "default")
-    bands_were_enabled = _bands.set_enabled(
-        _bands.enabled() if bands_choice == "default" else bands_choice == "on"
-    )
+    bands_were_enabled = _bands.set_enabled(_bands.enabled() if bands_choice == "default" else bands_choice == "on")
     try:
         engine = "libyuv + OpenCV/numpy" if _libyuv.enabled() else "OpenCV/numpy (libyuv off or not installed)"
         if _bands.enabled():

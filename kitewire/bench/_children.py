@@ -91,9 +91,7 @@ def peer_arguments(url: str, room: str, identity: str, video: VideoSettings) -> 
 class Peer:
     """One ``python -m kitewire.bench._peers`` child process."""
 
-    def __init__(
-        self, label: str, process: asyncio.subprocess.Process, stderr_path: Path
-    ) -> None:
+    def __init__(self, label: str, process: asyncio.subprocess.Process, stderr_path: Path) -> None:
         self.label = label
         self.process = process
         self._stderr_path = stderr_path
@@ -102,9 +100,7 @@ class Peer:
     @classmethod
     async def start(cls, label: str, arguments: Sequence[str]) -> Peer:
         """Start a peer; ``arguments`` follow ``python -m kitewire.bench._peers``."""
-        handle, name = tempfile.mkstemp(
-            prefix=f"kitewire-bench-{label}-", suffix=".log"
-        )
+        handle, name = tempfile.mkstemp(prefix=f"kitewire-bench-{label}-", suffix=".log")
         stderr_path = Path(name)
         try:
             process = await asyncio.create_subprocess_exec(
@@ -231,11 +227,7 @@ class Profiler:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             await self.process.wait()
-        return (
-            self.output
-            if self.output.exists() and self.output.stat().st_size > 0
-            else None
-        )
+        return self.output if self.output.exists() and self.output.stat().st_size > 0 else None
 
 
 def hot_spots(profile: Path, top: int = 8) -> list[tuple[str, float]]:

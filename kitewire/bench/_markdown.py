@@ -29,14 +29,8 @@ def replace_section(text: str, name: str, body: str, heading: str = "") -> str:
     if start >= 0 and end >= 0:
         return text[:start] + block + text[end + len(closing) :]
     if start >= 0:
-        raise ValueError(
-            f"expected {closing!r} after {opening!r}, found the opening marker alone"
-        )
-    separator = (
-        ""
-        if not text or text.endswith("\n\n")
-        else ("\n" if text.endswith("\n") else "\n\n")
-    )
+        raise ValueError(f"expected {closing!r} after {opening!r}, found the opening marker alone")
+    separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
     title = f"{heading.strip()}\n\n" if heading.strip() else ""
     return f"{text}{separator}{title}{block}\n"
 
@@ -55,14 +49,10 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_OUTPUT,
         help="markdown file whose bench sections are replaced (default BENCHMARKS.md)",
     )
-    parser.add_argument(
-        "--no-write", action="store_true", help="print the tables only; write no file"
-    )
+    parser.add_argument("--no-write", action="store_true", help="print the tables only; write no file")
 
 
-def write_if_asked(
-    args: argparse.Namespace, name: str, body: str, heading: str = ""
-) -> None:
+def write_if_asked(args: argparse.Namespace, name: str, body: str, heading: str = "") -> None:
     """Write the section unless ``--no-write`` was given; say where it went."""
     if getattr(args, "no_write", False):
         return

@@ -60,13 +60,8 @@ class PatternStamper:
     def __init__(self, width: int, height: int) -> None:
         self.width = width
         self.height = height
-        backgrounds = [
-            make_pattern_frame(index, width, height)
-            for index in range(BACKGROUND_FRAMES)
-        ]
-        self._backgrounds = [
-            np.frombuffer(bytes(frame.data), dtype=np.uint8) for frame in backgrounds
-        ]
+        backgrounds = [make_pattern_frame(index, width, height) for index in range(BACKGROUND_FRAMES)]
+        self._backgrounds = [np.frombuffer(bytes(frame.data), dtype=np.uint8) for frame in backgrounds]
         self.buffer = np.empty_like(self._backgrounds[0])
         self._luma = self.buffer[: width * height].reshape(height, width)
         self._band = height // 4
@@ -77,9 +72,7 @@ class PatternStamper:
         np.copyto(self.buffer, self._backgrounds[index % BACKGROUND_FRAMES])
         levels = _band_levels()[index % COUNTER_MODULO]
         for bit in range(16):
-            self._luma[: self._band, bit * self._block : (bit + 1) * self._block] = (
-                levels[bit]
-            )
+            self._luma[: self._band, bit * self._block : (bit + 1) * self._block] = levels[bit]
         return self.buffer
 
 
@@ -130,14 +123,7 @@ async def publish(args: argparse.Namespace) -> None:
     """Publish the counter pattern at ``args.fps`` until stdin closes; report every capture time."""
     loop = asyncio.get_running_loop()
     stamper = PatternStamper(args.width, args.height)
-    if (
-        read_frame_counter(
-            VideoFrame(
-                args.width, args.height, VideoBufferType.I420, stamper.stamp(1234)
-            )
-        )
-        != 1234
-    ):
+    if read_frame_counter(VideoFrame(args.width, args.height, VideoBufferType.I420, stamper.stamp(1234))) != 1234:
         raise RuntimeError("the stamped counter band does not read back")
     capture: Callable[[np.ndarray[Any, np.dtype[np.uint8]], int], None]
     if args.sdk == "kitewire":
@@ -151,14 +137,10 @@ async def publish(args: argparse.Namespace) -> None:
             source=rtc.TrackSource.SOURCE_CAMERA,
             simulcast=False,
             video_codec=getattr(rtc.VideoCodec, args.codec),
-            video_encoding=rtc.VideoEncoding(
-                max_bitrate=BITRATE, max_framerate=args.fps
-            ),
+            video_encoding=rtc.VideoEncoding(max_bitrate=BITRATE, max_framerate=args.fps),
         )
 
-        def capture(
-            buffer: np.ndarray[Any, np.dtype[np.uint8]], timestamp_us: int
-        ) -> None:
+        def capture(buffer: np.ndarray[Any, np.dtype[np.uint8]], timestamp_us: int) -> None:
             source.capture_frame(
                 VideoFrame(args.width, args.height, VideoBufferType.I420, buffer),
                 timestamp_us=timestamp_us,
@@ -175,18 +157,12 @@ async def publish(args: argparse.Namespace) -> None:
             source=lk.TrackSource.SOURCE_CAMERA,
             simulcast=False,
             video_codec=getattr(lk.VideoCodec, args.codec),
-            video_encoding=lk.VideoEncoding(
-                max_bitrate=BITRATE, max_framerate=args.fps
-            ),
+            video_encoding=lk.VideoEncoding(max_bitrate=BITRATE, max_framerate=args.fps),
         )
 
-        def capture(
-            buffer: np.ndarray[Any, np.dtype[np.uint8]], timestamp_us: int
-        ) -> None:
+        def capture(buffer: np.ndarray[Any, np.dtype[np.uint8]], timestamp_us: int) -> None:
             # livekit copies the pixels during the call, so the buffer can be reused
-            frame = lk.VideoFrame(
-                args.width, args.height, lk.VideoBufferType.I420, buffer.data
-            )
+            frame = lk.VideoFrame(args.width, args.height, lk.VideoBufferType.I420, buffer.data)
             source.capture_frame(frame, timestamp_us=timestamp_us)
 
     captures: list[tuple[int, int]] = []
@@ -293,9 +269,7 @@ async def subscribe(args: argparse.Namespace) -> None:
             async for event in stream:
                 now_ns = time.monotonic_ns()
                 frame = event.frame
-                counter = counter_of(
-                    frame.width, frame.height, int(frame.type), frame.data
-                )
+                counter = counter_of(frame.width, frame.height, int(frame.type), frame.data)
                 frames.append((now_ns, -1 if counter is None else counter, frame.width))
                 if len(frames) == 1:
                     emit("first_frame")
@@ -347,9 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         default=10.0,
         help="publisher: longest time to capture (it also stops when stdin closes)",
     )
-    parser.add_argument(
-        "--capacity", type=int, default=0, help="subscriber: VideoStream capacity"
-    )
+    parser.add_argument("--capacity", type=int, default=0, help="subscriber: VideoStream capacity")
     parser.add_argument(
         "--read-interval",
         type=float,
@@ -359,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         asyncio.run(publish(args) if args.role == "publish" else subscribe(args))
-    except Exception as error:  # noqa: BLE001 - any failure is reported to the parent, which shows it in the table
+    except Exception as error:
         emit("error", message=f"{type(error).__name__}: {error}")
         return 1
     return 0

@@ -10,6 +10,7 @@ at most 3x the copy time for every pair.
 
 from __future__ import annotations
 
+import functools
 import gc
 import statistics
 import time
@@ -144,9 +145,9 @@ def run_pairs(
     try:
         for source_type, target_type in chosen:
             frame = frames[source_type]
-            ours = median_seconds(lambda: frame.convert(target_type), repeats)
+            ours = median_seconds(functools.partial(frame.convert, target_type), repeats)
             output = np.asarray(frames[target_type].data)
-            copy = median_seconds(lambda: np.copy(output), repeats)
+            copy = median_seconds(functools.partial(np.copy, output), repeats)
             theirs = None
             if livekit is not None and (source_type, target_type) in LIVEKIT_SUPPORTED_PAIRS:
                 theirs = median_seconds(livekit(frame, target_type), repeats)

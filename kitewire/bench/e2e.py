@@ -79,9 +79,7 @@ class E2ESettings:
 
     def __post_init__(self) -> None:
         if self.seconds <= 0 or self.warmup < 0:
-            raise ValueError(
-                f"expected seconds > 0 and warmup >= 0, got {self.seconds} and {self.warmup}"
-            )
+            raise ValueError(f"expected seconds > 0 and warmup >= 0, got {self.seconds} and {self.warmup}")
         if self.codec not in ("VP8", "H264"):
             raise ValueError(f"expected codec VP8 or H264, got {self.codec!r}")
 
@@ -151,9 +149,7 @@ def parse_rows(text: str | None) -> list[tuple[str, str]]:
     for item in text.split(","):
         code = item.strip().lower()
         if len(code) != 2 or any(letter not in ROW_CODES for letter in code):
-            raise ValueError(
-                f"expected rows like kk,oo,ko,ok (k = kitewire, o = official), got {item!r}"
-            )
+            raise ValueError(f"expected rows like kk,oo,ko,ok (k = kitewire, o = official), got {item!r}")
         rows.append((ROW_CODES[code[0]], ROW_CODES[code[1]]))
     return rows
 
@@ -197,9 +193,7 @@ def analyse(
     result.freezes = sum(1 for gap in gaps_ms if gap > FREEZE_GAP_MS)
     result.sizes = sorted(sizes, key=int)
     window_lags = [entry for entry in lags if start_ns <= entry[0] <= end_ns]
-    result.loop_lag_p99_ms = (
-        percentile([entry[1] for entry in window_lags], 0.99) if window_lags else None
-    )
+    result.loop_lag_p99_ms = percentile([entry[1] for entry in window_lags], 0.99) if window_lags else None
     result.late_wakes = result.late_wakes_loop_busy = result.late_wakes_cpu_wait = 0
     for entry in window_lags:
         lateness, ran = entry[1], entry[2]
@@ -213,9 +207,7 @@ def analyse(
             result.late_wakes_cpu_wait += 1
 
 
-async def run_row(
-    url: str, publisher_sdk: str, subscriber_sdk: str, settings: E2ESettings
-) -> E2EResult:
+async def run_row(url: str, publisher_sdk: str, subscriber_sdk: str, settings: E2ESettings) -> E2EResult:
     """Measure one row through the server at ``url``; failures land in ``result.error``."""
     result = E2EResult(publisher_sdk, subscriber_sdk)
     room = f"bench-e2e-{next(_room_numbers)}"
@@ -236,9 +228,7 @@ async def run_row(
         )
         capturing = await publisher.wait_event("capturing", 60)
         await subscriber.wait_event("first_frame", 30)
-        start_ns = max(
-            int(capturing["start_ns"]) + int(settings.warmup * 1e9), time.monotonic_ns()
-        )
+        start_ns = max(int(capturing["start_ns"]) + int(settings.warmup * 1e9), time.monotonic_ns())
         await asyncio.sleep(max(0.0, (start_ns - time.monotonic_ns()) / 1e9))
         profilers: dict[str, Profiler | None] = {}
         if settings.profile_dir is not None:
@@ -246,9 +236,7 @@ async def run_row(
             for role, peer in (("publisher", publisher), ("subscriber", subscriber)):
                 path = settings.profile_dir / f"e2e-{stem}-{role}.txt"
                 profilers[role] = await Profiler.start(peer.pid, settings.seconds, path)
-            result.profiled = any(
-                profiler is not None for profiler in profilers.values()
-            )
+            result.profiled = any(profiler is not None for profiler in profilers.values())
         cpu_before = (
             process_cpu_seconds(publisher.pid),
             process_cpu_seconds(subscriber.pid),
@@ -293,9 +281,7 @@ async def run_row(
     return result
 
 
-async def run_e2e(
-    settings: E2ESettings, rows: Sequence[tuple[str, str]], *, progress: bool = True
-) -> list[E2EResult]:
+async def run_e2e(settings: E2ESettings, rows: Sequence[tuple[str, str]], *, progress: bool = True) -> list[E2EResult]:
     """All rows, one after the other, through one in-process server."""
     from kitewire.server import Server, ServerConfig
 
@@ -312,11 +298,7 @@ async def run_e2e(
 def find_anchor(results: Sequence[E2EResult]) -> E2EResult | None:
     """The official -> official row, when it ran and produced figures."""
     for result in results:
-        if (
-            result.publisher == result.subscriber == "official"
-            and result.error is None
-            and result.latencies_ms
-        ):
+        if result.publisher == result.subscriber == "official" and result.error is None and result.latencies_ms:
             return result
     return None
 
@@ -343,17 +325,10 @@ def misses(result: E2EResult, anchor: E2EResult | None) -> list[str]:
             and (p50 > anchor_p50 or p95 > anchor_p95)
         ):
             missed.append("slower than official pair")
-        if (
-            result.subscriber == "kitewire"
-            and result.subscriber_cpu > anchor.subscriber_cpu
-        ):
+        if result.subscriber == "kitewire" and result.subscriber_cpu > anchor.subscriber_cpu:
             missed.append("sub CPU > official sub")
     lag = result.loop_lag_p99_ms
-    if (
-        result.subscriber == "kitewire"
-        and lag is not None
-        and lag >= TARGET_LOOP_LAG_P99_MS
-    ):
+    if result.subscriber == "kitewire" and lag is not None and lag >= TARGET_LOOP_LAG_P99_MS:
         missed.append(f"loop lag p99 >= {TARGET_LOOP_LAG_P99_MS:.0f} ms")
     return missed
 
@@ -382,8 +357,10 @@ def format_row(result: E2EResult, anchor: E2EResult | None) -> str:
         verdict = "yes" if not missed else "NO: " + ", ".join(missed)
     profiled = " (profiled)" if result.profiled else ""
     return (
-        f"| {result.label} | {_ms(result.latency(0.5))} | {_ms(result.latency(0.95))} | {_ms(result.latency(0.99))} "
-        f"| {result.fps:.1f} ({result.captured_fps:.1f}) | {result.lost} | {result.freezes} | {result.longest_gap_ms:.0f} "
+        f"| {result.label} | {_ms(result.latency(0.5))} | {_ms(result.latency(0.95))} "
+        f"| {_ms(result.latency(0.99))} "
+        f"| {result.fps:.1f} ({result.captured_fps:.1f}) | {result.lost} | {result.freezes} "
+        f"| {result.longest_gap_ms:.0f} "
         f"| {result.publisher_cpu:.2f}{profiled} | {result.subscriber_cpu:.2f}{profiled} | {result.server_cpu:.2f} "
         f"| {_ms(result.loop_lag_p99_ms)} | {'/'.join(result.sizes) or '-'} | {_ms(result.load)} | {verdict} |"
     )
@@ -392,9 +369,7 @@ def format_row(result: E2EResult, anchor: E2EResult | None) -> str:
 def format_table(results: Sequence[E2EResult]) -> str:
     """The whole markdown table."""
     anchor = find_anchor(results)
-    return "\n".join(
-        [TABLE_HEADER, *(format_row(result, anchor) for result in results)]
-    )
+    return "\n".join([TABLE_HEADER, *(format_row(result, anchor) for result in results)])
 
 
 def format_official_floor(results: Sequence[E2EResult]) -> str:
@@ -494,9 +469,7 @@ def settings_from(args: argparse.Namespace) -> E2ESettings:
     quick = bool(getattr(args, "quick", False))
     seconds = args.seconds if args.seconds is not None else (5.0 if quick else 30.0)
     warmup = args.warmup if args.warmup is not None else (2.0 if quick else 3.0)
-    return E2ESettings(
-        seconds=seconds, warmup=warmup, codec=args.codec, profile_dir=args.profile
-    )
+    return E2ESettings(seconds=seconds, warmup=warmup, codec=args.codec, profile_dir=args.profile)
 
 
 def render(settings: E2ESettings, results: Sequence[E2EResult], command: str) -> str:
@@ -546,6 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_arguments=add_arguments,
         run_benchmark=run_benchmark,
     )
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -57,11 +57,7 @@ class MemoryRow:
     @property
     def label(self) -> str:
         """A readable description of the subscriber."""
-        reads = (
-            "never reads"
-            if self.read_interval < 0
-            else f"reads 1 frame / {self.read_interval * 1000:.0f} ms"
-        )
+        reads = "never reads" if self.read_interval < 0 else f"reads 1 frame / {self.read_interval * 1000:.0f} ms"
         return f"{self.sdk} capacity={self.capacity}, {reads}"
 
 
@@ -85,11 +81,7 @@ class MemorySettings:
     codec: str = "VP8"
 
     def __post_init__(self) -> None:
-        if (
-            self.seconds <= 0
-            or self.interval <= 0
-            or not 0 <= self.warmup < self.seconds
-        ):
+        if self.seconds <= 0 or self.interval <= 0 or not 0 <= self.warmup < self.seconds:
             raise ValueError(
                 "expected seconds > 0, interval > 0 and 0 <= warmup < seconds, "
                 f"got seconds={self.seconds}, interval={self.interval}, warmup={self.warmup}"
@@ -101,9 +93,7 @@ class MemoryResult:
     """RSS samples and figures of one row."""
 
     row: MemoryRow
-    samples: list[tuple[float, int]] = field(
-        default_factory=list
-    )  # (seconds since subscribed, RSS bytes)
+    samples: list[tuple[float, int]] = field(default_factory=list)  # (seconds since subscribed, RSS bytes)
     warm_sample: tuple[float, int] | None = None
     frames_read: int = 0
     final_age_s: float | None = None
@@ -128,11 +118,7 @@ class MemoryResult:
             return "anchor"
         if self.row.capacity != 1:
             return "contrast"
-        return (
-            "yes"
-            if self.growth_mb < TARGET_GROWTH_MB
-            else f"NO: grew {self.growth_mb:.1f} MB"
-        )
+        return "yes" if self.growth_mb < TARGET_GROWTH_MB else f"NO: grew {self.growth_mb:.1f} MB"
 
 
 def parse_rows(text: str | None) -> list[MemoryRow]:
@@ -182,9 +168,7 @@ async def run_row(url: str, row: MemoryRow, settings: MemorySettings) -> MemoryR
             if (result.samples[-1][1] - result.samples[0][1]) / MB > SAFETY_LIMIT_MB:
                 result.stopped_early_s = elapsed
                 break
-            next_sample = start + min(
-                settings.seconds, (len(result.samples)) * settings.interval
-            )
+            next_sample = start + min(settings.seconds, (len(result.samples)) * settings.interval)
             await asyncio.sleep(max(0.0, next_sample - time.monotonic()))
         result.load = load_1min()
         # stop the subscriber first: its last read happens while frames still flow
@@ -196,11 +180,7 @@ async def run_row(url: str, row: MemoryRow, settings: MemorySettings) -> MemoryR
         final = report.get("final_read")
         if final:
             read_ns, counter = int(final[0]), int(final[1])
-            times = [
-                t
-                for index, t in captures["captures"]
-                if index % COUNTER_MODULO == counter and t <= read_ns
-            ]
+            times = [t for index, t in captures["captures"] if index % COUNTER_MODULO == counter and t <= read_ns]
             if times:
                 result.final_age_s = (read_ns - max(times)) / 1e9
     except (PeerError, OSError, ValueError) as error:
@@ -255,9 +235,7 @@ def format_series(results: Sequence[MemoryResult]) -> str:
     lines = []
     for result in results:
         if result.samples:
-            series = ", ".join(
-                f"{seconds:.0f}s {rss / MB:.0f}" for seconds, rss in result.samples
-            )
+            series = ", ".join(f"{seconds:.0f}s {rss / MB:.0f}" for seconds, rss in result.samples)
             lines.append(f"- {result.row.label}: {series} (MB)")
     return "\n".join(lines)
 
@@ -297,19 +275,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> MemorySettings:
     """Settings from parsed command-line options."""
     quick = bool(getattr(args, "quick", False))
-    seconds = (
-        args.memory_seconds
-        if args.memory_seconds is not None
-        else (10.0 if quick else 60.0)
-    )
+    seconds = args.memory_seconds if args.memory_seconds is not None else (10.0 if quick else 60.0)
     interval = 1.0 if seconds <= 15 else 5.0
     warmup = min(10.0, max(interval, seconds * 0.2))
     return MemorySettings(seconds=seconds, warmup=warmup, interval=interval)
 
 
-def render(
-    settings: MemorySettings, results: Sequence[MemoryResult], command: str
-) -> str:
+def render(settings: MemorySettings, results: Sequence[MemoryResult], command: str) -> str:
     """The markdown section for BENCHMARKS.md."""
     parts = [
         describe_run(settings, command),
@@ -348,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_arguments=add_arguments,
         run_benchmark=run_benchmark,
     )
+
 
 if __name__ == "__main__":
     sys.exit(main())

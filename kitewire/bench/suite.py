@@ -49,9 +49,7 @@ def find_sfu_script() -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
-def run_captured(
-    command: Sequence[str], timeout: float, cwd: Path | None = None
-) -> tuple[int, str]:
+def run_captured(command: Sequence[str], timeout: float, cwd: Path | None = None) -> tuple[int, str]:
     """Run a child, echoing its output as it comes; (exit status, output)."""
     lines: list[str] = []
     process = subprocess.Popen(
@@ -84,16 +82,13 @@ def code_section(command: str, output: str, status: int, load: str) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     failed = "" if status == 0 else f"\n\nThe command exited with status {status}."
     return (
-        f"Command: `{command}`, run {now}, load average before the run {load}:"
-        f"{failed}\n\n```\n{output.rstrip()}\n```"
+        f"Command: `{command}`, run {now}, load average before the run {load}:{failed}\n\n```\n{output.rstrip()}\n```"
     )
 
 
 def run_convert(args: argparse.Namespace) -> int:
     """The conversion benchmark, in a child process so its table is captured as printed."""
-    command = [sys.executable, "-m", "kitewire", "bench", "convert"] + (
-        ["--quick"] if args.quick else []
-    )
+    command = [sys.executable, "-m", "kitewire", "bench", "convert"] + (["--quick"] if args.quick else [])
     shown = "kitewire bench convert" + (" --quick" if args.quick else "")
     load = load_average()
     status, output = run_captured(command, CONVERT_TIMEOUT_S)
@@ -122,9 +117,7 @@ def run_load(args: argparse.Namespace) -> int:
         cwd=script.parent.parent,
     )
     section = code_section(shown, output, status, load)
-    _markdown.write_if_asked(
-        args, "sfu", section, heading="## SFU capacity (`benchmarks/sfu_capacity.py`)"
-    )
+    _markdown.write_if_asked(args, "sfu", section, heading="## SFU capacity (`benchmarks/sfu_capacity.py`)")
     return status
 
 
@@ -169,9 +162,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``args.benchmark`` (e2e, memory, load or all); non-zero when a part failed."""
     which = args.benchmark
     if which not in SUITE_BENCHMARKS:
-        raise ValueError(
-            f"expected one of {', '.join(SUITE_BENCHMARKS)}, got {which!r}"
-        )
+        raise ValueError(f"expected one of {', '.join(SUITE_BENCHMARKS)}, got {which!r}")
     quick = " --quick" if args.quick else ""
     try:
         e2e.settings_from(args)

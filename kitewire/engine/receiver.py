@@ -38,7 +38,9 @@ _MAX_DECODE_BACKLOG = 60
 _CAPTURE_TIMES_KEPT = 64
 
 
-def _decode_to_frames(decoder: VideoDecoder, data: bytes, keyframe: bool, convert: bool) -> tuple[int, list[VideoFrame]]:
+def _decode_to_frames(
+    decoder: VideoDecoder, data: bytes, keyframe: bool, convert: bool
+) -> tuple[int, list[VideoFrame]]:
     decoded = decoder.decode(data, keyframe=keyframe)
     # the decoder must see every frame to keep its state, but copying pictures out
     # is only worth it when someone consumes them

@@ -168,7 +168,9 @@ class RtcEngine:
         self.join = join
         config = PeerConnectionConfig(loopback_only=host in _LOOPBACK_HOSTS)
         self._publisher = self._make_peer_connection(PUBLISHER, config)
-        self._subscriber = self._make_peer_connection(SUBSCRIBER, PeerConnectionConfig(loopback_only=config.loopback_only))
+        self._subscriber = self._make_peer_connection(
+            SUBSCRIBER, PeerConnectionConfig(loopback_only=config.loopback_only)
+        )
         self._reader = self._loop.create_task(self._read_signal())
         return join
 
@@ -227,9 +229,10 @@ class RtcEngine:
                 if message.WhichOneof("message") == "leave":
                     leave = message.leave
                     reason = leave.reason or models.DisconnectReason.SERVER_SHUTDOWN
-                    reconnectable = leave.action in (signal_pb.LeaveRequest.RECONNECT, signal_pb.LeaveRequest.RESUME) or (
-                        leave.action == signal_pb.LeaveRequest.DISCONNECT and leave.can_reconnect
-                    )
+                    reconnectable = leave.action in (
+                        signal_pb.LeaveRequest.RECONNECT,
+                        signal_pb.LeaveRequest.RESUME,
+                    ) or (leave.action == signal_pb.LeaveRequest.DISCONNECT and leave.can_reconnect)
                     break
                 try:
                     self._handle(message)
@@ -464,7 +467,7 @@ class RtcEngine:
         try:
             await self._send(request)
             info = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise EngineError(f"the server did not accept track {name!r} within {timeout} s") from None
         finally:
             self._pending_publishes.pop(cid, None)
@@ -481,7 +484,9 @@ class RtcEngine:
             stream_id=cid,
             track_id=cid,
         )
-        pipeline = VideoPublishPipeline(transceiver.sender, codec=codec, layers=layers, simulcast=simulcast, loop=self._loop)
+        pipeline = VideoPublishPipeline(
+            transceiver.sender, codec=codec, layers=layers, simulcast=simulcast, loop=self._loop
+        )
         try:
             await asyncio.gather(self._negotiate_publisher(timeout), pipeline.warm_up())
         except BaseException:
@@ -502,13 +507,13 @@ class RtcEngine:
                 raise EngineError("the room is not connected")
             try:
                 answer = await asyncio.wait_for(self._publisher_answer, timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise EngineError(f"the server did not answer the publisher offer within {timeout} s") from None
             await pc.set_remote_description(answer.sdp, "answer")
             await self._flush_candidates(PUBLISHER, pc)
         try:
             await pc.wait_connected(timeout)
-        except (TimeoutError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, ConnectionError) as exc:
             raise EngineError(f"the publisher connection did not come up: {exc}") from None
 
     async def unpublish_video(self, track_sid: str, timeout: float = 10.0) -> None:

@@ -44,10 +44,11 @@ def _minimum_pixels() -> int:
 MIN_PIXELS: int = _minimum_pixels()
 _MIN_ROWS: Final = 8
 
+
 class _BandJob:
     """A bottom band offered to the worker thread; whichever thread claims it first runs it."""
 
-    __slots__ = ("run", "claim", "done", "result", "error")
+    __slots__ = ("claim", "done", "error", "result", "run")
 
     def __init__(self, run: Callable[[], bool]) -> None:
         self.run = run
@@ -114,9 +115,7 @@ def set_enabled(flag: bool) -> bool:
     return previous
 
 
-def band_rows(
-    planes: list[AnyArray], height: int, first: int, end: int, mirrored: bool
-) -> list[AnyArray]:
+def band_rows(planes: list[AnyArray], height: int, first: int, end: int, mirrored: bool) -> list[AnyArray]:
     """Views of the rows of ``planes`` that luma rows [first, end) cover.
 
     A plane with fewer rows than ``height`` is vertically subsampled by 2

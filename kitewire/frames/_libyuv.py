@@ -207,7 +207,9 @@ def rgb24_to_reversed(
 
     def band_step(band: int, first: int, signed_rows: int) -> int:
         status = to_bgra(band, source_stride, temporary_pointer, row_bytes, width, signed_rows)
-        return status or shuffle(temporary_pointer, row_bytes, target_row(first), row_bytes, mask, width, abs(signed_rows))
+        return status or shuffle(
+            temporary_pointer, row_bytes, target_row(first), row_bytes, mask, width, abs(signed_rows)
+        )
 
     return _source_bands(source, height, flip_y, band_step)
 
@@ -317,9 +319,7 @@ def _row_pointer(plane: AnyArray, height: int) -> Callable[[int], int]:
     return lambda first: base + first // per_plane_row * row_bytes
 
 
-def _source_bands(
-    source: AnyArray, height: int, flip_y: bool, step: Callable[[int, int, int], int]
-) -> bool:
+def _source_bands(source: AnyArray, height: int, flip_y: bool, step: Callable[[int, int, int], int]) -> bool:
     """Call ``step(source_band_address, first_target_row, signed_rows)`` band by band.
 
     With ``flip_y`` the band for target rows [first, first + rows) is read from
@@ -502,7 +502,14 @@ def _nv12_through_i420_bands(
         )
         chroma_rows = (abs(rows) + 1) // 2
         return status or merge(
-            u_pointer, chroma_width, v_pointer, chroma_width, chroma_row(first), chroma_stride, chroma_width, chroma_rows
+            u_pointer,
+            chroma_width,
+            v_pointer,
+            chroma_width,
+            chroma_row(first),
+            chroma_stride,
+            chroma_width,
+            chroma_rows,
         )
 
     return _source_bands(source, height, flip_y, band_step)
@@ -597,7 +604,9 @@ def halve_columns(source: AnyArray, target: AnyArray, flip_y: bool) -> bool:
         start += (rows - 1) * columns
         half_stride = -half_stride
     linear_filter = 1  # libyuv kFilterLinear: horizontal interpolation only
-    result = function(start, half_stride, columns, rows * 2, _pointer(target), columns // 2, columns // 2, rows, linear_filter)
+    result = function(
+        start, half_stride, columns, rows * 2, _pointer(target), columns // 2, columns // 2, rows, linear_filter
+    )
     return result == 0
 
 

@@ -450,9 +450,7 @@ def _to_10bit(plane: AnyArray, target: AnyArray) -> None:
     widen_to_10bit(plane, target)
 
 
-def _yuv_planes(
-    source_type: int, planes: list[AnyArray]
-) -> tuple[U8Array, U8Array, U8Array, U8Array | None]:
+def _yuv_planes(source_type: int, planes: list[AnyArray]) -> tuple[U8Array, U8Array, U8Array, U8Array | None]:
     """8-bit (Y, U, V, alpha-or-None) planes of a planar source, at its own subsampling."""
     if source_type == T.NV12:
         chroma = planes[1]
@@ -484,9 +482,7 @@ def _write_yuv(
         np.copyto(targets[0], y)
     if target_type == T.NV12:
         interleaved = targets[1]
-        cv2.mixChannels(
-            [np.ascontiguousarray(u), np.ascontiguousarray(v)], [interleaved], [0, 0, 1, 1]
-        )
+        cv2.mixChannels([np.ascontiguousarray(u), np.ascontiguousarray(v)], [interleaved], [0, 0, 1, 1])
         return
     if u is not targets[1]:
         np.copyto(targets[1], u)

@@ -43,25 +43,23 @@ class EnumTypeWrapper:
         raise TypeError(f"{type(self).__name__} is an enum namespace, use its members directly")
 
     @classmethod
-    def Name(cls, number: int) -> str:  # noqa: N802 - protobuf's spelling
+    def Name(cls, number: int) -> str:
         """Return the member name for ``number``; ValueError when there is none."""
         try:
             return cls._by_value[number]
         except (KeyError, TypeError):
             raise ValueError(
-                f"Enum {cls.__name__} has no name defined for value {number!r}; "
-                f"expected one of {sorted(cls._by_value)}"
+                f"Enum {cls.__name__} has no name defined for value {number!r}; expected one of {sorted(cls._by_value)}"
             ) from None
 
     @classmethod
-    def Value(cls, name: str) -> int:  # noqa: N802 - protobuf's spelling
+    def Value(cls, name: str) -> int:
         """Return the number of the member called ``name``; ValueError when unknown."""
         try:
             return cls._by_name[name]
         except (KeyError, TypeError):
             raise ValueError(
-                f"Enum {cls.__name__} has no value defined for name {name!r}; "
-                f"expected one of {list(cls._by_name)}"
+                f"Enum {cls.__name__} has no value defined for name {name!r}; expected one of {list(cls._by_name)}"
             ) from None
 
     @classmethod
@@ -143,10 +141,10 @@ class VideoQuality(EnumTypeWrapper):
 
 __all__ = [
     "EnumTypeWrapper",
-    "VideoBufferType",
-    "VideoRotation",
-    "TrackSource",
     "TrackKind",
+    "TrackSource",
+    "VideoBufferType",
     "VideoCodec",
     "VideoQuality",
+    "VideoRotation",
 ]

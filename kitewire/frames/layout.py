@@ -82,9 +82,7 @@ def validate_type(buffer_type: object) -> int:
             f"got {type(buffer_type).__name__} {buffer_type!r}"
         ) from None
     if number not in VideoBufferType.values():
-        raise ValueError(
-            f"type must be one of {VideoBufferType.items()}, got unknown value {number}"
-        )
+        raise ValueError(f"type must be one of {VideoBufferType.items()}, got unknown value {number}")
     return number
 
 
@@ -97,9 +95,7 @@ def validate_size(width: object, height: object) -> tuple[int, int]:
         try:
             number = operator.index(value)  # type: ignore[arg-type]
         except TypeError:
-            raise ValueError(
-                f"{label} must be an int of at least 1, got {type(value).__name__} {value!r}"
-            ) from None
+            raise ValueError(f"{label} must be an int of at least 1, got {type(value).__name__} {value!r}") from None
         if number < 1:
             raise ValueError(f"{label} must be at least 1, got {number}")
         if number > MAX_DIMENSION:
@@ -125,11 +121,7 @@ def plane_layouts(buffer_type: int, width: int, height: int) -> tuple[PlaneLayou
     elif buffer_type == VideoBufferType.I420:
         specs = [(height, width, 1, 1)] + [(chroma_height, chroma_width, 1, 1)] * 2
     elif buffer_type == VideoBufferType.I420A:
-        specs = (
-            [(height, width, 1, 1)]
-            + [(chroma_height, chroma_width, 1, 1)] * 2
-            + [(height, width, 1, 1)]
-        )
+        specs = [(height, width, 1, 1)] + [(chroma_height, chroma_width, 1, 1)] * 2 + [(height, width, 1, 1)]
     elif buffer_type == VideoBufferType.I422:
         specs = [(height, width, 1, 1)] + [(height, chroma_width, 1, 1)] * 2
     elif buffer_type == VideoBufferType.I444:

@@ -82,15 +82,16 @@ def _byte_view(data: object) -> npt.NDArray[np.uint8]:
         view = memoryview(data)  # type: ignore[arg-type]
     except TypeError:
         raise ValueError(
-            "data must be a bytes-like buffer (bytes, bytearray, memoryview, numpy array), "
-            f"got {type(data).__name__}"
+            f"data must be a bytes-like buffer (bytes, bytearray, memoryview, numpy array), got {type(data).__name__}"
         ) from None
     if not view.c_contiguous:
         raise ValueError("data must be a C-contiguous buffer, got a non-contiguous memoryview")
     if view.nbytes == 0:
         return np.empty(0, dtype=np.uint8)
-    return np.frombuffer(view, dtype=np.uint8) if view.ndim == 1 and view.itemsize == 1 else (
-        np.frombuffer(view.cast("B"), dtype=np.uint8)
+    return (
+        np.frombuffer(view, dtype=np.uint8)
+        if view.ndim == 1 and view.itemsize == 1
+        else (np.frombuffer(view.cast("B"), dtype=np.uint8))
     )
 
 
@@ -102,7 +103,7 @@ class VideoFrame:
     below 1, an unknown type, or a buffer shorter than the layout needs.
     """
 
-    def __init__(self, width: int, height: int, type: SupportsIndex, data: Any) -> None:  # noqa: A002
+    def __init__(self, width: int, height: int, type: SupportsIndex, data: Any) -> None:
         self._width, self._height = validate_size(width, height)
         self._type = validate_type(type)
         flat = _byte_view(data)
@@ -151,7 +152,7 @@ class VideoFrame:
         plane = planes[plane_nth]
         return self._buffer[plane.offset : plane.end].data
 
-    def convert(self, type: SupportsIndex, *, flip_y: bool = False) -> VideoFrame:  # noqa: A002
+    def convert(self, type: SupportsIndex, *, flip_y: bool = False) -> VideoFrame:
         """Return a new frame in layout ``type``, optionally flipped vertically.
 
         Every pair of layouts is supported. Colour conversions use BT.601
@@ -165,10 +166,7 @@ class VideoFrame:
         return VideoFrame(self._width, self._height, target_type, converted)
 
     def __repr__(self) -> str:
-        return (
-            f"rtc.VideoFrame(width={self._width}, height={self._height}, "
-            f"type={VideoBufferType.Name(self._type)})"
-        )
+        return f"rtc.VideoFrame(width={self._width}, height={self._height}, type={VideoBufferType.Name(self._type)})"
 
     # ------------------------------------------------------------ numpy
 
@@ -200,7 +198,7 @@ class VideoFrame:
     def from_ndarray(
         cls,
         array: AnyArray,
-        type: SupportsIndex,  # noqa: A002
+        type: SupportsIndex,
         *,
         width: int | None = None,
         height: int | None = None,
@@ -228,7 +226,7 @@ class VideoFrame:
 
     # ------------------------------------------------------------ PyAV
 
-    def to_av(self, format: str | None = None) -> av.VideoFrame:  # noqa: A002
+    def to_av(self, format: str | None = None) -> av.VideoFrame:
         """Copy into a new ``av.VideoFrame`` (PyAV pads its rows).
 
         ``format`` None keeps this frame's layout (rgba, yuv420p, nv12...). A
@@ -241,9 +239,7 @@ class VideoFrame:
         if format is not None and format != _AV_FORMATS[self._type]:
             target_type = _FROM_AV_FORMATS.get(format)
             if target_type is None:
-                raise ValueError(
-                    f"format must be one of {sorted(_FROM_AV_FORMATS)} or None, got {format!r}"
-                )
+                raise ValueError(f"format must be one of {sorted(_FROM_AV_FORMATS)} or None, got {format!r}")
             return self.convert(target_type).to_av()
         frame = av.VideoFrame(self._width, self._height, _AV_FORMATS[self._type])
         for source, plane in zip(self.plane_arrays(), frame.planes):
@@ -299,7 +295,4 @@ def _infer_size(array: AnyArray, buffer_type: int) -> tuple[int, int]:
         if shape[0] != 3:
             raise ValueError(f"a 3-D I444 array must have shape (3, height, width), got {shape}")
         return int(shape[2]), int(shape[1])
-    raise ValueError(
-        f"cannot infer the size of a {name} frame from an array of shape {shape}: "
-        "pass width= and height="
-    )
+    raise ValueError(f"cannot infer the size of a {name} frame from an array of shape {shape}: pass width= and height=")

@@ -76,7 +76,8 @@ class FrameAssembler:
     Padding-only packets go in too, with an empty payload, so they do not
     look like losses; retransmissions (RTX) go in under their original
     sequence number. Call ``poll`` every few tens of milliseconds: it gives up
-    on packets missing for longer than ``loss_deadline`` seconds. ``nack_list`` tells which sequence numbers to NACK now;
+    on packets missing for longer than ``loss_deadline`` seconds. ``nack_list``
+    tells which sequence numbers to NACK now;
     ``keyframe_request`` tells whether to send a PLI. After a loss the
     assembler waits for the next keyframe instead of emitting delta frames
     that depend on what was lost; a complete keyframe further ahead is

@@ -54,7 +54,7 @@ class SupportsToAv(Protocol):
 
 
 def normalize_codec(codec: str) -> str:
-    """"VP8"/"H264" from "vp8", "video/VP8", "h264", "video/H264", ...
+    """ "VP8"/"H264" from "vp8", "video/VP8", "h264", "video/H264", ...
 
     Raises ``ValueError`` for anything else.
     """
@@ -163,7 +163,7 @@ class VideoEncoder:
 
     @property
     def codec(self) -> str:
-        """"VP8" or "H264"."""
+        """ "VP8" or "H264"."""
         return self._codec
 
     @property
@@ -289,9 +289,7 @@ class VideoEncoder:
         """
         if not isinstance(frame, av.VideoFrame):
             if not isinstance(frame, SupportsToAv):
-                raise ValueError(
-                    f"frame: expected av.VideoFrame or kitewire VideoFrame, got {type(frame).__name__}"
-                )
+                raise ValueError(f"frame: expected av.VideoFrame or kitewire VideoFrame, got {type(frame).__name__}")
             frame = frame.to_av()
         pts = self._next_pts(capture_time)
         if self._codec == "H264":
@@ -404,7 +402,7 @@ class VideoDecoder:
 
     @property
     def codec(self) -> str:
-        """"VP8" or "H264"."""
+        """ "VP8" or "H264"."""
         return self._codec
 
     @property
@@ -424,9 +422,7 @@ class VideoDecoder:
         if not data:
             return []
         if keyframe is None:
-            keyframe = (
-                _vp8_bitstream_is_keyframe(data) if self._codec == "VP8" else _h264_bitstream_is_keyframe(data)
-            )
+            keyframe = _vp8_bitstream_is_keyframe(data) if self._codec == "VP8" else _h264_bitstream_is_keyframe(data)
         if self._needs_keyframe and not keyframe:
             return []
         try:

@@ -75,9 +75,7 @@ class H264Packetizer:
             if len(pending) == 1:
                 payloads.append(pending[0])
             elif pending:
-                header = max(nal[0] & 0x60 for nal in pending) | (
-                    0x80 if any(nal[0] & 0x80 for nal in pending) else 0
-                )
+                header = max(nal[0] & 0x60 for nal in pending) | (0x80 if any(nal[0] & 0x80 for nal in pending) else 0)
                 parts = [bytes((header | NAL_STAP_A,))]
                 for nal in pending:
                     parts.append(len(nal).to_bytes(2, "big"))
@@ -200,9 +198,7 @@ class H264Depacketizer:
                 if fu_header & 0x40:
                     in_fragment = False
             else:
-                raise ValueError(
-                    f"H264 depacketizer: expected NAL type 1-23, 24 (STAP-A) or 28 (FU-A), got {nal_type}"
-                )
+                raise ValueError(f"H264 depacketizer: expected NAL type 1-23, 24 (STAP-A) or 28 (FU-A), got {nal_type}")
         if in_fragment:
             raise ValueError("H264 FU-A: expected an end fragment (E=1), the access unit ended without one")
         return bytes(out)

@@ -137,13 +137,12 @@ JS_VIDEO_PRESETS: dict[str, VideoPreset] = dict(_JS_169 + _JS_43)
 """The same names with client-sdk-js 2.21 numbers."""
 
 
-def _tables(sdk: str, width: int, height: int) -> tuple[tuple[tuple[str, VideoPreset], ...], tuple[VideoPreset, VideoPreset]]:
+def _tables(
+    sdk: str, width: int, height: int
+) -> tuple[tuple[tuple[str, VideoPreset], ...], tuple[VideoPreset, VideoPreset]]:
     """(presets for the size's aspect family, default (low, medium) simulcast presets)."""
     wide = _is_169(width, height)
-    if sdk == "rust":
-        table = _RUST_169 if wide else _RUST_43
-    else:
-        table = _JS_169 if wide else _JS_43
+    table = (_RUST_169 if wide else _RUST_43) if sdk == "rust" else _JS_169 if wide else _JS_43
     by_name = dict(table)
     suffix = "" if wide else "_43"
     return table, (by_name["h180" + suffix], by_name["h360" + suffix])

@@ -129,9 +129,7 @@ class Vp8Packetizer:
     def __init__(self, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE, picture_id: int | None = None) -> None:
         """``picture_id``: first PictureID to use (random 15-bit value when None)."""
         if max_payload_size <= _DESCRIPTOR_SIZE:
-            raise ValueError(
-                f"VP8 packetizer: expected max_payload_size > {_DESCRIPTOR_SIZE}, got {max_payload_size}"
-            )
+            raise ValueError(f"VP8 packetizer: expected max_payload_size > {_DESCRIPTOR_SIZE}, got {max_payload_size}")
         self.max_payload_size = max_payload_size
         self.picture_id = random.randrange(0x8000) if picture_id is None else picture_id & 0x7FFF
 

@@ -102,7 +102,7 @@ class Participant:
         """When the participant joined, or None if unknown."""
         if not self._info.joined_at:
             return None
-        return datetime.datetime.fromtimestamp(self._info.joined_at, tz=datetime.timezone.utc)
+        return datetime.datetime.fromtimestamp(self._info.joined_at, tz=datetime.UTC)
 
     @property
     def disconnect_reason(self) -> int | None:
@@ -158,7 +158,9 @@ class LocalParticipant(Participant):
         return self._track_publications
 
     async def publish_track(
-        self, track: LocalVideoTrack, options: TrackPublishOptions = TrackPublishOptions()
+        self,
+        track: LocalVideoTrack,
+        options: TrackPublishOptions = TrackPublishOptions(),  # noqa: B008 (livekit.rtc's signature)
     ) -> LocalTrackPublication:
         """Publish ``track`` and return its publication once the server accepted it.
 

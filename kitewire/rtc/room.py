@@ -157,7 +157,7 @@ class Room(EventEmitter[EventTypes]):
     def creation_time(self) -> datetime.datetime:
         """When the room was created on the server."""
         millis = int(getattr(self._info, "creation_time_ms", 0)) or int(self._info.creation_time) * 1000
-        return datetime.datetime.fromtimestamp(millis / 1000, datetime.timezone.utc)
+        return datetime.datetime.fromtimestamp(millis / 1000, datetime.UTC)
 
     @property
     def is_recording(self) -> bool:
@@ -201,7 +201,7 @@ class Room(EventEmitter[EventTypes]):
 
     # -- connect / disconnect ----------------------------------------------------
 
-    async def connect(self, url: str, token: str, options: RoomOptions = RoomOptions()) -> None:
+    async def connect(self, url: str, token: str, options: RoomOptions = RoomOptions()) -> None:  # noqa: B008 (livekit.rtc's signature)
         """Join the room at ``url`` with ``token``. Raises ConnectError on failure."""
         if not isinstance(url, str) or not url.startswith(("ws://", "wss://", "http://", "https://")):
             raise ValueError(f"expected a ws://, wss://, http:// or https:// URL, got {url!r}")
@@ -319,7 +319,10 @@ class Room(EventEmitter[EventTypes]):
             engine = RtcEngine(events)
             try:
                 join = await engine.connect(
-                    self._url, self._token, auto_subscribe=self._options.auto_subscribe, timeout=min(remaining, connect_timeout)
+                    self._url,
+                    self._token,
+                    auto_subscribe=self._options.auto_subscribe,
+                    timeout=min(remaining, connect_timeout),
                 )
             except EngineError as exc:
                 logger.info("rejoin attempt failed: %s", exc)
@@ -413,7 +416,9 @@ class Room(EventEmitter[EventTypes]):
     # -- publishing (called by LocalParticipant) ---------------------------------
 
     @staticmethod
-    async def _engine_publish(engine: RtcEngine, track: LocalVideoTrack, options: TrackPublishOptions) -> PublishedVideo:
+    async def _engine_publish(
+        engine: RtcEngine, track: LocalVideoTrack, options: TrackPublishOptions
+    ) -> PublishedVideo:
         source = track.source
         encoding = options.video_encoding
         return await engine.publish_video(
@@ -780,4 +785,4 @@ class _EngineEvents:
             self._room._on_disconnected(reason)
 
 
-__all__ = ["Room", "EventTypes", "Participant"]
+__all__ = ["EventTypes", "Participant", "Room"]

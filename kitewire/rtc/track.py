@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from kitewire.frames import TrackKind
 from kitewire.frames.enums import EnumTypeWrapper
@@ -130,5 +130,5 @@ class RemoteVideoTrack(VideoTrack):
         return f"rtc.RemoteVideoTrack(sid={self.sid}, name={self.name})"
 
 
-LocalTrack = Union[LocalVideoTrack]
-RemoteTrack = Union[RemoteVideoTrack]
+LocalTrack = LocalVideoTrack
+RemoteTrack = RemoteVideoTrack

@@ -149,7 +149,9 @@ class RemoteTrackPublication(TrackPublication):
     def set_video_quality(self, quality: int) -> None:
         """Ask for a simulcast layer: ``VideoQuality.VIDEO_QUALITY_LOW/MEDIUM/HIGH``."""
         if self.kind != TrackKind.KIND_VIDEO:
-            raise ValueError(f"expected a video publication for set_video_quality, got kind {self.kind} (sid={self.sid})")
+            raise ValueError(
+                f"expected a video publication for set_video_quality, got kind {self.kind} (sid={self.sid})"
+            )
         if not self.simulcasted:
             raise ValueError(f"expected a simulcasted publication for set_video_quality (sid={self.sid})")
         if int(quality) not in [int(q) for q in _QUALITIES]:
@@ -161,4 +163,4 @@ class RemoteTrackPublication(TrackPublication):
         return f"rtc.RemoteTrackPublication(sid={self.sid}, name={self.name}, kind={self.kind}, source={self.source})"
 
 
-__all__ = ["TrackPublication", "LocalTrackPublication", "RemoteTrackPublication", "TrackSource"]
+__all__ = ["LocalTrackPublication", "RemoteTrackPublication", "TrackPublication", "TrackSource"]

@@ -15,7 +15,7 @@ from .participant import Participant
 from .track import Track
 
 _BUFFER_TYPE_NUMBERS = frozenset(int(value) for _, value in VideoBufferType.items())
-_TRACK_SOURCE_NUMBERS = frozenset(range(0, 5))
+_TRACK_SOURCE_NUMBERS = frozenset(range(5))
 
 
 @dataclass
@@ -104,7 +104,11 @@ class VideoStream:
             if not isinstance(participant, Participant):
                 raise ValueError(f"expected participant to be a Participant, got {type(participant).__name__}")
             track_source = kwargs.get("track_source")
-            if isinstance(track_source, bool) or not isinstance(track_source, int) or track_source not in _TRACK_SOURCE_NUMBERS:
+            if (
+                isinstance(track_source, bool)
+                or not isinstance(track_source, int)
+                or track_source not in _TRACK_SOURCE_NUMBERS
+            ):
                 raise ValueError(f"expected track_source to be a TrackSource (0..4), got {track_source!r}")
             self._participant = participant
             participant._add_follower(self, int(track_source))

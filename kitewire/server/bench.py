@@ -31,7 +31,12 @@ def _vp8_packet(seq: int, picture_id: int, keyframe: bool) -> bytes:
     descriptor = bytes([0x90, 0x80, 0x80 | (picture_id >> 8), picture_id & 0xFF, 0x00 if keyframe else 0x01])
     payload = descriptor + bytes(1100)
     return build_rtp_packet(
-        payload_type=96, sequence_number=seq, timestamp=seq * 3000, ssrc=0x1234, payload=payload, marker=True,
+        payload_type=96,
+        sequence_number=seq,
+        timestamp=seq * 3000,
+        ssrc=0x1234,
+        payload=payload,
+        marker=True,
         extensions={4: b"1"},
     )
 

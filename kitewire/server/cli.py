@@ -18,7 +18,9 @@ __all__ = ["add_arguments", "build_config", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``kitewire serve``."""
-    parser.add_argument("--dev", action="store_true", help=f"use API key {DEV_API_KEY!r} with secret {DEV_API_SECRET!r}")
+    parser.add_argument(
+        "--dev", action="store_true", help=f"use API key {DEV_API_KEY!r} with secret {DEV_API_SECRET!r}"
+    )
     parser.add_argument("--bind", default=None, help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="HTTP/WebSocket port (default 7880; 0 picks a free one)")
     parser.add_argument(

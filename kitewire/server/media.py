@@ -153,7 +153,7 @@ class PublishedTrack:
 
     @property
     def kind(self) -> str:
-        """"video" or "audio"."""
+        """ "video" or "audio"."""
         return "audio" if self.info.type == pb_models.AUDIO else "video"
 
     @property
@@ -243,9 +243,7 @@ class PublishedTrack:
             if now - self._ext_ids_read_at > _EXTENSION_IDS_REFRESH_SECONDS:
                 receiver = self.receiver
                 in_ids = receiver.header_extensions if receiver is not None else {}
-                self._forwarded_ext_ids = tuple(
-                    (uri, in_ids[uri]) for uri in _FORWARDED_EXTENSIONS if uri in in_ids
-                )
+                self._forwarded_ext_ids = tuple((uri, in_ids[uri]) for uri in _FORWARDED_EXTENSIONS if uri in in_ids)
                 self._ext_ids_read_at = now
             present = header.extensions
             extensions = tuple((uri, present[ext_id]) for uri, ext_id in self._forwarded_ext_ids if ext_id in present)

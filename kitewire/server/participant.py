@@ -221,7 +221,7 @@ class Participant:
         """Remove a participant whose primary PeerConnection never connects."""
         try:
             await asyncio.wait_for(self._primary_connected.wait(), self.server.config.ice_connect_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if not self.closed and self._primary_pc() is not None:
                 await self.close("ICE did not connect in time", pb_models.CONNECTION_TIMEOUT)
 
@@ -478,7 +478,9 @@ class Participant:
         add_track: pb_rtc.AddTrackRequest | None = None,
         reason_code: int = pb_rtc.RequestResponse.NOT_ALLOWED,
     ) -> None:
-        log_event("refused", level=logging.WARNING, room=self.room.name, identity=self.identity, request=what, reason=reason)
+        log_event(
+            "refused", level=logging.WARNING, room=self.room.name, identity=self.identity, request=what, reason=reason
+        )
         response = pb_rtc.SignalResponse()
         response.request_response.reason = reason_code  # type: ignore[assignment]
         response.request_response.message = f"{reason} ({detail})" if detail else reason
@@ -518,7 +520,9 @@ class Participant:
                 simulcast=track.simulcast,
                 mid=info.mid,
             )
-        gone = [t for t in self.published.values() if t.transceiver is not None and not self._remote_sends(t.transceiver)]
+        gone = [
+            t for t in self.published.values() if t.transceiver is not None and not self._remote_sends(t.transceiver)
+        ]
         for track in gone:
             await self.unpublish(track.sid, broadcast=False)
         if newly or gone:
@@ -574,7 +578,9 @@ class Participant:
             codec = track.codec
             codecs = None
             if codec is not None:
-                codecs = [Codec(codec.mime_type, codec.clock_rate, codec.channels, codec.fmtp, None, codec.rtcp_feedback)]
+                codecs = [
+                    Codec(codec.mime_type, codec.clock_rate, codec.channels, codec.fmtp, None, codec.rtcp_feedback)
+                ]
             kind: Literal["audio", "video"] = "audio" if track.kind == "audio" else "video"
             transceiver = pc.add_transceiver(
                 kind,
@@ -586,7 +592,13 @@ class Participant:
             down = DownTrack(track, self, transceiver, is_ready=self._subscriber_ready)
         track.downtracks[self.sid] = down
         self.subscriptions[track.sid] = down
-        log_event("subscribe", room=self.room.name, identity=self.identity, track=track.sid, publisher=track.publisher.identity)
+        log_event(
+            "subscribe",
+            room=self.room.name,
+            identity=self.identity,
+            track=track.sid,
+            publisher=track.publisher.identity,
+        )
         if len(track.downtracks) == 1:
             notice = pb_rtc.SignalResponse()
             notice.track_subscribed.track_sid = track.sid
@@ -626,8 +638,14 @@ class Participant:
         for sid in sids:
             if request.subscribe:
                 if not self.can_subscribe:
-                    log_event("refused", level=logging.WARNING, room=self.room.name, identity=self.identity,
-                              request="subscribe", reason="token does not allow subscribing")
+                    log_event(
+                        "refused",
+                        level=logging.WARNING,
+                        room=self.room.name,
+                        identity=self.identity,
+                        request="subscribe",
+                        reason="token does not allow subscribing",
+                    )
                     continue
                 track = self._find_track(sid)
                 if track is not None:
@@ -668,11 +686,17 @@ class Participant:
             logger.info("participant %s: undecodable data packet (%d bytes) dropped", self.identity, len(data))
             return
         if not self.grant.can_publish_data:
-            log_event("refused", level=logging.WARNING, room=self.room.name, identity=self.identity,
-                      request="data", reason="token does not allow publishing data (canPublishData=false)")
+            log_event(
+                "refused",
+                level=logging.WARNING,
+                room=self.room.name,
+                identity=self.identity,
+                request="data",
+                reason="token does not allow publishing data (canPublishData=false)",
+            )
             return
         kind = packet.WhichOneof("value")
-        if kind in ("speaker", "transcription", "metrics") :
+        if kind in ("speaker", "transcription", "metrics"):
             return
         destinations = set(packet.destination_identities)
         packet.participant_identity = self.identity
@@ -710,12 +734,18 @@ class Participant:
             while not self.closed:
                 try:
                     request = await self.connection.receive(timeout=float(self.server.config.ping_timeout))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     reason, code, notify = "no ping within ping_timeout", pb_models.SIGNAL_CLOSE, True
                     break
                 except SignalProtocolError as exc:
-                    log_event("refused", level=logging.WARNING, room=self.room.name, identity=self.identity,
-                              request="signal", reason=str(exc))
+                    log_event(
+                        "refused",
+                        level=logging.WARNING,
+                        room=self.room.name,
+                        identity=self.identity,
+                        request="signal",
+                        reason=str(exc),
+                    )
                     reason, code, notify = f"bad signal message: {exc}", pb_models.STATE_MISMATCH, True
                     break
                 if request is None:
@@ -723,12 +753,20 @@ class Participant:
                 try:
                     done = await self._dispatch(request)
                 except ValueError as exc:
-                    log_event("refused", level=logging.WARNING, room=self.room.name, identity=self.identity,
-                              request=request.WhichOneof("message") or "unknown", reason=str(exc))
+                    log_event(
+                        "refused",
+                        level=logging.WARNING,
+                        room=self.room.name,
+                        identity=self.identity,
+                        request=request.WhichOneof("message") or "unknown",
+                        reason=str(exc),
+                    )
                     reason, code, notify = f"bad request: {exc}", pb_models.STATE_MISMATCH, True
                     break
                 except NotImplementedError as exc:
-                    logger.warning("participant %s: %s not available: %s", self.identity, request.WhichOneof("message"), exc)
+                    logger.warning(
+                        "participant %s: %s not available: %s", self.identity, request.WhichOneof("message"), exc
+                    )
                     continue
                 except Exception:
                     # A bug of ours: the session's state is unknown, so end it cleanly.
@@ -843,7 +881,9 @@ class Participant:
 
     # ----- leaving -----
 
-    async def close(self, reason: str, disconnect_reason: int = pb_models.UNKNOWN_REASON, *, notify_client: bool = True) -> None:
+    async def close(
+        self, reason: str, disconnect_reason: int = pb_models.UNKNOWN_REASON, *, notify_client: bool = True
+    ) -> None:
         """Remove this participant: tell the client (optionally) and everyone else."""
         if self.closed:
             return
@@ -890,7 +930,6 @@ class Participant:
         """Periodic per-participant work (called by the server's ticker)."""
         for down in list(self.subscriptions.values()):
             down.maintain(now)
-
 
 
 def _offered_directions(sdp: str) -> dict[str, str]:

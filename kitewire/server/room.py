@@ -50,7 +50,9 @@ class Room:
         """Every participant except ``participant``."""
         return [p for p in self.participants.values() if p is not participant]
 
-    async def broadcast_update(self, infos: Iterable[pb_models.ParticipantInfo], *, exclude: Participant | None = None) -> None:
+    async def broadcast_update(
+        self, infos: Iterable[pb_models.ParticipantInfo], *, exclude: Participant | None = None
+    ) -> None:
         """Send a ParticipantUpdate with ``infos`` to everyone but ``exclude``."""
         infos = list(infos)
         if not infos:

@@ -209,8 +209,14 @@ class Server:
         return params, claims
 
     def _refusal(self, request: web.Request, refused: JoinRefused) -> web.Response:
-        log_event("refused", level=logging.WARNING, path=request.path, status=refused.status,
-                  reason=refused.reason, peer=request.remote or "")
+        log_event(
+            "refused",
+            level=logging.WARNING,
+            path=request.path,
+            status=refused.status,
+            reason=refused.reason,
+            peer=request.remote or "",
+        )
         return web.Response(status=refused.status, text=refused.reason)
 
     async def _handle_validate(self, request: web.Request) -> web.Response:

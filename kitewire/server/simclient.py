@@ -71,7 +71,9 @@ def _candidate_forwarder(client: SignalClient, target: int) -> object:
     return on_candidate
 
 
-def encode_clip(codec: str, width: int, height: int, fps: float, bitrate: int, frames: int) -> list[tuple[bool, list[bytes]]]:
+def encode_clip(
+    codec: str, width: int, height: int, fps: float, bitrate: int, frames: int
+) -> list[tuple[bool, list[bytes]]]:
     """A moving test pattern, encoded once: (keyframe, RTP payloads) per frame."""
     encoder = VideoEncoder(codec, width, height, bitrate, fps)
     clip: list[tuple[bool, list[bytes]]] = []
@@ -232,7 +234,13 @@ async def _pump(client: SignalClient, pc: PeerConnection, target_pc: dict[int, P
             return
 
 
-async def _start_publisher(url: str, token: str, args: argparse.Namespace, clip: list[tuple[bool, list[bytes]]], tasks: list[asyncio.Task[None]]) -> Publisher:
+async def _start_publisher(
+    url: str,
+    token: str,
+    args: argparse.Namespace,
+    clip: list[tuple[bool, list[bytes]]],
+    tasks: list[asyncio.Task[None]],
+) -> Publisher:
     client, _ = await connect(url, token, legacy=True)
     config = PeerConnectionConfig(loopback_only=True)
     pub_pc, sub_pc = PeerConnection(config), PeerConnection(PeerConnectionConfig(loopback_only=True))
@@ -256,7 +264,10 @@ async def _start_publisher(url: str, token: str, args: argparse.Namespace, clip:
 
 async def _start_subscriber(url: str, token: str, tasks: list[asyncio.Task[None]]) -> Subscriber:
     client, _ = await connect(url, token, legacy=True)
-    pub_pc, sub_pc = PeerConnection(PeerConnectionConfig(loopback_only=True)), PeerConnection(PeerConnectionConfig(loopback_only=True))
+    pub_pc, sub_pc = (
+        PeerConnection(PeerConnectionConfig(loopback_only=True)),
+        PeerConnection(PeerConnectionConfig(loopback_only=True)),
+    )
     sub_pc.on_ice_candidate = _candidate_forwarder(client, SUBSCRIBER)  # type: ignore[assignment]
     subscriber = Subscriber(client, sub_pc)
     sub_pc.on_track = subscriber.on_track
@@ -275,7 +286,15 @@ def _cpu_seconds(pid: int) -> float | None:
 
 async def _embedded_server() -> tuple[asyncio.subprocess.Process, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kitewire", "serve", "--dev", "--port", "0", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "kitewire",
+        "serve",
+        "--dev",
+        "--port",
+        "0",
+        "--log-level",
+        "warning",
         stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
@@ -299,6 +318,7 @@ async def _run(args: argparse.Namespace) -> int:
         clip = await loop.run_in_executor(
             None, encode_clip, args.codec, args.width, args.height, args.fps, args.bitrate, int(args.fps * 2)
         )
+
         def token(identity: str) -> str:
             return create_token(args.api_key, args.api_secret, identity=identity, room=args.room)
 
@@ -313,13 +333,18 @@ async def _run(args: argparse.Namespace) -> int:
         await asyncio.sleep(0.5)
         cpu_after = _cpu_seconds(server_process.pid) if server_process is not None else None
         sent_fps = sum(p.frames_sent for p in publishers) / max(1, len(publishers)) / elapsed
-        print(f"simclient: {args.publishers} publisher(s) x {args.subscribers} subscriber(s), "
-              f"{args.width}x{args.height} {args.codec} @ {args.fps:g} fps for {elapsed:.1f} s")
+        print(
+            f"simclient: {args.publishers} publisher(s) x {args.subscribers} subscriber(s), "
+            f"{args.width}x{args.height} {args.codec} @ {args.fps:g} fps for {elapsed:.1f} s"
+        )
         print(f"{'client':<10} {'tracks':>6} {'fps/track':>10} {'anchor fps':>10} {'kbit/s':>8} {'keyframes':>9}")
         for index, sub in enumerate(subscribers):
             tracks = len(sub.frames)
             fps = (sum(sub.frames.values()) / tracks / elapsed) if tracks else 0.0
-            print(f"{'sub-' + str(index):<10} {tracks:>6} {fps:>10.1f} {sent_fps:>10.1f} {sub.bytes * 8 / elapsed / 1000:>8.0f} {sub.keyframes:>9}")
+            print(
+                f"{'sub-' + str(index):<10} {tracks:>6} {fps:>10.1f} {sent_fps:>10.1f} "
+                f"{sub.bytes * 8 / elapsed / 1000:>8.0f} {sub.keyframes:>9}"
+            )
         if cpu_before is not None and cpu_after is not None:
             print(f"server CPU: {100 * (cpu_after - cpu_before) / elapsed:.0f}% of one core")
         ok = all(len(sub.frames) == args.publishers for sub in subscribers)
@@ -337,7 +362,7 @@ async def _run(args: argparse.Namespace) -> int:
             server_process.terminate()
             try:
                 await asyncio.wait_for(server_process.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 server_process.kill()
                 await server_process.wait()
 
@@ -345,8 +370,11 @@ async def _run(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run simulated publishers and subscribers and print what arrived."""
     if not 1 <= args.publishers <= _MAX_CLIENTS or not 0 <= args.subscribers <= _MAX_CLIENTS:
-        print(f"simclient: expected 1..{_MAX_CLIENTS} publishers and 0..{_MAX_CLIENTS} subscribers, "
-              f"got {args.publishers} and {args.subscribers}", file=sys.stderr)
+        print(
+            f"simclient: expected 1..{_MAX_CLIENTS} publishers and 0..{_MAX_CLIENTS} subscribers, "
+            f"got {args.publishers} and {args.subscribers}",
+            file=sys.stderr,
+        )
         return 2
     if not 0 < args.duration <= _MAX_DURATION:
         print(f"simclient: --duration: expected 0..{_MAX_DURATION:.0f} s, got {args.duration}", file=sys.stderr)

@@ -17,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--room", required=True, help="room to join")
     parser.add_argument("--name", default="", help="display name")
     parser.add_argument(
-        "--api-key", default=os.environ.get("LIVEKIT_API_KEY", DEV_API_KEY), help="API key (default $LIVEKIT_API_KEY or devkey)"
+        "--api-key",
+        default=os.environ.get("LIVEKIT_API_KEY", DEV_API_KEY),
+        help="API key (default $LIVEKIT_API_KEY or devkey)",
     )
     parser.add_argument(
         "--api-secret",

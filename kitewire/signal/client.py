@@ -9,7 +9,8 @@ alike: after a ``/rtc/v1`` join the server expects ONE PeerConnection (the
 client always offers, the server sends media on recvonly m-lines the client
 adds when asked by ``MediaSectionsRequirement``, and opens its data channels
 on that PeerConnection); after a legacy ``/rtc`` join it expects two (the
-server offers the subscriber one). ``SignalClient.single_pc_mode`` tells which. The client keeps the connection alive with ``ping_req``
+server offers the subscriber one). ``SignalClient.single_pc_mode`` tells which.
+The client keeps the connection alive with ``ping_req``
 messages at the server's ``ping_interval`` and closes itself when no pong came
 within ``ping_timeout``; pongs are consumed here and surface as ``rtt``.
 """
@@ -164,7 +165,10 @@ class SignalClient:
         try:
             while not self._connection.closed:
                 await asyncio.sleep(self._ping_interval)
-                if self._ping_timeout > 0 and time.monotonic() - self._last_pong_at > self._ping_timeout + self._ping_interval:
+                if (
+                    self._ping_timeout > 0
+                    and time.monotonic() - self._last_pong_at > self._ping_timeout + self._ping_interval
+                ):
                     self.close_reason = "ping timeout"
                     logger.info("signal: no pong within %.0f s, closing", self._ping_timeout)
                     await self._connection.close("ping timeout")
@@ -194,16 +198,14 @@ class SignalClient:
         await self.close()
 
 
-async def _refusal_reason(
-    session: aiohttp.ClientSession, url: str, token: str, legacy: bool, status: int
-) -> str:
+async def _refusal_reason(session: aiohttp.ClientSession, url: str, token: str, legacy: bool, status: int) -> str:
     """Ask the validate endpoint why a join was refused (WebSocket handshakes carry no body)."""
     http_url, headers = validate_url(url, token, legacy=legacy)
     try:
         async with session.get(http_url, headers=headers, timeout=aiohttp.ClientTimeout(total=5)) as response:
             text = (await response.text())[:500].strip()
             return text or response.reason or f"HTTP {status}"
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         return f"HTTP {status}"
 
 
@@ -264,7 +266,7 @@ async def connect(
         connection = ClientSignalConnection(ws)
         try:
             first = await asyncio.wait_for(connection.receive(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await connection.close("join timeout")
             raise SignalConnectError(f"no JoinResponse within {timeout} s") from None
         except SignalProtocolError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Generic, TypeVar, Union
+from typing import Generic, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -30,7 +30,7 @@ MAX_SIGNAL_MESSAGE_BYTES = 1 << 20
 In = TypeVar("In", pb_rtc.SignalRequest, pb_rtc.SignalResponse)
 Out = TypeVar("Out", pb_rtc.SignalRequest, pb_rtc.SignalResponse)
 
-WebSocket = Union[web.WebSocketResponse, aiohttp.ClientWebSocketResponse]
+WebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 
 
 class SignalProtocolError(ValueError):
@@ -127,7 +127,7 @@ class SignalConnection(Generic[In, Out]):
         message = reason.encode("utf-8")[:123]
         try:
             await self._ws.close(code=code, message=message)
-        except (ConnectionError, RuntimeError, aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, ConnectionError, RuntimeError, aiohttp.ClientError):
             pass
 
     def __aiter__(self) -> AsyncIterator[In]:

@@ -100,7 +100,9 @@ def decode_join_request(value: str) -> pb_rtc.JoinRequest:
     try:
         wrapped.ParseFromString(raw)
     except Exception as exc:  # protobuf raises DecodeError, a plain Exception subclass
-        raise ValueError(f"join_request: expected a WrappedJoinRequest protobuf, got undecodable bytes ({exc})") from None
+        raise ValueError(
+            f"join_request: expected a WrappedJoinRequest protobuf, got undecodable bytes ({exc})"
+        ) from None
     data = wrapped.join_request
     if wrapped.compression == pb_rtc.WrappedJoinRequest.GZIP:
         try:

@@ -57,6 +57,7 @@ class TokenError(ValueError):
         self.reason = reason
         self.status = status
 
+
 # VideoGrant field -> JSON name inside the token's ``video`` claim.
 _VIDEO_JSON_NAMES: dict[str, str] = {
     "room_join": "roomJoin",
@@ -92,7 +93,6 @@ class VideoGrant:
     room_create: bool = False
     room_admin: bool = False
     room_list: bool = False
-
 
     def to_claims(self) -> dict[str, Any]:
         """The JSON object stored under ``video`` in the token."""

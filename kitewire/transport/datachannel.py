@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Literal, cast
+from collections.abc import Callable
+from typing import Any, Literal, cast
 
 from aiortc.rtcdatachannel import RTCDataChannel
 
@@ -65,7 +66,7 @@ class DataChannel:
 
     @property
     def ready_state(self) -> DataChannelState:
-        """"connecting", "open", "closing" or "closed"."""
+        """ "connecting", "open", "closing" or "closed"."""
         return cast(DataChannelState, self._channel.readyState)
 
     @property
@@ -81,9 +82,7 @@ class DataChannel:
         if not isinstance(data, (bytes, str)):
             raise ValueError(f"data channel message: bytes or str expected, got {type(data).__name__}")
         if self._channel.readyState != "open":
-            raise ConnectionError(
-                f"data channel {self.label!r} is {self._channel.readyState}, not open"
-            )
+            raise ConnectionError(f"data channel {self.label!r} is {self._channel.readyState}, not open")
         self._channel.send(data)
 
     def close(self) -> None:

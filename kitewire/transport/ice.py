@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["IceServer", "IceCandidateInit"]
+__all__ = ["IceCandidateInit", "IceServer"]
 
 
 @dataclass(frozen=True)
@@ -65,24 +65,18 @@ class IceCandidateInit:
             try:
                 obj = json.loads(text)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise ValueError(
-                    f"ICE candidate: JSON object expected, got {text[:80]!r} ({exc})"
-                ) from None
+                raise ValueError(f"ICE candidate: JSON object expected, got {text[:80]!r} ({exc})") from None
         if not isinstance(obj, dict):
             raise ValueError(f"ICE candidate: JSON object expected, got {type(obj).__name__}")
         candidate = obj.get("candidate")
         if not isinstance(candidate, str):
-            raise ValueError(
-                f"ICE candidate: string 'candidate' field expected, got {candidate!r}"
-            )
+            raise ValueError(f"ICE candidate: string 'candidate' field expected, got {candidate!r}")
         mid = obj.get("sdpMid")
         if mid is not None and not isinstance(mid, str):
             raise ValueError(f"ICE candidate: string 'sdpMid' expected, got {mid!r}")
         index = obj.get("sdpMLineIndex")
         if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):
-            raise ValueError(
-                f"ICE candidate: non-negative integer 'sdpMLineIndex' expected, got {index!r}"
-            )
+            raise ValueError(f"ICE candidate: non-negative integer 'sdpMLineIndex' expected, got {index!r}")
         ufrag = obj.get("usernameFragment")
         if ufrag is not None and not isinstance(ufrag, str):
             raise ValueError(f"ICE candidate: string 'usernameFragment' expected, got {ufrag!r}")

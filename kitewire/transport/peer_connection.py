@@ -20,8 +20,9 @@ import secrets
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import pylibsrtp
 from aioice import Candidate, Connection
@@ -32,6 +33,8 @@ from aiortc.rtcdtlstransport import (
     RTCDtlsFingerprint,
     RTCDtlsParameters,
     RTCDtlsTransport,
+)
+from aiortc.rtcdtlstransport import (
     State as _DtlsState,
 )
 from aiortc.rtcicetransport import (
@@ -87,22 +90,22 @@ logger = logging.getLogger(__name__)
 _DTLS_CONNECTED = _DtlsState.CONNECTED
 
 __all__ = [
-    "MediaKind",
-    "Direction",
-    "SdpType",
-    "ConnectionState",
-    "SignalingState",
-    "Codec",
-    "SendEncoding",
-    "OutboundStreamStats",
-    "InboundStreamStats",
-    "PeerConnectionStats",
     "DEFAULT_CODECS",
-    "PeerConnectionConfig",
-    "RtpSender",
-    "RtpReceiver",
-    "Transceiver",
+    "Codec",
+    "ConnectionState",
+    "Direction",
+    "InboundStreamStats",
+    "MediaKind",
+    "OutboundStreamStats",
     "PeerConnection",
+    "PeerConnectionConfig",
+    "PeerConnectionStats",
+    "RtpReceiver",
+    "RtpSender",
+    "SdpType",
+    "SendEncoding",
+    "SignalingState",
+    "Transceiver",
 ]
 
 MediaKind = Literal["audio", "video"]
@@ -140,7 +143,7 @@ class Codec:
 
     @property
     def kind(self) -> MediaKind:
-        """"audio" or "video", from the mime type."""
+        """ "audio" or "video", from the mime type."""
         return "audio" if self.mime_type.lower().startswith("audio/") else "video"
 
     @property
@@ -225,9 +228,7 @@ class PeerConnectionConfig:
     ice_servers: list[IceServer] = field(default_factory=list)
     loopback_only: bool = False
     codecs: list[Codec] = field(default_factory=lambda: list(DEFAULT_CODECS))
-    header_extensions: list[str] = field(
-        default_factory=lambda: list(SUPPORTED_HEADER_EXTENSIONS)
-    )
+    header_extensions: list[str] = field(default_factory=lambda: list(SUPPORTED_HEADER_EXTENSIONS))
     #: Seconds between automatic SR/RR reports.
     rtcp_report_interval: float = 1.0
     #: Seconds between transport-wide CC feedback packets (0 disables).
@@ -240,15 +241,15 @@ class _SendStats:
     """Counters for one outgoing SSRC, taken from the packets actually sent."""
 
     __slots__ = (
-        "packets",
-        "octets",
-        "last_timestamp",
-        "last_time",
-        "last_sr_ntp",
-        "sent_since_report",
-        "rtt",
         "fraction_lost",
+        "last_sr_ntp",
+        "last_time",
+        "last_timestamp",
+        "octets",
+        "packets",
         "packets_lost",
+        "rtt",
+        "sent_since_report",
     )
 
     def __init__(self) -> None:
@@ -269,18 +270,18 @@ class _RecvStats:
 
     __slots__ = (
         "base_seq",
-        "max_seq",
-        "cycles",
-        "received",
-        "expected_prior",
-        "received_prior",
-        "jitter",
-        "last_transit",
         "clock_rate",
+        "cycles",
+        "expected_prior",
+        "jitter",
+        "last_arrival",
         "last_sr",
         "last_sr_time",
+        "last_transit",
+        "max_seq",
+        "received",
+        "received_prior",
         "received_since_report",
-        "last_arrival",
     )
 
     def __init__(self, seq: int, clock_rate: int) -> None:
@@ -499,9 +500,7 @@ class RtpSender:
         for encoding in self._encodings:
             if encoding.rid == rid:
                 return encoding.ssrc
-        raise ValueError(
-            f"rid one of {[e.rid for e in self._encodings]} expected, got {rid!r}"
-        )
+        raise ValueError(f"rid one of {[e.rid for e in self._encodings]} expected, got {rid!r}")
 
     def build_packet(
         self,
@@ -797,9 +796,7 @@ class _LoopbackConnection(_FastPathConnection):
     async def gather_candidates(self) -> None:
         if not self._local_candidates_start:
             self._local_candidates_start = True
-            self._local_candidates += await self.get_component_candidates(
-                component=1, addresses=["127.0.0.1"]
-            )
+            self._local_candidates += await self.get_component_candidates(component=1, addresses=["127.0.0.1"])
             self._local_candidates_end = True
 
 
@@ -932,12 +929,12 @@ class PeerConnection:
 
     @property
     def connection_state(self) -> ConnectionState:
-        """"new", "connecting", "connected", "failed" or "closed"."""
+        """ "new", "connecting", "connected", "failed" or "closed"."""
         return self._state
 
     @property
     def signaling_state(self) -> SignalingState:
-        """"stable", "have-local-offer", "have-remote-offer" or "closed"."""
+        """ "stable", "have-local-offer", "have-remote-offer" or "closed"."""
         if self._closed:
             return "closed"
         if self._local_offer_pending:
@@ -1083,9 +1080,7 @@ class PeerConnection:
         self._want_data = True
         channel = RTCDataChannel(
             sctp,
-            RTCDataChannelParameters(
-                label=label, ordered=ordered, maxRetransmits=max_retransmits, protocol=protocol
-            ),
+            RTCDataChannelParameters(label=label, ordered=ordered, maxRetransmits=max_retransmits, protocol=protocol),
         )
         wrapper = DataChannel(channel)
         self._data_channels.append(wrapper)
@@ -1138,8 +1133,7 @@ class PeerConnection:
         recyclable = [
             index
             for index, mid in enumerate(self._mid_order)
-            if mid in self._foreign_mlines
-            or (mid in by_mid and by_mid[mid]._rejected_negotiated)
+            if mid in self._foreign_mlines or (mid in by_mid and by_mid[mid]._rejected_negotiated)
         ]
         for transceiver in self._transceivers:
             if transceiver.mid is None and not transceiver.stopped:
@@ -1404,11 +1398,7 @@ class PeerConnection:
         return list(source)
 
     def _local_extensions(self, kind: str) -> list[str]:
-        return [
-            uri
-            for uri in self._config.header_extensions
-            if kind == "video" or uri not in _VIDEO_ONLY_EXTENSIONS
-        ]
+        return [uri for uri in self._config.header_extensions if kind == "video" or uri not in _VIDEO_ONLY_EXTENSIONS]
 
     def _offer_media(self, transceiver: Transceiver) -> SdpMedia:
         assert transceiver.mid is not None
@@ -1518,7 +1508,13 @@ class PeerConnection:
         we_send = remote_receives and transceiver._sends()
         we_receive = remote_sends and transceiver._receives()
         direction: Direction = (
-            "sendrecv" if we_send and we_receive else "sendonly" if we_send else "recvonly" if we_receive else "inactive"
+            "sendrecv"
+            if we_send and we_receive
+            else "sendonly"
+            if we_send
+            else "recvonly"
+            if we_receive
+            else "inactive"
         )
         transceiver.current_direction = direction
         media = SdpMedia(
@@ -1545,9 +1541,7 @@ class PeerConnection:
 
     # --- applying remote descriptions --------------------------------------------
 
-    def _validate_remote(
-        self, session: SdpSession
-    ) -> tuple[RTCIceParameters, list[RTCDtlsFingerprint]] | None:
+    def _validate_remote(self, session: SdpSession) -> tuple[RTCIceParameters, list[RTCDtlsFingerprint]] | None:
         """Check a remote description; return its ICE and DTLS parameters (None if all rejected)."""
         mids = [m.mid for m in session.media if m.mid is not None]
         if len(mids) != len(set(mids)):
@@ -1561,9 +1555,7 @@ class PeerConnection:
         if live:
             ufrag, pwd = session.media_ice(live[0])
             if not ufrag or not pwd:
-                raise ValueError(
-                    f"SDP: a=ice-ufrag and a=ice-pwd expected for m-line mid={live[0].mid!r}, got none"
-                )
+                raise ValueError(f"SDP: a=ice-ufrag and a=ice-pwd expected for m-line mid={live[0].mid!r}, got none")
             if not session.media_fingerprints(live[0]):
                 raise ValueError(f"SDP: a=fingerprint expected for m-line mid={live[0].mid!r}, got none")
         if live:
@@ -1571,8 +1563,7 @@ class PeerConnection:
             ufrag, pwd = session.media_ice(first)
             assert ufrag is not None and pwd is not None
             fingerprints = [
-                RTCDtlsFingerprint(algorithm=alg, value=value)
-                for alg, value in session.media_fingerprints(first)
+                RTCDtlsFingerprint(algorithm=alg, value=value) for alg, value in session.media_fingerprints(first)
             ]
             if self._remote_ice is not None and self._remote_ice.usernameFragment != ufrag:
                 raise ValueError(
@@ -1732,7 +1723,9 @@ class PeerConnection:
         try:
             candidate = Candidate.from_sdp(text)
         except (ValueError, IndexError) as exc:
-            raise ValueError(f"ICE candidate: 'candidate:<foundation> <component> <transport> ...' expected, got {line!r} ({exc})") from None
+            raise ValueError(
+                f"ICE candidate: 'candidate:<foundation> <component> <transport> ...' expected, got {line!r} ({exc})"
+            ) from None
         if candidate.component != 1 or candidate.transport.lower() != "udp":
             return  # rtcp-mux and UDP only
         if self._config.loopback_only and candidate.host != "127.0.0.1":
@@ -1938,9 +1931,7 @@ class PeerConnection:
             candidates = [
                 t.receiver
                 for t in self._transceivers
-                if not t.stopped
-                and t._remote_sends
-                and any(c.payload_type == header.payload_type for c in t._codecs)
+                if not t.stopped and t._remote_sends and any(c.payload_type == header.payload_type for c in t._codecs)
             ]
             if len(candidates) == 1:
                 receiver = candidates[0]

@@ -13,33 +13,33 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Final, Union
+from typing import Final
 
 __all__ = [
-    "ReportBlock",
-    "SenderReport",
-    "ReceiverReport",
-    "SourceDescription",
     "Bye",
+    "Fir",
     "Nack",
     "Pli",
-    "Fir",
+    "ReceiverReport",
     "Remb",
+    "ReportBlock",
+    "RtcpPacket",
+    "SenderReport",
+    "SourceDescription",
     "TransportCcFeedback",
     "UnknownRtcp",
-    "RtcpPacket",
-    "parse_rtcp",
-    "build_sender_report",
-    "build_receiver_report",
-    "build_sdes",
     "build_bye",
+    "build_fir",
     "build_nack",
     "build_pli",
-    "build_fir",
+    "build_receiver_report",
     "build_remb",
+    "build_sdes",
+    "build_sender_report",
     "build_transport_cc",
     "ntp_now",
     "ntp_to_middle32",
+    "parse_rtcp",
 ]
 
 
@@ -165,18 +165,18 @@ class UnknownRtcp:
     data: bytes
 
 
-RtcpPacket = Union[
-    SenderReport,
-    ReceiverReport,
-    SourceDescription,
-    Bye,
-    Nack,
-    Pli,
-    Fir,
-    Remb,
-    TransportCcFeedback,
-    UnknownRtcp,
-]
+RtcpPacket = (
+    SenderReport
+    | ReceiverReport
+    | SourceDescription
+    | Bye
+    | Nack
+    | Pli
+    | Fir
+    | Remb
+    | TransportCcFeedback
+    | UnknownRtcp
+)
 
 
 def parse_rtcp(data: bytes | bytearray | memoryview) -> list[RtcpPacket]:
@@ -194,9 +194,7 @@ def parse_rtcp(data: bytes | bytearray | memoryview) -> list[RtcpPacket]:
             raise ValueError(f"RTCP version 2 expected, got {b0 >> 6}")
         end = pos + (words + 1) * 4
         if end > length:
-            raise ValueError(
-                f"RTCP packet type {packet_type} claims {(words + 1) * 4} bytes, {length - pos} left"
-            )
+            raise ValueError(f"RTCP packet type {packet_type} claims {(words + 1) * 4} bytes, {length - pos} left")
         body_end = end
         if b0 & 0x20:
             pad = data[end - 1]
@@ -260,10 +258,7 @@ def _parse_one(body: bytes, count: int, packet_type: int) -> RtcpPacket:
         if count == 1:
             return Pli(sender, media)
         if count == 4:
-            entries = [
-                (struct.unpack_from("!I", body, pos)[0], body[pos + 4])
-                for pos in range(12, len(body) - 7, 8)
-            ]
+            entries = [(struct.unpack_from("!I", body, pos)[0], body[pos + 4]) for pos in range(12, len(body) - 7, 8)]
             return Fir(sender, entries)
         if count == 15 and body[12:16] == b"REMB":
             _need(body, 20, "REMB")
@@ -413,7 +408,7 @@ def build_bye(ssrcs: list[int]) -> bytes:
 def build_nack(sender_ssrc: int, media_ssrc: int, lost: list[int]) -> bytes:
     """Build a generic NACK for the given sequence numbers (packed as PID+BLP)."""
     items: list[bytes] = []
-    pending = sorted(set(seq & 0xFFFF for seq in lost))
+    pending = sorted({seq & 0xFFFF for seq in lost})
     if len(pending) > 1:
         # Start after the widest gap (circularly), so a list wrapping around
         # 65535 -> 0 begins with its oldest numbers and packs into few items.
@@ -460,10 +455,9 @@ def build_remb(sender_ssrc: int, bitrate: int, ssrcs: list[int]) -> bytes:
     if exp > 63:
         raise ValueError(f"REMB bitrate too large: {bitrate}")
     ssrcs = ssrcs[:255]
-    body = (
-        struct.pack("!II4sBBH", sender_ssrc, 0, b"REMB", len(ssrcs), (exp << 2) | (mantissa >> 16), mantissa & 0xFFFF)
-        + b"".join(_u32.pack(s) for s in ssrcs)
-    )
+    body = struct.pack(
+        "!II4sBBH", sender_ssrc, 0, b"REMB", len(ssrcs), (exp << 2) | (mantissa >> 16), mantissa & 0xFFFF
+    ) + b"".join(_u32.pack(s) for s in ssrcs)
     return _header(15, RTCP_PSFB, body) + body
 
 

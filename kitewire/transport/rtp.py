@@ -15,45 +15,43 @@ import struct
 from typing import Final
 
 __all__ = [
-    "URI_MID",
-    "URI_RID",
-    "URI_REPAIRED_RID",
-    "URI_ABS_SEND_TIME",
-    "URI_TRANSPORT_CC",
-    "URI_ABS_CAPTURE_TIME",
-    "URI_VIDEO_ORIENTATION",
     "SUPPORTED_HEADER_EXTENSIONS",
+    "URI_ABS_CAPTURE_TIME",
+    "URI_ABS_SEND_TIME",
+    "URI_MID",
+    "URI_REPAIRED_RID",
+    "URI_RID",
+    "URI_TRANSPORT_CC",
+    "URI_VIDEO_ORIENTATION",
     "RtpHeader",
+    "build_rtp_packet",
+    "decode_abs_capture_time",
+    "decode_abs_send_time",
+    "decode_sdes_string",
+    "decode_transport_cc",
+    "decode_video_orientation",
+    "encode_abs_capture_time",
+    "encode_abs_send_time",
+    "encode_sdes_string",
+    "encode_transport_cc",
+    "encode_video_orientation",
     "is_rtcp",
     "parse_rtp_header",
-    "build_rtp_packet",
-    "set_ssrc",
-    "set_sequence_number",
-    "set_timestamp",
-    "set_payload_type",
-    "set_marker",
-    "rewrite_extension_id",
     "remove_extension",
+    "rewrite_extension_id",
     "set_extension",
-    "encode_abs_capture_time",
-    "decode_abs_capture_time",
-    "encode_video_orientation",
-    "decode_video_orientation",
-    "encode_abs_send_time",
-    "decode_abs_send_time",
-    "encode_transport_cc",
-    "decode_transport_cc",
-    "encode_sdes_string",
-    "decode_sdes_string",
+    "set_marker",
+    "set_payload_type",
+    "set_sequence_number",
+    "set_ssrc",
+    "set_timestamp",
 ]
 
 URI_MID: Final = "urn:ietf:params:rtp-hdrext:sdes:mid"
 URI_RID: Final = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 URI_REPAIRED_RID: Final = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 URI_ABS_SEND_TIME: Final = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-URI_TRANSPORT_CC: Final = (
-    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
-)
+URI_TRANSPORT_CC: Final = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 URI_ABS_CAPTURE_TIME: Final = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
 URI_VIDEO_ORIENTATION: Final = "urn:3gpp:video-orientation"
 
@@ -90,16 +88,16 @@ class RtpHeader:
     """
 
     __slots__ = (
-        "ssrc",
-        "sequence_number",
-        "timestamp",
-        "marker",
-        "payload_type",
-        "payload_offset",
-        "payload_end",
-        "extensions",
         "extension_profile",
+        "extensions",
+        "marker",
+        "payload_end",
+        "payload_offset",
+        "payload_type",
         "rid",
+        "sequence_number",
+        "ssrc",
+        "timestamp",
     )
 
     def __init__(
@@ -160,9 +158,7 @@ def parse_rtp_header(data: bytes | bytearray | memoryview) -> RtpHeader:
         offset += 4
         ext_end = offset + words * 4
         if ext_end > length:
-            raise ValueError(
-                f"RTP extension block of {words * 4} bytes at {offset} exceeds packet of {length}"
-            )
+            raise ValueError(f"RTP extension block of {words * 4} bytes at {offset} exceeds packet of {length}")
         if profile == _ONE_BYTE_PROFILE:
             _parse_one_byte(data, offset, ext_end, extensions)
         elif profile & _TWO_BYTE_PROFILE_MASK == _TWO_BYTE_PROFILE:
@@ -176,14 +172,10 @@ def parse_rtp_header(data: bytes | bytearray | memoryview) -> RtpHeader:
         end = length - pad
     if offset > end:
         raise ValueError(f"RTP header of {offset} bytes exceeds packet of {length}")
-    return RtpHeader(
-        ssrc, seq, ts, bool(b1 & 0x80), b1 & 0x7F, offset, end, extensions, profile
-    )
+    return RtpHeader(ssrc, seq, ts, bool(b1 & 0x80), b1 & 0x7F, offset, end, extensions, profile)
 
 
-def _parse_one_byte(
-    data: bytes | bytearray | memoryview, pos: int, end: int, out: dict[int, bytes]
-) -> None:
+def _parse_one_byte(data: bytes | bytearray | memoryview, pos: int, end: int, out: dict[int, bytes]) -> None:
     as_bytes = type(data) is bytes  # slices of bytes are already bytes: no copy needed
     while pos < end:
         b = data[pos]
@@ -196,16 +188,12 @@ def _parse_one_byte(
         pos += 1
         stop = pos + (b & 0x0F) + 1
         if stop > end:
-            raise ValueError(
-                f"RTP one-byte extension id {ext_id} of {(b & 0x0F) + 1} bytes overruns block"
-            )
+            raise ValueError(f"RTP one-byte extension id {ext_id} of {(b & 0x0F) + 1} bytes overruns block")
         out[ext_id] = data[pos:stop] if as_bytes else bytes(data[pos:stop])  # type: ignore[assignment]
         pos = stop
 
 
-def _parse_two_byte(
-    data: bytes | bytearray | memoryview, pos: int, end: int, out: dict[int, bytes]
-) -> None:
+def _parse_two_byte(data: bytes | bytearray | memoryview, pos: int, end: int, out: dict[int, bytes]) -> None:
     while pos < end:
         ext_id = data[pos]
         if ext_id == 0:
@@ -264,8 +252,7 @@ def _build_extension_block(extensions: dict[int, bytes]) -> bytes:
         for ext_id, value in extensions.items():
             if not 1 <= ext_id <= 255 or len(value) > 255:
                 raise ValueError(
-                    f"RTP extension id 1..255 with value <= 255 bytes expected, "
-                    f"got id {ext_id} with {len(value)} bytes"
+                    f"RTP extension id 1..255 with value <= 255 bytes expected, got id {ext_id} with {len(value)} bytes"
                 )
             parts.append(bytes((ext_id, len(value))))
             parts.append(value)
@@ -356,9 +343,7 @@ def set_extension(packet: bytearray, ext_id: int, value: bytes) -> bool:
     return True
 
 
-def _locate_extension(
-    packet: bytearray | bytes, ext_id: int
-) -> tuple[int, int, int, bool] | None:
+def _locate_extension(packet: bytearray | bytes, ext_id: int) -> tuple[int, int, int, bool] | None:
     """Find an extension element: (element start, value start, value size, two_byte)."""
     length = len(packet)
     if length < 12 or not packet[0] & 0x10:
@@ -401,9 +386,7 @@ _US_PER_SECOND: Final = 1_000_000
 _ROTATION_TO_CVO: Final = {0: 0, 90: 1, 180: 2, 270: 3}
 
 
-def encode_abs_capture_time(
-    ntp_time_us: int, estimated_clock_offset_us: int | None = None
-) -> bytes:
+def encode_abs_capture_time(ntp_time_us: int, estimated_clock_offset_us: int | None = None) -> bytes:
     """Encode abs-capture-time: microseconds on the NTP timescale -> 8 (or 16) bytes.
 
     The value is a 64-bit Q32.32 NTP timestamp; every integer microsecond value
@@ -414,9 +397,7 @@ def encode_abs_capture_time(
         raise ValueError(f"abs-capture-time: integer microseconds >= 0 expected, got {ntp_time_us!r}")
     seconds, micros = divmod(ntp_time_us, _US_PER_SECOND)
     if seconds >= 1 << 32:
-        raise ValueError(
-            f"abs-capture-time: at most {(1 << 32) * _US_PER_SECOND - 1} microseconds, got {ntp_time_us}"
-        )
+        raise ValueError(f"abs-capture-time: at most {(1 << 32) * _US_PER_SECOND - 1} microseconds, got {ntp_time_us}")
     # Rounding to nearest makes the decode (also rounding) its exact inverse,
     # because one microsecond spans ~4295 fraction units.
     fraction = ((micros << 32) + _US_PER_SECOND // 2) // _US_PER_SECOND
@@ -475,7 +456,7 @@ def decode_video_orientation(value: bytes) -> int:
 
 def encode_abs_send_time(seconds: float) -> bytes:
     """Encode abs-send-time: 24-bit 6.18 fixed point seconds (wraps every 64 s)."""
-    fixed = int(round(seconds * (1 << 18))) & 0xFFFFFF
+    fixed = round(seconds * (1 << 18)) & 0xFFFFFF
     return fixed.to_bytes(3, "big")
 
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "DIRECTIONS",
     "SdpCodec",
     "SdpMedia",
     "SdpSession",
     "parse_sdp",
     "write_sdp",
-    "DIRECTIONS",
 ]
 
 DIRECTIONS: tuple[str, ...] = ("sendrecv", "sendonly", "recvonly", "inactive")
@@ -192,9 +192,7 @@ def parse_sdp(text: str) -> SdpSession:
         if media is None:
             _parse_session_attribute(session, name, attr, line)
         else:
-            _parse_media_attribute(
-                media, name, attr if sep else None, line, codec_by_pt, pending_fb, pending_fmtp
-            )
+            _parse_media_attribute(media, name, attr if sep else None, line, codec_by_pt, pending_fb, pending_fmtp)
     finish_media()
     return session
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from kitewire.bench import _markdown, e2e, memory
 from kitewire.bench._children import (
     hot_spots,
@@ -32,37 +31,20 @@ MS = 1_000_000
 def test_replace_section_replaces_only_between_its_markers() -> None:
     text = "# Benchmarks\n\nintro\n\n<!-- bench:e2e -->\nold table\n<!-- /bench:e2e -->\n\noutro\n"
     updated = _markdown.replace_section(text, "e2e", "new table")
-    assert (
-        updated
-        == "# Benchmarks\n\nintro\n\n<!-- bench:e2e -->\nnew table\n<!-- /bench:e2e -->\n\noutro\n"
-    )
+    assert updated == "# Benchmarks\n\nintro\n\n<!-- bench:e2e -->\nnew table\n<!-- /bench:e2e -->\n\noutro\n"
 
 
 def test_replace_section_appends_a_missing_section() -> None:
     updated = _markdown.replace_section("# Benchmarks\n", "memory", "rows")
-    assert (
-        updated
-        == "# Benchmarks\n\n<!-- bench:memory -->\nrows\n<!-- /bench:memory -->\n"
-    )
+    assert updated == "# Benchmarks\n\n<!-- bench:memory -->\nrows\n<!-- /bench:memory -->\n"
     again = _markdown.replace_section(updated, "memory", "other rows")
-    assert (
-        again.count("<!-- bench:memory -->") == 1
-        and "other rows" in again
-        and "\nrows\n" not in again
-    )
+    assert again.count("<!-- bench:memory -->") == 1 and "other rows" in again and "\nrows\n" not in again
 
 
 def test_an_appended_section_gets_its_heading_outside_the_markers() -> None:
-    updated = _markdown.replace_section(
-        "# Benchmarks\n", "sfu", "figures", heading="## SFU capacity"
-    )
-    assert (
-        updated
-        == "# Benchmarks\n\n## SFU capacity\n\n<!-- bench:sfu -->\nfigures\n<!-- /bench:sfu -->\n"
-    )
-    again = _markdown.replace_section(
-        updated, "sfu", "new figures", heading="## SFU capacity"
-    )
+    updated = _markdown.replace_section("# Benchmarks\n", "sfu", "figures", heading="## SFU capacity")
+    assert updated == "# Benchmarks\n\n## SFU capacity\n\n<!-- bench:sfu -->\nfigures\n<!-- /bench:sfu -->\n"
+    again = _markdown.replace_section(updated, "sfu", "new figures", heading="## SFU capacity")
     assert again.count("## SFU capacity") == 1 and "new figures" in again
 
 
@@ -89,14 +71,8 @@ def test_analyse_matches_counters_and_counts_freezes() -> None:
     # 30 captures 1/30 s apart from the window start; each yielded 10 ms later,
     # except counters 10..17 which never arrive (a gap of about 300 ms)
     captures = [(index, start + index * 33 * MS) for index in range(30)]
-    frames = [
-        (time_ns + 10 * MS, index, 1280)
-        for index, time_ns in captures
-        if not 10 <= index <= 17
-    ]
-    frames.append(
-        (start + 5 * MS, -1, 1280)
-    )  # an unreadable frame counts as delivered, not as a latency
+    frames = [(time_ns + 10 * MS, index, 1280) for index, time_ns in captures if not 10 <= index <= 17]
+    frames.append((start + 5 * MS, -1, 1280))  # an unreadable frame counts as delivered, not as a latency
     lags = [(start + i * 10 * MS, float(i % 5), 1.0, 0.0) for i in range(130)]
     # one long callback, one wait for a CPU, one wait for the GIL
     lags += [
@@ -110,9 +86,7 @@ def test_analyse_matches_counters_and_counts_freezes() -> None:
     assert result.captured == 30
     assert result.delivered == 23
     assert result.lost == 8
-    assert len(result.latencies_ms) == 22 and all(
-        value == pytest.approx(10.0) for value in result.latencies_ms
-    )
+    assert len(result.latencies_ms) == 22 and all(value == pytest.approx(10.0) for value in result.latencies_ms)
     # the lost run (297 ms), and the window's end 333 ms after the last frame
     assert result.freezes == 2
     assert result.longest_gap_ms == pytest.approx(1300 - (29 * 33 + 10), abs=1)
@@ -123,9 +97,7 @@ def test_analyse_matches_counters_and_counts_freezes() -> None:
         result.late_wakes_cpu_wait,
     ) == (3, 1, 1)
     assert result.late_wakes_other == 1
-    assert "running callbacks in 1, waiting for a CPU in 1" in e2e.format_late_wakes(
-        [result]
-    )
+    assert "running callbacks in 1, waiting for a CPU in 1" in e2e.format_late_wakes([result])
     assert result.sizes == ["1280"]
 
 
@@ -140,32 +112,18 @@ def test_analyse_takes_the_latest_capture_of_a_wrapped_counter() -> None:
 
 
 def test_targets_compare_kitewire_with_the_official_pair() -> None:
-    anchor = e2e.E2EResult(
-        "official", "official", window_s=1.0, delivered=30, latencies_ms=[12.0] * 10
-    )
+    anchor = e2e.E2EResult("official", "official", window_s=1.0, delivered=30, latencies_ms=[12.0] * 10)
     anchor.subscriber_cpu = 0.10
-    ours = e2e.E2EResult(
-        "kitewire", "kitewire", window_s=1.0, delivered=30, latencies_ms=[11.0] * 10
-    )
+    ours = e2e.E2EResult("kitewire", "kitewire", window_s=1.0, delivered=30, latencies_ms=[11.0] * 10)
     ours.subscriber_cpu, ours.loop_lag_p99_ms = 0.08, 3.0
     assert e2e.misses(ours, anchor) == []
-    slow = e2e.E2EResult(
-        "kitewire", "kitewire", window_s=1.0, delivered=25, latencies_ms=[20.0] * 10
-    )
+    slow = e2e.E2EResult("kitewire", "kitewire", window_s=1.0, delivered=25, latencies_ms=[20.0] * 10)
     slow.subscriber_cpu, slow.loop_lag_p99_ms = 0.2, 12.0
     missed = e2e.misses(slow, anchor)
-    assert (
-        "p50 > 15 ms" in missed
-        and "fps < 29.5" in missed
-        and "slower than official pair" in missed
-    )
+    assert "p50 > 15 ms" in missed and "fps < 29.5" in missed and "slower than official pair" in missed
     assert "sub CPU > official sub" in missed and "loop lag p99 >= 10 ms" in missed
-    assert "NO:" in e2e.format_row(slow, anchor) and "| anchor |" in e2e.format_row(
-        anchor, anchor
-    )
-    assert (
-        e2e.format_official_floor([anchor, ours]) == ""
-    )  # the official pair meets the targets here
+    assert "NO:" in e2e.format_row(slow, anchor) and "| anchor |" in e2e.format_row(anchor, anchor)
+    assert e2e.format_official_floor([anchor, ours]) == ""  # the official pair meets the targets here
     anchor.latencies_ms = [25.0] * 10
     assert "25.0 ms at p50" in e2e.format_official_floor([ours, anchor])
 
@@ -231,12 +189,8 @@ def test_stamped_frames_carry_their_counter(index: int) -> None:
     buffer = stamper.stamp(index)
     frame = VideoFrame(320, 180, VideoBufferType.I420, buffer)
     assert read_frame_counter(frame) == index % 4096
-    assert (
-        counter_of(320, 180, int(VideoBufferType.I420), bytes(buffer)) == index % 4096
-    )
-    assert (
-        counter_of(320, 180, int(VideoBufferType.I420), bytes(10)) is None
-    )  # too short: unreadable, no crash
+    assert counter_of(320, 180, int(VideoBufferType.I420), bytes(buffer)) == index % 4096
+    assert counter_of(320, 180, int(VideoBufferType.I420), bytes(10)) is None  # too short: unreadable, no crash
 
 
 # -- a short real run -----------------------------------------------------------------
@@ -245,11 +199,7 @@ def test_stamped_frames_carry_their_counter(index: int) -> None:
 def _table_rows(section: str) -> list[list[str]]:
     rows = []
     for line in section.splitlines():
-        if (
-            line.startswith("| ")
-            and not line.startswith("| publisher")
-            and not line.startswith("| subscriber")
-        ):
+        if line.startswith("| ") and not line.startswith("| publisher") and not line.startswith("| subscriber"):
             rows.append([cell.strip() for cell in line.strip("|").split("|")])
     return rows
 
@@ -263,9 +213,7 @@ def _section(text: str, name: str) -> str:
 @pytest.mark.timeout(150)
 def test_quick_e2e_and_memory_write_their_tables(tmp_path: Path) -> None:
     output = tmp_path / "BENCH.md"
-    output.write_text(
-        "# Benchmarks\n\nkept text\n\n<!-- bench:e2e -->\nstale\n<!-- /bench:e2e -->\n"
-    )
+    output.write_text("# Benchmarks\n\nkept text\n\n<!-- bench:e2e -->\nstale\n<!-- /bench:e2e -->\n")
     common = [sys.executable, "-m", "benchmarks"]
     e2e_run = subprocess.run(
         [
@@ -302,9 +250,7 @@ def test_quick_e2e_and_memory_write_their_tables(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert memory_run.returncode == 0, (
-        memory_run.stdout[-3000:] + memory_run.stderr[-3000:]
-    )
+    assert memory_run.returncode == 0, memory_run.stdout[-3000:] + memory_run.stderr[-3000:]
     text = output.read_text()
     assert "kept text" in text and "stale" not in text
 
@@ -321,11 +267,7 @@ def test_quick_e2e_and_memory_write_their_tables(tmp_path: Path) -> None:
         assert re.fullmatch(r"\d+(/\d+)*", row[12]), row
         assert float(row[13]) >= 0, row  # the load average beside the figures
         verdict = row[14]
-        assert (
-            verdict == "anchor"
-            if row[0] == "official -> official"
-            else verdict.startswith(("yes", "NO"))
-        ), row
+        assert verdict == "anchor" if row[0] == "official -> official" else verdict.startswith(("yes", "NO")), row
     assert "load average" in _section(text, "e2e")
 
     memory_rows = _table_rows(_section(text, "memory"))
@@ -358,9 +300,7 @@ def test_run_captured_returns_status_and_output(
     )
     assert (status, output) == (3, "row 1\nrow 2\n")
     assert "row 2" in capsys.readouterr().out  # echoed as it came
-    section = suite.code_section(
-        "kitewire bench convert", output, status, "1.0, 1.0, 1.0"
-    )
+    section = suite.code_section("kitewire bench convert", output, status, "1.0, 1.0, 1.0")
     assert "exited with status 3" in section and "```\nrow 1\nrow 2\n```" in section
 
 
@@ -392,14 +332,8 @@ def test_tables_show_the_command_that_reproduces_them() -> None:
             "k1",
         ]
     )
-    assert (
-        suite.shown_command(args, "e2e")
-        == "kitewire bench all --quick --seconds 12.5 --codec H264"
-    )
-    assert (
-        suite.shown_command(args, "memory")
-        == "kitewire bench all --quick --memory-rows k1"
-    )
+    assert suite.shown_command(args, "e2e") == "kitewire bench all --quick --seconds 12.5 --codec H264"
+    assert suite.shown_command(args, "memory") == "kitewire bench all --quick --memory-rows k1"
 
 
 def test_the_sfu_script_is_found_from_the_repository() -> None:
@@ -409,9 +343,7 @@ def test_the_sfu_script_is_found_from_the_repository() -> None:
     assert found is not None and found.name == "sfu_capacity.py" and found.is_file()
 
 
-def test_kitewire_bench_dispatches_the_suite_parts(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_kitewire_bench_dispatches_the_suite_parts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
     from kitewire import bench
@@ -419,12 +351,8 @@ def test_kitewire_bench_dispatches_the_suite_parts(
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     for part in ("e2e", "memory", "load", "all"):
-        args = parser.parse_args(
-            [part, "--quick", "--rows", "kq", "--output", str(tmp_path / "B.md")]
-        )
-        assert bench.run(args) == 2, (
-            part
-        )  # refused by the suite's own option check, before any run
+        args = parser.parse_args([part, "--quick", "--rows", "kq", "--output", str(tmp_path / "B.md")])
+        assert bench.run(args) == 2, part  # refused by the suite's own option check, before any run
     assert "kk,oo,ko,ok" in capsys.readouterr().err
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-
 from kitewire.frames import VideoBufferType as T
 from kitewire.frames import VideoFrame, buffer_size
 

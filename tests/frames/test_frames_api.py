@@ -5,14 +5,12 @@ from __future__ import annotations
 import ast
 import inspect
 
+import kitewire.frames as frames
 import numpy as np
 import pytest
 from frames_helpers import ALL_TYPES, random_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from livekit import rtc
-
-import kitewire.frames as frames
 from kitewire.frames import (
     TrackKind,
     TrackSource,
@@ -25,6 +23,7 @@ from kitewire.frames import (
 )
 from kitewire.frames import VideoBufferType as T
 from kitewire.frames.video_frame import _byte_view
+from livekit import rtc
 
 ENUM_PAIRS = [
     (VideoBufferType, rtc.VideoBufferType),
@@ -184,7 +183,15 @@ def test_multi_byte_buffers_are_viewed_as_bytes() -> None:
 
 
 def test_everything_is_importable_from_the_package() -> None:
-    for name in ["VideoFrame", "VideoBufferType", "VideoRotation", "TrackSource", "TrackKind", "VideoCodec", "VideoQuality"]:
+    for name in [
+        "VideoFrame",
+        "VideoBufferType",
+        "VideoRotation",
+        "TrackSource",
+        "TrackKind",
+        "VideoCodec",
+        "VideoQuality",
+    ]:
         assert hasattr(frames, name)
     from kitewire.utils import RingQueue
 

@@ -11,7 +11,6 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from frames_helpers import ALL_TYPES, random_frame
-
 from kitewire.frames import VideoBufferType as T
 from kitewire.frames import VideoFrame, _bands
 

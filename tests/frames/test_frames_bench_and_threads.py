@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from frames_helpers import smooth_rgba
-
 from kitewire import bench
 from kitewire.frames import VideoBufferType as T
 from kitewire.frames import VideoFrame
@@ -22,7 +21,9 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 
 def test_bench_convert_prints_a_row_per_pair_with_livekit_beside(capsys: pytest.CaptureFixture[str]) -> None:
-    status = bench.run(_parse("convert", "--quick", "--size", "64x48", "--repeats", "1", "--pairs", "RGBA-I420,I420-NV12,ABGR-RGBA"))
+    status = bench.run(
+        _parse("convert", "--quick", "--size", "64x48", "--repeats", "1", "--pairs", "RGBA-I420,I420-NV12,ABGR-RGBA")
+    )
     output = capsys.readouterr().out
     assert status == 0
     rows = [line for line in output.splitlines() if line.startswith("| ") and "->" in line]
@@ -48,7 +49,9 @@ def test_conversions_in_parallel_threads_match_sequential_results() -> None:
     targets = [T.I420, T.NV12, T.BGRA, T.I444]
     expected = [bytes(frame.convert(target).data) for frame in frames for target in targets]
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda job: bytes(job[0].convert(job[1]).data), [(f, t) for f in frames for t in targets]))
+        results = list(
+            pool.map(lambda job: bytes(job[0].convert(job[1]).data), [(f, t) for f in frames for t in targets])
+        )
     assert results == expected
 
 
@@ -63,7 +66,10 @@ def test_bench_engine_choice_is_undone_afterwards(capsys: pytest.CaptureFixture[
     from kitewire.frames import _libyuv
 
     before = _libyuv.enabled()
-    assert bench.run(_parse("convert", "--engine", "opencv", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
+    assert (
+        bench.run(_parse("convert", "--engine", "opencv", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420"))
+        == 0
+    )
     assert "engine OpenCV/numpy" in capsys.readouterr().out
     assert _libyuv.enabled() == before
 
@@ -72,8 +78,12 @@ def test_bench_bands_choice_is_shown_and_undone_afterwards(capsys: pytest.Captur
     from kitewire.frames import _bands
 
     before = _bands.enabled()
-    assert bench.run(_parse("convert", "--bands", "on", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
+    assert (
+        bench.run(_parse("convert", "--bands", "on", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
+    )
     assert "two bands on two threads" in capsys.readouterr().out
-    assert bench.run(_parse("convert", "--bands", "off", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
+    assert (
+        bench.run(_parse("convert", "--bands", "off", "--size", "16x16", "--repeats", "1", "--pairs", "RGBA-I420")) == 0
+    )
     assert "one band" in capsys.readouterr().out
     assert _bands.enabled() == before

@@ -19,7 +19,6 @@ from frames_helpers import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from kitewire.frames import VideoBufferType as T
 from kitewire.frames import VideoFrame, buffer_size
 
@@ -212,9 +211,7 @@ def test_i444_to_i422_averages_horizontal_pairs_rounding_up(width: int, flip_y: 
     packed=st.sampled_from(PACKED_TYPES),
     planar=st.sampled_from(YUV_TYPES),
 )
-def test_rgb_round_trip_through_yuv_stays_close(
-    width: int, height: int, seed: int, packed: int, planar: int
-) -> None:
+def test_rgb_round_trip_through_yuv_stays_close(width: int, height: int, seed: int, packed: int, planar: int) -> None:
     # colours constant over each 2x2 block survive chroma subsampling, so the
     # round trip error is only the 8-bit quantisation of the YUV values
     rng = np.random.default_rng(seed)

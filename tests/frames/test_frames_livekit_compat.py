@@ -15,11 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 from frames_helpers import packed_from_rgba, rgba_from_packed, smooth_rgba
-from livekit import rtc
-
 from kitewire.bench.convert import LIVEKIT_SUPPORTED_PAIRS as LIVEKIT_PAIRS
 from kitewire.frames import VideoBufferType as T
 from kitewire.frames import VideoFrame
+from livekit import rtc
 
 # every test here runs with each conversion engine (see conftest.py)
 pytestmark = pytest.mark.usefixtures("engine")

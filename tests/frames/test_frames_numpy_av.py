@@ -6,7 +6,6 @@ import av
 import numpy as np
 import pytest
 from frames_helpers import ALL_TYPES, random_frame, smooth_rgba
-
 from kitewire.frames import VideoBufferType as T
 from kitewire.frames import VideoFrame, buffer_size
 

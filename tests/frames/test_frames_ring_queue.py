@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from kitewire.utils import RingQueue
 
 
@@ -81,7 +80,10 @@ def test_get_nowait() -> None:
     assert queue.get_nowait() == 5
 
 
-@pytest.mark.parametrize("capacity,message", [(-1, "capacity must be >= 0"), (1.5, "capacity must be an int"), (True, "capacity must be an int")])
+@pytest.mark.parametrize(
+    "capacity,message",
+    [(-1, "capacity must be >= 0"), (1.5, "capacity must be an int"), (True, "capacity must be an int")],
+)
 def test_bad_capacity_raises_value_error(capacity: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RingQueue(capacity)  # type: ignore[arg-type]

@@ -10,11 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 import pytest
-
 from kitewire import loadtest
 from kitewire.cli import main as cli_main
 from kitewire.loadtest import (
@@ -275,8 +275,14 @@ def test_result_figures() -> None:
         ),
     ]
     result = LoadTestResult(
-        params=LoadTestParams(), tracks=tracks, subscribers=["Sub 0", "Sub 1"], expected_tracks=1,
-        window_seconds=2.0, errors={}, server_pid=1, server_cpu_seconds=0.019,
+        params=LoadTestParams(),
+        tracks=tracks,
+        subscribers=["Sub 0", "Sub 1"],
+        expected_tracks=1,
+        window_seconds=2.0,
+        errors={},
+        server_pid=1,
+        server_cpu_seconds=0.019,
     )
     assert tracks[0].kbps == pytest.approx(800.0)
     assert tracks[0].loss_percent == pytest.approx(10.0)
@@ -307,8 +313,20 @@ def _children_of(pid: int) -> list[int]:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_interrupted_command_leaves_no_server_behind(signum: int) -> None:
     """Ctrl-C / SIGTERM end the run cleanly; even SIGKILL takes the embedded server down."""
-    command = [sys.executable, "-m", "kitewire", "load-test", "--embedded", "--subscribers", "2",
-               "--duration", "60", "--resolution", "180p", "--no-track-table"]
+    command = [
+        sys.executable,
+        "-m",
+        "kitewire",
+        "load-test",
+        "--embedded",
+        "--subscribers",
+        "2",
+        "--duration",
+        "60",
+        "--resolution",
+        "180p",
+        "--no-track-table",
+    ]
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -372,8 +390,15 @@ async def test_official_sdk_decodes_the_replayed_loop_across_wraps(server: Serve
 
     loop_seconds = 1.0
     params = LoadTestParams(
-        url=server.url, room="sdk-view", video_publishers=1, subscribers=0, duration=8,
-        resolution="360p", simulcast=False, loop_seconds=loop_seconds, video_codec=codec,
+        url=server.url,
+        room="sdk-view",
+        video_publishers=1,
+        subscribers=0,
+        duration=8,
+        resolution="360p",
+        simulcast=False,
+        loop_seconds=loop_seconds,
+        video_codec=codec,
     )
     lines: list[str] = []
     load = asyncio.get_running_loop().create_task(run_load_test(params, log=lines.append))
@@ -405,9 +430,7 @@ async def test_official_sdk_decodes_the_replayed_loop_across_wraps(server: Serve
         token = api.AccessToken("devkey", "secret").with_identity("viewer").with_grants(grants).to_jwt()
         await asyncio.wait_for(viewer.connect(server.url, token), 20)
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and (
-            not arrivals or arrivals[-1][0] - arrivals[0][0] < 2.5 * loop_seconds
-        ):
+        while time.monotonic() < deadline and (not arrivals or arrivals[-1][0] - arrivals[0][0] < 2.5 * loop_seconds):
             await asyncio.sleep(0.1)
     finally:
         for reader in readers:
@@ -423,9 +446,7 @@ async def test_official_sdk_decodes_the_replayed_loop_across_wraps(server: Serve
     assert len(arrivals) >= 10 * span  # the loop runs at 20 fps
     assert result.errors == {}
     # What was decoded is the test pattern: each sampled picture matches one loop frame closely.
-    sources = [
-        source.to_ndarray()[:360].astype(np.float64) for source in loadtest._pattern_frames(640, 360, 20)
-    ]
+    sources = [source.to_ndarray()[:360].astype(np.float64) for source in loadtest._pattern_frames(640, 360, 20)]
     quality = []
     for picture in pictures:
         best_mse = min(float(np.mean((picture - source) ** 2)) for source in sources)

@@ -9,7 +9,6 @@ from typing import Any, cast
 
 import av
 import numpy as np
-
 from kitewire.media import (
     AssembledFrame,
     FrameAssembler,

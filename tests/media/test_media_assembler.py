@@ -7,7 +7,6 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from kitewire.media import FrameAssembler, H264Packetizer, Vp8Packetizer
 
 Packet = tuple[int, int, bool, bytes]
@@ -370,7 +369,9 @@ class LossyFrameSender:
         for position, payload in enumerate(payloads):
             if position != lose:
                 marker = position == len(payloads) - 1
-                self.released.extend(f.timestamp for f in self.assembler.push(self.seq, index * 3000, marker, payload, index / 30))
+                self.released.extend(
+                    f.timestamp for f in self.assembler.push(self.seq, index * 3000, marker, payload, index / 30)
+                )
             self.seq += 1
 
 

@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from media_helpers import matches_pattern, pattern_frame, run_link
-
 from kitewire.media import (
     VideoDecoder,
     VideoEncoder,
@@ -16,6 +14,7 @@ from kitewire.media import (
     is_keyframe,
     normalize_codec,
 )
+from media_helpers import matches_pattern, pattern_frame, run_link
 
 CODECS = ("VP8", "H264")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from kitewire.media import (
     PacketHistory,
     VideoLayerPlan,
@@ -73,7 +72,10 @@ def test_history_rejects_bad_arguments() -> None:
 
 
 def summary(layers: list[VideoLayerPlan]) -> list[tuple[str, int, int, int, int, float]]:
-    return [(l.rid, l.quality, l.width, l.height, l.max_bitrate, l.max_framerate) for l in layers]
+    return [
+        (layer.rid, layer.quality, layer.width, layer.height, layer.max_bitrate, layer.max_framerate)
+        for layer in layers
+    ]
 
 
 def test_720p_simulcast_matches_livekit_rust_sdk() -> None:
@@ -86,7 +88,7 @@ def test_720p_simulcast_matches_livekit_rust_sdk() -> None:
         ("h", QUALITY_MEDIUM, 640, 360, 450_000, 20.0),
         ("f", QUALITY_HIGH, 1280, 720, 3_000_000, 30.0),
     ]
-    assert [l.scale_resolution_down_by for l in plan_video_layers(1280, 720)] == [4.0, 2.0, 1.0]
+    assert [layer.scale_resolution_down_by for layer in plan_video_layers(1280, 720)] == [4.0, 2.0, 1.0]
 
 
 def test_720p_simulcast_matches_livekit_js_sdk() -> None:
@@ -118,7 +120,7 @@ def test_480p_simulcast_has_two_layers() -> None:
 def test_small_portrait_and_non_simulcast_plans() -> None:
     assert summary(plan_video_layers(320, 240)) == [("q", QUALITY_LOW, 320, 240, 225_000, 20.0)]
     portrait = plan_video_layers(720, 1280)
-    assert [(l.width, l.height) for l in portrait] == [(180, 320), (360, 640), (720, 1280)]
+    assert [(layer.width, layer.height) for layer in portrait] == [(180, 320), (360, 640), (720, 1280)]
     single = plan_video_layers(1280, 720, simulcast=False, max_bitrate=2_000_000, max_framerate=24)
     assert summary(single) == [("q", QUALITY_LOW, 1280, 720, 2_000_000, 24.0)]
     # JS without simulcast: one encoding with no rid, at the JS default preset
@@ -140,7 +142,7 @@ def test_small_portrait_and_non_simulcast_plans() -> None:
     assert (rust_low.width, rust_low.height) == (320, 180)
     # A caller's cap applies to the top layer only; lower layers keep their defaults.
     capped = plan_video_layers(1920, 1080, max_bitrate=1_000_000)
-    assert [l.max_bitrate for l in capped] == [160_000, 450_000, 1_000_000]
+    assert [layer.max_bitrate for layer in capped] == [160_000, 450_000, 1_000_000]
 
 
 def test_default_presets_and_proto_layer() -> None:

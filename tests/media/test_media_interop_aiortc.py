@@ -14,8 +14,6 @@ import pytest
 from aiortc.codecs.h264 import H264Decoder, H264Encoder, h264_depayload
 from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder, vp8_depayload
 from aiortc.jitterbuffer import JitterFrame
-from media_helpers import matches_pattern, pattern_frame
-
 from kitewire.media import (
     FrameAssembler,
     VideoDecoder,
@@ -23,6 +21,7 @@ from kitewire.media import (
     is_keyframe,
     parse_vp8_descriptor,
 )
+from media_helpers import matches_pattern, pattern_frame
 
 WIDTH, HEIGHT = 640, 480
 

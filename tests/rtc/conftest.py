@@ -10,13 +10,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-
 from kitewire import rtc
 from kitewire.frames import VideoFrame
 from kitewire.media import VideoDecoder, VideoEncoder
-from rtc_thread_spy import CpuWorkThreads
 from kitewire.server import Server, ServerConfig
 from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
+from rtc_thread_spy import CpuWorkThreads
 
 _room_numbers = itertools.count(1)
 

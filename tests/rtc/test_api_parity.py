@@ -6,33 +6,88 @@ import enum
 import inspect
 
 import pytest
+from kitewire import rtc
 from livekit import rtc as livekit_rtc
 
-from kitewire import rtc
-
 VIDEO_CLASSES = [
-    "Room", "Participant", "LocalParticipant", "RemoteParticipant", "TrackPublication",
-    "LocalTrackPublication", "RemoteTrackPublication", "Track", "LocalVideoTrack", "RemoteVideoTrack",
-    "VideoSource", "VideoStream", "VideoFrameEvent", "RoomOptions", "RtcConfiguration", "EventEmitter",
+    "Room",
+    "Participant",
+    "LocalParticipant",
+    "RemoteParticipant",
+    "TrackPublication",
+    "LocalTrackPublication",
+    "RemoteTrackPublication",
+    "Track",
+    "LocalVideoTrack",
+    "RemoteVideoTrack",
+    "VideoSource",
+    "VideoStream",
+    "VideoFrameEvent",
+    "RoomOptions",
+    "RtcConfiguration",
+    "EventEmitter",
     "ConnectError",
 ]
 # audio, data, RPC, text/byte streams, E2EE and stats: outside kitewire's video scope
 NOT_VIDEO = {
-    "publish_data", "publish_dtmf", "publish_transcription", "perform_rpc", "register_rpc_method",
-    "unregister_rpc_method", "stream_text", "send_text", "stream_bytes", "send_file", "send_bytes",
-    "publish_data_track", "set_track_subscription_permissions", "set_metadata", "set_name",
-    "set_attributes", "register_byte_stream_handler", "unregister_byte_stream_handler",
-    "register_text_stream_handler", "unregister_text_stream_handler", "add_rpc_interceptor",
-    "remove_rpc_interceptor", "e2ee_manager", "get_rtc_stats", "get_stats", "simulate_scenario", "copy_with",
+    "publish_data",
+    "publish_dtmf",
+    "publish_transcription",
+    "perform_rpc",
+    "register_rpc_method",
+    "unregister_rpc_method",
+    "stream_text",
+    "send_text",
+    "stream_bytes",
+    "send_file",
+    "send_bytes",
+    "publish_data_track",
+    "set_track_subscription_permissions",
+    "set_metadata",
+    "set_name",
+    "set_attributes",
+    "register_byte_stream_handler",
+    "unregister_byte_stream_handler",
+    "register_text_stream_handler",
+    "unregister_text_stream_handler",
+    "add_rpc_interceptor",
+    "remove_rpc_interceptor",
+    "e2ee_manager",
+    "get_rtc_stats",
+    "get_stats",
+    "simulate_scenario",
+    "copy_with",
 }
 VIDEO_NAMES = [
-    "VideoFrame", "VideoBufferType", "VideoRotation", "VideoCodec", "VideoQuality", "TrackSource", "TrackKind",
-    "TrackPublishOptions", "VideoEncoding", "ConnectionState", "DisconnectReason", "ConnectionQuality",
-    "ParticipantKind", "ParticipantState", "StreamState",
+    "VideoFrame",
+    "VideoBufferType",
+    "VideoRotation",
+    "VideoCodec",
+    "VideoQuality",
+    "TrackSource",
+    "TrackKind",
+    "TrackPublishOptions",
+    "VideoEncoding",
+    "ConnectionState",
+    "DisconnectReason",
+    "ConnectionQuality",
+    "ParticipantKind",
+    "ParticipantState",
+    "StreamState",
 ]
 ENUMS = [
-    "VideoBufferType", "VideoRotation", "VideoCodec", "VideoQuality", "TrackSource", "TrackKind", "ConnectionState",
-    "DisconnectReason", "ConnectionQuality", "ParticipantKind", "ParticipantState", "StreamState",
+    "VideoBufferType",
+    "VideoRotation",
+    "VideoCodec",
+    "VideoQuality",
+    "TrackSource",
+    "TrackKind",
+    "ConnectionState",
+    "DisconnectReason",
+    "ConnectionQuality",
+    "ParticipantKind",
+    "ParticipantState",
+    "StreamState",
 ]
 
 
@@ -75,9 +130,19 @@ def test_room_events_match() -> None:
     from kitewire.rtc.room import EventTypes
 
     required = {
-        "participant_connected", "participant_disconnected", "local_track_published", "local_track_unpublished",
-        "track_published", "track_unpublished", "track_subscribed", "track_unsubscribed", "track_muted",
-        "track_unmuted", "connection_state_changed", "connected", "disconnected",
+        "participant_connected",
+        "participant_disconnected",
+        "local_track_published",
+        "local_track_unpublished",
+        "track_published",
+        "track_unpublished",
+        "track_subscribed",
+        "track_unsubscribed",
+        "track_muted",
+        "track_unmuted",
+        "connection_state_changed",
+        "connected",
+        "disconnected",
     }
     assert required <= set(get_args(EventTypes))
     assert required <= set(get_args(livekit_rtc.room.EventTypes))

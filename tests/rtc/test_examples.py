@@ -14,12 +14,22 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 async def test_publish_and_receive_examples(server: Server) -> None:
     common = ["--url", server.url, "--room", "examples"]
     receiver = await asyncio.create_subprocess_exec(
-        sys.executable, str(EXAMPLES / "receive_frames.py"), *common, "--seconds", "6",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(EXAMPLES / "receive_frames.py"),
+        *common,
+        "--seconds",
+        "6",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     publisher = await asyncio.create_subprocess_exec(
-        sys.executable, str(EXAMPLES / "publish_pattern.py"), *common, "--seconds", "5",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(EXAMPLES / "publish_pattern.py"),
+        *common,
+        "--seconds",
+        "5",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         received, receiver_log = await asyncio.wait_for(receiver.communicate(), 60)

@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-
 from kitewire import rtc
 from kitewire.demo import make_pattern_frame, read_frame_counter
 
@@ -28,9 +27,16 @@ async def test_local_stream_yields_captured_frames_with_timestamp_and_rotation()
     source, track = make_track()
     stream = rtc.VideoStream(track)
     try:
-        for index, rotation in enumerate([rtc.VideoRotation.VIDEO_ROTATION_0, rtc.VideoRotation.VIDEO_ROTATION_90,
-                                          rtc.VideoRotation.VIDEO_ROTATION_270]):
-            source.capture_frame(make_pattern_frame(index, WIDTH, HEIGHT), timestamp_us=1_000 + index, rotation=rotation)
+        for index, rotation in enumerate(
+            [
+                rtc.VideoRotation.VIDEO_ROTATION_0,
+                rtc.VideoRotation.VIDEO_ROTATION_90,
+                rtc.VideoRotation.VIDEO_ROTATION_270,
+            ]
+        ):
+            source.capture_frame(
+                make_pattern_frame(index, WIDTH, HEIGHT), timestamp_us=1_000 + index, rotation=rotation
+            )
         events = [await next_event(stream) for _ in range(3)]
         assert [read_frame_counter(e.frame) for e in events] == [0, 1, 2]
         assert [e.timestamp_us for e in events] == [1_000, 1_001, 1_002]

@@ -10,11 +10,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from livekit import rtc as lk
-
 from kitewire import rtc
 from kitewire.demo import make_pattern_frame, read_frame_counter
 from kitewire.server import Server
+from livekit import rtc as lk
 
 WIDTH, HEIGHT = 640, 360
 
@@ -125,7 +124,9 @@ async def test_kitewire_publisher_to_official_stream(server: Server, codec: str)
         await viewer.connect(server.url, token_for("official-viewer", "crossover-2"))
         await publisher.connect(server.url, token_for("kitewire-publisher", "crossover-2"))
         track = rtc.LocalVideoTrack.create_video_track("kitewire", source)
-        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, video_codec=getattr(rtc.VideoCodec, codec))
+        options = rtc.TrackPublishOptions(
+            source=rtc.TrackSource.SOURCE_CAMERA, video_codec=getattr(rtc.VideoCodec, codec)
+        )
         await publisher.local_participant.publish_track(track, options)
 
         def capture(index: int) -> None:

@@ -11,7 +11,6 @@ from kitewire.engine import VideoPublishPipeline, VideoReceivePipeline
 from kitewire.frames import VideoFrame
 from kitewire.media import plan_video_layers
 from kitewire.transport import PeerConnection, PeerConnectionConfig
-
 from rtc_thread_spy import CpuWorkThreads
 
 

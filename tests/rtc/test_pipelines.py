@@ -51,12 +51,28 @@ class _Sender:
     def ssrc_for_rid(self, rid: str) -> int:
         return {"q": 1, "h": 2, "f": 3}[rid]
 
-    def build_packet(self, payload: bytes, *, payload_type: int, sequence_number: int, timestamp: int,
-                     marker: bool = False, rid: str | None = None, ssrc: int | None = None,
-                     extensions: dict[str, bytes] | None = None) -> bytes:
+    def build_packet(
+        self,
+        payload: bytes,
+        *,
+        payload_type: int,
+        sequence_number: int,
+        timestamp: int,
+        marker: bool = False,
+        rid: str | None = None,
+        ssrc: int | None = None,
+        extensions: dict[str, bytes] | None = None,
+    ) -> bytes:
         by_id = {EXTENSION_IDS[uri]: value for uri, value in (extensions or {}).items() if uri in EXTENSION_IDS}
-        return build_rtp_packet(payload_type=payload_type, sequence_number=sequence_number, timestamp=timestamp,
-                                ssrc=ssrc or self.ssrc, payload=payload, marker=marker, extensions=by_id)
+        return build_rtp_packet(
+            payload_type=payload_type,
+            sequence_number=sequence_number,
+            timestamp=timestamp,
+            ssrc=ssrc or self.ssrc,
+            payload=payload,
+            marker=marker,
+            extensions=by_id,
+        )
 
     def send_rtp(self, packet: bytes) -> None:
         index = self._wire.sent
@@ -91,8 +107,9 @@ class _Receiver:
             self._wire.loop.call_later(0.005, callback, ssrc, list(sequence_numbers))
 
 
-async def run_pipelines(wire: Wire, codec: str, count: int, width: int = 640, height: int = 360,
-                        fps: float = 30.0) -> list[tuple[int | None, int, int]]:
+async def run_pipelines(
+    wire: Wire, codec: str, count: int, width: int = 640, height: int = 360, fps: float = 30.0
+) -> list[tuple[int | None, int, int]]:
     received: list[tuple[int | None, int, int]] = []
     layers = plan_video_layers(width, height, simulcast=False)
     publisher = VideoPublishPipeline(wire.sender, codec=codec, layers=layers, simulcast=False)  # type: ignore[arg-type]
@@ -189,10 +206,15 @@ async def test_garbage_packets_do_not_break_the_receiver() -> None:
     try:
         for _ in range(300):
             payload = rng.randbytes(rng.randint(1, 1400))
-            packet = build_rtp_packet(payload_type=rng.choice([102, 102, 50]), sequence_number=rng.randint(0, 0xFFFF),
-                                      timestamp=rng.randint(0, 0xFFFFFFFF), ssrc=rng.choice([1234, 99]),
-                                      payload=payload, marker=rng.random() < 0.3,
-                                      extensions={5: rng.randbytes(rng.choice([8, 3])), 6: rng.randbytes(1)})
+            packet = build_rtp_packet(
+                payload_type=rng.choice([102, 102, 50]),
+                sequence_number=rng.randint(0, 0xFFFF),
+                timestamp=rng.randint(0, 0xFFFFFFFF),
+                ssrc=rng.choice([1234, 99]),
+                payload=payload,
+                marker=rng.random() < 0.3,
+                extensions={5: rng.randbytes(rng.choice([8, 3])), 6: rng.randbytes(1)},
+            )
             wire.receiver.deliver(packet)
         await asyncio.sleep(0.3)
         # a real stream afterwards still decodes

@@ -13,12 +13,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from test_room_e2e import CAMERA, Capture, publishing, subscribed_future
-
 from kitewire import rtc
 from kitewire.demo import read_frame_counter
 from kitewire.server import Server, ServerConfig
 from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
+from test_room_e2e import CAMERA, Capture, publishing, subscribed_future
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -163,7 +162,9 @@ async def test_publisher_signal_drop_republishes_and_video_flows_again(
 ) -> None:
     viewer = await connect_room("viewer")
     tracks: asyncio.Queue[rtc.RemoteVideoTrack] = asyncio.Queue()
-    viewer.on("track_subscribed", lambda t, pub, p: tracks.put_nowait(t) if isinstance(t, rtc.RemoteVideoTrack) else None)
+    viewer.on(
+        "track_subscribed", lambda t, pub, p: tracks.put_nowait(t) if isinstance(t, rtc.RemoteVideoTrack) else None
+    )
     publisher = await connect_room("publisher")
     events = RoomEvents(publisher)
     republished: list[tuple[rtc.LocalTrackPublication, str]] = []
@@ -247,7 +248,9 @@ async def test_user_disconnect_never_reconnects(connect_room: RoomFactory, serve
     assert live is None or "leaver" not in live.participants
 
 
-async def test_server_leave_without_reconnect_disconnects(connect_room: RoomFactory, server: Server, room_name: str) -> None:
+async def test_server_leave_without_reconnect_disconnects(
+    connect_room: RoomFactory, server: Server, room_name: str
+) -> None:
     room = await connect_room("removed")
     events = RoomEvents(room)
     participant = server.rooms.rooms[room_name].participants["removed"]
@@ -291,7 +294,9 @@ async def test_server_gone_for_good_ends_in_disconnected_within_the_retry_bound(
     room = rtc.Room()
     room.reconnect_timeout = 3.0
     try:
-        await room.connect(server.url, create_token(DEV_API_KEY, DEV_API_SECRET, identity="lonely", room="gone"), rtc.RoomOptions())
+        await room.connect(
+            server.url, create_token(DEV_API_KEY, DEV_API_SECRET, identity="lonely", room="gone"), rtc.RoomOptions()
+        )
         events = RoomEvents(room)
         source = rtc.VideoSource(320, 240)
         track = rtc.LocalVideoTrack.create_video_track("cam", source)

@@ -9,11 +9,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-
 from kitewire import rtc
 from kitewire.demo import make_pattern_frame, read_frame_counter
 from kitewire.server import Server
-
 from rtc_thread_spy import CpuWorkThreads
 
 RoomFactory = Callable[..., Awaitable[rtc.Room]]
@@ -22,12 +20,10 @@ WIDTH, HEIGHT = 640, 360
 CAMERA = rtc.TrackSource.SOURCE_CAMERA
 
 
-
 class Capture:
     """Feeds a VideoSource with counter frames at a steady rate until stopped."""
 
-    def __init__(self, source: rtc.VideoSource, *, start: int = 0, fps: float = 30.0,
-                 limit: int | None = None) -> None:
+    def __init__(self, source: rtc.VideoSource, *, start: int = 0, fps: float = 30.0, limit: int | None = None) -> None:
         self.source = source
         self.next_index = start
         self.fps = fps
@@ -45,9 +41,11 @@ class Capture:
             timestamp_us = time.time_ns() // 1000
             rotation = index % 4
             self.sent[index % 4096] = (timestamp_us, rotation)
-            self.source.capture_frame(frames[(index - first) % 64] if (index - first) < 64 else
-                                      make_pattern_frame(index, WIDTH, HEIGHT),
-                                      timestamp_us=timestamp_us, rotation=rotation)
+            self.source.capture_frame(
+                frames[(index - first) % 64] if (index - first) < 64 else make_pattern_frame(index, WIDTH, HEIGHT),
+                timestamp_us=timestamp_us,
+                rotation=rotation,
+            )
             self.next_index += 1
             sent += 1
             await asyncio.sleep(max(0.0, start + sent / self.fps - time.monotonic()))
@@ -68,8 +66,9 @@ class Capture:
 
 
 @contextlib.asynccontextmanager
-async def publishing(room: rtc.Room, name: str = "pattern", *,
-                     options: rtc.TrackPublishOptions | None = None) -> AsyncIterator[tuple[rtc.VideoSource, rtc.LocalTrackPublication]]:
+async def publishing(
+    room: rtc.Room, name: str = "pattern", *, options: rtc.TrackPublishOptions | None = None
+) -> AsyncIterator[tuple[rtc.VideoSource, rtc.LocalTrackPublication]]:
     source = rtc.VideoSource(WIDTH, HEIGHT)
     track = rtc.LocalVideoTrack.create_video_track(name, source)
     publication = await room.local_participant.publish_track(track, options or rtc.TrackPublishOptions(source=CAMERA))
@@ -79,12 +78,17 @@ async def publishing(room: rtc.Room, name: str = "pattern", *,
         await source.aclose()
 
 
-def subscribed_future(room: rtc.Room) -> asyncio.Future[tuple[rtc.RemoteVideoTrack, rtc.RemoteTrackPublication, rtc.RemoteParticipant]]:
+def subscribed_future(
+    room: rtc.Room,
+) -> asyncio.Future[tuple[rtc.RemoteVideoTrack, rtc.RemoteTrackPublication, rtc.RemoteParticipant]]:
     future: asyncio.Future[tuple[rtc.RemoteVideoTrack, rtc.RemoteTrackPublication, rtc.RemoteParticipant]] = (
-        asyncio.get_running_loop().create_future())
+        asyncio.get_running_loop().create_future()
+    )
 
     @room.on("track_subscribed")
-    def on_subscribed(track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+    def on_subscribed(
+        track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
         if isinstance(track, rtc.RemoteVideoTrack) and not future.done():
             future.set_result((track, publication, participant))
 
@@ -236,8 +240,10 @@ async def test_streams_end_on_disconnect_and_participant_leaving(connect_room: R
     viewer.on("connection_state_changed", states.append)
     viewer.on("disconnected", reasons.append)
     left = asyncio.get_running_loop().create_future()
-    other_viewer.on("participant_disconnected",
-                    lambda p: p.identity == "publisher" and not left.done() and left.set_result(p.identity))
+    other_viewer.on(
+        "participant_disconnected",
+        lambda p: p.identity == "publisher" and not left.done() and left.set_result(p.identity),
+    )
     async with publishing(publisher) as (source, _):
         track, _, _ = await asyncio.wait_for(subscribed, 15)
         other_track, _, other_participant = await asyncio.wait_for(other_subscribed, 15)
@@ -296,8 +302,11 @@ async def test_h264_publish(connect_room: RoomFactory) -> None:
     viewer = await connect_room("viewer")
     subscribed = subscribed_future(viewer)
     publisher = await connect_room("publisher")
-    options = rtc.TrackPublishOptions(source=CAMERA, video_codec=rtc.VideoCodec.H264,
-                                      video_encoding=rtc.VideoEncoding(max_bitrate=1_500_000, max_framerate=30))
+    options = rtc.TrackPublishOptions(
+        source=CAMERA,
+        video_codec=rtc.VideoCodec.H264,
+        video_encoding=rtc.VideoEncoding(max_bitrate=1_500_000, max_framerate=30),
+    )
     async with publishing(publisher, options=options) as (source, _):
         track, publication, _ = await asyncio.wait_for(subscribed, 15)
         assert publication.mime_type.lower() == "video/h264"
@@ -319,7 +328,7 @@ async def test_connect_errors() -> None:
     assert not room.isconnected()
     await room.disconnect()
     with pytest.raises(Exception, match="local participant"):
-        room.local_participant
+        _ = room.local_participant
 
 
 async def test_simulcast_layers_follow_set_video_quality(connect_room: RoomFactory) -> None:
@@ -328,7 +337,9 @@ async def test_simulcast_layers_follow_set_video_quality(connect_room: RoomFacto
     publisher = await connect_room("publisher")
     source = rtc.VideoSource(1280, 720)
     track = rtc.LocalVideoTrack.create_video_track("simulcast", source)
-    local = await publisher.local_participant.publish_track(track, rtc.TrackPublishOptions(source=CAMERA, simulcast=True))
+    local = await publisher.local_participant.publish_track(
+        track, rtc.TrackPublishOptions(source=CAMERA, simulcast=True)
+    )
     frames = [make_pattern_frame(index, 1280, 720) for index in range(30)]
 
     async def capture() -> None:
@@ -417,8 +428,17 @@ async def test_receiving_720p30_decodes_and_converts_off_the_event_loop(cpu_work
     url = f"ws://127.0.0.1:{port}"
     examples = Path(__file__).resolve().parents[2] / "examples"
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kitewire", "serve", "--dev", "--port", str(port), "--log-level", "warning",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "kitewire",
+        "serve",
+        "--dev",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     publisher: asyncio.subprocess.Process | None = None
     viewer = rtc.Room()
@@ -436,8 +456,16 @@ async def test_receiving_720p30_decodes_and_converts_off_the_event_loop(cpu_work
         subscribed = subscribed_future(viewer)
         await viewer.connect(url, create_token(DEV_API_KEY, DEV_API_SECRET, identity="viewer", room="lag"))
         publisher = await asyncio.create_subprocess_exec(
-            sys.executable, str(examples / "publish_pattern.py"), "--url", url, "--room", "lag", "--seconds", "30",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            sys.executable,
+            str(examples / "publish_pattern.py"),
+            "--url",
+            url,
+            "--room",
+            "lag",
+            "--seconds",
+            "30",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         remote, publication, _ = await asyncio.wait_for(subscribed, 20)
         assert (publication.width, publication.height) == (1280, 720)
@@ -452,7 +480,7 @@ async def test_receiving_720p30_decodes_and_converts_off_the_event_loop(cpu_work
                 process.terminate()
                 try:
                     await asyncio.wait_for(process.wait(), 10)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     process.kill()
                     await process.wait()
     assert len(events) >= 81, f"{len(events)} of 90 frames in time"
@@ -485,7 +513,9 @@ async def test_auto_subscribe_off_subscribes_on_request(connect_room: RoomFactor
             await capture.stop()
 
 
-async def test_viewer_joining_after_the_publisher_sees_and_receives_the_track(connect_room: RoomFactory, server: Server) -> None:
+async def test_viewer_joining_after_the_publisher_sees_and_receives_the_track(
+    connect_room: RoomFactory, server: Server
+) -> None:
     publisher = await connect_room("publisher")
     async with publishing(publisher) as (source, local):
         capture = Capture(source).start()

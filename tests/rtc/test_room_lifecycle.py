@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 
 import pytest
-
 from kitewire import rtc
 from kitewire.demo import make_pattern_frame, read_frame_counter
 from kitewire.server import Server, ServerConfig
@@ -44,7 +43,9 @@ async def test_server_shutdown_disconnects_the_room_and_ends_streams() -> None:
         await viewer.connect(server.url, token_for("viewer"))
         await publisher.connect(server.url, token_for("publisher"))
         track = rtc.LocalVideoTrack.create_video_track("pattern", source)
-        await publisher.local_participant.publish_track(track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
+        await publisher.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)
+        )
 
         async def capture() -> None:
             index = 0
@@ -110,7 +111,7 @@ async def test_from_participant_on_the_local_participant_yields_captured_frames(
 async def test_publish_before_connect_is_refused() -> None:
     room = rtc.Room()
     with pytest.raises(Exception, match="local participant"):
-        room.local_participant
+        _ = room.local_participant
     source = rtc.VideoSource(64, 64)
     track = rtc.LocalVideoTrack.create_video_track("x", source)
     assert track.sid == "" and track.kind == rtc.TrackKind.KIND_VIDEO

@@ -3,28 +3,43 @@ events in livekit's order, and odd or repeated updates handled without errors.""
 
 from __future__ import annotations
 
+from kitewire import rtc
 from livekit.protocol import models
 
-from kitewire import rtc
 
-
-def participant(sid: str, identity: str, *tracks: models.TrackInfo,
-                state: int = models.ParticipantInfo.ACTIVE, metadata: str = "") -> models.ParticipantInfo:
+def participant(
+    sid: str, identity: str, *tracks: models.TrackInfo, state: int = models.ParticipantInfo.ACTIVE, metadata: str = ""
+) -> models.ParticipantInfo:
     info = models.ParticipantInfo(sid=sid, identity=identity, state=state, metadata=metadata)  # type: ignore[arg-type]
     info.tracks.extend(tracks)
     return info
 
 
 def video(sid: str, *, muted: bool = False, source: int = models.TrackSource.CAMERA) -> models.TrackInfo:
-    return models.TrackInfo(sid=sid, type=models.TrackType.VIDEO, name="cam", source=source,  # type: ignore[arg-type]
-                            width=640, height=360, muted=muted, mime_type="video/VP8")
+    return models.TrackInfo(
+        sid=sid,
+        type=models.TrackType.VIDEO,
+        name="cam",
+        source=source,  # type: ignore[arg-type]
+        width=640,
+        height=360,
+        muted=muted,
+        mime_type="video/VP8",
+    )
 
 
 def recording_room() -> tuple[rtc.Room, list[tuple[object, ...]]]:
     room = rtc.Room()
     events: list[tuple[object, ...]] = []
-    for name in ("participant_connected", "participant_disconnected", "track_published", "track_unpublished",
-                 "track_muted", "track_unmuted", "participant_metadata_changed"):
+    for name in (
+        "participant_connected",
+        "participant_disconnected",
+        "track_published",
+        "track_unpublished",
+        "track_muted",
+        "track_unmuted",
+        "participant_metadata_changed",
+    ):
         room.on(name, lambda *args, _name=name: events.append((_name, *args)))  # type: ignore[misc]
     return room, events
 
@@ -43,8 +58,13 @@ def test_join_publish_mute_unpublish_leave_sequence() -> None:
     room._on_participant_update([participant("PA_1", "alice", state=models.ParticipantInfo.DISCONNECTED)])
     names = [event[0] for event in events]
     assert names == [
-        "participant_connected", "track_published", "participant_metadata_changed", "track_muted",
-        "track_unmuted", "track_unpublished", "participant_disconnected",
+        "participant_connected",
+        "track_published",
+        "participant_metadata_changed",
+        "track_muted",
+        "track_unmuted",
+        "track_unpublished",
+        "participant_disconnected",
     ]
     assert events[1][1:] == (publication, alice)  # track_published(publication, participant)
     assert events[3][1:] == (alice, publication)  # track_muted(participant, publication)

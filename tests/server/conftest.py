@@ -10,9 +10,8 @@ from pathlib import Path
 
 import jwt
 import pytest
-from livekit import api, rtc
-
 from kitewire.server import Server
+from livekit import api, rtc
 
 from .embedded import embedded_server
 

@@ -60,7 +60,9 @@ class CounterPublisher:
         counter = 0
         while True:
             frame = draw_counter(counter, self.width, self.height)
-            self.source.capture_frame(rtc.VideoFrame(self.width, self.height, rtc.VideoBufferType.RGBA, frame.tobytes()))
+            self.source.capture_frame(
+                rtc.VideoFrame(self.width, self.height, rtc.VideoBufferType.RGBA, frame.tobytes())
+            )
             self.sent = counter + 1
             counter += 1
             delay = start + counter * interval - time.monotonic()

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-
 from kitewire.cli import main
 from kitewire.server.cli import add_arguments, build_config
 from kitewire.signal import verify_token
@@ -58,7 +57,15 @@ def test_serve_config_merging(tmp_path: Path) -> None:
 
 async def test_serve_runs_and_stops_on_sigterm() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kitewire", "serve", "--dev", "--port", "0", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "kitewire",
+        "serve",
+        "--dev",
+        "--port",
+        "0",
+        "--log-level",
+        "warning",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from livekit.protocol import models as pb_models
-
 from kitewire.server.media import DownTrack, PublishedTrack
 from kitewire.transport import PeerConnection, PeerConnectionConfig, Transceiver
 from kitewire.transport import rtp as rtp_ext
 from kitewire.transport.rtp import parse_rtp_header
+from livekit.protocol import models as pb_models
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -56,7 +55,9 @@ def _vp8(picture_id: int, keyframe: bool) -> bytes:
     )
 
 
-async def test_forwarded_packets_equal_what_build_packet_makes(links: tuple[Transceiver, Transceiver, Transceiver]) -> None:
+async def test_forwarded_packets_equal_what_build_packet_makes(
+    links: tuple[Transceiver, Transceiver, Transceiver],
+) -> None:
     pub_tx, srv_rx, srv_tx = links
     track = PublishedTrack(None, pb_models.TrackInfo(sid="TR_test", type=pb_models.VIDEO), srv_rx)  # type: ignore[arg-type]
     down = DownTrack(track, None, srv_tx, is_ready=lambda _: True)  # type: ignore[arg-type]
@@ -84,13 +85,22 @@ async def test_forwarded_packets_equal_what_build_packet_makes(links: tuple[Tran
     assert deliver is not None, "the track did not attach to its receiver"
     for index, (extensions, probe) in enumerate(plans):
         if probe:
-            packet = bytearray(sender.build_packet(bytes(99) + bytes([100]), payload_type=pt, sequence_number=seq, timestamp=ts))
+            packet = bytearray(
+                sender.build_packet(bytes(99) + bytes([100]), payload_type=pt, sequence_number=seq, timestamp=ts)
+            )
             packet[0] |= 0x20
             payload = b""
         else:
             payload = _vp8(300 + len(sent), keyframe=index == 0)
             packet = bytearray(
-                sender.build_packet(payload, payload_type=pt, sequence_number=seq, timestamp=ts, marker=index % 2 == 0, extensions=extensions)
+                sender.build_packet(
+                    payload,
+                    payload_type=pt,
+                    sequence_number=seq,
+                    timestamp=ts,
+                    marker=index % 2 == 0,
+                    extensions=extensions,
+                )
             )
         header = parse_rtp_header(bytes(packet))
         deliver(bytes(packet), header)  # as the transport delivers it

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-
 from kitewire.server import Server
 from kitewire.server import simclient as loadtest
 from kitewire.signal import create_token
@@ -43,10 +42,16 @@ class Link:
 async def linked(server: Server, room: str) -> AsyncIterator[Link]:
     """``sub`` and ``pub`` (a 320x240 VP8 clip) joined to ``room``; everything is closed on exit."""
     args = _args()
-    clip = await asyncio.get_running_loop().run_in_executor(None, loadtest.encode_clip, "VP8", 320, 240, 30.0, 300_000, 60)
+    clip = await asyncio.get_running_loop().run_in_executor(
+        None, loadtest.encode_clip, "VP8", 320, 240, 30.0, 300_000, 60
+    )
     tasks: list[asyncio.Task[None]] = []
-    subscriber = await loadtest._start_subscriber(server.url, create_token("devkey", "secret", identity="sub", room=room), tasks)
-    publisher = await loadtest._start_publisher(server.url, create_token("devkey", "secret", identity="pub", room=room), args, clip, tasks)
+    subscriber = await loadtest._start_subscriber(
+        server.url, create_token("devkey", "secret", identity="sub", room=room), tasks
+    )
+    publisher = await loadtest._start_publisher(
+        server.url, create_token("devkey", "secret", identity="pub", room=room), args, clip, tasks
+    )
     link = Link(publisher, subscriber)
     try:
         yield link
@@ -96,13 +101,16 @@ async def test_nack_is_answered_and_pli_reaches_publisher(server: Server) -> Non
 
 
 async def test_participant_whose_media_connection_fails_is_removed(server: Server) -> None:
+    from kitewire.signal import connect
     from livekit.protocol import models as pb_models
 
-    from kitewire.signal import connect
-
-    watcher, _ = await connect(server.url, create_token("devkey", "secret", identity="watcher", room="fail", can_subscribe=False), legacy=True)
+    watcher, _ = await connect(
+        server.url, create_token("devkey", "secret", identity="watcher", room="fail", can_subscribe=False), legacy=True
+    )
     tasks: list[asyncio.Task[None]] = []
-    subscriber = await loadtest._start_subscriber(server.url, create_token("devkey", "secret", identity="doomed", room="fail"), tasks)
+    subscriber = await loadtest._start_subscriber(
+        server.url, create_token("devkey", "secret", identity="doomed", room="fail"), tasks
+    )
     try:
         participant = server.rooms.rooms["fail"].participants["doomed"]
         for _ in range(100):

@@ -7,11 +7,10 @@ import asyncio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from livekit.protocol import models as pb_models
-from livekit.protocol import rtc as pb_rtc
-
 from kitewire.server import Server, ServerConfig
 from kitewire.signal import SignalClient, connect, create_token
+from livekit.protocol import models as pb_models
+from livekit.protocol import rtc as pb_rtc
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,7 +22,9 @@ def _request(**fields: object) -> pb_rtc.SignalRequest:
 IGNORED = {
     "empty": pb_rtc.SignalRequest(),
     "answer without offer": _request(answer=pb_rtc.SessionDescription(type="answer", sdp="v=0")),
-    "unknown subscription": _request(subscription=pb_rtc.UpdateSubscription(track_sids=["TR_nope", ""], subscribe=True)),
+    "unknown subscription": _request(
+        subscription=pb_rtc.UpdateSubscription(track_sids=["TR_nope", ""], subscribe=True)
+    ),
     "unknown track setting": _request(
         track_setting=pb_rtc.UpdateTrackSettings(track_sids=["TR_x"], width=99999, height=1, quality=7)
     ),
@@ -33,9 +34,13 @@ IGNORED = {
     "empty trickle": _request(trickle=pb_rtc.TrickleRequest(candidateInit="")),
     "metadata without permission": _request(update_metadata=pb_rtc.UpdateParticipantMetadata(metadata="x")),
     "add_track without cid": _request(add_track=pb_rtc.AddTrackRequest(type=pb_models.VIDEO)),
-    "trickle that is not JSON": _request(trickle=pb_rtc.TrickleRequest(candidateInit="{{{", target=pb_rtc.SignalTarget.SUBSCRIBER)),
+    "trickle that is not JSON": _request(
+        trickle=pb_rtc.TrickleRequest(candidateInit="{{{", target=pb_rtc.SignalTarget.SUBSCRIBER)
+    ),
     "trickle with a bad candidate": _request(
-        trickle=pb_rtc.TrickleRequest(candidateInit='{"candidate": "candidate:x", "sdpMid": "0"}', target=pb_rtc.SignalTarget.PUBLISHER)
+        trickle=pb_rtc.TrickleRequest(
+            candidateInit='{"candidate": "candidate:x", "sdpMid": "0"}', target=pb_rtc.SignalTarget.PUBLISHER
+        )
     ),
 }
 
@@ -101,7 +106,7 @@ def test_random_bytes_never_crash_the_server(blob: bytes) -> None:
                 while True:
                     try:
                         message = await client.connection.receive(timeout=0.3)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         break
                     except ValueError:
                         break

@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from kitewire.server import Server
+from kitewire.signal import create_token
 from livekit import api, rtc
 from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
-
-from kitewire.server import Server
-from kitewire.signal import create_token
 
 from .conftest import Connect, make_token
 from .sdk_media import (
@@ -53,7 +52,11 @@ class LiveRoom:
         seconds = time.monotonic() - started
         window = self.reader.counters[mark:]
         fraction, increasing = in_order_fraction(window)
-        assert increasing and fraction >= 0.9, f"live room degraded: {fraction:.1%}, increasing={increasing}, {len(window)} frames since mark, total {len(self.reader.counters)}, undecodable {self.reader.undecodable}, sent {self.publisher.sent if self.publisher else None}"
+        assert increasing and fraction >= 0.9, (
+            f"live room degraded: {fraction:.1%}, increasing={increasing}, {len(window)} frames since mark, "
+            f"total {len(self.reader.counters)}, undecodable {self.reader.undecodable}, "
+            f"sent {self.publisher.sent if self.publisher else None}"
+        )
         assert len(window) >= seconds * 30 * 0.7, f"live room delivered only {len(window)} frames in {seconds:.1f}s"
 
     async def stop(self) -> None:
@@ -85,7 +88,9 @@ async def _sdk_refused(server: Server, token: str) -> str:
 
 async def _validate(server: Server, token: str) -> tuple[int, str]:
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{server.http_url}/rtc/v1/validate", headers={"Authorization": f"Bearer {token}"}) as response:
+        async with session.get(
+            f"{server.http_url}/rtc/v1/validate", headers={"Authorization": f"Bearer {token}"}
+        ) as response:
             return response.status, await response.text()
 
 
@@ -109,7 +114,9 @@ async def test_refusals_leave_a_live_room_alone(server: Server, sdk_rooms: Conne
     # A token names its room; asking for another one is refused.
     other_room = make_token("mallory", "elsewhere")
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{server.http_url}/rtc/validate", params={"access_token": other_room, "room": "live"}) as response:
+        async with session.get(
+            f"{server.http_url}/rtc/validate", params={"access_token": other_room, "room": "live"}
+        ) as response:
             assert response.status == 403
             assert "elsewhere" in await response.text()
 
@@ -121,12 +128,14 @@ async def test_refusals_leave_a_live_room_alone(server: Server, sdk_rooms: Conne
     await live_room.check_since(mark, started)
 
 
-async def test_publishing_without_permission_is_refused(server: Server, sdk_rooms: Connect, live_room: LiveRoom) -> None:
+async def test_publishing_without_permission_is_refused(
+    server: Server, sdk_rooms: Connect, live_room: LiveRoom
+) -> None:
     mark, started = live_room.mark(), time.monotonic()
     viewer = await sdk_rooms("viewer", "live", can_publish=False)
     source = rtc.VideoSource(320, 240)
     track = rtc.LocalVideoTrack.create_video_track("sneaky", source)
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 (the official SDK raises its own error types)
         await asyncio.wait_for(viewer.local_participant.publish_track(track, rtc.TrackPublishOptions()), 15)
     participant = server.rooms.rooms["live"].participants["viewer"]
     assert not participant.published and not participant.pending_tracks
@@ -174,7 +183,7 @@ async def test_publishing_a_source_the_token_does_not_allow(server: Server) -> N
         source = rtc.VideoSource(160, 120)
         track = rtc.LocalVideoTrack.create_video_track("cam", source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 (the official SDK raises its own error types)  # noqa: B017 (the official SDK raises its own error types)
             await asyncio.wait_for(room.local_participant.publish_track(track, options), 15)
         participant = server.rooms.rooms["sources"].participants["miconly"]
         assert not participant.published and not participant.pending_tracks

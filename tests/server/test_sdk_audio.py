@@ -7,9 +7,8 @@ import contextlib
 
 import numpy as np
 import pytest
-from livekit import rtc
-
 from kitewire.server import Server
+from livekit import rtc
 
 from .conftest import Connect
 from .sdk_media import subscribed_tracks
@@ -24,7 +23,9 @@ async def test_opus_audio_reaches_subscriber(server: Server, sdk_rooms: Connect,
     alice = await sdk_rooms("alice")
     source = rtc.AudioSource(48000, 1)
     track = rtc.LocalAudioTrack.create_audio_track("tone", source)
-    await alice.local_participant.publish_track(track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+    await alice.local_participant.publish_track(
+        track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+    )
 
     async def tone() -> None:
         samples = (np.sin(2 * np.pi * 440 * np.arange(480) / 48000) * 12000).astype(np.int16)
@@ -38,6 +39,7 @@ async def test_opus_audio_reaches_subscriber(server: Server, sdk_rooms: Connect,
         stream = rtc.AudioStream(remote, sample_rate=48000, num_channels=1)
         loud = 0
         frames = 0
+
         async def read() -> None:
             nonlocal loud, frames
             async for event in stream:
@@ -45,6 +47,7 @@ async def test_opus_audio_reaches_subscriber(server: Server, sdk_rooms: Connect,
                 pcm = np.frombuffer(event.frame.data, dtype=np.int16)
                 if np.abs(pcm).max() > 3000:
                     loud += 1
+
         reader = asyncio.get_running_loop().create_task(read())
         await asyncio.sleep(3)
         reader.cancel()

@@ -7,9 +7,8 @@ import time
 
 import numpy as np
 import pytest
-from livekit import rtc
-
 from kitewire.server import Server
+from livekit import rtc
 
 from .conftest import Connect
 
@@ -40,7 +39,9 @@ async def test_720p_publisher_climbs_to_target_bitrate(server: Server, sdk_rooms
     # Noise costs every bit the encoder is allowed, so its target follows the estimate.
     rng = np.random.default_rng(7)
     frames = [
-        rtc.VideoFrame(1280, 720, rtc.VideoBufferType.RGBA, rng.integers(0, 256, (720, 1280, 4), dtype=np.uint8).tobytes())
+        rtc.VideoFrame(
+            1280, 720, rtc.VideoBufferType.RGBA, rng.integers(0, 256, (720, 1280, 4), dtype=np.uint8).tobytes()
+        )
         for _ in range(4)
     ]
     start = time.monotonic()

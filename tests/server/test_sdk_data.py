@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from livekit import rtc
-
 from kitewire.server import Server
+from livekit import rtc
 
 from .conftest import Connect
 
@@ -36,7 +35,7 @@ async def test_data_reaches_everyone_or_only_the_destinations(server: Server, sd
         try:
             got = await asyncio.wait_for(bob_inbox.get(), 0.2)
             break
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
     else:
         raise AssertionError("bob never received data from alice")
@@ -82,7 +81,7 @@ async def test_data_from_a_participant_without_can_publish_data_is_dropped(serve
         await alice.local_participant.publish_data(b"allowed", reliable=True)
         try:
             sender, payload, _ = await asyncio.wait_for(inbox.get(), 0.2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
         assert (sender, payload) == ("alice", b"allowed")
         break

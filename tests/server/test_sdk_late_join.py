@@ -6,9 +6,8 @@ import asyncio
 import time
 
 import pytest
-from livekit import rtc
-
 from kitewire.server import Server
+from livekit import rtc
 
 from .conftest import Connect
 from .sdk_media import CounterPublisher, CounterReader

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from livekit import rtc
-
 from kitewire.server import Server
+from livekit import rtc
 
 from .conftest import Connect
 from .sdk_media import CounterPublisher, CounterReader, subscribed_tracks

@@ -7,9 +7,8 @@ import time
 from collections.abc import Callable
 
 import pytest
-from livekit import rtc
-
 from kitewire.server import Server
+from livekit import rtc
 
 from .conftest import Connect
 from .sdk_media import CounterPublisher, CounterReader
@@ -17,11 +16,15 @@ from .sdk_media import CounterPublisher, CounterReader
 pytestmark = pytest.mark.timeout(120)
 
 
-async def _subscriber(connect: Connect, identity: str, quality: int, *, single_pc: bool) -> tuple[rtc.Room, asyncio.Future[tuple[rtc.Track, rtc.RemoteTrackPublication]]]:
+async def _subscriber(
+    connect: Connect, identity: str, quality: int, *, single_pc: bool
+) -> tuple[rtc.Room, asyncio.Future[tuple[rtc.Track, rtc.RemoteTrackPublication]]]:
     room = await connect(identity, options=rtc.RoomOptions(single_peer_connection=single_pc))
     future: asyncio.Future[tuple[rtc.Track, rtc.RemoteTrackPublication]] = asyncio.get_running_loop().create_future()
 
-    def on_subscribed(track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+    def on_subscribed(
+        track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
         publication.set_video_quality(quality)  # type: ignore[arg-type]
         if not future.done():
             future.set_result((track, publication))

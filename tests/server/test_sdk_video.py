@@ -7,9 +7,8 @@ import time
 from typing import Any
 
 import pytest
-from livekit import rtc
-
 from kitewire.server import Server
+from livekit import rtc
 
 from .conftest import Connect
 from .sdk_media import CounterPublisher, CounterReader, in_order_fraction
@@ -30,7 +29,9 @@ class Recorder:
         room.on("track_unpublished", lambda pub, p: self._add("track_unpublished", (p.identity, pub.sid)))
         room.on("track_unsubscribed", lambda t, pub, p: self._add("track_unsubscribed", (p.identity, pub.sid)))
 
-        def on_subscribed(track: rtc.Track, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        def on_subscribed(
+            track: rtc.Track, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+        ) -> None:
             self._add("track_subscribed", (participant.identity, pub.sid))
             self.subscribed.put_nowait(track)
 
@@ -52,7 +53,7 @@ class Recorder:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
 
@@ -79,7 +80,9 @@ async def _stream_counters(
         span = window[-1] - window[0] + 1 if window else 0
         assert span >= seconds * 30 * 0.8, f"only {span} frames' worth of counters in {seconds}s"
         assert increasing, f"counters out of order: {window[:50]}"
-        assert fraction >= 0.9, f"decoded {fraction:.1%} of counters ({len(set(window))}/{span}), undecodable={reader.undecodable}"
+        assert fraction >= 0.9, (
+            f"decoded {fraction:.1%} of counters ({len(set(window))}/{span}), undecodable={reader.undecodable}"
+        )
         if check_lifecycle:
             await alice.local_participant.unpublish_track(publication.sid)
             await recorder.wait_for("track_unsubscribed", ("alice", publication.sid))

@@ -6,11 +6,10 @@ import asyncio
 
 import aiohttp
 import pytest
-from livekit.protocol import models as pb_models
-from livekit.protocol import rtc as pb_rtc
-
 from kitewire.server import Server, ServerConfig
 from kitewire.signal import SignalClient, SignalConnectError, connect, create_token
+from livekit.protocol import models as pb_models
+from livekit.protocol import rtc as pb_rtc
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -49,7 +48,9 @@ async def test_join_response_and_participant_updates(server: Server, legacy: boo
         try:
             assert [p.identity for p in join_b.other_participants] == ["alice"]
             update = await next_of(alice, "update")
-            assert [(p.identity, p.state) for p in update.update.participants] == [("bob", pb_models.ParticipantInfo.JOINED)]
+            assert [(p.identity, p.state) for p in update.update.participants] == [
+                ("bob", pb_models.ParticipantInfo.JOINED)
+            ]
         finally:
             await bob.close()
         update = await next_of(alice, "update")
@@ -60,7 +61,7 @@ async def test_join_response_and_participant_updates(server: Server, legacy: boo
 
 
 async def test_dual_pc_client_gets_subscriber_offer_with_data_channels(server: Server) -> None:
-    client, join = await connect(server.url, token("dual"), legacy=True)
+    client, _join = await connect(server.url, token("dual"), legacy=True)
     try:
         offer = await next_of(client, "offer")
         sdp = offer.offer.sdp
@@ -208,7 +209,7 @@ async def test_client_whose_peer_connection_never_connects_is_removed() -> None:
         # A subscriber-less watcher has no PeerConnection to wait for, so it stays.
         watcher, _ = await connect(srv.url, token("watcher", can_subscribe=False), legacy=True)
         # This client joins but never answers the subscriber offer, so ICE cannot start.
-        mute, join = await connect(srv.url, token("mute"), legacy=True)
+        mute, _join = await connect(srv.url, token("mute"), legacy=True)
         try:
             await next_of(watcher, "update")  # mute joined
             leave = await next_of(mute, "leave", timeout=5)

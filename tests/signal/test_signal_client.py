@@ -7,14 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
-from livekit.protocol import rtc as pb_rtc
-
 from kitewire.signal import (
     ServerSignalConnection,
     SignalConnectError,
     connect,
     parse_join_request,
 )
+from livekit.protocol import rtc as pb_rtc
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -5,8 +5,6 @@ import gzip
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from livekit.protocol import rtc as pb_rtc
-
 from kitewire.signal import (
     build_join_url,
     decode_join_request,
@@ -14,6 +12,7 @@ from kitewire.signal import (
     parse_join_request,
     websocket_base_url,
 )
+from livekit.protocol import rtc as pb_rtc
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -61,7 +60,9 @@ def test_legacy_url_and_parse() -> None:
 
 def test_js_style_legacy_query() -> None:
     params = parse_join_request(
-        "/rtc", {"access_token": "t", "auto_subscribe": "0", "sdk": "js", "protocol": "15", "reconnect": "1", "sid": "PA_x"}, {}
+        "/rtc",
+        {"access_token": "t", "auto_subscribe": "0", "sdk": "js", "protocol": "15", "reconnect": "1", "sid": "PA_x"},
+        {},
     )
     assert params.token == "t" and not params.auto_subscribe and params.reconnect
     assert params.join_request.client_info.protocol == 15

@@ -4,9 +4,8 @@ import time
 
 import jwt
 import pytest
-from livekit import api
-
 from kitewire.signal import TokenError, create_token, parse_keys, verify_token
+from livekit import api
 
 pytestmark = pytest.mark.timeout(30)
 

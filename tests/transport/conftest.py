@@ -8,7 +8,6 @@ from typing import Any
 
 import aiortc.rtcicetransport
 import pytest
-
 from kitewire.transport import PeerConnection, PeerConnectionConfig
 from kitewire.transport.peer_connection import _LoopbackConnection
 

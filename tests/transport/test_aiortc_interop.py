@@ -21,10 +21,8 @@ from aiortc import (
     VideoStreamTrack,
 )
 from aiortc.codecs.vpx import Vp8Encoder
-
 from kitewire.transport import PeerConnection, RtpHeader, Transceiver
 from kitewire.transport.rtcp import ReportBlock
-
 from transport_helpers import wait_for
 
 MakePc = Callable[..., PeerConnection]

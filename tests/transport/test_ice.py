@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from kitewire.transport import IceCandidateInit
 
 
@@ -19,9 +18,7 @@ def test_round_trip_browser_json() -> None:
         }
     )
     init = IceCandidateInit.from_json(text)
-    assert init == IceCandidateInit(
-        "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host", "0", 0, "Xk3t"
-    )
+    assert init == IceCandidateInit("candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host", "0", 0, "Xk3t")
     assert json.loads(init.to_json()) == json.loads(text)
     assert IceCandidateInit.from_json(init.to_dict()) == init
 

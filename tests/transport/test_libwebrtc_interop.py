@@ -15,11 +15,10 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-from livekit import api, rtc
-
 from kitewire.server import Server
 from kitewire.transport import PeerConnection
 from kitewire.transport.rtp import parse_rtp_header
+from livekit import api, rtc
 
 from server.embedded import embedded_server  # tests/server, shared with other suites
 
@@ -106,9 +105,7 @@ async def test_libwebrtc_simulcast_publisher_keeps_all_layers(server: Server, pa
         await asyncio.wait_for(room.disconnect(), 10)
     last = int(time.monotonic() - packet_log.start) - 1
     late_seconds = range(last - 3, last)
-    per_rid = {
-        rid: [packet_log.bytes_by_rid_second[(rid, s)] * 8 for s in late_seconds] for rid in ("q", "h", "f")
-    }
+    per_rid = {rid: [packet_log.bytes_by_rid_second[(rid, s)] * 8 for s in late_seconds] for rid in ("q", "h", "f")}
     # All three layers demultiplexed by rid, and still flowing after ~10 s:
     # without our feedback libwebrtc's estimate collapses and "f" stops.
     for rid, bits in per_rid.items():

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-
 from kitewire.transport import (
     IceCandidateInit,
     PeerConnection,
@@ -25,12 +24,11 @@ from kitewire.transport.rtp import (
     URI_ABS_CAPTURE_TIME,
     URI_MID,
     URI_RID,
+    URI_TRANSPORT_CC,
     decode_abs_capture_time,
     encode_abs_capture_time,
     encode_transport_cc,
-    URI_TRANSPORT_CC,
 )
-
 from transport_helpers import negotiate, wait_for
 
 MakePc = Callable[..., PeerConnection]
@@ -159,7 +157,7 @@ async def test_data_channels_both_ways(make_pc: MakePc) -> None:
 
 
 async def test_feedback_reaches_the_sender(make_pc: MakePc) -> None:
-    offerer, answerer, sending, tracks = await connected_pair(make_pc)
+    _offerer, _answerer, sending, tracks = await connected_pair(make_pc)
     receiver = tracks[0].receiver
     nacks: list[tuple[int, list[int]]] = []
     keyframes: list[int] = []
@@ -175,11 +173,7 @@ async def test_feedback_reaches_the_sender(make_pc: MakePc) -> None:
     receiver.request_keyframe(ssrc)
     receiver.send_fir(ssrc)
     receiver.send_remb(1_500_000, [ssrc])
-    receiver.send_rtcp(
-        build_receiver_report(
-            1234, [ReportBlock(ssrc, 25, 7, 100, 3, 0, 0)]
-        )
-    )
+    receiver.send_rtcp(build_receiver_report(1234, [ReportBlock(ssrc, 25, 7, 100, 3, 0, 0)]))
     # feedback about an SSRC nobody sends must not reach this sender
     receiver.request_keyframe(ssrc ^ 1)
     await wait_for(lambda: len(nacks) == 1 and len(keyframes) == 2 and bool(rembs) and bool(reports))
@@ -207,7 +201,9 @@ async def test_automatic_reports_give_rtt_and_sender_reports(make_pc: MakePc) ->
     for seq in range(20):
         if seq in (5, 6):
             continue  # two lost packets
-        sending.sender.send_rtp(sending.sender.build_packet(b"p" * 50, payload_type=pt, sequence_number=seq, timestamp=seq * 3000))
+        sending.sender.send_rtp(
+            sending.sender.build_packet(b"p" * 50, payload_type=pt, sequence_number=seq, timestamp=seq * 3000)
+        )
     await wait_for(lambda: any(rtt is not None for _, rtt in reports))
     assert srs and srs[-1].ssrc == sending.sender.ssrc and srs[-1].packet_count == 18
     block, rtt = next((b, r) for b, r in reports if r is not None)
@@ -225,7 +221,7 @@ async def test_automatic_reports_give_rtt_and_sender_reports(make_pc: MakePc) ->
 
 
 async def test_transport_cc_feedback_is_generated(make_pc: MakePc) -> None:
-    offerer, answerer, sending, tracks = await connected_pair(make_pc)
+    _offerer, _answerer, sending, _tracks = await connected_pair(make_pc)
     feedback: list[TransportCcFeedback] = []
     sending.sender.on_transport_cc = feedback.append
     pt = sending.codecs[0].payload_type
@@ -274,17 +270,22 @@ async def test_simulcast_rids_are_demuxed(make_pc: MakePc) -> None:
     for seq in range(3):
         for rid in ("q", "h", "f"):
             if seq == 0:
-                packet = sending.sender.build_packet(b"L" + rid.encode(), payload_type=pt, sequence_number=seq, timestamp=0, rid=rid)
+                packet = sending.sender.build_packet(
+                    b"L" + rid.encode(), payload_type=pt, sequence_number=seq, timestamp=0, rid=rid
+                )
             else:
                 packet = sending.sender.build_packet(
-                    b"L" + rid.encode(), payload_type=pt, sequence_number=seq, timestamp=0,
+                    b"L" + rid.encode(),
+                    payload_type=pt,
+                    sequence_number=seq,
+                    timestamp=0,
                     ssrc=sending.sender.ssrc_for_rid(rid),
                 )
             sending.sender.send_rtp(packet)
     await wait_for(lambda: len(received) == 9)
     for data, header in received:
         assert header.rid is not None
-        assert data[header.payload_offset:] == b"L" + header.rid.encode()
+        assert data[header.payload_offset :] == b"L" + header.rid.encode()
         assert header.ssrc == {"q": 1111, "h": 2222, "f": 3333}[header.rid]
     assert tracks[0].receiver.ssrcs == {1111: "q", 2222: "h", 3333: "f"}
     assert URI_RID in tracks[0].header_extensions
@@ -341,7 +342,7 @@ async def test_trickle_candidates_connect_without_sdp_candidates(make_pc: MakePc
     await a.set_remote_description(strip(answer), "answer")
     await wait_for(lambda: None in a_candidates and None in b_candidates)
     for c in a_candidates:
-        assert c is None or c.candidate.startswith("candidate:") and " 127.0.0.1 " in c.candidate
+        assert c is None or (c.candidate.startswith("candidate:") and " 127.0.0.1 " in c.candidate)
         await b.add_ice_candidate(None if c is None else IceCandidateInit.from_json(c.to_json()))
     for c in b_candidates:
         await a.add_ice_candidate(c)
@@ -390,7 +391,7 @@ async def test_malformed_network_packets_are_counted_not_raised(make_pc: MakePc)
 
 
 async def test_close_is_idempotent_and_stops_sending(make_pc: MakePc) -> None:
-    offerer, answerer, sending, tracks = await connected_pair(make_pc)
+    offerer, answerer, sending, _tracks = await connected_pair(make_pc)
     states: list[str] = []
     offerer.on_connection_state_change = states.append
     await offerer.close()
@@ -407,7 +408,7 @@ async def test_close_is_idempotent_and_stops_sending(make_pc: MakePc) -> None:
 
 
 async def test_remb_without_matching_ssrc_goes_to_all_senders(make_pc: MakePc) -> None:
-    offerer, answerer, sending, tracks = await connected_pair(make_pc)
+    _offerer, _answerer, sending, tracks = await connected_pair(make_pc)
     rembs: list[int] = []
     sending.sender.on_remb = lambda bitrate, ssrcs: rembs.append(bitrate)
     tracks[0].receiver.send_rtcp(build_remb(1, 300_000, []))
@@ -418,9 +419,7 @@ async def test_no_stun_server_unless_configured() -> None:
     from kitewire.transport import IceServer, PeerConnectionConfig
 
     plain = PeerConnection(PeerConnectionConfig())
-    configured = PeerConnection(
-        PeerConnectionConfig(ice_servers=[IceServer(urls=["stun:127.0.0.1:3478"])])
-    )
+    configured = PeerConnection(PeerConnectionConfig(ice_servers=[IceServer(urls=["stun:127.0.0.1:3478"])]))
     try:
         assert plain._ice_connection.stun_server is None
         assert plain._ice_connection.turn_server is None
@@ -486,8 +485,7 @@ async def test_unknown_remote_m_lines_keep_their_place(make_pc: MakePc) -> None:
     offer = await a.create_offer()
     # Append an m-line of a kind we do not handle.
     text_section = (
-        "m=text 9 UDP/TLS/RTP/SAVPF 98\r\nc=IN IP4 0.0.0.0\r\na=mid:t1\r\na=sendrecv\r\n"
-        "a=rtpmap:98 t140/1000\r\n"
+        "m=text 9 UDP/TLS/RTP/SAVPF 98\r\nc=IN IP4 0.0.0.0\r\na=mid:t1\r\na=sendrecv\r\na=rtpmap:98 t140/1000\r\n"
     )
     await b.set_remote_description(offer + text_section, "offer")
     answer = await b.create_answer()
@@ -538,7 +536,7 @@ async def test_signaling_states(make_pc: MakePc) -> None:
 
 
 async def test_data_channel_added_by_renegotiation(make_pc: MakePc) -> None:
-    offerer, answerer, sending, tracks = await connected_pair(make_pc)
+    offerer, answerer, _sending, _tracks = await connected_pair(make_pc)
     remote: list[bytes | str] = []
     answerer.on_data_channel = lambda channel: setattr(channel, "on_message", remote.append)
     channel = offerer.create_data_channel("_reliable")
@@ -558,7 +556,7 @@ async def test_data_channel_added_by_renegotiation(make_pc: MakePc) -> None:
 async def test_random_network_bytes_never_raise(make_pc: MakePc) -> None:
     import random
 
-    offerer, answerer, sending, tracks = await connected_pair(make_pc)
+    _offerer, answerer, _sending, tracks = await connected_pair(make_pc)
     tracks[0].receiver.on_rtp = lambda data, header: None
     rng = random.Random(7)
     for _ in range(3000):

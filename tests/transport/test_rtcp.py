@@ -5,12 +5,19 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from kitewire.transport import rtcp
 
 
 def test_sender_report_with_blocks_and_sdes_compound() -> None:
-    block = rtcp.ReportBlock(ssrc=7, fraction_lost=12, packets_lost=-3, highest_sequence=70000, jitter=40, last_sr=99, delay_since_last_sr=65536)
+    block = rtcp.ReportBlock(
+        ssrc=7,
+        fraction_lost=12,
+        packets_lost=-3,
+        highest_sequence=70000,
+        jitter=40,
+        last_sr=99,
+        delay_since_last_sr=65536,
+    )
     data = rtcp.build_sender_report(1, 0x1122334455667788, 1234, 10, 1000, [block]) + rtcp.build_sdes(1, "cname-x")
     sr, sdes = rtcp.parse_rtcp(data)
     assert sr == rtcp.SenderReport(1, 0x1122334455667788, 1234, 10, 1000, [block])
@@ -58,9 +65,7 @@ def test_pli_fir_remb() -> None:
 )
 def test_transport_cc_round_trip(offsets: list[int | None], base: int) -> None:
     start = 10_000_000_000
-    packets = [
-        ((base + i) & 0xFFFF, None if off is None else start + off) for i, off in enumerate(offsets)
-    ]
+    packets = [((base + i) & 0xFFFF, None if off is None else start + off) for i, off in enumerate(offsets)]
     (fb,) = rtcp.parse_rtcp(rtcp.build_transport_cc(1, 2, base, start, 7, packets))
     assert isinstance(fb, rtcp.TransportCcFeedback)
     assert fb.base_sequence == base and fb.feedback_count == 7

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
 from kitewire.transport import PeerConnection, Transceiver
 from kitewire.transport.rtp import URI_MID, URI_RID, URI_TRANSPORT_CC
 from kitewire.transport.sdp import parse_sdp, write_sdp
