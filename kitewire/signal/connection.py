@@ -19,7 +19,7 @@ import collections
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Generic, NamedTuple, TypeVar
 
 import aiohttp
@@ -83,8 +83,7 @@ class SignalConnection(Generic[In, Out]):
     departing peer never raises into code that is broadcasting to a room.
 
     ``failure`` says why this end gave up on the peer (queue overflow, a write
-    that did not complete in time, unanswered pings); ``on_failure`` is called
-    once with that reason.
+    that did not complete in time, unanswered pings).
     """
 
     def __init__(
@@ -107,7 +106,6 @@ class SignalConnection(Generic[In, Out]):
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
         self.failure: str = ""
-        self.on_failure: Callable[[str], None] | None = None
 
     @property
     def websocket(self) -> WebSocket:
@@ -158,6 +156,13 @@ class SignalConnection(Generic[In, Out]):
         return True
 
     async def _write_loop(self) -> None:
+        try:
+            await self._write_queued()
+        finally:
+            # However the writer ends, nobody is left waiting on a frame it will not write.
+            self._drop_queue()
+
+    async def _write_queued(self) -> None:
         while True:
             while not self._queue:
                 if self._closing or self.closed:
@@ -178,8 +183,9 @@ class SignalConnection(Generic[In, Out]):
                     f"a signal message did not reach the socket within {self._send_timeout:g} s: peer is not reading"
                 )
                 return
-            except _SEND_ERRORS:
-                self._drop_queue()
+            except _SEND_ERRORS as exc:
+                if not self._ws.closed:
+                    self.fail(f"writing to the signal socket failed: {exc}")
                 return
             self._queue.popleft()
             self._queued_bytes -= len(frame.data)
@@ -209,8 +215,6 @@ class SignalConnection(Generic[In, Out]):
             # receive() with a close, without flushing what the peer never read.
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        if self.on_failure is not None:
-            self.on_failure(reason)
 
     def parse(self, data: bytes | str) -> In:
         """Parse one frame's payload (binary protobuf, or protobuf JSON in a text frame)."""
