@@ -27,8 +27,9 @@ from kitewire.transport import (
 )
 
 from .events import log_event
-from .ids import PARTICIPANT_PREFIX, TRACK_PREFIX, new_id
-from .media import DownTrack, PublishedTrack, quality_to_layer
+from .ids import PARTICIPANT_PREFIX, new_id
+from .media import DownTrack, PublishedTrack
+from .requests import dispatch
 
 if TYPE_CHECKING:
     from .room import Room
@@ -42,8 +43,6 @@ PUBLISHER = pb_rtc.SignalTarget.PUBLISHER
 SUBSCRIBER = pb_rtc.SignalTarget.SUBSCRIBER
 _DATA_LABELS = ("_reliable", "_lossy")
 _FAILURE_GRACE_SECONDS = 2.0
-# Bounds what one client can make the server hold.
-_MAX_TRACKS_PER_PARTICIPANT = 32
 
 
 class Participant:
@@ -86,6 +85,8 @@ class Participant:
         self._offer_id = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._early_publisher_candidates: list[IceCandidateInit] = []
+        # Trickled candidates taken so far (bounded by limits.MAX_CANDIDATES_PER_SESSION).
+        self.remote_candidates = 0
         self._primary_connected = asyncio.Event()
         # /rtc/v1 clients (livekit >= 1.2) use ONE PeerConnection for both
         # directions: they always offer, and the server sends media on the
@@ -150,11 +151,21 @@ class Participant:
         self.version += 1
         return self.info()
 
-    async def send(self, response: pb_rtc.SignalResponse) -> bool:
-        """Send one SignalResponse; False when the connection is gone."""
-        if self.closed and response.WhichOneof("message") != "leave":
+    def send(self, response: pb_rtc.SignalResponse) -> bool:
+        """Queue one SignalResponse for the client; never waits on its socket. False when the connection is gone."""
+        if self.closed:
             return False
-        return await self.connection.send(response)
+        return self.connection.post(response)
+
+    def announce(self, *, to_self: bool = False) -> None:
+        """Tell the room (and with ``to_self`` the client itself) this participant's new state."""
+        info = self._bump()
+        if to_self:
+            update = pb_rtc.SignalResponse()
+            update.update.participants.append(info)
+            self.send(update)
+        # The room leaves hidden participants out of what it tells others.
+        self.room.broadcast_update([info], exclude=self)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -190,9 +201,8 @@ class Participant:
         join.ping_timeout = self.server.config.ping_timeout
         for mime in ("video/VP8", "video/H264", "audio/opus"):
             join.enabled_publish_codecs.append(pb_models.Codec(mime=mime))
-        await self.send(response)
-        if not self.hidden:
-            await self.room.broadcast_update([self.info()], exclude=self)
+        self.send(response)
+        self.room.broadcast_update([self.info()], exclude=self)
 
         if self.server.media_available:
             if self.single_pc:
@@ -203,7 +213,7 @@ class Participant:
                         for track in list(other.published.values()):
                             self.subscribe(track)
             if self.join_request.HasField("publisher_offer") and self.join_request.publisher_offer.sdp:
-                await self._handle_publisher_offer(self.join_request.publisher_offer)
+                await self.handle_publisher_offer(self.join_request.publisher_offer)
             if self.single_pc:
                 self._sections_scheduled = False
                 if self._unbound_downtracks:
@@ -239,7 +249,7 @@ class Participant:
             message = pb_rtc.SignalResponse()
             message.trickle.candidateInit = candidate.to_json()
             message.trickle.target = target  # type: ignore[assignment]
-            self._spawn(self.send(message))
+            self.send(message)
 
         def on_state(state: str) -> None:
             if state == "connected":
@@ -247,8 +257,7 @@ class Participant:
                     self._primary_connected.set()
                     if self.state != pb_models.ParticipantInfo.ACTIVE:
                         self.state = pb_models.ParticipantInfo.ACTIVE
-                        if not self.hidden:
-                            self._spawn(self.room.broadcast_update([self._bump()], exclude=self))
+                        self.announce()
                 if pc is self.subscriber_pc or self.single_pc:
                     for down in self.subscriptions.values():
                         down.track.request_keyframe()
@@ -285,7 +294,8 @@ class Participant:
                 self._subscriber_channels["_lossy"] = pc.create_data_channel("_lossy", ordered=False, max_retransmits=0)
         return self.publisher_pc
 
-    async def _handle_publisher_offer(self, offer: pb_rtc.SessionDescription) -> None:
+    async def handle_publisher_offer(self, offer: pb_rtc.SessionDescription) -> None:
+        """Answer the client's offer (its publisher PC, or its only PC in single-PC mode)."""
         pc = self._ensure_publisher_pc()
         await pc.set_remote_description(offer.sdp, "offer")
         for candidate in self._early_publisher_candidates:
@@ -306,7 +316,7 @@ class Participant:
         response.answer.id = offer.id
         for mid, track_sid in mid_to_track.items():
             response.answer.mid_to_track_id[mid] = track_sid
-        await self.send(response)
+        self.send(response)
         await self._sync_published_tracks(pc)
         if self.single_pc and self._unbound_downtracks:
             self.request_negotiation()
@@ -367,9 +377,10 @@ class Participant:
         response = pb_rtc.SignalResponse()
         response.media_sections_requirement.num_audios = wanted["audio"]
         response.media_sections_requirement.num_videos = wanted["video"]
-        self._spawn(self.send(response))
+        self.send(response)
 
-    async def _handle_subscriber_answer(self, answer: pb_rtc.SessionDescription) -> None:
+    async def handle_subscriber_answer(self, answer: pb_rtc.SessionDescription) -> None:
+        """Apply the client's answer to the server's subscriber offer."""
         pc = self.subscriber_pc
         if pc is None or not self._awaiting_answer:
             logger.debug("participant %s: unexpected subscriber answer ignored", self.identity)
@@ -417,77 +428,9 @@ class Participant:
         for down in self.subscriptions.values():
             if down.transceiver is not None and down.transceiver.mid is not None:
                 response.offer.mid_to_track_id[down.transceiver.mid] = down.track.sid
-        await self.send(response)
+        self.send(response)
 
     # ----- publishing -----
-
-    async def _handle_add_track(self, request: pb_rtc.AddTrackRequest) -> None:
-        if not self.can_publish:
-            await self._refuse_request(
-                "add_track", request.cid, "token does not allow publishing (canPublish=false)", add_track=request
-            )
-            return
-        sources = self.grant.can_publish_sources
-        source_name = pb_models.TrackSource.Name(request.source).lower()
-        if sources and source_name not in sources:
-            await self._refuse_request(
-                "add_track", request.cid, f"token does not allow publishing source {source_name}", add_track=request
-            )
-            return
-        if not request.cid:
-            await self._refuse_request("add_track", "", "add_track: expected a cid, got ''")
-            return
-        if len(self.pending_tracks) + len(self.published) >= _MAX_TRACKS_PER_PARTICIPANT:
-            await self._refuse_request(
-                "add_track",
-                request.cid,
-                f"add_track: at most {_MAX_TRACKS_PER_PARTICIPANT} tracks per participant",
-                add_track=request,
-                reason_code=pb_rtc.RequestResponse.LIMIT_EXCEEDED,
-            )
-            return
-        info = pb_models.TrackInfo()
-        info.sid = request.sid or new_id(TRACK_PREFIX)
-        info.type = request.type
-        info.name = request.name
-        info.muted = request.muted
-        info.width = request.width
-        info.height = request.height
-        info.source = request.source
-        info.simulcast = len(request.layers) > 1
-        info.layers.extend(request.layers)
-        info.stream = request.stream
-        info.encryption = request.encryption
-        for codec in request.simulcast_codecs:
-            if codec.codec:
-                entry = info.codecs.add()
-                entry.mime_type = codec.codec if "/" in codec.codec else f"video/{codec.codec}"
-                entry.layers.extend(codec.layers or request.layers)
-        self.pending_tracks[request.cid] = info
-        response = pb_rtc.SignalResponse()
-        response.track_published.cid = request.cid
-        response.track_published.track.CopyFrom(info)
-        await self.send(response)
-
-    async def _refuse_request(
-        self,
-        what: str,
-        detail: str,
-        reason: str,
-        *,
-        add_track: pb_rtc.AddTrackRequest | None = None,
-        reason_code: int = pb_rtc.RequestResponse.NOT_ALLOWED,
-    ) -> None:
-        log_event(
-            "refused", level=logging.WARNING, room=self.room.name, identity=self.identity, request=what, reason=reason
-        )
-        response = pb_rtc.SignalResponse()
-        response.request_response.reason = reason_code  # type: ignore[assignment]
-        response.request_response.message = f"{reason} ({detail})" if detail else reason
-        if add_track is not None:
-            # Echo the request so a client can tell which publish was refused.
-            response.request_response.add_track.CopyFrom(add_track)
-        await self.send(response)
 
     @staticmethod
     def _remote_sends(transceiver: Transceiver) -> bool:
@@ -526,7 +469,7 @@ class Participant:
         for track in gone:
             await self.unpublish(track.sid, broadcast=False)
         if newly or gone:
-            await self.room.broadcast_update([self._bump()], exclude=self)
+            self.announce()
             for track in newly:
                 for other in self.room.others(self):
                     if other.auto_subscribe and other.can_subscribe and not other.closed:
@@ -549,10 +492,11 @@ class Participant:
             return
         track.close()
         for down in list(track.downtracks.values()):
-            down.subscriber.unsubscribe(track_sid)
+            down.subscriber.unsubscribe(track_sid, track=track)
+        self.room.remember_track_sid(self.identity, track_sid)
         log_event("unpublish", room=self.room.name, identity=self.identity, track=track_sid)
         if broadcast:
-            await self.room.broadcast_update([self._bump()], exclude=self)
+            self.announce()
 
     # ----- subscribing -----
 
@@ -567,6 +511,9 @@ class Participant:
     def subscribe(self, track: PublishedTrack) -> None:
         """Add a downtrack for ``track`` and renegotiate the subscriber PC."""
         if self.closed or track.sid in self.subscriptions or track.publisher is self:
+            return
+        if track.publisher.hidden:
+            # Nobody may learn of a hidden participant, so nobody receives its tracks.
             return
         if self.single_pc:
             down = DownTrack(track, self, None, is_ready=self._subscriber_ready)
@@ -602,14 +549,15 @@ class Participant:
         if len(track.downtracks) == 1:
             notice = pb_rtc.SignalResponse()
             notice.track_subscribed.track_sid = track.sid
-            self._spawn(track.publisher.send(notice))
+            track.publisher.send(notice)
         self.request_negotiation()
 
-    def unsubscribe(self, track_sid: str) -> None:
-        """Remove the downtrack for ``track_sid`` and renegotiate."""
-        down = self.subscriptions.pop(track_sid, None)
-        if down is None:
+    def unsubscribe(self, track_sid: str, *, track: PublishedTrack | None = None) -> None:
+        """Remove the downtrack for ``track_sid`` (only when it forwards ``track``, if given) and renegotiate."""
+        down = self.subscriptions.get(track_sid)
+        if down is None or (track is not None and down.track is not track):
             return
+        del self.subscriptions[track_sid]
         down.track.downtracks.pop(self.sid, None)
         down.close()
         if down in self._unbound_downtracks:
@@ -624,46 +572,13 @@ class Participant:
         log_event("unsubscribe", room=self.room.name, identity=self.identity, track=track_sid)
         self.request_negotiation()
 
-    def _find_track(self, track_sid: str) -> PublishedTrack | None:
+    def find_track(self, track_sid: str) -> PublishedTrack | None:
+        """Another participant's published track ``track_sid``, if any."""
         for other in self.room.others(self):
             track = other.published.get(track_sid)
             if track is not None:
                 return track
         return None
-
-    def _handle_subscription(self, request: pb_rtc.UpdateSubscription) -> None:
-        sids = list(request.track_sids)
-        for participant_tracks in request.participant_tracks:
-            sids.extend(participant_tracks.track_sids)
-        for sid in sids:
-            if request.subscribe:
-                if not self.can_subscribe:
-                    log_event(
-                        "refused",
-                        level=logging.WARNING,
-                        room=self.room.name,
-                        identity=self.identity,
-                        request="subscribe",
-                        reason="token does not allow subscribing",
-                    )
-                    continue
-                track = self._find_track(sid)
-                if track is not None:
-                    self.subscribe(track)
-            else:
-                self.unsubscribe(sid)
-
-    def _handle_track_setting(self, setting: pb_rtc.UpdateTrackSettings) -> None:
-        for sid in setting.track_sids:
-            down = self.subscriptions.get(sid)
-            if down is None:
-                continue
-            down.disabled = setting.disabled or setting.quality == pb_models.OFF
-            if setting.width > 0 or setting.height > 0:
-                layer = down.track.layer_for_size(setting.width, setting.height)
-            else:
-                layer = quality_to_layer(setting.quality)
-            down.set_desired_layer(layer)
 
     # ----- data -----
 
@@ -749,9 +664,12 @@ class Participant:
                     reason, code, notify = f"bad signal message: {exc}", pb_models.STATE_MISMATCH, True
                     break
                 if request is None:
+                    if self.connection.failure:
+                        # This end gave up on a client that stopped reading; it would not hear why.
+                        reason, code = self.connection.failure, pb_models.SIGNAL_CLOSE
                     break
                 try:
-                    done = await self._dispatch(request)
+                    done = await dispatch(self, request)
                 except ValueError as exc:
                     log_event(
                         "refused",
@@ -783,64 +701,8 @@ class Participant:
         finally:
             await self.close(reason, code, notify_client=notify)
 
-    async def _dispatch(self, request: pb_rtc.SignalRequest) -> bool:
-        """Handle one request; True when the client asked to leave."""
-        kind = request.WhichOneof("message")
-        if kind == "offer":
-            if not self.server.media_available:
-                raise NotImplementedError("media transport")
-            await self._handle_publisher_offer(request.offer)
-        elif kind == "answer":
-            await self._handle_subscriber_answer(request.answer)
-        elif kind == "trickle":
-            await self._handle_trickle(request.trickle)
-        elif kind == "add_track":
-            await self._handle_add_track(request.add_track)
-        elif kind == "mute":
-            await self._handle_mute(request.mute)
-        elif kind == "subscription":
-            self._handle_subscription(request.subscription)
-        elif kind == "track_setting":
-            self._handle_track_setting(request.track_setting)
-        elif kind == "update_layers":
-            track = self.published.get(request.update_layers.track_sid)
-            if track is not None:
-                del track.info.layers[:]
-                track.info.layers.extend(request.update_layers.layers)
-        elif kind == "leave":
-            return True
-        elif kind == "ping":
-            response = pb_rtc.SignalResponse()
-            response.pong = request.ping
-            await self.send(response)
-        elif kind == "ping_req":
-            response = pb_rtc.SignalResponse()
-            response.pong_resp.last_ping_timestamp = request.ping_req.timestamp
-            response.pong_resp.timestamp = int(time.time() * 1000)
-            await self.send(response)
-        elif kind == "update_metadata":
-            await self._handle_update_metadata(request.update_metadata)
-        # sync_state, simulate, subscription_permission, ...: accepted and ignored.
-        return False
-
-    async def _handle_trickle(self, trickle: pb_rtc.TrickleRequest) -> None:
-        if not trickle.candidateInit:
-            return
-        try:
-            candidate = IceCandidateInit.from_json(trickle.candidateInit)
-        except ValueError as exc:
-            # One unusable candidate (browsers send mDNS names, for one) is no
-            # reason to drop a client; the others may still connect.
-            logger.info("participant %s: ignoring ICE candidate: %s", self.identity, exc)
-            return
-        if not candidate.candidate:
-            return
-        try:
-            await self._add_candidate(trickle.target, candidate)
-        except ValueError as exc:
-            logger.info("participant %s: ignoring ICE candidate: %s", self.identity, exc)
-
-    async def _add_candidate(self, target: int, candidate: IceCandidateInit) -> None:
+    async def add_remote_candidate(self, target: int, candidate: IceCandidateInit) -> None:
+        """Add a trickled candidate to the PeerConnection ``target`` names (held until it has an offer)."""
         if target == SUBSCRIBER and not self.single_pc:
             if self.subscriber_pc is not None:
                 await self.subscriber_pc.add_ice_candidate(candidate)
@@ -849,35 +711,6 @@ class Participant:
                 self._early_publisher_candidates.append(candidate)
         else:
             await self.publisher_pc.add_ice_candidate(candidate)
-
-    async def _handle_mute(self, mute: pb_rtc.MuteTrackRequest) -> None:
-        track = self.published.get(mute.sid)
-        info = track.info if track is not None else None
-        if info is None:
-            for pending in self.pending_tracks.values():
-                if pending.sid == mute.sid:
-                    info = pending
-        if info is None or info.muted == mute.muted:
-            return
-        info.muted = mute.muted
-        log_event("mute" if mute.muted else "unmute", room=self.room.name, identity=self.identity, track=mute.sid)
-        if track is not None:
-            await self.room.broadcast_update([self._bump()], exclude=self)
-
-    async def _handle_update_metadata(self, update: pb_rtc.UpdateParticipantMetadata) -> None:
-        if not self.grant.can_update_own_metadata:
-            await self._refuse_request("update_metadata", "", "token does not allow updating own metadata")
-            return
-        if update.name:
-            self.name = update.name
-        if update.metadata:
-            self.metadata = update.metadata
-        for key, value in update.attributes.items():
-            if value:
-                self.attributes[key] = value
-            else:
-                self.attributes.pop(key, None)
-        await self.room.broadcast_update([self._bump()])
 
     # ----- leaving -----
 
@@ -902,10 +735,9 @@ class Participant:
         for track_sid in list(self.subscriptions):
             self.unsubscribe(track_sid)
         self.state = pb_models.ParticipantInfo.DISCONNECTED
-        if not self.hidden:
-            info = self._bump()
-            info.disconnect_reason = disconnect_reason  # type: ignore[assignment]
-            await self.room.broadcast_update([info])
+        info = self._bump()
+        info.disconnect_reason = disconnect_reason  # type: ignore[assignment]
+        self.room.broadcast_update([info])
         log_event(
             "leave",
             room=self.room.name,

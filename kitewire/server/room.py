@@ -21,6 +21,10 @@ __all__ = ["Room", "RoomManager"]
 
 logger = logging.getLogger("kitewire.server")
 
+# Bounds on the sids a room remembers for rejoining publishers.
+_REMEMBERED_SIDS_PER_IDENTITY = 32
+_REMEMBERED_IDENTITIES = 1024
+
 
 class Room:
     """One room: its participants by identity, created on first join."""
@@ -32,6 +36,8 @@ class Room:
         self.empty_timeout = empty_timeout
         self.participants: dict[str, Participant] = {}
         self.closed = False
+        # identity -> track sids it published, oldest first (bounded below)
+        self._previous_track_sids: dict[str, list[str]] = {}
 
     def info(self) -> pb_models.Room:
         """The Room protobuf sent in JoinResponse and RoomUpdate."""
@@ -50,18 +56,41 @@ class Room:
         """Every participant except ``participant``."""
         return [p for p in self.participants.values() if p is not participant]
 
-    async def broadcast_update(
+    def broadcast_update(
         self, infos: Iterable[pb_models.ParticipantInfo], *, exclude: Participant | None = None
     ) -> None:
-        """Send a ParticipantUpdate with ``infos`` to everyone but ``exclude``."""
-        infos = list(infos)
-        if not infos:
+        """Queue a ParticipantUpdate with ``infos`` for everyone but ``exclude``.
+
+        Infos of hidden participants are left out: this is the one place other
+        participants hear about someone, so hidden ones stay hidden whatever
+        changed. Sending only queues on each connection, so one client that
+        does not read delays nobody else.
+        """
+        visible = [info for info in infos if not info.permission.hidden]
+        if not visible:
             return
         response = pb_rtc.SignalResponse()
-        response.update.participants.extend(infos)
-        await asyncio.gather(
-            *(p.send(response) for p in list(self.participants.values()) if p is not exclude),
-            return_exceptions=True,
+        response.update.participants.extend(visible)
+        for participant in list(self.participants.values()):
+            if participant is not exclude:
+                participant.send(response)
+
+    def remember_track_sid(self, identity: str, track_sid: str) -> None:
+        """Note that ``identity`` published ``track_sid``, so a rejoin of it may claim the sid again."""
+        sids = self._previous_track_sids.pop(identity, [])
+        if track_sid not in sids:
+            sids.append(track_sid)
+        self._previous_track_sids[identity] = sids[-_REMEMBERED_SIDS_PER_IDENTITY:]
+        while len(self._previous_track_sids) > _REMEMBERED_IDENTITIES:
+            del self._previous_track_sids[next(iter(self._previous_track_sids))]
+
+    def claimable_track_sid(self, identity: str, track_sid: str) -> bool:
+        """Whether ``identity`` may publish under ``track_sid``: one it published before that nobody publishes now."""
+        if track_sid not in self._previous_track_sids.get(identity, []):
+            return False
+        return not any(
+            track_sid in p.published or any(info.sid == track_sid for info in p.pending_tracks.values())
+            for p in self.participants.values()
         )
 
 

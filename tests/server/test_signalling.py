@@ -99,10 +99,14 @@ async def test_add_track_without_permission_gets_request_response(server: Server
         request = pb_rtc.SignalRequest()
         request.add_track.cid = "x"
         request.add_track.type = pb_models.VIDEO
+        request.add_track.name = "n" * 200
         await client.send(request)
         refused = await next_of(client, "request_response")
         assert refused.request_response.reason == pb_rtc.RequestResponse.NOT_ALLOWED
         assert "canPublish" in refused.request_response.message
+        # The refusal names the cid it answers and nothing else of the request.
+        assert refused.request_response.add_track.cid == "x"
+        assert refused.request_response.add_track.name == ""
     finally:
         await client.close()
 
