@@ -462,6 +462,7 @@ def test_run_queue_wait_is_read_for_a_live_process_only() -> None:
 
 
 async def test_refused_publish_fails_fast_with_the_servers_reason(server: Server) -> None:
+    from kitewire.engine import EngineError
     from kitewire.signal import create_token
 
     params = LoadTestParams(url=server.url, resolution="180p", simulcast=False, loop_seconds=0.5)
@@ -472,7 +473,7 @@ async def test_refused_publish_fails_fast_with_the_servers_reason(server: Server
     try:
         await participant.connect(server.url, token, subscribe=False, timeout=10)
         started = time.monotonic()
-        with pytest.raises(ConnectionError, match="request refused: .*canPublish"):
+        with pytest.raises(EngineError, match="refused the request: .*canPublish"):
             await participant.publish(loops, loadtest._layer_plans(params), False, pacer, 15.0)
         assert time.monotonic() - started < 10  # the refusal ended the wait, not the 15 s timeout
     finally:
