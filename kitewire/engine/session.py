@@ -116,13 +116,22 @@ class RtcEngine:
     # -- connecting --------------------------------------------------------------
 
     async def connect(
-        self, url: str, token: str, *, auto_subscribe: bool, timeout: float, join_mode: JoinMode = "legacy"
+        self,
+        url: str,
+        token: str,
+        *,
+        auto_subscribe: bool,
+        timeout: float,
+        single_peer_connection: bool | None = None,
     ) -> signal_pb.JoinResponse:
         """Join the room; returns the server's JoinResponse. Raises EngineError.
 
-        ``join_mode`` picks ``/rtc/v1`` (one PeerConnection), legacy ``/rtc`` (two),
-        or ``"auto"``: v1, falling back to ``/rtc`` when the server answers 404.
+        As livekit 1.2 does, the join goes over ``/rtc/v1`` with one
+        PeerConnection, and over legacy ``/rtc`` with two when the server answers
+        the v1 path with 404 (older LiveKit servers); ``single_peer_connection=False``
+        (livekit's RoomOptions name) goes straight to ``/rtc``.
         """
+        join_mode: JoinMode = "legacy" if single_peer_connection is False else "auto"
         try:
             host = urlsplit(url).hostname or ""
         except ValueError as exc:

@@ -39,7 +39,7 @@ from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
 from kitewire.media import VideoLayerPlan, normalize_codec
-from kitewire.signal import SignalClient, SignalConnectError
+from kitewire.signal import SignalClient
 from kitewire.signal import connect as signal_connect
 from kitewire.transport import (
     DEFAULT_CODECS,
@@ -81,6 +81,8 @@ _CLOSE_TIMEOUT = 5.0
 
 #: ``"v1"``: ``/rtc/v1`` only; ``"legacy"``: ``/rtc`` only; ``"auto"``: v1, then ``/rtc`` on 404.
 JoinMode = Literal["auto", "v1", "legacy"]
+# signal.connect's ``legacy`` for each mode (None: v1, then /rtc on 404).
+_LEGACY_BY_MODE: dict[str, bool | None] = {"auto": None, "v1": False, "legacy": True}
 
 
 class EngineError(Exception):
@@ -217,51 +219,58 @@ class WireClient:
         self, url: str, token: str, *, auto_subscribe: bool, join_mode: JoinMode = "auto", timeout: float
     ) -> signal_pb.JoinResponse:
         """Join; returns the server's JoinResponse. Raises SignalConnectError (refused) or OSError/ValueError."""
-        if join_mode not in ("auto", "v1", "legacy"):
+        if join_mode not in _LEGACY_BY_MODE:
             raise ValueError(f"join mode: expected 'auto', 'v1' or 'legacy', got {join_mode!r}")
-        if join_mode != "legacy":
-            try:
-                return await self._connect_v1(url, token, auto_subscribe=auto_subscribe, timeout=timeout)
-            except SignalConnectError as exc:
-                if exc.status != 404 or join_mode == "v1":
-                    raise
-                logger.info("%s has no /rtc/v1 (404): joining over /rtc", url)
-        signal, join = await signal_connect(url, token, auto_subscribe=auto_subscribe, legacy=True, timeout=timeout)
-        self._joined(signal, join)
-        return join
-
-    async def _connect_v1(
-        self, url: str, token: str, *, auto_subscribe: bool, timeout: float
-    ) -> signal_pb.JoinResponse:
-        pc = self.publisher = self._new_pc(PUBLISHER)
-        # livekit clients always offer their data channels, and receive on slots of their own offer.
-        pc.create_data_channel("_reliable", ordered=True)
-        pc.create_data_channel("_lossy", ordered=False, max_retransmits=0)
-        self._add_receive_slots(pc, JOIN_VIDEO_SLOTS, JOIN_AUDIO_SLOTS)
+        legacy = _LEGACY_BY_MODE[join_mode]
         request = signal_pb.JoinRequest()
         request.connection_settings.auto_subscribe = auto_subscribe
-        offer = request.publisher_offer
-        offer.type = "offer"
-        offer.sdp = await pc.create_offer()
-        offer.id = next(self._offer_ids)
-        answer = self._answer = self._loop.create_future()
+        pc = answer = None
+        if legacy is not True:
+            # The v1 join carries the first offer; signal.connect drops it if it falls back to /rtc.
+            pc = self._new_pc(PUBLISHER)
+            # livekit clients always offer their data channels, and receive on slots of their own offer.
+            pc.create_data_channel("_reliable", ordered=True)
+            pc.create_data_channel("_lossy", ordered=False, max_retransmits=0)
+            self._add_receive_slots(pc, JOIN_VIDEO_SLOTS, JOIN_AUDIO_SLOTS)
+            offer = request.publisher_offer
+            offer.type, offer.sdp, offer.id = "offer", await pc.create_offer(), next(self._offer_ids)
+            answer = self._answer = self._loop.create_future()
         try:
-            signal, join = await signal_connect(url, token, join_request=request, legacy=False, timeout=timeout)
+            signal, join = await signal_connect(url, token, join_request=request, legacy=legacy, timeout=timeout)
         except BaseException:
-            self.publisher = self._answer = None
-            with contextlib.suppress(Exception):
-                await pc.close()
+            await self._drop_join_offer(pc)
             raise
-        self.single_pc = True
-        self._joined(signal, join)
-        # The answer to the join's offer comes right after the JoinResponse.
-        async with self._offer_lock:
-            await self._apply_answer(pc, answer, offer.id, timeout)
-        return join
-
-    def _joined(self, signal: SignalClient, join: signal_pb.JoinResponse) -> None:
         self.signal, self.join = signal, join
         self._reader = self._loop.create_task(self._read_signal())
+        if not signal.single_pc_mode or pc is None or answer is None:
+            await self._drop_join_offer(pc)  # an older server: /rtc, two PeerConnections
+            return join
+        self.single_pc, self.publisher = True, pc
+        # The answer to the join's offer comes right after the JoinResponse. It is
+        # applied once the caller has taken in the JoinResponse, as the server's first
+        # offer is in the two-PeerConnection form, so the tracks it names are known
+        # by then; the lock (taken without suspending) keeps later offers behind it.
+        await self._offer_lock.acquire()
+        self.spawn(self._apply_join_answer(pc, answer, request.publisher_offer.id, timeout))
+        return join
+
+    async def _drop_join_offer(self, pc: PeerConnection | None) -> None:
+        self._answer = None
+        if pc is not None:
+            with contextlib.suppress(Exception):
+                await pc.close()
+
+    async def _apply_join_answer(
+        self, pc: PeerConnection, answer: asyncio.Future[signal_pb.SessionDescription], offer_id: int, timeout: float
+    ) -> None:
+        try:
+            await self._apply_answer(pc, answer, offer_id, timeout)
+        except EngineError as exc:
+            if not self._closed:
+                logger.warning("%s", exc)
+                self._listener.on_media_failed()
+        finally:
+            self._offer_lock.release()
 
     def _new_pc(self, target: int) -> PeerConnection:
         pc = PeerConnection(self._config)
