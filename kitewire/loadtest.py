@@ -961,16 +961,10 @@ class _SimulatedParticipant:
         if wire is None:
             raise EngineError("not connected")
         cid = f"TR_load_{secrets.token_hex(6)}"
-        top = plans[-1]
+        name = "video-simulcast" if simulcast else "video"
+        camera = pb_models.TrackSource.CAMERA
         request = add_track_request(
-            cid=cid,
-            name="video-simulcast" if simulcast else "video",
-            source=pb_models.TrackSource.CAMERA,
-            width=top.width,
-            height=top.height,
-            codec=mime_type,
-            layers=plans,
-            simulcast=simulcast,
+            cid=cid, name=name, source=camera, codec=mime_type, layers=plans, simulcast=simulcast
         )
         info = await wire.request_track(request, timeout)
         transceiver = wire.add_video_sender(cid, mime_type, plans, simulcast)

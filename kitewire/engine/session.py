@@ -282,16 +282,7 @@ class RtcEngine:
             max_bitrate=max_bitrate or None,
             max_framerate=max_framerate or None,
         )
-        request = add_track_request(
-            cid=cid,
-            name=name,
-            source=source,
-            width=width,
-            height=height,
-            codec=codec,
-            layers=layers,
-            simulcast=simulcast,
-        )
+        request = add_track_request(cid=cid, name=name, source=source, codec=codec, layers=layers, simulcast=simulcast)
         info = await wire.request_track(request, timeout)
         transceiver = wire.add_video_sender(cid, codec, layers, simulcast)
         pipeline = VideoPublishPipeline(

@@ -132,24 +132,20 @@ def parse_msid(stream_id: str | None, track_id: str | None) -> tuple[str, str]:
 
 
 def add_track_request(
-    *,
-    cid: str,
-    name: str,
-    source: int,
-    width: int,
-    height: int,
-    codec: str,
-    layers: list[VideoLayerPlan],
-    simulcast: bool,
+    *, cid: str, name: str, source: int, codec: str, layers: list[VideoLayerPlan], simulcast: bool
 ) -> signal_pb.SignalRequest:
-    """The AddTrackRequest announcing a video track whose layers are ``layers`` (rids only when simulcast)."""
+    """The AddTrackRequest announcing a video track sent as ``layers``, smallest first (rids only when simulcast).
+
+    The track's size is its top layer's."""
+    if not layers:
+        raise ValueError("layers: expected at least one video layer, got none")
     request = signal_pb.SignalRequest()
     add = request.add_track
     add.cid = cid
     add.name = name
     add.type = models.TrackType.VIDEO
-    add.width = width
-    add.height = height
+    add.width = layers[-1].width
+    add.height = layers[-1].height
     add.source = source  # type: ignore[assignment]
     for plan in layers:
         layer = add.layers.add()

@@ -8,7 +8,7 @@ import logging
 import pytest
 from kitewire.engine import EngineError, IncomingTrack, WireClient, add_track_request, parse_msid
 from kitewire.engine.wire import MAX_PENDING_CANDIDATES, SUBSCRIBER
-from kitewire.media import plan_video_layers
+from kitewire.media import VideoLayerPlan, plan_video_layers
 from kitewire.server import Server
 from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, SignalConnectError, create_token
 from kitewire.transport import PeerConnectionConfig
@@ -49,36 +49,27 @@ def test_msid_names_participant_and_track() -> None:
     assert parse_msid(None, None) == ("", "")
 
 
+def _add_track(codec: str, layers: list[VideoLayerPlan], simulcast: bool) -> signal_pb.AddTrackRequest:
+    camera = models.TrackSource.CAMERA
+    return add_track_request(
+        cid="c1", name="cam", source=camera, codec=codec, layers=layers, simulcast=simulcast
+    ).add_track
+
+
 def test_add_track_request_carries_layers_and_rids_only_for_simulcast() -> None:
     layers = plan_video_layers(1280, 720, simulcast=True)
-    request = add_track_request(
-        cid="c1",
-        name="cam",
-        source=models.TrackSource.CAMERA,
-        width=1280,
-        height=720,
-        codec="video/VP8",
-        layers=layers,
-        simulcast=True,
-    )
-    add = request.add_track
+    add = _add_track("video/VP8", layers, True)
     assert (add.cid, add.name, add.type, add.width, add.height) == ("c1", "cam", models.TrackType.VIDEO, 1280, 720)
     assert [layer.rid for layer in add.layers] == [plan.rid for plan in layers] and len(layers) == 3
+    assert [(layer.width, layer.bitrate) for layer in add.layers] == [(p.width, p.max_bitrate) for p in layers]
     assert [(c.codec, c.cid) for c in add.simulcast_codecs] == [("vp8", "c1")]
-    single = add_track_request(
-        cid="c2",
-        name="cam",
-        source=models.TrackSource.CAMERA,
-        width=640,
-        height=360,
-        codec="H264",
-        layers=plan_video_layers(640, 360, simulcast=False),
-        simulcast=False,
-    ).add_track
-    assert [layer.rid for layer in single.layers] == [""]
+    single = _add_track("H264", plan_video_layers(640, 360, simulcast=False), False)
+    assert [layer.rid for layer in single.layers] == [""] and (single.width, single.height) == (640, 360)
     assert single.simulcast_codecs[0].codec == "h264"
     with pytest.raises(ValueError, match="codec: expected 'VP8' or 'H264'"):
-        add_track_request(cid="c3", name="x", source=0, width=640, height=360, codec="AV1", layers=[], simulcast=False)
+        _add_track("AV1", layers, True)
+    with pytest.raises(ValueError, match="layers: expected at least one"):
+        _add_track("VP8", [], False)
 
 
 async def test_candidates_before_a_remote_description_wait_in_a_bounded_queue(
