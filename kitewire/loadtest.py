@@ -1,9 +1,11 @@
 """``kitewire load-test``: simulate video publishers and subscribers against a server.
 
 Modelled on LiveKit's ``lk load-test``. Every simulated participant is a real
-client on the wire: it joins through the signal protocol, publishes with an
-AddTrackRequest and a publisher offer, or lets the server subscribe it and
-answers the server's offers. What is cheap about it:
+client on the wire, built on the SDK's own protocol client
+(:class:`kitewire.engine.WireClient`): it joins through the signal protocol,
+publishes with an AddTrackRequest and a publisher offer, or lets the server
+subscribe it (over ``/rtc`` answering the server's offers, or with
+``--single-pc`` over ``/rtc/v1`` offering receive slots). What is cheap about it:
 
 * Publishers do not encode live. A moving test pattern is encoded ONCE per
   layer (VP8 by default, or H264; a few seconds starting with a keyframe) into

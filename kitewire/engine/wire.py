@@ -300,6 +300,8 @@ class WireClient:
         task = self._loop.create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # a task cancelled before its first step never awaited ``coroutine``: close it quietly
+        task.add_done_callback(lambda _: coroutine.close())
 
     # -- signal messages ---------------------------------------------------------
 
