@@ -1,9 +1,11 @@
 """``kitewire load-test``: simulate video publishers and subscribers against a server.
 
 Modelled on LiveKit's ``lk load-test``. Every simulated participant is a real
-client on the wire: it joins through the signal protocol, publishes with an
-AddTrackRequest and a publisher offer, or lets the server subscribe it and
-answers the server's offers. What is cheap about it:
+client on the wire, built on the SDK's own protocol client
+(:class:`kitewire.engine.WireClient`): it joins through the signal protocol,
+publishes with an AddTrackRequest and a publisher offer, or lets the server
+subscribe it (over ``/rtc`` answering the server's offers, or with
+``--single-pc`` over ``/rtc/v1`` offering receive slots). What is cheap about it:
 
 * Publishers do not encode live. A moving test pattern is encoded ONCE per
   layer (VP8 by default, or H264; a few seconds starting with a keyframe) into
@@ -63,6 +65,7 @@ import numpy as np
 from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
 
+from kitewire.engine.wire import EngineError, IncomingTrack, WireClient, add_track_request
 from kitewire.media import (
     VideoEncoder,
     VideoLayerPlan,
@@ -70,19 +73,9 @@ from kitewire.media import (
     parse_vp8_descriptor,
     plan_video_layers,
 )
-from kitewire.signal import SignalClient, SignalConnectError, create_token
-from kitewire.signal import connect as signal_connect
+from kitewire.signal import SignalConnectError, create_token
 from kitewire.signal.token import DEV_API_KEY, DEV_API_SECRET
-from kitewire.transport import (
-    DEFAULT_CODECS,
-    IceCandidateInit,
-    PeerConnection,
-    PeerConnectionConfig,
-    RtpHeader,
-    RtpSender,
-    SendEncoding,
-    Transceiver,
-)
+from kitewire.transport import PeerConnectionConfig, RtpHeader, RtpSender, Transceiver
 from kitewire.transport.rtp import URI_ABS_CAPTURE_TIME
 
 __all__ = [
@@ -123,8 +116,6 @@ RESOLUTIONS: dict[str, tuple[int, int]] = {
     "1080p": (1920, 1080),
 }
 
-_PUBLISHER = pb_rtc.SignalTarget.PUBLISHER
-_SUBSCRIBER = pb_rtc.SignalTarget.SUBSCRIBER
 #: ``--video-codec`` names -> mime type.
 VIDEO_CODECS: dict[str, str] = {"vp8": "video/VP8", "h264": "video/H264"}
 _RTP_CLOCK = 90_000
@@ -146,10 +137,6 @@ _JOIN_TIMEOUT = 20.0
 _MAX_PACER_LAG = 0.5
 # At most one loop restart (keyframe) per layer within this many seconds.
 _MIN_KEYFRAME_INTERVAL = 0.2
-# Trickled candidates kept while no remote description is set (a loopback server sends one or two).
-_MAX_PENDING_CANDIDATES = 64
-# Recvonly m-lines added per media-sections request (a room has at most MAX_PUBLISHERS tracks).
-_MAX_SECTIONS_PER_REQUEST = 64
 # Pause between "everyone receives" and the measuring window.
 _SETTLE_SECONDS = 1.0
 # Publisher-side retransmission buffer (packets per layer).
@@ -655,6 +642,8 @@ class EmbeddedServer:
 # --------------------------------------------------------------------------
 
 _pack_seq_ts = struct.Struct("!HI").pack_into
+# A padding-only RTP payload: 224 bytes, the last one saying how many.
+_PADDING_PAYLOAD = bytes(223) + bytes([224])
 
 
 class _LayerReplay:
@@ -698,6 +687,14 @@ class _LayerReplay:
         self.frames_skipped = 0
         self.packets_sent = 0
         self.retransmitted = 0
+        self.keyframe_requests = 0
+        #: Leave out every n-th media packet (0: none): loss on the uplink, for the server's NACKs to repair.
+        self.drop_every = 0
+        self.dropped = 0
+        #: After every n-th media packet send two padding-only packets (0: never), as libwebrtc's
+        #: bandwidth probes arrive when RTX is not negotiated; the server must not forward them.
+        self.padding_every = 0
+        self.padding_sent = 0
 
     def start(self, now: float) -> None:
         self.started_at = now
@@ -739,6 +736,7 @@ class _LayerReplay:
         last = len(payloads) - 1
         send = self.sender.send_rtp
         patch_picture_id = self.patch_picture_id
+        drop_every, padding_every = self.drop_every, self.padding_every
         for number, payload in enumerate(payloads):
             packet = bytearray(template)
             packet += payload
@@ -749,13 +747,32 @@ class _LayerReplay:
             if patch_picture_id:
                 packet[at + 2] = pid_hi
                 packet[at + 3] = pid_lo
-            send(packet)
-            slot = seq % _HISTORY_SIZE
-            self.history[slot] = packet  # never modified after sending
-            self.history_seq[slot] = seq
-            self.sequence_number = (seq + 1) & 0xFFFF
-        self.packets_sent += len(payloads)
+            self.packets_sent += 1
+            if drop_every and self.packets_sent % drop_every == 0:
+                self.dropped += 1
+            else:
+                send(packet)
+            self._remember(seq, packet)
+            if padding_every and self.packets_sent % padding_every == 0:
+                self._send_padding(timestamp)
         self.frames_sent += 1
+
+    def _remember(self, seq: int, packet: bytearray) -> None:
+        slot = seq % _HISTORY_SIZE
+        self.history[slot] = packet  # never modified after sending
+        self.history_seq[slot] = seq
+        self.sequence_number = (seq + 1) & 0xFFFF
+
+    def _send_padding(self, timestamp: int) -> None:
+        for _ in range(2):
+            probe = bytearray(self.template)
+            probe += _PADDING_PAYLOAD
+            probe[0] |= 0x20  # P bit: the whole payload is padding
+            seq = self.sequence_number
+            _pack_seq_ts(probe, 2, seq, timestamp)
+            self.sender.send_rtp(probe)
+            self._remember(seq, probe)
+            self.padding_sent += 1
 
     def on_nack(self, lost: list[int]) -> None:
         for seq in lost:
@@ -868,199 +885,61 @@ class _TrackCounter:
 # --------------------------------------------------------------------------
 
 
-def _track_sid_from_msid(stream_id: str | None, track_id: str | None) -> str:
-    # LiveKit writes stream id "PA_xxx|TR_xxx" and track id "TR_xxx".
-    track = track_id or ""
-    if track.startswith("TR_"):
-        return track
-    _, _, embedded = (stream_id or "").partition("|")
-    return embedded or track
-
-
 class _SimulatedParticipant:
-    """A client on the wire: signal connection, publisher and/or subscriber PeerConnection."""
+    """A client on the wire (:class:`~kitewire.engine.WireClient`) whose tracks are replayed loops and counters."""
 
     def __init__(self, name: str, identity: str) -> None:
         self.name = name
         self.identity = identity
-        self.signal: SignalClient | None = None
-        self.publisher_pc: PeerConnection | None = None
-        self.subscriber_pc: PeerConnection | None = None
+        self.wire: WireClient | None = None
         self.counters: dict[str, _TrackCounter] = {}  # by track sid
+        #: The receiving m-line of each counted track (by track sid).
+        self.receivers: dict[str, Transceiver] = {}
         self._counted_mids: set[str] = set()
         self.layers: list[_LayerReplay] = []
         self.track_sid = ""
         self.error: str | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._pending_candidates: dict[int, list[IceCandidateInit]] = {_PUBLISHER: [], _SUBSCRIBER: []}
-        self._remote_set: dict[int, bool] = {_PUBLISHER: False, _SUBSCRIBER: False}
-        self._published: dict[str, asyncio.Future[pb_models.TrackInfo]] = {}
-        self._answer: asyncio.Future[pb_rtc.SessionDescription] | None = None
-        self._subscriber_lock = asyncio.Lock()
-        self._offer_id = 0
-        self._closed = False
 
     # -- connection --------------------------------------------------------
 
     async def connect(self, url: str, token: str, *, subscribe: bool, timeout: float, single_pc: bool = False) -> None:
         """Join. ``single_pc``: /rtc/v1 with one PeerConnection (livekit 1.x SDKs), else /rtc with two."""
-        signal_client, _join = await signal_connect(
-            url, token, auto_subscribe=subscribe, legacy=not single_pc, timeout=timeout
+        self.wire = WireClient(self, PeerConnectionConfig(loopback_only=True, ice_servers=[]))
+        await self.wire.connect(
+            url, token, auto_subscribe=subscribe, join_mode="v1" if single_pc else "legacy", timeout=timeout
         )
-        self.signal = signal_client
-        self._reader = asyncio.get_running_loop().create_task(self._read_signal())
 
-    def _new_pc(self, target: int) -> PeerConnection:
-        pc = PeerConnection(PeerConnectionConfig(loopback_only=True, ice_servers=[]))
+    def on_signal_message(self, message: pb_rtc.SignalResponse) -> None:
+        """WireListener: nothing else matters to a simulated participant."""
 
-        def on_candidate(candidate: IceCandidateInit | None) -> None:
-            if candidate is not None and candidate.candidate and self.signal is not None:
-                self._spawn(self.signal.send_trickle(candidate.to_json(), target))
+    def on_signal_closed(self, reason: int, reconnectable: bool, detail: str) -> None:
+        """WireListener: the run goes on without this participant; the error says why."""
+        if self.error is None:
+            self.error = detail
 
-        pc.on_ice_candidate = on_candidate
-        return pc
+    def on_media_failed(self) -> None:
+        """WireListener: a PeerConnection failed."""
+        if self.error is None:
+            self.error = "a media connection failed"
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, object]) -> None:
-        async def wrapped() -> None:
-            try:
-                await coroutine
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("%s: %s", self.name, exc)
+    async def on_incoming_tracks(self, tracks: list[IncomingTrack]) -> None:
+        """WireListener: count every newly arriving video track (an m-line is never counted twice)."""
+        for track in tracks:
+            if track.kind != "video" or track.mid in self._counted_mids:
+                continue
+            counter = self.counters.get(track.track_sid)
+            if counter is None:
+                capture_time_id = track.transceiver.receiver.header_extensions.get(URI_ABS_CAPTURE_TIME)
+                counter = self.counters[track.track_sid] = _TrackCounter(track.track_sid, capture_time_id)
+            self._counted_mids.add(track.mid)
+            self.receivers[track.track_sid] = track.transceiver
+            # The bound method itself: no wrapper call per packet.
+            track.transceiver.receiver.on_rtp = counter.on_rtp
 
-        task = asyncio.get_running_loop().create_task(wrapped())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _read_signal(self) -> None:
-        assert self.signal is not None
-        while True:
-            try:
-                message = await self.signal.recv()
-            except ValueError as exc:
-                self.error = f"bad signal message: {exc}"
-                return
-            if message is None:
-                if not self._closed and self.error is None:
-                    self.error = "the server closed the signal connection"
-                self._fail_pending(self.error or "closed")
-                return
-            kind = message.WhichOneof("message")
-            if kind == "offer":
-                self._spawn(self._answer_offer(message.offer))
-            elif kind == "answer":
-                if self._answer is not None and not self._answer.done():
-                    self._answer.set_result(message.answer)
-            elif kind == "trickle":
-                self._spawn(self._add_candidate(message.trickle))
-            elif kind == "media_sections_requirement":
-                requirement = message.media_sections_requirement
-                self._spawn(self._offer_sections(int(requirement.num_videos), int(requirement.num_audios)))
-            elif kind == "track_published":
-                future = self._published.get(message.track_published.cid)
-                if future is not None and not future.done():
-                    future.set_result(message.track_published.track)
-            elif kind == "request_response":
-                response = message.request_response
-                if response.reason != pb_rtc.RequestResponse.OK:
-                    reason = response.message or pb_rtc.RequestResponse.Reason.Name(response.reason)
-                    self.error = f"request refused: {reason}"
-                    self._fail_pending(self.error)
-            elif kind == "leave":
-                if not self._closed:
-                    reason = pb_models.DisconnectReason.Name(message.leave.reason)
-                    self.error = f"the server disconnected us ({reason})"
-                self._fail_pending(self.error or "left")
-                return
-
-    def _fail_pending(self, reason: str) -> None:
-        # A publish waiting for an answer that will not come ends now, not at its timeout.
-        waiting: list[asyncio.Future[Any]] = list(self._published.values())
-        if self._answer is not None:
-            waiting.append(self._answer)
-        for future in waiting:
-            if not future.done():
-                future.set_exception(ConnectionError(reason))
-
-    async def _add_candidate(self, trickle: pb_rtc.TrickleRequest) -> None:
-        target = int(trickle.target)
-        pc = self.subscriber_pc if target == _SUBSCRIBER else self.publisher_pc
-        candidate = IceCandidateInit.from_json(trickle.candidateInit)
-        if pc is None or not self._remote_set[target]:
-            if len(self._pending_candidates[target]) < _MAX_PENDING_CANDIDATES:
-                self._pending_candidates[target].append(candidate)
-            return
-        await pc.add_ice_candidate(candidate)
-
-    async def _flush_candidates(self, target: int, pc: PeerConnection) -> None:
-        self._remote_set[target] = True
-        pending, self._pending_candidates[target] = self._pending_candidates[target], []
-        for candidate in pending:
-            with contextlib.suppress(ValueError):
-                await pc.add_ice_candidate(candidate)
-
-    # -- subscribing -------------------------------------------------------
-
-    async def _answer_offer(self, offer: pb_rtc.SessionDescription) -> None:
-        if self.signal is None:
-            return
-        async with self._subscriber_lock:
-            if self.subscriber_pc is None:
-                self.subscriber_pc = self._new_pc(_SUBSCRIBER)
-            pc = self.subscriber_pc
-            await pc.set_remote_description(offer.sdp, "offer")
-            await self._flush_candidates(_SUBSCRIBER, pc)
-            answer = await pc.create_answer()
-            await self.signal.send_answer(answer, offer.id)
-            mid_to_track = dict(offer.mid_to_track_id)
-            for transceiver in pc.transceivers:
-                self._count(transceiver, mid_to_track)
-
-    async def _offer_sections(self, videos: int, audios: int) -> None:
-        """Single-PC mode: the server asks for recvonly m-lines to send tracks on; offer them."""
-        if self.signal is None:
-            return
-        async with self._subscriber_lock:
-            pc = self.publisher_pc
-            if pc is None:
-                pc = self.publisher_pc = self._new_pc(_PUBLISHER)
-                # livekit clients always offer their data channels.
-                pc.create_data_channel("_reliable", ordered=True)
-                pc.create_data_channel("_lossy", ordered=False, max_retransmits=0)
-            for _ in range(min(videos, _MAX_SECTIONS_PER_REQUEST)):
-                pc.add_transceiver("video", "recvonly")
-            for _ in range(min(audios, _MAX_SECTIONS_PER_REQUEST)):
-                pc.add_transceiver("audio", "recvonly")
-            offer = await pc.create_offer()
-            self._offer_id += 1
-            self._answer = asyncio.get_running_loop().create_future()
-            if not await self.signal.send_offer(offer, self._offer_id):
-                return
-            answer = await asyncio.wait_for(self._answer, _JOIN_TIMEOUT)
-            await pc.set_remote_description(answer.sdp, "answer")
-            await self._flush_candidates(_PUBLISHER, pc)
-            mid_to_track = dict(answer.mid_to_track_id)
-            for transceiver in pc.transceivers:
-                self._count(transceiver, mid_to_track)
-
-    def _count(self, transceiver: Transceiver, mid_to_track: dict[str, str]) -> None:
-        mid = transceiver.mid
-        if mid is None or transceiver.kind != "video" or transceiver.stopped or mid in self._counted_mids:
-            return
-        track_sid = mid_to_track.get(mid) or _track_sid_from_msid(
-            transceiver.remote_stream_id, transceiver.remote_track_id
-        )
-        if not track_sid:
-            return
-        counter = self.counters.get(track_sid)
-        if counter is None:
-            capture_time_id = transceiver.receiver.header_extensions.get(URI_ABS_CAPTURE_TIME)
-            counter = self.counters[track_sid] = _TrackCounter(track_sid, capture_time_id)
-        self._counted_mids.add(mid)
-        # The bound method itself: no wrapper call per packet.
-        transceiver.receiver.on_rtp = counter.on_rtp
+    @property
+    def single_pc(self) -> bool:
+        """True when joined over /rtc/v1 with one PeerConnection."""
+        return self.wire is not None and self.wire.single_pc
 
     def tracks_receiving(self) -> int:
         """How many tracks delivered at least one packet."""
@@ -1077,58 +956,21 @@ class _SimulatedParticipant:
         timeout: float,
         mime_type: str = "video/VP8",
     ) -> str:
-        """Announce a video track, negotiate it, and start replaying the loop(s); returns the track sid."""
-        if self.signal is None:
-            raise ConnectionError("not connected")
-        cid = f"TR_load_{secrets.token_hex(6)}"
-        top = plans[-1]
-        request = pb_rtc.SignalRequest()
-        add = request.add_track
-        add.cid = cid
-        add.name = "video-simulcast" if simulcast else "video"
-        add.type = pb_models.TrackType.VIDEO
-        add.source = pb_models.TrackSource.CAMERA
-        add.width = top.width
-        add.height = top.height
-        for plan in plans:
-            layer = add.layers.add()
-            layer.quality = plan.quality  # type: ignore[assignment]
-            layer.width = plan.width
-            layer.height = plan.height
-            layer.bitrate = plan.max_bitrate
-            if simulcast:
-                layer.rid = plan.rid
-        codec = add.simulcast_codecs.add()
-        codec.codec = mime_type.split("/", 1)[1].lower()
-        codec.cid = cid
-        future: asyncio.Future[pb_models.TrackInfo] = asyncio.get_running_loop().create_future()
-        self._published[cid] = future
-        try:
-            if not await self.signal.send(request):
-                raise ConnectionError("the signal connection closed")
-            info = await asyncio.wait_for(future, timeout)
-        finally:
-            self._published.pop(cid, None)
+        """Announce a video track, negotiate it, and start replaying the loop(s); returns the track sid.
 
-        pc = self.publisher_pc = self._new_pc(_PUBLISHER)
-        encodings = [SendEncoding(plan.rid, random.randint(1, 0xFFFFFFFE)) for plan in plans] if simulcast else None
-        transceiver = pc.add_transceiver(
-            "video",
-            "sendonly",
-            codecs=[c for c in DEFAULT_CODECS if c.mime_type.lower() == mime_type.lower()],
-            send_encodings=encodings,
-            stream_id=cid,
-            track_id=cid,
+        Raises EngineError when the server refuses or does not answer."""
+        wire = self.wire
+        if wire is None:
+            raise EngineError("not connected")
+        cid = f"TR_load_{secrets.token_hex(6)}"
+        name = "video-simulcast" if simulcast else "video"
+        camera = pb_models.TrackSource.CAMERA
+        request = add_track_request(
+            cid=cid, name=name, source=camera, codec=mime_type, layers=plans, simulcast=simulcast
         )
-        offer = await pc.create_offer()
-        self._answer = asyncio.get_running_loop().create_future()
-        self._offer_id += 1
-        if not await self.signal.send_offer(offer, self._offer_id):
-            raise ConnectionError("the signal connection closed")
-        answer = await asyncio.wait_for(self._answer, timeout)
-        await pc.set_remote_description(answer.sdp, "answer")
-        await self._flush_candidates(_PUBLISHER, pc)
-        await pc.wait_connected(timeout)
+        info = await wire.request_track(request, timeout)
+        transceiver = wire.add_video_sender(cid, mime_type, plans, simulcast)
+        await wire.negotiate(timeout)
 
         sender = transceiver.sender
         payload_type = next(
@@ -1140,7 +982,7 @@ class _SimulatedParticipant:
             None,
         )
         if payload_type is None:
-            raise ConnectionError(f"the server did not accept {mime_type}")
+            raise EngineError(f"the server did not accept {mime_type}")
         by_ssrc: dict[int, _LayerReplay] = {}
         for plan in plans:
             rid = plan.rid if simulcast else None
@@ -1152,6 +994,7 @@ class _SimulatedParticipant:
         def on_keyframe_request(media_ssrc: int) -> None:
             targets = [by_ssrc[media_ssrc]] if media_ssrc in by_ssrc else list(by_ssrc.values())
             for target in targets:
+                target.keyframe_requests += 1
                 target.restart_wanted = True
 
         def on_nack(media_ssrc: int, lost: list[int]) -> None:
@@ -1170,22 +1013,9 @@ class _SimulatedParticipant:
 
     async def close(self) -> None:
         """Leave and close everything. Idempotent; never raises."""
-        if self._closed:
-            return
-        self._closed = True
-        if self.signal is not None:
+        if self.wire is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.signal.close(leave=True), 5.0)
-        tasks: list[asyncio.Task[None]] = list(self._tasks)
-        if self._reader is not None:
-            tasks.append(self._reader)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for pc in (self.publisher_pc, self.subscriber_pc):
-            if pc is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pc.close(), 5.0)
+                await self.wire.close(leave=True)
 
 
 # --------------------------------------------------------------------------
@@ -1208,7 +1038,7 @@ async def _join(
             await participant.connect(url, token, subscribe=subscribe, timeout=_JOIN_TIMEOUT, single_pc=single_pc)
             if publish is not None:
                 await publish()
-        except (SignalConnectError, ConnectionError, OSError, ValueError, TimeoutError) as exc:
+        except (EngineError, SignalConnectError, ConnectionError, OSError, ValueError, TimeoutError) as exc:
             participant.error = f"could not connect: {exc or type(exc).__name__}"
         except Exception as exc:  # one broken participant must not end the whole run
             logger.debug("%s failed to join", participant.name, exc_info=True)

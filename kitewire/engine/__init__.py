@@ -1,18 +1,26 @@
-"""One client participant's session: signal client, publisher and subscriber
-PeerConnections, negotiation, and the per-track encode and decode pipelines.
+"""One client participant's session: the LiveKit client protocol (:mod:`kitewire.engine.wire`),
+and on top of it the SDK's engine with its per-track encode and decode pipelines.
 
-``kitewire.rtc`` builds livekit.rtc's object model on top of :class:`RtcEngine`.
+``kitewire.rtc`` builds livekit.rtc's object model on top of :class:`RtcEngine`;
+``kitewire load-test`` builds its simulated participants on :class:`WireClient`.
 """
 
 from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
-from .session import EngineError, EngineListener, PublishedVideo, RtcEngine
+from .session import EngineListener, PublishedVideo, RtcEngine
+from .wire import EngineError, IncomingTrack, JoinMode, WireClient, WireListener, add_track_request, parse_msid
 
 __all__ = [
     "EngineError",
     "EngineListener",
+    "IncomingTrack",
+    "JoinMode",
     "PublishedVideo",
     "RtcEngine",
     "VideoPublishPipeline",
     "VideoReceivePipeline",
+    "WireClient",
+    "WireListener",
+    "add_track_request",
+    "parse_msid",
 ]

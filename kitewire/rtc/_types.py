@@ -97,7 +97,8 @@ class RoomOptions:
     connect_timeout: float | None = None
     """Seconds allowed for the signal connection and join; None means 5 s."""
     single_peer_connection: bool | None = None
-    """Accepted for compatibility; kitewire uses one publisher and one subscriber connection."""
+    """None or True: join over ``/rtc/v1`` with one PeerConnection (falling back to ``/rtc`` with
+    two when the server answers 404), as livekit 1.2 does; False: legacy ``/rtc`` with two."""
     data_stream: DataStreamOptions | None = None
 
 

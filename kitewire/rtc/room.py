@@ -218,7 +218,13 @@ class Room(EventEmitter[EventTypes]):
         engine = RtcEngine(events)
         timeout = options.connect_timeout or _DEFAULT_CONNECT_TIMEOUT
         try:
-            join = await engine.connect(url, token, auto_subscribe=options.auto_subscribe, timeout=timeout)
+            join = await engine.connect(
+                url,
+                token,
+                auto_subscribe=options.auto_subscribe,
+                timeout=timeout,
+                single_peer_connection=options.single_peer_connection,
+            )
         except EngineError as exc:
             raise ConnectError(str(exc)) from None
         self._url, self._token = url, token
@@ -323,6 +329,7 @@ class Room(EventEmitter[EventTypes]):
                     self._token,
                     auto_subscribe=self._options.auto_subscribe,
                     timeout=min(remaining, connect_timeout),
+                    single_peer_connection=self._options.single_peer_connection,
                 )
             except EngineError as exc:
                 logger.info("rejoin attempt failed: %s", exc)

@@ -123,20 +123,19 @@ class SignalClient:
 
     async def send_offer(self, sdp: str, offer_id: int = 0) -> bool:
         """Send the publisher's offer."""
-        request = pb_rtc.SignalRequest()
-        request.offer.type = "offer"
-        request.offer.sdp = sdp
-        if offer_id:
-            request.offer.id = offer_id
-        return await self.send(request)
+        return await self._send_description("offer", sdp, offer_id)
 
     async def send_answer(self, sdp: str, offer_id: int = 0) -> bool:
         """Answer a subscriber offer from the server."""
+        return await self._send_description("answer", sdp, offer_id)
+
+    async def _send_description(self, kind: str, sdp: str, offer_id: int) -> bool:
         request = pb_rtc.SignalRequest()
-        request.answer.type = "answer"
-        request.answer.sdp = sdp
+        description = request.offer if kind == "offer" else request.answer
+        description.type = kind
+        description.sdp = sdp
         if offer_id:
-            request.answer.id = offer_id
+            description.id = offer_id
         return await self.send(request)
 
     async def send_trickle(self, candidate_init_json: str, target: int, *, final: bool = False) -> bool:

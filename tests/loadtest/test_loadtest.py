@@ -462,6 +462,7 @@ def test_run_queue_wait_is_read_for_a_live_process_only() -> None:
 
 
 async def test_refused_publish_fails_fast_with_the_servers_reason(server: Server) -> None:
+    from kitewire.engine import EngineError
     from kitewire.signal import create_token
 
     params = LoadTestParams(url=server.url, resolution="180p", simulcast=False, loop_seconds=0.5)
@@ -472,7 +473,7 @@ async def test_refused_publish_fails_fast_with_the_servers_reason(server: Server
     try:
         await participant.connect(server.url, token, subscribe=False, timeout=10)
         started = time.monotonic()
-        with pytest.raises(ConnectionError, match="request refused: .*canPublish"):
+        with pytest.raises(EngineError, match="refused the request: .*canPublish"):
             await participant.publish(loops, loadtest._layer_plans(params), False, pacer, 15.0)
         assert time.monotonic() - started < 10  # the refusal ended the wait, not the 15 s timeout
     finally:
@@ -482,9 +483,16 @@ async def test_refused_publish_fails_fast_with_the_servers_reason(server: Server
 
 
 async def test_single_pc_subscribers_receive_every_track(server: Server) -> None:
-    """Subscribers joining like livekit 1.x SDKs (/rtc/v1, one PeerConnection) are served too."""
+    """Subscribers joining like livekit 1.x SDKs (/rtc/v1, one PeerConnection) are served too; with
+    more tracks than the join offer's three video slots the server asks for more (MediaSectionsRequirement)."""
     params = LoadTestParams(
-        url=server.url, video_publishers=2, subscribers=2, duration=2, resolution="180p", single_pc=True
+        url=server.url,
+        video_publishers=4,
+        subscribers=2,
+        duration=2,
+        resolution="180p",
+        simulcast=False,
+        single_pc=True,
     )
     modes: dict[str, tuple[bool, bool]] = {}
 
@@ -498,7 +506,7 @@ async def test_single_pc_subscribers_receive_every_track(server: Server) -> None
     assert result.errors == {}
     for name in result.subscribers:
         tracks = result.tracks_of(name)
-        assert len(tracks) == 2 and all(t.packets > 0 and t.lost == 0 for t in tracks)
+        assert len(tracks) == 4 and all(t.packets > 0 and t.lost == 0 for t in tracks)
     assert result.complete
     subscriber_modes = [mode for identity, mode in modes.items() if "_sub_" in identity]
     assert subscriber_modes == [(True, True), (True, True)]  # v1, no second PeerConnection

@@ -56,11 +56,13 @@ async def cut_signal(server: Server, room_name: str, identity: str) -> str:
 
 
 async def fail_subscriber_connection(server: Server, room_name: str, identity: str) -> str:
-    """Close ``identity``'s subscriber PeerConnection on the server: the client's
-    side sees DTLS end and the connection fail while its signal socket stays up."""
+    """Close the PeerConnection ``identity`` receives on (the subscriber one, or the only one
+    of a /rtc/v1 join) on the server: the client's side sees DTLS end and the connection
+    fail while its signal socket stays up."""
     participant = server.rooms.rooms[room_name].participants[identity]
-    assert participant.subscriber_pc is not None
-    await participant.subscriber_pc.close()
+    pc = participant.publisher_pc if participant.single_pc else participant.subscriber_pc
+    assert pc is not None
+    await pc.close()
     return str(participant.sid)
 
 

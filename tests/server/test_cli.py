@@ -88,19 +88,17 @@ async def test_serve_runs_and_stops_on_sigterm() -> None:
             await process.wait()
 
 
-async def test_simulated_clients_against_embedded_server(capsys: pytest.CaptureFixture[str]) -> None:
-    from kitewire.server import simclient as loadtest
+async def test_simulated_clients_against_embedded_server() -> None:
+    from kitewire.loadtest import LoadTestParams, format_report, run_load_test
 
-    parser = argparse.ArgumentParser()
-    loadtest.add_arguments(parser)
-    args = parser.parse_args(["--subscribers", "2", "--duration", "3", "--width", "320", "--height", "240"])
-    assert await loadtest._run(args) == 0
-    out = capsys.readouterr().out
-    rows = [line.split() for line in out.splitlines() if line.startswith("sub-")]
-    assert len(rows) == 2
-    for row in rows:
-        tracks, fps, anchor = int(row[1]), float(row[2]), float(row[3])
-        assert tracks == 1 and fps >= 0.8 * anchor, out
+    params = LoadTestParams(embedded=True, subscribers=2, duration=3, resolution="180p", simulcast=False)
+    result = await run_load_test(params, log=lambda line: None)
+    assert result.complete, format_report(result)
+    assert result.server_cpu_seconds is not None  # the embedded server ran in a child process
+    for name in result.subscribers:
+        (track,) = result.tracks_of(name)
+        # What arrives is what the publisher sent on the forwarded layer.
+        assert track.delivered_percent is not None and track.delivered_percent >= 80, format_report(result)
 
 
 def test_serve_reads_livekit_keys_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,82 +3,87 @@ NACKs answered from the downtrack's cache, PLIs forwarded to the publisher."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
+from kitewire import loadtest
 from kitewire.server import Server
-from kitewire.server import simclient as loadtest
 from kitewire.signal import create_token
+from kitewire.transport import RtpHeader, Transceiver
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def _args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    loadtest.add_arguments(parser)
-    return parser.parse_args(["--width", "320", "--height", "240", "--bitrate", "300000"])
-
-
 @dataclass
 class Link:
-    """A kitewire-transport publisher and subscriber in one room of the server."""
+    """A load-test publisher replaying a 360p VP8 loop and a load-test subscriber, in one room of the server."""
 
-    publisher: loadtest.Publisher
-    subscriber: loadtest.Subscriber
-    run: asyncio.Task[None] | None = None
+    publisher: loadtest._SimulatedParticipant
+    subscriber: loadtest._SimulatedParticipant
+    pacer: loadtest._Pacer
+    #: How often each (ssrc, sequence number) reached the subscriber since :meth:`watch`; a retransmission shows as 2.
+    arrivals: dict[tuple[int, int], int] = field(default_factory=dict)
 
-    def start(self, seconds: float) -> asyncio.Task[None]:
-        """Let the publisher send its clip for ``seconds``; the task is cancelled on leaving the link."""
-        self.run = asyncio.get_running_loop().create_task(self.publisher.run(time.monotonic() + seconds))
-        return self.run
+    @property
+    def replay(self) -> loadtest._LayerReplay:
+        """The publisher's one layer."""
+        return self.publisher.layers[0]
+
+    async def watch(self) -> Transceiver:
+        """Wait for the subscriber's m-line of the track and record what arrives on it from now on."""
+        for _ in range(200):
+            if self.subscriber.receivers:
+                break
+            await asyncio.sleep(0.05)
+        transceiver = next(iter(self.subscriber.receivers.values()))
+        counting = transceiver.receiver.on_rtp
+        assert counting is not None
+
+        def record(packet: bytes, header: RtpHeader) -> None:
+            counting(packet, header)
+            key = (header.ssrc, header.sequence_number)
+            self.arrivals[key] = self.arrivals.get(key, 0) + 1
+
+        transceiver.receiver.on_rtp = record
+        return transceiver
+
+
+def _token(identity: str, room: str) -> str:
+    return create_token("devkey", "secret", identity=identity, room=room)
 
 
 @contextlib.asynccontextmanager
 async def linked(server: Server, room: str) -> AsyncIterator[Link]:
-    """``sub`` and ``pub`` (a 320x240 VP8 clip) joined to ``room``; everything is closed on exit."""
-    args = _args()
-    clip = await asyncio.get_running_loop().run_in_executor(
-        None, loadtest.encode_clip, "VP8", 320, 240, 30.0, 300_000, 60
-    )
-    tasks: list[asyncio.Task[None]] = []
-    subscriber = await loadtest._start_subscriber(
-        server.url, create_token("devkey", "secret", identity="sub", room=room), tasks
-    )
-    publisher = await loadtest._start_publisher(
-        server.url, create_token("devkey", "secret", identity="pub", room=room), args, clip, tasks
-    )
-    link = Link(publisher, subscriber)
+    """``sub`` joined to ``room`` and ``pub`` publishing (the replay starts at once); all closed on exit."""
+    params = loadtest.LoadTestParams(url=server.url, resolution="360p", simulcast=False, loop_seconds=2)
+    loops = await loadtest._encode_loops(params)
+    pacer = loadtest._Pacer()
+    subscriber = loadtest._SimulatedParticipant("sub", "sub")
+    publisher = loadtest._SimulatedParticipant("pub", "pub")
     try:
-        yield link
+        await subscriber.connect(server.url, _token("sub", room), subscribe=True, timeout=15)
+        await publisher.connect(server.url, _token("pub", room), subscribe=False, timeout=15)
+        await publisher.publish(loops, loadtest._layer_plans(params), False, pacer, 15.0)
+        yield Link(publisher, subscriber, pacer)
     finally:
-        if link.run is not None:
-            link.run.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await link.run
-        for task in tasks:
-            task.cancel()
-        for client in (publisher.client, subscriber.client):
-            await client.close()
-        for pc in (publisher.pc, subscriber.pc):
-            await pc.close()
+        await pacer.stop()
+        await publisher.close()
+        await subscriber.close()
 
 
 async def test_nack_is_answered_and_pli_reaches_publisher(server: Server) -> None:
     async with linked(server, "fb") as link:
-        publisher, subscriber = link.publisher, link.subscriber
-        link.start(20)
+        transceiver = await link.watch()
         for _ in range(100):
-            if sum(subscriber.frames.values()) > 30:
+            if len(link.arrivals) > 30:
                 break
             await asyncio.sleep(0.1)
-        assert sum(subscriber.frames.values()) > 30, subscriber.frames
-        transceiver = subscriber.transceivers[0]
-        ssrc, seq = next(reversed(subscriber.arrivals))
+        assert len(link.arrivals) > 30, link.arrivals
+        ssrc, seq = next(reversed(link.arrivals))
         downtrack = next(iter(server.rooms.rooms["fb"].participants["sub"].subscriptions.values()))
         # Loopback loses nothing, and SRTP replay protection drops a second copy of a
         # packet the receiver has, so the retransmission is observed at the sender.
@@ -91,13 +96,13 @@ async def test_nack_is_answered_and_pli_reaches_publisher(server: Server) -> Non
         assert downtrack.nacks_unanswered == 1  # too old for the cache
 
         await asyncio.sleep(0.6)  # past the server's keyframe-request rate limit
-        before = publisher.keyframe_requests
+        before = link.replay.keyframe_requests
         transceiver.receiver.request_keyframe(ssrc)
         for _ in range(50):
-            if publisher.keyframe_requests > before:
+            if link.replay.keyframe_requests > before:
                 break
             await asyncio.sleep(0.05)
-        assert publisher.keyframe_requests > before, "PLI was not forwarded to the publisher"
+        assert link.replay.keyframe_requests > before, "PLI was not forwarded to the publisher"
 
 
 async def test_participant_whose_media_connection_fails_is_removed(server: Server) -> None:
@@ -107,18 +112,17 @@ async def test_participant_whose_media_connection_fails_is_removed(server: Serve
     watcher, _ = await connect(
         server.url, create_token("devkey", "secret", identity="watcher", room="fail", can_subscribe=False), legacy=True
     )
-    tasks: list[asyncio.Task[None]] = []
-    subscriber = await loadtest._start_subscriber(
-        server.url, create_token("devkey", "secret", identity="doomed", room="fail"), tasks
-    )
+    subscriber = loadtest._SimulatedParticipant("doomed", "doomed")
     try:
+        await subscriber.connect(server.url, _token("doomed", "fail"), subscribe=True, timeout=15)
         participant = server.rooms.rooms["fail"].participants["doomed"]
         for _ in range(100):
             if participant.subscriber_pc is not None and participant.subscriber_pc.connection_state == "connected":
                 break
             await asyncio.sleep(0.05)
         assert participant.subscriber_pc is not None and participant.subscriber_pc.connection_state == "connected"
-        await subscriber.pc.close()  # media goes away; the signal socket stays open
+        assert subscriber.wire is not None and subscriber.wire.subscriber is not None
+        await subscriber.wire.subscriber.close()  # media goes away; the signal socket stays open
         deadline = time.monotonic() + 10
         while True:
             message = await watcher.recv(timeout=max(0.1, deadline - time.monotonic()))
@@ -131,26 +135,25 @@ async def test_participant_whose_media_connection_fails_is_removed(server: Serve
         assert participant.closed and "ICE" in participant.close_reason
         assert "doomed" not in server.rooms.rooms["fail"].participants
     finally:
-        for task in tasks:
-            task.cancel()
-        await subscriber.client.close()
+        await subscriber.close()
         await watcher.close()
 
 
 async def test_uplink_loss_is_nacked_and_repaired(server: Server) -> None:
     async with linked(server, "loss") as link:
-        publisher, subscriber = link.publisher, link.subscriber
-        publisher.drop_every = 10  # 10% of packets never leave the publisher the first time
-        run = link.start(3)
-        await run
-        await asyncio.sleep(0.5)
-        assert publisher.dropped >= 5
-        # The last drop may have no later packet to reveal it before the run ends.
-        assert publisher.retransmitted >= publisher.dropped - 1, "the server did not NACK the missing packets"
+        await link.watch()
+        replay = link.replay
+        replay.drop_every = 10  # 10% of packets never leave the publisher the first time
+        await asyncio.sleep(3)
+        replay.drop_every = 0
+        await asyncio.sleep(0.5)  # later packets reveal the last gaps; their repairs land
+        await link.pacer.stop()
+        assert replay.dropped >= 5
+        assert replay.retransmitted >= replay.dropped, "the server did not NACK the missing packets"
         track = next(iter(server.rooms.rooms["loss"].participants["pub"].published.values()))
         assert track.nacks_sent > 0
         # Every packet reached the subscriber in the end: no holes in its sequence numbers.
-        seqs = sorted(seq for (_, seq) in subscriber.arrivals)
+        seqs = sorted(seq for (_, seq) in link.arrivals)
         span = seqs[-1] - seqs[0] + 1
         assert span < 60000  # no wrap inside this short run
         missing = span - len(seqs)
@@ -158,22 +161,14 @@ async def test_uplink_loss_is_nacked_and_repaired(server: Server) -> None:
 
 
 async def test_padding_probes_are_dropped_and_sequence_numbers_stay_contiguous(server: Server) -> None:
-    from kitewire.transport import RtpHeader
     from kitewire.transport.rtp import parse_rtp_header
 
     async with linked(server, "pad") as link:
-        publisher, subscriber = link.publisher, link.subscriber
-        publisher.padding_every = 2  # two probes after every other media packet: more padding than media
-        publisher.drop_every = 7  # and uplink loss, so retransmissions arrive late between probes
+        transceiver = await link.watch()
+        replay = link.replay
         received: dict[int, bytes] = {}  # outgoing seq -> payload, as the subscriber got it
         empty_packets = 0
-        run = link.start(3)
-        for _ in range(100):
-            if subscriber.transceivers:
-                break
-            await asyncio.sleep(0.02)
-        assert subscriber.transceivers
-        receiver = subscriber.transceivers[0].receiver
+        receiver = transceiver.receiver
         counting = receiver.on_rtp
         assert counting is not None
 
@@ -185,16 +180,20 @@ async def test_padding_probes_are_dropped_and_sequence_numbers_stay_contiguous(s
             received[header.sequence_number] = packet[header.payload_offset : header.payload_end]
 
         receiver.on_rtp = record
-        await run
+        replay.padding_every = 2  # two probes after every other media packet: more padding than media
+        replay.drop_every = 7  # and uplink loss, so retransmissions arrive late between probes
+        await asyncio.sleep(3)
+        replay.padding_every = replay.drop_every = 0
         await asyncio.sleep(0.3)  # late repairs land; the cache keeps packets 1.5 s
+        await link.pacer.stop()
         track = next(iter(server.rooms.rooms["pad"].participants["pub"].published.values()))
         downtrack = next(iter(server.rooms.rooms["pad"].participants["sub"].subscriptions.values()))
-        assert publisher.padding_sent > 100 and publisher.dropped >= 5
-        assert track.padding_dropped >= publisher.padding_sent - 2, (track.padding_dropped, publisher.padding_sent)
+        assert replay.padding_sent > 100 and replay.dropped >= 5
+        assert track.padding_dropped >= replay.padding_sent - 2, (track.padding_dropped, replay.padding_sent)
         assert empty_packets == 0, "padding-only packets reached the subscriber"
         # The holes the probes left are closed: apart from the lost packets the
         # server is still repairing at the very end, the subscriber's numbers are gap-free.
-        seqs = sorted(seq for (_, seq) in subscriber.arrivals)
+        seqs = sorted(seq for (_, seq) in link.arrivals)
         span = seqs[-1] - seqs[0] + 1
         assert span < 60000
         assert span - len(seqs) <= 2, f"{span - len(seqs)} sequence numbers never arrived"
@@ -206,7 +205,7 @@ async def test_padding_probes_are_dropped_and_sequence_numbers_stay_contiguous(s
             header = parse_rtp_header(cached)
             assert header.sequence_number == seq
             assert cached[header.payload_offset : header.payload_end] == payload
-        ssrc, last = next(reversed(subscriber.arrivals))
+        ssrc, last = next(reversed(link.arrivals))
         before = downtrack.retransmissions
         receiver.send_nack(ssrc, [last, (last - 1) & 0xFFFF])
         for _ in range(50):
