@@ -131,7 +131,7 @@ class Server:
         loop = asyncio.get_running_loop()
         try:
             listener = await loop.create_server(
-                self.http_guard.protocol_factory(runner.server), self.config.bind, self.config.port, backlog=512
+                self.http_guard.protocol_factory(runner.server), self.config.bind, self.config.port
             )
         except OSError:
             await runner.cleanup()
