@@ -85,7 +85,7 @@ from .rtp import (
     encode_sdes_string,
     parse_rtp_header,
 )
-from .sdp import DIRECTIONS, SdpCodec, SdpMedia, SdpSession, parse_sdp, write_sdp
+from .sdp import DIRECTIONS, SdpCodec, SdpMedia, SdpSession, check_media_sections, parse_sdp, write_sdp
 
 logger = logging.getLogger(__name__)
 _DTLS_CONNECTED = _DtlsState.CONNECTED
@@ -1248,6 +1248,7 @@ class PeerConnection:
             raise ValueError(f"SDP type 'offer' or 'answer' expected, got {type!r}")
         if not isinstance(sdp, str):
             raise ValueError(f"SDP: str expected, got {sdp.__class__.__name__}")
+        check_media_sections(sdp)
         if len(sdp) > _PARSE_IN_THREAD_CHARS:
             # Parsing is pure: a big description is parsed beside the event loop,
             # which keeps forwarding media meanwhile. State is checked after.

@@ -21,6 +21,7 @@ __all__ = [
     "SdpCodec",
     "SdpMedia",
     "SdpSession",
+    "check_media_sections",
     "parse_sdp",
     "write_sdp",
 ]
@@ -141,16 +142,24 @@ def _int(text: str, what: str, line: str) -> int:
         raise ValueError(f"SDP: integer {what} expected in {line!r}, got {text!r}") from None
 
 
+def check_media_sections(text: str, max_media_sections: int = MAX_MEDIA_SECTIONS) -> None:
+    """Raise ValueError naming the limit if ``text`` has more than ``max_media_sections`` m-lines.
+
+    A scan of the text (well under a millisecond for a megabyte), so an
+    oversized description is refused before any per-line work.
+    """
+    sections = text.count("\nm=") + text.startswith("m=")
+    if sections > max_media_sections:
+        raise ValueError(f"SDP: at most {max_media_sections} m-lines per description expected, got {sections}")
+
+
 def parse_sdp(text: str, *, max_media_sections: int = MAX_MEDIA_SECTIONS) -> SdpSession:
     """Parse an SDP string. Raises ValueError naming the first malformed line,
     or the limit when there are more than ``max_media_sections`` m-lines.
     """
     if not isinstance(text, str):
         raise ValueError(f"SDP: str expected, got {type(text).__name__}")
-    # Counted before any per-line work so an oversized description costs a scan, not a parse.
-    sections = text.count("\nm=") + text.startswith("m=")
-    if sections > max_media_sections:
-        raise ValueError(f"SDP: at most {max_media_sections} m-lines per description expected, got {sections}")
+    check_media_sections(text, max_media_sections)
     lines = [line.rstrip("\r") for line in text.split("\n")]
     lines = [line for line in lines if line.strip()]
     if not lines or not lines[0].startswith("v="):
