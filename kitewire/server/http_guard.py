@@ -43,7 +43,8 @@ MAX_HEADER_FIELD_BYTES = MAX_TOKEN_BYTES + 1024
 #: Header fields one request may have (a browser's WebSocket upgrade sends about 15).
 MAX_HEADERS = 64
 
-_END_OF_HEADERS = b"\r\n\r\n"
+# The blank line ending a request's headers: CRLF CRLF, or bare LFs, which lenient parsers take too.
+_END_OF_HEADERS = (b"\n\r\n", b"\n\n")
 _REFUSED_LINGER_SECONDS = 1.0
 
 
@@ -172,12 +173,12 @@ class _GuardedConnection(asyncio.Protocol):
         if self._deadline is not None:
             # Only the first request's headers are timed; later ones are aiohttp's keep-alive.
             seen = self._tail + data
-            if _END_OF_HEADERS in seen:
+            if any(end in seen for end in _END_OF_HEADERS):
                 self._deadline.cancel()
                 self._deadline = None
                 self._tail = b""
             else:
-                self._tail = seen[-(len(_END_OF_HEADERS) - 1) :]
+                self._tail = seen[-2:]
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:

@@ -59,14 +59,20 @@ async def test_slowloris_sockets_are_closed_by_the_header_timeout() -> None:
 async def test_a_connection_that_completed_its_headers_is_not_timed_out() -> None:
     async with serving(http_header_timeout=0.5, http_idle_timeout=1.5) as server:
         reader, writer = await _connect(server)
-        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        # The end of the headers split across two reads still counts as the end.
+        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(b"\n")
         status = await asyncio.wait_for(reader.readline(), 5)
         assert status.startswith(b"HTTP/1.1 200")
         await asyncio.sleep(1.0)  # past the header deadline, within the idle timeout
         writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         data = b""
-        while data.count(b"HTTP/1.1 200") < 1:
-            data += await asyncio.wait_for(reader.read(4096), 5)
+        while b"HTTP/1.1 200" not in data:
+            chunk = await asyncio.wait_for(reader.read(4096), 5)
+            assert chunk, f"connection closed before the second response: {data!r}"
+            data += chunk
         # An idle keep-alive connection is closed after http_idle_timeout.
         await _closed_by_server(reader, 5.0)
         assert server.http_guard.timed_out == 0
