@@ -21,6 +21,13 @@ class ServerConfig:
     means: gather ICE candidates on 127.0.0.1 only when ``bind`` is a loopback
     address. ``empty_timeout`` is how long (seconds) a room outlives its last
     participant.
+
+    HTTP limits: ``http_header_timeout`` is how long (seconds) a new connection
+    may take to send its first request's headers; ``http_idle_timeout`` how long
+    a keep-alive connection may sit between requests; ``max_connections`` and
+    ``max_connections_per_address`` cap open HTTP/WebSocket connections (each
+    participant holds one; a load test from one host opens hundreds, and so does
+    an office behind one NAT address).
     """
 
     bind: str = "127.0.0.1"
@@ -33,6 +40,10 @@ class ServerConfig:
     log_level: str = "info"
     #: Seconds a participant's PeerConnection may take to connect before it is removed.
     ice_connect_timeout: float = 30.0
+    http_header_timeout: float = 10.0
+    http_idle_timeout: float = 15.0
+    max_connections: int = 4096
+    max_connections_per_address: int = 512
 
     @classmethod
     def dev(cls, **overrides: Any) -> ServerConfig:
@@ -67,6 +78,14 @@ class ServerConfig:
             )
         if self.empty_timeout < 0:
             raise ValueError(f"empty_timeout: expected >= 0 seconds, got {self.empty_timeout}")
+        for name in ("http_header_timeout", "http_idle_timeout"):
+            seconds = getattr(self, name)
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+                raise ValueError(f"{name}: expected a number of seconds > 0, got {seconds!r}")
+        for name in ("max_connections", "max_connections_per_address"):
+            count = getattr(self, name)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {count!r}")
 
     def apply_mapping(self, data: Mapping[str, Any]) -> None:
         """Apply settings from a livekit.yaml-like mapping.
@@ -74,7 +93,9 @@ class ServerConfig:
         Understood keys: ``port``, ``bind_addresses`` (first one used) or
         ``bind``, ``keys`` (mapping or "key: secret" text), ``log_level`` or
         ``logging.level``, ``room.empty_timeout``, ``rtc.loopback_only``,
-        ``ping_interval``, ``ping_timeout``.
+        ``ping_interval``, ``ping_timeout``, ``http.header_timeout``,
+        ``http.idle_timeout``, ``http.max_connections``,
+        ``http.max_connections_per_address``.
         """
         if not isinstance(data, Mapping):
             raise ValueError(f"config: expected a mapping at the top level, got {type(data).__name__}")
@@ -113,6 +134,16 @@ class ServerConfig:
             self.ping_interval = _int(data["ping_interval"], "ping_interval")
         if "ping_timeout" in data:
             self.ping_timeout = _int(data["ping_timeout"], "ping_timeout")
+        http = data.get("http")
+        if http is not None:
+            if not isinstance(http, Mapping):
+                raise ValueError(f"http: expected a mapping, got {http!r}")
+            for key in ("header_timeout", "idle_timeout"):
+                if key in http:
+                    setattr(self, f"http_{key}", _seconds(http[key], f"http.{key}"))
+            for key in ("max_connections", "max_connections_per_address"):
+                if key in http:
+                    setattr(self, key, _int(http[key], f"http.{key}"))
 
     def load_yaml(self, path: str | Path) -> None:
         """Apply a YAML config file."""
@@ -124,6 +155,15 @@ class ServerConfig:
         except yaml.YAMLError as exc:
             raise ValueError(f"{path}: expected YAML, got a parse error: {exc}") from None
         self.apply_mapping(data)
+
+
+def _seconds(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{name}: expected a number of seconds, got {value!r}")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name}: expected a number of seconds, got {value!r}") from None
 
 
 def _int(value: Any, name: str) -> int:

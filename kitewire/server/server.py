@@ -21,6 +21,13 @@ from kitewire.transport import PeerConnection, PeerConnectionConfig
 
 from .config import ServerConfig
 from .events import log_event
+from .http_guard import (
+    MAX_HEADER_FIELD_BYTES,
+    MAX_HEADERS,
+    MAX_REQUEST_LINE_BYTES,
+    BadRequestLog,
+    ConnectionGuard,
+)
 from .ids import new_id
 from .participant import Participant
 from .room import RoomManager
@@ -59,8 +66,14 @@ class Server:
         self.rooms = RoomManager(self.config.empty_timeout)
         self.node_id = new_id("ND_")
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._listener: asyncio.Server | None = None
         self._port: int | None = None
+        #: Connection caps and the request-header deadline of the HTTP port.
+        self.http_guard = ConnectionGuard(
+            max_connections=self.config.max_connections,
+            max_per_address=self.config.max_connections_per_address,
+            header_timeout=self.config.http_header_timeout,
+        )
         self._handlers: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._media_available: bool | None = None
@@ -99,18 +112,32 @@ class Server:
         app.router.add_get("/rtc/v1", self._handle_rtc)
         app.router.add_get("/rtc/validate", self._handle_validate)
         app.router.add_get("/rtc/v1/validate", self._handle_validate)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        # Request handler options (aiohttp passes these runner arguments to each connection's handler).
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=1.0,
+            keepalive_timeout=self.config.http_idle_timeout,
+            max_line_size=MAX_REQUEST_LINE_BYTES,
+            max_field_size=MAX_HEADER_FIELD_BYTES,
+            max_headers=MAX_HEADERS,
+            logger=BadRequestLog(logging.getLogger("kitewire.server.http")),
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.config.bind, self.config.port)
+        assert runner.server is not None
+        # aiohttp's low-level server is a protocol factory; listening with it
+        # directly (instead of a TCPSite) puts the guard in front of every connection.
+        loop = asyncio.get_running_loop()
         try:
-            await site.start()
+            listener = await loop.create_server(
+                self.http_guard.protocol_factory(runner.server), self.config.bind, self.config.port
+            )
         except OSError:
             await runner.cleanup()
             raise
-        self._runner, self._site = runner, site
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self._port = sockets[0].getsockname()[1] if sockets else self.config.port
+        self._runner, self._listener = runner, listener
+        self._port = listener.sockets[0].getsockname()[1] if listener.sockets else self.config.port
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
         log_event("server_started", url=self.url, loopback_only=self.config.ice_loopback_only)
 
@@ -131,7 +158,10 @@ class Server:
         if self._handlers:
             await asyncio.gather(*self._handlers, return_exceptions=True)
         await self.rooms.close_all()
-        runner, self._runner, self._site = self._runner, None, None
+        runner, self._runner = self._runner, None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         await runner.cleanup()
         log_event("server_stopped")
 

@@ -8,7 +8,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["IceCandidateInit", "IceServer"]
+__all__ = ["MAX_REMOTE_CANDIDATES", "IceCandidateInit", "IceServer"]
+
+#: Remote candidates one PeerConnection takes (each adds candidate pairs for ICE
+#: to check); a host with a few interfaces, STUN and TURN stays far below it.
+MAX_REMOTE_CANDIDATES = 64
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ a normal function.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import secrets
@@ -48,7 +49,7 @@ from aiortc.rtcsctptransport import RTCSctpCapabilities, RTCSctpTransport
 
 from ._callbacks import invoke_callback
 from .datachannel import DataChannel
-from .ice import IceCandidateInit, IceServer
+from .ice import MAX_REMOTE_CANDIDATES, IceCandidateInit, IceServer
 from .rtcp import (
     Fir,
     Nack,
@@ -84,7 +85,7 @@ from .rtp import (
     encode_sdes_string,
     parse_rtp_header,
 )
-from .sdp import DIRECTIONS, SdpCodec, SdpMedia, SdpSession, parse_sdp, write_sdp
+from .sdp import DIRECTIONS, SdpCodec, SdpMedia, SdpSession, check_media_sections, parse_sdp, write_sdp
 
 logger = logging.getLogger(__name__)
 _DTLS_CONNECTED = _DtlsState.CONNECTED
@@ -757,7 +758,15 @@ class Transceiver:
 
 
 _MAX_SSRCS_PER_RECEIVER = 64
-_MAX_REMOTE_CANDIDATES = 64
+# Candidate lines looked at per remote description: unbundled offers repeat
+# candidates per m-line, but nothing legitimate comes near this.
+_MAX_SDP_CANDIDATE_LINES = 256
+# Descriptions longer than this (~1 ms of parsing; a few browser m-lines) are parsed in a worker thread.
+_PARSE_IN_THREAD_CHARS = 16 * 1024
+# Codecs one answered m-line lists; our codec lists are a handful, profiles included.
+_MAX_ANSWER_CODECS = 16
+# m-lines handled between returns to the event loop while applying or answering an offer (~1 ms of work).
+_MLINES_PER_SLICE = 64
 _RECEIVE_BUFFER_BYTES = 2 * 1024 * 1024
 _REPORT_QUIET_STREAMS_FOR = 10.0
 _MAX_ROUTES = 1024
@@ -882,6 +891,7 @@ class PeerConnection:
         self._local_offer_pending = False
         self._is_offerer: bool | None = None
         self._remote_candidates_seen: set[str] = set()
+        self._candidate_limit_logged = False
         self._remote_ice: RTCIceParameters | None = None
         self._remote_fingerprints: list[RTCDtlsFingerprint] = []
         self._dtls_role_set = False
@@ -915,6 +925,10 @@ class PeerConnection:
         self._ice_connection: _FastPathConnection = gatherer._connection
         self._ice_transport = RTCIceTransport(gatherer)
         self._certificate = RTCCertificate.generateCertificate()
+        # Every m-line repeats the fingerprint; hashing the certificate once keeps offers and answers cheap.
+        self._fingerprints = [
+            (fp.algorithm, fp.value) for fp in self._certificate.getFingerprints() if fp.algorithm == "sha-256"
+        ]
         self._dtls = _RawDtlsTransport(self._ice_transport, [self._certificate], self)
         self._sctp: RTCSctpTransport | None = None
         self._ice_transport.on("statechange", self._on_ice_state_change)
@@ -1135,15 +1149,18 @@ class PeerConnection:
             for index, mid in enumerate(self._mid_order)
             if mid in self._foreign_mlines or (mid in by_mid and by_mid[mid]._rejected_negotiated)
         ]
+        recyclable.reverse()  # popped from the end: lowest index first
+        recycled: set[str] = set()
         for transceiver in self._transceivers:
             if transceiver.mid is None and not transceiver.stopped:
                 transceiver.mid = next_mid()
                 if recyclable:
-                    index = recyclable.pop(0)
-                    self._forget_mline(self._mid_order[index])
+                    index = recyclable.pop()
+                    recycled.add(self._mid_order[index])
                     self._mid_order[index] = transceiver.mid
                 else:
                     self._mid_order.append(transceiver.mid)
+        self._forget_mlines(recycled)
         if self._want_data and self._data_mid is None:
             self._data_mid = next_mid()
             self._mid_order.append(self._data_mid)
@@ -1164,10 +1181,13 @@ class PeerConnection:
         self._emit_candidates(session)
         return self._local_sdp
 
-    def _forget_mline(self, mid: str) -> None:
-        """Drop whatever occupied a recycled m-line."""
-        self._foreign_mlines.pop(mid, None)
-        self._transceivers = [t for t in self._transceivers if t.mid != mid]
+    def _forget_mlines(self, mids: set[str]) -> None:
+        """Drop whatever occupied recycled m-lines (one pass, however many)."""
+        if not mids:
+            return
+        for mid in mids:
+            self._foreign_mlines.pop(mid, None)
+        self._transceivers = [t for t in self._transceivers if t.mid not in mids]
 
     async def create_answer(self) -> str:
         """Create an answer to the remote offer, set it as local description, return it."""
@@ -1191,7 +1211,8 @@ class PeerConnection:
         else:
             our_setup = "passive" if self._dtls._role == "server" else "active"
         by_mid = {t.mid: t for t in self._transceivers if t.mid is not None}
-        for m in offer.media:
+        for index, m in enumerate(offer.media):
+            await self._pause_between_slices(index)
             if m.kind == "application":
                 if m.rejected or "SCTP" not in m.protocol.upper():
                     session.media.append(self._rejected_media(m))
@@ -1209,7 +1230,7 @@ class PeerConnection:
                 transceiver._reject()
             session.media.append(media)
         self._finish_session(session)
-        self._local_sdp = write_sdp(session)
+        self._local_sdp = await self._write_sdp(session)
         self._pending_offer = None
         self._update_routes()
         self._emit_candidates(session)
@@ -1217,11 +1238,24 @@ class PeerConnection:
         return self._local_sdp
 
     async def set_remote_description(self, sdp: str, type: SdpType) -> None:
-        """Apply a remote offer or answer. ValueError on malformed SDP."""
+        """Apply a remote offer or answer.
+
+        ValueError on malformed SDP, or on more m-lines than
+        :data:`~kitewire.transport.sdp.MAX_MEDIA_SECTIONS` (the message names the limit).
+        """
         self._check_open()
         if type not in ("offer", "answer"):
             raise ValueError(f"SDP type 'offer' or 'answer' expected, got {type!r}")
-        session = parse_sdp(sdp)
+        if not isinstance(sdp, str):
+            raise ValueError(f"SDP: str expected, got {sdp.__class__.__name__}")
+        check_media_sections(sdp)
+        if len(sdp) > _PARSE_IN_THREAD_CHARS:
+            # Parsing is pure: a big description is parsed beside the event loop,
+            # which keeps forwarding media meanwhile. State is checked after.
+            session = await asyncio.to_thread(parse_sdp, sdp)
+            self._check_open()
+        else:
+            session = parse_sdp(sdp)
         if type == "answer" and not self._local_offer_pending:
             raise ValueError("set_remote_description(answer): a local offer expected first, got none")
         if type == "offer" and self._local_offer_pending:
@@ -1249,7 +1283,8 @@ class PeerConnection:
     async def add_ice_candidate(self, candidate: IceCandidateInit | None) -> None:
         """Add a remote trickle candidate (None or empty candidate = end of candidates).
 
-        ValueError on a malformed candidate line.
+        ValueError on a malformed candidate line, and on a new candidate once
+        :data:`MAX_REMOTE_CANDIDATES` are held (the message names the limit).
         """
         if self._closed:
             return
@@ -1258,7 +1293,11 @@ class PeerConnection:
             return
         if not isinstance(candidate, IceCandidateInit):
             raise ValueError(f"IceCandidateInit expected, got {type(candidate).__name__}")
-        await self._add_remote_candidate_line(candidate.candidate)
+        if not await self._add_remote_candidate_line(candidate.candidate):
+            raise ValueError(
+                f"ICE candidate: at most {MAX_REMOTE_CANDIDATES} remote candidates per connection expected, "
+                f"got one more ({candidate.candidate[:80]!r})"
+            )
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until ``connection_state`` is "connected".
@@ -1318,6 +1357,20 @@ class PeerConnection:
         if self._closed:
             raise ConnectionError("peer connection is closed")
 
+    async def _pause_between_slices(self, index: int) -> None:
+        """Let the event loop forward media between slices of a long description's m-lines."""
+        if index and index % _MLINES_PER_SLICE == 0:
+            await asyncio.sleep(0)
+            self._check_open()
+
+    async def _write_sdp(self, session: SdpSession) -> str:
+        if len(session.media) <= _MLINES_PER_SLICE:
+            return write_sdp(session)
+        # Writing is pure and the session is ours alone: a long one is written beside the event loop.
+        text = await asyncio.to_thread(write_sdp, session)
+        self._check_open()
+        return text
+
     async def _gather(self) -> None:
         if self._gatherer.state != "new":
             return
@@ -1341,13 +1394,11 @@ class PeerConnection:
         )
 
     def _transport_attrs(self, media: SdpMedia, setup: str) -> None:
-        params = self._gatherer.getLocalParameters()
-        media.ice_ufrag = params.usernameFragment
-        media.ice_pwd = params.password
+        # Read straight from the ICE connection: once per m-line, a parameters object each time adds up.
+        media.ice_ufrag = self._ice_connection.local_username
+        media.ice_pwd = self._ice_connection.local_password
         media.ice_options = "trickle"
-        for fingerprint in self._certificate.getFingerprints():
-            if fingerprint.algorithm == "sha-256":
-                media.fingerprints.append((fingerprint.algorithm, fingerprint.value))
+        media.fingerprints.extend(self._fingerprints)
         media.setup = setup
 
     def _finish_session(self, session: SdpSession) -> None:
@@ -1468,13 +1519,15 @@ class PeerConnection:
             "msid": f"{transceiver.stream_id} {transceiver.track_id}",
         }
 
-    def _match_codec(self, offered: SdpCodec, kind: str, local: list[Codec]) -> Codec | None:
+    def _match_codec(self, offered: SdpCodec, kind: str, local: dict[str, list[Codec]]) -> Codec | None:
+        """Our codec for an offered one; ``local`` maps lower-cased names to our codecs."""
+        same_name = local.get(offered.name.lower())
+        if not same_name:
+            return None  # the common case for a foreign codec: one dict lookup
         name = offered.name.lower()
-        if name in _REJECTED_CODECS:
-            return None
         params = offered.fmtp_params()
-        for codec in local:
-            if codec.name.lower() != name or codec.clock_rate != offered.clock_rate:
+        for codec in same_name:
+            if codec.clock_rate != offered.clock_rate:
                 continue
             if name == "opus" and (offered.channels or 1) != (codec.channels or 1):
                 continue
@@ -1493,8 +1546,17 @@ class PeerConnection:
 
     def _answer_media(self, offered: SdpMedia, transceiver: Transceiver, setup: str) -> SdpMedia:
         kind: MediaKind = "video" if offered.kind == "video" else "audio"
-        local = self._local_codecs(transceiver)
-        codecs = [c for c in (self._match_codec(o, kind, local) for o in offered.codecs) if c is not None]
+        local: dict[str, list[Codec]] = {}
+        for codec in self._local_codecs(transceiver):
+            if codec.name.lower() not in _REJECTED_CODECS:
+                local.setdefault(codec.name.lower(), []).append(codec)
+        codecs: list[Codec] = []
+        for offered_codec in offered.codecs:
+            match = self._match_codec(offered_codec, kind, local)
+            if match is not None:
+                codecs.append(match)
+                if len(codecs) >= _MAX_ANSWER_CODECS:
+                    break  # an offer repeating one codec cannot make the answer long
         if not codecs:
             transceiver._codecs = []
             transceiver.current_direction = None
@@ -1575,8 +1637,18 @@ class PeerConnection:
 
     async def _apply_remote_offer(self, session: SdpSession) -> None:
         by_mid = {t.mid: t for t in self._transceivers if t.mid is not None}
+        # Locally added, not yet negotiated transceivers, in order, per kind: each
+        # new remote m-line takes the first of its kind (no search per m-line).
+        unpaired: dict[str, collections.deque[Transceiver]] = {
+            "audio": collections.deque(),
+            "video": collections.deque(),
+        }
+        for t in self._transceivers:
+            if t.mid is None and not t.stopped:
+                unpaired[t.kind].append(t)
         order: list[str] = []
-        for m in session.media:
+        for index, m in enumerate(session.media):
+            await self._pause_between_slices(index)
             mid = m.mid if m.mid is not None else str(len(order))
             m.mid = mid
             order.append(mid)
@@ -1595,11 +1667,8 @@ class PeerConnection:
                 continue
             transceiver = by_mid.get(mid)
             if transceiver is None and not m.rejected:
-                # Pair with a locally added, not yet negotiated transceiver of the same kind.
-                transceiver = next(
-                    (t for t in self._transceivers if t.mid is None and t.kind == m.kind and not t.stopped),
-                    None,
-                )
+                waiting = unpaired[m.kind]
+                transceiver = waiting.popleft() if waiting else None
                 if transceiver is None:
                     transceiver = Transceiver(
                         self,
@@ -1620,8 +1689,7 @@ class PeerConnection:
             self._apply_remote_media(transceiver, m)
         # The remote recycled m-lines: what used to be there is gone.
         current = set(order)
-        for mid in [mid for mid in self._mid_order if mid not in current]:
-            self._forget_mline(mid)
+        self._forget_mlines({mid for mid in self._mid_order if mid not in current})
         self._mid_order = order
 
     async def _apply_remote_answer(self, session: SdpSession) -> None:
@@ -1703,23 +1771,37 @@ class PeerConnection:
                 transceiver._track_fired = False
 
     async def _add_sdp_candidates(self, session: SdpSession) -> None:
-        for m in session.media:
-            if m.rejected:
-                continue
-            for line in m.candidates:
-                try:
-                    await self._add_remote_candidate_line(line)
-                except ValueError:
-                    logger.debug("ignoring malformed SDP candidate %r", line)
-            if m.end_of_candidates:
-                pass  # more may trickle from other m-lines; aioice handles absence fine
+        lines = [line for m in session.media if not m.rejected for line in m.candidates]
+        if len(lines) > _MAX_SDP_CANDIDATE_LINES:
+            logger.warning(
+                "remote description carries %d candidate lines; only the first %d are looked at",
+                len(lines),
+                _MAX_SDP_CANDIDATE_LINES,
+            )
+            del lines[_MAX_SDP_CANDIDATE_LINES:]
+        for line in lines:
+            try:
+                if not await self._add_remote_candidate_line(line):
+                    break  # full: the rest would be refused too
+            except ValueError:
+                logger.debug("ignoring malformed SDP candidate %r", line)
 
-    async def _add_remote_candidate_line(self, line: str) -> None:
+    async def _add_remote_candidate_line(self, line: str) -> bool:
+        """Add one candidate line; False when it is new but the connection holds its maximum."""
         text = line.strip()
         if text.startswith("a="):
             text = text[2:]
         if text.startswith("candidate:"):
             text = text[len("candidate:") :]
+        if text in self._remote_candidates_seen:
+            return True
+        if len(self._remote_candidates_seen) >= MAX_REMOTE_CANDIDATES:
+            # A peer flooding candidates would make ICE check every pair; refused
+            # before parsing so a flood costs a set lookup per candidate.
+            if not self._candidate_limit_logged:
+                self._candidate_limit_logged = True
+                logger.warning("refusing remote ICE candidates beyond %d", MAX_REMOTE_CANDIDATES)
+            return False
         try:
             candidate = Candidate.from_sdp(text)
         except (ValueError, IndexError) as exc:
@@ -1727,17 +1809,12 @@ class PeerConnection:
                 f"ICE candidate: 'candidate:<foundation> <component> <transport> ...' expected, got {line!r} ({exc})"
             ) from None
         if candidate.component != 1 or candidate.transport.lower() != "udp":
-            return  # rtcp-mux and UDP only
+            return True  # rtcp-mux and UDP only
         if self._config.loopback_only and candidate.host != "127.0.0.1":
-            return  # loopback-only connections never reach other addresses
-        if text in self._remote_candidates_seen:
-            return
-        if len(self._remote_candidates_seen) >= _MAX_REMOTE_CANDIDATES:
-            # A peer flooding candidates would make ICE check every pair.
-            logger.warning("ignoring remote ICE candidate beyond %d", _MAX_REMOTE_CANDIDATES)
-            return
+            return True  # loopback-only connections never reach other addresses
         self._remote_candidates_seen.add(text)
         await self._ice_transport.addRemoteCandidate(candidate_from_aioice(candidate))
+        return True
 
     def _emit_candidates(self, session: SdpSession) -> None:
         if self._candidates_emitted:

@@ -14,15 +14,34 @@ from typing import Literal
 
 __all__ = [
     "DIRECTIONS",
+    "MAX_CODECS_PER_SECTION",
+    "MAX_MEDIA_SECTIONS",
+    "MAX_RIDS_PER_SECTION",
+    "MAX_SSRCS_PER_SECTION",
     "SdpCodec",
     "SdpMedia",
     "SdpSession",
+    "check_media_sections",
     "parse_sdp",
     "write_sdp",
 ]
 
 DIRECTIONS: tuple[str, ...] = ("sendrecv", "sendonly", "recvonly", "inactive")
 DirectionStr = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
+
+#: m-lines one description may carry. LiveKit's publisher PeerConnection uses a
+#: handful; a single-PeerConnection (/rtc/v1) session adds one per subscription
+#: and keeps spent ones, so the bound leaves room for hundreds of subscriptions
+#: over a session's life while keeping one description's work to milliseconds.
+#: A 1 MiB signal message already caps a browser's offer (~2.5 kB per video
+#: m-line) near 400; only hand-made minimal m-lines get further.
+MAX_MEDIA_SECTIONS = 512
+#: a=rtpmap lines one m-line may carry: payload types are 7-bit.
+MAX_CODECS_PER_SECTION = 128
+#: Distinct a=ssrc ids one m-line may carry (simulcast with RTX and FEC uses about ten).
+MAX_SSRCS_PER_SECTION = 64
+#: a=rid lines one m-line may carry (simulcast uses up to four layers).
+MAX_RIDS_PER_SECTION = 16
 
 
 @dataclass
@@ -123,10 +142,24 @@ def _int(text: str, what: str, line: str) -> int:
         raise ValueError(f"SDP: integer {what} expected in {line!r}, got {text!r}") from None
 
 
-def parse_sdp(text: str) -> SdpSession:
-    """Parse an SDP string. Raises ValueError naming the first malformed line."""
+def check_media_sections(text: str, max_media_sections: int = MAX_MEDIA_SECTIONS) -> None:
+    """Raise ValueError naming the limit if ``text`` has more than ``max_media_sections`` m-lines.
+
+    A scan of the text (well under a millisecond for a megabyte), so an
+    oversized description is refused before any per-line work.
+    """
+    sections = text.count("\nm=") + text.startswith("m=")
+    if sections > max_media_sections:
+        raise ValueError(f"SDP: at most {max_media_sections} m-lines per description expected, got {sections}")
+
+
+def parse_sdp(text: str, *, max_media_sections: int = MAX_MEDIA_SECTIONS) -> SdpSession:
+    """Parse an SDP string. Raises ValueError naming the first malformed line,
+    or the limit when there are more than ``max_media_sections`` m-lines.
+    """
     if not isinstance(text, str):
         raise ValueError(f"SDP: str expected, got {type(text).__name__}")
+    check_media_sections(text, max_media_sections)
     lines = [line.rstrip("\r") for line in text.split("\n")]
     lines = [line for line in lines if line.strip()]
     if not lines or not lines[0].startswith("v="):
@@ -243,6 +276,8 @@ def _parse_media_attribute(
         enc_parts = encoding.strip().split("/")
         if len(enc_parts) < 2:
             raise ValueError(f"SDP: 'a=rtpmap:<pt> <name>/<clock>[/<channels>]' expected, got {line!r}")
+        if len(media.codecs) >= MAX_CODECS_PER_SECTION:
+            raise ValueError(f"SDP: at most {MAX_CODECS_PER_SECTION} a=rtpmap lines per m-line expected, got more")
         codec = SdpCodec(
             payload_type=pt,
             name=enc_parts[0],
@@ -268,6 +303,8 @@ def _parse_media_attribute(
         parts = a.split()
         if len(parts) < 2 or parts[1] not in ("send", "recv"):
             raise ValueError(f"SDP: 'a=rid:<id> send|recv' expected, got {line!r}")
+        if len(media.rids) >= MAX_RIDS_PER_SECTION:
+            raise ValueError(f"SDP: at most {MAX_RIDS_PER_SECTION} a=rid lines per m-line expected, got more")
         media.rids.append((parts[0], parts[1]))
     elif name == "simulcast":
         parts = a.split()
@@ -279,6 +316,8 @@ def _parse_media_attribute(
         ssrc_text, _, rest = a.partition(" ")
         ssrc = _int(ssrc_text, "ssrc", line)
         key, _, val = rest.partition(":")
+        if ssrc not in media.ssrcs and len(media.ssrcs) >= MAX_SSRCS_PER_SECTION:
+            raise ValueError(f"SDP: at most {MAX_SSRCS_PER_SECTION} a=ssrc ids per m-line expected, got more")
         media.ssrcs.setdefault(ssrc, {})
         if key:
             media.ssrcs[ssrc][key] = val

@@ -450,9 +450,15 @@ async def test_duplicate_mids_and_candidate_floods_are_refused(make_pc: MakePc) 
     with pytest.raises(ValueError, match="unique a=mid"):
         await b.set_remote_description(offer.replace("a=mid:1", "a=mid:0"), "offer")
     await b.set_remote_description(offer, "offer")
+    refused = 0
     for port in range(1000, 1200):
-        await b.add_ice_candidate(IceCandidateInit(f"candidate:{port} 1 udp 2130706431 127.0.0.1 {port} typ host"))
+        try:
+            await b.add_ice_candidate(IceCandidateInit(f"candidate:{port} 1 udp 2130706431 127.0.0.1 {port} typ host"))
+        except ValueError as exc:
+            assert "at most 64 remote candidates" in str(exc)
+            refused += 1
     assert len(b._ice_connection.remote_candidates) <= 64
+    assert refused >= 200 - 64
 
 
 async def test_rejected_m_lines_are_recycled(make_pc: MakePc) -> None:
