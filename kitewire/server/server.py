@@ -14,7 +14,7 @@ from aiohttp import web
 from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
 
-from kitewire.signal.connection import MAX_SIGNAL_MESSAGE_BYTES, ServerSignalConnection
+from kitewire.signal.connection import ServerSignalConnection, server_websocket
 from kitewire.signal.join import JoinParams, parse_join_request
 from kitewire.signal.token import AccessClaims, TokenError, verify_token
 from kitewire.transport import PeerConnection, PeerConnectionConfig
@@ -261,7 +261,7 @@ class Server:
             params, claims = self._authorize(request)
         except JoinRefused as refused:
             return self._refusal(request, refused)
-        ws = web.WebSocketResponse(max_msg_size=MAX_SIGNAL_MESSAGE_BYTES, autoping=True)
+        ws = server_websocket()
         if not ws.can_prepare(request).ok:
             return self._refusal(request, JoinRefused(400, "expected a WebSocket upgrade request"))
         await ws.prepare(request)

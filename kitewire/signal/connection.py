@@ -37,6 +37,7 @@ __all__ = [
     "ServerSignalConnection",
     "SignalConnection",
     "SignalProtocolError",
+    "server_websocket",
 ]
 
 #: Largest signal frame accepted; SDP offers with many tracks stay well below.
@@ -310,7 +311,9 @@ class ServerSignalConnection(SignalConnection[pb_rtc.SignalRequest, pb_rtc.Signa
     ``liveness_timeout`` seconds fails the connection. Pings are answered by a
     client's WebSocket stack as it reads (browsers, tungstenite, aiohttp), so an
     unanswered one means the client stopped reading, however little it is sent.
-    ``liveness_ping=0`` turns the check off.
+    ``liveness_ping=0`` turns the check off. Make ``ws`` with
+    :func:`server_websocket`: an aiohttp socket that answers pings itself
+    swallows the pongs this check waits for.
     """
 
     def __init__(
@@ -335,9 +338,6 @@ class ServerSignalConnection(SignalConnection[pb_rtc.SignalRequest, pb_rtc.Signa
         self._unanswered_since: float | None = None
         self._liveness: asyncio.Task[None] | None = None
         if liveness_ping > 0 and isinstance(ws, web.WebSocketResponse):
-            # aiohttp swallows pongs when it answers pings itself; this class
-            # needs to see them, so it answers pings in receive() instead.
-            ws._autoping = False
             self._liveness = asyncio.get_running_loop().create_task(self._check_liveness())
 
     async def _check_liveness(self) -> None:
@@ -356,6 +356,11 @@ class ServerSignalConnection(SignalConnection[pb_rtc.SignalRequest, pb_rtc.Signa
     def _stopped(self) -> None:
         if self._liveness is not None and self._liveness is not asyncio.current_task():
             self._liveness.cancel()
+
+
+def server_websocket() -> web.WebSocketResponse:
+    """The server end's WebSocket, not yet prepared: pings and pongs reach :class:`ServerSignalConnection`."""
+    return web.WebSocketResponse(max_msg_size=MAX_SIGNAL_MESSAGE_BYTES, autoping=False)
 
 
 class ClientSignalConnection(SignalConnection[pb_rtc.SignalResponse, pb_rtc.SignalRequest]):

@@ -13,6 +13,7 @@ from kitewire.signal import (
     connect,
     parse_join_request,
 )
+from kitewire.signal.connection import server_websocket
 from livekit.protocol import rtc as pb_rtc
 
 pytestmark = pytest.mark.timeout(30)
@@ -36,7 +37,7 @@ class TinyServer:
             return web.Response(status=401, text="no good: " + params.token)
         if params.token != "good":
             raise web.HTTPUnauthorized(text="invalid token")
-        ws = web.WebSocketResponse()
+        ws = server_websocket()
         await ws.prepare(request)
         conn = ServerSignalConnection(ws)
         self.joins.append(params.join_request)

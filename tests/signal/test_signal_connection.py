@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from kitewire.signal import ClientSignalConnection, ServerSignalConnection
+from kitewire.signal.connection import server_websocket
 from livekit.protocol import rtc as pb_rtc
 
 pytestmark = pytest.mark.timeout(30)
@@ -27,7 +28,7 @@ class Endpoint:
         self.url = ""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse()
+        ws = server_websocket()
         await ws.prepare(request)
         connection = ServerSignalConnection(ws, **self.options)
         self.connections.put_nowait(connection)
