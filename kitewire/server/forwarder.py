@@ -120,6 +120,8 @@ class RtpRewriter:
         # packet further back than that is from before the switch.
         self._highest_in_seq = 0
         self._since_switch = 0
+        # Whether the last packet mapped was the stream's newest (not a late one).
+        self._advanced = False
         # Outgoing state: start at random points, as any RTP sender does.
         self._last_out_seq = random.randrange(_SEQ_MOD)
         self._last_out_ts = random.randrange(_TS_MOD)
@@ -185,6 +187,7 @@ class RtpRewriter:
                 # numbering and leaves the stream's head where it is.
                 if ((self._highest_in_seq - sequence_number) & 0xFFFF) > self._since_switch:
                     return None
+                self._advanced = False
                 self.packets_forwarded += 1
                 return (sequence_number + self._seq_offset) & 0xFFFF, (timestamp + self._ts_offset) & 0xFFFFFFFF, False
             self._highest_in_seq = sequence_number
@@ -204,6 +207,7 @@ class RtpRewriter:
             self._last_out_time = now
             self._last_in_ts = timestamp
         self._last_out_ts = out_ts
+        self._advanced = True
         self.packets_forwarded += 1
         return out_seq, out_ts, switched
 
@@ -231,21 +235,28 @@ class RtpRewriter:
 
     def vp8_prefix(self, desc: Vp8Descriptor, head: bytes) -> bytes:
         """``head`` (the payload's first ``desc.end`` bytes) with picture id and TL0PICIDX
-        moved into the outgoing numbering."""
+        moved into the outgoing numbering; call it right after :meth:`map_packet` forwarded
+        the packet."""
         out = bytearray(head)
+        # Only a packet that advanced the stream (not a late one) moves the last
+        # picture id and TL0PICIDX: the next switch continues from the newest.
+        advanced = self._advanced
         if desc.picture_id_size == 2:
-            pid = (desc.picture_id + self._pid_offset) % _PID_MOD
+            pid = (desc.picture_id + self._pid_offset) & 0x7FFF
             out[desc.picture_id_offset] = 0x80 | (pid >> 8)
             out[desc.picture_id_offset + 1] = pid & 0xFF
-            self._last_out_pid = pid
+            if advanced:
+                self._last_out_pid = pid
         elif desc.picture_id_size == 1:
-            pid = (desc.picture_id + self._pid_offset) % 128
+            pid = (desc.picture_id + self._pid_offset) & 0x7F
             out[desc.picture_id_offset] = pid
-            self._last_out_pid = pid
+            if advanced:
+                self._last_out_pid = pid
         if desc.tl0_offset >= 0:
-            tl0 = (desc.tl0 + self._tl0_offset) % _TL0_MOD
+            tl0 = (desc.tl0 + self._tl0_offset) & 0xFF
             out[desc.tl0_offset] = tl0
-            self._last_out_tl0 = tl0
+            if advanced:
+                self._last_out_tl0 = tl0
         return bytes(out)
 
 
