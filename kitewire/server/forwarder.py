@@ -263,37 +263,42 @@ class RtpRewriter:
 class SentPacketCache:
     """The last packets a downtrack sent, by outgoing sequence number, to answer NACKs.
 
-    A fixed ring of slots indexed by ``seq % capacity``: O(1), bounded memory,
-    and a slot holding a different sequence number means "too old".
+    A fixed ring of slots indexed by the sequence number's low bits: O(1),
+    bounded memory, and a slot holding a different sequence number means "too
+    old". The ring's size is ``capacity`` rounded up to a power of two, so it
+    divides the 16-bit sequence space and the numbers just before and after
+    the wrap never share a slot.
     """
 
     def __init__(self, capacity: int = 1024, max_age: float = 1.5) -> None:
-        if capacity <= 0:
-            raise ValueError(f"expected a positive capacity, got {capacity}")
-        self._capacity = capacity
+        if not 0 < capacity <= _SEQ_MOD:
+            raise ValueError(f"expected a capacity of 1 to {_SEQ_MOD} packets, got {capacity}")
+        size = 1 << (capacity - 1).bit_length()
+        self._mask = size - 1
         self._max_age = max_age
-        self._seqs: list[int] = [-1] * capacity
-        self._packets: list[bytes | None] = [None] * capacity
-        self._times: list[float] = [0.0] * capacity
+        self._seqs: list[int] = [-1] * size
+        self._packets: list[bytes | None] = [None] * size
+        self._times: list[float] = [0.0] * size
 
     def add(self, seq: int, packet: bytes, now: float) -> None:
         """Remember a sent packet."""
-        slot = seq % self._capacity
+        slot = seq & self._mask
         self._seqs[slot] = seq
         self._packets[slot] = packet
         self._times[slot] = now
 
     def get(self, seq: int, now: float) -> bytes | None:
         """The packet sent with ``seq`` if still held and young enough."""
-        slot = seq % self._capacity
+        slot = seq & self._mask
         if self._seqs[slot] != seq or now - self._times[slot] > self._max_age:
             return None
         return self._packets[slot]
 
     def clear(self) -> None:
         """Forget everything."""
-        self._seqs = [-1] * self._capacity
-        self._packets = [None] * self._capacity
+        size = self._mask + 1
+        self._seqs = [-1] * size
+        self._packets = [None] * size
 
 
 class PaddingSequenceMap:
@@ -306,43 +311,50 @@ class PaddingSequenceMap:
     gets its sequence number minus the padding packets dropped before it.
     Late (reordered or retransmitted) packets are numbered by the padding
     packets dropped before *them*, remembered for the last ``history`` drops.
+
+    Drops are remembered by extended (unwrapped) sequence number: a drop from
+    longer ago than half the 16-bit space must not look like a recent one.
     """
 
     def __init__(self, history: int = 512) -> None:
         if history <= 0:
             raise ValueError(f"expected a positive history, got {history}")
-        self._highest = -1
+        self._highest = -1  # extended; -1 before the first packet
         self._dropped = 0
-        # Incoming sequence numbers of dropped padding packets, oldest first.
+        # Extended sequence numbers of dropped padding packets, oldest first.
         self._drops: deque[int] = deque(maxlen=history)
-        self._forgot = False
+        # The newest drop no longer remembered.
+        self._newest_forgotten: int | None = None
         self.padding_dropped = 0
 
     def map(self, sequence_number: int, padding_only: bool) -> int | None:
         """The compacted sequence number of a packet, or None to drop it."""
         highest = self._highest
-        if highest < 0 or 0 < ((sequence_number - highest) & 0xFFFF) < 0x8000:
-            self._highest = sequence_number
+        delta = (sequence_number - highest) & 0xFFFF
+        if highest < 0 or 0 < delta < 0x8000:
+            highest = self._highest = sequence_number if highest < 0 else highest + delta
             if padding_only:
-                if len(self._drops) == self._drops.maxlen:
-                    self._forgot = True
-                self._drops.append(sequence_number)
+                drops = self._drops
+                if len(drops) == drops.maxlen:
+                    self._newest_forgotten = drops[0]
+                drops.append(highest)
                 self._dropped += 1
                 self.padding_dropped += 1
                 return None
             return (sequence_number - self._dropped) & 0xFFFF
         # A duplicate or a late packet: count the drops that came after it.
+        extended = highest - ((highest - sequence_number) & 0xFFFF)
         later = 0
-        for dropped_seq in reversed(self._drops):
-            delta = (dropped_seq - sequence_number) & 0xFFFF
-            if delta == 0:
-                return None  # a copy of a padding packet already taken out
-            if delta >= 0x8000:
+        for dropped in reversed(self._drops):
+            if dropped < extended:
                 break
+            if dropped == extended:
+                return None  # a copy of a padding packet already taken out
             later += 1
         else:
-            if self._forgot:
-                return None  # older than what we remember: cannot be numbered
+            forgotten = self._newest_forgotten
+            if forgotten is not None and forgotten >= extended:
+                return None  # drops after it were forgotten: it cannot be numbered
         # A late padding packet keeps its slot: the packets after it were
         # numbered with it counted, so it is forwarded (empty) to fill it.
         return (sequence_number - self._dropped + later) & 0xFFFF

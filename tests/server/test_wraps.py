@@ -13,12 +13,14 @@ output packet by packet.
 
 from __future__ import annotations
 
+import bisect
 import random
 from dataclasses import dataclass, replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kitewire.server.forwarder import RtpRewriter, parse_vp8_descriptor
+from kitewire.server.forwarder import PaddingSequenceMap, RtpRewriter, SentPacketCache, parse_vp8_descriptor
 
 _H264_IDR = bytes([0x65, 0x88, 0x80])
 _H264_DELTA = bytes([0x41, 0x9A])
@@ -160,15 +162,19 @@ def _publish(
 
 
 def _network(sent: list[Sent], loss: float, reorder: float, duplicate: float, rng: random.Random) -> list[Sent]:
-    """What arrives: some packets lost, some late by up to 30 places, some twice."""
+    """What arrives: some packets lost, some late by up to 24 places, some twice.
+
+    24 places are fewer frames than between two of a layer's loss bursts, so no
+    packet arrives after one sent half the sequence space later.
+    """
     keyed: list[tuple[float, Sent]] = []
     for place, packet in enumerate(sent):
         if rng.random() < loss:
             continue
-        delay = rng.uniform(0, 30) if rng.random() < reorder else 0.0
+        delay = rng.uniform(0, 12) if rng.random() < reorder else 0.0
         keyed.append((place + delay, packet))
         if rng.random() < duplicate:
-            keyed.append((place + delay + rng.uniform(0, 30), packet))
+            keyed.append((place + delay + rng.uniform(0, 12), packet))
     keyed.sort(key=lambda item: item[0])
     return [packet for _, packet in keyed]
 
@@ -276,7 +282,7 @@ layer_starts = st.builds(
 )
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     codec=st.sampled_from(CODECS),
     layers=st.lists(layer_starts, min_size=1, max_size=3),
@@ -306,7 +312,7 @@ def test_rewriter_output_across_every_wrap(
         layers = [replace(layer, picture_id=layer.picture_id & 0x7F) for layer in layers]
     if not codec.needs_keyframe:
         layers = layers[:1]  # audio is one layer
-    sent = _publish(codec, layers, 1500, ts_step, burst_every, rng)
+    sent = _publish(codec, layers, 1200, ts_step, burst_every, rng)
     # Several wraps of every counter happened on each layer.
     last = {packet.layer: packet for packet in sent}
     for packet in last.values():
@@ -315,3 +321,160 @@ def test_rewriter_output_across_every_wrap(
     arrivals = _network(sent, loss, reorder, duplicate, rng)
     switches = _run_and_check(codec, arrivals, len(layers), switch_chance, rng)
     assert switches >= 1
+
+
+# -- the NACK cache ----------------------------------------------------------------
+
+
+def test_a_nack_just_after_the_wrap_is_answered_whatever_the_capacity() -> None:
+    # A ring of 1000 slots indexed by seq % 1000 put 65000 and 0 (536 apart) in one slot.
+    cache = SentPacketCache(capacity=1000, max_age=10.0)
+    for seq in range(65000, 65536):
+        cache.add(seq, seq.to_bytes(2, "big"), 0.0)
+    cache.add(0, b"\x00\x00", 0.0)
+    assert cache.get(65000, 0.1) == (65000).to_bytes(2, "big")
+    assert cache.get(0, 0.1) == b"\x00\x00"
+    for bad in (0, -1, 65537):
+        with pytest.raises(ValueError, match="capacity"):
+            SentPacketCache(capacity=bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    capacity=st.integers(16, 4096),
+    start=st.integers(0, _SEQ - 1),
+    steps=st.lists(st.tuples(st.integers(1, 300), st.integers(0, 3)), min_size=20, max_size=200),
+    seed=st.integers(0, (1 << 32) - 1),
+)
+def test_nack_answers_across_the_wrap(capacity: int, start: int, steps: list[tuple[int, int]], seed: int) -> None:
+    """A downtrack's sends: runs of consecutive numbers, gaps (input loss), late fills;
+    NACKs for recent numbers are answered with exactly that packet, old ones not at all."""
+    rng = random.Random(seed)
+    max_age = 0.5
+    cache = SentPacketCache(capacity=capacity, max_age=max_age)
+    # Lost runs long enough that the stream crosses the wrap three times.
+    extra = max(0, 3 * _SEQ - sum(run for run, _ in steps)) // len(steps)
+    sent_at: dict[int, float] = {}  # unwrapped number -> when
+    latest: dict[int, int] = {}  # 16-bit number -> the unwrapped one sent last with it
+    head = start - 1
+    now = 0.0
+
+    def send(number: int) -> None:
+        cache.add(number & 0xFFFF, number.to_bytes(4, "big"), now)
+        sent_at[number] = now
+        latest[number & 0xFFFF] = number
+
+    def check(asked: int) -> None:
+        answer = cache.get(asked & 0xFFFF, now)
+        if asked in sent_at and now - sent_at[asked] <= max_age and head - asked < capacity:
+            assert answer == asked.to_bytes(4, "big"), f"unanswered NACK {asked & 0xFFFF} ({head - asked} back)"
+        elif answer is not None:
+            # Never another packet than the one sent last with that number, never a stale one.
+            last = latest[asked & 0xFFFF]
+            assert answer == last.to_bytes(4, "big") and now - sent_at[last] <= max_age
+
+    for run, gap in steps:
+        wrapped_before = head >> 16
+        head += gap + extra  # numbers skipped: packets the publisher lost
+        for _ in range(run):
+            head += 1
+            now += 0.0005
+            send(head)
+            if rng.random() < 0.02:  # a late packet filling an earlier hole
+                late = head - rng.randrange(1, 8)
+                if late not in sent_at and late >= start:
+                    send(late)
+        if head >> 16 != wrapped_before:  # just across the wrap: every number still held
+            for asked in range(head - capacity + 1, head + 1):
+                check(asked)
+        for _ in range(20):
+            check(head - rng.randrange(0, 2 * capacity + 8))
+    assert head - start >= 3 * _SEQ - len(steps)
+
+
+# -- padding removal ------------------------------------------------------------------
+
+
+def test_a_late_packet_after_a_long_quiet_stretch_keeps_its_number() -> None:
+    # A drop more than half the sequence space ago looked like one after the late packet.
+    padding = PaddingSequenceMap()
+    assert padding.map(100, False) == 100
+    assert padding.map(101, True) is None
+    for seq in range(102, 40102):
+        assert padding.map(seq & 0xFFFF, False) == (seq - 1) & 0xFFFF
+    assert padding.map(40100, False) == 40099
+
+
+def test_late_packets_before_the_first_one_are_numbered() -> None:
+    padding = PaddingSequenceMap()
+    assert padding.map(3, False) == 3
+    assert padding.map(65534, False) == 65534  # sent before 3, arrived after it
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    start=st.integers(0, _SEQ - 1),
+    history=st.sampled_from([4, 64, 512]),
+    segments=st.lists(
+        st.tuples(st.integers(0, 8000), st.integers(1, 120), st.sampled_from([0.0, 0.1, 0.6])),
+        min_size=10,
+        max_size=30,
+    ),
+    reorder=st.sampled_from([0.0, 0.05, 0.2]),
+    duplicate=st.sampled_from([0.0, 0.05]),
+    seed=st.integers(0, (1 << 32) - 1),
+)
+def test_padding_removal_across_the_wrap(
+    start: int,
+    history: int,
+    segments: list[tuple[int, int, float]],
+    reorder: float,
+    duplicate: float,
+    seed: int,
+) -> None:
+    """Each forwarded packet gets its own number minus the padding dropped before it,
+    across wraps, long quiet stretches, loss, reordering and copies."""
+    rng = random.Random(seed)
+    # (unwrapped index, padding?) in send order; a segment starts after a run of lost numbers.
+    sent: list[tuple[int, bool]] = []
+    index = 0
+    # Lost runs long enough to cross the wrap three times, each under half the space.
+    extra = max(0, 3 * _SEQ - sum(count for _, count, _ in segments)) // len(segments)
+    for lost, count, padding_share in segments:
+        index += lost + extra
+        for _ in range(count):
+            sent.append((index, rng.random() < padding_share))
+            index += 1
+    # Late by up to 40 sequence numbers (however many were lost in between).
+    keyed: list[tuple[float, tuple[int, bool]]] = []
+    for packet in sent:
+        delay = rng.uniform(0, 20) if rng.random() < reorder else 0.0
+        keyed.append((packet[0] + delay, packet))
+        if rng.random() < duplicate:
+            keyed.append((packet[0] + delay + rng.uniform(0, 20), packet))
+    keyed.sort(key=lambda item: item[0])
+    padding = PaddingSequenceMap(history=history)
+    dropped: set[int] = set()
+    numbered: dict[int, int] = {}
+    refused = 0
+    for _, (at, padding_only) in keyed:
+        dropped_before = padding.padding_dropped
+        mapped = padding.map((start + at) & 0xFFFF, padding_only)
+        if mapped is None:
+            if padding.padding_dropped > dropped_before:
+                assert padding_only, f"media packet {at} taken out as padding"
+                dropped.add(at)
+            elif at not in dropped:
+                refused += 1  # late, and drops after it were forgotten
+            continue
+        assert at not in dropped, f"packet {at} was dropped, then a copy forwarded"
+        assert numbered.setdefault(at, mapped) == mapped, f"copies of packet {at} numbered differently"
+    ordered_drops = sorted(dropped)
+    for at, mapped in numbered.items():
+        drops_before = bisect.bisect_left(ordered_drops, at)
+        assert mapped == (start + at - drops_before) & 0xFFFF, f"packet {at} misnumbered"
+    if len(dropped) < history:
+        assert refused == 0, "a packet was refused though every drop was remembered"
+    if reorder == 0.0 and duplicate == 0.0:
+        assert len(numbered) + len(dropped) == len(sent)
+    assert index >= 3 * _SEQ - len(segments)
