@@ -22,6 +22,7 @@ __all__ = [
     "RewriteResult",
     "RtpRewriter",
     "SentPacketCache",
+    "UplinkGaps",
     "Vp8Descriptor",
     "parse_vp8_descriptor",
 ]
@@ -358,3 +359,38 @@ class PaddingSequenceMap:
         # A late padding packet keeps its slot: the packets after it were
         # numbered with it counted, so it is forwarded (empty) to fill it.
         return (sequence_number - self._dropped + later) & 0xFFFF
+
+
+class UplinkGaps:
+    """Which sequence numbers one incoming SSRC skipped, to NACK them to the publisher.
+
+    ``missing(seq)`` is told every arriving packet. A jump forward by at most
+    ``max_gap`` + 1 returns the numbers skipped (lost, or merely late: a NACK
+    for a packet about to arrive costs one retransmission); a longer jump is
+    not asked for. A packet up to ``max_reorder`` behind the newest is a late
+    one (a reordered or retransmitted packet); further behind, the numbering
+    restarted and continues from it.
+    """
+
+    __slots__ = ("_highest", "max_gap", "max_reorder")
+
+    def __init__(self, max_gap: int = 64, max_reorder: int = 0x1000) -> None:
+        if not 0 < max_gap < max_reorder < 0x8000:
+            raise ValueError(f"expected 0 < max_gap < max_reorder < 32768, got {max_gap} and {max_reorder}")
+        self.max_gap = max_gap
+        self.max_reorder = max_reorder
+        self._highest = -1
+
+    def missing(self, sequence_number: int) -> tuple[int, ...]:
+        """The sequence numbers skipped right before this packet, oldest first (usually none)."""
+        highest = self._highest
+        delta = (sequence_number - highest) & 0xFFFF
+        if highest < 0 or (delta >= 0x8000 and 0x10000 - delta > self.max_reorder):
+            self._highest = sequence_number
+            return ()
+        if delta == 0 or delta >= 0x8000:
+            return ()
+        self._highest = sequence_number
+        if delta == 1 or delta > self.max_gap + 1:
+            return ()
+        return tuple((highest + offset) & 0xFFFF for offset in range(1, delta))

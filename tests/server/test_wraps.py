@@ -20,7 +20,13 @@ from dataclasses import dataclass, replace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kitewire.server.forwarder import PaddingSequenceMap, RtpRewriter, SentPacketCache, parse_vp8_descriptor
+from kitewire.server.forwarder import (
+    PaddingSequenceMap,
+    RtpRewriter,
+    SentPacketCache,
+    UplinkGaps,
+    parse_vp8_descriptor,
+)
 
 _H264_IDR = bytes([0x65, 0x88, 0x80])
 _H264_DELTA = bytes([0x41, 0x9A])
@@ -478,3 +484,72 @@ def test_padding_removal_across_the_wrap(
     if reorder == 0.0 and duplicate == 0.0:
         assert len(numbered) + len(dropped) == len(sent)
     assert index >= 3 * _SEQ - len(segments)
+
+
+# -- NACKs to the publisher ----------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    start=st.integers(0, _SEQ - 1),
+    runs=st.lists(st.tuples(st.integers(1, 200), st.sampled_from([0, 1, 3, 64, 65, 200, 20_000])), max_size=60),
+    loss=st.sampled_from([0.0, 0.02, 0.1]),
+    reorder=st.sampled_from([0.0, 0.05, 0.2]),
+    duplicate=st.sampled_from([0.0, 0.05]),
+    seed=st.integers(0, (1 << 32) - 1),
+)
+def test_uplink_nacks_across_the_wrap(
+    start: int, runs: list[tuple[int, int]], loss: float, reorder: float, duplicate: float, seed: int
+) -> None:
+    """Exactly the numbers skipped by a short jump past the newest packet are NACKed,
+    once, however many wraps the stream crossed; wraps alone cause none."""
+    rng = random.Random(seed)
+    sent: list[int] = []  # unwrapped
+    index = 0
+    for count, lost in runs:
+        index += lost
+        sent.extend(range(index, index + count))
+        index += count
+    # Crossing the wrap several times however short the draw.
+    sent.extend(range(index + 20_000, index + 20_100))
+    sent.extend(range(index + 40_000, index + 40_100))
+    sent.extend(range(index + 60_000, index + 60_100))
+    sent.extend(range(index + 80_000, index + 80_100))
+    keyed: list[tuple[float, int]] = []
+    for number in sent:
+        if rng.random() < loss:
+            continue
+        delay = rng.uniform(0, 20) if rng.random() < reorder else 0.0
+        keyed.append((number + delay, number))
+        if rng.random() < duplicate:
+            keyed.append((number + delay + rng.uniform(0, 20), number))
+    keyed.sort(key=lambda item: item[0])
+    gaps = UplinkGaps(max_gap=64)
+    newest: int | None = None
+    nacked: list[int] = []
+    for _, number in keyed:
+        got = gaps.missing((start + number) & 0xFFFF)
+        expected: tuple[int, ...] = ()
+        if newest is None or number > newest:
+            if newest is not None and 2 <= number - newest <= 65:
+                expected = tuple((start + n) & 0xFFFF for n in range(newest + 1, number))
+            newest = number
+        assert got == expected, f"packet {number} after {newest}"
+        nacked.extend(got)
+    if loss == 0.0 and reorder == 0.0 and all(lost == 0 or lost > 64 for _, lost in runs):
+        assert not nacked, "NACKs with nothing missing"
+
+
+def test_a_restarted_numbering_is_followed() -> None:
+    gaps = UplinkGaps(max_gap=64)
+    for seq in range(65000, 65536):
+        assert gaps.missing(seq) == ()
+    assert gaps.missing(5000) == ()  # a long jump: not loss worth asking for
+    # The numbering restarts 25536 back: its losses are asked for again.
+    assert gaps.missing(45000) == ()
+    assert gaps.missing(45001) == ()
+    assert gaps.missing(45004) == (45002, 45003)
+    assert gaps.missing(44990) == ()  # late, not a restart
+    assert gaps.missing(45005) == ()
+    with pytest.raises(ValueError, match="max_gap"):
+        UplinkGaps(max_gap=0)
