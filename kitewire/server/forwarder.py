@@ -220,8 +220,10 @@ class RtpRewriter:
         else:
             assert self._last_out_time is not None
             # Advance the clock by the wall time since the last frame so the
-            # receiver's jitter buffer sees plausible timing across the switch.
-            gap = max(1, int((now - self._last_out_time) * self.clock_rate))
+            # receiver's jitter buffer sees plausible timing across the switch;
+            # at most just under half the 32-bit space (6.6 h at 90 kHz), beyond
+            # which the receiver would take it for a step back.
+            gap = min(max(1, int((now - self._last_out_time) * self.clock_rate)), _TS_MOD // 2 - 1)
         self._ts_offset = (self._last_out_ts + gap - ts) % _TS_MOD
         self._highest_in_seq = seq
         self._since_switch = 0

@@ -553,3 +553,20 @@ def test_a_restarted_numbering_is_followed() -> None:
     assert gaps.missing(45005) == ()
     with pytest.raises(ValueError, match="max_gap"):
         UplinkGaps(max_gap=0)
+
+
+# -- the timestamp advance at a switch -------------------------------------------------
+
+
+def test_a_switch_after_hours_of_silence_still_moves_time_forward() -> None:
+    # The advance is the wall time since the last frame, in clock ticks: after
+    # 6.6 hours at 90 kHz that is over half the 32-bit space, i.e. backwards.
+    for hours in (1, 7, 13, 100):
+        rw = RtpRewriter("video/H264")
+        rw.target_layer = 0
+        first = rw.map_packet(0, 10, 1234, _H264_IDR, None, 0.0)
+        assert first is not None
+        rw.target_layer = 1
+        switched = rw.map_packet(1, 500, 99, _H264_IDR, None, hours * 3600.0)
+        assert switched is not None and switched[2]
+        assert 0 < (switched[1] - first[1]) % _TS < _HALF_TS, f"timestamp went back after {hours} h"
