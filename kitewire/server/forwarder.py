@@ -22,6 +22,7 @@ __all__ = [
     "RewriteResult",
     "RtpRewriter",
     "SentPacketCache",
+    "UplinkGaps",
     "Vp8Descriptor",
     "parse_vp8_descriptor",
 ]
@@ -120,6 +121,8 @@ class RtpRewriter:
         # packet further back than that is from before the switch.
         self._highest_in_seq = 0
         self._since_switch = 0
+        # Whether the last packet mapped was the stream's newest (not a late one).
+        self._advanced = False
         # Outgoing state: start at random points, as any RTP sender does.
         self._last_out_seq = random.randrange(_SEQ_MOD)
         self._last_out_ts = random.randrange(_TS_MOD)
@@ -185,6 +188,7 @@ class RtpRewriter:
                 # numbering and leaves the stream's head where it is.
                 if ((self._highest_in_seq - sequence_number) & 0xFFFF) > self._since_switch:
                     return None
+                self._advanced = False
                 self.packets_forwarded += 1
                 return (sequence_number + self._seq_offset) & 0xFFFF, (timestamp + self._ts_offset) & 0xFFFFFFFF, False
             self._highest_in_seq = sequence_number
@@ -204,6 +208,7 @@ class RtpRewriter:
             self._last_out_time = now
             self._last_in_ts = timestamp
         self._last_out_ts = out_ts
+        self._advanced = True
         self.packets_forwarded += 1
         return out_seq, out_ts, switched
 
@@ -215,8 +220,10 @@ class RtpRewriter:
         else:
             assert self._last_out_time is not None
             # Advance the clock by the wall time since the last frame so the
-            # receiver's jitter buffer sees plausible timing across the switch.
-            gap = max(1, int((now - self._last_out_time) * self.clock_rate))
+            # receiver's jitter buffer sees plausible timing across the switch;
+            # at most just under half the 32-bit space (6.6 h at 90 kHz), beyond
+            # which the receiver would take it for a step back.
+            gap = min(max(1, int((now - self._last_out_time) * self.clock_rate)), _TS_MOD // 2 - 1)
         self._ts_offset = (self._last_out_ts + gap - ts) % _TS_MOD
         self._highest_in_seq = seq
         self._since_switch = 0
@@ -231,58 +238,70 @@ class RtpRewriter:
 
     def vp8_prefix(self, desc: Vp8Descriptor, head: bytes) -> bytes:
         """``head`` (the payload's first ``desc.end`` bytes) with picture id and TL0PICIDX
-        moved into the outgoing numbering."""
+        moved into the outgoing numbering; call it right after :meth:`map_packet` forwarded
+        the packet."""
         out = bytearray(head)
+        # Only a packet that advanced the stream (not a late one) moves the last
+        # picture id and TL0PICIDX: the next switch continues from the newest.
+        advanced = self._advanced
         if desc.picture_id_size == 2:
-            pid = (desc.picture_id + self._pid_offset) % _PID_MOD
+            pid = (desc.picture_id + self._pid_offset) & 0x7FFF
             out[desc.picture_id_offset] = 0x80 | (pid >> 8)
             out[desc.picture_id_offset + 1] = pid & 0xFF
-            self._last_out_pid = pid
+            if advanced:
+                self._last_out_pid = pid
         elif desc.picture_id_size == 1:
-            pid = (desc.picture_id + self._pid_offset) % 128
+            pid = (desc.picture_id + self._pid_offset) & 0x7F
             out[desc.picture_id_offset] = pid
-            self._last_out_pid = pid
+            if advanced:
+                self._last_out_pid = pid
         if desc.tl0_offset >= 0:
-            tl0 = (desc.tl0 + self._tl0_offset) % _TL0_MOD
+            tl0 = (desc.tl0 + self._tl0_offset) & 0xFF
             out[desc.tl0_offset] = tl0
-            self._last_out_tl0 = tl0
+            if advanced:
+                self._last_out_tl0 = tl0
         return bytes(out)
 
 
 class SentPacketCache:
     """The last packets a downtrack sent, by outgoing sequence number, to answer NACKs.
 
-    A fixed ring of slots indexed by ``seq % capacity``: O(1), bounded memory,
-    and a slot holding a different sequence number means "too old".
+    A fixed ring of slots indexed by the sequence number's low bits: O(1),
+    bounded memory, and a slot holding a different sequence number means "too
+    old". The ring's size is ``capacity`` rounded up to a power of two, so it
+    divides the 16-bit sequence space and the numbers just before and after
+    the wrap never share a slot.
     """
 
     def __init__(self, capacity: int = 1024, max_age: float = 1.5) -> None:
-        if capacity <= 0:
-            raise ValueError(f"expected a positive capacity, got {capacity}")
-        self._capacity = capacity
+        if not 0 < capacity <= _SEQ_MOD:
+            raise ValueError(f"expected a capacity of 1 to {_SEQ_MOD} packets, got {capacity}")
+        size = 1 << (capacity - 1).bit_length()
+        self._mask = size - 1
         self._max_age = max_age
-        self._seqs: list[int] = [-1] * capacity
-        self._packets: list[bytes | None] = [None] * capacity
-        self._times: list[float] = [0.0] * capacity
+        self._seqs: list[int] = [-1] * size
+        self._packets: list[bytes | None] = [None] * size
+        self._times: list[float] = [0.0] * size
 
     def add(self, seq: int, packet: bytes, now: float) -> None:
         """Remember a sent packet."""
-        slot = seq % self._capacity
+        slot = seq & self._mask
         self._seqs[slot] = seq
         self._packets[slot] = packet
         self._times[slot] = now
 
     def get(self, seq: int, now: float) -> bytes | None:
         """The packet sent with ``seq`` if still held and young enough."""
-        slot = seq % self._capacity
+        slot = seq & self._mask
         if self._seqs[slot] != seq or now - self._times[slot] > self._max_age:
             return None
         return self._packets[slot]
 
     def clear(self) -> None:
         """Forget everything."""
-        self._seqs = [-1] * self._capacity
-        self._packets = [None] * self._capacity
+        size = self._mask + 1
+        self._seqs = [-1] * size
+        self._packets = [None] * size
 
 
 class PaddingSequenceMap:
@@ -295,43 +314,85 @@ class PaddingSequenceMap:
     gets its sequence number minus the padding packets dropped before it.
     Late (reordered or retransmitted) packets are numbered by the padding
     packets dropped before *them*, remembered for the last ``history`` drops.
+
+    Drops are remembered by extended (unwrapped) sequence number: a drop from
+    longer ago than half the 16-bit space must not look like a recent one.
     """
 
     def __init__(self, history: int = 512) -> None:
         if history <= 0:
             raise ValueError(f"expected a positive history, got {history}")
-        self._highest = -1
+        self._highest = -1  # extended; -1 before the first packet
         self._dropped = 0
-        # Incoming sequence numbers of dropped padding packets, oldest first.
+        # Extended sequence numbers of dropped padding packets, oldest first.
         self._drops: deque[int] = deque(maxlen=history)
-        self._forgot = False
+        # The newest drop no longer remembered.
+        self._newest_forgotten: int | None = None
         self.padding_dropped = 0
 
     def map(self, sequence_number: int, padding_only: bool) -> int | None:
         """The compacted sequence number of a packet, or None to drop it."""
         highest = self._highest
-        if highest < 0 or 0 < ((sequence_number - highest) & 0xFFFF) < 0x8000:
-            self._highest = sequence_number
+        delta = (sequence_number - highest) & 0xFFFF
+        if highest < 0 or 0 < delta < 0x8000:
+            highest = self._highest = sequence_number if highest < 0 else highest + delta
             if padding_only:
-                if len(self._drops) == self._drops.maxlen:
-                    self._forgot = True
-                self._drops.append(sequence_number)
+                drops = self._drops
+                if len(drops) == drops.maxlen:
+                    self._newest_forgotten = drops[0]
+                drops.append(highest)
                 self._dropped += 1
                 self.padding_dropped += 1
                 return None
             return (sequence_number - self._dropped) & 0xFFFF
         # A duplicate or a late packet: count the drops that came after it.
+        extended = highest - ((highest - sequence_number) & 0xFFFF)
         later = 0
-        for dropped_seq in reversed(self._drops):
-            delta = (dropped_seq - sequence_number) & 0xFFFF
-            if delta == 0:
-                return None  # a copy of a padding packet already taken out
-            if delta >= 0x8000:
+        for dropped in reversed(self._drops):
+            if dropped < extended:
                 break
+            if dropped == extended:
+                return None  # a copy of a padding packet already taken out
             later += 1
         else:
-            if self._forgot:
-                return None  # older than what we remember: cannot be numbered
+            forgotten = self._newest_forgotten
+            if forgotten is not None and forgotten >= extended:
+                return None  # drops after it were forgotten: it cannot be numbered
         # A late padding packet keeps its slot: the packets after it were
         # numbered with it counted, so it is forwarded (empty) to fill it.
         return (sequence_number - self._dropped + later) & 0xFFFF
+
+
+class UplinkGaps:
+    """Which sequence numbers one incoming SSRC skipped, to NACK them to the publisher.
+
+    ``missing(seq)`` is told every arriving packet. A jump forward by at most
+    ``max_gap`` + 1 returns the numbers skipped (lost, or merely late: a NACK
+    for a packet about to arrive costs one retransmission); a longer jump is
+    not asked for. A packet up to ``max_reorder`` behind the newest is a late
+    one (a reordered or retransmitted packet); further behind, the numbering
+    restarted and continues from it.
+    """
+
+    __slots__ = ("_highest", "max_gap", "max_reorder")
+
+    def __init__(self, max_gap: int = 64, max_reorder: int = 0x1000) -> None:
+        if not 0 < max_gap < max_reorder < 0x8000:
+            raise ValueError(f"expected 0 < max_gap < max_reorder < 32768, got {max_gap} and {max_reorder}")
+        self.max_gap = max_gap
+        self.max_reorder = max_reorder
+        self._highest = -1
+
+    def missing(self, sequence_number: int) -> tuple[int, ...]:
+        """The sequence numbers skipped right before this packet, oldest first (usually none)."""
+        highest = self._highest
+        delta = (sequence_number - highest) & 0xFFFF
+        if highest < 0 or (delta >= 0x8000 and 0x10000 - delta > self.max_reorder):
+            self._highest = sequence_number
+            return ()
+        if delta == 0 or delta >= 0x8000:
+            return ()
+        self._highest = sequence_number
+        if delta == 1 or delta > self.max_gap + 1:
+            return ()
+        return tuple((highest + offset) & 0xFFFF for offset in range(1, delta))

@@ -23,6 +23,7 @@ from .forwarder import (
     PaddingSequenceMap,
     RtpRewriter,
     SentPacketCache,
+    UplinkGaps,
     Vp8Descriptor,
     parse_vp8_descriptor,
 )
@@ -45,7 +46,7 @@ _KEYFRAME_REQUEST_INTERVAL = 0.5
 _MAX_NACK_GAP = 64
 # Extensions copied from the publisher's packets to the subscriber's.
 _FORWARDED_EXTENSIONS = (rtp_ext.URI_VIDEO_ORIENTATION, rtp_ext.URI_ABS_CAPTURE_TIME)
-# SSRCs of one track whose padding renumbering is kept (3 simulcast layers, plus restarts).
+# SSRCs of one track whose padding renumbering and uplink loss tracking are kept (3 simulcast layers, plus restarts).
 _MAX_SSRCS_PER_TRACK = 8
 # How often the publisher's extension ids are looked up again (they only change on renegotiation).
 _EXTENSION_IDS_REFRESH_SECONDS = 1.0
@@ -128,7 +129,7 @@ class PublishedTrack:
         self._layer_ssrc: dict[int, int] = {}
         self._layer_last_seen: dict[int, float] = {}
         self._last_keyframe_request: dict[int, float] = {}
-        self._highest_seq: dict[int, int] = {}
+        self._uplink_gaps: dict[int, UplinkGaps] = {}  # by incoming SSRC
         self.nacks_sent = 0
         self._live: list[int] = []
         self._live_computed_at = float("-inf")
@@ -256,19 +257,16 @@ class PublishedTrack:
 
     def _nack_gaps(self, header: RtpHeader) -> None:
         """Ask the publisher to resend packets missing before this one (loss on its uplink)."""
-        ssrc, seq = header.ssrc, header.sequence_number
-        highest = self._highest_seq.get(ssrc)
-        if highest is None:
-            self._highest_seq[ssrc] = seq
-            return
-        delta = (seq - highest) & 0xFFFF
-        if delta == 0 or delta >= 0x8000:
-            return  # a duplicate or a late (perhaps retransmitted) packet
-        self._highest_seq[ssrc] = seq
-        if 1 < delta <= _MAX_NACK_GAP + 1 and self.receiver is not None:
-            missing = [(highest + offset) & 0xFFFF for offset in range(1, delta)]
+        ssrc = header.ssrc
+        gaps = self._uplink_gaps.get(ssrc)
+        if gaps is None:
+            if len(self._uplink_gaps) >= _MAX_SSRCS_PER_TRACK:
+                del self._uplink_gaps[next(iter(self._uplink_gaps))]
+            gaps = self._uplink_gaps[ssrc] = UplinkGaps(max_gap=_MAX_NACK_GAP)
+        missing = gaps.missing(header.sequence_number)
+        if missing and self.receiver is not None:
             try:
-                self.receiver.send_nack(ssrc, missing)
+                self.receiver.send_nack(ssrc, list(missing))
                 self.nacks_sent += 1
             except Exception:
                 logger.debug("NACK to the publisher failed", exc_info=True)
