@@ -18,6 +18,8 @@ _MAX_REORDER = 0x4000
 _MAX_TRACKED_GAP = 256
 # This many packets in a row from behind the window mean the sender restarted
 # its sequence numbers lower down: start over rather than drop it forever.
+# Packets still inside the window never count: a burst of retransmissions
+# whose originals come in after all is late, not a restart.
 _RESTART_AFTER_LATE = 32
 
 
@@ -214,6 +216,9 @@ class FrameAssembler:
 
     def _late(self, seq: int, timestamp: int, marker: bool, payload: bytes, now: float) -> list[AssembledFrame]:
         self.packets_late += 1
+        highest = self._highest
+        if highest is not None and highest - self._unwrap(seq) < self.max_packets:
+            return self._release(now)
         self._late_run += 1
         if self._late_run < _RESTART_AFTER_LATE:
             return self._release(now)

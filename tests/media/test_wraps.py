@@ -1,0 +1,164 @@
+"""Counters that wrap, on the client's media path: FrameAssembler across 16-bit
+sequence and 32-bit timestamp wraps, PacketHistory across the sequence wrap,
+VP8 PictureID / TL0PICIDX across their 7/15/8-bit wraps."""
+
+from __future__ import annotations
+
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+from kitewire.media import FrameAssembler, Vp8Packetizer, parse_vp8_descriptor
+from wrap_link import LinkConfig, run_wrap_link
+
+CODECS = st.sampled_from(["VP8", "H264"])
+
+
+def _config(
+    draw: st.DrawFn, codec: str, frames: int, packets_before_wrap: int, timestamp_steps_before_wrap: int
+) -> LinkConfig:
+    # Random start, placed so the stream crosses the 16-bit seq wrap and the
+    # 32-bit timestamp wrap while it runs.
+    step = draw(st.one_of(st.just(3000), st.integers(1, (1 << 31) - 1)))
+    before_wrap = draw(st.integers(1, packets_before_wrap))
+    timestamp_before_wrap = draw(st.integers(0, timestamp_steps_before_wrap)) * step
+    return LinkConfig(
+        codec=codec,
+        first_seq=(0x10000 - before_wrap) & 0xFFFF,
+        first_timestamp=((1 << 32) - timestamp_before_wrap) & 0xFFFFFFFF,
+        timestamp_step=step,
+        frames=frames,
+        loss=draw(st.sampled_from([0.0, 0.02, 0.08])),
+        permanent_loss=draw(st.sampled_from([0.0, 0.0, 0.003])),
+        duplicate=draw(st.sampled_from([0.0, 0.05])),
+        reorder_jitter=draw(st.sampled_from([0.0, 0.004, 0.02])),
+        layer_switch=draw(st.sampled_from([0.0, 0.03])),
+        non_reference=draw(st.sampled_from([0.0, 0.2])),
+        seed=draw(st.integers(0, 2**32)),
+        # Big frames span several frame intervals on the wire, so frames interleave.
+        frame_bytes=draw(st.sampled_from([1500, 15_000])),
+        packet_spacing=draw(st.sampled_from([0.0005, 0.002])),
+        delay_spike=draw(st.sampled_from([0.0, 0.03])),
+    )
+
+
+@st.composite
+def link_configs(draw: st.DrawFn) -> LinkConfig:
+    return _config(draw, draw(CODECS), frames=180, packets_before_wrap=400, timestamp_steps_before_wrap=60)
+
+
+@settings(max_examples=40, deadline=None)
+@given(link_configs())
+def test_assembler_across_seq_and_timestamp_wraps_with_loss_reordering_and_switches(config: LinkConfig) -> None:
+    result = run_wrap_link(config)
+    assert result.sent[0].first_ext <= 0xFFFF < result.sent[-1].last_ext, "the stream did not cross the seq wrap"
+    lossless = config.loss == 0.0 and config.permanent_loss == 0.0
+    # The receiver cannot know of a loss before the first packet it sees (and an
+    # H264 keyframe may start at its IDR slice without it).
+    unnoticeable = {config.first_seq}
+    if result.undelivered - unnoticeable and config.layer_switch == 0.0 and config.non_reference == 0.0:
+        # A reference frame that cannot be completed: only a keyframe helps.
+        assert result.keyframe_requests > 0
+    if lossless:
+        # Reordering may still be NACKed (checked in the link: only seqs not arrived yet).
+        assert not result.undelivered
+    if lossless and config.layer_switch == 0.0:
+        # Nothing lost and no keyframe to jump to: every frame, once, in order.
+        assert [sent.index for sent, _ in result.released] == list(range(config.frames))
+        assert result.keyframe_requests == 0
+
+
+@st.composite
+def long_configs(draw: st.DrawFn) -> LinkConfig:
+    config = _config(draw, draw(CODECS), frames=3400, packets_before_wrap=1500, timestamp_steps_before_wrap=3400)
+    # About 20 packets per frame, so a few thousand frames cross the seq wrap twice.
+    config.max_payload_size = 100
+    config.frame_bytes = 4000
+    return config
+
+
+# Shrinking a stream of ~150k packets would take minutes; a failure is reported as found.
+@settings(max_examples=2, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
+@given(long_configs())
+def test_assembler_over_several_seq_wraps(config: LinkConfig) -> None:
+    result = run_wrap_link(config)
+    wraps = (result.sent[-1].last_ext >> 16) - (result.sent[0].first_ext >> 16)
+    assert wraps >= 2, f"only {wraps} seq wraps"
+    assert len(result.released) > config.frames // 2
+
+
+@settings(max_examples=50, deadline=None)
+@given(first_seq=st.integers(0, 0xFFFF), gap=st.integers(1, 300), timestamp=st.integers(0, 0xFFFFFFFF))
+def test_nack_list_names_exactly_the_gap_across_the_wrap(first_seq: int, gap: int, timestamp: int) -> None:
+    packetizer = Vp8Packetizer(100, picture_id=0)
+    assembler = FrameAssembler("VP8", max_packets=1024)
+    seq = first_seq
+    key = packetizer.packetize(b"\x50\x42\x00\x9d\x01\x2a" + bytes(150))
+    for position, payload in enumerate(key):
+        assembler.push(seq & 0xFFFF, timestamp, position == len(key) - 1, payload, 0.0)
+        seq += 1
+    # A burst of `gap` packets is lost; the next one arrives.
+    missing = [(seq + offset) & 0xFFFF for offset in range(gap)]
+    seq += gap
+    delta = packetizer.packetize(b"\x31" + bytes(40))
+    assembler.push(seq & 0xFFFF, (timestamp + 3000) & 0xFFFFFFFF, True, delta[0], 0.01)
+    nacked = assembler.nack_list(0.01)
+    # Only the newest 256 of a longer gap are worth asking for.
+    assert nacked == missing[-256:]
+    for wire in nacked:
+        assembler.push(wire, (timestamp + 1500) & 0xFFFFFFFF, False, b"\x80\x80\x00\x00" + bytes(10), 0.02)
+    assert assembler.nack_list(1.0) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(first_id=st.integers(0, 0x7FFF), frames=st.integers(1, 300))
+def test_vp8_packetizer_picture_id_wraps_at_15_bits(first_id: int, frames: int) -> None:
+    packetizer = Vp8Packetizer(60, picture_id=first_id)
+    for index in range(frames):
+        expected = (first_id + index) & 0x7FFF
+        for payload in packetizer.packetize(bytes(range(1, 150))):
+            descriptor = parse_vp8_descriptor(payload)
+            assert descriptor.picture_id == expected and descriptor.picture_id_15bit
+    assert packetizer.picture_id == (first_id + frames) & 0x7FFF
+
+
+@settings(max_examples=200, deadline=None)
+@given(picture_id=st.integers(0, 0x7FFF), tl0=st.integers(0, 0xFF), tid=st.integers(0, 3), short=st.booleans())
+def test_vp8_descriptor_picture_id_and_tl0picidx_round_the_wrap(
+    picture_id: int, tl0: int, tid: int, short: bool
+) -> None:
+    # X, I, L, T set; a 7-bit or 15-bit PictureID written as the wire shows it.
+    pid = bytes((picture_id & 0x7F,)) if short else bytes((0x80 | picture_id >> 8, picture_id & 0xFF))
+    payload = bytes((0x90, 0xE0)) + pid + bytes((tl0, tid << 6 | 0x20)) + b"\x31rest"
+    descriptor = parse_vp8_descriptor(payload)
+    assert descriptor.picture_id == (picture_id & 0x7F if short else picture_id)
+    assert descriptor.picture_id_15bit is not short
+    assert descriptor.tl0_pic_idx == tl0 and descriptor.tid == tid and descriptor.layer_sync
+    assert payload[descriptor.header_size :] == b"\x31rest"
+
+
+@settings(max_examples=30, deadline=None)
+@given(first_seq=st.integers(0, 0xFFFF), timestamp=st.integers(0, 0xFFFFFFFF), copies=st.integers(32, 200))
+def test_late_originals_of_a_retransmitted_burst_are_not_a_sender_restart(
+    first_seq: int, timestamp: int, copies: int
+) -> None:
+    # A delay spike: a big frame is NACKed, its retransmissions complete it, then
+    # the delayed originals trail in. They are late copies, not a new sequence.
+    packetizer = Vp8Packetizer(100, picture_id=0)
+    assembler = FrameAssembler("VP8")
+    seq = first_seq
+    released = []
+    frames = [b"\x50\x42\x00\x9d\x01\x2a" + bytes(range(1, 200)), b"\x31" + bytes(range(1, 250)) * (copies // 2)]
+    sent = []
+    for index, bitstream in enumerate(frames):
+        payloads = packetizer.packetize(bitstream)
+        for position, payload in enumerate(payloads):
+            packet = (seq & 0xFFFF, (timestamp + 3000 * index) & 0xFFFFFFFF, position == len(payloads) - 1, payload)
+            released += assembler.push(*packet, 0.01 * index)
+            sent.append(packet)
+            seq += 1
+    assert [frame.data for frame in released] == frames
+    for packet in sent[-copies:]:
+        assert assembler.push(*packet, 0.1) == []
+    follow_up = packetizer.packetize(b"\x31next")
+    (frame,) = assembler.push(seq & 0xFFFF, (timestamp + 6000) & 0xFFFFFFFF, True, follow_up[0], 0.11)
+    assert frame.data == b"\x31next" and frame.first_seq == seq & 0xFFFF
+    assert assembler.nack_list(0.11) == [] and not assembler.waiting_for_keyframe
