@@ -4,9 +4,12 @@ VP8 PictureID / TL0PICIDX across their 7/15/8-bit wraps."""
 
 from __future__ import annotations
 
+import random
+from collections import deque
+
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
-from kitewire.media import FrameAssembler, Vp8Packetizer, parse_vp8_descriptor
+from kitewire.media import FrameAssembler, PacketHistory, Vp8Packetizer, parse_vp8_descriptor
 from wrap_link import LinkConfig, run_wrap_link
 
 CODECS = st.sampled_from(["VP8", "H264"])
@@ -162,3 +165,51 @@ def test_late_originals_of_a_retransmitted_burst_are_not_a_sender_restart(
     (frame,) = assembler.push(seq & 0xFFFF, (timestamp + 6000) & 0xFFFFFFFF, True, follow_up[0], 0.11)
     assert frame.data == b"\x31next" and frame.first_seq == seq & 0xFFFF
     assert assembler.nack_list(0.11) == [] and not assembler.waiting_for_keyframe
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    first_seq=st.integers(0, 0xFFFF),
+    max_packets=st.sampled_from([1, 16, 512, 0x8000]),
+    max_age=st.sampled_from([0.05, 1.0]),
+    seed=st.integers(0, 2**32),
+)
+def test_packet_history_across_several_seq_wraps(first_seq: int, max_packets: int, max_age: float, seed: int) -> None:
+    rng = random.Random(seed)
+    history = PacketHistory(max_packets=max_packets, max_age=max_age)
+    sent: deque[tuple[int, float, bytes]] = deque()  # (extended seq, sent at, packet), newest last
+    now = 1000.0
+    for ext in range(first_seq, first_seq + 3 * 0x10000 + rng.randrange(0x10000), 7):
+        # Sending skips numbers (another stream, padding) so three wraps take few adds.
+        packet = ext.to_bytes(4, "big")
+        history.add(ext & 0xFFFF, packet, now)
+        sent.append((ext, now, packet))
+        if len(sent) > max_packets:
+            sent.popleft()
+        now += rng.choice((0.0001, 0.001, 0.01))
+        if rng.random() < 0.01:
+            # A NACK for recent numbers (held or not), some from the previous cycle.
+            asked = [(ext - rng.randrange(0, 2 * max_packets * 7 + 20)) & 0xFFFF for _ in range(8)]
+            held = {e & 0xFFFF: (t, p) for e, t, p in sent if now - t <= max_age}
+            expected = [(seq, held[seq][1]) for seq in asked if seq in held]
+            assert history.get_many(asked, now) == expected
+            for seq in asked:
+                assert history.get(seq, now) == (held[seq][1] if seq in held else None)
+            assert len(history) <= max_packets
+
+
+def test_packet_history_answers_a_nack_that_straddles_the_wrap() -> None:
+    history = PacketHistory(max_packets=64, max_age=1.0)
+    for offset in range(40):
+        seq = (65_520 + offset) & 0xFFFF
+        history.add(seq, bytes((offset,)), 5.0 + offset * 0.001)
+    lost = [65_534, 65_535, 0, 1, 19]
+    assert history.get_many(lost, 5.05) == [
+        (65_534, b"\x0e"),
+        (65_535, b"\x0f"),
+        (0, b"\x10"),
+        (1, b"\x11"),
+        (19, b"#"),
+    ]
+    assert history.get(24, 5.05) is None  # not sent in this cycle yet
+    assert history.get_many(lost, 6.05) == []  # all older than max_age
