@@ -356,22 +356,25 @@ class _TwccRecorder:
         self._next_base: int | None = None
         self._max_ext = -1
         self._feedback_count = 0
+        self._reported_any = False
         self.media_ssrc = 0
 
     def record(self, seq: int, arrival_us: int, media_ssrc: int) -> None:
         if self._last_ext is None:
             ext = seq
         else:
+            # Extended numbers may go below zero: a packet from before the wrap
+            # that arrives after the first one seen.
             delta = (seq - self._last_ext) & 0xFFFF
             ext = self._last_ext + delta if delta < 0x8000 else self._last_ext + delta - 0x10000
-        if ext < 0:
-            return
         if self._last_ext is None or ext > self._last_ext:
             self._last_ext = ext
         if self._next_base is None:
             self._next_base = ext
         if ext < self._next_base:
-            return  # already reported
+            if self._reported_any or self._max_ext - ext >= self.MAX_SPAN:
+                return  # already reported
+            self._next_base = ext  # reordered at the very start: nothing was reported yet
         self._arrivals[ext] = arrival_us
         if ext > self._max_ext:
             self._max_ext = ext
@@ -415,6 +418,7 @@ class _TwccRecorder:
                     logger.debug("transport-cc feedback skipped", exc_info=True)
             base = end + 1
         self._next_base = self._max_ext + 1
+        self._reported_any = True
         self._arrivals.clear()
         return out
 
