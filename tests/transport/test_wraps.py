@@ -110,7 +110,13 @@ def test_transport_cc_build_and_parse_round_the_wraps(
     base: int, reference_us: int, deltas: list[int | None], feedback_count: int
 ) -> None:
     reference_us -= reference_us % 64_000
-    packets = [((base + i) & 0xFFFF, None if d is None else reference_us + d) for i, d in enumerate(deltas)]
+    # Each arrival is within the 16-bit delta (+-8.19 s) of the one before.
+    packets: list[tuple[int, int | None]] = []
+    arrival = reference_us
+    for index, delta in enumerate(deltas):
+        if delta is not None:
+            arrival += delta
+        packets.append(((base + index) & 0xFFFF, None if delta is None else arrival))
     (parsed,) = parse_rtcp(build_transport_cc(1, 2, base, reference_us, feedback_count, packets))
     assert isinstance(parsed, TransportCcFeedback)
     assert parsed.base_sequence == base and parsed.feedback_count == feedback_count & 0xFF
