@@ -578,8 +578,13 @@ class RtpSender:
         if first & 0x20:
             payload_length -= packet[-1]
         stats.octets += max(payload_length, 0)
-        stats.last_timestamp = timestamp
-        stats.last_time = time.monotonic()
+        # A retransmission carries its original, older timestamp: the sender
+        # report keeps mapping wallclock to the newest one (compared across the
+        # 32-bit wrap); a jump further back than a retransmission can be is a new timeline.
+        behind = (stats.last_timestamp - timestamp) & 0xFFFFFFFF
+        if stats.packets == 1 or not 0 < behind < self._clock_rate() * _RETRANSMISSION_MAX_AGE:
+            stats.last_timestamp = timestamp
+            stats.last_time = time.monotonic()
         stats.sent_since_report = True
 
     def send_rtcp(self, packet: bytes) -> None:
@@ -764,6 +769,8 @@ _MAX_SSRCS_PER_RECEIVER = 64
 _MAX_REMOTE_CANDIDATES = 64
 _RECEIVE_BUFFER_BYTES = 2 * 1024 * 1024
 _REPORT_QUIET_STREAMS_FOR = 10.0
+# Seconds of media a retransmitted packet may lag the newest one sent (packet histories hold ~1 s).
+_RETRANSMISSION_MAX_AGE = 5
 _MAX_ROUTES = 1024
 _unpack_ts_ssrc = struct.Struct("!II").unpack_from
 

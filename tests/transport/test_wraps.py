@@ -4,16 +4,20 @@ NACK items at the seq wrap; SR timestamps; the SRTP rollover counter."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Callable
 
 import pylibsrtp
 import pytest
 from aiortc.rtcdtlstransport import SRTP_PROFILES, SRTPProtectionProfile
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
+from kitewire.transport import PeerConnection, Transceiver
 from kitewire.transport.peer_connection import _RecvStats, _TwccRecorder
 from kitewire.transport.rtcp import (
     Nack,
+    ReportBlock,
     SenderReport,
     TransportCcFeedback,
     build_nack,
@@ -22,6 +26,7 @@ from kitewire.transport.rtcp import (
     parse_rtcp,
 )
 from kitewire.transport.rtp import build_rtp_packet
+from transport_helpers import negotiate, wait_for
 
 # Shrinking streams of many thousand packets takes minutes: report a failure as found.
 QUICK_PHASES = (Phase.explicit, Phase.reuse, Phase.generate)
@@ -262,3 +267,49 @@ def test_srtp_receiver_whose_first_packet_comes_after_an_unseen_wrap_cannot_decr
     for seq in range(65_530, 65_560):
         packet = build_rtp_packet(payload_type=96, sequence_number=seq & 0xFFFF, timestamp=0, ssrc=1, payload=b"x")
         assert rx.unprotect(tx.protect(packet)) == packet
+
+
+# -- through a connected PeerConnection pair -------------------------------------------
+
+
+async def test_reports_across_seq_and_timestamp_wraps_with_a_retransmission(
+    make_pc: Callable[..., PeerConnection],
+) -> None:
+    offerer, answerer = make_pc(rtcp_report_interval=0.1), make_pc(rtcp_report_interval=0.1)
+    sending = offerer.add_transceiver("video", "sendonly")
+    tracks: list[Transceiver] = []
+    answerer.on_track = tracks.append
+    await negotiate(offerer, answerer)
+    await asyncio.gather(offerer.wait_connected(10), answerer.wait_connected(10))
+    srs: list[SenderReport] = []
+    tracks[0].receiver.on_sender_report = srs.append
+    blocks: list[ReportBlock] = []
+    sending.sender.on_receiver_report = lambda block, _rtt: blocks.append(block)
+    pt = sending.codecs[0].payload_type
+    assert pt is not None
+    first_seq, count, lost = 65_300, 400, {65_400, 65_536, 65_537}
+    first_timestamp = (1 << 32) - 40 * 3000  # the 32-bit timestamp wraps too
+
+    def timestamp_of(ext: int) -> int:
+        return (first_timestamp + (ext - first_seq) // 4 * 3000) & 0xFFFFFFFF  # 4 packets a frame, 30 fps
+
+    def packet(ext: int) -> bytes:
+        timestamp = timestamp_of(ext)
+        return sending.sender.build_packet(
+            b"v" * 100, payload_type=pt, sequence_number=ext & 0xFFFF, timestamp=timestamp
+        )
+
+    for ext in range(first_seq, first_seq + count):
+        if ext not in lost:
+            sending.sender.send_rtp(packet(ext))
+    newest_timestamp = timestamp_of(first_seq + count - 1)
+    sending.sender.send_rtp(packet(65_536))  # a NACKed packet resent, with its 1.4 s old timestamp
+    highest = first_seq + count - 1
+    await wait_for(lambda: any(b.highest_sequence == highest and b.packets_lost == 2 for b in blocks))
+    # cycles << 16 | seq: one wrap seen, 2 of 400 still missing.
+    assert highest >> 16 == 1
+    await wait_for(lambda: any(sr.packet_count == count - 2 for sr in srs))
+    report = next(sr for sr in srs if sr.packet_count == count - 2)
+    # The SR maps wallclock to the newest timestamp (a moment later), not to the resent packet's.
+    ahead = (report.rtp_timestamp - newest_timestamp) & 0xFFFFFFFF
+    assert ahead < 90_000 * 5, f"SR timestamp {report.rtp_timestamp} is not just after {newest_timestamp}"
