@@ -9,13 +9,23 @@ happened; the invariants that must hold at every step are asserted inside.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import random
 import struct
 from dataclasses import dataclass, field
 
-from kitewire.media import AssembledFrame, FrameAssembler, H264Packetizer, PacketHistory, Vp8Packetizer
+from kitewire.media import (
+    AssembledFrame,
+    EncodedFrame,
+    FrameAssembler,
+    H264Packetizer,
+    PacketHistory,
+    VideoEncoder,
+    Vp8Packetizer,
+)
 from kitewire.media.h264 import ANNEXB_START_CODE
+from media_helpers import pattern_frame
 
 FRAME_INTERVAL = 1 / 30
 TICKS_PER_FRAME = 3
@@ -43,6 +53,7 @@ class LinkConfig:
     frame_bytes: int = 1500  # frames are up to this big (about)
     packet_spacing: float = 0.0005  # seconds between a frame's packets on the wire (the pacer)
     delay_spike: float = 0.0  # chance per frame of all its packets arriving 80 ms late (overtaken by the next)
+    recorded: bool = False  # real PyAV-encoded frames (a looped clip) instead of synthetic ones
 
 
 @dataclass
@@ -85,15 +96,15 @@ class SyntheticEncoder:
         self.vp8 = Vp8Packetizer(max_payload_size, picture_id=rng.randrange(0x8000))
         self.h264 = H264Packetizer(max_payload_size)
 
-    def frame(self, keyframe: bool, reference: bool) -> tuple[bytes, list[bytes]]:
-        """(expected assembler output, RTP payloads)."""
+    def frame(self, keyframe: bool, reference: bool) -> tuple[bytes, list[bytes], bool, bool]:
+        """(expected assembler output, RTP payloads, keyframe, reference)."""
         rng = self.rng
         if self.codec == "VP8":
             size = rng.randrange(20, self.frame_bytes)
             # Frame tag P bit: 0 for a key frame; a key frame carries the start code 9d 01 2a.
             tag = b"\x50\x42\x00\x9d\x01\x2a" if keyframe else b"\x31"
             bitstream = tag + _nonzero_bytes(rng, size)
-            return bitstream, self.vp8.packetize(bitstream, non_reference=not reference)
+            return bitstream, self.vp8.packetize(bitstream, non_reference=not reference), keyframe, reference
         nals: list[bytes] = []
         if keyframe:
             nals.append(b"\x67" + _nonzero_bytes(rng, rng.randrange(4, 20)))  # SPS
@@ -104,14 +115,56 @@ class SyntheticEncoder:
             first_byte = 0x80 | rng.randrange(1, 0x80) if slice_index == 0 else rng.randrange(1, 0x80)
             nals.append(bytes((header, first_byte)) + _nonzero_bytes(rng, rng.randrange(10, self.frame_bytes // 2)))
         access_unit = b"".join(ANNEXB_START_CODE + nal for nal in nals)
-        return access_unit, self.h264.packetize(access_unit)
+        return access_unit, self.h264.packetize(access_unit), keyframe, reference
 
 
-def _expected_suffix_h264(frame: SentFrame, first_ext: int) -> bytes:
-    """An H264 keyframe released from its IDR slice on (its parameter sets lost):
-    the Annex-B of the payloads from ``first_ext`` on, built without the assembler."""
+class RecordedEncoder:
+    """Replays a clip encoded by the project's VideoEncoder (PyAV) and packetized
+    by its packetizer, in a loop. A keyframe request skips ahead to the clip's
+    next keyframe, as a camera would produce one a moment later."""
+
+    def __init__(self, codec: str) -> None:
+        self.codec = codec
+        self.clip = recorded_clip(codec)
+        self.position = -1
+
+    def frame(self, keyframe: bool, reference: bool) -> tuple[bytes, list[bytes], bool, bool]:
+        self.position = (self.position + 1) % len(self.clip)
+        while keyframe and not self.clip[self.position].keyframe:
+            self.position = (self.position + 1) % len(self.clip)
+        encoded = self.clip[self.position]
+        payloads = list(encoded)
+        if self.codec == "VP8":
+            # Our packetizer writes a 4-byte descriptor; its N bit marks a non-reference frame.
+            return b"".join(p[4:] for p in payloads), payloads, encoded.keyframe, not payloads[0][0] & 0x20
+        referenced = any(_h264_slice_nal_ref_idc(p) for p in payloads)
+        return annex_b_of(payloads), payloads, encoded.keyframe, referenced or encoded.keyframe
+
+
+def _h264_slice_nal_ref_idc(payload: bytes) -> int:
+    nal_type = payload[0] & 0x1F
+    inner = payload[1] & 0x1F if nal_type == 28 else nal_type
+    return payload[0] & 0x60 if 1 <= inner <= 5 else 0
+
+
+@functools.cache
+def recorded_clip(codec: str) -> list[EncodedFrame]:
+    """60 frames of a moving pattern, a keyframe every 20, encoded once per process."""
+    encoder = VideoEncoder(codec, 160, 120, 300_000, 30.0, max_payload_size=300)
+    clip = []
+    for index in range(60):
+        encoded = encoder.encode(pattern_frame(index, 160, 120), keyframe=index % 20 == 0)
+        if encoded:
+            clip.append(encoded)
+    encoder.close()
+    assert clip[0].keyframe and sum(frame.keyframe for frame in clip) >= 3
+    return clip
+
+
+def annex_b_of(payloads: list[bytes]) -> bytes:
+    """The Annex-B access unit carried by H264 payloads, built without the assembler."""
     out = bytearray()
-    for payload in frame.payloads[first_ext - frame.first_ext :]:
+    for payload in payloads:
         nal_type = payload[0] & 0x1F
         if nal_type == 28:
             if payload[1] & 0x80:
@@ -131,7 +184,11 @@ def _expected_suffix_h264(frame: SentFrame, first_ext: int) -> bytes:
 def run_wrap_link(config: LinkConfig) -> LinkResult:
     """Send ``config.frames`` frames through the link; assert the invariants."""
     rng = random.Random(config.seed)
-    encoder = SyntheticEncoder(config.codec, rng, config.max_payload_size, config.frame_bytes)
+    encoder: SyntheticEncoder | RecordedEncoder = (
+        RecordedEncoder(config.codec)
+        if config.recorded
+        else SyntheticEncoder(config.codec, rng, config.max_payload_size, config.frame_bytes)
+    )
     assembler = FrameAssembler(config.codec)
     history = PacketHistory(max_packets=2048, max_age=2.0)
     result = LinkResult()
@@ -176,7 +233,7 @@ def run_wrap_link(config: LinkConfig) -> LinkResult:
             else:
                 # Only an H264 keyframe may start late: at its IDR slice, its parameter sets lost.
                 assert config.codec == "H264" and sent.keyframe and sent.first_ext < first_ext <= sent.last_ext
-                assert assembled.data == _expected_suffix_h264(sent, first_ext)
+                assert assembled.data == annex_b_of(sent.payloads[first_ext - sent.first_ext :])
             assert assembled.keyframe == sent.keyframe
             if not sent.keyframe:
                 # Everything it predicts from, back to its keyframe, was released before.
@@ -206,9 +263,9 @@ def run_wrap_link(config: LinkConfig) -> LinkResult:
             if switch:
                 # A layer switch upstream: a keyframe whose timestamps continue from a new base.
                 timestamp = rng.randrange(1 << 32)
-            keyframe = keyframe_due or switch
-            reference = keyframe or not (lossy and rng.random() < config.non_reference)
-            data, payloads = encoder.frame(keyframe, reference)
+            wanted_keyframe = keyframe_due or switch
+            wanted_reference = wanted_keyframe or not (lossy and rng.random() < config.non_reference)
+            data, payloads, keyframe, reference = encoder.frame(wanted_keyframe, wanted_reference)
             keyframe_due = False
             sent = SentFrame(
                 frame_index, timestamp, next_ext, next_ext + len(payloads) - 1, data, keyframe, reference, payloads
