@@ -16,11 +16,14 @@ from hypothesis import strategies as st
 from kitewire.transport import PeerConnection, Transceiver
 from kitewire.transport.peer_connection import _RecvStats, _TwccRecorder
 from kitewire.transport.rtcp import (
+    TRANSPORT_CC_REFERENCE_WRAP_US,
     Nack,
+    ReceiverReport,
     ReportBlock,
     SenderReport,
     TransportCcFeedback,
     build_nack,
+    build_receiver_report,
     build_sender_report,
     build_transport_cc,
     parse_rtcp,
@@ -32,6 +35,7 @@ from transport_helpers import negotiate, wait_for
 QUICK_PHASES = (Phase.explicit, Phase.reuse, Phase.generate)
 # One transport-cc reference time unit is 64 ms; the 24-bit field wraps after this.
 TWCC_WRAP_US = (1 << 24) * 64_000
+assert TWCC_WRAP_US == TRANSPORT_CC_REFERENCE_WRAP_US
 
 
 def reorder(items: list[int], rng: random.Random, window: int) -> list[int]:
@@ -313,3 +317,18 @@ async def test_reports_across_seq_and_timestamp_wraps_with_a_retransmission(
     # The SR maps wallclock to the newest timestamp (a moment later), not to the resent packet's.
     ahead = (report.rtp_timestamp - newest_timestamp) & 0xFFFFFFFF
     assert ahead < 90_000 * 5, f"SR timestamp {report.rtp_timestamp} is not just after {newest_timestamp}"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    highest=st.integers(0, 0xFFFFFFFF),
+    lost=st.integers(-(1 << 23), (1 << 23) - 1),
+    fraction=st.integers(0, 255),
+    last_sr=st.integers(0, 0xFFFFFFFF),
+)
+def test_report_block_extended_sequence_and_signed_loss_round_trip(
+    highest: int, lost: int, fraction: int, last_sr: int
+) -> None:
+    block = ReportBlock(7, fraction, lost, highest, 12, last_sr, 65_536)
+    (parsed,) = parse_rtcp(build_receiver_report(1, [block]))
+    assert isinstance(parsed, ReceiverReport) and parsed.reports == [block]
