@@ -191,7 +191,11 @@ class FrameAssembler:
         if ext < self._cursor:
             if not self._released_any and self._waiting and highest - ext < self.max_packets:
                 # Reordering at the very start: nothing was released yet, so
-                # an earlier packet is still welcome.
+                # an earlier packet is still welcome, and what lies between it
+                # and the packets already here is missing, not given up.
+                for missing in range(ext + 1, min(self._cursor, ext + 1 + _MAX_TRACKED_GAP)):
+                    if missing not in self._packets:
+                        self._missing.setdefault(missing, _Missing(noticed_at=now, next_nack_at=now))
                 self._cursor = ext
             else:
                 self._missing.pop(ext, None)

@@ -243,3 +243,25 @@ def test_publisher_encoder_picture_ids_cross_the_15_bit_wrap() -> None:
         seen.append(ids.pop())
     encoder.close()
     assert seen == [0x7FFD, 0x7FFE, 0x7FFF, 0, 1]
+
+
+def test_frame_between_a_late_first_keyframe_and_what_overtook_it_is_awaited() -> None:
+    # The stream's first frames are overtaken at start-up (and across the wrap): the
+    # frame between the late keyframe and the packets that came first is missing, not lost.
+    packetizer = Vp8Packetizer(100, picture_id=0)
+    key = packetizer.packetize(b"\x50\x42\x00\x9d\x01\x2a" + bytes(range(1, 250)))
+    first, second = packetizer.packetize(b"\x31one"), packetizer.packetize(b"\x31two" + bytes(range(1, 150)))
+    seq = 0x10000 - len(key) + 1  # the keyframe ends just after the wrap
+    packets = []
+    for index, payloads in enumerate((key, first, second)):
+        for position, payload in enumerate(payloads):
+            packets.append((seq & 0xFFFF, 7000 + 3000 * index, position == len(payloads) - 1, payload))
+            seq += 1
+    assembler = FrameAssembler("VP8")
+    key_packets, first_packets, second_packets = packets[: len(key)], packets[len(key) : len(key) + 1], packets[-2:]
+    released = [f for p in second_packets + key_packets for f in assembler.push(*p, 0.0)]
+    assert [f.timestamp for f in released] == [7000]
+    assert assembler.nack_list(0.0) == [first_packets[0][0]]
+    assert not assembler.keyframe_request(0.05)
+    released = assembler.push(*first_packets[0], 0.05)
+    assert [f.data for f in released] == [b"\x31one", b"\x31two" + bytes(range(1, 150))]
