@@ -544,11 +544,16 @@ def build_transport_cc(
 
 
 def ntp_now() -> int:
-    """Current wallclock as a 64-bit NTP timestamp."""
+    """Current wallclock as a 64-bit NTP timestamp.
+
+    The 32-bit seconds field wraps on 2036-02-07 (NTP era 1); the value stays
+    64 bits, as on the wire, so LSR/DLSR arithmetic (modulo 2**32 on the middle
+    bits) carries on across it.
+    """
     now = time.time()
     seconds = int(now)
     fraction = int((now - seconds) * (1 << 32)) & 0xFFFFFFFF
-    return ((seconds + _NTP_UNIX_OFFSET) << 32) | fraction
+    return (((seconds + _NTP_UNIX_OFFSET) & 0xFFFFFFFF) << 32) | fraction
 
 
 def ntp_to_middle32(ntp_time: int) -> int:

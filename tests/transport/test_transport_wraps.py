@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 
 import pylibsrtp
@@ -26,6 +27,8 @@ from kitewire.transport.rtcp import (
     build_receiver_report,
     build_sender_report,
     build_transport_cc,
+    ntp_now,
+    ntp_to_middle32,
     parse_rtcp,
 )
 from kitewire.transport.rtp import build_rtp_packet
@@ -201,6 +204,20 @@ def test_sender_report_fields_round_the_wraps(ntp: int, rtp: int, packets: int) 
     assert (parsed.ntp_time, parsed.rtp_timestamp) == (ntp, rtp)
     # The counters wrap at 32 bits, as RFC 3550 says they do.
     assert (parsed.packet_count, parsed.octet_count) == (packets & 0xFFFFFFFF, packets * 1200 & 0xFFFFFFFF)
+
+
+def test_ntp_time_wraps_into_era_one_and_round_trip_times_still_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    era_one = 2_085_978_496  # 2036-02-07 06:28:16 UTC: NTP seconds wrap to 0
+    monkeypatch.setattr(time, "time", lambda: era_one - 0.25)  # the clock ntp_now reads
+    before = ntp_now()
+    monkeypatch.setattr(time, "time", lambda: era_one + 1.5)
+    after = ntp_now()
+    assert before >> 32 == 0xFFFFFFFF and after >> 32 == 1 and after < 1 << 64
+    assert (after & 0xFFFFFFFF) == 1 << 31  # .5 s
+    # LSR/DLSR-style arithmetic on the middle 32 bits: 1.75 s in 1/65536 s.
+    assert (ntp_to_middle32(after) - ntp_to_middle32(before)) & 0xFFFFFFFF == int(1.75 * 65536)
+    (parsed,) = parse_rtcp(build_sender_report(1, after, 0, 0, 0))
+    assert isinstance(parsed, SenderReport) and parsed.ntp_time == after
 
 
 # -- SRTP rollover counter -------------------------------------------------------
