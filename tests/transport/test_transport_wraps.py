@@ -31,7 +31,14 @@ from kitewire.transport.rtcp import (
     ntp_to_middle32,
     parse_rtcp,
 )
-from kitewire.transport.rtp import build_rtp_packet
+from kitewire.transport.rtp import (
+    build_rtp_packet,
+    decode_transport_cc,
+    encode_transport_cc,
+    parse_rtp_header,
+    set_sequence_number,
+    set_timestamp,
+)
 from transport_helpers import negotiate, wait_for
 
 # Shrinking streams of many thousand packets takes minutes: report a failure as found.
@@ -349,3 +356,33 @@ def test_report_block_extended_sequence_and_signed_loss_round_trip(
     block = ReportBlock(7, fraction, lost, highest, 12, last_sr, 65_536)
     (parsed,) = parse_rtcp(build_receiver_report(1, [block]))
     assert isinstance(parsed, ReceiverReport) and parsed.reports == [block]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seq=st.integers(0, 0xFFFF),
+    timestamp=st.integers(0, 0xFFFFFFFF),
+    seq_offset=st.integers(-(1 << 20), 1 << 20),
+    timestamp_offset=st.integers(-(1 << 40), 1 << 40),
+    twcc=st.integers(0, 1 << 20),
+)
+def test_rtp_header_rewrites_wrap_like_the_wire(
+    seq: int, timestamp: int, seq_offset: int, timestamp_offset: int, twcc: int
+) -> None:
+    # What a forwarder does: shift seq and timestamp by an offset; the fields wrap, never overflow.
+    packet = bytearray(
+        build_rtp_packet(
+            payload_type=96,
+            sequence_number=seq,
+            timestamp=timestamp,
+            ssrc=3,
+            payload=b"p",
+            extensions={5: encode_transport_cc(twcc)},
+        )
+    )
+    set_sequence_number(packet, seq + seq_offset)
+    set_timestamp(packet, timestamp + timestamp_offset)
+    header = parse_rtp_header(packet)
+    assert header.sequence_number == (seq + seq_offset) & 0xFFFF
+    assert header.timestamp == (timestamp + timestamp_offset) & 0xFFFFFFFF
+    assert decode_transport_cc(header.extensions[5]) == twcc & 0xFFFF
