@@ -18,6 +18,8 @@ _MAX_REORDER = 0x4000
 _MAX_TRACKED_GAP = 256
 # This many packets in a row from behind the window mean the sender restarted
 # its sequence numbers lower down: start over rather than drop it forever.
+# Packets still inside the window never count: a burst of retransmissions
+# whose originals come in after all is late, not a restart.
 _RESTART_AFTER_LATE = 32
 
 
@@ -189,7 +191,11 @@ class FrameAssembler:
         if ext < self._cursor:
             if not self._released_any and self._waiting and highest - ext < self.max_packets:
                 # Reordering at the very start: nothing was released yet, so
-                # an earlier packet is still welcome.
+                # an earlier packet is still welcome, and what lies between it
+                # and the packets already here is missing, not given up.
+                for missing in range(ext + 1, min(self._cursor, ext + 1 + _MAX_TRACKED_GAP)):
+                    if missing not in self._packets:
+                        self._missing.setdefault(missing, _Missing(noticed_at=now, next_nack_at=now))
                 self._cursor = ext
             else:
                 self._missing.pop(ext, None)
@@ -214,6 +220,9 @@ class FrameAssembler:
 
     def _late(self, seq: int, timestamp: int, marker: bool, payload: bytes, now: float) -> list[AssembledFrame]:
         self.packets_late += 1
+        highest = self._highest
+        if highest is not None and highest - self._unwrap(seq) < self.max_packets:
+            return self._release(now)
         self._late_run += 1
         if self._late_run < _RESTART_AFTER_LATE:
             return self._release(now)

@@ -357,22 +357,25 @@ class _TwccRecorder:
         self._next_base: int | None = None
         self._max_ext = -1
         self._feedback_count = 0
+        self._reported_any = False
         self.media_ssrc = 0
 
     def record(self, seq: int, arrival_us: int, media_ssrc: int) -> None:
         if self._last_ext is None:
             ext = seq
         else:
+            # Extended numbers may go below zero: a packet from before the wrap
+            # that arrives after the first one seen.
             delta = (seq - self._last_ext) & 0xFFFF
             ext = self._last_ext + delta if delta < 0x8000 else self._last_ext + delta - 0x10000
-        if ext < 0:
-            return
         if self._last_ext is None or ext > self._last_ext:
             self._last_ext = ext
         if self._next_base is None:
             self._next_base = ext
         if ext < self._next_base:
-            return  # already reported
+            if self._reported_any or self._max_ext - ext >= self.MAX_SPAN:
+                return  # already reported
+            self._next_base = ext  # reordered at the very start: nothing was reported yet
         self._arrivals[ext] = arrival_us
         if ext > self._max_ext:
             self._max_ext = ext
@@ -416,6 +419,7 @@ class _TwccRecorder:
                     logger.debug("transport-cc feedback skipped", exc_info=True)
             base = end + 1
         self._next_base = self._max_ext + 1
+        self._reported_any = True
         self._arrivals.clear()
         return out
 
@@ -575,8 +579,13 @@ class RtpSender:
         if first & 0x20:
             payload_length -= packet[-1]
         stats.octets += max(payload_length, 0)
-        stats.last_timestamp = timestamp
-        stats.last_time = time.monotonic()
+        # A retransmission carries its original, older timestamp: the sender
+        # report keeps mapping wallclock to the newest one (compared across the
+        # 32-bit wrap); a jump further back than a retransmission can be is a new timeline.
+        behind = (stats.last_timestamp - timestamp) & 0xFFFFFFFF
+        if stats.packets == 1 or not 0 < behind < self._clock_rate() * _RETRANSMISSION_MAX_AGE:
+            stats.last_timestamp = timestamp
+            stats.last_time = time.monotonic()
         stats.sent_since_report = True
 
     def send_rtcp(self, packet: bytes) -> None:
@@ -769,6 +778,8 @@ _MAX_ANSWER_CODECS = 16
 _MLINES_PER_SLICE = 64
 _RECEIVE_BUFFER_BYTES = 2 * 1024 * 1024
 _REPORT_QUIET_STREAMS_FOR = 10.0
+# Seconds of media a retransmitted packet may lag the newest one sent (packet histories hold ~1 s).
+_RETRANSMISSION_MAX_AGE = 5
 _MAX_ROUTES = 1024
 _unpack_ts_ssrc = struct.Struct("!II").unpack_from
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 __all__ = [
+    "TRANSPORT_CC_REFERENCE_WRAP_US",
     "Bye",
     "Fir",
     "Nack",
@@ -53,6 +54,8 @@ RTCP_PSFB: Final = 206
 _NTP_UNIX_OFFSET: Final = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 _TWCC_TICK_US: Final = 250
 _TWCC_REFERENCE_US: Final = 64_000
+TRANSPORT_CC_REFERENCE_WRAP_US: Final = (1 << 24) * _TWCC_REFERENCE_US
+"""Microseconds after which the transport-cc reference time (and every arrival time parsed from it) wraps."""
 
 _u32 = struct.Struct("!I")
 _report_block = struct.Struct("!IIIIII")
@@ -144,8 +147,14 @@ class TransportCcFeedback:
     """Transport-wide congestion control feedback (RTPFB fmt 15).
 
     ``packets`` lists every sequence number the feedback covers in order, with
-    the arrival time in microseconds relative to ``reference_time_us`` for the
-    received ones and ``None`` for the lost ones.
+    the arrival time in microseconds for the received ones (on the same clock
+    as ``reference_time_us``, which they are deltas from on the wire) and
+    ``None`` for the lost ones.
+
+    The reference time is a 24-bit count of 64 ms, read as signed: it wraps
+    every 2**24 * 64 ms (about 12.4 days), so compare the times of two
+    feedbacks modulo ``TRANSPORT_CC_REFERENCE_WRAP_US``, never as plain numbers.
+    ``feedback_count`` wraps at 256 and ``base_sequence`` at 65536.
     """
 
     sender_ssrc: int
@@ -535,11 +544,16 @@ def build_transport_cc(
 
 
 def ntp_now() -> int:
-    """Current wallclock as a 64-bit NTP timestamp."""
+    """Current wallclock as a 64-bit NTP timestamp.
+
+    The 32-bit seconds field wraps on 2036-02-07 (NTP era 1); the value stays
+    64 bits, as on the wire, so LSR/DLSR arithmetic (modulo 2**32 on the middle
+    bits) carries on across it.
+    """
     now = time.time()
     seconds = int(now)
     fraction = int((now - seconds) * (1 << 32)) & 0xFFFFFFFF
-    return ((seconds + _NTP_UNIX_OFFSET) << 32) | fraction
+    return (((seconds + _NTP_UNIX_OFFSET) & 0xFFFFFFFF) << 32) | fraction
 
 
 def ntp_to_middle32(ntp_time: int) -> int:
