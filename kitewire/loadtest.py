@@ -76,7 +76,7 @@ from kitewire.media import (
 from kitewire.signal import SignalConnectError, create_token
 from kitewire.signal.token import DEV_API_KEY, DEV_API_SECRET
 from kitewire.transport import PeerConnectionConfig, RtpHeader, RtpSender, Transceiver
-from kitewire.transport.rtp import URI_ABS_CAPTURE_TIME
+from kitewire.transport.rtp import URI_ABS_CAPTURE_TIME, initial_sequence_number
 
 __all__ = [
     "MAX_DURATION",
@@ -671,7 +671,7 @@ class _LayerReplay:
         # subscribers measure latency from it.
         self.capture_time_at = template.find(_CAPTURE_TIME_SENTINEL)
         self.patch_picture_id = loop.codec == "VP8"
-        self.sequence_number = random.randrange(0x10000)
+        self.sequence_number = initial_sequence_number()
         self.picture_id = random.randrange(0x8000)
         self.rtp_base = random.randrange(1 << 32)
         self.interval = 1.0 / loop.framerate

@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from kitewire.media.keyframe import is_keyframe
+from kitewire.transport.rtp import initial_sequence_number
 
 __all__ = [
     "PaddingSequenceMap",
@@ -124,7 +125,7 @@ class RtpRewriter:
         # Whether the last packet mapped was the stream's newest (not a late one).
         self._advanced = False
         # Outgoing state: start at random points, as any RTP sender does.
-        self._last_out_seq = random.randrange(_SEQ_MOD)
+        self._last_out_seq = initial_sequence_number()
         self._last_out_ts = random.randrange(_TS_MOD)
         self._last_out_time: float | None = None
         self._last_in_ts = 0

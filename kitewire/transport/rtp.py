@@ -11,6 +11,7 @@ video-orientation, abs-send-time, transport-wide sequence number, mid, rid.
 
 from __future__ import annotations
 
+import random
 import struct
 from typing import Final
 
@@ -35,6 +36,7 @@ __all__ = [
     "encode_sdes_string",
     "encode_transport_cc",
     "encode_video_orientation",
+    "initial_sequence_number",
     "is_rtcp",
     "parse_rtp_header",
     "remove_extension",
@@ -75,6 +77,17 @@ _unpack_fixed = struct.Struct("!BBHII").unpack_from
 _pack_u16 = struct.Struct("!H").pack_into
 _pack_u32 = struct.Struct("!I").pack_into
 _unpack_u16 = struct.Struct("!H").unpack_from
+
+
+def initial_sequence_number() -> int:
+    """A random first RTP sequence number below 0x8000, as libwebrtc picks.
+
+    At least 32768 packets go out before the first wrap, so a receiver's SRTP
+    context always sees some of them and counts the rollover; a start just
+    below the wrap whose first packets are lost leaves the receiver one
+    rollover behind, unable to decrypt anything after it.
+    """
+    return random.randrange(0x8000)
 
 
 class RtpHeader:
