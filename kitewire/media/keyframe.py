@@ -4,34 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-Payload = bytes | bytearray | memoryview
-"""Any bytes-like payload; a memoryview into a receive buffer is read without copying."""
-
-
-def vp8_descriptor_length(payload: Payload) -> int:
-    """Length of the RFC 7741 payload descriptor that starts ``payload``.
-
-    Read from the descriptor's own flags, so it exceeds ``len(payload)`` when the
-    payload is truncated: callers compare the two.
-    """
-    size = len(payload)
-    if size < 1:
-        return 1
-    offset = 1
-    if payload[0] & 0x80:
-        if size < 2:
-            return 2
-        ext = payload[1]
-        offset = 2
-        if ext & 0x80:
-            if size <= offset:
-                return offset + 1
-            offset += 2 if payload[offset] & 0x80 else 1
-        if ext & 0x40:
-            offset += 1
-        if ext & 0x30:
-            offset += 1
-    return offset
+from kitewire.media.vp8_descriptor import Payload, read_vp8_descriptor
 
 
 def vp8_is_keyframe(payload: Payload) -> bool:
@@ -43,9 +16,10 @@ def vp8_is_keyframe(payload: Payload) -> bool:
     # Only the packet holding the beginning of partition 0 carries the frame tag.
     if not first & 0x10 or first & 0x07:
         return False
-    offset = vp8_descriptor_length(payload)
-    if size <= offset:
+    descriptor = read_vp8_descriptor(payload)
+    if descriptor is None or size <= descriptor.header_size:
         return False
+    offset = descriptor.header_size
     # Frame tag: the lowest bit of its first byte is 0 for key frames.
     return not payload[offset] & 0x01
 

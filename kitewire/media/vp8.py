@@ -4,104 +4,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from kitewire.media.keyframe import vp8_descriptor_length, vp8_is_keyframe
+from kitewire.media.keyframe import vp8_is_keyframe
 from kitewire.media.packetizer import DEFAULT_MAX_PAYLOAD_SIZE
+from kitewire.media.vp8_descriptor import Vp8Descriptor, parse_vp8_descriptor
+
+__all__ = ["Vp8Depacketizer", "Vp8Descriptor", "Vp8Packetizer", "parse_vp8_descriptor"]
 
 # Our own descriptor: X=1 and I=1 with a 15-bit PictureID, 4 bytes in all.
 _DESCRIPTOR_SIZE = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Vp8Descriptor:
-    """Parsed VP8 payload descriptor of one RTP payload.
-
-    ``picture_id``, ``tl0_pic_idx``, ``tid``, ``layer_sync`` and ``key_idx`` are
-    ``None`` when absent. ``header_size`` is the descriptor's length in bytes;
-    the VP8 bitstream starts right after it.
-    """
-
-    non_reference: bool
-    start_of_partition: bool
-    partition_id: int
-    picture_id: int | None
-    picture_id_15bit: bool
-    tl0_pic_idx: int | None
-    tid: int | None
-    layer_sync: bool
-    key_idx: int | None
-    header_size: int
-
-
-def parse_vp8_descriptor(payload: bytes) -> Vp8Descriptor:
-    """Parse the RFC 7741 descriptor at the start of ``payload``.
-
-    Raises ``ValueError`` if the payload is shorter than its descriptor says.
-    """
-    size = len(payload)
-    if size < 1:
-        raise ValueError("VP8 payload: expected at least 1 byte of payload descriptor, got 0")
-    first = payload[0]
-    offset = 1
-    picture_id: int | None = None
-    picture_id_15bit = False
-    tl0_pic_idx: int | None = None
-    tid: int | None = None
-    layer_sync = False
-    key_idx: int | None = None
-    if first & 0x80:
-        if size < 2:
-            raise ValueError(f"VP8 payload: X bit set, expected an extension byte, got {size} byte(s)")
-        ext = payload[1]
-        offset = 2
-        if ext & 0x80:
-            if size <= offset:
-                raise ValueError(f"VP8 payload: I bit set, expected a PictureID, got {size} byte(s)")
-            if payload[offset] & 0x80:
-                if size < offset + 2:
-                    raise ValueError(f"VP8 payload: expected a 15-bit PictureID, got {size} byte(s)")
-                picture_id = ((payload[offset] & 0x7F) << 8) | payload[offset + 1]
-                picture_id_15bit = True
-                offset += 2
-            else:
-                picture_id = payload[offset] & 0x7F
-                offset += 1
-        if ext & 0x40:
-            if size <= offset:
-                raise ValueError(f"VP8 payload: L bit set, expected TL0PICIDX, got {size} byte(s)")
-            tl0_pic_idx = payload[offset]
-            offset += 1
-        if ext & 0x30:
-            if size <= offset:
-                raise ValueError(f"VP8 payload: T/K bit set, expected TID/KEYIDX byte, got {size} byte(s)")
-            byte = payload[offset]
-            if ext & 0x20:
-                tid = byte >> 6
-                layer_sync = bool(byte & 0x20)
-            if ext & 0x10:
-                key_idx = byte & 0x1F
-            offset += 1
-    return Vp8Descriptor(
-        non_reference=bool(first & 0x20),
-        start_of_partition=bool(first & 0x10),
-        partition_id=first & 0x07,
-        picture_id=picture_id,
-        picture_id_15bit=picture_id_15bit,
-        tl0_pic_idx=tl0_pic_idx,
-        tid=tid,
-        layer_sync=layer_sync,
-        key_idx=key_idx,
-        header_size=offset,
-    )
-
-
-def _vp8_descriptor_size(payload: bytes) -> int:
-    """Descriptor length without building a ``Vp8Descriptor`` (ValueError if truncated)."""
-    needed = vp8_descriptor_length(payload)
-    if needed > len(payload):
-        raise ValueError(f"VP8 payload: descriptor needs {needed} bytes, got {len(payload)}")
-    return needed
 
 
 def _split_evenly(length: int, max_chunk: int) -> list[tuple[int, int]]:
@@ -172,7 +83,7 @@ class Vp8Depacketizer:
             raise ValueError("VP8 depacketizer: expected the first payload to have S=1 and PID=0")
         parts = []
         for payload in payloads:
-            offset = _vp8_descriptor_size(payload)
+            offset = parse_vp8_descriptor(payload).header_size
             parts.append(memoryview(payload)[offset:])
         data = b"".join(parts)
         if not data:

@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 
 from kitewire.media.keyframe import is_keyframe
+from kitewire.media.vp8_descriptor import read_vp8_descriptor
 from kitewire.transport.rtp import build_rtp_packet, parse_rtp_header
 
 from .forwarder import (
     PaddingSequenceMap,
     RtpRewriter,
     SentPacketCache,
-    parse_vp8_descriptor,
 )
 from .media import _pack_header_start
 
@@ -76,7 +76,7 @@ def run_benchmark(count: int = 50_000) -> list[tuple[str, float]]:
         # The descriptor is parsed once per incoming packet, the rest per downtrack.
         header = headers[i % 1000]
         payload = memoryview(packets[i % 1000])[header.payload_offset : header.payload_end]
-        desc = parse_vp8_descriptor(payload)
+        desc = read_vp8_descriptor(payload)
         seq = (header.sequence_number + (i // 1000) * 1000) & 0xFFFF
         mapped = rewriter.map_packet(0, seq, header.timestamp, payload, desc, i / 30)
         if mapped is not None and desc is not None and desc.end:

@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from kitewire.media.keyframe import is_keyframe
+from kitewire.media.vp8_descriptor import Vp8Descriptor, read_vp8_descriptor
 from kitewire.transport.rtp import initial_sequence_number
 
 __all__ = [
@@ -24,69 +25,12 @@ __all__ = [
     "RtpRewriter",
     "SentPacketCache",
     "UplinkGaps",
-    "Vp8Descriptor",
-    "parse_vp8_descriptor",
 ]
 
 _SEQ_MOD = 1 << 16
 _TS_MOD = 1 << 32
 _PID_MOD = 1 << 15
 _TL0_MOD = 1 << 8
-
-
-@dataclass(frozen=True, slots=True)
-class Vp8Descriptor:
-    """Where a VP8 payload descriptor keeps the fields we rewrite (-1 = absent).
-
-    ``picture_id_size`` is 1 (7-bit) or 2 (15-bit) bytes; ``end`` is where the
-    rewritable fields stop (0 when there are none), so a rewritten packet is
-    the patched ``payload[:end]`` followed by the untouched rest.
-    """
-
-    picture_id_offset: int
-    picture_id_size: int
-    picture_id: int
-    tl0_offset: int
-    tl0: int
-    end: int
-
-
-def parse_vp8_descriptor(payload: bytes | bytearray | memoryview) -> Vp8Descriptor | None:
-    """Locate the picture id and TL0PICIDX of a VP8 RTP payload (RFC 7741); None if truncated."""
-    size = len(payload)
-    if size < 1:
-        return None
-    first = payload[0]
-    pid_offset = -1
-    pid_size = 0
-    pid = -1
-    tl0_offset = -1
-    tl0 = -1
-    if first & 0x80:
-        if size < 2:
-            return None
-        ext = payload[1]
-        offset = 2
-        if ext & 0x80:
-            if size <= offset:
-                return None
-            if payload[offset] & 0x80:
-                if size <= offset + 1:
-                    return None
-                pid_offset, pid_size = offset, 2
-                pid = ((payload[offset] & 0x7F) << 8) | payload[offset + 1]
-                offset += 2
-            else:
-                pid_offset, pid_size = offset, 1
-                pid = payload[offset] & 0x7F
-                offset += 1
-        if ext & 0x40:
-            if size <= offset:
-                return None
-            tl0_offset, tl0 = offset, payload[offset]
-            offset += 1
-    end = tl0_offset + 1 if tl0_offset >= 0 else (pid_offset + pid_size if pid_size else 0)
-    return Vp8Descriptor(pid_offset, pid_size, pid, tl0_offset, tl0, end)
 
 
 @dataclass(slots=True)
@@ -154,7 +98,7 @@ class RtpRewriter:
         The convenient form of :meth:`map_packet` plus :meth:`vp8_prefix`; the
         SFU's hot path calls those directly to avoid copies.
         """
-        desc = parse_vp8_descriptor(payload) if self.is_vp8 else None
+        desc = read_vp8_descriptor(payload) if self.is_vp8 else None
         mapped = self.map_packet(layer, sequence_number, timestamp, payload, desc, now)
         if mapped is None:
             return None
@@ -230,10 +174,10 @@ class RtpRewriter:
         self._since_switch = 0
         self._last_in_ts = ts - 1
         if vp8 is not None and self.is_vp8:
-            if vp8.picture_id >= 0:
+            if vp8.picture_id is not None:
                 self._pid_offset = (self._last_out_pid + 1 - vp8.picture_id) % _PID_MOD
-            if vp8.tl0 >= 0:
-                self._tl0_offset = (self._last_out_tl0 + 1 - vp8.tl0) % _TL0_MOD
+            if vp8.tl0_pic_idx is not None:
+                self._tl0_offset = (self._last_out_tl0 + 1 - vp8.tl0_pic_idx) % _TL0_MOD
         self.current_layer = layer
         self.switches += 1
 
@@ -245,20 +189,21 @@ class RtpRewriter:
         # Only a packet that advanced the stream (not a late one) moves the last
         # picture id and TL0PICIDX: the next switch continues from the newest.
         advanced = self._advanced
-        if desc.picture_id_size == 2:
-            pid = (desc.picture_id + self._pid_offset) & 0x7FFF
-            out[desc.picture_id_offset] = 0x80 | (pid >> 8)
-            out[desc.picture_id_offset + 1] = pid & 0xFF
+        picture_id = desc.picture_id
+        if picture_id is not None:
+            if desc.picture_id_size == 2:
+                pid = (picture_id + self._pid_offset) & 0x7FFF
+                out[desc.picture_id_offset] = 0x80 | (pid >> 8)
+                out[desc.picture_id_offset + 1] = pid & 0xFF
+            else:
+                pid = (picture_id + self._pid_offset) & 0x7F
+                out[desc.picture_id_offset] = pid
             if advanced:
                 self._last_out_pid = pid
-        elif desc.picture_id_size == 1:
-            pid = (desc.picture_id + self._pid_offset) & 0x7F
-            out[desc.picture_id_offset] = pid
-            if advanced:
-                self._last_out_pid = pid
-        if desc.tl0_offset >= 0:
-            tl0 = (desc.tl0 + self._tl0_offset) & 0xFF
-            out[desc.tl0_offset] = tl0
+        tl0_in = desc.tl0_pic_idx
+        if tl0_in is not None:
+            tl0 = (tl0_in + self._tl0_offset) & 0xFF
+            out[desc.tl0_pic_idx_offset] = tl0
             if advanced:
                 self._last_out_tl0 = tl0
         return bytes(out)

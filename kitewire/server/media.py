@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from livekit.protocol import models as pb_models
 
+from kitewire.media.vp8_descriptor import Vp8Descriptor
+from kitewire.media.vp8_descriptor import read_vp8_descriptor as parse_vp8_descriptor
 from kitewire.transport import Codec, RtpHeader, RtpReceiver, Transceiver
 from kitewire.transport import rtp as rtp_ext
 
@@ -24,8 +26,6 @@ from .forwarder import (
     RtpRewriter,
     SentPacketCache,
     UplinkGaps,
-    Vp8Descriptor,
-    parse_vp8_descriptor,
 )
 
 if TYPE_CHECKING:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kitewire.server.forwarder import RtpRewriter, SentPacketCache, parse_vp8_descriptor
+from kitewire.media.vp8_descriptor import read_vp8_descriptor
+from kitewire.server.forwarder import RtpRewriter, SentPacketCache
 
 
 def vp8_payload(picture_id: int, *, keyframe: bool, start: bool = True, tl0: int | None = None) -> bytes:
@@ -53,9 +54,9 @@ def test_layer_switch_only_at_keyframe_keeps_sequence_and_time_continuous() -> N
     advance = (switched.timestamp - last.timestamp) % (1 << 32)
     assert 3000 < advance < 9000
     # Picture ids continue too, so the receiver's frame references stay consistent.
-    desc = parse_vp8_descriptor(switched.payload)
-    prev = parse_vp8_descriptor(before_switch.payload)
-    assert desc is not None and prev is not None
+    desc = read_vp8_descriptor(switched.payload)
+    prev = read_vp8_descriptor(before_switch.payload)
+    assert desc is not None and prev is not None and prev.picture_id is not None
     assert desc.picture_id == (prev.picture_id + 1) % (1 << 15)
     assert rw.rewrite(0, 13, 10000, vp8_payload(103, keyframe=False), 0.11) is None
 
@@ -76,9 +77,9 @@ def test_tl0picidx_rewritten_on_switch() -> None:
     rw.target_layer = 1
     b = rw.rewrite(1, 900, 0, vp8_payload(2000, keyframe=True, tl0=7), 0.03)
     assert b is not None
-    da, db = parse_vp8_descriptor(a.payload), parse_vp8_descriptor(b.payload)
-    assert da is not None and db is not None
-    assert db.tl0 == (da.tl0 + 1) % 256
+    da, db = read_vp8_descriptor(a.payload), read_vp8_descriptor(b.payload)
+    assert da is not None and db is not None and da.tl0_pic_idx is not None
+    assert db.tl0_pic_idx == (da.tl0_pic_idx + 1) % 256
 
 
 def test_audio_needs_no_keyframe() -> None:

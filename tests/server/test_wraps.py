@@ -20,12 +20,12 @@ from dataclasses import dataclass, replace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kitewire.media.vp8_descriptor import read_vp8_descriptor
 from kitewire.server.forwarder import (
     PaddingSequenceMap,
     RtpRewriter,
     SentPacketCache,
     UplinkGaps,
-    parse_vp8_descriptor,
 )
 
 _H264_IDR = bytes([0x65, 0x88, 0x80])
@@ -218,13 +218,14 @@ def _run_and_check(
         if place and rng.random() < switch_chance:
             target = rng.randrange(layer_count)
         rw.target_layer = target
-        desc = parse_vp8_descriptor(packet.payload) if codec.picture_id_bits else None
+        desc = read_vp8_descriptor(packet.payload) if codec.picture_id_bits else None
         mapped = rw.map_packet(packet.layer, packet.sequence_number, packet.timestamp, packet.payload, desc, packet.now)
         out_pid = out_tl0 = -1
         if mapped is not None and desc is not None:
-            out_desc = parse_vp8_descriptor(rw.vp8_prefix(desc, packet.payload[: desc.end]))
+            out_desc = read_vp8_descriptor(rw.vp8_prefix(desc, packet.payload[: desc.end]))
             assert out_desc is not None and out_desc.picture_id_size == desc.picture_id_size
-            out_pid, out_tl0 = out_desc.picture_id, out_desc.tl0
+            out_pid = -1 if out_desc.picture_id is None else out_desc.picture_id
+            out_tl0 = -1 if out_desc.tl0_pic_idx is None else out_desc.tl0_pic_idx
         where = f"arrival {place}: layer {packet.layer} index {packet.index} (segment {segment})"
         if segment is not None and packet.layer == segment.layer:
             if packet.index < segment.start:
