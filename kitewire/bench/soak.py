@@ -163,6 +163,12 @@ class FrameLedger:
                 return
             index -= COUNTER_MODULO
 
+    def freezes_at(self, now_ns: int) -> int:
+        """Freezes so far, counting one still going on (no yield for 200 ms before what has been reported)."""
+        horizon = now_ns - int(2 * REPORT_INTERVAL_S * 1e9)
+        previous = self.last_yield_ns if self.last_yield_ns is not None else self.start_ns
+        return self.freezes + (1 if horizon - previous > FREEZE_GAP_MS * 1e6 else 0)
+
     def finish(self, end_ns: int) -> None:
         """Judge everything at the end of the run (its reports all in); a freeze still going counts."""
         self.settle(end_ns + int((2 * REPORT_INTERVAL_S + LATE_LIMIT_S) * 1e9))
@@ -290,7 +296,7 @@ def _sample(
     frames = {}
     for sdk, ledger in ledgers.items():
         ledger.settle(now_ns)
-        frames[sdk] = (ledger.sent, ledger.received, ledger.lost, ledger.freezes)
+        frames[sdk] = (ledger.sent, ledger.received, ledger.lost, ledger.freezes_at(now_ns))
     sample = Sample(elapsed_s, frames, rss, fds, load_1min())
     result.samples.append(sample)
     return sample
