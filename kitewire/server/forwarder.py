@@ -115,7 +115,11 @@ class RtpRewriter:
         self.current_layer: int | None = None
         self._seq_offset = 0
         self._ts_offset = 0
-        self._switch_seq = 0
+        # The newest incoming sequence number of the current layer, and how far
+        # (unwrapped) it is past the keyframe packet the layer started at: a late
+        # packet further back than that is from before the switch.
+        self._highest_in_seq = 0
+        self._since_switch = 0
         # Outgoing state: start at random points, as any RTP sender does.
         self._last_out_seq = random.randrange(_SEQ_MOD)
         self._last_out_ts = random.randrange(_TS_MOD)
@@ -170,27 +174,36 @@ class RtpRewriter:
         truncated one); after a non-None answer, rewrite a VP8 descriptor with
         :meth:`vp8_prefix`.
         """
-        switched = False
-        if layer != self.current_layer:
+        # Sequence comparisons are written out in this method: it runs per
+        # packet per subscriber.
+        if layer == self.current_layer:
+            delta = (sequence_number - self._highest_in_seq) & 0xFFFF
+            if delta == 0 or delta >= 0x8000:
+                # A duplicate or a late (reordered, retransmitted) packet. One from
+                # before the keyframe we switched at belongs to a frame the receiver
+                # never got the start of; a later one fills its hole in the outgoing
+                # numbering and leaves the stream's head where it is.
+                if ((self._highest_in_seq - sequence_number) & 0xFFFF) > self._since_switch:
+                    return None
+                self.packets_forwarded += 1
+                return (sequence_number + self._seq_offset) & 0xFFFF, (timestamp + self._ts_offset) & 0xFFFFFFFF, False
+            self._highest_in_seq = sequence_number
+            self._since_switch += delta
+            switched = False
+        else:
             if layer != self.target_layer:
                 return None
             if self.requires_keyframe and not is_keyframe(self.mime_type, payload[:64]):
                 return None
             self._switch_to(layer, sequence_number, timestamp, vp8, now)
             switched = True
-        elif ((sequence_number - self._switch_seq) % _SEQ_MOD) >= 0x8000:
-            # Older than the keyframe we switched at: it belongs to a frame the
-            # receiver never got the start of. (Sequence comparisons are written
-            # out in this method: it runs per packet per subscriber.)
-            return None
-        out_seq = (sequence_number + self._seq_offset) % _SEQ_MOD
-        out_ts = (timestamp + self._ts_offset) % _TS_MOD
-        if 0 < ((out_seq - self._last_out_seq) % _SEQ_MOD) < 0x8000:
-            self._last_out_seq = out_seq
-            if timestamp != self._last_in_ts:
-                self._last_out_time = now
+        out_seq = (sequence_number + self._seq_offset) & 0xFFFF
+        out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
+        self._last_out_seq = out_seq
+        if timestamp != self._last_in_ts:
+            self._last_out_time = now
             self._last_in_ts = timestamp
-            self._last_out_ts = out_ts
+        self._last_out_ts = out_ts
         self.packets_forwarded += 1
         return out_seq, out_ts, switched
 
@@ -205,7 +218,8 @@ class RtpRewriter:
             # receiver's jitter buffer sees plausible timing across the switch.
             gap = max(1, int((now - self._last_out_time) * self.clock_rate))
         self._ts_offset = (self._last_out_ts + gap - ts) % _TS_MOD
-        self._switch_seq = seq
+        self._highest_in_seq = seq
+        self._since_switch = 0
         self._last_in_ts = ts - 1
         if vp8 is not None and self.is_vp8:
             if vp8.picture_id >= 0:

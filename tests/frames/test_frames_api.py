@@ -166,7 +166,7 @@ def test_bad_convert_target_raises_value_error() -> None:
     with pytest.raises(ValueError, match="unknown value 42"):
         frame.convert(42)
     with pytest.raises(ValueError, match="VideoBufferType"):
-        frame.convert("I420")  # type: ignore[arg-type]
+        frame.convert("I420")
 
 
 def test_non_contiguous_memoryview_is_rejected() -> None:

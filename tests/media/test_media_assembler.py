@@ -323,7 +323,7 @@ def test_h264_parameter_sets_before_a_p_slice_are_not_a_keyframe() -> None:
     assembler = FrameAssembler("H264")
     seq = 500
 
-    def send(index: int, *nals: bytes) -> list[int]:
+    def send(index: int, *nals: bytes) -> list[tuple[int, bool]]:
         nonlocal seq
         payloads = packetizer.packetize(annex_b(*nals))
         released = []

@@ -15,6 +15,8 @@ from kitewire.demo import make_pattern_frame, read_frame_counter
 from kitewire.server import Server
 from livekit import rtc as lk
 
+from futures import resolve_once
+
 WIDTH, HEIGHT = 640, 360
 
 
@@ -46,7 +48,7 @@ async def capturing(capture: Any) -> AsyncIterator[None]:
 def first_subscription(room: rtc.Room | lk.Room) -> asyncio.Future[Any]:
     """Resolves to ``(track, publication, participant)`` of the first track ``room`` subscribes to."""
     subscribed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    room.on("track_subscribed", lambda track, pub, p: subscribed.done() or subscribed.set_result((track, pub, p)))
+    room.on("track_subscribed", lambda track, pub, p: resolve_once(subscribed, (track, pub, p)))
     return subscribed
 
 

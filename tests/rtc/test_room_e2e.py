@@ -14,6 +14,8 @@ from kitewire.demo import make_pattern_frame, read_frame_counter
 from kitewire.server import Server
 from rtc_thread_spy import CpuWorkThreads
 
+from futures import resolve_once
+
 RoomFactory = Callable[..., Awaitable[rtc.Room]]
 
 WIDTH, HEIGHT = 640, 360
@@ -201,7 +203,7 @@ async def test_stream_ends_on_unpublish_and_from_participant_follows_republish(c
     remote = viewer.remote_participants["publisher"]
     follower = rtc.VideoStream.from_participant(participant=remote, track_source=CAMERA)
     unpublished = asyncio.get_running_loop().create_future()
-    viewer.on("track_unpublished", lambda pub, p: unpublished.done() or unpublished.set_result(pub.sid))
+    viewer.on("track_unpublished", lambda pub, p: resolve_once(unpublished, pub.sid))
     try:
         subscribed = subscribed_future(viewer)
         async with publishing(publisher, "first") as (source, publication):
@@ -242,7 +244,7 @@ async def test_streams_end_on_disconnect_and_participant_leaving(connect_room: R
     left = asyncio.get_running_loop().create_future()
     other_viewer.on(
         "participant_disconnected",
-        lambda p: p.identity == "publisher" and not left.done() and left.set_result(p.identity),
+        lambda p: resolve_once(left, p.identity) if p.identity == "publisher" else None,
     )
     async with publishing(publisher) as (source, _):
         track, _, _ = await asyncio.wait_for(subscribed, 15)
@@ -277,7 +279,7 @@ async def test_set_subscribed_false_ends_stream_and_true_resubscribes(connect_ro
     subscribed = subscribed_future(viewer)
     publisher = await connect_room("publisher")
     unsubscribed = asyncio.get_running_loop().create_future()
-    viewer.on("track_unsubscribed", lambda t, pub, p: unsubscribed.done() or unsubscribed.set_result(pub.sid))
+    viewer.on("track_unsubscribed", lambda t, pub, p: resolve_once(unsubscribed, pub.sid))
     async with publishing(publisher) as (source, _):
         capture = Capture(source).start()
         try:
@@ -494,7 +496,7 @@ async def test_receiving_720p30_decodes_and_converts_off_the_event_loop(cpu_work
 async def test_auto_subscribe_off_subscribes_on_request(connect_room: RoomFactory) -> None:
     viewer = await connect_room("viewer", rtc.RoomOptions(auto_subscribe=False))
     published: asyncio.Future[rtc.RemoteTrackPublication] = asyncio.get_running_loop().create_future()
-    viewer.on("track_published", lambda publication, participant: published.done() or published.set_result(publication))
+    viewer.on("track_published", lambda publication, participant: resolve_once(published, publication))
     subscribed = subscribed_future(viewer)
     publisher = await connect_room("publisher")
     async with publishing(publisher) as (source, _):

@@ -11,6 +11,8 @@ from kitewire.demo import make_pattern_frame, read_frame_counter
 from kitewire.server import Server, ServerConfig
 from kitewire.signal import DEV_API_KEY, create_token
 
+from futures import resolve_once
+
 
 def token_for(identity: str, room: str = "lifecycle") -> str:
     from kitewire.signal import DEV_API_SECRET
@@ -37,9 +39,9 @@ async def test_server_shutdown_disconnects_the_room_and_ends_streams() -> None:
     task: asyncio.Task[None] | None = None
     try:
         subscribed: asyncio.Future[rtc.RemoteVideoTrack] = asyncio.get_running_loop().create_future()
-        viewer.on("track_subscribed", lambda track, pub, p: subscribed.done() or subscribed.set_result(track))
+        viewer.on("track_subscribed", lambda track, pub, p: resolve_once(subscribed, track))
         disconnected: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        viewer.on("disconnected", lambda reason: disconnected.done() or disconnected.set_result(reason))
+        viewer.on("disconnected", lambda reason: resolve_once(disconnected, reason))
         await viewer.connect(server.url, token_for("viewer"))
         await publisher.connect(server.url, token_for("publisher"))
         track = rtc.LocalVideoTrack.create_video_track("pattern", source)
@@ -64,7 +66,7 @@ async def test_server_shutdown_disconnects_the_room_and_ends_streams() -> None:
         assert not viewer.isconnected()
 
         async def drain() -> None:
-            async for _ in stream:  # type: ignore[union-attr]
+            async for _ in stream:
                 pass
 
         await asyncio.wait_for(drain(), 10)

@@ -40,7 +40,7 @@ def recording_room() -> tuple[rtc.Room, list[tuple[object, ...]]]:
         "track_unmuted",
         "participant_metadata_changed",
     ):
-        room.on(name, lambda *args, _name=name: events.append((_name, *args)))  # type: ignore[misc]
+        room.on(name, lambda *args, _name=name: events.append((_name, *args)))
     return room, events
 
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -70,7 +71,7 @@ async def sdk_rooms(server: Server) -> AsyncIterator[Connect]:
     rooms: list[rtc.Room] = []
 
     async def connect(
-        identity: str, room: str = "room", *, options: rtc.RoomOptions | None = None, **token_options: bool
+        identity: str, room: str = "room", *, options: rtc.RoomOptions | None = None, **token_options: Any
     ) -> rtc.Room:
         sdk_room = rtc.Room()
         rooms.append(sdk_room)

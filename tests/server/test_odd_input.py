@@ -26,7 +26,7 @@ IGNORED = {
         subscription=pb_rtc.UpdateSubscription(track_sids=["TR_nope", ""], subscribe=True)
     ),
     "unknown track setting": _request(
-        track_setting=pb_rtc.UpdateTrackSettings(track_sids=["TR_x"], width=99999, height=1, quality=7)
+        track_setting=pb_rtc.UpdateTrackSettings(track_sids=["TR_x"], width=99999, height=1, quality=7)  # type: ignore[arg-type]
     ),
     "unknown mute": _request(mute=pb_rtc.MuteTrackRequest(sid="TR_zzz", muted=True)),
     "unknown layers": _request(update_layers=pb_rtc.UpdateVideoLayers(track_sid="TR_q")),

@@ -45,7 +45,8 @@ async def test_720p_publisher_climbs_to_target_bitrate(server: Server, sdk_rooms
         for _ in range(4)
     ]
     start = time.monotonic()
-    available, targets = 0.0, {}
+    available: float = 0.0
+    targets: dict[str, float] = {}
     index = 0
     while time.monotonic() - start < 20:
         source.capture_frame(frames[index % len(frames)])

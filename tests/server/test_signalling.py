@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
 import pytest
@@ -14,7 +15,7 @@ from livekit.protocol import rtc as pb_rtc
 pytestmark = pytest.mark.timeout(60)
 
 
-def token(identity: str, room: str = "room", **grants: bool) -> str:
+def token(identity: str, room: str = "room", **grants: Any) -> str:
     return create_token("devkey", "secret", identity=identity, room=room, **grants)
 
 
@@ -287,7 +288,7 @@ async def test_hidden_participant_is_not_announced(server: Server) -> None:
             finally:
                 await late.close()
             # visible heard about late (join and leave) but never about the recorder.
-            identities = set()
+            identities: set[str] = set()
             for _ in range(2):
                 update = await next_of(visible, "update")
                 identities.update(p.identity for p in update.update.participants)

@@ -74,7 +74,7 @@ def test_garbage_and_alg_none_refused() -> None:
         verify_token("garbage", KEYS)
     with pytest.raises(TokenError):
         verify_token("", KEYS)
-    unsigned = jwt.encode({"iss": "devkey", "sub": "a", "video": {"roomJoin": True}}, key=None, algorithm="none")
+    unsigned = jwt.encode({"iss": "devkey", "sub": "a", "video": {"roomJoin": True}}, key="", algorithm="none")
     with pytest.raises(TokenError, match="HS256"):
         verify_token(unsigned, KEYS)
 
