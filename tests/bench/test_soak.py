@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 import numpy as np
 import pytest
 from kitewire.bench import soak
@@ -99,3 +102,27 @@ def test_noise_frames_still_carry_their_counter() -> None:
     # the rest of the picture is noise: nothing for the encoder to predict
     assert float(np.std(luma[120:, :].astype(np.float32))) > 60
     assert read_frame_counter(VideoFrame(320, 240, VideoBufferType.I420, buffer)) == 777
+
+
+def test_kitewire_bench_soak_is_dispatched_and_checks_its_minutes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kitewire import bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    output = tmp_path / "B.md"
+    args = parser.parse_args(["soak", "--minutes", "-1", "--output", str(output)])
+    assert bench.run(args) == 2  # refused before anything starts
+    assert "--minutes" in capsys.readouterr().err and not output.exists()
+
+
+def test_the_soak_section_shows_a_row_a_minute_and_the_verdict() -> None:
+    settings = soak.SoakSettings(minutes=3)
+    result = soak.SoakResult(samples=[_sample(seconds, 100, 10) for seconds in range(0, 181, 10)])
+    result.ledgers["kitewire"] = soak.FrameLedger(lost=2)
+    section = soak.render(settings, result, "kitewire bench soak --minutes 3")
+    assert section.startswith("## Soak, 1280x720 at 30 fps for 3 minutes")
+    rows = [line for line in section.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
+    assert [row.split("|")[1].strip() for row in rows] == ["0", "60", "120", "180"]
+    assert "Targets missed: kitewire pair lost 2 frames." in section
