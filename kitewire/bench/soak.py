@@ -16,6 +16,12 @@ of a shorter run) to the end.
 
 Peers hand their captures and yields over once a second instead of keeping
 them, so their own bookkeeping does not grow their RSS over a long run.
+
+Like the end-to-end benchmark it runs on the machine's own network: the dev
+server binds 127.0.0.1, offers only loopback candidates and no ICE servers, and
+libwebrtc sends from the machine's own address to it, so no packet leaves the
+machine (the test suite adds a private network namespace; a benchmark run as a
+plain command does not need one).
 """
 
 from __future__ import annotations
