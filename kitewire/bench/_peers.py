@@ -198,11 +198,25 @@ async def publish(args: argparse.Namespace) -> None:
             index += 1
             await asyncio.sleep(max(0.0, start + index / args.fps - time.monotonic()))
     finally:
-        emit("captures", captures=captures)
+        emit("captures", captures=captures, skipped=frames_skipped_before_encoding(room))
         with contextlib.suppress(Exception):
             await asyncio.wait_for(room.disconnect(), 10)
         with contextlib.suppress(Exception):
             await source.aclose()
+
+
+def frames_skipped_before_encoding(room: Any) -> int | None:
+    """Captures a kitewire publisher replaced with a newer one before its encoder took them, or None.
+
+    The encoder takes the latest captured frame when it is free, so on a machine
+    short of CPU some captures are never encoded; this tells those losses from
+    the ones on the way. It reads the engine's pipelines (no public API counts
+    them), so any other room, or a changed engine, gives None.
+    """
+    try:
+        return sum(int(published.pipeline.frames_dropped) for published in room._engine._published.values())
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 # -- subscriber -----------------------------------------------------------------

@@ -108,6 +108,8 @@ class FrameLedger:
     freezes: int = 0
     longest_gap_ms: float = 0.0
     last_yield_ns: int | None = None
+    publisher_skipped: int | None = None
+    """Captures the kitewire publisher's encoder never took (a newer one replaced them), over its whole run."""
     _pending: dict[int, int] = field(default_factory=dict)
     """Capture index -> capture time, for captures not yet judged."""
     _matched: set[int] = field(default_factory=set)
@@ -284,6 +286,8 @@ async def _pump(peer: Peer, ledger: FrameLedger, final: str) -> None:
         name = event["event"]
         if name in ("capture_chunk", "captures"):
             ledger.add_captures(event["captures"])
+        if name == "captures" and isinstance(event.get("skipped"), int):
+            ledger.publisher_skipped = event["skipped"]
         elif name in ("frame_chunk", "frames"):
             ledger.add_yields(event["frames"])
         if name == final:
@@ -435,12 +439,14 @@ def growth(result: SoakResult, settings: SoakSettings) -> list[Growth]:
 def format_summary(result: SoakResult, settings: SoakSettings) -> str:
     """The frames table per pair and the growth table per process."""
     lines = [
-        "| pair | frames sent | frames received | frames lost | freezes > 200 ms | longest gap ms |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| pair | frames sent | frames received | frames lost | captures never encoded | freezes > 200 ms "
+        "| longest gap ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for sdk, ledger in result.ledgers.items():
+        skipped = "-" if ledger.publisher_skipped is None else str(ledger.publisher_skipped)
         lines.append(
-            f"| {sdk} -> {sdk} | {ledger.sent} | {ledger.received} | {ledger.lost} | {ledger.freezes} "
+            f"| {sdk} -> {sdk} | {ledger.sent} | {ledger.received} | {ledger.lost} | {skipped} | {ledger.freezes} "
             f"| {ledger.longest_gap_ms:.0f} |"
         )
     lines += [
@@ -491,6 +497,8 @@ def describe_run(settings: SoakSettings, command: str) -> str:
         f"`VideoStream(capacity=0)`; python {platform.python_version()}, load average before the run "
         f"{load_average()}. Frames are matched by the counter in their pixels; lost = captured after the start "
         f"but not yielded within {LATE_LIMIT_S:g} s; freezes = gaps over {FREEZE_GAP_MS:.0f} ms between yields. "
+        "Captures never encoded: frames the kitewire publisher's encoder skipped because a newer capture replaced "
+        "them while it was busy (CPU contention), over the publisher's whole run. "
         "RSS (VmRSS) and open fds per process (server; k/o = kitewire/official; pub/sub). Targets: zero frames "
         f"lost and no freeze in the kitewire pair, RSS within {TARGET_RSS_GROWTH:.0%} after the warm-up "
         f"({settings.warmup:.0f} s) in every process, fds no more at the end than after the warm-up."
