@@ -505,15 +505,16 @@ def describe_run(settings: SoakSettings, command: str) -> str:
     )
 
 
-def render(settings: SoakSettings, result: SoakResult, command: str) -> str:
-    """The markdown section: one row a minute (every row was printed), the summary, the verdict."""
+def render(settings: SoakSettings, result: SoakResult, description: str) -> str:
+    """The markdown section under ``description`` (:func:`describe_run` taken at the start):
+    one row a minute (every row was printed), the summary, the verdict."""
     per_minute = max(1, round(60 / settings.sample_seconds))
     shown = [sample for index, sample in enumerate(result.samples) if index % per_minute == 0]
     if result.samples and result.samples[-1] not in shown:
         shown.append(result.samples[-1])
     missed = verdict(result, settings)
     parts = [
-        describe_run(settings, command),
+        description,
         "",
         f"One row a minute of the {settings.sample_seconds:g}-second samples (counts are totals so far):",
         "",
@@ -546,13 +547,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"kitewire bench: {error}", file=sys.stderr)
         return 2
     command = shlex.join(["kitewire", "bench", "soak", "--minutes", f"{settings.minutes:g}"])
-    print(describe_run(settings, command), flush=True)
+    description = describe_run(settings, command)
+    print(description, flush=True)
     result = asyncio.run(run_soak(settings))
     print()
     print(format_summary(result, settings))
     missed = verdict(result, settings)
     print("\n" + ("Targets met." if not missed else "Targets missed: " + "; ".join(missed) + "."))
-    _markdown.write_if_asked(args, SECTION, render(settings, result, command))
+    _markdown.write_if_asked(args, SECTION, render(settings, result, description))
     return 1 if result.error is not None else 0
 
 

@@ -121,7 +121,7 @@ def test_the_soak_section_shows_a_row_a_minute_and_the_verdict() -> None:
     settings = soak.SoakSettings(minutes=3)
     result = soak.SoakResult(samples=[_sample(seconds, 100, 10) for seconds in range(0, 181, 10)])
     result.ledgers["kitewire"] = soak.FrameLedger(lost=2)
-    section = soak.render(settings, result, "kitewire bench soak --minutes 3")
+    section = soak.render(settings, result, soak.describe_run(settings, "kitewire bench soak --minutes 3"))
     assert section.startswith("## Soak, 1280x720 at 30 fps for 3 minutes")
     rows = [line for line in section.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
     assert [row.split("|")[1].strip() for row in rows] == ["0", "60", "120", "180"]
