@@ -46,6 +46,11 @@ def process_rss_bytes(pid: int) -> int:
     raise PeerError(f"no VmRSS line for process {pid}")
 
 
+def process_open_fds(pid: int) -> int:
+    """How many file descriptors a process holds open, from /proc/<pid>/fd."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages, for printing beside the figures."""
     if not hasattr(os, "getloadavg"):
@@ -140,14 +145,27 @@ class Peer:
                 f"{self.label} did not report {name!r} within {timeout:.0f} s: {self.stderr_tail()}"
             ) from None
 
+    async def next_event(self, timeout: float) -> dict[str, Any]:
+        """The next event, whatever its name (for peers streaming chunks); PeerError as in :meth:`wait_event`."""
+        try:
+            return await asyncio.wait_for(self._read_event("its next event"), timeout)
+        except TimeoutError:
+            raise PeerError(f"{self.label} reported nothing within {timeout:.0f} s: {self.stderr_tail()}") from None
+
     async def _read_until(self, name: str) -> dict[str, Any]:
+        while True:
+            event = await self._read_event(repr(name))
+            if event["event"] == name:
+                return event
+
+    async def _read_event(self, awaited: str) -> dict[str, Any]:
         assert self.process.stdout is not None
         while True:
             line = await self.process.stdout.readline()
             if not line:
                 await self.process.wait()
                 raise PeerError(
-                    f"{self.label} exited with status {self.process.returncode} before {name!r}: {self.stderr_tail()}"
+                    f"{self.label} exited with status {self.process.returncode} before {awaited}: {self.stderr_tail()}"
                 )
             try:
                 event = json.loads(line)
@@ -158,8 +176,7 @@ class Peer:
             self._events[str(event["event"])] = event
             if event["event"] == "error":
                 raise PeerError(f"{self.label}: {event.get('message')}")
-            if event["event"] == name:
-                return event
+            return event
 
     def close_stdin(self) -> None:
         """Tell the peer to finish (it reports and exits)."""

@@ -55,13 +55,21 @@ class PatternStamper:
     capture only copies one into a reused buffer and repaints the counter band.
     The band for a counter is taken from a tiny pattern frame, so the encoding
     stays exactly the one :func:`kitewire.demo.read_frame_counter` reads.
+
+    With ``noise`` the backgrounds are random pixels instead: nothing to predict
+    or compress, so the encoder spends every bit it may (a high packet rate).
     """
 
-    def __init__(self, width: int, height: int) -> None:
+    def __init__(self, width: int, height: int, *, noise: bool = False) -> None:
         self.width = width
         self.height = height
-        backgrounds = [make_pattern_frame(index, width, height) for index in range(BACKGROUND_FRAMES)]
-        self._backgrounds = [np.frombuffer(bytes(frame.data), dtype=np.uint8) for frame in backgrounds]
+        if noise:
+            rng = np.random.default_rng(8)
+            size = width * height + 2 * ((width + 1) // 2) * ((height + 1) // 2)
+            self._backgrounds = [rng.integers(0, 256, size, dtype=np.uint8) for _ in range(BACKGROUND_FRAMES)]
+        else:
+            backgrounds = [make_pattern_frame(index, width, height) for index in range(BACKGROUND_FRAMES)]
+            self._backgrounds = [np.frombuffer(bytes(frame.data), dtype=np.uint8) for frame in backgrounds]
         self.buffer = np.empty_like(self._backgrounds[0])
         self._luma = self.buffer[: width * height].reshape(height, width)
         self._band = height // 4
@@ -122,7 +130,7 @@ def stdin_closed(loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
 async def publish(args: argparse.Namespace) -> None:
     """Publish the counter pattern at ``args.fps`` until stdin closes; report every capture time."""
     loop = asyncio.get_running_loop()
-    stamper = PatternStamper(args.width, args.height)
+    stamper = PatternStamper(args.width, args.height, noise=args.noise)
     if read_frame_counter(VideoFrame(args.width, args.height, VideoBufferType.I420, stamper.stamp(1234))) != 1234:
         raise RuntimeError("the stamped counter band does not read back")
     capture: Callable[[np.ndarray[Any, np.dtype[np.uint8]], int], None]
@@ -137,7 +145,7 @@ async def publish(args: argparse.Namespace) -> None:
             source=rtc.TrackSource.SOURCE_CAMERA,
             simulcast=False,
             video_codec=getattr(rtc.VideoCodec, args.codec),
-            video_encoding=rtc.VideoEncoding(max_bitrate=BITRATE, max_framerate=args.fps),
+            video_encoding=rtc.VideoEncoding(max_bitrate=args.max_bitrate, max_framerate=args.fps),
         )
 
         def capture(buffer: np.ndarray[Any, np.dtype[np.uint8]], timestamp_us: int) -> None:
@@ -157,7 +165,7 @@ async def publish(args: argparse.Namespace) -> None:
             source=lk.TrackSource.SOURCE_CAMERA,
             simulcast=False,
             video_codec=getattr(lk.VideoCodec, args.codec),
-            video_encoding=lk.VideoEncoding(max_bitrate=BITRATE, max_framerate=args.fps),
+            video_encoding=lk.VideoEncoding(max_bitrate=args.max_bitrate, max_framerate=args.fps),
         )
 
         def capture(buffer: np.ndarray[Any, np.dtype[np.uint8]], timestamp_us: int) -> None:
@@ -173,10 +181,16 @@ async def publish(args: argparse.Namespace) -> None:
         start = time.monotonic()
         emit("capturing", start_ns=time.monotonic_ns())
         index = 0
+        next_report = start + args.report_interval
         while True:
             elapsed = time.monotonic() - start
             if elapsed >= args.seconds or stop.done():
                 break
+            if args.report_interval > 0 and time.monotonic() >= next_report:
+                # long runs: hand the captures over as they come instead of keeping them all
+                emit("capture_chunk", captures=captures)
+                captures.clear()
+                next_report += args.report_interval
             buffer = stamper.stamp(index)
             now_ns = time.monotonic_ns()
             capture(buffer, now_ns // 1000)
@@ -184,11 +198,25 @@ async def publish(args: argparse.Namespace) -> None:
             index += 1
             await asyncio.sleep(max(0.0, start + index / args.fps - time.monotonic()))
     finally:
-        emit("captures", captures=captures)
+        emit("captures", captures=captures, skipped=frames_skipped_before_encoding(room))
         with contextlib.suppress(Exception):
             await asyncio.wait_for(room.disconnect(), 10)
         with contextlib.suppress(Exception):
             await source.aclose()
+
+
+def frames_skipped_before_encoding(room: Any) -> int | None:
+    """Captures a kitewire publisher replaced with a newer one before its encoder took them, or None.
+
+    The encoder takes the latest captured frame when it is free, so on a machine
+    short of CPU some captures are never encoded; this tells those losses from
+    the ones on the way. It reads the engine's pipelines (no public API counts
+    them), so any other room, or a changed engine, gives None.
+    """
+    try:
+        return sum(int(published.pipeline.frames_dropped) for published in room._engine._published.values())
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 # -- subscriber -----------------------------------------------------------------
@@ -257,6 +285,7 @@ async def subscribe(args: argparse.Namespace) -> None:
     probe = loop.create_task(probe_loop_lag(lags))
     stream: Any = None
     reader: asyncio.Task[None] | None = None
+    reporter: asyncio.Task[None] | None = None
     try:
         track = await asyncio.wait_for(subscribed, 60)
         if official:
@@ -264,6 +293,18 @@ async def subscribe(args: argparse.Namespace) -> None:
         else:
             stream = rtc.VideoStream(track, capacity=args.capacity)
         emit("subscribed")
+        first_frame: asyncio.Future[None] = loop.create_future()
+
+        async def report_chunks() -> None:
+            # long runs: hand the yields over as they come instead of keeping them (or the loop lags) all
+            while True:
+                await asyncio.sleep(args.report_interval)
+                emit("frame_chunk", frames=frames)
+                frames.clear()
+                lags.clear()
+
+        if args.report_interval > 0:
+            reporter = loop.create_task(report_chunks())
 
         async def read_frames() -> None:
             async for event in stream:
@@ -271,7 +312,8 @@ async def subscribe(args: argparse.Namespace) -> None:
                 frame = event.frame
                 counter = counter_of(frame.width, frame.height, int(frame.type), frame.data)
                 frames.append((now_ns, -1 if counter is None else counter, frame.width))
-                if len(frames) == 1:
+                if not first_frame.done():
+                    first_frame.set_result(None)
                     emit("first_frame")
                 if args.read_interval > 0:
                     await asyncio.sleep(args.read_interval)
@@ -281,10 +323,11 @@ async def subscribe(args: argparse.Namespace) -> None:
         # the parent closes our stdin when the run is over
         await stdin_closed(loop)
         end_age_frame: tuple[int, int] | None = None
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        for task in (reader, reporter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         # one more read shows how old the frame waiting in the stream is
         try:
             event = await asyncio.wait_for(stream.__anext__(), 2)
@@ -327,6 +370,14 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.0,
         help="subscriber: pause after each frame read (0 reads as fast as frames come, <0 never reads)",
+    )
+    parser.add_argument("--max-bitrate", type=int, default=BITRATE, help="publisher: encoder cap in bps")
+    parser.add_argument("--noise", action="store_true", help="publisher: random pixels around the counter band")
+    parser.add_argument(
+        "--report-interval",
+        type=float,
+        default=0.0,
+        help="seconds between chunks of captures/yields sent as they come (0: all in the final report)",
     )
     args = parser.parse_args(argv)
     try:
