@@ -81,6 +81,11 @@ class RtpRewriter:
         self.switches = 0
 
     @property
+    def last_sequence_number(self) -> int:
+        """The newest outgoing sequence number (the random start before the first packet)."""
+        return self._last_out_seq
+
+    @property
     def waiting_for_keyframe(self) -> bool:
         """True while the target layer has not started yet (a keyframe is needed)."""
         return self.target_layer is not None and self.current_layer != self.target_layer
@@ -328,6 +333,11 @@ class UplinkGaps:
         self.max_gap = max_gap
         self.max_reorder = max_reorder
         self._highest = -1
+
+    @property
+    def highest(self) -> int:
+        """The newest sequence number seen (-1 before the first)."""
+        return self._highest
 
     def missing(self, sequence_number: int) -> tuple[int, ...]:
         """The sequence numbers skipped right before this packet, oldest first (usually none)."""

@@ -255,6 +255,10 @@ class PublishedTrack:
             except Exception:  # one broken subscriber must not stop the others
                 logger.exception("forwarding to %s failed", downtrack.subscriber.identity)
 
+    def newest_sequence_numbers(self) -> dict[int, int]:
+        """The newest incoming sequence number of each SSRC the publisher sends on this track."""
+        return {ssrc: gaps.highest for ssrc, gaps in self._uplink_gaps.items() if gaps.highest >= 0}
+
     def _nack_gaps(self, header: RtpHeader) -> None:
         """Ask the publisher to resend packets missing before this one (loss on its uplink)."""
         ssrc = header.ssrc

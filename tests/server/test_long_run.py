@@ -139,11 +139,11 @@ def _poll_sequences(server: Server, pair: Pair, now_ns: int) -> None:
         return
     for downtrack in subscriber.subscriptions.values():
         # the publisher sends one SSRC (no simulcast): its newest wire sequence number
-        incoming = list(downtrack.track._highest_seq.values())
+        incoming = list(downtrack.track.newest_sequence_numbers().values())
         if incoming:
             pair.incoming.observe(incoming[0], now_ns)
         if downtrack.rewriter.packets_forwarded:
-            pair.outgoing.observe(downtrack.rewriter._last_out_seq, now_ns)
+            pair.outgoing.observe(downtrack.rewriter.last_sequence_number, now_ns)
         pair.packets_forwarded = downtrack.rewriter.packets_forwarded
 
 
