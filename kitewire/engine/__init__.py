@@ -7,16 +7,20 @@ and on top of it the SDK's engine with its per-track encode and decode pipelines
 
 from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
-from .session import EngineListener, PublishedVideo, RtcEngine
+from .reconnect import ReconnectingEngine, SessionListener
+from .session import EngineListener, FrameConsumer, PublishedVideo, RtcEngine
 from .wire import EngineError, IncomingTrack, JoinMode, WireClient, WireListener, add_track_request, parse_msid
 
 __all__ = [
     "EngineError",
     "EngineListener",
+    "FrameConsumer",
     "IncomingTrack",
     "JoinMode",
     "PublishedVideo",
+    "ReconnectingEngine",
     "RtcEngine",
+    "SessionListener",
     "VideoPublishPipeline",
     "VideoReceivePipeline",
     "WireClient",

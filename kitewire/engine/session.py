@@ -8,8 +8,9 @@ decode pipelines on the tracks it negotiates and reports to the Room.
 Reconnection is a full restart, as the official SDKs do when a resume is not
 possible (and kitewire's server never resumes): a session that loses its signal
 socket or one of its PeerConnections reports ``on_connection_lost`` and stays
-as it is; the Room above then calls :meth:`RtcEngine.abandon` on it and joins again
-with a fresh RtcEngine (new signal connection, new PeerConnections).
+as it is; :class:`kitewire.engine.reconnect.ReconnectingEngine` then calls
+:meth:`RtcEngine.abandon` on it and joins again with a fresh RtcEngine (new
+signal connection, new PeerConnections).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
+from kitewire.frames import VideoFrame
 from kitewire.media import VideoLayerPlan, normalize_codec, plan_video_layers
 from kitewire.signal import SignalConnectError
 from kitewire.transport import PeerConnectionConfig, Transceiver
@@ -32,7 +34,7 @@ from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
 from .wire import EngineError, IncomingTrack, JoinMode, WireClient, add_track_request
 
-__all__ = ["EngineError", "EngineListener", "PublishedVideo", "RtcEngine"]
+__all__ = ["EngineError", "EngineListener", "FrameConsumer", "PublishedVideo", "RtcEngine"]
 
 logger = logging.getLogger("kitewire.engine")
 
@@ -45,8 +47,9 @@ class EngineListener(Protocol):
     def on_participant_update(self, participants: list[models.ParticipantInfo]) -> None:
         """The server's ParticipantUpdate: participants that joined, changed or left."""
 
-    def on_remote_video(self, track_sid: str, participant_sid: str, pipeline: VideoReceivePipeline) -> None:
-        """Media of a subscribed video track started arriving through ``pipeline``."""
+    def on_remote_video(self, track_sid: str, participant_sid: str) -> None:
+        """Media of a subscribed video track started arriving: :meth:`RtcEngine.route_remote_video`
+        says where its decoded frames go."""
 
     def on_remote_video_ended(self, track_sid: str) -> None:
         """``track_sid`` is no longer received (unsubscribed, unpublished or renegotiated away)."""
@@ -71,6 +74,17 @@ class EngineListener(Protocol):
         did not forbid coming back: the session is unusable but NOT torn down; the
         listener decides whether to rejoin (then :meth:`RtcEngine.abandon` this one)
         or to give up (:meth:`RtcEngine.disconnect`)."""
+
+
+class FrameConsumer(Protocol):
+    """Where a remote track's decoded frames go (the rtc layer's frame fanout)."""
+
+    @property
+    def has_sinks(self) -> bool:
+        """Whether anyone wants frames now: while not, the decoder skips work."""
+
+    def push(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
+        """One decoded frame, on the event loop."""
 
 
 @dataclass
@@ -201,7 +215,7 @@ class RtcEngine:
                 await self._end_remote_video(track.mid)
             pipeline = VideoReceivePipeline(track.transceiver.receiver, loop=self._loop)
             self._remote_videos[track.mid] = _RemoteVideo(track.track_sid, track.participant_sid, pipeline)
-            self._listener.on_remote_video(track.track_sid, track.participant_sid, pipeline)
+            self._listener.on_remote_video(track.track_sid, track.participant_sid)
         for mid in [mid for mid in self._remote_videos if mid not in seen]:
             await self._end_remote_video(mid)
 
@@ -217,6 +231,20 @@ class RtcEngine:
         for mid, remote in list(self._remote_videos.items()):
             if remote.track_sid == track_sid:
                 await self._end_remote_video(mid)
+
+    def route_remote_video(self, track_sid: str, consumer: FrameConsumer) -> bool:
+        """Send the decoded frames of subscribed ``track_sid`` to ``consumer`` from now on
+        (replacing any earlier consumer); False if the track is not being received."""
+        pipeline = self.remote_pipeline(track_sid)
+        if pipeline is None:
+            return False
+
+        def wanted() -> bool:
+            return consumer.has_sinks
+
+        pipeline.on_frame = consumer.push
+        pipeline.has_consumers = wanted
+        return True
 
     def remote_pipeline(self, track_sid: str) -> VideoReceivePipeline | None:
         """The receive pipeline of a subscribed track, if any."""

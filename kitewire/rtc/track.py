@@ -61,6 +61,9 @@ class Track:
         """Whether the publisher muted the track."""
         return self._muted
 
+    def _set_muted(self, muted: bool) -> None:
+        self._muted = muted
+
 
 class VideoTrack(Track):
     """Any video track."""
@@ -104,7 +107,7 @@ class LocalVideoTrack(VideoTrack):
     def _set_muted(self, muted: bool) -> None:
         if self._muted == muted:
             return
-        self._muted = muted
+        super()._set_muted(muted)
         if self._mute_listener is not None:
             self._mute_listener(muted)
 

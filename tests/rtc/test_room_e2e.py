@@ -163,8 +163,8 @@ async def test_two_streams_in_different_formats_both_get_every_frame(connect_roo
         await rgba.aclose()
         await bgra.aclose()
         # one decoder for both streams: it decoded each sent frame at most once
-        assert viewer._engine is not None
-        pipeline = viewer._engine.remote_pipeline(track.sid)
+        assert viewer._session.engine is not None
+        pipeline = viewer._session.engine.remote_pipeline(track.sid)
         # (a simulcast layer switch may decode one picture twice, from two layers)
         assert pipeline is not None and len(rgba_events) <= pipeline.frames_decoded <= 62
     assert all(e.frame.type == rtc.VideoBufferType.RGBA for e in rgba_events)
