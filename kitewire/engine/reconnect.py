@@ -85,8 +85,7 @@ class _SessionEvents:
 
     def on_disconnected(self, reason: int) -> None:
         if self.active:
-            self._owner.ended = True
-            self._listener.on_disconnected(reason)
+            self._owner.end(reason)
 
     def on_participant_update(self, participants: list[models.ParticipantInfo]) -> None:
         if self.active:
@@ -185,14 +184,16 @@ class ReconnectingEngine:
         return engine, events, join
 
     async def disconnect(self, reason: int) -> None:
-        """Leave: ends a rejoin under way, then the current session (its ``on_disconnected`` is reported)."""
+        """Leave: ends a rejoin under way, then the current session. The listener hears
+        ``on_disconnected`` once (with ``reason``, unless the connection had already ended)."""
         task = self._task
         if task is not None and task is not asyncio.current_task():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        self.ended = True
         if self._engine is not None:
             await self._engine.disconnect(reason)
+        # an abandoned session (a rejoin cut short) reports nothing itself
+        self.end(reason)
 
     # -- rejoining ---------------------------------------------------------------
 
@@ -211,7 +212,7 @@ class ReconnectingEngine:
             if self._engine is not None:
                 with contextlib.suppress(Exception):
                     await self._engine.abandon()
-            self._end(reason)
+            self.end(reason)
         finally:
             self._task = None
 
@@ -244,7 +245,7 @@ class ReconnectingEngine:
                 continue
             self.listener.on_reconnected()
             return
-        self._end(reason)
+        self.end(reason)
 
     def _silence_current(self) -> None:
         if self._events is not None:
@@ -256,7 +257,8 @@ class ReconnectingEngine:
             await self._engine.abandon()
         self.listener.on_session_dropped()
 
-    def _end(self, reason: int) -> None:
+    def end(self, reason: int) -> None:
+        """The connection ended for good: tell the listener (once)."""
         if not self.ended:
             self.ended = True
             self.listener.on_disconnected(reason)

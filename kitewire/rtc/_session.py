@@ -111,9 +111,7 @@ class RoomSession:
         connector = self.connector
         if connector is None or self.connection_state == ConnectionState.CONN_DISCONNECTED:
             return
-        await connector.disconnect(reason)
-        # the engine reports its end through on_disconnected; this covers a lost race
-        self.on_disconnected(reason)
+        await connector.disconnect(reason)  # reports on_disconnected
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
