@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
-from .session import EngineListener, RtcEngine
+from .session import EngineListener, JoinParameters, RtcEngine
 from .wire import EngineError
 
 __all__ = ["ReconnectingEngine", "SessionListener"]
@@ -58,15 +58,6 @@ class SessionListener(EngineListener, Protocol):
 
     def on_reconnected(self) -> None:
         """The fresh session is fully restored."""
-
-
-@dataclass(frozen=True)
-class _JoinParameters:
-    url: str
-    token: str
-    auto_subscribe: bool
-    single_peer_connection: bool | None
-    connect_timeout: float
 
 
 class _SessionEvents:
@@ -128,7 +119,7 @@ class ReconnectingEngine:
         self._reconnect_timeout = reconnect_timeout
         self._engine: RtcEngine | None = None
         self._events: _SessionEvents | None = None
-        self._parameters: _JoinParameters | None = None
+        self._parameters: JoinParameters | None = None
         self._task: asyncio.Task[None] | None = None
         # True once the connection ended for good (left, refused, timed out)
         self.ended = False
@@ -143,37 +134,20 @@ class ReconnectingEngine:
         """True while a rejoin is under way."""
         return self._task is not None
 
-    async def connect(
-        self,
-        url: str,
-        token: str,
-        *,
-        auto_subscribe: bool,
-        timeout: float,
-        single_peer_connection: bool | None = None,
-    ) -> signal_pb.JoinResponse:
+    async def connect(self, parameters: JoinParameters) -> signal_pb.JoinResponse:
         """Join for the first time (see :meth:`RtcEngine.connect`); a later loss is rejoined
-        with the same arguments. Raises EngineError."""
-        parameters = _JoinParameters(url, token, auto_subscribe, single_peer_connection, timeout)
-        _, _, join = await self._join(parameters, timeout)
+        with the same parameters. Raises EngineError."""
+        _, _, join = await self._join(parameters)
         self._parameters = parameters
         return join
 
-    async def _join(
-        self, parameters: _JoinParameters, timeout: float
-    ) -> tuple[RtcEngine, _SessionEvents, signal_pb.JoinResponse]:
+    async def _join(self, parameters: JoinParameters) -> tuple[RtcEngine, _SessionEvents, signal_pb.JoinResponse]:
         events = _SessionEvents(self)
         engine = RtcEngine(events)
         # current from the start: media of the new session may arrive before its join returns
         self._engine, self._events = engine, events
         try:
-            join = await engine.connect(
-                parameters.url,
-                parameters.token,
-                auto_subscribe=parameters.auto_subscribe,
-                timeout=timeout,
-                single_peer_connection=parameters.single_peer_connection,
-            )
+            join = await engine.connect(parameters)
         except asyncio.CancelledError:
             events.active = False
             await engine.abandon()
@@ -203,7 +177,7 @@ class ReconnectingEngine:
             return
         self._task = asyncio.get_running_loop().create_task(self._reconnect(self._parameters, reason))
 
-    async def _reconnect(self, parameters: _JoinParameters, reason: int) -> None:
+    async def _reconnect(self, parameters: JoinParameters, reason: int) -> None:
         try:
             await self._rejoin_until_deadline(parameters, reason)
         except Exception:
@@ -216,7 +190,7 @@ class ReconnectingEngine:
         finally:
             self._task = None
 
-    async def _rejoin_until_deadline(self, parameters: _JoinParameters, reason: int) -> None:
+    async def _rejoin_until_deadline(self, parameters: JoinParameters, reason: int) -> None:
         loop = asyncio.get_running_loop()
         self.listener.on_reconnecting()
         deadline = loop.time() + self._reconnect_timeout()
@@ -232,7 +206,8 @@ class ReconnectingEngine:
             if remaining <= 0:
                 break
             try:
-                engine, events, join = await self._join(parameters, min(remaining, parameters.connect_timeout))
+                attempt = dataclasses.replace(parameters, timeout=min(remaining, parameters.timeout))
+                engine, events, join = await self._join(attempt)
             except EngineError as exc:
                 logger.info("rejoin attempt failed: %s", exc)
                 continue

@@ -34,7 +34,7 @@ from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
 from .wire import EngineError, IncomingTrack, JoinMode, WireClient, add_track_request
 
-__all__ = ["EngineError", "EngineListener", "FrameConsumer", "PublishedVideo", "RtcEngine"]
+__all__ = ["EngineError", "EngineListener", "FrameConsumer", "JoinParameters", "PublishedVideo", "RtcEngine"]
 
 logger = logging.getLogger("kitewire.engine")
 
@@ -87,6 +87,19 @@ class FrameConsumer(Protocol):
         """One decoded frame, on the event loop."""
 
 
+@dataclass(frozen=True)
+class JoinParameters:
+    """How to join a room: for :meth:`RtcEngine.connect`, and kept by
+    :class:`~kitewire.engine.reconnect.ReconnectingEngine` for its rejoins."""
+
+    url: str
+    token: str
+    auto_subscribe: bool = True
+    timeout: float = 5.0
+    # livekit's RoomOptions name: False joins over legacy /rtc with two PeerConnections
+    single_peer_connection: bool | None = None
+
+
 @dataclass
 class _RemoteVideo:
     track_sid: str
@@ -129,15 +142,7 @@ class RtcEngine:
 
     # -- connecting --------------------------------------------------------------
 
-    async def connect(
-        self,
-        url: str,
-        token: str,
-        *,
-        auto_subscribe: bool,
-        timeout: float,
-        single_peer_connection: bool | None = None,
-    ) -> signal_pb.JoinResponse:
+    async def connect(self, parameters: JoinParameters) -> signal_pb.JoinResponse:
         """Join the room; returns the server's JoinResponse. Raises EngineError.
 
         As livekit 1.2 does, the join goes over ``/rtc/v1`` with one
@@ -145,7 +150,8 @@ class RtcEngine:
         the v1 path with 404 (older LiveKit servers); ``single_peer_connection=False``
         (livekit's RoomOptions name) goes straight to ``/rtc``.
         """
-        join_mode: JoinMode = "legacy" if single_peer_connection is False else "auto"
+        url = parameters.url
+        join_mode: JoinMode = "legacy" if parameters.single_peer_connection is False else "auto"
         try:
             host = urlsplit(url).hostname or ""
         except ValueError as exc:
@@ -153,7 +159,13 @@ class RtcEngine:
         wire = WireClient(self, PeerConnectionConfig(loopback_only=host in _LOOPBACK_HOSTS))
         self._wire = wire
         try:
-            join = await wire.connect(url, token, auto_subscribe=auto_subscribe, join_mode=join_mode, timeout=timeout)
+            join = await wire.connect(
+                url,
+                parameters.token,
+                auto_subscribe=parameters.auto_subscribe,
+                join_mode=join_mode,
+                timeout=parameters.timeout,
+            )
         except SignalConnectError as exc:
             await wire.close(leave=False)
             raise EngineError(str(exc)) from None

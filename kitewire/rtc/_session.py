@@ -19,7 +19,14 @@ from typing import Any
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
-from kitewire.engine import EngineError, PublishedVideo, ReconnectingEngine, RtcEngine, VideoPublishPipeline
+from kitewire.engine import (
+    EngineError,
+    JoinParameters,
+    PublishedVideo,
+    ReconnectingEngine,
+    RtcEngine,
+    VideoPublishPipeline,
+)
 from kitewire.frames import VideoCodec
 
 from ._types import (
@@ -86,11 +93,13 @@ class RoomSession:
         connector = ReconnectingEngine(self, self._reconnect_timeout)
         try:
             join = await connector.connect(
-                url,
-                token,
-                auto_subscribe=options.auto_subscribe,
-                timeout=options.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
-                single_peer_connection=options.single_peer_connection,
+                JoinParameters(
+                    url,
+                    token,
+                    auto_subscribe=options.auto_subscribe,
+                    timeout=options.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
+                    single_peer_connection=options.single_peer_connection,
+                )
             )
         except EngineError as exc:
             raise ConnectError(str(exc)) from None

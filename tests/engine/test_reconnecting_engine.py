@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from kitewire.engine import EngineError, ReconnectingEngine, RtcEngine
+from kitewire.engine import EngineError, JoinParameters, ReconnectingEngine, RtcEngine
 from kitewire.server import Server, ServerConfig
 from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
 from livekit.protocol import models
@@ -95,7 +95,7 @@ async def server() -> AsyncIterator[Server]:
 async def join(server: Server, recorder: Recorder, identity: str, timeout: float = 10.0) -> ReconnectingEngine:
     connector = ReconnectingEngine(recorder, lambda: timeout)
     token = create_token(DEV_API_KEY, DEV_API_SECRET, identity=identity, room="rejoin")
-    await connector.connect(server.url, token, auto_subscribe=True, timeout=5.0)
+    await connector.connect(JoinParameters(server.url, token, auto_subscribe=True, timeout=5.0))
     return connector
 
 
@@ -103,6 +103,12 @@ async def cut_signal(server: Server, identity: str) -> str:
     participant = server.rooms.rooms["rejoin"].participants[identity]
     await participant.connection.websocket.close()
     return str(participant.sid)
+
+
+async def cut_signal_for_good(server: Server, identity: str) -> None:
+    """Cut ``identity``'s signal socket and stop the server: every rejoin attempt fails."""
+    await cut_signal(server, identity)
+    await server.stop()
 
 
 async def test_lost_signal_is_rejoined_with_a_fresh_engine(server: Server) -> None:
@@ -139,8 +145,7 @@ async def test_a_failed_restore_is_retried_on_another_fresh_session(server: Serv
 async def test_server_gone_ends_in_disconnected_after_the_timeout(server: Server) -> None:
     recorder = Recorder()
     connector = await join(server, recorder, "carol", timeout=1.5)
-    await cut_signal(server, "carol")
-    await server.stop()
+    await cut_signal_for_good(server, "carol")
     await recorder.wait_for("disconnected")
     assert recorder.calls[0] == "reconnecting"
     assert "rejoined" not in recorder.calls and "reconnected" not in recorder.calls
@@ -153,8 +158,7 @@ async def test_server_gone_ends_in_disconnected_after_the_timeout(server: Server
 async def test_disconnect_stops_a_rejoin_under_way(server: Server) -> None:
     recorder = Recorder()
     connector = await join(server, recorder, "dave", timeout=30.0)
-    await cut_signal(server, "dave")
-    await server.stop()
+    await cut_signal_for_good(server, "dave")
     await recorder.wait_for("dropped")
     assert connector.reconnecting
     await asyncio.wait_for(connector.disconnect(int(models.DisconnectReason.CLIENT_INITIATED)), 5)
