@@ -244,26 +244,23 @@ class RoomSession:
         options: TrackPublishOptions,
     ) -> None:
         """Feed the track's frames into ``pipeline`` and forward mute changes."""
-        track._sid = publication.sid
         pipeline.muted = track.muted
         self._publish_pipelines[publication.sid] = pipeline
         self._publish_options[publication.sid] = options
-        track._fanout.add(pipeline)
 
         def on_mute_changed(muted: bool) -> None:
             pipeline.muted = muted
             if self.connected():
                 self._spawn_on_engine(lambda engine: engine.mute_track(publication.sid, muted))
 
-        track._mute_listener = on_mute_changed
+        track._published_as(publication.sid, pipeline, on_mute_changed)
 
     def _unfeed_local(self, track_sid: str, pipeline: VideoPublishPipeline) -> None:
         local = self.local_participant
         publication = local._publication(track_sid) if local is not None else None
         track = publication.track if publication is not None else None
         if track is not None:
-            track._fanout.remove(pipeline)
-            track._mute_listener = None
+            track._unpublished(pipeline)
 
     async def publish_track(self, track: LocalVideoTrack, options: TrackPublishOptions) -> LocalTrackPublication:
         """PublishingLink: negotiate ``track`` and emit ``local_track_published``."""
@@ -305,9 +302,7 @@ class RoomSession:
         self._publish_options.pop(publication.sid, None)
         track = publication.track
         if track is not None:
-            if pipeline is not None:
-                track._fanout.remove(pipeline)
-            track._mute_listener = None
+            track._unpublished(pipeline)
             local._track_gone(track, publication.source)
         self._emit("local_track_unpublished", publication)
         publication._release()

@@ -55,10 +55,10 @@ class Room(EventEmitter[EventTypes]):
     connection_state_changed(state), connected(), disconnected(reason),
     reconnecting(), reconnected(), local_track_republished(publication, previous_sid).
 
-    Reconnection: when the signal connection drops or a PeerConnection fails
-    while connected (and the server did not send a leave forbidding it), the room
-    goes to ``CONN_RECONNECTING`` and emits ``reconnecting``, then rejoins from
-    scratch with the same URL, token and options (retrying with backoff for up
+    Reconnection (run by the engine, ``kitewire.engine.ReconnectingEngine``): when the
+    signal connection drops or a PeerConnection fails while connected (and the server
+    did not send a leave forbidding it), the room goes to ``CONN_RECONNECTING`` and
+    emits ``reconnecting``, then rejoins from scratch with the same URL, token and options (retrying with backoff for up
     to ``reconnect_timeout`` seconds, else ``disconnected``): new PeerConnections,
     local tracks republished from the same sources (the same
     LocalTrackPublication objects, with the new sids; ``local_track_republished``),
