@@ -24,7 +24,7 @@ from typing import Protocol
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
-from .session import EngineListener, JoinParameters, RtcEngine
+from .session import EngineEvents, JoinParameters, RtcEngine
 from .wire import EngineError
 
 __all__ = ["ReconnectingEngine", "SessionListener"]
@@ -35,10 +35,10 @@ RECONNECT_FIRST_DELAY = 0.1
 RECONNECT_MAX_DELAY = 2.0
 
 
-class SessionListener(EngineListener, Protocol):
-    """What :class:`ReconnectingEngine` reports besides the current session's own events.
+class SessionListener(EngineEvents, Protocol):
+    """What :class:`ReconnectingEngine` reports: the current session's events and the rejoins.
 
-    ``on_connection_lost`` of the sessions is handled by the ReconnectingEngine and never
+    A session's ``on_connection_lost`` is handled by the ReconnectingEngine and never
     reaches this listener; ``on_disconnected`` is the final end (left, refused, or the
     reconnect timeout passed).
     """

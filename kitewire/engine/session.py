@@ -34,15 +34,23 @@ from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
 from .wire import EngineError, IncomingTrack, JoinMode, WireClient, add_track_request
 
-__all__ = ["EngineError", "EngineListener", "FrameConsumer", "JoinParameters", "PublishedVideo", "RtcEngine"]
+__all__ = [
+    "EngineError",
+    "EngineEvents",
+    "EngineListener",
+    "FrameConsumer",
+    "JoinParameters",
+    "PublishedVideo",
+    "RtcEngine",
+]
 
 logger = logging.getLogger("kitewire.engine")
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
-class EngineListener(Protocol):
-    """What the session reports to the Room above it (all called on the event loop)."""
+class EngineEvents(Protocol):
+    """What a session reports about the room (all called on the event loop)."""
 
     def on_participant_update(self, participants: list[models.ParticipantInfo]) -> None:
         """The server's ParticipantUpdate: participants that joined, changed or left."""
@@ -68,6 +76,10 @@ class EngineListener(Protocol):
 
     def on_disconnected(self, reason: int) -> None:
         """The session ended; ``reason`` is a DisconnectReason."""
+
+
+class EngineListener(EngineEvents, Protocol):
+    """What the session reports to its owner: the room's events and the loss of the connection."""
 
     def on_connection_lost(self, reason: int) -> None:
         """The signal connection dropped or a PeerConnection failed, and the server

@@ -154,9 +154,6 @@ class RoomSession:
 
     # -- reconnection (the engine's ReconnectingEngine reports) ------------------
 
-    def on_connection_lost(self, reason: int) -> None:
-        """Handled by the ReconnectingEngine, never forwarded here."""
-
     def on_reconnecting(self) -> None:
         """SessionListener: the connection was lost and the engine rejoins."""
         self._set_state(ConnectionState.CONN_RECONNECTING)

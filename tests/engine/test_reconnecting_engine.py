@@ -57,9 +57,6 @@ class Recorder:
         self.reasons.append(reason)
         self._note("disconnected")
 
-    def on_connection_lost(self, reason: int) -> None:
-        self._note("lost")  # must never happen: the ReconnectingEngine handles losses
-
     def on_participant_update(self, participants: list[models.ParticipantInfo]) -> None:
         pass
 
@@ -127,7 +124,6 @@ async def test_lost_signal_is_rejoined_with_a_fresh_engine(server: Server) -> No
     await connector.disconnect(int(models.DisconnectReason.CLIENT_INITIATED))
     assert recorder.calls[-1] == "disconnected"
     assert recorder.reasons == [models.DisconnectReason.CLIENT_INITIATED]
-    assert "lost" not in recorder.calls
 
 
 async def test_a_failed_restore_is_retried_on_another_fresh_session(server: Server) -> None:
