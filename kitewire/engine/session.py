@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from livekit.protocol import models
@@ -278,6 +279,14 @@ class RtcEngine:
         return None
 
     # -- requests ----------------------------------------------------------------
+
+    def spawn(self, request: Coroutine[Any, Any, object]) -> None:
+        """Run ``request`` (one of this session's coroutines) as a task the session owns:
+        cancelled when it closes, an EngineError (it raced the end of the session) logged."""
+        if self._wire is None:
+            request.close()
+            return
+        self._wire.spawn(request)
 
     async def _send(self, request: signal_pb.SignalRequest) -> None:
         if self._wire is None or self._closed:

@@ -11,8 +11,6 @@ JoinResponse and republishes local tracks.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -41,8 +39,6 @@ from .participant import LocalParticipant, RemoteParticipant
 from .track import LocalVideoTrack, RemoteVideoTrack
 from .track_publication import LocalTrackPublication, RemoteTrackPublication
 
-logger = logging.getLogger("kitewire.rtc")
-
 DEFAULT_CONNECT_TIMEOUT = 5.0
 _CODEC_NAMES = {int(VideoCodec.VP8): "VP8", int(VideoCodec.H264): "H264"}
 
@@ -69,7 +65,6 @@ class RoomSession:
         # remote tracks kept across a reconnect, waiting for their media to return
         self._awaiting_resubscribe: set[str] = set()
         self._unsubscribed_by_user: set[str] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def engine(self) -> RtcEngine | None:
@@ -121,36 +116,17 @@ class RoomSession:
         if connector is None or self.connection_state == ConnectionState.CONN_DISCONNECTED:
             return
         await connector.disconnect(reason)  # reports on_disconnected
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _set_state(self, state: int) -> None:
         if state != self.connection_state:
             self.connection_state = state
             self._emit("connection_state_changed", state)
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_finished)
-
-    def _task_finished(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        error = task.exception()
-        if isinstance(error, EngineError):
-            # a request raced a disconnect: nothing left to do
-            logger.debug("request not sent: %s", error)
-        elif error is not None:
-            logger.error("room background task failed", exc_info=error)
-
-    def _spawn_on_engine(self, request: Callable[[RtcEngine], Coroutine[Any, Any, Any]]) -> None:
+    def _request(self, request: Callable[[RtcEngine], Coroutine[Any, Any, Any]]) -> None:
+        """Send a request on the current engine session, as a task it owns."""
         engine = self.engine
         if engine is not None:
-            self._spawn(request(engine))
+            engine.spawn(request(engine))
 
     # -- reconnection (the engine's ReconnectingEngine reports) ------------------
 
@@ -197,9 +173,9 @@ class RoomSession:
         for participant in self.remote_participants.values():
             for sid in participant.track_publications:
                 if sid in self._awaiting_resubscribe and not self._options.auto_subscribe:
-                    self._spawn(engine.update_subscription(sid, True))
+                    engine.spawn(engine.update_subscription(sid, True))
                 elif sid in self._unsubscribed_by_user and self._options.auto_subscribe:
-                    self._spawn(engine.update_subscription(sid, False))
+                    engine.spawn(engine.update_subscription(sid, False))
 
     async def _republish_local(self, engine: RtcEngine) -> None:
         local = self.local_participant
@@ -222,7 +198,7 @@ class RoomSession:
             local._add_publication(publication)
             self._feed_local(publication, track, published.pipeline, options)
             if track.muted:
-                self._spawn(engine.mute_track(publication.sid, True))
+                engine.spawn(engine.mute_track(publication.sid, True))
             self._emit("local_track_republished", publication, previous_sid)
             self._claim_early_subscription(publication.sid)
 
@@ -248,7 +224,7 @@ class RoomSession:
         def on_mute_changed(muted: bool) -> None:
             pipeline.muted = muted
             if self.connected():
-                self._spawn_on_engine(lambda engine: engine.mute_track(publication.sid, muted))
+                self._request(lambda engine: engine.mute_track(publication.sid, muted))
 
         track._published_as(publication.sid, pipeline, on_mute_changed)
 
@@ -316,20 +292,20 @@ class RoomSession:
         engine = self.engine
         if engine is None or not self.connected():
             raise RuntimeError("cannot change a subscription: the room is not connected")
-        self._spawn(engine.update_subscription(publication.sid, subscribed))
+        engine.spawn(engine.update_subscription(publication.sid, subscribed))
         # remembered so that a rejoin does not let auto_subscribe undo it
         if subscribed:
             self._unsubscribed_by_user.discard(publication.sid)
         else:
             self._unsubscribed_by_user.add(publication.sid)
-            self._spawn(engine.stop_remote_video(publication.sid))
+            engine.spawn(engine.stop_remote_video(publication.sid))
 
     def request_video_quality(self, publication: RemoteTrackPublication, quality: int) -> None:
         """SubscribingLink: ask for a simulcast layer of ``publication``."""
         engine = self.engine
         if engine is None or not self.connected():
             raise RuntimeError("cannot change video quality: the room is not connected")
-        self._spawn(engine.update_track_settings(publication.sid, quality))
+        engine.spawn(engine.update_track_settings(publication.sid, quality))
 
     # -- engine events -----------------------------------------------------------
 
@@ -398,7 +374,7 @@ class RoomSession:
         self._unsubscribed_by_user.discard(track_sid)
         participant._pop_publication(track_sid)
         self._emit("track_unpublished", publication, participant)
-        self._spawn_on_engine(lambda engine: engine.stop_remote_video(track_sid))
+        self._request(lambda engine: engine.stop_remote_video(track_sid))
 
     def _remove_participant(self, info: models.ParticipantInfo) -> None:
         participant = self.remote_participants.get(info.identity)
@@ -444,7 +420,7 @@ class RoomSession:
         """EngineListener: media of a subscribed track started arriving."""
         if track_sid in self._unsubscribed_by_user:
             # the server's auto-subscription after a rejoin, before our unsubscribe lands
-            self._spawn_on_engine(lambda engine: engine.stop_remote_video(track_sid))
+            self._request(lambda engine: engine.stop_remote_video(track_sid))
             return
         found = self._find_remote_publication(track_sid)
         if found is None:
@@ -465,7 +441,7 @@ class RoomSession:
         publication = local._publication(track_sid) if local is not None else None
         if publication is not None:
             self._finish_local_publication(publication)
-            self._spawn_on_engine(lambda engine: engine.unpublish_video(track_sid))
+            self._request(lambda engine: engine.unpublish_video(track_sid))
 
     def on_local_track_subscribed(self, track_sid: str) -> None:
         """EngineListener: someone subscribed to one of our tracks."""
