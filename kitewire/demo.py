@@ -175,7 +175,7 @@ async def run_demo(
                 source=rtc.TrackSource.SOURCE_CAMERA,
                 video_codec=rtc.VideoCodec.H264 if codec == "h264" else rtc.VideoCodec.VP8,
             )
-            await publisher.local_participant.publish_track(track, options)
+            publication = await publisher.local_participant.publish_track(track, options)
 
             async def capture() -> None:
                 index = 0
@@ -195,7 +195,7 @@ async def run_demo(
             stream = rtc.VideoStream(remote_track, capacity=2)
 
             def bytes_sent() -> int:
-                return sum(pipeline.bytes_sent for pipeline in publisher._publish_pipelines.values())
+                return publication.bytes_sent
 
             return await _measure(stream, seconds, output, quiet, bytes_sent)
         except rtc.ConnectError as exc:

@@ -7,16 +7,22 @@ and on top of it the SDK's engine with its per-track encode and decode pipelines
 
 from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
-from .session import EngineListener, PublishedVideo, RtcEngine
+from .reconnect import ReconnectingEngine, SessionListener
+from .session import EngineEvents, EngineListener, FrameConsumer, JoinParameters, PublishedVideo, RtcEngine
 from .wire import EngineError, IncomingTrack, JoinMode, WireClient, WireListener, add_track_request, parse_msid
 
 __all__ = [
     "EngineError",
+    "EngineEvents",
     "EngineListener",
+    "FrameConsumer",
     "IncomingTrack",
     "JoinMode",
+    "JoinParameters",
     "PublishedVideo",
+    "ReconnectingEngine",
     "RtcEngine",
+    "SessionListener",
     "VideoPublishPipeline",
     "VideoReceivePipeline",
     "WireClient",

@@ -8,8 +8,9 @@ decode pipelines on the tracks it negotiates and reports to the Room.
 Reconnection is a full restart, as the official SDKs do when a resume is not
 possible (and kitewire's server never resumes): a session that loses its signal
 socket or one of its PeerConnections reports ``on_connection_lost`` and stays
-as it is; the Room above then calls :meth:`RtcEngine.abandon` on it and joins again
-with a fresh RtcEngine (new signal connection, new PeerConnections).
+as it is; :class:`kitewire.engine.reconnect.ReconnectingEngine` then calls
+:meth:`RtcEngine.abandon` on it and joins again with a fresh RtcEngine (new
+signal connection, new PeerConnections).
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
+from kitewire.frames import VideoFrame
 from kitewire.media import VideoLayerPlan, normalize_codec, plan_video_layers
 from kitewire.signal import SignalConnectError
 from kitewire.transport import PeerConnectionConfig, Transceiver
@@ -32,21 +35,30 @@ from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
 from .wire import EngineError, IncomingTrack, JoinMode, WireClient, add_track_request
 
-__all__ = ["EngineError", "EngineListener", "PublishedVideo", "RtcEngine"]
+__all__ = [
+    "EngineError",
+    "EngineEvents",
+    "EngineListener",
+    "FrameConsumer",
+    "JoinParameters",
+    "PublishedVideo",
+    "RtcEngine",
+]
 
 logger = logging.getLogger("kitewire.engine")
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
-class EngineListener(Protocol):
-    """What the session reports to the Room above it (all called on the event loop)."""
+class EngineEvents(Protocol):
+    """What a session reports about the room (all called on the event loop)."""
 
     def on_participant_update(self, participants: list[models.ParticipantInfo]) -> None:
         """The server's ParticipantUpdate: participants that joined, changed or left."""
 
-    def on_remote_video(self, track_sid: str, participant_sid: str, pipeline: VideoReceivePipeline) -> None:
-        """Media of a subscribed video track started arriving through ``pipeline``."""
+    def on_remote_video(self, track_sid: str, participant_sid: str) -> None:
+        """Media of a subscribed video track started arriving: :meth:`RtcEngine.route_remote_video`
+        says where its decoded frames go."""
 
     def on_remote_video_ended(self, track_sid: str) -> None:
         """``track_sid`` is no longer received (unsubscribed, unpublished or renegotiated away)."""
@@ -66,11 +78,39 @@ class EngineListener(Protocol):
     def on_disconnected(self, reason: int) -> None:
         """The session ended; ``reason`` is a DisconnectReason."""
 
+
+class EngineListener(EngineEvents, Protocol):
+    """What the session reports to its owner: the room's events and the loss of the connection."""
+
     def on_connection_lost(self, reason: int) -> None:
         """The signal connection dropped or a PeerConnection failed, and the server
         did not forbid coming back: the session is unusable but NOT torn down; the
         listener decides whether to rejoin (then :meth:`RtcEngine.abandon` this one)
         or to give up (:meth:`RtcEngine.disconnect`)."""
+
+
+class FrameConsumer(Protocol):
+    """Where a remote track's decoded frames go (the rtc layer's frame fanout)."""
+
+    @property
+    def has_sinks(self) -> bool:
+        """Whether anyone wants frames now: while not, the decoder skips work."""
+
+    def push(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
+        """One decoded frame, on the event loop."""
+
+
+@dataclass(frozen=True)
+class JoinParameters:
+    """How to join a room: for :meth:`RtcEngine.connect`, and kept by
+    :class:`~kitewire.engine.reconnect.ReconnectingEngine` for its rejoins."""
+
+    url: str
+    token: str
+    auto_subscribe: bool = True
+    timeout: float = 5.0
+    # livekit's RoomOptions name: False joins over legacy /rtc with two PeerConnections
+    single_peer_connection: bool | None = None
 
 
 @dataclass
@@ -115,15 +155,7 @@ class RtcEngine:
 
     # -- connecting --------------------------------------------------------------
 
-    async def connect(
-        self,
-        url: str,
-        token: str,
-        *,
-        auto_subscribe: bool,
-        timeout: float,
-        single_peer_connection: bool | None = None,
-    ) -> signal_pb.JoinResponse:
+    async def connect(self, parameters: JoinParameters) -> signal_pb.JoinResponse:
         """Join the room; returns the server's JoinResponse. Raises EngineError.
 
         As livekit 1.2 does, the join goes over ``/rtc/v1`` with one
@@ -131,7 +163,8 @@ class RtcEngine:
         the v1 path with 404 (older LiveKit servers); ``single_peer_connection=False``
         (livekit's RoomOptions name) goes straight to ``/rtc``.
         """
-        join_mode: JoinMode = "legacy" if single_peer_connection is False else "auto"
+        url = parameters.url
+        join_mode: JoinMode = "legacy" if parameters.single_peer_connection is False else "auto"
         try:
             host = urlsplit(url).hostname or ""
         except ValueError as exc:
@@ -139,7 +172,13 @@ class RtcEngine:
         wire = WireClient(self, PeerConnectionConfig(loopback_only=host in _LOOPBACK_HOSTS))
         self._wire = wire
         try:
-            join = await wire.connect(url, token, auto_subscribe=auto_subscribe, join_mode=join_mode, timeout=timeout)
+            join = await wire.connect(
+                url,
+                parameters.token,
+                auto_subscribe=parameters.auto_subscribe,
+                join_mode=join_mode,
+                timeout=parameters.timeout,
+            )
         except SignalConnectError as exc:
             await wire.close(leave=False)
             raise EngineError(str(exc)) from None
@@ -201,7 +240,7 @@ class RtcEngine:
                 await self._end_remote_video(track.mid)
             pipeline = VideoReceivePipeline(track.transceiver.receiver, loop=self._loop)
             self._remote_videos[track.mid] = _RemoteVideo(track.track_sid, track.participant_sid, pipeline)
-            self._listener.on_remote_video(track.track_sid, track.participant_sid, pipeline)
+            self._listener.on_remote_video(track.track_sid, track.participant_sid)
         for mid in [mid for mid in self._remote_videos if mid not in seen]:
             await self._end_remote_video(mid)
 
@@ -218,6 +257,20 @@ class RtcEngine:
             if remote.track_sid == track_sid:
                 await self._end_remote_video(mid)
 
+    def route_remote_video(self, track_sid: str, consumer: FrameConsumer) -> bool:
+        """Send the decoded frames of subscribed ``track_sid`` to ``consumer`` from now on
+        (replacing any earlier consumer); False if the track is not being received."""
+        pipeline = self.remote_pipeline(track_sid)
+        if pipeline is None:
+            return False
+
+        def wanted() -> bool:
+            return consumer.has_sinks
+
+        pipeline.on_frame = consumer.push
+        pipeline.has_consumers = wanted
+        return True
+
     def remote_pipeline(self, track_sid: str) -> VideoReceivePipeline | None:
         """The receive pipeline of a subscribed track, if any."""
         for remote in self._remote_videos.values():
@@ -226,6 +279,14 @@ class RtcEngine:
         return None
 
     # -- requests ----------------------------------------------------------------
+
+    def spawn(self, request: Coroutine[Any, Any, object]) -> None:
+        """Run ``request`` (one of this session's coroutines) as a task the session owns:
+        cancelled when it closes, an EngineError (it raced the end of the session) logged."""
+        if self._wire is None:
+            request.close()
+            return
+        self._wire.spawn(request)
 
     async def _send(self, request: signal_pb.SignalRequest) -> None:
         if self._wire is None or self._closed:

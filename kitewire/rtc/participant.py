@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import Generic, Protocol, TypeVar
 
 from livekit.protocol import models
 
@@ -17,8 +17,17 @@ from .track_publication import (
     TrackPublication,
 )
 
-if TYPE_CHECKING:
-    from .room import Room
+PublicationT = TypeVar("PublicationT", bound=TrackPublication)
+
+
+class PublishingLink(Protocol):
+    """What a LocalParticipant asks of the room's session (injected, so no Room privates are called)."""
+
+    async def publish_track(self, track: LocalVideoTrack, options: TrackPublishOptions) -> LocalTrackPublication:
+        """Negotiate ``track`` with the server; raises PublishTrackError."""
+
+    async def unpublish_track(self, track_sid: str) -> None:
+        """Stop publishing ``track_sid``; raises UnpublishTrackError."""
 
 
 class _TrackFollower(Protocol):
@@ -41,6 +50,16 @@ class Participant:
 
     def _update_info(self, info: models.ParticipantInfo) -> None:
         self._info = info
+
+    def _departed_info(self) -> models.ParticipantInfo:
+        """This participant's last info, marked as disconnected."""
+        gone = models.ParticipantInfo()
+        gone.CopyFrom(self._info)
+        gone.state = models.ParticipantInfo.DISCONNECTED
+        return gone
+
+    def _set_disconnect_reason(self, reason: int) -> None:
+        self._info.disconnect_reason = reason  # type: ignore[assignment]
 
     @property
     def track_publications(self) -> Mapping[str, TrackPublication]:
@@ -144,12 +163,27 @@ class Participant:
             follower._follow_end()
 
 
-class LocalParticipant(Participant):
+class _Publications(Generic[PublicationT]):
+    """The session's way to change a participant's publications (readers use ``track_publications``)."""
+
+    _track_publications: dict[str, PublicationT]
+
+    def _publication(self, track_sid: str) -> PublicationT | None:
+        return self._track_publications.get(track_sid)
+
+    def _add_publication(self, publication: PublicationT) -> None:
+        self._track_publications[publication.sid] = publication
+
+    def _pop_publication(self, track_sid: str) -> PublicationT | None:
+        return self._track_publications.pop(track_sid, None)
+
+
+class LocalParticipant(Participant, _Publications[LocalTrackPublication]):
     """This client in the room; publishes tracks."""
 
-    def __init__(self, info: models.ParticipantInfo, room: Room) -> None:
+    def __init__(self, info: models.ParticipantInfo, link: PublishingLink) -> None:
         super().__init__(info)
-        self._room = room
+        self._link = link
         self._track_publications: dict[str, LocalTrackPublication] = {}
 
     @property
@@ -173,7 +207,7 @@ class LocalParticipant(Participant):
         for existing in self._track_publications.values():
             if existing.track is track:
                 raise PublishTrackError(f"track {track.name!r} is already published as {existing.sid}")
-        return await self._room._publish_track(track, options)
+        return await self._link.publish_track(track, options)
 
     async def unpublish_track(self, track_sid: str) -> None:
         """Stop publishing the track with sid ``track_sid``."""
@@ -181,13 +215,13 @@ class LocalParticipant(Participant):
             raise ValueError(
                 f"expected the sid of a published track (one of {sorted(self._track_publications)}), got {track_sid!r}"
             )
-        await self._room._unpublish_track(track_sid)
+        await self._link.unpublish_track(track_sid)
 
     def __repr__(self) -> str:
         return f"rtc.LocalParticipant(sid={self.sid}, identity={self.identity}, name={self.name})"
 
 
-class RemoteParticipant(Participant):
+class RemoteParticipant(Participant, _Publications[RemoteTrackPublication]):
     """Another participant in the room."""
 
     def __init__(self, info: models.ParticipantInfo) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from kitewire.frames import TrackKind
 from kitewire.frames.enums import EnumTypeWrapper
 
-from ._fanout import FrameFanout
+from ._fanout import FrameFanout, FrameSink
 
 if TYPE_CHECKING:
     from .video_source import VideoSource
@@ -61,6 +61,9 @@ class Track:
         """Whether the publisher muted the track."""
         return self._muted
 
+    def _set_muted(self, muted: bool) -> None:
+        self._muted = muted
+
 
 class VideoTrack(Track):
     """Any video track."""
@@ -104,9 +107,21 @@ class LocalVideoTrack(VideoTrack):
     def _set_muted(self, muted: bool) -> None:
         if self._muted == muted:
             return
-        self._muted = muted
+        super()._set_muted(muted)
         if self._mute_listener is not None:
             self._mute_listener(muted)
+
+    def _published_as(self, sid: str, sink: FrameSink, on_mute_changed: Callable[[bool], None]) -> None:
+        """Published (again) as ``sid``: frames go to ``sink``, mute changes to ``on_mute_changed``."""
+        self._sid = sid
+        self._fanout.add(sink)
+        self._mute_listener = on_mute_changed
+
+    def _unpublished(self, sink: FrameSink | None) -> None:
+        """No longer sent: ``sink`` (if it is still attached) gets no more frames."""
+        if sink is not None:
+            self._fanout.remove(sink)
+        self._mute_listener = None
 
     def __repr__(self) -> str:
         return f"rtc.LocalVideoTrack(sid={self.sid}, name={self.name})"

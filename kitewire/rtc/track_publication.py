@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from livekit.protocol import models
 
@@ -11,8 +11,23 @@ from kitewire.frames import TrackKind, TrackSource, VideoQuality
 
 from .track import LocalVideoTrack, RemoteVideoTrack, Track
 
-if TYPE_CHECKING:
-    from .room import Room
+
+class SubscribingLink(Protocol):
+    """What a RemoteTrackPublication asks of the room's session (injected, so no Room privates are called)."""
+
+    def request_subscription(self, publication: RemoteTrackPublication, subscribed: bool) -> None:
+        """Ask the server to start or stop sending ``publication``; raises RuntimeError when not connected."""
+
+    def request_video_quality(self, publication: RemoteTrackPublication, quality: int) -> None:
+        """Ask the server for a simulcast layer of ``publication``; raises RuntimeError when not connected."""
+
+
+class SendingStats(Protocol):
+    """Where a LocalTrackPublication reads what its engine pipeline sent."""
+
+    def bytes_sent(self, track_sid: str) -> int:
+        """RTP payload bytes sent for ``track_sid`` in the current session (0 when not sending)."""
+
 
 _KIND_FROM_PROTOCOL = {
     models.TrackType.AUDIO: TrackKind.KIND_AUDIO,
@@ -30,6 +45,9 @@ class TrackPublication:
 
     def _update_info(self, info: models.TrackInfo) -> None:
         self._info = info
+
+    def _set_muted(self, muted: bool) -> None:
+        self._info.muted = muted
 
     @property
     def track(self) -> Track | None:
@@ -100,9 +118,10 @@ class TrackPublication:
 class LocalTrackPublication(TrackPublication):
     """A track this client published."""
 
-    def __init__(self, info: models.TrackInfo, track: LocalVideoTrack) -> None:
+    def __init__(self, info: models.TrackInfo, track: LocalVideoTrack, stats: SendingStats) -> None:
         super().__init__(info)
         self._track = track
+        self._stats = stats
         self._first_subscription: asyncio.Future[None] = asyncio.get_event_loop().create_future()
 
     @property
@@ -111,9 +130,25 @@ class LocalTrackPublication(TrackPublication):
         track = self._track
         return track if isinstance(track, LocalVideoTrack) else None
 
+    @property
+    def bytes_sent(self) -> int:
+        """RTP payload bytes sent for this publication since it was (re)published.
+
+        A kitewire addition (livekit.rtc reports this through ``get_stats``).
+        """
+        return self._stats.bytes_sent(self.sid)
+
     async def wait_for_subscription(self) -> None:
         """Wait until some participant subscribes to this track."""
         await asyncio.shield(self._first_subscription)
+
+    def _note_subscribed(self) -> None:
+        if not self._first_subscription.done():
+            self._first_subscription.set_result(None)
+
+    def _release(self) -> None:
+        """Unpublished: the publication no longer holds its track."""
+        self._track = None
 
     def __repr__(self) -> str:
         return f"rtc.LocalTrackPublication(sid={self.sid}, name={self.name}, kind={self.kind}, source={self.source})"
@@ -122,9 +157,9 @@ class LocalTrackPublication(TrackPublication):
 class RemoteTrackPublication(TrackPublication):
     """A track published by a remote participant."""
 
-    def __init__(self, info: models.TrackInfo, room: Room, participant_sid: str) -> None:
+    def __init__(self, info: models.TrackInfo, link: SubscribingLink, participant_sid: str) -> None:
         super().__init__(info)
-        self._room = room
+        self._link = link
         self._participant_sid = participant_sid
         self._subscribed = False
         self._desired_quality: int = VideoQuality.VIDEO_QUALITY_HIGH
@@ -144,7 +179,7 @@ class RemoteTrackPublication(TrackPublication):
         """Ask the server to start or stop sending this track."""
         if not isinstance(subscribed, bool):
             raise ValueError(f"expected subscribed to be a bool, got {subscribed!r}")
-        self._room._request_subscription(self, subscribed)
+        self._link.request_subscription(self, subscribed)
 
     def set_video_quality(self, quality: int) -> None:
         """Ask for a simulcast layer: ``VideoQuality.VIDEO_QUALITY_LOW/MEDIUM/HIGH``."""
@@ -157,7 +192,20 @@ class RemoteTrackPublication(TrackPublication):
         if int(quality) not in [int(q) for q in _QUALITIES]:
             raise ValueError(f"expected a VideoQuality (0=LOW, 1=MEDIUM, 2=HIGH), got {quality!r}")
         self._desired_quality = int(quality)
-        self._room._request_video_quality(self, int(quality))
+        self._link.request_video_quality(self, int(quality))
+
+    def _attach(self, track: RemoteVideoTrack | None) -> None:
+        """Subscribed: media flows into ``track`` (None keeps the current track, after a rejoin)."""
+        if track is not None:
+            self._track = track
+        self._subscribed = True
+
+    def _detach(self) -> RemoteVideoTrack | None:
+        """Unsubscribed: returns the track that was attached, if any."""
+        track = self.track
+        self._track = None
+        self._subscribed = False
+        return track
 
     def __repr__(self) -> str:
         return f"rtc.RemoteTrackPublication(sid={self.sid}, name={self.name}, kind={self.kind}, source={self.source})"

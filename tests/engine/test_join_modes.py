@@ -108,7 +108,7 @@ async def exchange_video(
         await ours.connect(kitewire_url, token("kitewire"), options)
         await theirs.connect(server.url, token("official"))
         participant = server.rooms.rooms[room_name].participants["kitewire"]
-        assert ours._engine is not None and ours._engine.single_pc == participant.single_pc
+        assert ours._session.engine is not None and ours._session.engine.single_pc == participant.single_pc
         await ours.local_participant.publish_track(
             rtc.LocalVideoTrack.create_video_track("kitewire-cam", our_source),
             rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA),

@@ -284,7 +284,7 @@ async def test_user_disconnect_while_reconnecting_stops_the_retries() -> None:
         assert room.connection_state == rtc.ConnectionState.CONN_DISCONNECTED
         await asyncio.sleep(0.5)
         assert events.names == ["reconnecting", "disconnected"]
-        assert room._reconnect_task is None  # nothing is left retrying
+        assert not room._session.reconnecting  # nothing is left retrying
     finally:
         await asyncio.wait_for(room.disconnect(), 10)
         await server.stop()

@@ -163,8 +163,8 @@ async def test_two_streams_in_different_formats_both_get_every_frame(connect_roo
         await rgba.aclose()
         await bgra.aclose()
         # one decoder for both streams: it decoded each sent frame at most once
-        assert viewer._engine is not None
-        pipeline = viewer._engine.remote_pipeline(track.sid)
+        assert viewer._session.engine is not None
+        pipeline = viewer._session.engine.remote_pipeline(track.sid)
         # (a simulcast layer switch may decode one picture twice, from two layers)
         assert pipeline is not None and len(rgba_events) <= pipeline.frames_decoded <= 62
     assert all(e.frame.type == rtc.VideoBufferType.RGBA for e in rgba_events)
@@ -584,3 +584,24 @@ async def test_frames_captured_on_a_thread_are_published(connect_room: RoomFacto
         counter = read_frame_counter(event.frame)
         if counter is not None:
             assert (event.timestamp_us - 1_000_000) % 30 == counter
+
+
+async def test_local_publication_reports_bytes_sent_until_unpublished(connect_room: RoomFactory) -> None:
+    viewer = await connect_room("counting-viewer")
+    subscribed = subscribed_future(viewer)
+    publisher = await connect_room("counting-publisher")
+
+    async def bytes_after_capturing(publication: rtc.LocalTrackPublication, before: int) -> int:
+        await Capture(source, limit=15).start().wait()
+        async with asyncio.timeout(10):
+            while publication.bytes_sent == before:
+                await asyncio.sleep(0.05)
+        return publication.bytes_sent
+
+    async with publishing(publisher) as (source, local_publication):
+        assert local_publication.bytes_sent == 0  # nothing captured yet
+        await asyncio.wait_for(subscribed, 15)
+        first = await bytes_after_capturing(local_publication, 0)
+        assert await bytes_after_capturing(local_publication, first) > first > 0
+        await publisher.local_participant.unpublish_track(local_publication.sid)
+        assert local_publication.bytes_sent == 0

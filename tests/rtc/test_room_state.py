@@ -46,16 +46,16 @@ def recording_room() -> tuple[rtc.Room, list[tuple[object, ...]]]:
 
 def test_join_publish_mute_unpublish_leave_sequence() -> None:
     room, events = recording_room()
-    room._on_participant_update([participant("PA_1", "alice")])
-    room._on_participant_update([participant("PA_1", "alice", video("TR_1"))])
-    room._on_participant_update([participant("PA_1", "alice", video("TR_1", muted=True), metadata="m")])
-    room._on_participant_update([participant("PA_1", "alice", video("TR_1"), metadata="m")])
+    room._session.on_participant_update([participant("PA_1", "alice")])
+    room._session.on_participant_update([participant("PA_1", "alice", video("TR_1"))])
+    room._session.on_participant_update([participant("PA_1", "alice", video("TR_1", muted=True), metadata="m")])
+    room._session.on_participant_update([participant("PA_1", "alice", video("TR_1"), metadata="m")])
     alice = room.remote_participants["alice"]
     publication = alice.track_publications["TR_1"]
     assert publication.kind == rtc.TrackKind.KIND_VIDEO and publication.source == rtc.TrackSource.SOURCE_CAMERA
     assert not publication.subscribed and publication.track is None
-    room._on_participant_update([participant("PA_1", "alice", metadata="m")])
-    room._on_participant_update([participant("PA_1", "alice", state=models.ParticipantInfo.DISCONNECTED)])
+    room._session.on_participant_update([participant("PA_1", "alice", metadata="m")])
+    room._session.on_participant_update([participant("PA_1", "alice", state=models.ParticipantInfo.DISCONNECTED)])
     names = [event[0] for event in events]
     assert names == [
         "participant_connected",
@@ -74,11 +74,11 @@ def test_join_publish_mute_unpublish_leave_sequence() -> None:
 def test_odd_updates_are_tolerated() -> None:
     room, events = recording_room()
     # leaving before ever being seen, repeated updates, a stale sid for a known identity
-    room._on_participant_update([participant("PA_9", "ghost", state=models.ParticipantInfo.DISCONNECTED)])
-    room._on_participant_update([participant("PA_1", "bob", video("TR_1"))] * 3)
-    room._on_participant_update([participant("PA_0", "bob", state=models.ParticipantInfo.DISCONNECTED)])
-    room._on_participant_update([participant("", "", video(""))])
-    room._on_remote_video_ended("TR_unknown")
+    room._session.on_participant_update([participant("PA_9", "ghost", state=models.ParticipantInfo.DISCONNECTED)])
+    room._session.on_participant_update([participant("PA_1", "bob", video("TR_1"))] * 3)
+    room._session.on_participant_update([participant("PA_0", "bob", state=models.ParticipantInfo.DISCONNECTED)])
+    room._session.on_participant_update([participant("", "", video(""))])
+    room._session.on_remote_video_ended("TR_unknown")
     assert "bob" in room.remote_participants
     assert [event[0] for event in events].count("track_published") == 2  # bob's TR_1 and the nameless one
     assert [event[0] for event in events].count("participant_disconnected") == 0
