@@ -214,7 +214,7 @@ def frames_skipped_before_encoding(room: Any) -> int | None:
     them), so any other room, or a changed engine, gives None.
     """
     try:
-        return sum(int(published.pipeline.frames_dropped) for published in room._engine._published.values())
+        return sum(int(pipeline.frames_dropped) for pipeline in room._session._publish_pipelines.values())
     except (AttributeError, TypeError, ValueError):
         return None
 
