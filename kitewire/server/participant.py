@@ -10,12 +10,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
 
-from kitewire.signal.connection import ServerSignalConnection, SignalProtocolError
+from kitewire.signal.connection import ServerSignalConnection
 from kitewire.signal.join import PROTOCOL_VERSION, JoinParams
 from kitewire.signal.token import AccessClaims
 from kitewire.transport import (
@@ -26,14 +26,11 @@ from kitewire.transport import (
     Transceiver,
 )
 
+from .context import ParticipantContext
 from .events import log_event
 from .ids import PARTICIPANT_PREFIX, new_id
 from .media import DownTrack, PublishedTrack
-from .requests import dispatch
-
-if TYPE_CHECKING:
-    from .room import Room
-    from .server import Server
+from .room import Room
 
 __all__ = ["Participant"]
 
@@ -50,13 +47,13 @@ class Participant:
 
     def __init__(
         self,
-        server: Server,
-        room: Room,
+        context: ParticipantContext,
+        room: Room[Participant],
         claims: AccessClaims,
         params: JoinParams,
         connection: ServerSignalConnection,
     ) -> None:
-        self.server = server
+        self.context = context
         self.room = room
         self.connection = connection
         self.sid = new_id(PARTICIPANT_PREFIX)
@@ -121,7 +118,7 @@ class Participant:
     @property
     def subscriber_primary(self) -> bool:
         """Subscriber PC is the one the client waits for (livekit's rule: when it may subscribe)."""
-        return not self.single_pc and self.can_subscribe and self.server.media_available
+        return not self.single_pc and self.can_subscribe and self.context.media_available
 
     def info(self) -> pb_models.ParticipantInfo:
         """This participant as others see it."""
@@ -195,16 +192,16 @@ class Participant:
         join.server_info.edition = pb_models.ServerInfo.Standard
         join.server_info.version = __version__
         join.server_info.protocol = PROTOCOL_VERSION
-        join.server_info.node_id = self.server.node_id
+        join.server_info.node_id = self.context.node_id
         join.subscriber_primary = self.subscriber_primary
-        join.ping_interval = self.server.config.ping_interval
-        join.ping_timeout = self.server.config.ping_timeout
+        join.ping_interval = self.context.settings.ping_interval
+        join.ping_timeout = self.context.settings.ping_timeout
         for mime in ("video/VP8", "video/H264", "audio/opus"):
             join.enabled_publish_codecs.append(pb_models.Codec(mime=mime))
         self.send(response)
         self.room.broadcast_update([self.info()], exclude=self)
 
-        if self.server.media_available:
+        if self.context.media_available:
             if self.single_pc:
                 # The join's own offer has recvonly m-lines for these; ask for more only after answering it.
                 self._sections_scheduled = True
@@ -230,7 +227,7 @@ class Participant:
     async def _watch_connection(self) -> None:
         """Remove a participant whose primary PeerConnection never connects."""
         try:
-            await asyncio.wait_for(self._primary_connected.wait(), self.server.config.ice_connect_timeout)
+            await asyncio.wait_for(self._primary_connected.wait(), self.context.settings.ice_connect_timeout)
         except TimeoutError:
             if not self.closed and self._primary_pc() is not None:
                 await self.close("ICE did not connect in time", pb_models.CONNECTION_TIMEOUT)
@@ -241,7 +238,7 @@ class Participant:
     # ----- peer connections -----
 
     def _new_pc(self, target: int) -> PeerConnection:
-        pc = self.server.new_peer_connection()
+        pc = self.context.new_peer_connection()
 
         def on_candidate(candidate: IceCandidateInit | None) -> None:
             if candidate is None or not candidate.candidate:
@@ -637,69 +634,7 @@ class Participant:
         except (ConnectionError, NotImplementedError):
             pass
 
-    # ----- the signal loop -----
-
-    async def run(self) -> None:
-        """Handle signal requests until the client leaves or the connection drops."""
-        reason = "signal connection closed"
-        code = pb_models.SIGNAL_CLOSE
-        # Whether the client may still be listening and should hear why it goes.
-        notify = False
-        try:
-            while not self.closed:
-                try:
-                    request = await self.connection.receive(timeout=float(self.server.config.ping_timeout))
-                except TimeoutError:
-                    reason, code, notify = "no ping within ping_timeout", pb_models.SIGNAL_CLOSE, True
-                    break
-                except SignalProtocolError as exc:
-                    log_event(
-                        "refused",
-                        level=logging.WARNING,
-                        room=self.room.name,
-                        identity=self.identity,
-                        request="signal",
-                        reason=str(exc),
-                    )
-                    reason, code, notify = f"bad signal message: {exc}", pb_models.STATE_MISMATCH, True
-                    break
-                if request is None:
-                    if self.connection.failure:
-                        # This end gave up on a client that stopped reading; it would not hear why.
-                        reason, code = self.connection.failure, pb_models.SIGNAL_CLOSE
-                    break
-                try:
-                    done = await dispatch(self, request)
-                except ValueError as exc:
-                    log_event(
-                        "refused",
-                        level=logging.WARNING,
-                        room=self.room.name,
-                        identity=self.identity,
-                        request=request.WhichOneof("message") or "unknown",
-                        reason=str(exc),
-                    )
-                    reason, code, notify = f"bad request: {exc}", pb_models.STATE_MISMATCH, True
-                    break
-                except NotImplementedError as exc:
-                    logger.warning(
-                        "participant %s: %s not available: %s", self.identity, request.WhichOneof("message"), exc
-                    )
-                    continue
-                except Exception:
-                    # A bug of ours: the session's state is unknown, so end it cleanly.
-                    kind = request.WhichOneof("message") or "unknown"
-                    logger.exception("participant %s: handling %s failed", self.identity, kind)
-                    reason, code, notify = f"internal error handling {kind}", pb_models.UNKNOWN_REASON, True
-                    break
-                if done:
-                    reason, code = "client left", pb_models.CLIENT_INITIATED
-                    break
-        except asyncio.CancelledError:
-            reason, code, notify = "server stopping", pb_models.SERVER_SHUTDOWN, True
-            raise
-        finally:
-            await self.close(reason, code, notify_client=notify)
+    # ----- trickle -----
 
     async def add_remote_candidate(self, target: int, candidate: IceCandidateInit) -> None:
         """Add a trickled candidate to the PeerConnection ``target`` names (held until it has an offer)."""
@@ -756,7 +691,7 @@ class Participant:
                 with contextlib.suppress(Exception):
                     await pc.close()
         await self.connection.close(reason)
-        self.server.rooms.participant_left(self.room)
+        self.context.left_room()
 
     def maintain(self, now: float) -> None:
         """Periodic per-participant work (called by the server's ticker)."""

@@ -190,7 +190,7 @@ async def dispatch(participant: Participant, request: pb_rtc.SignalRequest) -> b
     """Handle one request; True when the client asked to leave."""
     kind = request.WhichOneof("message")
     if kind == "offer":
-        if not participant.server.media_available:
+        if not participant.context.media_available:
             raise NotImplementedError("media transport")
         await participant.handle_publisher_offer(request.offer)
     elif kind == "answer":
