@@ -192,9 +192,9 @@ async def dispatch(participant: Participant, request: pb_rtc.SignalRequest) -> b
     if kind == "offer":
         if not participant.context.media_available:
             raise NotImplementedError("media transport")
-        await participant.handle_publisher_offer(request.offer)
+        await participant.handle_offer(request.offer)
     elif kind == "answer":
-        await participant.handle_subscriber_answer(request.answer)
+        await participant.handle_answer(request.answer)
     elif kind == "trickle":
         await _handle_trickle(participant, request.trickle)
     elif kind == "add_track":
