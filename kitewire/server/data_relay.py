@@ -12,7 +12,7 @@ from livekit.protocol import models as pb_models
 
 from kitewire.transport import DataChannel, PeerConnection
 
-from .events import log_event
+from .events import log_refusal
 
 __all__ = ["DATA_LABELS", "DataRelay"]
 
@@ -74,13 +74,8 @@ class DataRelay:
             logger.info("participant %s: undecodable data packet (%d bytes) dropped", self.identity, len(data))
             return
         if not self._may_publish():
-            log_event(
-                "refused",
-                level=logging.WARNING,
-                room=self.room_name,
-                identity=self.identity,
-                request="data",
-                reason="token does not allow publishing data (canPublishData=false)",
+            log_refusal(
+                self.room_name, self.identity, "data", "token does not allow publishing data (canPublishData=false)"
             )
             return
         kind = packet.WhichOneof("value")

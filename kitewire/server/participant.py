@@ -65,8 +65,12 @@ class Participant:
         self.pending_tracks: dict[str, pb_models.TrackInfo] = {}  # cid -> info, waiting for media
         self.subscriptions: dict[str, DownTrack] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.closed = False
+        self.close_reason = ""
         # Trickled candidates taken so far (bounded by limits.MAX_CANDIDATES_PER_SESSION).
         self.remote_candidates = 0
+        # Trickled candidates that could not be used (only the first is logged).
+        self.ignored_candidates = 0
         self.relay = DataRelay(
             identity=self.identity,
             sid=self.sid,
@@ -84,8 +88,6 @@ class Participant:
             # livekit's rule: the subscriber PC is the one the client waits for when it may subscribe.
             subscriber_primary=not single_pc and self.can_subscribe and context.media_available,
         )
-        self.closed = False
-        self.close_reason = ""
 
     # ----- state -----
 
@@ -162,6 +164,9 @@ class Participant:
             self.send(update)
         # The room leaves hidden participants out of what it tells others.
         self.room.broadcast_update([info], exclude=self)
+
+    def _log(self, event: str, **fields: Any) -> None:
+        log_event(event, room=self.room.name, identity=self.identity, **fields)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -281,15 +286,8 @@ class Participant:
             track = PublishedTrack(self, info, transceiver)
             self.published[info.sid] = track
             newly.append(track)
-            log_event(
-                "publish",
-                room=self.room.name,
-                identity=self.identity,
-                track=info.sid,
-                kind=track.kind,
-                mime=info.mime_type,
-                simulcast=track.simulcast,
-                mid=info.mid,
+            self._log(
+                "publish", track=info.sid, kind=track.kind, mime=info.mime_type, simulcast=track.simulcast, mid=info.mid
             )
         gone = [
             t for t in self.published.values() if t.transceiver is not None and not self._remote_sends(t.transceiver)
@@ -322,7 +320,7 @@ class Participant:
         for down in list(track.downtracks.values()):
             down.subscriber.unsubscribe(track_sid, track=track)
         self.room.remember_track_sid(self.identity, track_sid)
-        log_event("unpublish", room=self.room.name, identity=self.identity, track=track_sid)
+        self._log("unpublish", track=track_sid)
         if broadcast:
             self.announce()
 
@@ -346,13 +344,7 @@ class Participant:
             down = DownTrack(track, self, transceiver, is_ready=self.transports.ready_to_send)
         track.downtracks[self.sid] = down
         self.subscriptions[track.sid] = down
-        log_event(
-            "subscribe",
-            room=self.room.name,
-            identity=self.identity,
-            track=track.sid,
-            publisher=track.publisher.identity,
-        )
+        self._log("subscribe", track=track.sid, publisher=track.publisher.identity)
         if len(track.downtracks) == 1:
             notice = pb_rtc.SignalResponse()
             notice.track_subscribed.track_sid = track.sid
@@ -368,7 +360,7 @@ class Participant:
         down.track.downtracks.pop(self.sid, None)
         down.close()
         self.transports.release(down)
-        log_event("unsubscribe", room=self.room.name, identity=self.identity, track=track_sid)
+        self._log("unsubscribe", track=track_sid)
         self.transports.request_negotiation()
 
     def find_track(self, track_sid: str) -> PublishedTrack | None:
@@ -405,14 +397,7 @@ class Participant:
         info = self._bump()
         info.disconnect_reason = disconnect_reason  # type: ignore[assignment]
         self.room.broadcast_update([info])
-        log_event(
-            "leave",
-            room=self.room.name,
-            identity=self.identity,
-            sid=self.sid,
-            reason=reason,
-            code=pb_models.DisconnectReason.Name(disconnect_reason),
-        )
+        self._log("leave", sid=self.sid, reason=reason, code=pb_models.DisconnectReason.Name(disconnect_reason))
         for task in list(self._tasks):
             if task is not asyncio.current_task():
                 task.cancel()

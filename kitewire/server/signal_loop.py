@@ -15,7 +15,7 @@ from livekit.protocol import models as pb_models
 
 from kitewire.signal.connection import SignalProtocolError
 
-from .events import log_event
+from .events import log_refusal
 from .participant import Participant
 from .requests import dispatch
 
@@ -38,14 +38,7 @@ async def run_signal_loop(participant: Participant) -> None:
                 reason, code, notify = "no ping within ping_timeout", pb_models.SIGNAL_CLOSE, True
                 break
             except SignalProtocolError as exc:
-                log_event(
-                    "refused",
-                    level=logging.WARNING,
-                    room=participant.room.name,
-                    identity=participant.identity,
-                    request="signal",
-                    reason=str(exc),
-                )
+                log_refusal(participant.room.name, participant.identity, "signal", str(exc))
                 reason, code, notify = f"bad signal message: {exc}", pb_models.STATE_MISMATCH, True
                 break
             if request is None:
@@ -56,13 +49,8 @@ async def run_signal_loop(participant: Participant) -> None:
             try:
                 done = await dispatch(participant, request)
             except ValueError as exc:
-                log_event(
-                    "refused",
-                    level=logging.WARNING,
-                    room=participant.room.name,
-                    identity=participant.identity,
-                    request=request.WhichOneof("message") or "unknown",
-                    reason=str(exc),
+                log_refusal(
+                    participant.room.name, participant.identity, request.WhichOneof("message") or "unknown", str(exc)
                 )
                 reason, code, notify = f"bad request: {exc}", pb_models.STATE_MISMATCH, True
                 break

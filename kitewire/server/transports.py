@@ -35,7 +35,7 @@ logger = logging.getLogger("kitewire.server")
 PUBLISHER = pb_rtc.SignalTarget.PUBLISHER
 SUBSCRIBER = pb_rtc.SignalTarget.SUBSCRIBER
 # Offers at least this long are parsed beside the event loop (it keeps forwarding media meanwhile).
-_PARSE_IN_THREAD_CHARS = 64 * 1024
+_PARSE_IN_THREAD_CHARS = 16 * 1024
 
 
 class TransportOwner(Protocol):
