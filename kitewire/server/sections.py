@@ -27,10 +27,11 @@ class MediaSections:
         self.waiting: list[DownTrack] = []
         # mid -> direction the client offered it with, from its latest offer ("rejected" for port 0).
         self._offered: dict[str, str] = {}
-        # Transceivers (by id) that carried a downtrack once: never handed out again.
-        self._spent: set[int] = set()
-        # Transceivers (by id) released since the client's latest offer; the next answer makes them inactive.
-        self._released: set[int] = set()
+        # Mids that carried a downtrack once: never handed out again. (A client recycling a
+        # rejected m-line gives it a new mid, and the transport a new transceiver.)
+        self._spent: set[str] = set()
+        # Mids released since the client's latest offer: its answer settles them.
+        self._released: set[str] = set()
 
     @property
     def offer_needed(self) -> bool:
@@ -54,7 +55,7 @@ class MediaSections:
             # An m-line that carried a track once is never reused: the client's
             # receiver keeps its track object per m-line, so livekit's SDK would
             # not report the new track (seen with livekit 1.2.1).
-            and id(t) not in self._spent
+            and t.mid not in self._spent
         ]
 
     def bind_waiting(self, free: list[Transceiver]) -> None:
@@ -65,7 +66,8 @@ class MediaSections:
                 continue
             free.remove(section)
             section.direction = "sendonly"
-            self._spent.add(id(section))
+            if section.mid is not None:
+                self._spent.add(section.mid)
             section.stream_id = f"{down.track.publisher.sid}|{down.track.sid}"
             section.track_id = down.track.sid
             down.bind(section)
@@ -82,9 +84,15 @@ class MediaSections:
         return wanted
 
     def release(self, down: DownTrack) -> None:
-        """Stop sending ``down`` (unbound: forget it; bound: its m-line goes inactive at the next answer)."""
+        """Stop sending ``down`` (unbound: forget it; bound: its m-line is stopped at the next answer).
+
+        A stopped m-line is answered inactive today; answered with port 0, the
+        client would recycle it for its next recvonly m-line (livekit 1.2.1 does:
+        tests/server/test_sdk_resubscribe.py), so the session's m-lines stop growing.
+        """
         if down in self.waiting:
             self.waiting.remove(down)
         elif down.transceiver is not None:
-            down.transceiver.direction = "recvonly"
-            self._released.add(id(down.transceiver))
+            down.transceiver.stop()
+            if down.transceiver.mid is not None:
+                self._released.add(down.transceiver.mid)
