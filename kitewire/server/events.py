@@ -26,3 +26,8 @@ def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
     parts = [f"event={event}"]
     parts.extend(f"{key}={_format_value(value)}" for key, value in fields.items())
     logger.log(level, " ".join(parts))
+
+
+def log_refusal(room: str, identity: str, request: str, reason: str) -> None:
+    """Log a refused request or message as ``event=refused`` at WARNING (the reason names the bound or grant)."""
+    log_event("refused", logging.WARNING, room=room, identity=identity, request=request, reason=reason)

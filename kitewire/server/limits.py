@@ -8,6 +8,8 @@ carries it.
 
 from __future__ import annotations
 
+import math
+
 from livekit.protocol import rtc as pb_rtc
 
 __all__ = [
@@ -15,11 +17,15 @@ __all__ = [
     "MAX_CANDIDATES_PER_SESSION",
     "MAX_CANDIDATE_BYTES",
     "MAX_CID_BYTES",
+    "MAX_EARLY_CANDIDATES",
     "MAX_LAYERS",
     "MAX_METADATA_BYTES",
     "MAX_NAME_BYTES",
     "MAX_SIDS_PER_REQUEST",
     "MAX_SIMULCAST_CODECS",
+    "OFFERS_PER_SECOND",
+    "OFFER_BURST",
+    "RateLimit",
     "add_track_problem",
     "metadata_update_problem",
     "refusal",
@@ -43,6 +49,35 @@ MAX_CANDIDATES_PER_SESSION = 64
 MAX_CANDIDATE_BYTES = 2048
 #: Track sids one subscription or track-settings request may name.
 MAX_SIDS_PER_REQUEST = 256
+#: Candidates held for a connection that has no offer yet.
+MAX_EARLY_CANDIDATES = 64
+#: Offers a client may send at once; each costs a parse and an answer of up to 512 m-lines.
+#: A session publishing and unpublishing by hand sends a few; 32 leaves room for bursts of them.
+OFFER_BURST = 32
+#: Offers per second a client may keep sending after a burst.
+OFFERS_PER_SECOND = 2.0
+
+
+class RateLimit:
+    """A token bucket: ``burst`` at once, then ``per_second`` on average."""
+
+    def __init__(self, burst: int, per_second: float) -> None:
+        if burst < 1 or not per_second > 0 or math.isinf(per_second):
+            raise ValueError(f"RateLimit: expected burst >= 1 and 0 < per_second < inf, got {burst}, {per_second}")
+        self.burst = burst
+        self.per_second = per_second
+        self._tokens = float(burst)
+        self._last: float | None = None
+
+    def take(self, now: float) -> bool:
+        """Spend one token at monotonic time ``now``; False when none is left."""
+        if self._last is not None:
+            self._tokens = min(float(self.burst), self._tokens + max(0.0, now - self._last) * self.per_second)
+        self._last = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
 
 
 def _size(text: str) -> int:

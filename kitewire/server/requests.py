@@ -16,7 +16,7 @@ from livekit.protocol import rtc as pb_rtc
 
 from kitewire.transport import IceCandidateInit
 
-from .events import log_event
+from .events import log_event, log_refusal
 from .ids import TRACK_PREFIX, new_id
 from .limits import (
     MAX_CANDIDATE_BYTES,
@@ -130,14 +130,7 @@ def refuse(
     add_track_cid: str = "",
 ) -> None:
     """Log a refused request and answer it with a RequestResponse naming ``reason``."""
-    log_event(
-        "refused",
-        level=logging.WARNING,
-        room=participant.room.name,
-        identity=participant.identity,
-        request=what,
-        reason=reason,
-    )
+    log_refusal(participant.room.name, participant.identity, what, reason)
     participant.send(refusal(reason, code, request_id=request_id, add_track_cid=add_track_cid))
 
 
@@ -190,11 +183,11 @@ async def dispatch(participant: Participant, request: pb_rtc.SignalRequest) -> b
     """Handle one request; True when the client asked to leave."""
     kind = request.WhichOneof("message")
     if kind == "offer":
-        if not participant.server.media_available:
+        if not participant.context.media_available:
             raise NotImplementedError("media transport")
-        await participant.handle_publisher_offer(request.offer)
+        await participant.handle_offer(request.offer)
     elif kind == "answer":
-        await participant.handle_subscriber_answer(request.answer)
+        await participant.handle_answer(request.answer)
     elif kind == "trickle":
         await _handle_trickle(participant, request.trickle)
     elif kind == "add_track":
@@ -231,39 +224,43 @@ async def _handle_trickle(participant: Participant, trickle: pb_rtc.TrickleReque
     if not trickle.candidateInit:
         return
     if len(trickle.candidateInit) > MAX_CANDIDATE_BYTES:
-        logger.info(
-            "participant %s: ignoring ICE candidate of %d bytes (at most %d)",
-            participant.identity,
-            len(trickle.candidateInit),
-            MAX_CANDIDATE_BYTES,
+        _ignore_candidate(
+            participant,
+            f"expected an ICE candidate of at most {MAX_CANDIDATE_BYTES} bytes, got {len(trickle.candidateInit)}",
         )
         return
     if participant.remote_candidates >= MAX_CANDIDATES_PER_SESSION:
         if participant.remote_candidates == MAX_CANDIDATES_PER_SESSION:
-            log_event(
-                "refused",
-                level=logging.WARNING,
-                room=participant.room.name,
-                identity=participant.identity,
-                request="trickle",
-                reason=f"at most {MAX_CANDIDATES_PER_SESSION} ICE candidates per session; later ones ignored",
+            log_refusal(
+                participant.room.name,
+                participant.identity,
+                "trickle",
+                f"at most {MAX_CANDIDATES_PER_SESSION} ICE candidates per session; later ones ignored",
             )
         participant.remote_candidates += 1
         return
     participant.remote_candidates += 1
     try:
         candidate = IceCandidateInit.from_json(trickle.candidateInit)
+        if candidate.candidate:
+            await participant.add_remote_candidate(trickle.target, candidate)
     except ValueError as exc:
         # One unusable candidate (browsers send mDNS names, for one) is no
         # reason to drop a client; the others may still connect.
-        logger.info("participant %s: ignoring ICE candidate: %s", participant.identity, exc)
-        return
-    if not candidate.candidate:
-        return
-    try:
-        await participant.add_remote_candidate(trickle.target, candidate)
-    except ValueError as exc:
-        logger.info("participant %s: ignoring ICE candidate: %s", participant.identity, exc)
+        _ignore_candidate(participant, str(exc))
+
+
+def _ignore_candidate(participant: Participant, reason: str) -> None:
+    """Count an unusable candidate; only a session's first is logged (a client may send dozens)."""
+    participant.ignored_candidates += 1
+    if participant.ignored_candidates == 1:
+        log_event(
+            "candidate_ignored",
+            room=participant.room.name,
+            identity=participant.identity,
+            reason=reason,
+            note="later ones of this session are not logged",
+        )
 
 
 def _handle_mute(participant: Participant, mute: pb_rtc.MuteTrackRequest) -> None:

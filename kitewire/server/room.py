@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import Generic, Protocol, TypeVar
 
 from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
@@ -14,10 +14,7 @@ from livekit.protocol import rtc as pb_rtc
 from .events import log_event
 from .ids import ROOM_PREFIX, new_id
 
-if TYPE_CHECKING:
-    from .participant import Participant
-
-__all__ = ["Room", "RoomManager"]
+__all__ = ["Member", "Room", "RoomManager"]
 
 logger = logging.getLogger("kitewire.server")
 
@@ -26,15 +23,36 @@ _REMEMBERED_SIDS_PER_IDENTITY = 32
 _REMEMBERED_IDENTITIES = 1024
 
 
-class Room:
-    """One room: its participants by identity, created on first join."""
+class Member(Protocol):
+    """What a room needs of a participant (``Participant`` is one)."""
+
+    @property
+    def identity(self) -> str: ...
+
+    @property
+    def hidden(self) -> bool: ...
+
+    @property
+    def published(self) -> Mapping[str, object]: ...
+
+    @property
+    def pending_tracks(self) -> Mapping[str, pb_models.TrackInfo]: ...
+
+    def send(self, response: pb_rtc.SignalResponse) -> bool: ...
+
+
+M = TypeVar("M", bound=Member)
+
+
+class Room(Generic[M]):
+    """One room: its participants (any ``Member`` type) by identity, created on first join."""
 
     def __init__(self, name: str, empty_timeout: float) -> None:
         self.name = name
         self.sid = new_id(ROOM_PREFIX)
         self.created_at = time.time()
         self.empty_timeout = empty_timeout
-        self.participants: dict[str, Participant] = {}
+        self.participants: dict[str, M] = {}
         self.closed = False
         # identity -> track sids it published, oldest first (bounded below)
         self._previous_track_sids: dict[str, list[str]] = {}
@@ -52,14 +70,12 @@ class Room:
         room.num_publishers = sum(1 for p in visible if p.published)
         return room
 
-    def others(self, participant: Participant) -> list[Participant]:
+    def others(self, participant: M) -> list[M]:
         """Every participant except ``participant``."""
         return [p for p in self.participants.values() if p is not participant]
 
-    def broadcast_update(
-        self, infos: Iterable[pb_models.ParticipantInfo], *, exclude: Participant | None = None
-    ) -> None:
-        """Queue a ParticipantUpdate with ``infos`` for everyone but ``exclude``.
+    def broadcast_update(self, infos: Iterable[pb_models.ParticipantInfo], *, exclude: M | None = None) -> None:
+        """Queue a MUpdate with ``infos`` for everyone but ``exclude``.
 
         Infos of hidden participants are left out: this is the one place other
         participants hear about someone, so hidden ones stay hidden whatever
@@ -94,15 +110,15 @@ class Room:
         )
 
 
-class RoomManager:
+class RoomManager(Generic[M]):
     """All rooms of a server; closes a room ``empty_timeout`` after its last participant left."""
 
     def __init__(self, empty_timeout: float) -> None:
         self.empty_timeout = empty_timeout
-        self.rooms: dict[str, Room] = {}
+        self.rooms: dict[str, Room[M]] = {}
         self._close_tasks: dict[str, asyncio.Task[None]] = {}
 
-    def get_or_create(self, name: str) -> Room:
+    def get_or_create(self, name: str) -> Room[M]:
         """The open room named ``name``, created when absent."""
         task = self._close_tasks.pop(name, None)
         if task is not None:
@@ -114,7 +130,7 @@ class RoomManager:
             log_event("room_created", room=name, sid=room.sid)
         return room
 
-    def participant_left(self, room: Room) -> None:
+    def participant_left(self, room: Room[M]) -> None:
         """Schedule closing ``room`` if nobody is left in it."""
         if room.participants or room.closed:
             return
@@ -122,7 +138,7 @@ class RoomManager:
             return
         self._close_tasks[room.name] = asyncio.get_running_loop().create_task(self._close_later(room))
 
-    async def _close_later(self, room: Room) -> None:
+    async def _close_later(self, room: Room[M]) -> None:
         try:
             await asyncio.sleep(self.empty_timeout)
         except asyncio.CancelledError:

@@ -20,6 +20,7 @@ from kitewire.signal.token import AccessClaims, TokenError, verify_token
 from kitewire.transport import PeerConnection, PeerConnectionConfig
 
 from .config import ServerConfig
+from .context import ParticipantContext
 from .events import log_event
 from .http_guard import (
     MAX_HEADER_FIELD_BYTES,
@@ -30,7 +31,8 @@ from .http_guard import (
 )
 from .ids import new_id
 from .participant import Participant
-from .room import RoomManager
+from .room import Room, RoomManager
+from .signal_loop import run_signal_loop
 
 __all__ = ["JoinRefused", "Server"]
 
@@ -63,7 +65,7 @@ class Server:
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config if config is not None else ServerConfig.dev()
         self.config.validate()
-        self.rooms = RoomManager(self.config.empty_timeout)
+        self.rooms: RoomManager[Participant] = RoomManager(self.config.empty_timeout)
         self.node_id = new_id("ND_")
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
@@ -206,6 +208,15 @@ class Server:
         """A server-side PeerConnection honouring the loopback setting (no STUN/TURN)."""
         return PeerConnection(PeerConnectionConfig(loopback_only=self.config.ice_loopback_only, ice_servers=[]))
 
+    def _context_for(self, room: Room[Participant]) -> ParticipantContext:
+        return ParticipantContext(
+            settings=self.config,
+            node_id=self.node_id,
+            media_available=self.media_available,
+            new_peer_connection=self.new_peer_connection,
+            left_room=lambda: self.rooms.participant_left(room),
+        )
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._handlers.add(task)
@@ -283,7 +294,7 @@ class Server:
         if previous is not None:
             await previous.close("replaced by a new session with the same identity", pb_models.DUPLICATE_IDENTITY)
             room = self.rooms.get_or_create(claims.video.room)
-        participant = Participant(self, room, claims, params, connection)
+        participant = Participant(self._context_for(room), room, claims, params, connection)
         room.participants[claims.identity] = participant
         log_event(
             "join",
@@ -305,7 +316,7 @@ class Server:
                 logger.exception("join of %s failed", participant.identity)
                 await participant.close(f"join failed: {exc}", pb_models.JOIN_FAILURE)
                 return ws
-            await participant.run()
+            await run_signal_loop(participant)
         except asyncio.CancelledError:
             await participant.close("server stopping", pb_models.SERVER_SHUTDOWN)
         finally:
