@@ -4,7 +4,8 @@
 beside livekit's own convert and a plain copy (see :mod:`kitewire.bench.convert`).
 ``kitewire bench e2e|memory|load|all [--quick]`` runs the end-to-end, memory and
 SFU capacity benchmarks, or the whole suite, and writes their sections of
-BENCHMARKS.md (see :mod:`kitewire.bench.suite`).
+BENCHMARKS.md (see :mod:`kitewire.bench.suite`). ``kitewire bench loss`` runs
+both pairs under UDP loss (see :mod:`kitewire.bench.loss`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import platform
 import sys
 
-BENCHMARKS = ("convert", "e2e", "memory", "load", "all")
+BENCHMARKS = ("convert", "e2e", "memory", "load", "loss", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,9 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: libyuv where installed, else OpenCV/numpy; opencv: never libyuv",
     )
-    from kitewire.bench import suite
+    from kitewire.bench import loss, suite
 
     suite.add_arguments(parser)
+    loss.add_arguments(parser)
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -81,6 +83,10 @@ def _parse_pairs(text: str | None) -> list[tuple[int, int]] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen benchmark and print its table; returns the exit status."""
+    if args.benchmark == "loss":
+        from kitewire.bench import loss
+
+        return loss.run(args)
     if args.benchmark != "convert":
         from kitewire.bench import suite
 
