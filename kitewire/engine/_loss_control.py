@@ -113,8 +113,9 @@ class LossRateController:
         share = bitrate / self.max_bitrate
         for scale in SCALES:
             if share >= scale * scale * _SCALE_HEADROOM:
-                # hysteresis: go back up a step only with room to spare
-                if scale > self.scale and share < scale * scale * _SCALE_HEADROOM * 1.2:
+                # hysteresis: go back up a step only with room to spare (the full
+                # size once the bitrate is back at the maximum)
+                if scale > self.scale and share < min(1.0, scale * scale * _SCALE_HEADROOM * 1.2):
                     return self.scale
                 return scale
         return SCALES[-1]
