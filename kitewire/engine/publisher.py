@@ -34,7 +34,7 @@ from kitewire.transport.rtp import (
     encode_video_orientation,
 )
 
-from ._loss_control import HIGH_LOSS, LossRateController, scaled_size
+from ._loss_control import LOW_LOSS, LossRateController, scaled_size
 from ._timebase import RTP_VIDEO_CLOCK_RATE, capture_us_to_ntp_us, rotation_to_degrees
 
 logger = logging.getLogger("kitewire.engine")
@@ -140,6 +140,8 @@ class VideoPublishPipeline:
         self.keyframe_requests = 0
         self.keyframes_sent = 0
         self.retransmissions = 0
+        #: keyframe packets sent a second time on a lossy path
+        self.packets_protecting = 0
         sender.on_keyframe_request = self._on_keyframe_request
         sender.on_nack = self._on_nack
         sender.on_receiver_report = self._on_receiver_report
@@ -223,9 +225,10 @@ class VideoPublishPipeline:
         if layer is None:
             return
         layer.control.on_nack(lost)
-        # Under heavy loss a lone retransmission is often lost too, and the SFU
-        # asks only once: a second copy right behind it halves what stays lost.
-        copies = 2 if layer.control.loss > HIGH_LOSS else 1
+        # On a lossy path a lone retransmission is lost as often as the original,
+        # and an SFU asks only once: with a second copy right behind it only a
+        # loss of both (loss squared) leaves the frame broken.
+        copies = 2 if layer.control.loss > LOW_LOSS else 1
         for _, packet in layer.history.get_many(list(lost), time.monotonic()):
             for _ in range(copies):
                 self._sender.send_rtp(packet)
@@ -313,6 +316,11 @@ class VideoPublishPipeline:
             return
         now = time.monotonic()
         last = len(payloads) - 1
+        # On a lossy path a keyframe is what every receiver waits for to recover,
+        # and losing any of its packets costs another round of keyframe requests:
+        # it goes out twice, the copies after the whole frame (no FEC is negotiated)
+        protect = payloads.keyframe and layer.control.loss > LOW_LOSS
+        sent: list[bytes] = []
         for index, payload in enumerate(payloads):
             packet = self._sender.build_packet(
                 payload,
@@ -327,11 +335,20 @@ class VideoPublishPipeline:
             layer.history.add(layer.sequence_number, packet, now)
             layer.sequence_number = (layer.sequence_number + 1) & 0xFFFF
             self._sender.send_rtp(packet)
+            if protect:
+                sent.append(packet)
             layer.control.on_packets_sent(1)
             layer.bytes_sent += len(payload)
             if index % _PACKETS_PER_BURST == _PACKETS_PER_BURST - 1 and index != last:
                 # a keyframe is a hundred packets or more: let other callbacks run
                 # between bursts instead of holding the loop for the whole frame
+                await asyncio.sleep(0)
+                if self._closed:
+                    return
+        for index, packet in enumerate(sent):
+            self._sender.send_rtp(packet)
+            self.packets_protecting += 1
+            if index % _PACKETS_PER_BURST == _PACKETS_PER_BURST - 1:
                 await asyncio.sleep(0)
                 if self._closed:
                     return
