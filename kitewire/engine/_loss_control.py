@@ -32,6 +32,8 @@ SCALES = (1.0, 0.75, 0.5, 0.375, 0.25)
 #: a scale is used while the bitrate is at least this share of the layer's
 #: maximum times the scale's area share (bits per pixel stay near the maximum's)
 _SCALE_HEADROOM = 1.0
+#: pictures are not made smaller than this many pixels (libwebrtc's floor too: 320x180)
+MIN_PIXELS = 320 * 180
 #: after the loss figure shrinks the bitrate to this share of the maximum, no lower
 MIN_BITRATE_SHARE = 0.08
 _MIN_BITRATE = 30_000
@@ -48,15 +50,24 @@ class RateDecision:
 class LossRateController:
     """Target bitrate and picture scale of one layer, from the loss its receiver reports.
 
+    ``pixels`` (the layer's width x height) keeps the picture from shrinking
+    below :data:`MIN_PIXELS`.
+
     Feed it :meth:`on_packets_sent`, :meth:`on_nack` and :meth:`on_report`;
     :meth:`update` returns a new :class:`RateDecision` when one is due (at most
     once per :data:`EVALUATION_INTERVAL`), else None. Times are seconds on one
     monotonic clock.
     """
 
-    def __init__(self, max_bitrate: int, *, now: float) -> None:
+    def __init__(self, max_bitrate: int, *, now: float, pixels: int = 0) -> None:
         if not isinstance(max_bitrate, int) or max_bitrate <= 0:
             raise ValueError(f"max_bitrate: expected a positive int (bps), got {max_bitrate!r}")
+        if not isinstance(pixels, int) or pixels < 0:
+            raise ValueError(f"pixels: expected the layer's width x height (0: any scale), got {pixels!r}")
+        # the smallest scale that keeps the picture at MIN_PIXELS or more
+        self._scales = tuple(
+            scale for scale in SCALES if scale == 1.0 or not pixels or pixels * scale * scale >= MIN_PIXELS
+        )
         self.max_bitrate = max_bitrate
         self.min_bitrate = min(max_bitrate, max(_MIN_BITRATE, int(max_bitrate * MIN_BITRATE_SHARE)))
         self.bitrate = float(max_bitrate)
@@ -111,14 +122,14 @@ class LossRateController:
 
     def _scale_for(self, bitrate: float) -> float:
         share = bitrate / self.max_bitrate
-        for scale in SCALES:
+        for scale in self._scales:
             if share >= scale * scale * _SCALE_HEADROOM:
                 # hysteresis: go back up a step only with room to spare (the full
                 # size once the bitrate is back at the maximum)
                 if scale > self.scale and share < min(1.0, scale * scale * _SCALE_HEADROOM * 1.2):
                     return self.scale
                 return scale
-        return SCALES[-1]
+        return self._scales[-1]
 
 
 def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:

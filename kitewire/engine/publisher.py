@@ -4,6 +4,11 @@ Frames come in on the event loop (or any thread); only the newest frame waits fo
 the encoder, so a slow encoder drops frames instead of building latency. Scaling and
 encoding run in a worker thread. Each layer (one, or q/h/f with simulcast) has its
 own encoder, SSRC, sequence numbers and packet history for NACK retransmission.
+
+Under loss each layer's bitrate and picture size follow what its receiver reports
+(:mod:`kitewire.engine._loss_control`): fewer packets per frame means fewer frames
+broken by a lost packet. A keyframe request makes the next frame a keyframe; on a
+lossy path keyframes and retransmissions go out twice.
 """
 
 from __future__ import annotations
@@ -123,7 +128,7 @@ class VideoPublishPipeline:
                 bitrate=bitrate,
                 framerate=float(plan.max_framerate or 30.0),
             )
-            control = LossRateController(bitrate, now=time.monotonic())
+            control = LossRateController(bitrate, now=time.monotonic(), pixels=_even(plan.width) * _even(plan.height))
             self._layers.append(_Layer(plan=plan, rid=rid, ssrc=ssrc, encoder=encoder, control=control))
         self._layer_by_ssrc = {layer.ssrc: layer for layer in self._layers}
         self._pending: _PendingFrame | None = None

@@ -48,6 +48,18 @@ def test_heavy_loss_cuts_bitrate_and_picture_size_within_a_few_seconds() -> None
     assert control.bitrate >= control.min_bitrate
 
 
+def test_pictures_do_not_shrink_below_320x180_pixels() -> None:
+    vga = LossRateController(MAX_BITRATE, now=0.0, pixels=640 * 480)
+    hd = LossRateController(MAX_BITRATE, now=0.0, pixels=1280 * 720)
+    tiny = LossRateController(MAX_BITRATE, now=0.0, pixels=160 * 120)
+    for control in (vga, hd, tiny):
+        run_windows(control, 100, loss=0.4)
+    assert vga.scale == 0.5  # 320x240
+    assert hd.scale == 0.25  # 320x180
+    assert tiny.scale == 1.0  # already below the floor: kept as it is
+    assert tiny.bitrate == tiny.min_bitrate  # the bitrate still goes down
+
+
 def test_the_cut_stops_at_the_minimum_bitrate() -> None:
     control = LossRateController(MAX_BITRATE, now=0.0)
     run_windows(control, 100, loss=0.4)
@@ -101,6 +113,8 @@ def test_a_quiet_window_decides_nothing() -> None:
 def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="max_bitrate"):
         LossRateController(0, now=0.0)
+    with pytest.raises(ValueError, match="pixels"):
+        LossRateController(MAX_BITRATE, now=0.0, pixels=-1)
     control = LossRateController(MAX_BITRATE, now=0.0)
     with pytest.raises(ValueError, match="fraction_lost"):
         control.on_report(1.5)
