@@ -30,12 +30,15 @@ _MIN_PACKETS = 20
 #: picture scales, largest first; the layer's size times one of these is encoded
 SCALES = (1.0, 0.75, 0.5, 0.375, 0.25)
 #: a scale is used while the bitrate is at least this share of the layer's
-#: maximum times the scale's area share (bits per pixel stay near the maximum's)
-_SCALE_HEADROOM = 1.0
+#: maximum times the scale's area share: the full size is kept down to 60 % of
+#: the maximum, a half-size picture down to 15 %
+_SCALE_HEADROOM = 0.6
+#: weight of the newest window in the loss figure (one noisy window alone does not cut)
+_LOSS_GAIN = 0.5
 #: pictures are not made smaller than this many pixels (libwebrtc's floor too: 320x180)
 MIN_PIXELS = 320 * 180
 #: after the loss figure shrinks the bitrate to this share of the maximum, no lower
-MIN_BITRATE_SHARE = 0.08
+MIN_BITRATE_SHARE = 0.05
 _MIN_BITRATE = 30_000
 
 
@@ -73,7 +76,7 @@ class LossRateController:
         self.bitrate = float(max_bitrate)
         self.scale = 1.0
         self.loss = 0.0
-        """The loss figure of the last evaluation (0..1)."""
+        """The loss figure (0..1): the windows' loss, smoothed."""
         self._window_start = now
         self._sent = 0
         self._nacked: set[int] = set()
@@ -106,12 +109,12 @@ class LossRateController:
         if sent < _MIN_PACKETS and reported is None:
             return None
         nack_loss = min(1.0, nacked / sent) if sent >= _MIN_PACKETS else 0.0
-        loss = max(nack_loss, reported or 0.0)
-        self.loss = loss
+        self.loss += _LOSS_GAIN * (max(nack_loss, reported or 0.0) - self.loss)
+        loss = self.loss
         before = (int(self.bitrate), self.scale)
         if loss > HIGH_LOSS:
             # cut in proportion to the loss: at 20 % the rate falls to a fifth in
-            # about four seconds, before whole frames become rare
+            # about four seconds
             self.bitrate = max(float(self.min_bitrate), self.bitrate * (1.0 - min(loss, 0.5)))
         elif loss < LOW_LOSS:
             self.bitrate = min(float(self.max_bitrate), self.bitrate * _GROWTH)

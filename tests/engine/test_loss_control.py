@@ -32,6 +32,15 @@ def test_no_loss_keeps_the_full_bitrate_and_size() -> None:
     assert control.scale == 1.0
 
 
+def test_one_window_of_heavy_loss_among_light_ones_does_not_cut() -> None:
+    control = LossRateController(MAX_BITRATE, now=0.0)
+    now = run_windows(control, 6, loss=0.05)
+    now = run_windows(control, 1, loss=0.14, start=now)
+    run_windows(control, 6, loss=0.05, start=now)
+    assert control.bitrate == MAX_BITRATE
+    assert control.scale == 1.0
+
+
 def test_moderate_loss_is_held_without_a_cut() -> None:
     control = LossRateController(MAX_BITRATE, now=0.0)
     run_windows(control, 20, loss=0.05)
@@ -42,7 +51,7 @@ def test_moderate_loss_is_held_without_a_cut() -> None:
 def test_heavy_loss_cuts_bitrate_and_picture_size_within_a_few_seconds() -> None:
     control = LossRateController(MAX_BITRATE, now=0.0)
     run_windows(control, 10, loss=0.2)  # five seconds
-    assert control.loss == pytest.approx(0.2)
+    assert control.loss == pytest.approx(0.2, abs=0.01)
     assert control.bitrate <= MAX_BITRATE * 0.25
     assert control.scale <= 0.5
     assert control.bitrate >= control.min_bitrate
@@ -86,7 +95,7 @@ def test_receiver_reports_count_when_nothing_is_nacked() -> None:
         control.on_report(0.3)
         now += EVALUATION_INTERVAL
         control.update(now)
-    assert control.loss == pytest.approx(0.3)
+    assert control.loss == pytest.approx(0.3, abs=0.02)
     assert control.bitrate < MAX_BITRATE / 2
 
 
@@ -95,7 +104,7 @@ def test_decisions_come_at_most_once_per_window_and_only_on_change() -> None:
     control.on_packets_sent(100)
     assert control.update(EVALUATION_INTERVAL) is None  # no loss at the full bitrate: nothing changes
     control.on_packets_sent(100)
-    control.on_nack(list(range(30)))
+    control.on_nack(list(range(40)))
     assert control.update(EVALUATION_INTERVAL * 1.5) is None  # the window is not over yet
     decision = control.update(EVALUATION_INTERVAL * 2)
     assert decision is not None
