@@ -61,11 +61,13 @@ def set_udp_loss(percent: int) -> None:
     clear_udp_loss()
     if percent == 0:
         return
+    # numgen's value is 0..99, which "< 100" cannot be compared with: drop all instead
+    sample = "" if percent == 100 else f"numgen random mod 100 < {percent} "
     _nft(
         f"table inet {NFT_TABLE} {{\n"
         "  chain input {\n"
         "    type filter hook input priority 0;\n"
-        f"    meta l4proto udp numgen random mod 100 < {percent} drop\n"
+        f"    meta l4proto udp {sample}drop\n"
         "  }\n"
         "}\n"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -82,6 +83,32 @@ async def start_stream(
     remote = await asyncio.wait_for(subscribed, 15)
     received = Received(rtc.VideoStream(remote))
     return viewer, remote, source, received
+
+
+def udp_datagrams_through(count: int) -> int:
+    """Send ``count`` datagrams to ourselves on 127.0.0.1; how many arrive."""
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender,
+    ):
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(0.2)
+        for index in range(count):
+            sender.sendto(index.to_bytes(4, "big"), receiver.getsockname())
+        arrived = 0
+        with contextlib.suppress(TimeoutError):
+            while arrived < count:
+                receiver.recv(16)
+                arrived += 1
+        return arrived
+
+
+def test_the_loss_table_drops_that_share_of_udp_and_goes_away_after() -> None:
+    with dropping_udp(100):
+        assert udp_datagrams_through(50) == 0  # silent: sendto() did not fail
+    with dropping_udp(30):
+        assert 10 <= udp_datagrams_through(400) <= 390
+    assert udp_datagrams_through(50) == 50
 
 
 async def test_under_heavy_loss_frames_keep_coming_smaller_and_full_size_returns_after(
