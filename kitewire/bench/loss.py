@@ -35,6 +35,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from kitewire.bench._children import load_average
+from kitewire.bench._peers import BITRATE
 from kitewire.bench.e2e import E2EResult, E2ESettings, run_row
 
 SECTION = "loss"
@@ -192,7 +193,8 @@ def describe_run(settings: LossSettings, command: str) -> str:
     return (
         "## Under packet loss (`kitewire bench loss`)\n\n"
         f"Command: `{command}`\n\n"
-        f"Run {now}: {settings.codec} at 30 fps, 2 Mbps maximum, {settings.seconds:g} s measured per row after "
+        f"Run {now}: {settings.codec} at 30 fps, {BITRATE / 1e6:g} Mbps maximum, "
+        f"{settings.seconds:g} s measured per row after "
         f"{settings.warmup:g} s of warm-up, publisher and subscriber each in its own process, one in-process "
         f"kitewire server, in a network namespace of the run's own where nftables drops that share of all UDP "
         "on the input hook (media and RTCP, both directions, on both hops: publisher -> server and server -> "
