@@ -123,6 +123,21 @@ class LossRateController:
             return None
         return RateDecision(int(self.bitrate), self.scale)
 
+    def protects(self, keyframe: bool) -> bool:
+        """Whether a frame's packets should go out twice.
+
+        Keyframes on any lossy path (every receiver that lost something waits
+        for one). Every frame on a lossy path once heavy loss has cut the
+        bitrate to a quarter of the maximum or less: the copies then keep the
+        layer at half its maximum rate at most, so this adds no load a
+        congested path had not carried before the cut. The copies hide most
+        of the loss from the receiver's NACKs, so they stay on until the loss
+        seen is low, not merely below the cutting threshold.
+        """
+        if self.loss <= LOW_LOSS:
+            return False
+        return keyframe or self.bitrate * 4 <= self.max_bitrate
+
     def _scale_for(self, bitrate: float) -> float:
         share = bitrate / self.max_bitrate
         for scale in self._scales:

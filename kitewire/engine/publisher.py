@@ -321,10 +321,9 @@ class VideoPublishPipeline:
             return
         now = time.monotonic()
         last = len(payloads) - 1
-        # On a lossy path a keyframe is what every receiver waits for to recover,
-        # and losing any of its packets costs another round of keyframe requests:
-        # it goes out twice, the copies after the whole frame (no FEC is negotiated)
-        protect = payloads.keyframe and layer.control.loss > LOW_LOSS
+        # No FEC or RTX is negotiated: on a lossy path packets that matter most
+        # go out twice instead, the copies after the whole frame
+        protect = layer.control.protects(payloads.keyframe)
         sent: list[bytes] = []
         for index, payload in enumerate(payloads):
             packet = self._sender.build_packet(

@@ -131,6 +131,20 @@ def test_bad_input_is_refused() -> None:
         scaled_size(640, 480, 0.0)
 
 
+def test_keyframes_go_twice_on_a_lossy_path_and_every_frame_once_heavy_loss_cut_the_rate() -> None:
+    control = LossRateController(MAX_BITRATE, now=0.0)
+    assert not control.protects(keyframe=True)  # no loss seen
+    now = run_windows(control, 10, loss=0.05)
+    assert control.protects(keyframe=True)
+    assert not control.protects(keyframe=False)  # light loss: the full rate, NACKs repair it
+    now = run_windows(control, 20, loss=0.2, start=now)
+    assert control.protects(keyframe=False)
+    now = run_windows(control, 10, loss=0.04, start=now)  # what the copies leave of the loss
+    assert control.protects(keyframe=False)
+    run_windows(control, 10, loss=0.0, start=now)
+    assert not control.protects(keyframe=False) and not control.protects(keyframe=True)
+
+
 def test_scaled_sizes_are_even_and_never_above_the_layer_size() -> None:
     assert scaled_size(1280, 720, 1.0) == (1280, 720)
     assert scaled_size(1280, 720, 0.375) == (480, 270)
