@@ -283,7 +283,8 @@ def _reexec_in_namespace() -> int:
     if os.geteuid() != 0 or unshare is None or shutil.which("ip") is None:
         print("kitewire bench loss: needs root, unshare and iproute2 for a network namespace", file=sys.stderr)
         return 2
-    words = sys.argv[1:] if sys.argv[1:2] == ["bench"] else ["bench", "loss"]
+    # `kitewire bench loss ...` or `python -m kitewire.bench.loss ...`
+    words = sys.argv[1:] if sys.argv[1:2] == ["bench"] else ["bench", "loss", *sys.argv[1:]]
     environment = dict(os.environ, **{INSIDE_ENV: "1"})
     command = [unshare, "--net", "--", sys.executable, "-m", "kitewire", *words]
     return subprocess.run(command, env=environment, check=False).returncode

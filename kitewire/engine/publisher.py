@@ -7,8 +7,9 @@ own encoder, SSRC, sequence numbers and packet history for NACK retransmission.
 
 Under loss each layer's bitrate and picture size follow what its receiver reports
 (:mod:`kitewire.engine._loss_control`): fewer packets per frame means fewer frames
-broken by a lost packet. A keyframe request makes the next frame a keyframe; on a
-lossy path keyframes and retransmissions go out twice.
+broken by a lost packet. A keyframe request makes the next frame a keyframe. On a
+lossy path retransmissions and keyframes go out twice, and every packet does once
+heavy loss has cut the bitrate (no FEC or RTX is negotiated).
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ class VideoPublishPipeline:
         self.keyframe_requests = 0
         self.keyframes_sent = 0
         self.retransmissions = 0
-        #: keyframe packets sent a second time on a lossy path
+        #: packets sent a second time on a lossy path (keyframes; every frame after a heavy cut)
         self.packets_protecting = 0
         sender.on_keyframe_request = self._on_keyframe_request
         sender.on_nack = self._on_nack
@@ -252,9 +253,12 @@ class VideoPublishPipeline:
                 layer.encoder.set_bitrate(decision.bitrate)
             if decision.scale != layer.scale:
                 logger.debug(
-                    "layer %s: %.0f%% loss, %d bps at %.3g of its size", layer.rid, 100 * layer.control.loss,
-                    decision.bitrate, decision.scale,
-                )  # fmt: skip
+                    "layer %s: %.0f%% loss, %d bps at %.3g of its size",
+                    layer.rid,
+                    100 * layer.control.loss,
+                    decision.bitrate,
+                    decision.scale,
+                )
             layer.scale = decision.scale
         size = scaled_size(_even(layer.plan.width), _even(layer.plan.height), layer.scale)
         if size != (layer.encoder.width, layer.encoder.height):
