@@ -14,6 +14,9 @@ random share of ALL UDP on the input hook: media and RTCP, both directions,
 every hop (publisher -> server and server -> subscriber), as a lossy link
 would. The signal WebSocket (TCP) is untouched. A drop on the input hook is
 silent; one on the output hook would make ``sendto()`` fail in the sender.
+Loss starts once the subscriber has its first frame: what is measured is how
+a flowing stream holds up, not how long ICE and DTLS take to connect over a
+lossy link (their retransmission back-off can take tens of seconds there).
 
 :func:`udp_loss` is the same table as a context manager, for tests that already
 run in a private namespace (tests/conftest.py).
@@ -25,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import functools
 import os
 import platform
 import shlex
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 
 from kitewire.bench._children import load_average
 from kitewire.bench._peers import BITRATE
-from kitewire.bench.e2e import E2EResult, E2ESettings, run_row
+from kitewire.bench.e2e import E2EResult, E2ESettings, parse_rows, run_row
 
 SECTION = "loss"
 ROWS: tuple[tuple[str, str], ...] = (("kitewire", "kitewire"), ("official", "official"))
@@ -148,8 +152,16 @@ async def run_loss(settings: LossSettings, *, progress: bool = True) -> LossRun:
         for width, height in settings.sizes:
             for rate in settings.rates:
                 for publisher, subscriber in settings.rows:
-                    with udp_loss(rate):
-                        result = await run_row(server.url, publisher, subscriber, settings.e2e(width, height))
+                    try:
+                        result = await run_row(
+                            server.url,
+                            publisher,
+                            subscriber,
+                            settings.e2e(width, height),
+                            on_first_frame=functools.partial(set_udp_loss, rate),
+                        )
+                    finally:
+                        clear_udp_loss()
                     entry = LossResult(width, height, rate, result)
                     run.results.append(entry)
                     if progress:
@@ -198,7 +210,8 @@ def describe_run(settings: LossSettings, command: str) -> str:
         f"{settings.warmup:g} s of warm-up, publisher and subscriber each in its own process, one in-process "
         f"kitewire server, in a network namespace of the run's own where nftables drops that share of all UDP "
         "on the input hook (media and RTCP, both directions, on both hops: publisher -> server and server -> "
-        "subscriber); the signal WebSocket is TCP and untouched. The two pairs of a size and loss rate ran one "
+        "subscriber) from the subscriber's first frame on, through the warm-up and the measured window; the "
+        "signal WebSocket is TCP and untouched. The two pairs of a size and loss rate ran one "
         f"right after the other. Python {platform.python_version()}, load average before the run "
         f"{load_average()} (2 cores shared with other work). fps: frames the subscriber's `VideoStream` "
         "yielded per second; freezes: gaps over 200 ms between yields."
@@ -261,6 +274,7 @@ def settings_from(args: argparse.Namespace) -> LossSettings:
         rates=_parse_rates(getattr(args, "loss_rates", None)),
         sizes=_parse_sizes(getattr(args, "loss_sizes", None)),
         codec=getattr(args, "codec", "VP8"),
+        rows=tuple(parse_rows(args.rows)) if getattr(args, "rows", None) else ROWS,
     )
 
 
@@ -321,6 +335,7 @@ def shown_command(args: argparse.Namespace) -> str:
         ("--warmup", getattr(args, "warmup", None)),
         ("--loss-rates", getattr(args, "loss_rates", None)),
         ("--loss-sizes", getattr(args, "loss_sizes", None)),
+        ("--rows", getattr(args, "rows", None)),
     ):
         if value is not None:
             words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
