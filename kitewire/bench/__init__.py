@@ -6,6 +6,7 @@ beside livekit's own convert and a plain copy (see :mod:`kitewire.bench.convert`
 SFU capacity benchmarks, or the whole suite, and writes their sections of
 BENCHMARKS.md (see :mod:`kitewire.bench.suite`). ``kitewire bench soak --minutes N``
 streams both pairs for N minutes and writes its own section (see :mod:`kitewire.bench.soak`).
+``kitewire bench loss`` runs both pairs under UDP loss (see :mod:`kitewire.bench.loss`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import platform
 import sys
 
-BENCHMARKS = ("convert", "e2e", "memory", "load", "all", "soak")
+BENCHMARKS = ("convert", "e2e", "memory", "load", "loss", "soak", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,10 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: libyuv where installed, else OpenCV/numpy; opencv: never libyuv",
     )
-    from kitewire.bench import soak, suite
+    from kitewire.bench import loss, soak, suite
 
     suite.add_arguments(parser)
     soak.add_arguments(parser)
+    loss.add_arguments(parser)
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -87,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
         from kitewire.bench import soak
 
         return soak.run(args)
+    if args.benchmark == "loss":
+        from kitewire.bench import loss
+
+        return loss.run(args)
     if args.benchmark != "convert":
         from kitewire.bench import suite
 

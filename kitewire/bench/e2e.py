@@ -30,7 +30,7 @@ import itertools
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,8 +207,18 @@ def analyse(
             result.late_wakes_cpu_wait += 1
 
 
-async def run_row(url: str, publisher_sdk: str, subscriber_sdk: str, settings: E2ESettings) -> E2EResult:
-    """Measure one row through the server at ``url``; failures land in ``result.error``."""
+async def run_row(
+    url: str,
+    publisher_sdk: str,
+    subscriber_sdk: str,
+    settings: E2ESettings,
+    *,
+    on_first_frame: Callable[[], None] | None = None,
+) -> E2EResult:
+    """Measure one row through the server at ``url``; failures land in ``result.error``.
+
+    ``on_first_frame`` runs once the subscriber has its first frame, before the warm-up ends.
+    """
     result = E2EResult(publisher_sdk, subscriber_sdk)
     room = f"bench-e2e-{next(_room_numbers)}"
     subscriber: Peer | None = None
@@ -228,6 +238,8 @@ async def run_row(url: str, publisher_sdk: str, subscriber_sdk: str, settings: E
         )
         capturing = await publisher.wait_event("capturing", 60)
         await subscriber.wait_event("first_frame", 30)
+        if on_first_frame is not None:
+            on_first_frame()
         start_ns = max(int(capturing["start_ns"]) + int(settings.warmup * 1e9), time.monotonic_ns())
         await asyncio.sleep(max(0.0, (start_ns - time.monotonic_ns()) / 1e9))
         profilers: dict[str, Profiler | None] = {}

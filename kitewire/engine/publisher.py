@@ -4,6 +4,12 @@ Frames come in on the event loop (or any thread); only the newest frame waits fo
 the encoder, so a slow encoder drops frames instead of building latency. Scaling and
 encoding run in a worker thread. Each layer (one, or q/h/f with simulcast) has its
 own encoder, SSRC, sequence numbers and packet history for NACK retransmission.
+
+Under loss each layer's bitrate and picture size follow what its receiver reports
+(:mod:`kitewire.engine._loss_control`): fewer packets per frame means fewer frames
+broken by a lost packet. A keyframe request makes the next frame a keyframe. On a
+lossy path retransmissions and keyframes go out twice, and every packet does once
+heavy loss has cut the bitrate (no FEC or RTX is negotiated).
 """
 
 from __future__ import annotations
@@ -26,13 +32,16 @@ from kitewire.media import (
     normalize_codec,
 )
 from kitewire.transport import RtpSender
+from kitewire.transport.rtcp import ReportBlock
 from kitewire.transport.rtp import (
     URI_ABS_CAPTURE_TIME,
     URI_VIDEO_ORIENTATION,
     encode_abs_capture_time,
     encode_video_orientation,
+    initial_sequence_number,
 )
 
+from ._loss_control import LOW_LOSS, LossRateController, scaled_size
 from ._timebase import RTP_VIDEO_CLOCK_RATE, capture_us_to_ntp_us, rotation_to_degrees
 
 logger = logging.getLogger("kitewire.engine")
@@ -47,9 +56,11 @@ class _Layer:
     rid: str | None
     ssrc: int
     encoder: VideoEncoder
+    control: LossRateController
     history: PacketHistory = field(default_factory=lambda: PacketHistory(max_packets=1024, max_age=1.0))
-    sequence_number: int = field(default_factory=lambda: random.randint(0, 0xFFFF))
+    sequence_number: int = field(default_factory=initial_sequence_number)
     keyframe_wanted: bool = True
+    scale: float = 1.0
     frames_sent: int = 0
     bytes_sent: int = 0
 
@@ -111,14 +122,16 @@ class VideoPublishPipeline:
         for plan in layers:
             rid = plan.rid if simulcast else None
             ssrc = sender.ssrc_for_rid(plan.rid) if simulcast else sender.ssrc
+            bitrate = max(50_000, int(plan.max_bitrate))
             encoder = VideoEncoder(
                 self._codec,
                 _even(plan.width),
                 _even(plan.height),
-                bitrate=max(50_000, int(plan.max_bitrate)),
+                bitrate=bitrate,
                 framerate=float(plan.max_framerate or 30.0),
             )
-            self._layers.append(_Layer(plan=plan, rid=rid, ssrc=ssrc, encoder=encoder))
+            control = LossRateController(bitrate, now=time.monotonic(), pixels=_even(plan.width) * _even(plan.height))
+            self._layers.append(_Layer(plan=plan, rid=rid, ssrc=ssrc, encoder=encoder, control=control))
         self._layer_by_ssrc = {layer.ssrc: layer for layer in self._layers}
         self._pending: _PendingFrame | None = None
         self._pending_lock = threading.Lock()
@@ -130,8 +143,15 @@ class VideoPublishPipeline:
         self._clock_origin = time.monotonic()
         self.frames_encoded = 0
         self.frames_dropped = 0
+        #: keyframe requests (PLI/FIR) received, keyframes sent, NACKed packets resent
+        self.keyframe_requests = 0
+        self.keyframes_sent = 0
+        self.retransmissions = 0
+        #: packets sent a second time on a lossy path (keyframes; every frame after a heavy cut)
+        self.packets_protecting = 0
         sender.on_keyframe_request = self._on_keyframe_request
         sender.on_nack = self._on_nack
+        sender.on_receiver_report = self._on_receiver_report
         self._task = self._loop.create_task(self._encode_loop())
 
     @property
@@ -201,6 +221,7 @@ class VideoPublishPipeline:
     # -- feedback ----------------------------------------------------------------
 
     def _on_keyframe_request(self, ssrc: int) -> None:
+        self.keyframe_requests += 1
         layer = self._layer_by_ssrc.get(ssrc)
         targets = [layer] if layer is not None else self._layers
         for target in targets:
@@ -210,8 +231,40 @@ class VideoPublishPipeline:
         layer = self._layer_by_ssrc.get(ssrc)
         if layer is None:
             return
+        layer.control.on_nack(lost)
+        # On a lossy path a lone retransmission is lost as often as the original,
+        # and an SFU asks only once: with a second copy right behind it only a
+        # loss of both (loss squared) leaves the frame broken.
+        copies = 2 if layer.control.loss > LOW_LOSS else 1
         for _, packet in layer.history.get_many(list(lost), time.monotonic()):
-            self._sender.send_rtp(packet)
+            for _ in range(copies):
+                self._sender.send_rtp(packet)
+            self.retransmissions += 1
+
+    def _on_receiver_report(self, block: ReportBlock, rtt: float | None) -> None:
+        layer = self._layer_by_ssrc.get(block.ssrc)
+        if layer is not None:
+            layer.control.on_report(block.fraction_lost / 256.0)
+
+    def _adapt_to_loss(self, layer: _Layer, now: float) -> tuple[int, int]:
+        """Apply the layer's loss-driven bitrate and scale; the size to encode."""
+        decision = layer.control.update(now)
+        if decision is not None:
+            if decision.bitrate != layer.encoder.bitrate:
+                layer.encoder.set_bitrate(decision.bitrate)
+            if decision.scale != layer.scale:
+                logger.debug(
+                    "layer %s: %.0f%% loss, %d bps at %.3g of its size",
+                    layer.rid,
+                    100 * layer.control.loss,
+                    decision.bitrate,
+                    decision.scale,
+                )
+            layer.scale = decision.scale
+        size = scaled_size(_even(layer.plan.width), _even(layer.plan.height), layer.scale)
+        if size != (layer.encoder.width, layer.encoder.height):
+            layer.encoder.set_resolution(*size)
+        return size
 
     # -- encoding ----------------------------------------------------------------
 
@@ -251,7 +304,7 @@ class VideoPublishPipeline:
         for layer in reversed(self._layers):
             keyframe = layer.keyframe_wanted
             layer.keyframe_wanted = False
-            width, height = _even(layer.plan.width), _even(layer.plan.height)
+            width, height = self._adapt_to_loss(layer, time.monotonic())
             encoded = await self._loop.run_in_executor(
                 None, _encode_layer, picture, layer.encoder, width, height, keyframe, pending.captured_at
             )
@@ -260,6 +313,8 @@ class VideoPublishPipeline:
             if keyframe and not (encoded and encoded.keyframe):
                 # rate control dropped the frame that was to be a keyframe: next one
                 layer.keyframe_wanted = True
+            if encoded and encoded.keyframe:
+                self.keyframes_sent += 1
             await self._send_layer(layer, encoded, rtp_timestamp, extensions)
         self.frames_encoded += 1
 
@@ -271,6 +326,10 @@ class VideoPublishPipeline:
             return
         now = time.monotonic()
         last = len(payloads) - 1
+        # No FEC or RTX is negotiated: on a lossy path packets that matter most
+        # go out twice instead, the copies after the whole frame
+        protect = layer.control.protects(payloads.keyframe)
+        sent: list[bytes] = []
         for index, payload in enumerate(payloads):
             packet = self._sender.build_packet(
                 payload,
@@ -285,10 +344,20 @@ class VideoPublishPipeline:
             layer.history.add(layer.sequence_number, packet, now)
             layer.sequence_number = (layer.sequence_number + 1) & 0xFFFF
             self._sender.send_rtp(packet)
+            if protect:
+                sent.append(packet)
+            layer.control.on_packets_sent(1)
             layer.bytes_sent += len(payload)
             if index % _PACKETS_PER_BURST == _PACKETS_PER_BURST - 1 and index != last:
                 # a keyframe is a hundred packets or more: let other callbacks run
                 # between bursts instead of holding the loop for the whole frame
+                await asyncio.sleep(0)
+                if self._closed:
+                    return
+        for index, packet in enumerate(sent):
+            self._sender.send_rtp(packet)
+            self.packets_protecting += 1
+            if index % _PACKETS_PER_BURST == _PACKETS_PER_BURST - 1:
                 await asyncio.sleep(0)
                 if self._closed:
                     return
@@ -315,3 +384,4 @@ class VideoPublishPipeline:
         await asyncio.gather(self._task, return_exceptions=True)
         self._sender.on_keyframe_request = None
         self._sender.on_nack = None
+        self._sender.on_receiver_report = None

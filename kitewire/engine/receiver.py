@@ -78,6 +78,9 @@ class VideoReceivePipeline:
         self.frames_decoded = 0
         self.frames_assembled = 0
         self.packets_received = 0
+        #: sequence numbers NACKed and keyframe requests (PLI) sent
+        self.nacks_sent = 0
+        self.keyframe_requests_sent = 0
         self._refresh_negotiation()
         receiver.on_rtp = self._on_rtp
         self._decode_task = self._loop.create_task(self._decode_loop())
@@ -245,8 +248,10 @@ class VideoReceivePipeline:
                 lost = assembler.nack_list(now)
                 if lost:
                     self._receiver.send_nack(ssrc, lost)
+                    self.nacks_sent += len(lost)
                 if assembler.keyframe_request(now):
                     self._receiver.request_keyframe(ssrc)
+                    self.keyframe_requests_sent += 1
             except Exception:
                 logger.exception("RTP feedback for ssrc %s failed", ssrc)
 

@@ -21,6 +21,13 @@ _MAX_TRACKED_GAP = 256
 # Packets still inside the window never count: a burst of retransmissions
 # whose originals come in after all is late, not a restart.
 _RESTART_AFTER_LATE = 32
+# Round-trip time estimate: weight of a new sample (as TCP's smoothed RTT), how
+# far apart NACKs of one packet are in RTTs, and how many RTTs of retries a
+# missing packet gets before it is given up on (at most _MAX_LOSS_DEADLINE).
+_RTT_GAIN = 0.125
+_NACK_SPACING_RTTS = 1.5
+_DEADLINE_RTTS = 3.0
+_MAX_LOSS_DEADLINE = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +58,7 @@ class _Missing:
     noticed_at: float
     nacks_sent: int = 0
     next_nack_at: float = 0.0
+    last_nack_at: float = 0.0
 
 
 def _h264_keyframe_start(payload: bytes) -> bool:
@@ -80,7 +88,10 @@ class FrameAssembler:
     sequence number. Call ``poll`` every few tens of milliseconds: it gives up
     on packets missing for longer than ``loss_deadline`` seconds. ``nack_list``
     tells which sequence numbers to NACK now;
-    ``keyframe_request`` tells whether to send a PLI. After a loss the
+    ``keyframe_request`` tells whether to send a PLI. NACK retries, the
+    give-up and repeated keyframe requests follow the round-trip time
+    measured from NACK to retransmission (``round_trip_time``): never sooner
+    than the configured intervals, later on a slow path. After a loss the
     assembler waits for the next keyframe instead of emitting delta frames
     that depend on what was lost; a complete keyframe further ahead is
     released at once, skipping whatever is still incomplete before it.
@@ -96,7 +107,7 @@ class FrameAssembler:
         *,
         loss_deadline: float = 0.12,
         nack_interval: float = 0.02,
-        max_nack_retries: int = 3,
+        max_nack_retries: int = 10,
         max_packets: int = 1024,
         keyframe_request_interval: float = 0.25,
     ) -> None:
@@ -117,6 +128,8 @@ class FrameAssembler:
         self.max_nack_retries = max_nack_retries
         self.max_packets = max_packets
         self.keyframe_request_interval = float(keyframe_request_interval)
+        self.round_trip_time: float | None = None
+        """Smoothed time from a packet's only NACK to its arrival (None until measured)."""
         self._depacketizer: Depacketizer = create_depacketizer(self._codec)
         self._is_keyframe_start = vp8_is_keyframe if self._codec == "VP8" else _h264_keyframe_start
 
@@ -198,14 +211,14 @@ class FrameAssembler:
                         self._missing.setdefault(missing, _Missing(noticed_at=now, next_nack_at=now))
                 self._cursor = ext
             else:
-                self._missing.pop(ext, None)
+                self._note_recovered(self._missing.pop(ext, None), now)
                 return self._late(seq, timestamp, marker, payload, now)
         self._late_run = 0
         if ext in self._packets:
             self.packets_duplicate += 1
             return self._release(now)
 
-        self._missing.pop(ext, None)
+        self._note_recovered(self._missing.pop(ext, None), now)
         self._packets[ext] = _Packet(timestamp, bool(marker), payload, now)
         if payload and self._is_keyframe_start(payload):
             self._keyframe_starts.add(ext)
@@ -217,6 +230,31 @@ class FrameAssembler:
                 self._enter_waiting(now)
             self._advance_cursor(floor, discarding=True)
         return self._release(now)
+
+    def _note_recovered(self, missing: _Missing | None, now: float) -> None:
+        """A missing packet arrived: when it was NACKed exactly once, the time
+        since that NACK is a round-trip sample (several NACKs would make it
+        ambiguous which one was answered)."""
+        if missing is None or missing.nacks_sent != 1:
+            return
+        sample = now - missing.last_nack_at
+        if sample < 0:
+            return
+        rtt = self.round_trip_time
+        self.round_trip_time = sample if rtt is None else rtt + _RTT_GAIN * (sample - rtt)
+
+    @property
+    def effective_loss_deadline(self) -> float:
+        """Seconds a missing packet is waited for: ``loss_deadline``, or a few
+        round trips where those are longer (bounded at one second)."""
+        rtt = self.round_trip_time
+        if rtt is None:
+            return self.loss_deadline
+        return max(self.loss_deadline, min(_MAX_LOSS_DEADLINE, _DEADLINE_RTTS * rtt + self.nack_interval))
+
+    def _nack_spacing(self) -> float:
+        rtt = self.round_trip_time
+        return self.nack_interval if rtt is None else max(self.nack_interval, _NACK_SPACING_RTTS * rtt)
 
     def _late(self, seq: int, timestamp: int, marker: bool, payload: bytes, now: float) -> list[AssembledFrame]:
         self.packets_late += 1
@@ -246,9 +284,10 @@ class FrameAssembler:
 
     def nack_list(self, now: float | None = None) -> list[int]:
         """Sequence numbers to NACK now (each at most ``max_nack_retries`` times,
-        spaced by ``nack_interval``)."""
+        spaced by ``nack_interval`` or one and a half round trips, whichever is longer)."""
         if now is None:
             now = time.monotonic()
+        spacing = self._nack_spacing()
         relevant_from = self._cursor
         if self._waiting and self._keyframe_starts:
             # Only what follows the newest keyframe start can still help.
@@ -260,17 +299,20 @@ class FrameAssembler:
                 continue
             if now >= missing.next_nack_at:
                 missing.nacks_sent += 1
-                missing.next_nack_at = now + self.nack_interval
+                missing.last_nack_at = now
+                missing.next_nack_at = now + spacing
                 due.append(ext & 0xFFFF)
         return due
 
     def keyframe_request(self, now: float | None = None) -> bool:
-        """True when a PLI should be sent now (rate-limited by ``keyframe_request_interval``)."""
+        """True when a PLI should be sent now (rate-limited by ``keyframe_request_interval``,
+        or two round trips where that is longer: a keyframe cannot come back sooner)."""
         if now is None:
             now = time.monotonic()
         if not self._waiting or self._keyframe_due is None or now < self._keyframe_due:
             return False
-        self._keyframe_due = now + self.keyframe_request_interval
+        rtt = self.round_trip_time or 0.0
+        self._keyframe_due = now + max(self.keyframe_request_interval, 2 * rtt)
         return True
 
     def request_keyframe(self) -> None:
@@ -424,7 +466,7 @@ class FrameAssembler:
             return False
         missing = self._missing.get(start - 1)
         if missing is not None:
-            return now - missing.noticed_at <= self.loss_deadline
+            return now - missing.noticed_at <= self.effective_loss_deadline
         if not self._released_any and self._first_arrival is not None:
             # Before anything was released the predecessor may simply not have
             # arrived yet: packets can come in any order at the very start.
@@ -448,7 +490,7 @@ class FrameAssembler:
                 gap = self._first_gap(start)
                 missing = self._missing.get(gap)
                 untracked = missing is None and self._highest is not None and gap < self._highest
-                if untracked or (missing is not None and now - missing.noticed_at > self.loss_deadline):
+                if untracked or (missing is not None and now - missing.noticed_at > self.effective_loss_deadline):
                     following = self._after_droppable_frame(start)
                     if following is not None:
                         # Nothing predicts from the broken frame: skip it, stay in sync.
