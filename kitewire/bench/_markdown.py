@@ -71,7 +71,7 @@ def script_main(
     add_arguments: Callable[[argparse.ArgumentParser], None],
     run_benchmark: Callable[[argparse.Namespace, str], tuple[int, str]],
 ) -> int:
-    """The ``python benchmarks/<script>.py`` entry point shared by the benchmarks:
+    """The ``python -m kitewire.bench.<script>`` entry point shared by the benchmarks:
     parse options, run, print, and write the section unless told not to."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help=quick_help)
@@ -80,7 +80,7 @@ def script_main(
     args = parser.parse_args(argv)
     words = sys.argv[1:] if argv is None else list(argv)
     try:
-        status, body = run_benchmark(args, f"python benchmarks/{script}.py " + " ".join(words))
+        status, body = run_benchmark(args, f"python -m kitewire.bench.{script} " + " ".join(words))
     except ValueError as error:
         print(f"{script}: {error}", file=sys.stderr)
         return 2

@@ -519,7 +519,7 @@ def run_benchmark(args: argparse.Namespace, command: str) -> tuple[int, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python benchmarks/e2e.py``."""
+    """``python -m kitewire.bench.e2e``."""
     from kitewire.bench import _markdown
 
     return _markdown.script_main(

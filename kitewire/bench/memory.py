@@ -308,7 +308,7 @@ def run_benchmark(args: argparse.Namespace, command: str) -> tuple[int, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python benchmarks/memory.py``."""
+    """``python -m kitewire.bench.memory``."""
     from kitewire.bench import _markdown
 
     return _markdown.script_main(

@@ -2,9 +2,9 @@
 
 ``all`` runs, one after the other, the conversion benchmark
 (``kitewire bench convert``), the end-to-end rows (:mod:`kitewire.bench.e2e`),
-the SFU capacity rows (``benchmarks/sfu_capacity.py``, when that script is
-present) and the memory rows (:mod:`kitewire.bench.memory`). Each part's table
-replaces its own section of the markdown file given by ``--output`` (default
+the SFU capacity rows (:mod:`kitewire.bench.sfu`, in a child process) and
+the memory rows (:mod:`kitewire.bench.memory`). Each part's table replaces
+its own section of the markdown file given by ``--output`` (default
 BENCHMARKS.md), between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``;
 the rest of the file is left as it is. ``--quick`` keeps the whole suite under
 about two minutes.
@@ -25,7 +25,7 @@ from kitewire.bench import _markdown, e2e, memory
 from kitewire.bench._children import load_average
 
 SUITE_BENCHMARKS = ("e2e", "memory", "load", "all")
-SFU_SCRIPT = Path("benchmarks") / "sfu_capacity.py"
+SFU_MODULE = "kitewire.bench.sfu"
 # the parts' own time limits are far below these; they only stop a hung child
 CONVERT_TIMEOUT_S = 1800
 SFU_TIMEOUT_S = 3600
@@ -36,17 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e2e.add_arguments(parser)
     memory.add_arguments(parser)
     _markdown.add_output_arguments(parser)
-
-
-def find_sfu_script() -> Path | None:
-    """benchmarks/sfu_capacity.py in the working directory or beside the kitewire package."""
-    import kitewire
-
-    candidates = [
-        Path.cwd() / SFU_SCRIPT,
-        Path(kitewire.__file__).resolve().parent.parent / SFU_SCRIPT,
-    ]
-    return next((path for path in candidates if path.is_file()), None)
 
 
 def run_captured(command: Sequence[str], timeout: float, cwd: Path | None = None) -> tuple[int, str]:
@@ -103,21 +92,13 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_load(args: argparse.Namespace) -> int:
-    """The SFU capacity script, when present."""
-    script = find_sfu_script()
-    if script is None:
-        print(f"kitewire bench load: {SFU_SCRIPT} not found; skipped", file=sys.stderr)
-        return 0
+    """The SFU capacity rows, in a child process of their own."""
     arguments = ["--quick"] if args.quick else []
-    shown = shlex.join(["python", str(SFU_SCRIPT), *arguments])
+    shown = shlex.join(["python", "-m", SFU_MODULE, *arguments])
     load = load_average()
-    status, output = run_captured(
-        [sys.executable, str(script), *arguments],
-        SFU_TIMEOUT_S,
-        cwd=script.parent.parent,
-    )
+    status, output = run_captured([sys.executable, "-m", SFU_MODULE, *arguments], SFU_TIMEOUT_S)
     section = code_section(shown, output, status, load)
-    _markdown.write_if_asked(args, "sfu", section, heading="## SFU capacity (`benchmarks/sfu_capacity.py`)")
+    _markdown.write_if_asked(args, "sfu", section, heading=f"## SFU capacity (`python -m {SFU_MODULE}`)")
     return status
 
 
@@ -186,29 +167,3 @@ def run(args: argparse.Namespace) -> int:
     if which in ("memory", "all"):
         statuses.append(run_memory(args, shown_command(args, "memory")))
     return next((status for status in statuses if status != 0), 0)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks``: the suite with the same options as ``kitewire bench``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks",
-        description=__doc__.split("\n")[0] if __doc__ else None,
-    )
-    parser.add_argument(
-        "benchmark",
-        nargs="?",
-        default="all",
-        choices=SUITE_BENCHMARKS,
-        help="which part (default all)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="short rows: the whole suite in under about two minutes",
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

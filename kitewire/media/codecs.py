@@ -4,7 +4,7 @@ Both classes are synchronous and meant to run in a worker thread
 (``loop.run_in_executor``): PyAV drops the GIL around the codec calls
 (``avcodec_send_frame``/``avcodec_send_packet``/``avcodec_receive_*`` sit in
 ``with cython.nogil`` blocks in av/codec/context.py, and so does the scaler
-in av/video/reformatter.py), and ``benchmarks/codecs.py`` shows two encoders
+in av/video/reformatter.py), and ``python -m kitewire.bench.codecs`` shows two encoders
 in two threads running in parallel. One instance must not run ``encode`` or
 ``decode`` in two threads at once; the encoder's setters and
 ``request_keyframe`` may be called from any thread.

@@ -214,7 +214,7 @@ def _section(text: str, name: str) -> str:
 def test_quick_e2e_and_memory_write_their_tables(tmp_path: Path) -> None:
     output = tmp_path / "BENCH.md"
     output.write_text("# Benchmarks\n\nkept text\n\n<!-- bench:e2e -->\nstale\n<!-- /bench:e2e -->\n")
-    common = [sys.executable, "-m", "benchmarks"]
+    common = [sys.executable, "-m", "kitewire", "bench"]
     e2e_run = subprocess.run(
         [
             *common,
@@ -305,11 +305,16 @@ def test_run_captured_returns_status_and_output(
 
 
 def test_suite_refuses_bad_options_before_running_anything(tmp_path: Path) -> None:
-    from kitewire.bench import suite
+    from kitewire import bench
+
+    def run(*words: str) -> int:
+        parser = argparse.ArgumentParser()
+        bench.add_arguments(parser)
+        return bench.run(parser.parse_args(list(words)))
 
     output = tmp_path / "B.md"
-    assert suite.main(["e2e", "--rows", "zz", "--output", str(output)]) == 2
-    assert suite.main(["memory", "--memory-rows", "k9", "--output", str(output)]) == 2
+    assert run("e2e", "--rows", "zz", "--output", str(output)) == 2
+    assert run("memory", "--memory-rows", "k9", "--output", str(output)) == 2
     assert not output.exists()
 
 
@@ -336,11 +341,14 @@ def test_tables_show_the_command_that_reproduces_them() -> None:
     assert suite.shown_command(args, "memory") == "kitewire bench all --quick --memory-rows k1"
 
 
-def test_the_sfu_script_is_found_from_the_repository() -> None:
+def test_the_sfu_capacity_module_runs_as_the_suite_starts_it() -> None:
     from kitewire.bench import suite
 
-    found = suite.find_sfu_script()
-    assert found is not None and found.name == "sfu_capacity.py" and found.is_file()
+    done = subprocess.run(
+        [sys.executable, "-m", suite.SFU_MODULE, "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--rows" in done.stdout
 
 
 def test_kitewire_bench_dispatches_the_suite_parts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

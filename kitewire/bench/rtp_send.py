@@ -6,7 +6,7 @@ counts what arrives so the figure is for packets that really went out. The
 receive path (SRTP unprotect + header parse + routing + callback, from the
 socket callback on) is timed too, beside a bare socket.recvfrom.
 
-    python benchmarks/rtp_send.py [--packets 20000]
+    python -m kitewire.bench.rtp_send [--packets 20000]
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ Anchor for the reader: LiveKit (Go, pion) publishes a capacity of roughly 100
 video downtracks per CPU core, i.e. about 66 us of CPU per forwarded packet at
 ~150 packets/s per 720p track. Our target is <= 20 us.
 
-    python benchmarks/sfu_capacity.py [--quick] [--rows 1,10,50,100] [--duration 10]
-                                      [--profile DIR]   # py-spy the server during each window
-                                      [--single-pc]     # subscribers join via /rtc/v1
+    python -m kitewire.bench.sfu [--quick] [--rows 1,10,50,100] [--duration 10]
+                              [--profile DIR]   # py-spy the server during each window
+                              [--single-pc]     # subscribers join via /rtc/v1
 
 With --profile, py-spy records the server process during the measuring window
 of each row and the hottest functions (own time) are printed under the table.

@@ -1,6 +1,6 @@
 """Encode/decode cost of kitewire.media's codecs, one thread vs two in parallel.
 
-Run: python benchmarks/codecs.py [--frames N]
+Run: python -m kitewire.bench.codecs [--frames N]
 
 For each codec and size it prints milliseconds per frame for
   * kitewire encode (PyAV encoder + RTP packetization) and decode,
@@ -27,6 +27,7 @@ from typing import Any, cast
 
 import av
 import numpy as np
+
 from kitewire.media import VideoDecoder, VideoEncoder, create_depacketizer
 
 SIZES = ((640, 480), (1280, 720))
