@@ -65,6 +65,7 @@ import numpy as np
 from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
 
+from kitewire.bench.procfs import process_cpu_seconds, run_queue_wait_seconds
 from kitewire.engine.wire import EngineError, IncomingTrack, WireClient, add_track_request
 from kitewire.media import (
     VideoEncoder,
@@ -92,8 +93,6 @@ __all__ = [
     "add_arguments",
     "encode_loop",
     "format_report",
-    "read_process_cpu_seconds",
-    "read_run_queue_wait_seconds",
     "run",
     "run_load_test",
 ]
@@ -505,16 +504,6 @@ async def _encode_loops(params: LoadTestParams) -> dict[str, EncodedLoop]:
 # --------------------------------------------------------------------------
 
 
-def read_process_cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid`` (all its threads) in seconds, from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat", "rb") as stat_file:
-        text = stat_file.read().decode("ascii", "replace")
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = text[text.rindex(")") + 2 :].split()
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
-
-
 def _stop_with_parent() -> None:
     """In the child before exec: get SIGTERM when the load test dies, even by SIGKILL (Linux)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -526,16 +515,6 @@ def _stop_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
     except (OSError, AttributeError):
         pass
-
-
-def read_run_queue_wait_seconds(pid: int) -> float | None:
-    """Seconds the main thread of ``pid`` spent runnable but not running (None where unavailable)."""
-    try:
-        with open(f"/proc/{pid}/schedstat", "rb") as stat_file:
-            fields = stat_file.read().split()
-        return int(fields[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 class EmbeddedServer:
@@ -1205,9 +1184,9 @@ async def _run_participants(
     before = _snapshot(subscribers)
     sent_before = _sent(publishers)
     forwarded_before = {p.track_sid: p.layers[-1].packets_sent for p in publishers if p.layers}
-    cpu_before = read_process_cpu_seconds(server_pid) if server_pid is not None else None
-    wait_before = read_run_queue_wait_seconds(server_pid) if server_pid is not None else None
-    client_wait_before = read_run_queue_wait_seconds(os.getpid())
+    cpu_before = process_cpu_seconds(server_pid) if server_pid is not None else None
+    wait_before = run_queue_wait_seconds(server_pid) if server_pid is not None else None
+    client_wait_before = run_queue_wait_seconds(os.getpid())
     client_before = time.process_time()
     window_start = time.monotonic()
     await asyncio.sleep(params.duration)
@@ -1220,10 +1199,10 @@ async def _run_participants(
     maxima = {
         (sub.name, sid): counter.latency_max for sub in subscribers for sid, counter in list(sub.counters.items())
     }
-    cpu_after = read_process_cpu_seconds(server_pid) if server_pid is not None else None
+    cpu_after = process_cpu_seconds(server_pid) if server_pid is not None else None
     client_cpu = time.process_time() - client_before
-    wait_after = read_run_queue_wait_seconds(server_pid) if server_pid is not None else None
-    client_wait_after = read_run_queue_wait_seconds(os.getpid())
+    wait_after = run_queue_wait_seconds(server_pid) if server_pid is not None else None
+    client_wait_after = run_queue_wait_seconds(os.getpid())
     window = time.monotonic() - window_start
 
     tracks: list[TrackResult] = []

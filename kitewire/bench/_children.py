@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _LINE_LIMIT = 64 * 1024 * 1024  # the final report of a peer is one (long) JSON line
 
 
@@ -24,31 +23,10 @@ class PeerError(RuntimeError):
     """A peer process failed or did not report in time."""
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process, all its threads, from /proc/<pid>/stat."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    # the command name may hold spaces and parentheses; fields restart after the last ')'
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-
-
 def own_cpu_seconds() -> float:
     """User + system CPU seconds of this process (all threads)."""
     times = os.times()
     return times.user + times.system
-
-
-def process_rss_bytes(pid: int) -> int:
-    """Resident set size of a process, from VmRSS in /proc/<pid>/status."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise PeerError(f"no VmRSS line for process {pid}")
-
-
-def process_open_fds(pid: int) -> int:
-    """How many file descriptors a process holds open, from /proc/<pid>/fd."""
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def load_average() -> str:

@@ -44,8 +44,8 @@ from kitewire.bench._children import (
     own_cpu_seconds,
     peer_arguments,
     percentile,
-    process_cpu_seconds,
 )
+from kitewire.bench.procfs import process_cpu_seconds
 
 ROWS: tuple[tuple[str, str], ...] = (
     ("kitewire", "kitewire"),

@@ -32,8 +32,8 @@ from kitewire.bench._children import (
     load_1min,
     load_average,
     peer_arguments,
-    process_rss_bytes,
 )
+from kitewire.bench.procfs import process_rss_bytes
 
 TARGET_GROWTH_MB = 20.0
 SECTION = "memory"

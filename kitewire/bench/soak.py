@@ -49,9 +49,8 @@ from kitewire.bench._children import (
     load_1min,
     load_average,
     peer_arguments,
-    process_open_fds,
-    process_rss_bytes,
 )
+from kitewire.bench.procfs import process_open_fds, process_rss_bytes
 
 SECTION = "soak"
 FREEZE_GAP_MS = 200.0
@@ -300,7 +299,7 @@ def _sample(
     rss: dict[str, int] = {}
     fds: dict[str, int] = {}
     for name, pid in pids.items():
-        with contextlib.suppress(OSError, PeerError):
+        with contextlib.suppress(OSError, ValueError):
             rss[name] = process_rss_bytes(pid)
             fds[name] = process_open_fds(pid)
     frames = {}

@@ -14,10 +14,9 @@ from kitewire.bench import _markdown, e2e, memory
 from kitewire.bench._children import (
     hot_spots,
     percentile,
-    process_cpu_seconds,
-    process_rss_bytes,
 )
 from kitewire.bench._peers import PatternStamper, counter_of
+from kitewire.bench.procfs import process_cpu_seconds, process_rss_bytes
 from kitewire.demo import read_frame_counter
 from kitewire.frames import VideoBufferType, VideoFrame
 

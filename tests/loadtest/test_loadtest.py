@@ -16,14 +16,13 @@ from typing import Any
 import numpy as np
 import pytest
 from kitewire import loadtest
+from kitewire.bench.procfs import process_cpu_seconds, run_queue_wait_seconds
 from kitewire.cli import main as cli_main
 from kitewire.loadtest import (
     LoadTestParams,
     LoadTestResult,
     encode_loop,
     format_report,
-    read_process_cpu_seconds,
-    read_run_queue_wait_seconds,
     run_load_test,
 )
 from kitewire.media import is_keyframe
@@ -256,13 +255,13 @@ def test_h264_loop_starts_with_an_idr() -> None:
 
 
 def test_process_cpu_seconds_grows_with_work() -> None:
-    before = read_process_cpu_seconds(os.getpid())
+    before = process_cpu_seconds(os.getpid())
     deadline = time.process_time() + 0.1
     while time.process_time() < deadline:
         pass
-    assert read_process_cpu_seconds(os.getpid()) > before
+    assert process_cpu_seconds(os.getpid()) > before
     with pytest.raises(OSError):
-        read_process_cpu_seconds(2**22 + 12345)
+        process_cpu_seconds(2**22 + 12345)
 
 
 def test_result_figures() -> None:
@@ -456,9 +455,9 @@ async def test_official_sdk_decodes_the_replayed_loop_across_wraps(server: Serve
 
 
 def test_run_queue_wait_is_read_for_a_live_process_only() -> None:
-    wait = read_run_queue_wait_seconds(os.getpid())
+    wait = run_queue_wait_seconds(os.getpid())
     assert wait is not None and wait >= 0
-    assert read_run_queue_wait_seconds(2**22 + 12345) is None
+    assert run_queue_wait_seconds(2**22 + 12345) is None
 
 
 async def test_refused_publish_fails_fast_with_the_servers_reason(server: Server) -> None:
