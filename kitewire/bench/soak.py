@@ -31,10 +31,8 @@ import asyncio
 import contextlib
 import datetime
 import itertools
-import os
 import platform
 import shlex
-import signal
 import statistics
 import sys
 import time
@@ -51,6 +49,7 @@ from kitewire.bench._children import (
     peer_arguments,
 )
 from kitewire.bench.procfs import process_open_fds, process_rss_bytes
+from kitewire.bench.server_process import EmbeddedServer
 
 SECTION = "soak"
 FREEZE_GAP_MS = 200.0
@@ -210,53 +209,6 @@ def process_names() -> list[str]:
     return ["server"] + [f"{sdk[0]}-{role[:3]}" for sdk in PAIRS for role in ROLES]
 
 
-class ServeProcess:
-    """``kitewire serve --dev`` in its own process, so its RSS and fds are its own."""
-
-    def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
-        self.process = process
-        self.url = url
-
-    @classmethod
-    async def start(cls) -> ServeProcess:
-        """Start the server on a free port and read its URL from its first line."""
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-m", "kitewire", "serve", "--dev", "--port", "0", "--log-level", "warning"),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert process.stdout is not None
-        try:
-            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-        except TimeoutError:
-            line = ""
-        if "listening on " not in line:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-            raise PeerError(f"kitewire serve did not start: {line.strip()!r}")
-        return cls(process, line.strip().rsplit(" ", 1)[-1])
-
-    @property
-    def pid(self) -> int:
-        """The server's process id."""
-        return self.process.pid
-
-    async def stop(self) -> None:
-        """SIGTERM, then a kill if it does not exit within 15 s."""
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 15)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    self.process.kill()
-                await self.process.wait()
-
-
 async def _start_pair(url: str, sdk: str, settings: SoakSettings, room: str) -> tuple[Peer, Peer]:
     subscriber = await Peer.start(
         f"{sdk}-subscriber",
@@ -314,11 +266,12 @@ def _sample(
 async def run_soak(settings: SoakSettings, *, progress: bool = True) -> SoakResult:
     """Both pairs through one ``kitewire serve`` for ``settings.minutes``, sampled every ``sample_seconds``."""
     result = SoakResult()
-    server: ServeProcess | None = None
+    server: EmbeddedServer | None = None
     peers: dict[str, tuple[Peer, Peer]] = {}
     pumps: list[asyncio.Task[None]] = []
     try:
-        server = await ServeProcess.start()
+        server = EmbeddedServer()
+        await server.start()
         for sdk in PAIRS:
             peers[sdk] = await _start_pair(server.url, sdk, settings, f"soak-{sdk}")
         for publisher, subscriber in peers.values():
@@ -351,7 +304,7 @@ async def run_soak(settings: SoakSettings, *, progress: bool = True) -> SoakResu
         await asyncio.wait_for(asyncio.gather(*pumps), 90)
         for ledger in result.ledgers.values():
             ledger.finish(end_ns)
-    except (PeerError, OSError, ValueError, TimeoutError) as error:
+    except (PeerError, OSError, ValueError, TimeoutError, RuntimeError) as error:
         result.error = f"{type(error).__name__}: {error}"
     finally:
         for pump in pumps:
