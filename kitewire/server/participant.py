@@ -26,10 +26,11 @@ from kitewire.transport import (
     Transceiver,
 )
 
+from .downtrack import DownTrack
 from .events import log_event
 from .ids import PARTICIPANT_PREFIX, new_id
-from .media import DownTrack, PublishedTrack
 from .requests import dispatch
+from .uptrack import PublishedTrack
 
 if TYPE_CHECKING:
     from .room import Room

@@ -80,6 +80,7 @@ from .rtp import (
     URI_TRANSPORT_CC,
     URI_VIDEO_ORIENTATION,
     RtpHeader,
+    RtpHeaderTemplate,
     build_rtp_packet,
     decode_sdes_string,
     encode_sdes_string,
@@ -526,19 +527,11 @@ class RtpSender:
         was not negotiated). The SSRC is ``ssrc`` or that of ``rid`` or
         :attr:`ssrc`.
         """
-        extmap = self._transceiver._extmap
-        ext: dict[int, bytes] = {}
-        mid = self._transceiver.mid
-        mid_id = extmap.get(URI_MID)
-        if mid is not None and mid_id is not None:
-            ext[mid_id] = encode_sdes_string(mid)
-        if rid:
-            rid_id = extmap.get(URI_RID)
-            if rid_id is not None:
-                ext[rid_id] = encode_sdes_string(rid)
-            if ssrc is None:
-                ssrc = self.ssrc_for_rid(rid)
+        ext = self._identity_extensions(rid)
+        if rid and ssrc is None:
+            ssrc = self.ssrc_for_rid(rid)
         if extensions:
+            extmap = self._transceiver._extmap
             for uri, value in extensions.items():
                 ext_id = extmap.get(uri)
                 if ext_id is not None:
@@ -552,6 +545,50 @@ class RtpSender:
             marker=marker,
             extensions=ext or None,
         )
+
+    def header_template(
+        self,
+        *,
+        payload_type: int,
+        slots: tuple[tuple[str, int], ...] = (),
+        rid: str | None = None,
+        ssrc: int | None = None,
+    ) -> RtpHeaderTemplate:
+        """A prebuilt header for this sender's packets: what :meth:`build_packet` writes, built once.
+
+        ``slots`` lists (extension URI, value size) of the values each packet
+        gives to :meth:`RtpHeaderTemplate.packet`, in that order; every URI
+        must be negotiated (ValueError otherwise; see :attr:`header_extensions`).
+        """
+        extmap = self._transceiver._extmap
+        slot_ids: list[tuple[int, int]] = []
+        for uri, size in slots:
+            ext_id = extmap.get(uri)
+            if ext_id is None:
+                raise ValueError(f"header extension one of {sorted(extmap)} expected, got {uri!r} (not negotiated)")
+            slot_ids.append((ext_id, size))
+        if rid and ssrc is None:
+            ssrc = self.ssrc_for_rid(rid)
+        return RtpHeaderTemplate(
+            payload_type=payload_type,
+            ssrc=self.ssrc if ssrc is None else ssrc,
+            fixed=self._identity_extensions(rid),
+            slots=tuple(slot_ids),
+        )
+
+    def _identity_extensions(self, rid: str | None) -> dict[int, bytes]:
+        """The mid (and, given a rid, rid) extension values every packet of this sender carries, by id."""
+        extmap = self._transceiver._extmap
+        ext: dict[int, bytes] = {}
+        mid = self._transceiver.mid
+        mid_id = extmap.get(URI_MID)
+        if mid is not None and mid_id is not None:
+            ext[mid_id] = encode_sdes_string(mid)
+        if rid:
+            rid_id = extmap.get(URI_RID)
+            if rid_id is not None:
+                ext[rid_id] = encode_sdes_string(rid)
+        return ext
 
     def send_rtp(self, packet: bytes | bytearray) -> None:
         """SRTP-protect and send one RTP packet now (synchronous, no task).

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from kitewire.server.media import DownTrack, PublishedTrack
+from kitewire.server.downtrack import DownTrack
+from kitewire.server.uptrack import PublishedTrack
 from kitewire.transport import PeerConnection, PeerConnectionConfig, Transceiver
 from kitewire.transport import rtp as rtp_ext
 from kitewire.transport.rtp import parse_rtp_header
