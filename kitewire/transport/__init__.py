@@ -1,6 +1,6 @@
 """kitewire.transport: a WebRTC PeerConnection with raw-RTP tracks.
 
-Built from aiortc's pieces (aioice ICE, DTLS-SRTP with pylibsrtp, SCTP data
+Built on aiortc's pieces (aioice ICE, DTLS-SRTP with pylibsrtp, SCTP data
 channels) with our own SDP and RTP handling. Submodules:
 
 - :mod:`kitewire.transport.peer_connection` -- PeerConnection, Transceiver,

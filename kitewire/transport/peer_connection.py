@@ -1,4 +1,4 @@
-"""A WebRTC PeerConnection with raw-RTP tracks, built from aiortc's pieces.
+"""A WebRTC PeerConnection with raw-RTP tracks, built on aiortc's ICE, DTLS and SCTP.
 
 One ICE + DTLS transport carries every m-line (max-bundle, rtcp-mux). Media is
 raw RTP in and out: senders take finished RTP packets and SRTP-protect them
@@ -18,36 +18,14 @@ import collections
 import dataclasses
 import logging
 import secrets
-import socket
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import pylibsrtp
-from aioice import Candidate, Connection
-from aiortc.rtcconfiguration import RTCIceServer
-from aiortc.rtcdatachannel import RTCDataChannel, RTCDataChannelParameters
-from aiortc.rtcdtlstransport import (
-    RTCCertificate,
-    RTCDtlsFingerprint,
-    RTCDtlsParameters,
-    RTCDtlsTransport,
-)
-from aiortc.rtcdtlstransport import (
-    State as _DtlsState,
-)
-from aiortc.rtcicetransport import (
-    RTCIceGatherer,
-    RTCIceParameters,
-    RTCIceTransport,
-    candidate_from_aioice,
-    connection_kwargs,
-)
-from aiortc.rtcsctptransport import RTCSctpCapabilities, RTCSctpTransport
-
 from ._callbacks import invoke_callback
+from .aiortc_seam import SCTP_MAX_MESSAGE_SIZE, BundleTransport, RTCDataChannel
 from .datachannel import DataChannel
 from .ice import MAX_REMOTE_CANDIDATES, IceCandidateInit, IceServer
 from .rtcp import (
@@ -89,7 +67,6 @@ from .rtp import (
 from .sdp import DIRECTIONS, SdpCodec, SdpMedia, SdpSession, check_media_sections, parse_sdp, write_sdp
 
 logger = logging.getLogger(__name__)
-_DTLS_CONNECTED = _DtlsState.CONNECTED
 
 __all__ = [
     "DEFAULT_CODECS",
@@ -813,7 +790,6 @@ _PARSE_IN_THREAD_CHARS = 16 * 1024
 _MAX_ANSWER_CODECS = 16
 # m-lines handled between returns to the event loop while applying or answering an offer (~1 ms of work).
 _MLINES_PER_SLICE = 64
-_RECEIVE_BUFFER_BYTES = 2 * 1024 * 1024
 _REPORT_QUIET_STREAMS_FOR = 10.0
 # Seconds of media a retransmitted packet may lag the newest one sent (packet histories hold ~1 s).
 _RETRANSMISSION_MAX_AGE = 5
@@ -823,61 +799,6 @@ _unpack_ts_ssrc = struct.Struct("!II").unpack_from
 _REJECTED_CODECS = frozenset({"rtx", "red", "ulpfec", "flexfec-03", "cn", "telephone-event"})
 _SUPPORTED_FEEDBACK = frozenset({"nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"})
 _VIDEO_ONLY_EXTENSIONS = frozenset({URI_RID, URI_REPAIRED_RID, URI_VIDEO_ORIENTATION})
-
-
-class _FastPathConnection(Connection):
-    """An aioice connection that hands SRTP/SRTCP datagrams straight to the
-    PeerConnection once DTLS is up, instead of queueing them for aiortc's DTLS
-    read loop: one function call per packet instead of a queue round trip
-    and two coroutine switches. DTLS (and so SCTP) keeps the queued path.
-    """
-
-    _srtp_handler: Callable[[bytes], None] | None = None
-
-    def data_received(self, data: bytes, component: int) -> None:
-        handler = self._srtp_handler
-        # RFC 7983 demultiplexing: 128..191 is RTP/RTCP.
-        if handler is not None and len(data) > 1 and 127 < data[0] < 192:
-            handler(data)
-            return
-        super().data_received(data, component)
-
-
-class _LoopbackConnection(_FastPathConnection):
-    """A connection that gathers exactly one host candidate on 127.0.0.1.
-
-    aioice's own gathering skips 127.0.0.1, and patching it would affect every
-    connection in the process; overriding gathering per instance does not.
-    """
-
-    async def gather_candidates(self) -> None:
-        if not self._local_candidates_start:
-            self._local_candidates_start = True
-            self._local_candidates += await self.get_component_candidates(component=1, addresses=["127.0.0.1"])
-            self._local_candidates_end = True
-
-
-class _RawDtlsTransport(RTCDtlsTransport):
-    """aiortc's DTLS-SRTP transport with decrypted RTP/RTCP handed over raw."""
-
-    def __init__(self, transport: RTCIceTransport, certificates: list[RTCCertificate], pc: PeerConnection) -> None:
-        super().__init__(transport, certificates)
-        self._kitewire_pc = pc
-
-    async def _handle_rtp_data(self, data: bytes, arrival_time_ms: int) -> None:
-        self._kitewire_pc._on_rtp_data(data)
-
-    async def _handle_rtcp_data(self, data: bytes) -> None:
-        self._kitewire_pc._on_rtcp_data(data)
-
-
-def _ice_servers_to_aiortc(servers: list[IceServer]) -> list[RTCIceServer]:
-    out = []
-    for server in servers:
-        if not isinstance(server, IceServer):
-            raise ValueError(f"IceServer expected in ice_servers, got {type(server).__name__}")
-        out.append(RTCIceServer(urls=list(server.urls), username=server.username, credential=server.credential))
-    return out
 
 
 def _codec_key(codec: Codec) -> tuple[str, int, int | None, str]:
@@ -914,7 +835,6 @@ class PeerConnection:
         self.malformed_rtp = 0
         self.malformed_rtcp = 0
         self.unroutable_rtp = 0
-        self.srtp_errors = 0
 
         self._state: ConnectionState = "new"
         self._closed = False
@@ -940,9 +860,9 @@ class PeerConnection:
         self._is_offerer: bool | None = None
         self._remote_candidates_seen: set[str] = set()
         self._candidate_limit_logged = False
-        self._remote_ice: RTCIceParameters | None = None
-        self._remote_fingerprints: list[RTCDtlsFingerprint] = []
-        self._dtls_role_set = False
+        # The remote ICE ufrag, password and ice-lite flag, and its DTLS fingerprints.
+        self._remote_ice: tuple[str, str, bool] | None = None
+        self._remote_fingerprints: list[tuple[str, str]] = []
         self._remote_sctp_port: int | None = None
         self._remote_max_message_size: int | None = None
         self._callback_tasks: set[asyncio.Future[Any]] = set()
@@ -961,26 +881,13 @@ class PeerConnection:
         self._pt_allocation: dict[tuple[str, int, int | None, str], int] = {}
         self._ext_allocation: dict[str, int] = {}
 
-        aiortc_servers = _ice_servers_to_aiortc(config.ice_servers)
-        gatherer = RTCIceGatherer(iceServers=aiortc_servers)
-        # Swap in our connection class before RTCIceTransport binds to it.
-        connection_class = _LoopbackConnection if config.loopback_only else _FastPathConnection
-        gatherer._connection = connection_class(
-            ice_controlling=False,
-            **({} if config.loopback_only else connection_kwargs(aiortc_servers)),
+        self._transport = BundleTransport(
+            config.ice_servers,
+            loopback_only=config.loopback_only,
+            on_rtp=self._on_rtp_data,
+            on_rtcp=self._on_rtcp_data,
+            on_failure=self._on_transport_failure,
         )
-        self._gatherer = gatherer
-        self._ice_connection: _FastPathConnection = gatherer._connection
-        self._ice_transport = RTCIceTransport(gatherer)
-        self._certificate = RTCCertificate.generateCertificate()
-        # Every m-line repeats the fingerprint; hashing the certificate once keeps offers and answers cheap.
-        self._fingerprints = [
-            (fp.algorithm, fp.value) for fp in self._certificate.getFingerprints() if fp.algorithm == "sha-256"
-        ]
-        self._dtls = _RawDtlsTransport(self._ice_transport, [self._certificate], self)
-        self._sctp: RTCSctpTransport | None = None
-        self._ice_transport.on("statechange", self._on_ice_state_change)
-        self._dtls.on("statechange", self._on_dtls_state_change)
 
     # --- public properties -------------------------------------------------
 
@@ -1019,6 +926,11 @@ class PeerConnection:
     def transceivers(self) -> list[Transceiver]:
         """All transceivers in m-line order (stopped ones included)."""
         return list(self._transceivers)
+
+    @property
+    def srtp_errors(self) -> int:
+        """Packets that failed SRTP authentication or replay checks."""
+        return self._transport.srtp_errors
 
     def get_stats(self) -> PeerConnectionStats:
         """A snapshot of per-SSRC send/receive counters and the error counters."""
@@ -1138,21 +1050,14 @@ class PeerConnection:
             raise ValueError(f"data channel label: str expected, got {type(label).__name__}")
         if max_retransmits is not None and (not isinstance(max_retransmits, int) or max_retransmits < 0):
             raise ValueError(f"max_retransmits: None or int >= 0 expected, got {max_retransmits!r}")
-        sctp = self._ensure_sctp()
+        self._transport.ensure_sctp(self._on_remote_data_channel)
         self._want_data = True
-        channel = RTCDataChannel(
-            sctp,
-            RTCDataChannelParameters(label=label, ordered=ordered, maxRetransmits=max_retransmits, protocol=protocol),
+        channel = self._transport.create_data_channel(
+            label, ordered=ordered, max_retransmits=max_retransmits, protocol=protocol
         )
         wrapper = DataChannel(channel)
         self._data_channels.append(wrapper)
         return wrapper
-
-    def _ensure_sctp(self) -> RTCSctpTransport:
-        if self._sctp is None:
-            self._sctp = RTCSctpTransport(self._dtls)
-            self._sctp.on("datachannel", self._on_remote_data_channel)
-        return self._sctp
 
     def _on_remote_data_channel(self, channel: RTCDataChannel) -> None:
         wrapper = DataChannel(channel)
@@ -1173,7 +1078,7 @@ class PeerConnection:
         await self._gather()
         if self._is_offerer is None:
             self._is_offerer = True
-            self._ice_connection.ice_controlling = True
+            self._transport.controlling = True
         session = self._base_session()
         used = self._used_mids
         used.update(t.mid for t in self._transceivers if t.mid is not None)
@@ -1253,11 +1158,11 @@ class PeerConnection:
                 remote_setup = offer.media_setup(m)
                 break
         our_setup = "passive" if remote_setup == "active" else "active"
-        if not self._dtls_role_set:
-            self._dtls._set_role("server" if our_setup == "passive" else "client")
-            self._dtls_role_set = True
+        role = self._transport.role
+        if role is None:
+            self._transport.set_role("server" if our_setup == "passive" else "client")
         else:
-            our_setup = "passive" if self._dtls._role == "server" else "active"
+            our_setup = "passive" if role == "server" else "active"
         by_mid = {t.mid: t for t in self._transceivers if t.mid is not None}
         for index, m in enumerate(offer.media):
             await self._pause_between_slices(index)
@@ -1317,7 +1222,7 @@ class PeerConnection:
         else:
             if self._is_offerer is None:
                 self._is_offerer = False
-                self._ice_connection.ice_controlling = session.ice_lite
+                self._transport.controlling = session.ice_lite
             await self._apply_remote_offer(session)
             self._pending_offer = session
         self._remote_sdp = sdp
@@ -1337,7 +1242,7 @@ class PeerConnection:
         if self._closed:
             return
         if candidate is None or not candidate.candidate.strip():
-            await self._ice_transport.addRemoteCandidate(None)
+            await self._transport.add_remote_candidate(None)
             return
         if not isinstance(candidate, IceCandidateInit):
             raise ValueError(f"IceCandidateInit expected, got {type(candidate).__name__}")
@@ -1384,19 +1289,7 @@ class PeerConnection:
         self._callback_tasks.clear()
         for channel in self._data_channels:
             channel.close()
-        if self._sctp is not None:
-            try:
-                await self._sctp.stop()
-            except Exception:
-                logger.debug("SCTP stop failed", exc_info=True)
-        try:
-            await self._dtls.stop()
-        except Exception:
-            logger.debug("DTLS stop failed", exc_info=True)
-        try:
-            await self._ice_transport.stop()
-        except Exception:
-            logger.debug("ICE stop failed", exc_info=True)
+        await self._transport.close()
         self._set_state("closed")
 
     # --- SDP building ----------------------------------------------------------
@@ -1420,18 +1313,7 @@ class PeerConnection:
         return text
 
     async def _gather(self) -> None:
-        if self._gatherer.state != "new":
-            return
-        await self._gatherer.gather()
-        for protocol in self._ice_connection._protocols:
-            sock = protocol.transport.get_extra_info("socket")
-            if sock is not None:
-                try:
-                    # Room for a keyframe burst from several layers while the
-                    # event loop is busy; aioice's default holds ~200 packets.
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER_BYTES)
-                except OSError:
-                    pass
+        await self._transport.gather()
 
     def _base_session(self) -> SdpSession:
         self._session_version += 1
@@ -1443,18 +1325,18 @@ class PeerConnection:
 
     def _transport_attrs(self, media: SdpMedia, setup: str) -> None:
         # Read straight from the ICE connection: once per m-line, a parameters object each time adds up.
-        media.ice_ufrag = self._ice_connection.local_username
-        media.ice_pwd = self._ice_connection.local_password
+        media.ice_ufrag = self._transport.local_username
+        media.ice_pwd = self._transport.local_password
         media.ice_options = "trickle"
-        media.fingerprints.extend(self._fingerprints)
+        media.fingerprints.extend(self._transport.fingerprints)
         media.setup = setup
 
     def _finish_session(self, session: SdpSession) -> None:
         session.bundle = [m.mid for m in session.media if not m.rejected and m.mid is not None]
         first = next((m for m in session.media if not m.rejected), None)
         if first is not None:
-            candidates = self._ice_connection.local_candidates
-            first.candidates = [c.to_sdp() for c in candidates]
+            candidates = self._transport.local_candidates()
+            first.candidates = [c.sdp for c in candidates]
             first.end_of_candidates = True
             if candidates:
                 first.connection_address = candidates[0].host
@@ -1466,7 +1348,7 @@ class PeerConnection:
         media = SdpMedia(kind="application", port=9, protocol=protocol, formats=list(formats), mid=mid)
         self._transport_attrs(media, setup)
         media.sctp_port = 5000
-        media.max_message_size = RTCSctpTransport.getCapabilities().maxMessageSize
+        media.max_message_size = SCTP_MAX_MESSAGE_SIZE
         return media
 
     def _rejected_media(self, offered: SdpMedia) -> SdpMedia:
@@ -1651,7 +1533,7 @@ class PeerConnection:
 
     # --- applying remote descriptions --------------------------------------------
 
-    def _validate_remote(self, session: SdpSession) -> tuple[RTCIceParameters, list[RTCDtlsFingerprint]] | None:
+    def _validate_remote(self, session: SdpSession) -> tuple[tuple[str, str, bool], list[tuple[str, str]]] | None:
         """Check a remote description; return its ICE and DTLS parameters (None if all rejected)."""
         mids = [m.mid for m in session.media if m.mid is not None]
         if len(mids) != len(set(mids)):
@@ -1672,15 +1554,12 @@ class PeerConnection:
             first = live[0]
             ufrag, pwd = session.media_ice(first)
             assert ufrag is not None and pwd is not None
-            fingerprints = [
-                RTCDtlsFingerprint(algorithm=alg, value=value) for alg, value in session.media_fingerprints(first)
-            ]
-            if self._remote_ice is not None and self._remote_ice.usernameFragment != ufrag:
+            fingerprints = list(session.media_fingerprints(first))
+            if self._remote_ice is not None and self._remote_ice[0] != ufrag:
                 raise ValueError(
-                    f"SDP: ICE restart is not supported (ufrag {self._remote_ice.usernameFragment!r} "
-                    f"expected, got {ufrag!r})"
+                    f"SDP: ICE restart is not supported (ufrag {self._remote_ice[0]!r} expected, got {ufrag!r})"
                 )
-            return RTCIceParameters(usernameFragment=ufrag, password=pwd, iceLite=session.ice_lite), fingerprints
+            return (ufrag, pwd, session.ice_lite), fingerprints
         return None
 
     async def _apply_remote_offer(self, session: SdpSession) -> None:
@@ -1706,7 +1585,7 @@ class PeerConnection:
                     self._data_mid = mid
                     self._remote_sctp_port = m.sctp_port or 5000
                     self._remote_max_message_size = m.max_message_size
-                    self._ensure_sctp()
+                    self._transport.ensure_sctp(self._on_remote_data_channel)
                 elif mid != self._data_mid:
                     self._foreign_mlines[mid] = m
                 continue
@@ -1743,12 +1622,11 @@ class PeerConnection:
     async def _apply_remote_answer(self, session: SdpSession) -> None:
         by_mid = {t.mid: t for t in self._transceivers if t.mid is not None}
         first_live = next((m for m in session.media if not m.rejected), None)
-        if first_live is not None and not self._dtls_role_set:
+        if first_live is not None and self._transport.role is None:
             setup = session.media_setup(first_live)
             if setup not in ("active", "passive"):
                 raise ValueError(f"SDP answer: a=setup:active or passive expected, got {setup!r}")
-            self._dtls._set_role("server" if setup == "active" else "client")
-            self._dtls_role_set = True
+            self._transport.set_role("server" if setup == "active" else "client")
         for m in session.media:
             if m.kind == "application":
                 if not m.rejected and m.mid == self._data_mid:
@@ -1850,18 +1728,13 @@ class PeerConnection:
                 self._candidate_limit_logged = True
                 logger.warning("refusing remote ICE candidates beyond %d", MAX_REMOTE_CANDIDATES)
             return False
-        try:
-            candidate = Candidate.from_sdp(text)
-        except (ValueError, IndexError) as exc:
-            raise ValueError(
-                f"ICE candidate: 'candidate:<foundation> <component> <transport> ...' expected, got {line!r} ({exc})"
-            ) from None
+        candidate = self._transport.parse_candidate(text)
         if candidate.component != 1 or candidate.transport.lower() != "udp":
             return True  # rtcp-mux and UDP only
         if self._config.loopback_only and candidate.host != "127.0.0.1":
             return True  # loopback-only connections never reach other addresses
         self._remote_candidates_seen.add(text)
-        await self._ice_transport.addRemoteCandidate(candidate_from_aioice(candidate))
+        await self._transport.add_remote_candidate(candidate)
         return True
 
     def _emit_candidates(self, session: SdpSession) -> None:
@@ -1872,10 +1745,9 @@ class PeerConnection:
             return
         self._candidates_emitted = True
         mid = session.media[first_index].mid
-        ufrag = self._gatherer.getLocalParameters().usernameFragment
+        ufrag = self._transport.local_username
         inits: list[IceCandidateInit | None] = [
-            IceCandidateInit(f"candidate:{c.to_sdp()}", mid, first_index, ufrag)
-            for c in self._ice_connection.local_candidates
+            IceCandidateInit(f"candidate:{c.sdp}", mid, first_index, ufrag) for c in self._transport.local_candidates()
         ]
         inits.append(None)
         loop = asyncio.get_running_loop()
@@ -1903,12 +1775,7 @@ class PeerConnection:
     async def _connect(self) -> None:
         assert self._remote_ice is not None
         try:
-            await self._ice_transport.start(self._remote_ice)
-            if self._ice_transport.state != "completed":
-                self._set_state("failed")
-                return
-            await self._dtls.start(RTCDtlsParameters(fingerprints=self._remote_fingerprints))
-            if self._dtls.state != "connected":
+            if not await self._transport.start(*self._remote_ice, self._remote_fingerprints):
                 self._set_state("failed")
                 return
         except asyncio.CancelledError:
@@ -1917,7 +1784,6 @@ class PeerConnection:
             logger.exception("peer connection failed to connect")
             self._set_state("failed")
             return
-        self._ice_connection._srtp_handler = self._on_srtp_datagram
         self._set_state("connected")
         self._tasks.append(asyncio.ensure_future(self._rtcp_loop()))
         if self._config.transport_cc_interval > 0:
@@ -1925,13 +1791,10 @@ class PeerConnection:
         await self._maybe_start_sctp()
 
     async def _maybe_start_sctp(self) -> None:
-        if self._sctp is None or self._remote_sctp_port is None or self._state != "connected":
+        if not self._transport.has_sctp or self._remote_sctp_port is None or self._state != "connected":
             return
         try:
-            await self._sctp.start(
-                RTCSctpCapabilities(maxMessageSize=self._remote_max_message_size or 65536),
-                self._remote_sctp_port,
-            )
+            await self._transport.start_sctp(self._remote_sctp_port, self._remote_max_message_size or 65536)
         except Exception:
             logger.exception("SCTP start failed")
 
@@ -1945,40 +1808,14 @@ class PeerConnection:
                 waiter.set_result(None)
         _invoke(self, self.on_connection_state_change, state)
 
-    def _on_ice_state_change(self) -> None:
-        if self._ice_transport.state == "failed" and not self._closed:
-            self._set_state("failed")
-
-    def _on_dtls_state_change(self) -> None:
-        state = self._dtls.state
-        if self._closed:
-            return
-        if state == "failed":
-            self._set_state("failed")
-        elif state == "closed" and self._state == "connected":
-            # The remote ended DTLS (close_notify) or the transport died.
+    def _on_transport_failure(self) -> None:
+        if not self._closed:
             self._set_state("failed")
 
     # --- packet I/O ---------------------------------------------------------------------
 
     def _send_srtp(self, packet: bytes | bytearray, rtcp: bool) -> bool:
-        dtls = self._dtls
-        tx = dtls._tx_srtp
-        if tx is None or dtls._state is not _DTLS_CONNECTED:
-            return False
-        pair = self._ice_connection._nominated.get(1)
-        if pair is None:
-            return False
-        try:
-            data = tx.protect_rtcp(bytes(packet)) if rtcp else tx.protect(bytes(packet))
-        except pylibsrtp.Error:
-            return False
-        transport = pair.protocol.transport
-        try:
-            transport.sendto(data, pair.remote_addr)
-        except OSError:
-            return False
-        return True
+        return self._transport.send(packet, rtcp)
 
     def _update_routes(self) -> None:
         self._senders_by_ssrc = {}
@@ -2003,18 +1840,6 @@ class PeerConnection:
                 for ssrc in transceiver.receiver._ssrcs:
                     self._rtp_routes.setdefault(ssrc, (transceiver.receiver, None))
         self._rtp_routes = {s: r for s, r in self._rtp_routes.items() if r[0] in valid_receivers}
-
-    def _on_srtp_datagram(self, data: bytes) -> None:
-        rx = self._dtls._rx_srtp
-        if rx is None or self._closed:
-            return
-        try:
-            if 192 <= data[1] <= 223:
-                self._on_rtcp_data(rx.unprotect_rtcp(data))
-            else:
-                self._on_rtp_data(rx.unprotect(data))
-        except pylibsrtp.Error:
-            self.srtp_errors += 1
 
     def _on_rtp_data(self, data: bytes) -> None:
         try:

@@ -421,9 +421,9 @@ async def test_no_stun_server_unless_configured() -> None:
     plain = PeerConnection(PeerConnectionConfig())
     configured = PeerConnection(PeerConnectionConfig(ice_servers=[IceServer(urls=["stun:127.0.0.1:3478"])]))
     try:
-        assert plain._ice_connection.stun_server is None
-        assert plain._ice_connection.turn_server is None
-        assert configured._ice_connection.stun_server == ("127.0.0.1", 3478)
+        assert plain._transport.ice_connection.stun_server is None
+        assert plain._transport.ice_connection.turn_server is None
+        assert configured._transport.ice_connection.stun_server == ("127.0.0.1", 3478)
     finally:
         await plain.close()
         await configured.close()
@@ -434,7 +434,7 @@ async def test_no_stun_server_unless_configured() -> None:
 async def test_forged_srtp_is_counted_and_dropped(make_pc: MakePc) -> None:
     offerer, answerer, sending, tracks = await connected_pair(make_pc)
     got = collect(tracks[0])
-    pair = offerer._ice_connection._nominated[1]
+    pair = offerer._transport.ice_connection._nominated[1]
     # Plain RTP that was never SRTP-protected fails authentication.
     pair.protocol.transport.sendto(b"\x80\x60\x00\x01" + b"\x00" * 40, pair.remote_addr)
     send_one(sending, b"ok", 9)
@@ -457,7 +457,7 @@ async def test_duplicate_mids_and_candidate_floods_are_refused(make_pc: MakePc) 
         except ValueError as exc:
             assert "at most 64 remote candidates" in str(exc)
             refused += 1
-    assert len(b._ice_connection.remote_candidates) <= 64
+    assert len(b._transport.ice_connection.remote_candidates) <= 64
     assert refused >= 200 - 64
 
 
