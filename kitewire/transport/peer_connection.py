@@ -18,7 +18,6 @@ import collections
 import dataclasses
 import logging
 import secrets
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +25,19 @@ from typing import Any, Literal
 
 from ._callbacks import invoke_callback
 from .aiortc_seam import SCTP_MAX_MESSAGE_SIZE, BundleTransport, RTCDataChannel
+from .codecs import (
+    DEFAULT_CODECS,
+    REJECTED_CODECS,
+    SUPPORTED_FEEDBACK,
+    VIDEO_ONLY_EXTENSIONS,
+    Codec,
+    MediaKind,
+    codec_key,
+    h264_packetization_mode,
+)
 from .datachannel import DataChannel
 from .ice import MAX_REMOTE_CANDIDATES, IceCandidateInit, IceServer
+from .receiver import RtpReceiver
 from .rtcp import (
     Fir,
     Nack,
@@ -38,14 +48,9 @@ from .rtcp import (
     RtcpPacket,
     SenderReport,
     TransportCcFeedback,
-    build_fir,
-    build_nack,
-    build_pli,
     build_receiver_report,
-    build_remb,
     build_sdes,
     build_sender_report,
-    build_transport_cc,
     ntp_now,
     ntp_to_middle32,
     parse_rtcp,
@@ -53,18 +58,18 @@ from .rtcp import (
 from .rtp import (
     SUPPORTED_HEADER_EXTENSIONS,
     URI_MID,
-    URI_REPAIRED_RID,
     URI_RID,
     URI_TRANSPORT_CC,
-    URI_VIDEO_ORIENTATION,
     RtpHeader,
-    RtpHeaderTemplate,
-    build_rtp_packet,
     decode_sdes_string,
     encode_sdes_string,
     parse_rtp_header,
 )
 from .sdp import DIRECTIONS, SdpCodec, SdpMedia, SdpSession, check_media_sections, parse_sdp, write_sdp
+from .sender import RtpSender, SendEncoding, random_ssrc
+from .stats import InboundStreamStats, OutboundStreamStats, PeerConnectionStats
+from .transceiver import Direction, Transceiver
+from .twcc import TwccRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -87,110 +92,9 @@ __all__ = [
     "Transceiver",
 ]
 
-MediaKind = Literal["audio", "video"]
-Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
 SdpType = Literal["offer", "answer"]
 ConnectionState = Literal["new", "connecting", "connected", "failed", "closed"]
 SignalingState = Literal["stable", "have-local-offer", "have-remote-offer", "closed"]
-
-#: rtcp-fb values offered/accepted for video codecs.
-VIDEO_RTCP_FEEDBACK: tuple[str, ...] = (
-    "goog-remb",
-    "transport-cc",
-    "ccm fir",
-    "nack",
-    "nack pli",
-)
-#: rtcp-fb values offered/accepted for audio codecs.
-AUDIO_RTCP_FEEDBACK: tuple[str, ...] = ("transport-cc",)
-
-
-@dataclass(frozen=True)
-class Codec:
-    """One RTP codec. ``mime_type`` is "video/VP8", "video/H264", "audio/opus", ...
-
-    ``payload_type`` is None in configuration (the offerer assigns one) and
-    set in negotiated codec lists. ``fmtp`` is the a=fmtp parameter string.
-    """
-
-    mime_type: str
-    clock_rate: int
-    channels: int | None = None
-    fmtp: str = ""
-    payload_type: int | None = None
-    rtcp_feedback: tuple[str, ...] = ()
-
-    @property
-    def kind(self) -> MediaKind:
-        """ "audio" or "video", from the mime type."""
-        return "audio" if self.mime_type.lower().startswith("audio/") else "video"
-
-    @property
-    def name(self) -> str:
-        """The encoding name (the part after the slash), e.g. "VP8"."""
-        return self.mime_type.split("/", 1)[-1]
-
-
-#: Defaults: VP8, H264 constrained baseline (packetization-mode=1) and opus.
-#: As answerer, any H264 profile with packetization-mode=1 is accepted.
-DEFAULT_CODECS: tuple[Codec, ...] = (
-    Codec("video/VP8", 90000, rtcp_feedback=VIDEO_RTCP_FEEDBACK),
-    Codec(
-        "video/H264",
-        90000,
-        fmtp="level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-        rtcp_feedback=VIDEO_RTCP_FEEDBACK,
-    ),
-    Codec("audio/opus", 48000, 2, fmtp="minptime=10;useinbandfec=1", rtcp_feedback=AUDIO_RTCP_FEEDBACK),
-)
-
-
-@dataclass(frozen=True)
-class OutboundStreamStats:
-    """One SSRC we send: counted from the packets sent, loss/RTT from the remote's reports."""
-
-    mid: str | None
-    ssrc: int
-    rid: str | None
-    packets_sent: int
-    payload_bytes_sent: int
-    round_trip_time: float | None
-    fraction_lost: float
-    packets_lost: int
-
-
-@dataclass(frozen=True)
-class InboundStreamStats:
-    """One SSRC we receive (RFC 3550 reception statistics)."""
-
-    mid: str | None
-    ssrc: int
-    rid: str | None
-    packets_received: int
-    packets_lost: int
-    highest_sequence: int
-    jitter_seconds: float
-
-
-@dataclass(frozen=True)
-class PeerConnectionStats:
-    """A snapshot of a :class:`PeerConnection`'s counters."""
-
-    connection_state: str
-    outbound: list[OutboundStreamStats]
-    inbound: list[InboundStreamStats]
-    malformed_rtp: int
-    malformed_rtcp: int
-    unroutable_rtp: int
-    srtp_errors: int
-
-
-@dataclass(frozen=True)
-class SendEncoding:
-    """One simulcast layer we send: its rid ("q", "h", "f") and its SSRC."""
-
-    rid: str
-    ssrc: int
 
 
 @dataclass
@@ -216,571 +120,12 @@ class PeerConnectionConfig:
     cname: str | None = None
 
 
-class _SendStats:
-    """Counters for one outgoing SSRC, taken from the packets actually sent."""
-
-    __slots__ = (
-        "fraction_lost",
-        "last_sr_ntp",
-        "last_time",
-        "last_timestamp",
-        "octets",
-        "packets",
-        "packets_lost",
-        "rtt",
-        "sent_since_report",
-    )
-
-    def __init__(self) -> None:
-        self.packets = 0
-        self.octets = 0
-        self.last_timestamp = 0
-        self.last_time = 0.0
-        self.last_sr_ntp = 0
-        self.sent_since_report = False
-        # From the remote's latest report block about this SSRC.
-        self.rtt: float | None = None
-        self.fraction_lost = 0.0
-        self.packets_lost = 0
-
-
-class _RecvStats:
-    """RFC 3550 appendix A.1/A.8 reception statistics for one incoming SSRC."""
-
-    __slots__ = (
-        "base_seq",
-        "clock_rate",
-        "cycles",
-        "expected_prior",
-        "jitter",
-        "last_arrival",
-        "last_sr",
-        "last_sr_time",
-        "last_transit",
-        "max_seq",
-        "received",
-        "received_prior",
-        "received_since_report",
-    )
-
-    def __init__(self, seq: int, clock_rate: int) -> None:
-        self.base_seq = seq
-        self.max_seq = seq
-        self.cycles = 0
-        self.received = 0
-        self.expected_prior = 0
-        self.received_prior = 0
-        self.jitter = 0.0
-        self.last_transit: float | None = None
-        self.clock_rate = clock_rate
-        self.last_sr = 0
-        self.last_sr_time = 0.0
-        self.received_since_report = False
-        self.last_arrival = 0.0
-
-    def update(self, seq: int, timestamp: int, arrival: float) -> None:
-        self.received += 1
-        self.received_since_report = True
-        self.last_arrival = arrival
-        delta = (seq - self.max_seq) & 0xFFFF
-        if 0 < delta < 0x8000:
-            if seq < self.max_seq:
-                self.cycles += 1 << 16
-            self.max_seq = seq
-        if self.clock_rate:
-            transit = arrival * self.clock_rate - timestamp
-            if self.last_transit is not None:
-                d = abs(transit - self.last_transit)
-                # A timestamp jump (new source, wrap) is not jitter.
-                if d < self.clock_rate * 10:
-                    self.jitter += (d - self.jitter) / 16.0
-            self.last_transit = transit
-
-    def report_block(self, ssrc: int, now: float) -> ReportBlock:
-        extended_max = self.cycles + self.max_seq
-        expected = extended_max - self.base_seq + 1
-        lost = max(0, expected - self.received)
-        expected_interval = expected - self.expected_prior
-        received_interval = self.received - self.received_prior
-        self.expected_prior = expected
-        self.received_prior = self.received
-        lost_interval = expected_interval - received_interval
-        fraction = 0
-        if expected_interval > 0 and lost_interval > 0:
-            fraction = min(255, (lost_interval << 8) // expected_interval)
-        dlsr = 0
-        if self.last_sr_time:
-            dlsr = int((now - self.last_sr_time) * 65536) & 0xFFFFFFFF
-        self.received_since_report = False
-        return ReportBlock(
-            ssrc=ssrc,
-            fraction_lost=fraction,
-            packets_lost=min(lost, 0x7FFFFF),
-            highest_sequence=extended_max & 0xFFFFFFFF,
-            jitter=int(self.jitter),
-            last_sr=self.last_sr,
-            delay_since_last_sr=dlsr,
-        )
-
-
-class _TwccRecorder:
-    """Remembers arrival times of transport-wide sequence numbers until the next feedback."""
-
-    # Bound memory and feedback size: a feedback never covers more than this span.
-    MAX_SPAN = 2000
-
-    def __init__(self) -> None:
-        self._arrivals: dict[int, int] = {}
-        self._last_ext: int | None = None
-        self._next_base: int | None = None
-        self._max_ext = -1
-        self._feedback_count = 0
-        self._reported_any = False
-        self.media_ssrc = 0
-
-    def record(self, seq: int, arrival_us: int, media_ssrc: int) -> None:
-        if self._last_ext is None:
-            ext = seq
-        else:
-            # Extended numbers may go below zero: a packet from before the wrap
-            # that arrives after the first one seen.
-            delta = (seq - self._last_ext) & 0xFFFF
-            ext = self._last_ext + delta if delta < 0x8000 else self._last_ext + delta - 0x10000
-        if self._last_ext is None or ext > self._last_ext:
-            self._last_ext = ext
-        if self._next_base is None:
-            self._next_base = ext
-        if ext < self._next_base:
-            if self._reported_any or self._max_ext - ext >= self.MAX_SPAN:
-                return  # already reported
-            self._next_base = ext  # reordered at the very start: nothing was reported yet
-        self._arrivals[ext] = arrival_us
-        if ext > self._max_ext:
-            self._max_ext = ext
-        self.media_ssrc = media_ssrc
-        if len(self._arrivals) > 4 * self.MAX_SPAN:
-            # Nobody is draining us (no feedback timer); forget the oldest.
-            for old in sorted(self._arrivals)[: len(self._arrivals) - self.MAX_SPAN]:
-                del self._arrivals[old]
-
-    def build(self, sender_ssrc: int) -> list[bytes]:
-        if not self._arrivals or self._next_base is None:
-            return []
-        out: list[bytes] = []
-        base = max(self._next_base, self._max_ext - self.MAX_SPAN + 1)
-        while base <= self._max_ext:
-            end = min(self._max_ext, base + 255)
-            packets: list[tuple[int, int | None]] = []
-            first_arrival: int | None = None
-            for ext in range(base, end + 1):
-                arrival = self._arrivals.pop(ext, None)
-                if arrival is not None and first_arrival is None:
-                    first_arrival = arrival
-                packets.append((ext & 0xFFFF, arrival))
-            if first_arrival is not None:
-                # Trim trailing losses: they may still arrive and be reported next time.
-                while packets and packets[-1][1] is None:
-                    packets.pop()
-                try:
-                    out.append(
-                        build_transport_cc(
-                            sender_ssrc,
-                            self.media_ssrc,
-                            base & 0xFFFF,
-                            first_arrival,
-                            self._feedback_count,
-                            packets,
-                        )
-                    )
-                    self._feedback_count = (self._feedback_count + 1) & 0xFF
-                except ValueError:
-                    logger.debug("transport-cc feedback skipped", exc_info=True)
-            base = end + 1
-        self._next_base = self._max_ext + 1
-        self._reported_any = True
-        self._arrivals.clear()
-        return out
-
-
-def _random_ssrc() -> int:
-    return secrets.randbelow(0xFFFFFFF0) + 1
-
-
 def _invoke(owner: PeerConnection | None, callback: Callable[..., object] | None, *args: object) -> None:
     """Call a user callback; schedule it if it returns an awaitable; never raise."""
     tasks = owner._callback_tasks if owner is not None else None
     invoke_callback(tasks, "callback", callback, callback, *args)
 
 
-class RtpSender:
-    """The sending half of a :class:`Transceiver`.
-
-    ``send_rtp`` sends finished RTP packets AS GIVEN (it does not add mid/rid);
-    use :meth:`build_packet` to get a packet with the mid (and, for simulcast,
-    rid) extensions and any other negotiated extensions written. For
-    simulcast, ``encodings`` lists one (rid, ssrc) per layer.
-
-    Feedback callbacks (attributes, called on the event loop):
-    ``on_nack(media_ssrc, lost_seqs)``, ``on_keyframe_request(media_ssrc)`` for
-    PLI and FIR, ``on_remb(bitrate_bps, ssrcs)``,
-    ``on_receiver_report(report_block, rtt_seconds_or_None)``,
-    ``on_transport_cc(feedback)`` (transport-wide: every sender of the
-    connection gets every transport-cc feedback).
-
-    Sender reports are sent automatically for every SSRC that sent packets;
-    the RTP timestamp <-> wallclock mapping comes from the last packet sent.
-    """
-
-    def __init__(self, pc: PeerConnection, transceiver: Transceiver, encodings: list[SendEncoding]) -> None:
-        self._pc = pc
-        self._transceiver = transceiver
-        self._encodings = encodings
-        self._stats: dict[int, _SendStats] = {e.ssrc: _SendStats() for e in encodings}
-        self.packets_dropped = 0
-        self.on_nack: Callable[[int, list[int]], object] | None = None
-        self.on_keyframe_request: Callable[[int], object] | None = None
-        self.on_remb: Callable[[int, list[int]], object] | None = None
-        self.on_receiver_report: Callable[[ReportBlock, float | None], object] | None = None
-        self.on_transport_cc: Callable[[TransportCcFeedback], object] | None = None
-
-    @property
-    def ssrc(self) -> int:
-        """The SSRC of the first (or only) encoding."""
-        return self._encodings[0].ssrc
-
-    @property
-    def encodings(self) -> list[SendEncoding]:
-        """One (rid, ssrc) per layer; a single entry with rid "" when not simulcast."""
-        return list(self._encodings)
-
-    @property
-    def simulcast(self) -> bool:
-        """True when this sender has several rid layers."""
-        return len(self._encodings) > 1 or bool(self._encodings[0].rid)
-
-    @property
-    def mid(self) -> str | None:
-        """The mid of the owning transceiver once negotiated."""
-        return self._transceiver.mid
-
-    @property
-    def header_extensions(self) -> dict[str, int]:
-        """Negotiated header extensions: URI -> id."""
-        return dict(self._transceiver._extmap)
-
-    @property
-    def codecs(self) -> list[Codec]:
-        """Negotiated codecs with their payload types (preferred first)."""
-        return list(self._transceiver._codecs)
-
-    @property
-    def packets_sent(self) -> int:
-        """RTP packets handed to the network so far (all encodings)."""
-        return sum(s.packets for s in self._stats.values())
-
-    def ssrc_for_rid(self, rid: str) -> int:
-        """The SSRC of simulcast layer ``rid``; ValueError if unknown."""
-        for encoding in self._encodings:
-            if encoding.rid == rid:
-                return encoding.ssrc
-        raise ValueError(f"rid one of {[e.rid for e in self._encodings]} expected, got {rid!r}")
-
-    def build_packet(
-        self,
-        payload: bytes | bytearray | memoryview,
-        *,
-        payload_type: int,
-        sequence_number: int,
-        timestamp: int,
-        marker: bool = False,
-        rid: str | None = None,
-        ssrc: int | None = None,
-        extensions: dict[str, bytes] | None = None,
-    ) -> bytes:
-        """Build an RTP packet for this sender.
-
-        Writes the mid extension (when negotiated), the rid extension when
-        ``rid`` is given, and ``extensions`` (URI -> value, skipped when the URI
-        was not negotiated). The SSRC is ``ssrc`` or that of ``rid`` or
-        :attr:`ssrc`.
-        """
-        ext = self._identity_extensions(rid)
-        if rid and ssrc is None:
-            ssrc = self.ssrc_for_rid(rid)
-        if extensions:
-            extmap = self._transceiver._extmap
-            for uri, value in extensions.items():
-                ext_id = extmap.get(uri)
-                if ext_id is not None:
-                    ext[ext_id] = value
-        return build_rtp_packet(
-            payload_type=payload_type,
-            sequence_number=sequence_number,
-            timestamp=timestamp,
-            ssrc=self.ssrc if ssrc is None else ssrc,
-            payload=payload,
-            marker=marker,
-            extensions=ext or None,
-        )
-
-    def header_template(
-        self,
-        *,
-        payload_type: int,
-        slots: tuple[tuple[str, int], ...] = (),
-        rid: str | None = None,
-        ssrc: int | None = None,
-    ) -> RtpHeaderTemplate:
-        """A prebuilt header for this sender's packets: what :meth:`build_packet` writes, built once.
-
-        ``slots`` lists (extension URI, value size) of the values each packet
-        gives to :meth:`RtpHeaderTemplate.packet`, in that order; every URI
-        must be negotiated (ValueError otherwise; see :attr:`header_extensions`).
-        """
-        extmap = self._transceiver._extmap
-        slot_ids: list[tuple[int, int]] = []
-        for uri, size in slots:
-            ext_id = extmap.get(uri)
-            if ext_id is None:
-                raise ValueError(f"header extension one of {sorted(extmap)} expected, got {uri!r} (not negotiated)")
-            slot_ids.append((ext_id, size))
-        if rid and ssrc is None:
-            ssrc = self.ssrc_for_rid(rid)
-        return RtpHeaderTemplate(
-            payload_type=payload_type,
-            ssrc=self.ssrc if ssrc is None else ssrc,
-            fixed=self._identity_extensions(rid),
-            slots=tuple(slot_ids),
-        )
-
-    def _identity_extensions(self, rid: str | None) -> dict[int, bytes]:
-        """The mid (and, given a rid, rid) extension values every packet of this sender carries, by id."""
-        extmap = self._transceiver._extmap
-        ext: dict[int, bytes] = {}
-        mid = self._transceiver.mid
-        mid_id = extmap.get(URI_MID)
-        if mid is not None and mid_id is not None:
-            ext[mid_id] = encode_sdes_string(mid)
-        if rid:
-            rid_id = extmap.get(URI_RID)
-            if rid_id is not None:
-                ext[rid_id] = encode_sdes_string(rid)
-        return ext
-
-    def send_rtp(self, packet: bytes | bytearray) -> None:
-        """SRTP-protect and send one RTP packet now (synchronous, no task).
-
-        Silently dropped (and counted in ``packets_dropped``) when the
-        transport is not connected yet or is closed, or the packet is shorter
-        than an RTP header.
-        """
-        if len(packet) < 12 or not self._pc._send_srtp(packet, False):
-            self.packets_dropped += 1
-            return
-        timestamp, ssrc = _unpack_ts_ssrc(packet, 4)
-        stats = self._stats.get(ssrc)
-        if stats is None:
-            # A caller-chosen SSRC (e.g. an SFU forwarding under its own SSRC
-            # plan) still gets sender reports.
-            stats = self._stats[ssrc] = _SendStats()
-        stats.packets += 1
-        # SR octet counts are payload only: no header, extensions or padding.
-        first = packet[0]
-        header_length = 12 + (first & 0x0F) * 4
-        if first & 0x10 and len(packet) >= header_length + 4:
-            header_length += 4 + ((packet[header_length + 2] << 8) | packet[header_length + 3]) * 4
-        payload_length = len(packet) - header_length
-        if first & 0x20:
-            payload_length -= packet[-1]
-        stats.octets += max(payload_length, 0)
-        # A retransmission carries its original, older timestamp: the sender
-        # report keeps mapping wallclock to the newest one (compared across the
-        # 32-bit wrap); a jump further back than a retransmission can be is a new timeline.
-        behind = (stats.last_timestamp - timestamp) & 0xFFFFFFFF
-        if stats.packets == 1 or not 0 < behind < self._clock_rate() * _RETRANSMISSION_MAX_AGE:
-            stats.last_timestamp = timestamp
-            stats.last_time = time.monotonic()
-        stats.sent_since_report = True
-
-    def send_rtcp(self, packet: bytes) -> None:
-        """SRTCP-protect and send one (compound) RTCP packet now (dropped if not connected)."""
-        self._pc._send_srtp(packet, True)
-
-    def _clock_rate(self) -> int:
-        codecs = self._transceiver._codecs
-        return codecs[0].clock_rate if codecs else 90000
-
-
-class RtpReceiver:
-    """The receiving half of a :class:`Transceiver`.
-
-    Set ``on_rtp(packet_bytes, header)`` to get every decrypted packet of this
-    m-line (a plain function: it runs inside the network read loop);
-    ``header.rid`` names the simulcast layer (None if not simulcast).
-    ``on_sender_report(sr)`` is called for RTCP SRs of its SSRCs. Receiver
-    reports and transport-cc feedback are sent automatically.
-
-    Padding-only packets (``header.payload_offset == header.payload_end``)
-    are delivered too: without RTX, libwebrtc sends its bandwidth probes as
-    padding on the media SSRC, and they use up sequence numbers.
-    """
-
-    def __init__(self, pc: PeerConnection, transceiver: Transceiver) -> None:
-        self._pc = pc
-        self._transceiver = transceiver
-        self._rids: list[str] = []
-        self._ssrcs: dict[int, str | None] = {}
-        self._stats: dict[int, _RecvStats] = {}
-        self._fir_seq = 0
-        self.packets_received = 0
-        self.on_rtp: Callable[[bytes, RtpHeader], None] | None = None
-        self.on_sender_report: Callable[[SenderReport], object] | None = None
-
-    @property
-    def rids(self) -> list[str]:
-        """Simulcast rids the remote sends on this m-line (empty if not simulcast)."""
-        return list(self._rids)
-
-    @property
-    def ssrcs(self) -> dict[int, str | None]:
-        """SSRCs seen/announced so far -> their rid (None if not simulcast)."""
-        return dict(self._ssrcs)
-
-    @property
-    def codecs(self) -> list[Codec]:
-        """Negotiated codecs with payload types."""
-        return list(self._transceiver._codecs)
-
-    @property
-    def header_extensions(self) -> dict[str, int]:
-        """Negotiated header extensions: URI -> id."""
-        return dict(self._transceiver._extmap)
-
-    def request_keyframe(self, ssrc: int) -> None:
-        """Send a PLI for ``ssrc``."""
-        self._pc._send_srtp(build_pli(self._pc._rtcp_ssrc, ssrc), True)
-
-    def send_fir(self, ssrc: int) -> None:
-        """Send a FIR for ``ssrc`` (for peers that ignore PLI)."""
-        self._fir_seq = (self._fir_seq + 1) & 0xFF
-        self._pc._send_srtp(build_fir(self._pc._rtcp_ssrc, ssrc, self._fir_seq), True)
-
-    def send_nack(self, ssrc: int, sequence_numbers: list[int]) -> None:
-        """Ask the sender of ``ssrc`` to retransmit these sequence numbers."""
-        if sequence_numbers:
-            self._pc._send_srtp(build_nack(self._pc._rtcp_ssrc, ssrc, sequence_numbers), True)
-
-    def send_remb(self, bitrate: int, ssrcs: list[int] | None = None) -> None:
-        """Send a REMB (bits per second) for ``ssrcs`` (default: all seen)."""
-        targets = list(self._ssrcs) if ssrcs is None else ssrcs
-        self._pc._send_srtp(build_remb(self._pc._rtcp_ssrc, int(bitrate), targets), True)
-
-    def send_rtcp(self, packet: bytes) -> None:
-        """SRTCP-protect and send one (compound) RTCP packet now."""
-        self._pc._send_srtp(packet, True)
-
-    def _deliver(self, data: bytes, header: RtpHeader, arrival: float) -> None:
-        self.packets_received += 1
-        stats = self._stats.get(header.ssrc)
-        if stats is None:
-            if len(self._stats) >= _MAX_SSRCS_PER_RECEIVER:
-                return
-            clock = self._clock_rate_for(header.payload_type)
-            stats = self._stats[header.ssrc] = _RecvStats(header.sequence_number, clock)
-            self._ssrcs.setdefault(header.ssrc, header.rid)
-        stats.update(header.sequence_number, header.timestamp, arrival)
-        callback = self.on_rtp
-        if callback is not None:
-            try:
-                callback(data, header)
-            except Exception:
-                logger.exception("on_rtp callback failed")
-
-    def _clock_rate_for(self, payload_type: int) -> int:
-        for codec in self._transceiver._codecs:
-            if codec.payload_type == payload_type:
-                return codec.clock_rate
-        return 90000 if self._transceiver.kind == "video" else 48000
-
-
-class Transceiver:
-    """One m-line: its mid, kind, direction and a sender/receiver pair.
-
-    ``direction`` is our side's wish (may be changed before the next offer or
-    answer); ``current_direction`` is what was negotiated. ``codecs`` and
-    ``header_extensions`` are the negotiated values (the offered ones between
-    our offer and the answer; empty before). ``remote_stream_id`` /
-    ``remote_track_id`` come from the remote a=msid.
-    """
-
-    def __init__(
-        self,
-        pc: PeerConnection,
-        kind: MediaKind,
-        direction: Direction,
-        *,
-        codecs: list[Codec] | None,
-        send_encodings: list[SendEncoding] | None,
-        stream_id: str | None,
-        track_id: str | None,
-    ) -> None:
-        self.mid: str | None = None
-        self.kind: MediaKind = kind
-        self.direction: Direction = direction
-        self.current_direction: Direction | None = None
-        self.stream_id = stream_id or f"stream-{secrets.token_hex(4)}"
-        self.track_id = track_id or f"track-{secrets.token_hex(4)}"
-        self.remote_stream_id: str | None = None
-        self.remote_track_id: str | None = None
-        self._preferred_codecs = codecs
-        self._codecs: list[Codec] = []
-        self._extmap: dict[str, int] = {}
-        self._stopped = False
-        self._track_fired = False
-        self._remote_sends = False
-        self._rejected_negotiated = False
-        encodings = send_encodings or [SendEncoding("", _random_ssrc())]
-        self.sender = RtpSender(pc, self, encodings)
-        self.receiver = RtpReceiver(pc, self)
-
-    @property
-    def codecs(self) -> list[Codec]:
-        """Negotiated codecs with payload types, preferred first."""
-        return list(self._codecs)
-
-    @property
-    def header_extensions(self) -> dict[str, int]:
-        """Negotiated header extensions: URI -> id."""
-        return dict(self._extmap)
-
-    @property
-    def stopped(self) -> bool:
-        """True after :meth:`stop` or after the remote rejected the m-line."""
-        return self._stopped
-
-    def stop(self) -> None:
-        """Stop this transceiver; the next offer/answer sets its m-line to port 0."""
-        self._stopped = True
-        self.direction = "inactive"
-
-    def _reject(self) -> None:
-        """The m-line was rejected (port 0) by an offer/answer both sides hold."""
-        self._stopped = True
-        self._rejected_negotiated = True
-        self.current_direction = None
-        self._remote_sends = False
-
-    def _sends(self) -> bool:
-        return not self._stopped and self.direction in ("sendrecv", "sendonly")
-
-    def _receives(self) -> bool:
-        return not self._stopped and self.direction in ("sendrecv", "recvonly")
-
-    def __repr__(self) -> str:
-        return f"Transceiver(mid={self.mid!r}, kind={self.kind}, direction={self.direction})"
-
-
-_MAX_SSRCS_PER_RECEIVER = 64
 # Candidate lines looked at per remote description: unbundled offers repeat
 # candidates per m-line, but nothing legitimate comes near this.
 _MAX_SDP_CANDIDATE_LINES = 256
@@ -791,22 +136,7 @@ _MAX_ANSWER_CODECS = 16
 # m-lines handled between returns to the event loop while applying or answering an offer (~1 ms of work).
 _MLINES_PER_SLICE = 64
 _REPORT_QUIET_STREAMS_FOR = 10.0
-# Seconds of media a retransmitted packet may lag the newest one sent (packet histories hold ~1 s).
-_RETRANSMISSION_MAX_AGE = 5
 _MAX_ROUTES = 1024
-_unpack_ts_ssrc = struct.Struct("!II").unpack_from
-
-_REJECTED_CODECS = frozenset({"rtx", "red", "ulpfec", "flexfec-03", "cn", "telephone-event"})
-_SUPPORTED_FEEDBACK = frozenset({"nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"})
-_VIDEO_ONLY_EXTENSIONS = frozenset({URI_RID, URI_REPAIRED_RID, URI_VIDEO_ORIENTATION})
-
-
-def _codec_key(codec: Codec) -> tuple[str, int, int | None, str]:
-    return (codec.mime_type.lower(), codec.clock_rate, codec.channels, codec.fmtp)
-
-
-def _h264_packetization_mode(fmtp: dict[str, str]) -> str:
-    return fmtp.get("packetization-mode", "0")
 
 
 class PeerConnection:
@@ -839,7 +169,7 @@ class PeerConnection:
         self._state: ConnectionState = "new"
         self._closed = False
         self._cname = config.cname or secrets.token_hex(8)
-        self._rtcp_ssrc = _random_ssrc()
+        self._rtcp_ssrc = random_ssrc()
         self._session_id = str(secrets.randbits(62))
         self._session_version = 0
         self._transceivers: list[Transceiver] = []
@@ -877,7 +207,7 @@ class PeerConnection:
         self._mid_ext_ids: set[int] = set()
         self._rid_ext_ids: set[int] = set()
         self._twcc_ext_id: int | None = None
-        self._twcc = _TwccRecorder()
+        self._twcc = TwccRecorder()
         self._pt_allocation: dict[tuple[str, int, int | None, str], int] = {}
         self._ext_allocation: dict[str, int] = {}
 
@@ -939,7 +269,7 @@ class PeerConnection:
         for transceiver in self._transceivers:
             sender = transceiver.sender
             rids = {e.ssrc: e.rid or None for e in sender._encodings}
-            for ssrc, send in sender._stats.items():
+            for ssrc, send in sender.streams.items():
                 if send.packets:
                     outbound.append(
                         OutboundStreamStats(
@@ -954,7 +284,7 @@ class PeerConnection:
                         )
                     )
             receiver = transceiver.receiver
-            for ssrc, recv in receiver._stats.items():
+            for ssrc, recv in receiver.streams.items():
                 extended = recv.cycles + recv.max_seq
                 expected = extended - recv.base_seq + 1
                 inbound.append(
@@ -1022,7 +352,8 @@ class PeerConnection:
                 if c.kind != kind:
                     raise ValueError(f"codecs for a {kind} transceiver expected, got {c.mime_type}")
         transceiver = Transceiver(
-            self,
+            self._send_srtp,
+            self._rtcp_ssrc,
             kind,
             direction,
             codecs=codecs,
@@ -1361,7 +692,7 @@ class PeerConnection:
         )
 
     def _allocate_pt(self, codec: Codec) -> int:
-        key = _codec_key(codec)
+        key = codec_key(codec)
         pt = self._pt_allocation.get(key)
         if pt is None:
             used = set(self._pt_allocation.values())
@@ -1379,7 +710,7 @@ class PeerConnection:
         return list(source)
 
     def _local_extensions(self, kind: str) -> list[str]:
-        return [uri for uri in self._config.header_extensions if kind == "video" or uri not in _VIDEO_ONLY_EXTENSIONS]
+        return [uri for uri in self._config.header_extensions if kind == "video" or uri not in VIDEO_ONLY_EXTENSIONS]
 
     def _offer_media(self, transceiver: Transceiver) -> SdpMedia:
         assert transceiver.mid is not None
@@ -1388,7 +719,7 @@ class PeerConnection:
                 kind=transceiver.kind,
                 port=0,
                 protocol="UDP/TLS/RTP/SAVPF",
-                formats=[str(c.payload_type) for c in transceiver._codecs] or ["0"],
+                formats=[str(c.payload_type) for c in transceiver.parameters.codecs] or ["0"],
                 mid=transceiver.mid,
             )
         media = SdpMedia(kind=transceiver.kind, port=9, protocol="UDP/TLS/RTP/SAVPF", formats=[], mid=transceiver.mid)
@@ -1398,10 +729,10 @@ class PeerConnection:
         media.rtcp_mux = True
         media.rtcp_rsize = True
         media.direction = transceiver.direction
-        if transceiver.current_direction is not None and transceiver._codecs:
+        if transceiver.current_direction is not None and transceiver.parameters.codecs:
             # Renegotiation keeps what was agreed (payload types and ids).
-            codecs = list(transceiver._codecs)
-            extmap = dict(transceiver._extmap)
+            codecs = list(transceiver.parameters.codecs)
+            extmap = dict(transceiver.parameters.extmap)
         else:
             codecs = []
             for codec in self._local_codecs(transceiver):
@@ -1414,8 +745,8 @@ class PeerConnection:
                     ext_id = len(self._ext_allocation) + 1
                     self._ext_allocation[uri] = ext_id
                 extmap[uri] = ext_id
-            transceiver._codecs = codecs
-            transceiver._extmap = extmap
+            transceiver.parameters.codecs = codecs
+            transceiver.parameters.extmap = extmap
         media.codecs = [self._to_sdp_codec(c) for c in codecs]
         media.formats = [str(c.payload_type) for c in codecs]
         media.extmaps = dict(extmap)
@@ -1461,9 +792,9 @@ class PeerConnection:
                 continue
             if name == "opus" and (offered.channels or 1) != (codec.channels or 1):
                 continue
-            if name == "h264" and _h264_packetization_mode(params) != "1":
+            if name == "h264" and h264_packetization_mode(params) != "1":
                 continue
-            feedback = tuple(fb for fb in offered.rtcp_feedback if fb in _SUPPORTED_FEEDBACK)
+            feedback = tuple(fb for fb in offered.rtcp_feedback if fb in SUPPORTED_FEEDBACK)
             return Codec(
                 mime_type=f"{kind}/{codec.name}",
                 clock_rate=offered.clock_rate,
@@ -1478,7 +809,7 @@ class PeerConnection:
         kind: MediaKind = "video" if offered.kind == "video" else "audio"
         local: dict[str, list[Codec]] = {}
         for codec in self._local_codecs(transceiver):
-            if codec.name.lower() not in _REJECTED_CODECS:
+            if codec.name.lower() not in REJECTED_CODECS:
                 local.setdefault(codec.name.lower(), []).append(codec)
         codecs: list[Codec] = []
         for offered_codec in offered.codecs:
@@ -1488,13 +819,13 @@ class PeerConnection:
                 if len(codecs) >= _MAX_ANSWER_CODECS:
                     break  # an offer repeating one codec cannot make the answer long
         if not codecs:
-            transceiver._codecs = []
+            transceiver.parameters.codecs = []
             transceiver.current_direction = None
             return self._rejected_media(offered)
         accepted_ext = set(self._config.header_extensions)
         extmap = {uri: ext_id for uri, ext_id in offered.extmaps.items() if uri in accepted_ext}
-        transceiver._codecs = codecs
-        transceiver._extmap = extmap
+        transceiver.parameters.codecs = codecs
+        transceiver.parameters.extmap = extmap
         remote_sends = offered.direction in (None, "sendrecv", "sendonly")
         remote_receives = offered.direction in (None, "sendrecv", "recvonly")
         we_send = remote_receives and transceiver._sends()
@@ -1598,7 +929,8 @@ class PeerConnection:
                 transceiver = waiting.popleft() if waiting else None
                 if transceiver is None:
                     transceiver = Transceiver(
-                        self,
+                        self._send_srtp,
+                        self._rtcp_ssrc,
                         "video" if m.kind == "video" else "audio",
                         "recvonly",
                         codecs=None,
@@ -1640,10 +972,10 @@ class PeerConnection:
                 transceiver._reject()
                 continue
             codecs: list[Codec] = []
-            offered = {c.payload_type: c for c in transceiver._codecs}
+            offered = {c.payload_type: c for c in transceiver.parameters.codecs}
             for sdp_codec in m.codecs:
                 mine = offered.get(sdp_codec.payload_type)
-                if mine is None or sdp_codec.name.lower() in _REJECTED_CODECS:
+                if mine is None or sdp_codec.name.lower() in REJECTED_CODECS:
                     continue
                 codecs.append(
                     Codec(
@@ -1652,12 +984,12 @@ class PeerConnection:
                         channels=sdp_codec.channels,
                         fmtp=sdp_codec.fmtp or mine.fmtp,
                         payload_type=sdp_codec.payload_type,
-                        rtcp_feedback=tuple(f for f in sdp_codec.rtcp_feedback if f in _SUPPORTED_FEEDBACK),
+                        rtcp_feedback=tuple(f for f in sdp_codec.rtcp_feedback if f in SUPPORTED_FEEDBACK),
                     )
                 )
-            transceiver._codecs = codecs
-            transceiver._extmap = {
-                uri: ext_id for uri, ext_id in m.extmaps.items() if transceiver._extmap.get(uri) == ext_id
+            transceiver.parameters.codecs = codecs
+            transceiver.parameters.extmap = {
+                uri: ext_id for uri, ext_id in m.extmaps.items() if transceiver.parameters.extmap.get(uri) == ext_id
             }
             remote = m.direction or "sendrecv"
             transceiver.current_direction = {
@@ -1826,9 +1158,9 @@ class PeerConnection:
         for transceiver in self._transceivers:
             if transceiver.stopped:
                 continue
-            for ssrc in transceiver.sender._stats:
+            for ssrc in transceiver.sender.streams:
                 self._senders_by_ssrc[ssrc] = transceiver.sender
-            ext = transceiver._extmap
+            ext = transceiver.parameters.extmap
             if URI_MID in ext:
                 self._mid_ext_ids.add(ext[URI_MID])
             if URI_RID in ext:
@@ -1862,7 +1194,7 @@ class PeerConnection:
                 value = header.extensions.get(twcc_id)
                 if value is not None and len(value) == 2:
                     self._twcc.record((value[0] << 8) | value[1], int(arrival * 1e6), header.ssrc)
-            receiver._deliver(data, header, arrival)
+            receiver.deliver(data, header, arrival)
         except Exception:
             logger.exception("RTP handling failed")
 
@@ -1881,7 +1213,9 @@ class PeerConnection:
             candidates = [
                 t.receiver
                 for t in self._transceivers
-                if not t.stopped and t._remote_sends and any(c.payload_type == header.payload_type for c in t._codecs)
+                if not t.stopped
+                and t._remote_sends
+                and any(c.payload_type == header.payload_type for c in t.parameters.codecs)
             ]
             if len(candidates) == 1:
                 receiver = candidates[0]
@@ -1920,7 +1254,7 @@ class PeerConnection:
                 route = self._rtp_routes.get(packet.ssrc)
                 if route is not None:
                     receiver = route[0]
-                    stats = receiver._stats.get(packet.ssrc)
+                    stats = receiver.streams.get(packet.ssrc)
                     if stats is not None:
                         stats.last_sr = ntp_to_middle32(packet.ntp_time)
                         stats.last_sr_time = time.monotonic()
@@ -1929,7 +1263,7 @@ class PeerConnection:
                 sender = senders.get(block.ssrc)
                 if sender is not None:
                     rtt = self._rtt(sender, block)
-                    send_stats = sender._stats.get(block.ssrc)
+                    send_stats = sender.streams.get(block.ssrc)
                     if send_stats is not None:
                         if rtt is not None:
                             send_stats.rtt = rtt
@@ -1984,8 +1318,8 @@ class PeerConnection:
             if transceiver.stopped:
                 continue
             sender = transceiver.sender
-            clock = sender._clock_rate()
-            for ssrc, stats in sender._stats.items():
+            clock = sender.clock_rate()
+            for ssrc, stats in sender.streams.items():
                 if not stats.packets or now - stats.last_time > _REPORT_QUIET_STREAMS_FOR:
                     continue
                 ntp = ntp_now()
@@ -1998,7 +1332,7 @@ class PeerConnection:
         for transceiver in self._transceivers:
             if transceiver.stopped:
                 continue
-            for ssrc, recv_stats in transceiver.receiver._stats.items():
+            for ssrc, recv_stats in transceiver.receiver.streams.items():
                 # Keep reporting a quiet stream for a while so the sender
                 # still gets LSR/DLSR (its RTT) after a burst.
                 if now - recv_stats.last_arrival < _REPORT_QUIET_STREAMS_FOR:

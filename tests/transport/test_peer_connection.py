@@ -570,7 +570,7 @@ async def test_random_network_bytes_never_raise(make_pc: MakePc) -> None:
         data = bytes([0x80 | rng.randrange(0, 64)]) + bytes(rng.randrange(256) for _ in range(size))
         answerer._on_rtp_data(data)
         answerer._on_rtcp_data(data)
-        answerer._on_srtp_datagram(data + b"\x00")
+        answerer._transport._on_datagram(data + b"\x00")
     assert answerer.malformed_rtp + answerer.unroutable_rtp > 0
     assert answerer.malformed_rtcp > 0 and answerer.srtp_errors > 0
     assert answerer.connection_state == "connected"

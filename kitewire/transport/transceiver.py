@@ -1,0 +1,93 @@
+"""A transceiver: one m-line with its sender and receiver."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Literal
+
+from .codecs import Codec, MediaKind, NegotiatedParameters
+from .receiver import RtpReceiver
+from .sender import RtpSender, SendEncoding, random_ssrc
+
+__all__ = ["Direction", "Transceiver"]
+
+Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
+
+
+class Transceiver:
+    """One m-line: its mid, kind, direction and a sender/receiver pair.
+
+    ``direction`` is our side's wish (may be changed before the next offer or
+    answer); ``current_direction`` is what was negotiated. ``codecs`` and
+    ``header_extensions`` are the negotiated values (the offered ones between
+    our offer and the answer; empty before). ``remote_stream_id`` /
+    ``remote_track_id`` come from the remote a=msid.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[bytes | bytearray, bool], bool],
+        rtcp_ssrc: int,
+        kind: MediaKind,
+        direction: Direction,
+        *,
+        codecs: list[Codec] | None,
+        send_encodings: list[SendEncoding] | None,
+        stream_id: str | None,
+        track_id: str | None,
+    ) -> None:
+        self.mid: str | None = None
+        self.kind: MediaKind = kind
+        self.direction: Direction = direction
+        self.current_direction: Direction | None = None
+        self.stream_id = stream_id or f"stream-{secrets.token_hex(4)}"
+        self.track_id = track_id or f"track-{secrets.token_hex(4)}"
+        self.remote_stream_id: str | None = None
+        self.remote_track_id: str | None = None
+        self._preferred_codecs = codecs
+        #: The negotiated codecs and header extensions (shared with the sender and receiver).
+        self.parameters = NegotiatedParameters()
+        self._stopped = False
+        self._track_fired = False
+        self._remote_sends = False
+        self._rejected_negotiated = False
+        encodings = send_encodings or [SendEncoding("", random_ssrc())]
+        self.sender = RtpSender(send, self, self.parameters, encodings)
+        self.receiver = RtpReceiver(send, rtcp_ssrc, self, self.parameters)
+
+    @property
+    def codecs(self) -> list[Codec]:
+        """Negotiated codecs with payload types, preferred first."""
+        return list(self.parameters.codecs)
+
+    @property
+    def header_extensions(self) -> dict[str, int]:
+        """Negotiated header extensions: URI -> id."""
+        return dict(self.parameters.extmap)
+
+    @property
+    def stopped(self) -> bool:
+        """True after :meth:`stop` or after the remote rejected the m-line."""
+        return self._stopped
+
+    def stop(self) -> None:
+        """Stop this transceiver; the next offer/answer sets its m-line to port 0."""
+        self._stopped = True
+        self.direction = "inactive"
+
+    def _reject(self) -> None:
+        """The m-line was rejected (port 0) by an offer/answer both sides hold."""
+        self._stopped = True
+        self._rejected_negotiated = True
+        self.current_direction = None
+        self._remote_sends = False
+
+    def _sends(self) -> bool:
+        return not self._stopped and self.direction in ("sendrecv", "sendonly")
+
+    def _receives(self) -> bool:
+        return not self._stopped and self.direction in ("sendrecv", "recvonly")
+
+    def __repr__(self) -> str:
+        return f"Transceiver(mid={self.mid!r}, kind={self.kind}, direction={self.direction})"
