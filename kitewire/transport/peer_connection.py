@@ -18,7 +18,6 @@ import collections
 import dataclasses
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -36,40 +35,20 @@ from .codecs import (
     h264_packetization_mode,
 )
 from .datachannel import DataChannel
+from .feedback import FeedbackGenerator, run_feedback
 from .ice import MAX_REMOTE_CANDIDATES, IceCandidateInit, IceServer
 from .receiver import RtpReceiver
-from .rtcp import (
-    Fir,
-    Nack,
-    Pli,
-    ReceiverReport,
-    Remb,
-    ReportBlock,
-    RtcpPacket,
-    SenderReport,
-    TransportCcFeedback,
-    build_receiver_report,
-    build_sdes,
-    build_sender_report,
-    ntp_now,
-    ntp_to_middle32,
-    parse_rtcp,
-)
+from .reports import ReportGenerator
+from .router import RtpRouter
 from .rtp import (
     SUPPORTED_HEADER_EXTENSIONS,
-    URI_MID,
-    URI_RID,
-    URI_TRANSPORT_CC,
-    RtpHeader,
-    decode_sdes_string,
     encode_sdes_string,
-    parse_rtp_header,
 )
 from .sdp import DIRECTIONS, SdpCodec, SdpMedia, SdpSession, check_media_sections, parse_sdp, write_sdp
 from .sender import RtpSender, SendEncoding, random_ssrc
 from .stats import InboundStreamStats, OutboundStreamStats, PeerConnectionStats
 from .transceiver import Direction, Transceiver
-from .twcc import TwccRecorder
+from .twcc import TransportCcGenerator
 
 logger = logging.getLogger(__name__)
 
@@ -135,8 +114,6 @@ _PARSE_IN_THREAD_CHARS = 16 * 1024
 _MAX_ANSWER_CODECS = 16
 # m-lines handled between returns to the event loop while applying or answering an offer (~1 ms of work).
 _MLINES_PER_SLICE = 64
-_REPORT_QUIET_STREAMS_FOR = 10.0
-_MAX_ROUTES = 1024
 
 
 class PeerConnection:
@@ -162,9 +139,6 @@ class PeerConnection:
         self.on_track: Callable[[Transceiver], object] | None = None
         self.on_data_channel: Callable[[DataChannel], object] | None = None
         self.on_connection_state_change: Callable[[ConnectionState], object] | None = None
-        self.malformed_rtp = 0
-        self.malformed_rtcp = 0
-        self.unroutable_rtp = 0
 
         self._state: ConnectionState = "new"
         self._closed = False
@@ -202,20 +176,24 @@ class PeerConnection:
         self._candidates_emitted = False
 
         # Routing tables rebuilt on every negotiation / learned from packets.
-        self._rtp_routes: dict[int, tuple[RtpReceiver, str | None]] = {}
-        self._senders_by_ssrc: dict[int, RtpSender] = {}
-        self._mid_ext_ids: set[int] = set()
-        self._rid_ext_ids: set[int] = set()
-        self._twcc_ext_id: int | None = None
-        self._twcc = TwccRecorder()
+        twcc = TransportCcGenerator(rtcp_ssrc=self._rtcp_ssrc, interval=config.transport_cc_interval)
+        reports = ReportGenerator(
+            lambda: self._transceivers,
+            rtcp_ssrc=self._rtcp_ssrc,
+            cname=self._cname,
+            interval=config.rtcp_report_interval,
+        )
+        #: Pluggable feedback: each is told of negotiations, sees routed RTP, sends RTCP on its timer.
+        self._feedback: list[FeedbackGenerator] = [reports, twcc]
+        self._router = RtpRouter(self._call, observers=[twcc.observe])
         self._pt_allocation: dict[tuple[str, int, int | None, str], int] = {}
         self._ext_allocation: dict[str, int] = {}
 
         self._transport = BundleTransport(
             config.ice_servers,
             loopback_only=config.loopback_only,
-            on_rtp=self._on_rtp_data,
-            on_rtcp=self._on_rtcp_data,
+            on_rtp=self._router.on_rtp,
+            on_rtcp=self._router.on_rtcp,
             on_failure=self._on_transport_failure,
         )
 
@@ -258,6 +236,21 @@ class PeerConnection:
         return list(self._transceivers)
 
     @property
+    def malformed_rtp(self) -> int:
+        """RTP packets too broken to parse."""
+        return self._router.malformed_rtp
+
+    @property
+    def malformed_rtcp(self) -> int:
+        """RTCP packets too broken to parse."""
+        return self._router.malformed_rtcp
+
+    @property
+    def unroutable_rtp(self) -> int:
+        """RTP packets no receiver could be found for."""
+        return self._router.unroutable_rtp
+
+    @property
     def srtp_errors(self) -> int:
         """Packets that failed SRTP authentication or replay checks."""
         return self._transport.srtp_errors
@@ -291,7 +284,7 @@ class PeerConnection:
                     InboundStreamStats(
                         transceiver.mid,
                         ssrc,
-                        receiver._ssrcs.get(ssrc),
+                        receiver.ssrc_rids.get(ssrc),
                         recv.received,
                         max(0, expected - recv.received),
                         extended,
@@ -302,9 +295,9 @@ class PeerConnection:
             self._state,
             outbound,
             inbound,
-            self.malformed_rtp,
-            self.malformed_rtcp,
-            self.unroutable_rtp,
+            self._router.malformed_rtp,
+            self._router.malformed_rtcp,
+            self._router.unroutable_rtp,
             self.srtp_errors,
         )
 
@@ -1012,15 +1005,15 @@ class PeerConnection:
                     transceiver.remote_track_id = parts[1] if len(parts) > 1 else ""
                     break
         receiver = transceiver.receiver
-        receiver._rids = [rid for rid, d in m.rids if d == "send"]
-        if not receiver._rids:
+        receiver.remote_rids = [rid for rid, d in m.rids if d == "send"]
+        if not receiver.remote_rids:
             for ssrc in m.ssrcs:
-                receiver._ssrcs.setdefault(ssrc, None)
-        transceiver._remote_sends = (m.direction or "sendrecv") in ("sendrecv", "sendonly")
+                receiver.ssrc_rids.setdefault(ssrc, None)
+        transceiver.remote_sends = (m.direction or "sendrecv") in ("sendrecv", "sendonly")
 
     def _fire_tracks(self) -> None:
         for transceiver in self._transceivers:
-            remote_sends = transceiver._remote_sends
+            remote_sends = transceiver.remote_sends
             receiving = remote_sends and transceiver._receives()
             if receiving and not transceiver._track_fired:
                 transceiver._track_fired = True
@@ -1117,9 +1110,9 @@ class PeerConnection:
             self._set_state("failed")
             return
         self._set_state("connected")
-        self._tasks.append(asyncio.ensure_future(self._rtcp_loop()))
-        if self._config.transport_cc_interval > 0:
-            self._tasks.append(asyncio.ensure_future(self._twcc_loop()))
+        for generator in self._feedback:
+            if generator.interval > 0:
+                self._tasks.append(asyncio.ensure_future(run_feedback(generator, self._send_srtp)))
         await self._maybe_start_sctp()
 
     async def _maybe_start_sctp(self) -> None:
@@ -1150,204 +1143,9 @@ class PeerConnection:
         return self._transport.send(packet, rtcp)
 
     def _update_routes(self) -> None:
-        self._senders_by_ssrc = {}
-        self._mid_ext_ids = set()
-        self._rid_ext_ids = set()
-        self._twcc_ext_id = None
-        valid_receivers = set()
-        for transceiver in self._transceivers:
-            if transceiver.stopped:
-                continue
-            for ssrc in transceiver.sender.streams:
-                self._senders_by_ssrc[ssrc] = transceiver.sender
-            ext = transceiver.parameters.extmap
-            if URI_MID in ext:
-                self._mid_ext_ids.add(ext[URI_MID])
-            if URI_RID in ext:
-                self._rid_ext_ids.add(ext[URI_RID])
-            if URI_TRANSPORT_CC in ext:
-                self._twcc_ext_id = ext[URI_TRANSPORT_CC]
-            valid_receivers.add(transceiver.receiver)
-            if not transceiver.receiver._rids:
-                for ssrc in transceiver.receiver._ssrcs:
-                    self._rtp_routes.setdefault(ssrc, (transceiver.receiver, None))
-        self._rtp_routes = {s: r for s, r in self._rtp_routes.items() if r[0] in valid_receivers}
+        self._router.update(self._transceivers)
+        for generator in self._feedback:
+            generator.negotiated(self._transceivers)
 
-    def _on_rtp_data(self, data: bytes) -> None:
-        try:
-            header = parse_rtp_header(data)
-        except ValueError:
-            self.malformed_rtp += 1
-            return
-        try:
-            route = self._rtp_routes.get(header.ssrc)
-            if route is None:
-                route = self._learn_route(header)
-                if route is None:
-                    self.unroutable_rtp += 1
-                    return
-            receiver, rid = route
-            header.rid = rid
-            arrival = time.monotonic()
-            twcc_id = self._twcc_ext_id
-            if twcc_id is not None:
-                value = header.extensions.get(twcc_id)
-                if value is not None and len(value) == 2:
-                    self._twcc.record((value[0] << 8) | value[1], int(arrival * 1e6), header.ssrc)
-            receiver.deliver(data, header, arrival)
-        except Exception:
-            logger.exception("RTP handling failed")
-
-    def _learn_route(self, header: RtpHeader) -> tuple[RtpReceiver, str | None] | None:
-        receiver: RtpReceiver | None = None
-        for ext_id in self._mid_ext_ids:
-            value = header.extensions.get(ext_id)
-            if value is not None:
-                mid = decode_sdes_string(value)
-                for transceiver in self._transceivers:
-                    if transceiver.mid == mid and not transceiver.stopped:
-                        receiver = transceiver.receiver
-                        break
-                break
-        if receiver is None:
-            candidates = [
-                t.receiver
-                for t in self._transceivers
-                if not t.stopped
-                and t._remote_sends
-                and any(c.payload_type == header.payload_type for c in t.parameters.codecs)
-            ]
-            if len(candidates) == 1:
-                receiver = candidates[0]
-        if receiver is None:
-            return None
-        rid: str | None = None
-        for ext_id in self._rid_ext_ids:
-            value = header.extensions.get(ext_id)
-            if value is not None:
-                rid = decode_sdes_string(value)
-                break
-        if receiver._rids and rid is None:
-            # Simulcast packet whose layer is not known yet: deliver, do not cache.
-            return receiver, None
-        if len(self._rtp_routes) < _MAX_ROUTES:
-            self._rtp_routes[header.ssrc] = (receiver, rid)
-            receiver._ssrcs[header.ssrc] = rid
-        return receiver, rid
-
-    def _on_rtcp_data(self, data: bytes) -> None:
-        try:
-            packets = parse_rtcp(data)
-        except ValueError:
-            self.malformed_rtcp += 1
-            return
-        try:
-            for packet in packets:
-                self._dispatch_rtcp(packet)
-        except Exception:
-            logger.exception("RTCP handling failed")
-
-    def _dispatch_rtcp(self, packet: RtcpPacket) -> None:
-        senders = self._senders_by_ssrc
-        if isinstance(packet, (SenderReport, ReceiverReport)):
-            if isinstance(packet, SenderReport):
-                route = self._rtp_routes.get(packet.ssrc)
-                if route is not None:
-                    receiver = route[0]
-                    stats = receiver.streams.get(packet.ssrc)
-                    if stats is not None:
-                        stats.last_sr = ntp_to_middle32(packet.ntp_time)
-                        stats.last_sr_time = time.monotonic()
-                    _invoke(self, receiver.on_sender_report, packet)
-            for block in packet.reports:
-                sender = senders.get(block.ssrc)
-                if sender is not None:
-                    rtt = self._rtt(sender, block)
-                    send_stats = sender.streams.get(block.ssrc)
-                    if send_stats is not None:
-                        if rtt is not None:
-                            send_stats.rtt = rtt
-                        send_stats.fraction_lost = block.fraction_lost / 256.0
-                        send_stats.packets_lost = block.packets_lost
-                    _invoke(self, sender.on_receiver_report, block, rtt)
-        elif isinstance(packet, Nack):
-            sender = senders.get(packet.media_ssrc)
-            if sender is not None:
-                _invoke(self, sender.on_nack, packet.media_ssrc, packet.lost)
-        elif isinstance(packet, Pli):
-            sender = senders.get(packet.media_ssrc)
-            if sender is not None:
-                _invoke(self, sender.on_keyframe_request, packet.media_ssrc)
-        elif isinstance(packet, Fir):
-            for ssrc, _ in packet.entries:
-                sender = senders.get(ssrc)
-                if sender is not None:
-                    _invoke(self, sender.on_keyframe_request, ssrc)
-        elif isinstance(packet, Remb):
-            targets = {id(s): s for s in (senders.get(x) for x in packet.ssrcs) if s is not None}
-            if not targets:
-                targets = {id(s): s for s in senders.values()}
-            for sender in targets.values():
-                _invoke(self, sender.on_remb, packet.bitrate, packet.ssrcs)
-        elif isinstance(packet, TransportCcFeedback):
-            for sender in {id(s): s for s in senders.values()}.values():
-                _invoke(self, sender.on_transport_cc, packet)
-
-    @staticmethod
-    def _rtt(sender: RtpSender, block: ReportBlock) -> float | None:
-        if not block.last_sr:
-            return None
-        now_middle = ntp_to_middle32(ntp_now())
-        rtt = (now_middle - block.last_sr - block.delay_since_last_sr) & 0xFFFFFFFF
-        if rtt > 0x7FFFFFFF:
-            return None
-        return rtt / 65536.0
-
-    async def _rtcp_loop(self) -> None:
-        interval = self._config.rtcp_report_interval
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                self._send_reports()
-            except Exception:
-                logger.exception("RTCP report failed")
-
-    def _send_reports(self) -> None:
-        now = time.monotonic()
-        for transceiver in self._transceivers:
-            if transceiver.stopped:
-                continue
-            sender = transceiver.sender
-            clock = sender.clock_rate()
-            for ssrc, stats in sender.streams.items():
-                if not stats.packets or now - stats.last_time > _REPORT_QUIET_STREAMS_FOR:
-                    continue
-                ntp = ntp_now()
-                rtp_ts = (stats.last_timestamp + int((now - stats.last_time) * clock)) & 0xFFFFFFFF
-                packet = build_sender_report(ssrc, ntp, rtp_ts, stats.packets, stats.octets)
-                packet += build_sdes(ssrc, self._cname)
-                self._send_srtp(packet, True)
-                stats.last_sr_ntp = ntp
-        blocks: list[ReportBlock] = []
-        for transceiver in self._transceivers:
-            if transceiver.stopped:
-                continue
-            for ssrc, recv_stats in transceiver.receiver.streams.items():
-                # Keep reporting a quiet stream for a while so the sender
-                # still gets LSR/DLSR (its RTT) after a burst.
-                if now - recv_stats.last_arrival < _REPORT_QUIET_STREAMS_FOR:
-                    blocks.append(recv_stats.report_block(ssrc, now))
-        for start in range(0, len(blocks), 31):
-            packet = build_receiver_report(self._rtcp_ssrc, blocks[start : start + 31])
-            packet += build_sdes(self._rtcp_ssrc, self._cname)
-            self._send_srtp(packet, True)
-
-    async def _twcc_loop(self) -> None:
-        interval = self._config.transport_cc_interval
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                for packet in self._twcc.build(self._rtcp_ssrc):
-                    self._send_srtp(packet, True)
-            except Exception:
-                logger.exception("transport-cc feedback failed")
+    def _call(self, callback: Callable[..., object] | None, *args: object) -> None:
+        _invoke(self, callback, *args)

@@ -46,8 +46,8 @@ class RtpReceiver:
         self._rtcp_ssrc = rtcp_ssrc
         self._transceiver = transceiver
         self._parameters = parameters
-        self._rids: list[str] = []
-        self._ssrcs: dict[int, str | None] = {}
+        self.remote_rids: list[str] = []
+        self.ssrc_rids: dict[int, str | None] = {}
         self.streams: dict[int, RecvStats] = {}
         self._fir_seq = 0
         self.packets_received = 0
@@ -57,12 +57,12 @@ class RtpReceiver:
     @property
     def rids(self) -> list[str]:
         """Simulcast rids the remote sends on this m-line (empty if not simulcast)."""
-        return list(self._rids)
+        return list(self.remote_rids)
 
     @property
     def ssrcs(self) -> dict[int, str | None]:
         """SSRCs seen/announced so far -> their rid (None if not simulcast)."""
-        return dict(self._ssrcs)
+        return dict(self.ssrc_rids)
 
     @property
     def codecs(self) -> list[Codec]:
@@ -90,7 +90,7 @@ class RtpReceiver:
 
     def send_remb(self, bitrate: int, ssrcs: list[int] | None = None) -> None:
         """Send a REMB (bits per second) for ``ssrcs`` (default: all seen)."""
-        targets = list(self._ssrcs) if ssrcs is None else ssrcs
+        targets = list(self.ssrc_rids) if ssrcs is None else ssrcs
         self._send(build_remb(self._rtcp_ssrc, int(bitrate), targets), True)
 
     def send_rtcp(self, packet: bytes) -> None:
@@ -105,7 +105,7 @@ class RtpReceiver:
                 return
             clock = self._clock_rate_for(header.payload_type)
             stats = self.streams[header.ssrc] = RecvStats(header.sequence_number, clock)
-            self._ssrcs.setdefault(header.ssrc, header.rid)
+            self.ssrc_rids.setdefault(header.ssrc, header.rid)
         stats.update(header.sequence_number, header.timestamp, arrival)
         callback = self.on_rtp
         if callback is not None:

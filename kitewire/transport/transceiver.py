@@ -50,7 +50,7 @@ class Transceiver:
         self.parameters = NegotiatedParameters()
         self._stopped = False
         self._track_fired = False
-        self._remote_sends = False
+        self.remote_sends = False
         self._rejected_negotiated = False
         encodings = send_encodings or [SendEncoding("", random_ssrc())]
         self.sender = RtpSender(send, self, self.parameters, encodings)
@@ -81,7 +81,7 @@ class Transceiver:
         self._stopped = True
         self._rejected_negotiated = True
         self.current_direction = None
-        self._remote_sends = False
+        self.remote_sends = False
 
     def _sends(self) -> bool:
         return not self._stopped and self.direction in ("sendrecv", "sendonly")

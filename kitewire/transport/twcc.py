@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .rtcp import build_transport_cc
+from .rtp import URI_TRANSPORT_CC, RtpHeader
 
-__all__ = ["TwccRecorder"]
+if TYPE_CHECKING:
+    from .transceiver import Transceiver
+
+__all__ = ["TransportCcGenerator", "TwccRecorder"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,3 +94,34 @@ class TwccRecorder:
         self._reported_any = True
         self._arrivals.clear()
         return out
+
+
+class TransportCcGenerator:
+    """Transport-wide CC feedback: records the transport-wide sequence number of every packet, reports them."""
+
+    def __init__(self, *, rtcp_ssrc: int, interval: float) -> None:
+        self._rtcp_ssrc = rtcp_ssrc
+        self.interval = interval
+        self.recorder = TwccRecorder()
+        #: The negotiated transport-wide sequence number extension id (None: not negotiated).
+        self.ext_id: int | None = None
+
+    def negotiated(self, transceivers: Sequence[Transceiver]) -> None:
+        """Take the extension id (one per bundle) from the live transceivers."""
+        self.ext_id = None
+        for transceiver in transceivers:
+            ext_id = transceiver.parameters.extmap.get(URI_TRANSPORT_CC)
+            if ext_id is not None and not transceiver.stopped:
+                self.ext_id = ext_id
+
+    def observe(self, header: RtpHeader, arrival: float) -> None:
+        """Record the packet's transport-wide sequence number, if it carries one."""
+        ext_id = self.ext_id
+        if ext_id is not None:
+            value = header.extensions.get(ext_id)
+            if value is not None and len(value) == 2:
+                self.recorder.record((value[0] << 8) | value[1], int(arrival * 1e6), header.ssrc)
+
+    def generate(self, now: float) -> list[bytes]:
+        """Feedback packets covering everything recorded since the last call."""
+        return self.recorder.build(self._rtcp_ssrc)

@@ -568,8 +568,8 @@ async def test_random_network_bytes_never_raise(make_pc: MakePc) -> None:
     for _ in range(3000):
         size = rng.randrange(0, 80)
         data = bytes([0x80 | rng.randrange(0, 64)]) + bytes(rng.randrange(256) for _ in range(size))
-        answerer._on_rtp_data(data)
-        answerer._on_rtcp_data(data)
+        answerer._router.on_rtp(data)
+        answerer._router.on_rtcp(data)
         answerer._transport._on_datagram(data + b"\x00")
     assert answerer.malformed_rtp + answerer.unroutable_rtp > 0
     assert answerer.malformed_rtcp > 0 and answerer.srtp_errors > 0
