@@ -1,10 +1,13 @@
-"""A WebRTC PeerConnection with raw-RTP tracks, built on aiortc's ICE, DTLS and SCTP.
+"""A WebRTC PeerConnection with raw-RTP tracks: the facade over the transport's rooms.
 
-One ICE + DTLS transport carries every m-line (max-bundle, rtcp-mux). Media is
-raw RTP in and out: senders take finished RTP packets and SRTP-protect them
-synchronously, receivers hand each decrypted packet with a light parsed header
-to a callback. RTCP feedback is routed to the sender or receiver that owns the
-SSRC it is about.
+One ICE + DTLS transport (:mod:`.aiortc_seam`) carries every m-line
+(max-bundle, rtcp-mux). Media is raw RTP in and out: senders take finished RTP
+packets and SRTP-protect them synchronously, receivers hand each decrypted
+packet with a light parsed header to a callback. This module keeps the JSEP
+session (signaling state, which mid is which m-line, connecting); the m-lines
+are written by :mod:`.negotiation`, packets routed by :mod:`.router`, and RTCP
+reports and transport-cc feedback produced by the generators of
+:mod:`.feedback`.
 
 Callbacks are plain attributes. A callback may be a normal function or return
 an awaitable (then it is scheduled as a task); the per-packet ``on_rtp`` must be
@@ -15,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import logging
 import secrets
 from collections.abc import Callable
@@ -23,20 +25,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._callbacks import invoke_callback
-from .aiortc_seam import SCTP_MAX_MESSAGE_SIZE, BundleTransport, RTCDataChannel
+from .aiortc_seam import BundleTransport, RTCDataChannel
+from .candidates import RemoteCandidates
 from .codecs import (
     DEFAULT_CODECS,
-    REJECTED_CODECS,
-    SUPPORTED_FEEDBACK,
-    VIDEO_ONLY_EXTENSIONS,
     Codec,
     MediaKind,
-    codec_key,
-    h264_packetization_mode,
 )
 from .datachannel import DataChannel
 from .feedback import FeedbackGenerator, run_feedback
 from .ice import MAX_REMOTE_CANDIDATES, IceCandidateInit, IceServer
+from .negotiation import Negotiator, apply_remote_media, rejected_media, validate_remote
 from .receiver import RtpReceiver
 from .reports import ReportGenerator
 from .router import RtpRouter
@@ -44,9 +43,9 @@ from .rtp import (
     SUPPORTED_HEADER_EXTENSIONS,
     encode_sdes_string,
 )
-from .sdp import DIRECTIONS, SdpCodec, SdpMedia, SdpSession, check_media_sections, parse_sdp, write_sdp
+from .sdp import DIRECTIONS, SdpMedia, SdpSession, check_media_sections, parse_sdp, write_sdp
 from .sender import RtpSender, SendEncoding, random_ssrc
-from .stats import InboundStreamStats, OutboundStreamStats, PeerConnectionStats
+from .stats import InboundStreamStats, OutboundStreamStats, PeerConnectionStats, collect_stats
 from .transceiver import Direction, Transceiver
 from .twcc import TransportCcGenerator
 
@@ -105,13 +104,8 @@ def _invoke(owner: PeerConnection | None, callback: Callable[..., object] | None
     invoke_callback(tasks, "callback", callback, callback, *args)
 
 
-# Candidate lines looked at per remote description: unbundled offers repeat
-# candidates per m-line, but nothing legitimate comes near this.
-_MAX_SDP_CANDIDATE_LINES = 256
 # Descriptions longer than this (~1 ms of parsing; a few browser m-lines) are parsed in a worker thread.
 _PARSE_IN_THREAD_CHARS = 16 * 1024
-# Codecs one answered m-line lists; our codec lists are a handful, profiles included.
-_MAX_ANSWER_CODECS = 16
 # m-lines handled between returns to the event loop while applying or answering an offer (~1 ms of work).
 _MLINES_PER_SLICE = 64
 
@@ -144,8 +138,6 @@ class PeerConnection:
         self._closed = False
         self._cname = config.cname or secrets.token_hex(8)
         self._rtcp_ssrc = random_ssrc()
-        self._session_id = str(secrets.randbits(62))
-        self._session_version = 0
         self._transceivers: list[Transceiver] = []
         self._data_channels: list[DataChannel] = []
         self._want_data = False
@@ -162,8 +154,6 @@ class PeerConnection:
         self._pending_offer: SdpSession | None = None  # remote offer awaiting our answer
         self._local_offer_pending = False
         self._is_offerer: bool | None = None
-        self._remote_candidates_seen: set[str] = set()
-        self._candidate_limit_logged = False
         # The remote ICE ufrag, password and ice-lite flag, and its DTLS fingerprints.
         self._remote_ice: tuple[str, str, bool] | None = None
         self._remote_fingerprints: list[tuple[str, str]] = []
@@ -186,8 +176,6 @@ class PeerConnection:
         #: Pluggable feedback: each is told of negotiations, sees routed RTP, sends RTCP on its timer.
         self._feedback: list[FeedbackGenerator] = [reports, twcc]
         self._router = RtpRouter(self._call, observers=[twcc.observe])
-        self._pt_allocation: dict[tuple[str, int, int | None, str], int] = {}
-        self._ext_allocation: dict[str, int] = {}
 
         self._transport = BundleTransport(
             config.ice_servers,
@@ -195,6 +183,13 @@ class PeerConnection:
             on_rtp=self._router.on_rtp,
             on_rtcp=self._router.on_rtcp,
             on_failure=self._on_transport_failure,
+        )
+        self._remote_candidates = RemoteCandidates(self._transport, loopback_only=config.loopback_only)
+        self._negotiator = Negotiator(
+            self._transport,
+            codecs=config.codecs,
+            header_extensions=config.header_extensions,
+            cname=self._cname,
         )
 
     # --- public properties -------------------------------------------------
@@ -257,48 +252,14 @@ class PeerConnection:
 
     def get_stats(self) -> PeerConnectionStats:
         """A snapshot of per-SSRC send/receive counters and the error counters."""
-        outbound: list[OutboundStreamStats] = []
-        inbound: list[InboundStreamStats] = []
-        for transceiver in self._transceivers:
-            sender = transceiver.sender
-            rids = {e.ssrc: e.rid or None for e in sender._encodings}
-            for ssrc, send in sender.streams.items():
-                if send.packets:
-                    outbound.append(
-                        OutboundStreamStats(
-                            transceiver.mid,
-                            ssrc,
-                            rids.get(ssrc),
-                            send.packets,
-                            send.octets,
-                            send.rtt,
-                            send.fraction_lost,
-                            send.packets_lost,
-                        )
-                    )
-            receiver = transceiver.receiver
-            for ssrc, recv in receiver.streams.items():
-                extended = recv.cycles + recv.max_seq
-                expected = extended - recv.base_seq + 1
-                inbound.append(
-                    InboundStreamStats(
-                        transceiver.mid,
-                        ssrc,
-                        receiver.ssrc_rids.get(ssrc),
-                        recv.received,
-                        max(0, expected - recv.received),
-                        extended,
-                        recv.jitter / recv.clock_rate if recv.clock_rate else 0.0,
-                    )
-                )
-        return PeerConnectionStats(
+        router = self._router
+        return collect_stats(
             self._state,
-            outbound,
-            inbound,
-            self._router.malformed_rtp,
-            self._router.malformed_rtcp,
-            self._router.unroutable_rtp,
-            self.srtp_errors,
+            self._transceivers,
+            malformed_rtp=router.malformed_rtp,
+            malformed_rtcp=router.malformed_rtcp,
+            unroutable_rtp=router.unroutable_rtp,
+            srtp_errors=self.srtp_errors,
         )
 
     @property
@@ -403,7 +364,7 @@ class PeerConnection:
         if self._is_offerer is None:
             self._is_offerer = True
             self._transport.controlling = True
-        session = self._base_session()
+        session = self._negotiator.base_session()
         used = self._used_mids
         used.update(t.mid for t in self._transceivers if t.mid is not None)
         if self._data_mid is not None:
@@ -444,14 +405,14 @@ class PeerConnection:
         by_mid = {t.mid: t for t in self._transceivers if t.mid is not None}
         for mid in self._mid_order:
             if mid == self._data_mid:
-                session.media.append(self._application_media(mid, "actpass"))
+                session.media.append(self._negotiator.application_media(mid, "actpass"))
                 continue
             offered_transceiver = by_mid.get(mid)
             if offered_transceiver is not None:
-                session.media.append(self._offer_media(offered_transceiver))
+                session.media.append(self._negotiator.offer_media(offered_transceiver))
             elif mid in self._foreign_mlines:
-                session.media.append(self._rejected_media(self._foreign_mlines[mid]))
-        self._finish_session(session)
+                session.media.append(rejected_media(self._foreign_mlines[mid]))
+        self._negotiator.finish_session(session)
         self._local_sdp = write_sdp(session)
         self._local_offer_pending = True
         self._update_routes()
@@ -473,7 +434,7 @@ class PeerConnection:
         if offer is None:
             raise ValueError("create_answer: a remote offer expected first, got none")
         await self._gather()
-        session = self._base_session()
+        session = self._negotiator.base_session()
         # Mixed one/two-byte extensions only if the offerer said it copes (RFC 8285).
         session.extmap_allow_mixed = offer.extmap_allow_mixed
         remote_setup = None
@@ -492,21 +453,21 @@ class PeerConnection:
             await self._pause_between_slices(index)
             if m.kind == "application":
                 if m.rejected or "SCTP" not in m.protocol.upper():
-                    session.media.append(self._rejected_media(m))
+                    session.media.append(rejected_media(m))
                 else:
-                    session.media.append(self._application_media(m.mid or "", our_setup, m))
+                    session.media.append(self._negotiator.application_media(m.mid or "", our_setup, m))
                 continue
             transceiver = by_mid.get(m.mid or "")
             if transceiver is None or m.rejected or m.kind not in ("audio", "video"):
                 if transceiver is not None:
                     transceiver._reject()
-                session.media.append(self._rejected_media(m))
+                session.media.append(rejected_media(m))
                 continue
-            media = self._answer_media(m, transceiver, our_setup)
+            media = self._negotiator.answer_media(m, transceiver, our_setup)
             if media.rejected:
                 transceiver._reject()
             session.media.append(media)
-        self._finish_session(session)
+        self._negotiator.finish_session(session)
         self._local_sdp = await self._write_sdp(session)
         self._pending_offer = None
         self._update_routes()
@@ -537,7 +498,7 @@ class PeerConnection:
             raise ValueError("set_remote_description(answer): a local offer expected first, got none")
         if type == "offer" and self._local_offer_pending:
             raise ValueError("set_remote_description(offer): stable state expected, got have-local-offer (glare)")
-        transport_parameters = self._validate_remote(session)
+        transport_parameters = validate_remote(session, self._remote_ice[0] if self._remote_ice is not None else None)
         if transport_parameters is not None and self._remote_ice is None:
             self._remote_ice, self._remote_fingerprints = transport_parameters
         if type == "answer":
@@ -551,7 +512,7 @@ class PeerConnection:
             self._pending_offer = session
         self._remote_sdp = sdp
         self._remote_session = session
-        await self._add_sdp_candidates(session)
+        await self._remote_candidates.add_from_description(session)
         self._update_routes()
         self._fire_tracks()
         if type == "answer":
@@ -570,7 +531,7 @@ class PeerConnection:
             return
         if not isinstance(candidate, IceCandidateInit):
             raise ValueError(f"IceCandidateInit expected, got {type(candidate).__name__}")
-        if not await self._add_remote_candidate_line(candidate.candidate):
+        if not await self._remote_candidates.add_line(candidate.candidate):
             raise ValueError(
                 f"ICE candidate: at most {MAX_REMOTE_CANDIDATES} remote candidates per connection expected, "
                 f"got one more ({candidate.candidate[:80]!r})"
@@ -639,252 +600,7 @@ class PeerConnection:
     async def _gather(self) -> None:
         await self._transport.gather()
 
-    def _base_session(self) -> SdpSession:
-        self._session_version += 1
-        return SdpSession(
-            session_id=self._session_id,
-            session_version=self._session_version,
-            extmap_allow_mixed=True,
-        )
-
-    def _transport_attrs(self, media: SdpMedia, setup: str) -> None:
-        # Read straight from the ICE connection: once per m-line, a parameters object each time adds up.
-        media.ice_ufrag = self._transport.local_username
-        media.ice_pwd = self._transport.local_password
-        media.ice_options = "trickle"
-        media.fingerprints.extend(self._transport.fingerprints)
-        media.setup = setup
-
-    def _finish_session(self, session: SdpSession) -> None:
-        session.bundle = [m.mid for m in session.media if not m.rejected and m.mid is not None]
-        first = next((m for m in session.media if not m.rejected), None)
-        if first is not None:
-            candidates = self._transport.local_candidates()
-            first.candidates = [c.sdp for c in candidates]
-            first.end_of_candidates = True
-            if candidates:
-                first.connection_address = candidates[0].host
-                first.port = candidates[0].port
-
-    def _application_media(self, mid: str, setup: str, offered: SdpMedia | None = None) -> SdpMedia:
-        protocol = offered.protocol if offered is not None else "UDP/DTLS/SCTP"
-        formats = offered.formats if offered is not None else ["webrtc-datachannel"]
-        media = SdpMedia(kind="application", port=9, protocol=protocol, formats=list(formats), mid=mid)
-        self._transport_attrs(media, setup)
-        media.sctp_port = 5000
-        media.max_message_size = SCTP_MAX_MESSAGE_SIZE
-        return media
-
-    def _rejected_media(self, offered: SdpMedia) -> SdpMedia:
-        return SdpMedia(
-            kind=offered.kind,
-            port=0,
-            protocol=offered.protocol,
-            formats=list(offered.formats) or ["0"],
-            mid=offered.mid,
-        )
-
-    def _allocate_pt(self, codec: Codec) -> int:
-        key = codec_key(codec)
-        pt = self._pt_allocation.get(key)
-        if pt is None:
-            used = set(self._pt_allocation.values())
-            preferred = 111 if codec.name.lower() == "opus" else 96
-            pt = preferred
-            while pt in used or pt > 127:
-                pt = pt + 1 if pt < 127 else 96
-            self._pt_allocation[key] = pt
-        return pt
-
-    def _local_codecs(self, transceiver: Transceiver) -> list[Codec]:
-        source = transceiver._preferred_codecs
-        if source is None:
-            source = [c for c in self._config.codecs if c.kind == transceiver.kind]
-        return list(source)
-
-    def _local_extensions(self, kind: str) -> list[str]:
-        return [uri for uri in self._config.header_extensions if kind == "video" or uri not in VIDEO_ONLY_EXTENSIONS]
-
-    def _offer_media(self, transceiver: Transceiver) -> SdpMedia:
-        assert transceiver.mid is not None
-        if transceiver.stopped:
-            return SdpMedia(
-                kind=transceiver.kind,
-                port=0,
-                protocol="UDP/TLS/RTP/SAVPF",
-                formats=[str(c.payload_type) for c in transceiver.parameters.codecs] or ["0"],
-                mid=transceiver.mid,
-            )
-        media = SdpMedia(kind=transceiver.kind, port=9, protocol="UDP/TLS/RTP/SAVPF", formats=[], mid=transceiver.mid)
-        # Like libwebrtc, every offer says actpass; an established DTLS role is
-        # kept whatever a later answer says.
-        self._transport_attrs(media, "actpass")
-        media.rtcp_mux = True
-        media.rtcp_rsize = True
-        media.direction = transceiver.direction
-        if transceiver.current_direction is not None and transceiver.parameters.codecs:
-            # Renegotiation keeps what was agreed (payload types and ids).
-            codecs = list(transceiver.parameters.codecs)
-            extmap = dict(transceiver.parameters.extmap)
-        else:
-            codecs = []
-            for codec in self._local_codecs(transceiver):
-                pt = codec.payload_type if codec.payload_type is not None else self._allocate_pt(codec)
-                codecs.append(dataclasses.replace(codec, payload_type=pt))
-            extmap = {}
-            for uri in self._local_extensions(transceiver.kind):
-                ext_id = self._ext_allocation.get(uri)
-                if ext_id is None:
-                    ext_id = len(self._ext_allocation) + 1
-                    self._ext_allocation[uri] = ext_id
-                extmap[uri] = ext_id
-            transceiver.parameters.codecs = codecs
-            transceiver.parameters.extmap = extmap
-        media.codecs = [self._to_sdp_codec(c) for c in codecs]
-        media.formats = [str(c.payload_type) for c in codecs]
-        media.extmaps = dict(extmap)
-        self._write_send_identity(media, transceiver, offering=True)
-        return media
-
-    @staticmethod
-    def _to_sdp_codec(codec: Codec) -> SdpCodec:
-        assert codec.payload_type is not None
-        return SdpCodec(
-            payload_type=codec.payload_type,
-            name=codec.name,
-            clock_rate=codec.clock_rate,
-            channels=codec.channels,
-            fmtp=codec.fmtp,
-            rtcp_feedback=list(codec.rtcp_feedback),
-        )
-
-    def _write_send_identity(self, media: SdpMedia, transceiver: Transceiver, *, offering: bool) -> None:
-        if not transceiver._sends():
-            return
-        media.msid = (transceiver.stream_id, transceiver.track_id)
-        sender = transceiver.sender
-        if sender.simulcast and offering:
-            media.rids = [(e.rid, "send") for e in sender._encodings]
-            media.simulcast = ("send", [e.rid for e in sender._encodings])
-            return
-        ssrc = sender.ssrc
-        media.ssrcs[ssrc] = {
-            "cname": self._cname,
-            "msid": f"{transceiver.stream_id} {transceiver.track_id}",
-        }
-
-    def _match_codec(self, offered: SdpCodec, kind: str, local: dict[str, list[Codec]]) -> Codec | None:
-        """Our codec for an offered one; ``local`` maps lower-cased names to our codecs."""
-        same_name = local.get(offered.name.lower())
-        if not same_name:
-            return None  # the common case for a foreign codec: one dict lookup
-        name = offered.name.lower()
-        params = offered.fmtp_params()
-        for codec in same_name:
-            if codec.clock_rate != offered.clock_rate:
-                continue
-            if name == "opus" and (offered.channels or 1) != (codec.channels or 1):
-                continue
-            if name == "h264" and h264_packetization_mode(params) != "1":
-                continue
-            feedback = tuple(fb for fb in offered.rtcp_feedback if fb in SUPPORTED_FEEDBACK)
-            return Codec(
-                mime_type=f"{kind}/{codec.name}",
-                clock_rate=offered.clock_rate,
-                channels=offered.channels,
-                fmtp=offered.fmtp,
-                payload_type=offered.payload_type,
-                rtcp_feedback=feedback,
-            )
-        return None
-
-    def _answer_media(self, offered: SdpMedia, transceiver: Transceiver, setup: str) -> SdpMedia:
-        kind: MediaKind = "video" if offered.kind == "video" else "audio"
-        local: dict[str, list[Codec]] = {}
-        for codec in self._local_codecs(transceiver):
-            if codec.name.lower() not in REJECTED_CODECS:
-                local.setdefault(codec.name.lower(), []).append(codec)
-        codecs: list[Codec] = []
-        for offered_codec in offered.codecs:
-            match = self._match_codec(offered_codec, kind, local)
-            if match is not None:
-                codecs.append(match)
-                if len(codecs) >= _MAX_ANSWER_CODECS:
-                    break  # an offer repeating one codec cannot make the answer long
-        if not codecs:
-            transceiver.parameters.codecs = []
-            transceiver.current_direction = None
-            return self._rejected_media(offered)
-        accepted_ext = set(self._config.header_extensions)
-        extmap = {uri: ext_id for uri, ext_id in offered.extmaps.items() if uri in accepted_ext}
-        transceiver.parameters.codecs = codecs
-        transceiver.parameters.extmap = extmap
-        remote_sends = offered.direction in (None, "sendrecv", "sendonly")
-        remote_receives = offered.direction in (None, "sendrecv", "recvonly")
-        we_send = remote_receives and transceiver._sends()
-        we_receive = remote_sends and transceiver._receives()
-        direction: Direction = (
-            "sendrecv"
-            if we_send and we_receive
-            else "sendonly"
-            if we_send
-            else "recvonly"
-            if we_receive
-            else "inactive"
-        )
-        transceiver.current_direction = direction
-        media = SdpMedia(
-            kind=offered.kind,
-            port=9,
-            protocol=offered.protocol,
-            formats=[str(c.payload_type) for c in codecs],
-            mid=offered.mid,
-        )
-        self._transport_attrs(media, setup)
-        media.rtcp_mux = True
-        media.rtcp_rsize = offered.rtcp_rsize
-        media.direction = direction
-        media.codecs = [self._to_sdp_codec(c) for c in codecs]
-        media.extmaps = dict(extmap)
-        send_rids = [rid for rid, d in offered.rids if d == "send"]
-        if we_receive and send_rids:
-            order = offered.simulcast[1] if offered.simulcast and offered.simulcast[0] == "send" else send_rids
-            media.rids = [(rid, "recv") for rid in send_rids]
-            media.simulcast = ("recv", [rid for rid in order if rid in send_rids])
-        if we_send:
-            self._write_send_identity(media, transceiver, offering=False)
-        return media
-
     # --- applying remote descriptions --------------------------------------------
-
-    def _validate_remote(self, session: SdpSession) -> tuple[tuple[str, str, bool], list[tuple[str, str]]] | None:
-        """Check a remote description; return its ICE and DTLS parameters (None if all rejected)."""
-        mids = [m.mid for m in session.media if m.mid is not None]
-        if len(mids) != len(set(mids)):
-            raise ValueError(f"SDP: unique a=mid values expected, got {mids}")
-        live = [m for m in session.media if not m.rejected]
-        for m in live:
-            if m.kind in ("audio", "video") and m.mid is None:
-                raise ValueError(f"SDP: a=mid expected on every m-line, got none on m={m.kind}")
-        # Everything is bundled on one transport: the first live m-line's ICE
-        # and DTLS parameters are the ones that count (others may omit them).
-        if live:
-            ufrag, pwd = session.media_ice(live[0])
-            if not ufrag or not pwd:
-                raise ValueError(f"SDP: a=ice-ufrag and a=ice-pwd expected for m-line mid={live[0].mid!r}, got none")
-            if not session.media_fingerprints(live[0]):
-                raise ValueError(f"SDP: a=fingerprint expected for m-line mid={live[0].mid!r}, got none")
-        if live:
-            first = live[0]
-            ufrag, pwd = session.media_ice(first)
-            assert ufrag is not None and pwd is not None
-            fingerprints = list(session.media_fingerprints(first))
-            if self._remote_ice is not None and self._remote_ice[0] != ufrag:
-                raise ValueError(
-                    f"SDP: ICE restart is not supported (ufrag {self._remote_ice[0]!r} expected, got {ufrag!r})"
-                )
-            return (ufrag, pwd, session.ice_lite), fingerprints
-        return None
 
     async def _apply_remote_offer(self, session: SdpSession) -> None:
         by_mid = {t.mid: t for t in self._transceivers if t.mid is not None}
@@ -938,7 +654,7 @@ class PeerConnection:
             if m.rejected:
                 transceiver._reject()
                 continue
-            self._apply_remote_media(transceiver, m)
+            apply_remote_media(transceiver, m)
         # The remote recycled m-lines: what used to be there is gone.
         current = set(order)
         self._forget_mlines({mid for mid in self._mid_order if mid not in current})
@@ -964,52 +680,8 @@ class PeerConnection:
             if m.rejected:
                 transceiver._reject()
                 continue
-            codecs: list[Codec] = []
-            offered = {c.payload_type: c for c in transceiver.parameters.codecs}
-            for sdp_codec in m.codecs:
-                mine = offered.get(sdp_codec.payload_type)
-                if mine is None or sdp_codec.name.lower() in REJECTED_CODECS:
-                    continue
-                codecs.append(
-                    Codec(
-                        mime_type=f"{transceiver.kind}/{sdp_codec.name}",
-                        clock_rate=sdp_codec.clock_rate,
-                        channels=sdp_codec.channels,
-                        fmtp=sdp_codec.fmtp or mine.fmtp,
-                        payload_type=sdp_codec.payload_type,
-                        rtcp_feedback=tuple(f for f in sdp_codec.rtcp_feedback if f in SUPPORTED_FEEDBACK),
-                    )
-                )
-            transceiver.parameters.codecs = codecs
-            transceiver.parameters.extmap = {
-                uri: ext_id for uri, ext_id in m.extmaps.items() if transceiver.parameters.extmap.get(uri) == ext_id
-            }
-            remote = m.direction or "sendrecv"
-            transceiver.current_direction = {
-                "sendrecv": "sendrecv",
-                "sendonly": "recvonly",
-                "recvonly": "sendonly",
-                "inactive": "inactive",
-            }[remote]  # type: ignore[assignment]
-            self._apply_remote_media(transceiver, m)
-
-    def _apply_remote_media(self, transceiver: Transceiver, m: SdpMedia) -> None:
-        if m.msid is not None:
-            transceiver.remote_stream_id, transceiver.remote_track_id = m.msid
-        else:
-            for attrs in m.ssrcs.values():
-                msid = attrs.get("msid")
-                if msid:
-                    parts = msid.split()
-                    transceiver.remote_stream_id = parts[0]
-                    transceiver.remote_track_id = parts[1] if len(parts) > 1 else ""
-                    break
-        receiver = transceiver.receiver
-        receiver.remote_rids = [rid for rid, d in m.rids if d == "send"]
-        if not receiver.remote_rids:
-            for ssrc in m.ssrcs:
-                receiver.ssrc_rids.setdefault(ssrc, None)
-        transceiver.remote_sends = (m.direction or "sendrecv") in ("sendrecv", "sendonly")
+            self._negotiator.apply_answer_media(transceiver, m)
+            apply_remote_media(transceiver, m)
 
     def _fire_tracks(self) -> None:
         for transceiver in self._transceivers:
@@ -1020,47 +692,6 @@ class PeerConnection:
                 _invoke(self, self.on_track, transceiver)
             elif not receiving:
                 transceiver._track_fired = False
-
-    async def _add_sdp_candidates(self, session: SdpSession) -> None:
-        lines = [line for m in session.media if not m.rejected for line in m.candidates]
-        if len(lines) > _MAX_SDP_CANDIDATE_LINES:
-            logger.warning(
-                "remote description carries %d candidate lines; only the first %d are looked at",
-                len(lines),
-                _MAX_SDP_CANDIDATE_LINES,
-            )
-            del lines[_MAX_SDP_CANDIDATE_LINES:]
-        for line in lines:
-            try:
-                if not await self._add_remote_candidate_line(line):
-                    break  # full: the rest would be refused too
-            except ValueError:
-                logger.debug("ignoring malformed SDP candidate %r", line)
-
-    async def _add_remote_candidate_line(self, line: str) -> bool:
-        """Add one candidate line; False when it is new but the connection holds its maximum."""
-        text = line.strip()
-        if text.startswith("a="):
-            text = text[2:]
-        if text.startswith("candidate:"):
-            text = text[len("candidate:") :]
-        if text in self._remote_candidates_seen:
-            return True
-        if len(self._remote_candidates_seen) >= MAX_REMOTE_CANDIDATES:
-            # A peer flooding candidates would make ICE check every pair; refused
-            # before parsing so a flood costs a set lookup per candidate.
-            if not self._candidate_limit_logged:
-                self._candidate_limit_logged = True
-                logger.warning("refusing remote ICE candidates beyond %d", MAX_REMOTE_CANDIDATES)
-            return False
-        candidate = self._transport.parse_candidate(text)
-        if candidate.component != 1 or candidate.transport.lower() != "udp":
-            return True  # rtcp-mux and UDP only
-        if self._config.loopback_only and candidate.host != "127.0.0.1":
-            return True  # loopback-only connections never reach other addresses
-        self._remote_candidates_seen.add(text)
-        await self._transport.add_remote_candidate(candidate)
-        return True
 
     def _emit_candidates(self, session: SdpSession) -> None:
         if self._candidates_emitted:

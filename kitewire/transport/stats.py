@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .rtcp import ReportBlock
 
-__all__ = ["InboundStreamStats", "OutboundStreamStats", "PeerConnectionStats", "RecvStats", "SendStats"]
+if TYPE_CHECKING:
+    from .transceiver import Transceiver
+
+__all__ = [
+    "InboundStreamStats",
+    "OutboundStreamStats",
+    "PeerConnectionStats",
+    "RecvStats",
+    "SendStats",
+    "collect_stats",
+]
 
 
 @dataclass(frozen=True)
@@ -154,3 +166,52 @@ class RecvStats:
             last_sr=self.last_sr,
             delay_since_last_sr=dlsr,
         )
+
+
+def collect_stats(
+    connection_state: str,
+    transceivers: Sequence[Transceiver],
+    *,
+    malformed_rtp: int,
+    malformed_rtcp: int,
+    unroutable_rtp: int,
+    srtp_errors: int,
+) -> PeerConnectionStats:
+    """A snapshot of every transceiver's per-SSRC counters, with the connection's error counters."""
+    outbound: list[OutboundStreamStats] = []
+    inbound: list[InboundStreamStats] = []
+    for transceiver in transceivers:
+        sender = transceiver.sender
+        rids = {e.ssrc: e.rid or None for e in sender._encodings}
+        for ssrc, send in sender.streams.items():
+            if send.packets:
+                outbound.append(
+                    OutboundStreamStats(
+                        transceiver.mid,
+                        ssrc,
+                        rids.get(ssrc),
+                        send.packets,
+                        send.octets,
+                        send.rtt,
+                        send.fraction_lost,
+                        send.packets_lost,
+                    )
+                )
+        receiver = transceiver.receiver
+        for ssrc, recv in receiver.streams.items():
+            extended = recv.cycles + recv.max_seq
+            expected = extended - recv.base_seq + 1
+            inbound.append(
+                InboundStreamStats(
+                    transceiver.mid,
+                    ssrc,
+                    receiver.ssrc_rids.get(ssrc),
+                    recv.received,
+                    max(0, expected - recv.received),
+                    extended,
+                    recv.jitter / recv.clock_rate if recv.clock_rate else 0.0,
+                )
+            )
+    return PeerConnectionStats(
+        connection_state, outbound, inbound, malformed_rtp, malformed_rtcp, unroutable_rtp, srtp_errors
+    )

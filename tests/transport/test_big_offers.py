@@ -139,7 +139,7 @@ async def test_an_answer_lists_a_bounded_number_of_codecs(make_pc: MakePc) -> No
 
 
 async def test_candidate_floods_stop_at_the_limit(make_pc: MakePc, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="kitewire.transport.peer_connection")
+    caplog.set_level(logging.WARNING, logger="kitewire.transport.candidates")
     pc = make_pc()
     flood = [f"{port} 1 udp 2130706431 127.0.0.1 {port} typ host" for port in range(2000, 2400)]
     await pc.set_remote_description(offer_with([video_section("0")], candidates=flood), "offer")
