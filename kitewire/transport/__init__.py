@@ -41,27 +41,15 @@ every packet; RTCP feedback arrives on the sender's ``on_nack``,
 transport-wide CC feedback are sent automatically.
 """
 
+from .codecs import DEFAULT_CODECS, Codec, MediaKind
 from .datachannel import DataChannel, DataChannelState
 from .ice import IceCandidateInit, IceServer
-from .peer_connection import (
-    DEFAULT_CODECS,
-    Codec,
-    ConnectionState,
-    Direction,
-    InboundStreamStats,
-    MediaKind,
-    OutboundStreamStats,
-    PeerConnection,
-    PeerConnectionConfig,
-    PeerConnectionStats,
-    RtpReceiver,
-    RtpSender,
-    SdpType,
-    SendEncoding,
-    SignalingState,
-    Transceiver,
-)
+from .peer_connection import ConnectionState, PeerConnection, PeerConnectionConfig, SdpType, SignalingState
+from .receiver import RtpReceiver
 from .rtp import RtpHeader, RtpHeaderTemplate
+from .sender import RtpSender, SendEncoding
+from .stats import InboundStreamStats, OutboundStreamStats, PeerConnectionStats
+from .transceiver import Direction, Transceiver
 
 __all__ = [
     "DEFAULT_CODECS",

@@ -106,7 +106,7 @@ class Negotiator:
         return pt
 
     def local_codecs(self, transceiver: Transceiver) -> list[Codec]:
-        source = transceiver._preferred_codecs
+        source = transceiver.preferred_codecs
         if source is None:
             source = [c for c in self._codecs if c.kind == transceiver.kind]
         return list(source)
@@ -156,13 +156,13 @@ class Negotiator:
         return media
 
     def write_send_identity(self, media: SdpMedia, transceiver: Transceiver, *, offering: bool) -> None:
-        if not transceiver._sends():
+        if not transceiver.sends():
             return
         media.msid = (transceiver.stream_id, transceiver.track_id)
         sender = transceiver.sender
         if sender.simulcast and offering:
-            media.rids = [(e.rid, "send") for e in sender._encodings]
-            media.simulcast = ("send", [e.rid for e in sender._encodings])
+            media.rids = [(e.rid, "send") for e in sender.encodings]
+            media.simulcast = ("send", [e.rid for e in sender.encodings])
             return
         ssrc = sender.ssrc
         media.ssrcs[ssrc] = {
@@ -218,8 +218,8 @@ class Negotiator:
         transceiver.parameters.extmap = extmap
         remote_sends = offered.direction in (None, "sendrecv", "sendonly")
         remote_receives = offered.direction in (None, "sendrecv", "recvonly")
-        we_send = remote_receives and transceiver._sends()
-        we_receive = remote_sends and transceiver._receives()
+        we_send = remote_receives and transceiver.sends()
+        we_receive = remote_sends and transceiver.receives()
         direction: Direction = (
             "sendrecv"
             if we_send and we_receive

@@ -36,7 +36,6 @@ from .datachannel import DataChannel
 from .feedback import FeedbackGenerator, run_feedback
 from .ice import MAX_REMOTE_CANDIDATES, IceCandidateInit, IceServer
 from .negotiation import Negotiator, apply_remote_media, rejected_media, validate_remote
-from .receiver import RtpReceiver
 from .reports import ReportGenerator
 from .router import RtpRouter
 from .rtp import (
@@ -44,31 +43,14 @@ from .rtp import (
     encode_sdes_string,
 )
 from .sdp import DIRECTIONS, SdpMedia, SdpSession, check_media_sections, parse_sdp, write_sdp
-from .sender import RtpSender, SendEncoding, random_ssrc
-from .stats import InboundStreamStats, OutboundStreamStats, PeerConnectionStats, collect_stats
+from .sender import SendEncoding, random_ssrc
+from .stats import PeerConnectionStats, collect_stats
 from .transceiver import Direction, Transceiver
 from .twcc import TransportCcGenerator
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "DEFAULT_CODECS",
-    "Codec",
-    "ConnectionState",
-    "Direction",
-    "InboundStreamStats",
-    "MediaKind",
-    "OutboundStreamStats",
-    "PeerConnection",
-    "PeerConnectionConfig",
-    "PeerConnectionStats",
-    "RtpReceiver",
-    "RtpSender",
-    "SdpType",
-    "SendEncoding",
-    "SignalingState",
-    "Transceiver",
-]
+__all__ = ["ConnectionState", "PeerConnection", "PeerConnectionConfig", "SdpType", "SignalingState"]
 
 SdpType = Literal["offer", "answer"]
 ConnectionState = Literal["new", "connecting", "connected", "failed", "closed"]
@@ -385,7 +367,7 @@ class PeerConnection:
         recyclable = [
             index
             for index, mid in enumerate(self._mid_order)
-            if mid in self._foreign_mlines or (mid in by_mid and by_mid[mid]._rejected_negotiated)
+            if mid in self._foreign_mlines or (mid in by_mid and by_mid[mid].rejected_negotiated)
         ]
         recyclable.reverse()  # popped from the end: lowest index first
         recycled: set[str] = set()
@@ -460,12 +442,12 @@ class PeerConnection:
             transceiver = by_mid.get(m.mid or "")
             if transceiver is None or m.rejected or m.kind not in ("audio", "video"):
                 if transceiver is not None:
-                    transceiver._reject()
+                    transceiver.mark_rejected()
                 session.media.append(rejected_media(m))
                 continue
             media = self._negotiator.answer_media(m, transceiver, our_setup)
             if media.rejected:
-                transceiver._reject()
+                transceiver.mark_rejected()
             session.media.append(media)
         self._negotiator.finish_session(session)
         self._local_sdp = await self._write_sdp(session)
@@ -652,7 +634,7 @@ class PeerConnection:
             if transceiver is None:
                 continue
             if m.rejected:
-                transceiver._reject()
+                transceiver.mark_rejected()
                 continue
             apply_remote_media(transceiver, m)
         # The remote recycled m-lines: what used to be there is gone.
@@ -678,7 +660,7 @@ class PeerConnection:
             if transceiver is None:
                 continue
             if m.rejected:
-                transceiver._reject()
+                transceiver.mark_rejected()
                 continue
             self._negotiator.apply_answer_media(transceiver, m)
             apply_remote_media(transceiver, m)
@@ -686,12 +668,12 @@ class PeerConnection:
     def _fire_tracks(self) -> None:
         for transceiver in self._transceivers:
             remote_sends = transceiver.remote_sends
-            receiving = remote_sends and transceiver._receives()
-            if receiving and not transceiver._track_fired:
-                transceiver._track_fired = True
+            receiving = remote_sends and transceiver.receives()
+            if receiving and not transceiver.track_fired:
+                transceiver.track_fired = True
                 _invoke(self, self.on_track, transceiver)
             elif not receiving:
-                transceiver._track_fired = False
+                transceiver.track_fired = False
 
     def _emit_candidates(self, session: SdpSession) -> None:
         if self._candidates_emitted:

@@ -182,7 +182,7 @@ def collect_stats(
     inbound: list[InboundStreamStats] = []
     for transceiver in transceivers:
         sender = transceiver.sender
-        rids = {e.ssrc: e.rid or None for e in sender._encodings}
+        rids = {e.ssrc: e.rid or None for e in sender.encodings}
         for ssrc, send in sender.streams.items():
             if send.packets:
                 outbound.append(

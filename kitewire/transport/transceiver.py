@@ -45,13 +45,17 @@ class Transceiver:
         self.track_id = track_id or f"track-{secrets.token_hex(4)}"
         self.remote_stream_id: str | None = None
         self.remote_track_id: str | None = None
-        self._preferred_codecs = codecs
+        #: The codecs this m-line offers/accepts, in order (None: the configuration's for its kind).
+        self.preferred_codecs = codecs
         #: The negotiated codecs and header extensions (shared with the sender and receiver).
         self.parameters = NegotiatedParameters()
         self._stopped = False
-        self._track_fired = False
+        #: Whether ``on_track`` was fired for the current receiving period.
+        self.track_fired = False
+        #: Whether the remote description says the remote sends on this m-line.
         self.remote_sends = False
-        self._rejected_negotiated = False
+        #: Whether both sides hold a description rejecting this m-line (it can be recycled).
+        self.rejected_negotiated = False
         encodings = send_encodings or [SendEncoding("", random_ssrc())]
         self.sender = RtpSender(send, self, self.parameters, encodings)
         self.receiver = RtpReceiver(send, rtcp_ssrc, self, self.parameters)
@@ -76,17 +80,19 @@ class Transceiver:
         self._stopped = True
         self.direction = "inactive"
 
-    def _reject(self) -> None:
+    def mark_rejected(self) -> None:
         """The m-line was rejected (port 0) by an offer/answer both sides hold."""
         self._stopped = True
-        self._rejected_negotiated = True
+        self.rejected_negotiated = True
         self.current_direction = None
         self.remote_sends = False
 
-    def _sends(self) -> bool:
+    def sends(self) -> bool:
+        """Whether we want to send on this m-line (not stopped, direction sendrecv/sendonly)."""
         return not self._stopped and self.direction in ("sendrecv", "sendonly")
 
-    def _receives(self) -> bool:
+    def receives(self) -> bool:
+        """Whether we want to receive on this m-line (not stopped, direction sendrecv/recvonly)."""
         return not self._stopped and self.direction in ("sendrecv", "recvonly")
 
     def __repr__(self) -> str:
