@@ -80,12 +80,6 @@ class PeerConnectionConfig:
     cname: str | None = None
 
 
-def _invoke(owner: PeerConnection | None, callback: Callable[..., object] | None, *args: object) -> None:
-    """Call a user callback; schedule it if it returns an awaitable; never raise."""
-    tasks = owner._callback_tasks if owner is not None else None
-    invoke_callback(tasks, "callback", callback, callback, *args)
-
-
 # Descriptions longer than this (~1 ms of parsing; a few browser m-lines) are parsed in a worker thread.
 _PARSE_IN_THREAD_CHARS = 16 * 1024
 # m-lines handled between returns to the event loop while applying or answering an offer (~1 ms of work).
@@ -288,7 +282,7 @@ class PeerConnection:
                 if c.kind != kind:
                     raise ValueError(f"codecs for a {kind} transceiver expected, got {c.mime_type}")
         transceiver = Transceiver(
-            self._send_srtp,
+            self._transport.send,
             self._rtcp_ssrc,
             kind,
             direction,
@@ -329,7 +323,7 @@ class PeerConnection:
     def _on_remote_data_channel(self, channel: RTCDataChannel) -> None:
         wrapper = DataChannel(channel)
         self._data_channels.append(wrapper)
-        _invoke(self, self.on_data_channel, wrapper)
+        self._call(self.on_data_channel, wrapper)
 
     # --- negotiation ---------------------------------------------------------
 
@@ -620,7 +614,7 @@ class PeerConnection:
                 transceiver = waiting.popleft() if waiting else None
                 if transceiver is None:
                     transceiver = Transceiver(
-                        self._send_srtp,
+                        self._transport.send,
                         self._rtcp_ssrc,
                         "video" if m.kind == "video" else "audio",
                         "recvonly",
@@ -671,7 +665,7 @@ class PeerConnection:
             receiving = remote_sends and transceiver.receives()
             if receiving and not transceiver.track_fired:
                 transceiver.track_fired = True
-                _invoke(self, self.on_track, transceiver)
+                self._call(self.on_track, transceiver)
             elif not receiving:
                 transceiver.track_fired = False
 
@@ -695,7 +689,7 @@ class PeerConnection:
 
     def _emit_candidate(self, init: IceCandidateInit | None) -> None:
         if not self._closed:
-            _invoke(self, self.on_ice_candidate, init)
+            self._call(self.on_ice_candidate, init)
 
     # --- connection ------------------------------------------------------------------
 
@@ -725,7 +719,7 @@ class PeerConnection:
         self._set_state("connected")
         for generator in self._feedback:
             if generator.interval > 0:
-                self._tasks.append(asyncio.ensure_future(run_feedback(generator, self._send_srtp)))
+                self._tasks.append(asyncio.ensure_future(run_feedback(generator, self._transport.send)))
         await self._maybe_start_sctp()
 
     async def _maybe_start_sctp(self) -> None:
@@ -744,7 +738,7 @@ class PeerConnection:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-        _invoke(self, self.on_connection_state_change, state)
+        self._call(self.on_connection_state_change, state)
 
     def _on_transport_failure(self) -> None:
         if not self._closed:
@@ -752,13 +746,11 @@ class PeerConnection:
 
     # --- packet I/O ---------------------------------------------------------------------
 
-    def _send_srtp(self, packet: bytes | bytearray, rtcp: bool) -> bool:
-        return self._transport.send(packet, rtcp)
-
     def _update_routes(self) -> None:
         self._router.update(self._transceivers)
         for generator in self._feedback:
             generator.negotiated(self._transceivers)
 
     def _call(self, callback: Callable[..., object] | None, *args: object) -> None:
-        _invoke(self, callback, *args)
+        """Call a user callback; schedule it if it returns an awaitable; never raise."""
+        invoke_callback(self._callback_tasks, "callback", callback, callback, *args)

@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 from kitewire.server import Server
-from kitewire.transport import PeerConnection, RtpHeader
+from kitewire.transport import RtpHeader
+from kitewire.transport.aiortc_seam import BundleTransport
 from kitewire.transport.router import RtpRouter
 from kitewire.transport.rtp import parse_rtp_header
 from kitewire.transport.twcc import TransportCcGenerator
@@ -53,7 +54,7 @@ def packet_log(monkeypatch: pytest.MonkeyPatch) -> PacketLog:
     log = PacketLog()
     original_rtp = RtpRouter.on_rtp
     original_observe = TransportCcGenerator.observe
-    original_send = PeerConnection._send_srtp
+    original_send = BundleTransport.send
 
     def on_rtp(self: RtpRouter, data: bytes) -> None:
         original_rtp(self, data)
@@ -67,14 +68,14 @@ def packet_log(monkeypatch: pytest.MonkeyPatch) -> PacketLog:
         if self.ext_id is not None and self.ext_id in header.extensions:
             log.with_transport_cc += 1
 
-    def send(self: PeerConnection, packet: bytes | bytearray, rtcp: bool) -> bool:
+    def send(self: BundleTransport, packet: bytes | bytearray, rtcp: bool) -> bool:
         if rtcp and packet[1] == 205 and packet[0] & 0x1F == 15:
             log.feedback_sent += 1
         return original_send(self, packet, rtcp)
 
     monkeypatch.setattr(RtpRouter, "on_rtp", on_rtp)
     monkeypatch.setattr(TransportCcGenerator, "observe", observe)
-    monkeypatch.setattr(PeerConnection, "_send_srtp", send)
+    monkeypatch.setattr(BundleTransport, "send", send)
     return log
 
 

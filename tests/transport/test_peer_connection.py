@@ -382,8 +382,8 @@ async def test_malformed_network_packets_are_counted_not_raised(make_pc: MakePc)
     got = collect(tracks[0])
     # Bypass send_rtp's length check to put garbage on the wire, SRTP-protected.
     # RTP whose padding count exceeds the packet (libsrtp does not check it).
-    assert offerer._send_srtp(bytes([0xA0, 96]) + b"\x00" * 10 + b"\x01\xff", False)
-    assert offerer._send_srtp(bytes([0x81, 200, 0, 40]) + b"\x00" * 8, True)  # length overruns
+    assert offerer._transport.send(bytes([0xA0, 96]) + b"\x00" * 10 + b"\x01\xff", False)
+    assert offerer._transport.send(bytes([0x81, 200, 0, 40]) + b"\x00" * 8, True)  # length overruns
     send_one(sending, b"ok", 7)
     await wait_for(lambda: any(h.sequence_number == 7 for _, h in got))
     await wait_for(lambda: answerer.malformed_rtp >= 1 and answerer.malformed_rtcp >= 1)
