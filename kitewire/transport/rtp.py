@@ -293,7 +293,7 @@ class RtpHeaderTemplate:
     (extension id, value size) of the values given per packet, in order.
     """
 
-    __slots__ = ("_first_byte", "_payload_type", "_slots", "_tail")
+    __slots__ = ("_first_byte", "_marker_payload_type", "_payload_type", "_slots", "_tail")
 
     def __init__(
         self,
@@ -320,6 +320,7 @@ class RtpHeaderTemplate:
             first_byte |= 0x10
         self._first_byte = first_byte
         self._payload_type = payload_type
+        self._marker_payload_type = 0x80 | payload_type
         self._tail = struct.pack("!I", ssrc & 0xFFFFFFFF) + block
         # Offsets within the tail (it starts at header byte 8, after the timestamp).
         self._slots = tuple((4 + offsets[ext_id], size) for ext_id, size in slots)
@@ -342,23 +343,31 @@ class RtpHeaderTemplate:
         ValueError when ``values`` do not match the slots in number and sizes.
         """
         tail: bytes | bytearray = self._tail
-        slots = self._slots
-        if values or slots:
-            if len(values) != len(slots):
-                raise ValueError(f"RTP header template: {len(slots)} slot values expected, got {len(values)}")
-            patched = bytearray(tail)
-            for (offset, size), value in zip(slots, values, strict=True):
-                if len(value) != size:
-                    raise ValueError(f"RTP header template: a {size}-byte slot value expected, got {len(value)} bytes")
-                patched[offset : offset + size] = value
-            tail = patched
-        start = _pack_header_start(
-            self._first_byte,
-            (0x80 if marker else 0) | self._payload_type,
-            sequence_number & 0xFFFF,
-            timestamp & 0xFFFFFFFF,
+        if values or self._slots:
+            tail = self._filled(values)
+        return b"".join(
+            (
+                _pack_header_start(
+                    self._first_byte,
+                    self._marker_payload_type if marker else self._payload_type,
+                    sequence_number & 0xFFFF,
+                    timestamp & 0xFFFFFFFF,
+                ),
+                tail,
+                *payload,
+            )
         )
-        return b"".join((start, tail, *payload))
+
+    def _filled(self, values: tuple[bytes, ...]) -> bytearray:
+        slots = self._slots
+        if len(values) != len(slots):
+            raise ValueError(f"RTP header template: {len(slots)} slot values expected, got {len(values)}")
+        tail = bytearray(self._tail)
+        for (offset, size), value in zip(slots, values, strict=True):
+            if len(value) != size:
+                raise ValueError(f"RTP header template: a {size}-byte slot value expected, got {len(value)} bytes")
+            tail[offset : offset + size] = value
+        return tail
 
 
 def set_ssrc(packet: bytearray, ssrc: int) -> None:
