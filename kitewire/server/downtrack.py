@@ -33,8 +33,9 @@ _READY_RECHECK_SECONDS = 0.05
 # publisher varying value sizes must not grow this without bound).
 _MAX_HEADER_TEMPLATES = 16
 
-# A header template and, for each of its slots, the index into IncomingPacket.extensions of the value it takes.
-_ShapedTemplate = tuple[RtpHeaderTemplate, tuple[int, ...]]
+# A header template and, for each of its slots, the index into IncomingPacket.extensions of the value it
+# takes (None: it takes them all, in order).
+_ShapedTemplate = tuple[RtpHeaderTemplate, tuple[int, ...] | None]
 
 
 class DownTrack:
@@ -124,7 +125,8 @@ class DownTrack:
         except ValueError:
             logger.debug("extensions %s not forwarded", chosen, exc_info=True)
             return self._plain
-        return template, tuple(index for index, _, _ in chosen)
+        picks = tuple(index for index, _, _ in chosen)
+        return template, None if len(picks) == len(incoming.ext_shape) else picks
 
     def forward(self, incoming: IncomingPacket, now: float) -> None:
         """Forward one publisher packet if it belongs to the layer this subscriber gets."""
@@ -162,7 +164,11 @@ class DownTrack:
         head = incoming.head
         if head and incoming.vp8 is not None and rewriter.is_vp8:
             head = rewriter.vp8_prefix(incoming.vp8, head)
-        values = tuple(incoming.extensions[index][1] for index in picks) if picks else ()
+        if picks is None:
+            values = incoming.ext_values
+        else:
+            extensions = incoming.extensions
+            values = tuple([extensions[index][1] for index in picks])
         out = template.packet(out_seq, out_ts, incoming.marker, (head, incoming.rest), values)
         sender.send_rtp(out)
         self.cache.add(out_seq, out, now)

@@ -55,6 +55,7 @@ class IncomingPacket:
 
     __slots__ = (
         "ext_shape",
+        "ext_values",
         "extensions",
         "head",
         "layer",
@@ -85,6 +86,8 @@ class IncomingPacket:
         self.extensions = extensions
         # Which extensions, of which sizes: downtracks keep a header template per shape.
         self.ext_shape = tuple((uri, len(value)) for uri, value in extensions) if extensions else ()
+        # The values alone, for downtracks whose header template takes all of them.
+        self.ext_values = tuple(value for _, value in extensions) if extensions else ()
         if vp8 is not None and vp8.end:
             self.head = bytes(payload[: vp8.end])
             self.rest = payload[vp8.end :]

@@ -293,7 +293,7 @@ class RtpHeaderTemplate:
     (extension id, value size) of the values given per packet, in order.
     """
 
-    __slots__ = ("_first_byte", "_marker_payload_type", "_payload_type", "_slots", "_tail")
+    __slots__ = ("_first_byte", "_marker_payload_type", "_payload_type", "_segments", "_sizes")
 
     def __init__(
         self,
@@ -321,14 +321,22 @@ class RtpHeaderTemplate:
         self._first_byte = first_byte
         self._payload_type = payload_type
         self._marker_payload_type = 0x80 | payload_type
-        self._tail = struct.pack("!I", ssrc & 0xFFFFFFFF) + block
-        # Offsets within the tail (it starts at header byte 8, after the timestamp).
-        self._slots = tuple((4 + offsets[ext_id], size) for ext_id, size in slots)
+        tail = struct.pack("!I", ssrc & 0xFFFFFFFF) + block
+        # The header from byte 8 (the SSRC) on, cut around the slots: fixed bytes and values alternate.
+        segments: list[bytes] = []
+        position = 0
+        for ext_id, size in slots:
+            offset = 4 + offsets[ext_id]
+            segments.append(tail[position:offset])
+            position = offset + size
+        segments.append(tail[position:])
+        self._segments = tuple(segments)
+        self._sizes = tuple(size for _, size in slots)
 
     @property
     def slot_count(self) -> int:
         """How many values :meth:`packet` takes."""
-        return len(self._slots)
+        return len(self._sizes)
 
     def packet(
         self,
@@ -342,32 +350,32 @@ class RtpHeaderTemplate:
 
         ValueError when ``values`` do not match the slots in number and sizes.
         """
-        tail: bytes | bytearray = self._tail
-        if values or self._slots:
-            tail = self._filled(values)
-        return b"".join(
-            (
-                _pack_header_start(
-                    self._first_byte,
-                    self._marker_payload_type if marker else self._payload_type,
-                    sequence_number & 0xFFFF,
-                    timestamp & 0xFFFFFFFF,
-                ),
-                tail,
-                *payload,
-            )
+        start = _pack_header_start(
+            self._first_byte,
+            self._marker_payload_type if marker else self._payload_type,
+            sequence_number & 0xFFFF,
+            timestamp & 0xFFFFFFFF,
         )
+        segments = self._segments
+        if not values and len(segments) == 1:
+            return b"".join((start, segments[0], *payload))
+        if len(values) == 1 and len(segments) == 2 and len(values[0]) == self._sizes[0]:
+            return b"".join((start, segments[0], values[0], segments[1], *payload))
+        return b"".join((start, *self._interleave(values), *payload))
 
-    def _filled(self, values: tuple[bytes, ...]) -> bytearray:
-        slots = self._slots
-        if len(values) != len(slots):
-            raise ValueError(f"RTP header template: {len(slots)} slot values expected, got {len(values)}")
-        tail = bytearray(self._tail)
-        for (offset, size), value in zip(slots, values, strict=True):
+    def _interleave(self, values: tuple[bytes, ...]) -> list[bytes]:
+        """The header from the SSRC on, with ``values`` between the fixed segments (checked against the slots)."""
+        sizes = self._sizes
+        if len(values) != len(sizes):
+            raise ValueError(f"RTP header template: {len(sizes)} slot values expected, got {len(values)}")
+        segments = self._segments
+        pieces = [segments[0]]
+        for value, size, segment in zip(values, sizes, segments[1:], strict=True):
             if len(value) != size:
                 raise ValueError(f"RTP header template: a {size}-byte slot value expected, got {len(value)} bytes")
-            tail[offset : offset + size] = value
-        return tail
+            pieces.append(value)
+            pieces.append(segment)
+        return pieces
 
 
 def set_ssrc(packet: bytearray, ssrc: int) -> None:
