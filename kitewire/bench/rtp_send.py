@@ -38,7 +38,7 @@ async def connected_sender() -> tuple[PeerConnection, PeerConnection, Transceive
     await offerer.set_remote_description(await answerer.create_answer(), "answer")
     await asyncio.gather(offerer.wait_connected(10), answerer.wait_connected(10))
     receive_seconds = [0.0]
-    handler = answerer._ice_connection._srtp_handler
+    handler = answerer._transport.ice_connection._srtp_handler
     assert handler is not None
 
     def timed(data: bytes) -> None:
@@ -46,7 +46,7 @@ async def connected_sender() -> tuple[PeerConnection, PeerConnection, Transceive
         handler(data)
         receive_seconds[0] += time.perf_counter() - start
 
-    answerer._ice_connection._srtp_handler = timed
+    answerer._transport.ice_connection._srtp_handler = timed
     return offerer, answerer, sending, received, receive_seconds
 
 

@@ -15,14 +15,13 @@ from collections.abc import Callable
 
 from kitewire.media.keyframe import is_keyframe
 from kitewire.media.vp8_descriptor import read_vp8_descriptor
-from kitewire.transport.rtp import build_rtp_packet, parse_rtp_header
+from kitewire.transport.rtp import RtpHeaderTemplate, build_rtp_packet, parse_rtp_header
 
 from .forwarder import (
     PaddingSequenceMap,
     RtpRewriter,
     SentPacketCache,
 )
-from .media import _pack_header_start
 
 __all__ = ["main", "run_benchmark"]
 
@@ -83,18 +82,14 @@ def run_benchmark(count: int = 50_000) -> list[tuple[str, float]]:
             return rewriter.vp8_prefix(desc, bytes(payload[: desc.end]))
         return mapped
 
-    # bytes 8.. of the outgoing header: SSRC and a mid extension, built once per downtrack.
-    tail = build_rtp_packet(
-        payload_type=96, sequence_number=0, timestamp=0, ssrc=0x9999, payload=b"", extensions={3: b"\x01"}
-    )[8:]
+    # The outgoing header (SSRC and a mid extension) is built once per downtrack.
+    template = RtpHeaderTemplate(payload_type=96, ssrc=0x9999, fixed={3: b"\x01"})
 
     def build(i: int) -> object:
         header = headers[i % 1000]
         packet = packets[i % 1000]
         rest = memoryview(packet)[header.payload_offset + 4 : header.payload_end]
-        return b"".join(
-            (_pack_header_start(0x90, 0x80 | 96, i & 0xFFFF, header.timestamp), tail, b"\x90\x80\x81\x02", rest)
-        )
+        return template.packet(i & 0xFFFF, header.timestamp, True, (b"\x90\x80\x81\x02", rest))
 
     def remember(i: int) -> object:
         cache.add(i & 0xFFFF, packets[i % 1000], i / 1000)

@@ -21,11 +21,12 @@ from kitewire.transport import IceCandidateInit, PeerConnection, Transceiver
 
 from .context import ParticipantContext
 from .data_relay import DataRelay
+from .downtrack import DownTrack
 from .events import log_event
 from .ids import PARTICIPANT_PREFIX, new_id
-from .media import DownTrack, PublishedTrack
 from .room import Room
 from .transports import Transports
+from .uptrack import PublishedTrack
 
 __all__ = ["Participant"]
 

@@ -27,7 +27,7 @@ from .limits import (
     metadata_update_problem,
     refusal,
 )
-from .media import quality_to_layer
+from .uptrack import quality_to_layer
 
 if TYPE_CHECKING:
     from .participant import Participant

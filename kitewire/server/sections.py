@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from kitewire.transport import Transceiver
 from kitewire.transport.sdp import SdpSession
 
-from .media import DownTrack
+from .downtrack import DownTrack
 
 __all__ = ["MediaSections"]
 

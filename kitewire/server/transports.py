@@ -23,10 +23,11 @@ from kitewire.transport.sdp import parse_sdp
 
 from .context import ParticipantContext
 from .data_relay import DataRelay
+from .downtrack import DownTrack
 from .limits import MAX_EARLY_CANDIDATES, OFFER_BURST, OFFERS_PER_SECOND, RateLimit
-from .media import DownTrack, PublishedTrack
 from .negotiation import Negotiation
 from .sections import MediaSections
+from .uptrack import PublishedTrack
 
 __all__ = ["PUBLISHER", "SUBSCRIBER", "TransportOwner", "Transports"]
 

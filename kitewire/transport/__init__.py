@@ -1,15 +1,25 @@
 """kitewire.transport: a WebRTC PeerConnection with raw-RTP tracks.
 
-Built from aiortc's pieces (aioice ICE, DTLS-SRTP with pylibsrtp, SCTP data
-channels) with our own SDP and RTP handling. Submodules:
+Built on aiortc's ICE, DTLS-SRTP (pylibsrtp) and SCTP machinery, reached only
+through :mod:`~kitewire.transport.aiortc_seam`, with our own SDP and RTP
+handling. Submodules, one concern each:
 
-- :mod:`kitewire.transport.peer_connection` -- PeerConnection, Transceiver,
-  RtpSender, RtpReceiver, configuration
-- :mod:`kitewire.transport.rtp` -- RTP header parse/rewrite, extension codecs
-- :mod:`kitewire.transport.rtcp` -- RTCP parse/build (SR, RR, NACK, PLI, FIR, REMB, TWCC)
-- :mod:`kitewire.transport.ice` -- IceServer, IceCandidateInit (trickle JSON)
-- :mod:`kitewire.transport.datachannel` -- DataChannel
-- :mod:`kitewire.transport.sdp` -- the SDP model, parser and writer
+- :mod:`~kitewire.transport.peer_connection` -- PeerConnection (the facade), its configuration
+- :mod:`~kitewire.transport.codecs` -- Codec, DEFAULT_CODECS, the codec/extension tables
+- :mod:`~kitewire.transport.transceiver`, :mod:`~kitewire.transport.sender`,
+  :mod:`~kitewire.transport.receiver` -- Transceiver, RtpSender, RtpReceiver
+- :mod:`~kitewire.transport.negotiation` -- offer/answer m-lines over the SDP model
+- :mod:`~kitewire.transport.router` -- RTP demux (mid/rid learning) and RTCP dispatch
+- :mod:`~kitewire.transport.feedback` -- pluggable feedback generators:
+  :mod:`~kitewire.transport.reports` (SR/RR), :mod:`~kitewire.transport.twcc` (transport-cc)
+- :mod:`~kitewire.transport.stats` -- per-SSRC statistics and snapshots
+- :mod:`~kitewire.transport.candidates` -- remote ICE candidates (filtered, bounded)
+- :mod:`~kitewire.transport.aiortc_seam` -- the one module using aiortc/aioice
+- :mod:`~kitewire.transport.rtp` -- RTP header parse/rewrite, header templates, extension codecs
+- :mod:`~kitewire.transport.rtcp` -- RTCP parse/build (SR, RR, NACK, PLI, FIR, REMB, TWCC)
+- :mod:`~kitewire.transport.ice` -- IceServer, IceCandidateInit (trickle JSON)
+- :mod:`~kitewire.transport.datachannel` -- DataChannel
+- :mod:`~kitewire.transport.sdp` -- the SDP model, parser and writer
 
 A minimal exchange (both sides in one process, loopback only)::
 
@@ -31,27 +41,15 @@ every packet; RTCP feedback arrives on the sender's ``on_nack``,
 transport-wide CC feedback are sent automatically.
 """
 
+from .codecs import DEFAULT_CODECS, Codec, MediaKind
 from .datachannel import DataChannel, DataChannelState
 from .ice import IceCandidateInit, IceServer
-from .peer_connection import (
-    DEFAULT_CODECS,
-    Codec,
-    ConnectionState,
-    Direction,
-    InboundStreamStats,
-    MediaKind,
-    OutboundStreamStats,
-    PeerConnection,
-    PeerConnectionConfig,
-    PeerConnectionStats,
-    RtpReceiver,
-    RtpSender,
-    SdpType,
-    SendEncoding,
-    SignalingState,
-    Transceiver,
-)
-from .rtp import RtpHeader
+from .peer_connection import ConnectionState, PeerConnection, PeerConnectionConfig, SdpType, SignalingState
+from .receiver import RtpReceiver
+from .rtp import RtpHeader, RtpHeaderTemplate
+from .sender import RtpSender, SendEncoding
+from .stats import InboundStreamStats, OutboundStreamStats, PeerConnectionStats
+from .transceiver import Direction, Transceiver
 
 __all__ = [
     "DEFAULT_CODECS",
@@ -69,6 +67,7 @@ __all__ = [
     "PeerConnectionConfig",
     "PeerConnectionStats",
     "RtpHeader",
+    "RtpHeaderTemplate",
     "RtpReceiver",
     "RtpSender",
     "SdpType",

@@ -1,4 +1,4 @@
-"""SCTP data channels (DCEP) on top of aiortc's RTCSctpTransport / RTCDataChannel."""
+"""SCTP data channels (DCEP) on aiortc's RTCSctpTransport / RTCDataChannel."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal, cast
 
-from aiortc.rtcdatachannel import RTCDataChannel
-
 from ._callbacks import invoke_callback
+from .aiortc_seam import RTCDataChannel
 
 __all__ = ["DataChannel", "DataChannelState"]
 

@@ -1,10 +1,13 @@
-"""A WebRTC PeerConnection with raw-RTP tracks, built from aiortc's pieces.
+"""A WebRTC PeerConnection with raw-RTP tracks: the facade over the transport's rooms.
 
-One ICE + DTLS transport carries every m-line (max-bundle, rtcp-mux). Media is
-raw RTP in and out: senders take finished RTP packets and SRTP-protect them
-synchronously, receivers hand each decrypted packet with a light parsed header
-to a callback. RTCP feedback is routed to the sender or receiver that owns the
-SSRC it is about.
+One ICE + DTLS transport (:mod:`.aiortc_seam`) carries every m-line
+(max-bundle, rtcp-mux). Media is raw RTP in and out: senders take finished RTP
+packets and SRTP-protect them synchronously, receivers hand each decrypted
+packet with a light parsed header to a callback. This module keeps the JSEP
+session (signaling state, which mid is which m-line, connecting); the m-lines
+are written by :mod:`.negotiation`, packets routed by :mod:`.router`, and RTCP
+reports and transport-cc feedback produced by the generators of
+:mod:`.feedback`.
 
 Callbacks are plain attributes. A callback may be a normal function or return
 an awaitable (then it is scheduled as a task); the per-packet ``on_rtp`` must be
@@ -15,204 +18,43 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import logging
 import secrets
-import socket
-import struct
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import pylibsrtp
-from aioice import Candidate, Connection
-from aiortc.rtcconfiguration import RTCIceServer
-from aiortc.rtcdatachannel import RTCDataChannel, RTCDataChannelParameters
-from aiortc.rtcdtlstransport import (
-    RTCCertificate,
-    RTCDtlsFingerprint,
-    RTCDtlsParameters,
-    RTCDtlsTransport,
-)
-from aiortc.rtcdtlstransport import (
-    State as _DtlsState,
-)
-from aiortc.rtcicetransport import (
-    RTCIceGatherer,
-    RTCIceParameters,
-    RTCIceTransport,
-    candidate_from_aioice,
-    connection_kwargs,
-)
-from aiortc.rtcsctptransport import RTCSctpCapabilities, RTCSctpTransport
-
 from ._callbacks import invoke_callback
-from .datachannel import DataChannel
-from .ice import MAX_REMOTE_CANDIDATES, IceCandidateInit, IceServer
-from .rtcp import (
-    Fir,
-    Nack,
-    Pli,
-    ReceiverReport,
-    Remb,
-    ReportBlock,
-    RtcpPacket,
-    SenderReport,
-    TransportCcFeedback,
-    build_fir,
-    build_nack,
-    build_pli,
-    build_receiver_report,
-    build_remb,
-    build_sdes,
-    build_sender_report,
-    build_transport_cc,
-    ntp_now,
-    ntp_to_middle32,
-    parse_rtcp,
+from .aiortc_seam import BundleTransport, RTCDataChannel
+from .candidates import RemoteCandidates
+from .codecs import (
+    DEFAULT_CODECS,
+    Codec,
+    MediaKind,
 )
+from .datachannel import DataChannel
+from .feedback import FeedbackGenerator, run_feedback
+from .ice import MAX_REMOTE_CANDIDATES, IceCandidateInit, IceServer
+from .negotiation import Negotiator, apply_remote_media, rejected_media, validate_remote
+from .reports import ReportGenerator
+from .router import RtpRouter
 from .rtp import (
     SUPPORTED_HEADER_EXTENSIONS,
-    URI_MID,
-    URI_REPAIRED_RID,
-    URI_RID,
-    URI_TRANSPORT_CC,
-    URI_VIDEO_ORIENTATION,
-    RtpHeader,
-    build_rtp_packet,
-    decode_sdes_string,
     encode_sdes_string,
-    parse_rtp_header,
 )
-from .sdp import DIRECTIONS, SdpCodec, SdpMedia, SdpSession, check_media_sections, parse_sdp, write_sdp
+from .sdp import DIRECTIONS, SdpMedia, SdpSession, check_media_sections, parse_sdp, write_sdp
+from .sender import SendEncoding, random_ssrc
+from .stats import PeerConnectionStats, collect_stats
+from .transceiver import Direction, Transceiver
+from .twcc import TransportCcGenerator
 
 logger = logging.getLogger(__name__)
-_DTLS_CONNECTED = _DtlsState.CONNECTED
 
-__all__ = [
-    "DEFAULT_CODECS",
-    "Codec",
-    "ConnectionState",
-    "Direction",
-    "InboundStreamStats",
-    "MediaKind",
-    "OutboundStreamStats",
-    "PeerConnection",
-    "PeerConnectionConfig",
-    "PeerConnectionStats",
-    "RtpReceiver",
-    "RtpSender",
-    "SdpType",
-    "SendEncoding",
-    "SignalingState",
-    "Transceiver",
-]
+__all__ = ["ConnectionState", "PeerConnection", "PeerConnectionConfig", "SdpType", "SignalingState"]
 
-MediaKind = Literal["audio", "video"]
-Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
 SdpType = Literal["offer", "answer"]
 ConnectionState = Literal["new", "connecting", "connected", "failed", "closed"]
 SignalingState = Literal["stable", "have-local-offer", "have-remote-offer", "closed"]
-
-#: rtcp-fb values offered/accepted for video codecs.
-VIDEO_RTCP_FEEDBACK: tuple[str, ...] = (
-    "goog-remb",
-    "transport-cc",
-    "ccm fir",
-    "nack",
-    "nack pli",
-)
-#: rtcp-fb values offered/accepted for audio codecs.
-AUDIO_RTCP_FEEDBACK: tuple[str, ...] = ("transport-cc",)
-
-
-@dataclass(frozen=True)
-class Codec:
-    """One RTP codec. ``mime_type`` is "video/VP8", "video/H264", "audio/opus", ...
-
-    ``payload_type`` is None in configuration (the offerer assigns one) and
-    set in negotiated codec lists. ``fmtp`` is the a=fmtp parameter string.
-    """
-
-    mime_type: str
-    clock_rate: int
-    channels: int | None = None
-    fmtp: str = ""
-    payload_type: int | None = None
-    rtcp_feedback: tuple[str, ...] = ()
-
-    @property
-    def kind(self) -> MediaKind:
-        """ "audio" or "video", from the mime type."""
-        return "audio" if self.mime_type.lower().startswith("audio/") else "video"
-
-    @property
-    def name(self) -> str:
-        """The encoding name (the part after the slash), e.g. "VP8"."""
-        return self.mime_type.split("/", 1)[-1]
-
-
-#: Defaults: VP8, H264 constrained baseline (packetization-mode=1) and opus.
-#: As answerer, any H264 profile with packetization-mode=1 is accepted.
-DEFAULT_CODECS: tuple[Codec, ...] = (
-    Codec("video/VP8", 90000, rtcp_feedback=VIDEO_RTCP_FEEDBACK),
-    Codec(
-        "video/H264",
-        90000,
-        fmtp="level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-        rtcp_feedback=VIDEO_RTCP_FEEDBACK,
-    ),
-    Codec("audio/opus", 48000, 2, fmtp="minptime=10;useinbandfec=1", rtcp_feedback=AUDIO_RTCP_FEEDBACK),
-)
-
-
-@dataclass(frozen=True)
-class OutboundStreamStats:
-    """One SSRC we send: counted from the packets sent, loss/RTT from the remote's reports."""
-
-    mid: str | None
-    ssrc: int
-    rid: str | None
-    packets_sent: int
-    payload_bytes_sent: int
-    round_trip_time: float | None
-    fraction_lost: float
-    packets_lost: int
-
-
-@dataclass(frozen=True)
-class InboundStreamStats:
-    """One SSRC we receive (RFC 3550 reception statistics)."""
-
-    mid: str | None
-    ssrc: int
-    rid: str | None
-    packets_received: int
-    packets_lost: int
-    highest_sequence: int
-    jitter_seconds: float
-
-
-@dataclass(frozen=True)
-class PeerConnectionStats:
-    """A snapshot of a :class:`PeerConnection`'s counters."""
-
-    connection_state: str
-    outbound: list[OutboundStreamStats]
-    inbound: list[InboundStreamStats]
-    malformed_rtp: int
-    malformed_rtcp: int
-    unroutable_rtp: int
-    srtp_errors: int
-
-
-@dataclass(frozen=True)
-class SendEncoding:
-    """One simulcast layer we send: its rid ("q", "h", "f") and its SSRC."""
-
-    rid: str
-    ssrc: int
 
 
 @dataclass
@@ -238,617 +80,10 @@ class PeerConnectionConfig:
     cname: str | None = None
 
 
-class _SendStats:
-    """Counters for one outgoing SSRC, taken from the packets actually sent."""
-
-    __slots__ = (
-        "fraction_lost",
-        "last_sr_ntp",
-        "last_time",
-        "last_timestamp",
-        "octets",
-        "packets",
-        "packets_lost",
-        "rtt",
-        "sent_since_report",
-    )
-
-    def __init__(self) -> None:
-        self.packets = 0
-        self.octets = 0
-        self.last_timestamp = 0
-        self.last_time = 0.0
-        self.last_sr_ntp = 0
-        self.sent_since_report = False
-        # From the remote's latest report block about this SSRC.
-        self.rtt: float | None = None
-        self.fraction_lost = 0.0
-        self.packets_lost = 0
-
-
-class _RecvStats:
-    """RFC 3550 appendix A.1/A.8 reception statistics for one incoming SSRC."""
-
-    __slots__ = (
-        "base_seq",
-        "clock_rate",
-        "cycles",
-        "expected_prior",
-        "jitter",
-        "last_arrival",
-        "last_sr",
-        "last_sr_time",
-        "last_transit",
-        "max_seq",
-        "received",
-        "received_prior",
-        "received_since_report",
-    )
-
-    def __init__(self, seq: int, clock_rate: int) -> None:
-        self.base_seq = seq
-        self.max_seq = seq
-        self.cycles = 0
-        self.received = 0
-        self.expected_prior = 0
-        self.received_prior = 0
-        self.jitter = 0.0
-        self.last_transit: float | None = None
-        self.clock_rate = clock_rate
-        self.last_sr = 0
-        self.last_sr_time = 0.0
-        self.received_since_report = False
-        self.last_arrival = 0.0
-
-    def update(self, seq: int, timestamp: int, arrival: float) -> None:
-        self.received += 1
-        self.received_since_report = True
-        self.last_arrival = arrival
-        delta = (seq - self.max_seq) & 0xFFFF
-        if 0 < delta < 0x8000:
-            if seq < self.max_seq:
-                self.cycles += 1 << 16
-            self.max_seq = seq
-        if self.clock_rate:
-            transit = arrival * self.clock_rate - timestamp
-            if self.last_transit is not None:
-                d = abs(transit - self.last_transit)
-                # A timestamp jump (new source, wrap) is not jitter.
-                if d < self.clock_rate * 10:
-                    self.jitter += (d - self.jitter) / 16.0
-            self.last_transit = transit
-
-    def report_block(self, ssrc: int, now: float) -> ReportBlock:
-        extended_max = self.cycles + self.max_seq
-        expected = extended_max - self.base_seq + 1
-        lost = max(0, expected - self.received)
-        expected_interval = expected - self.expected_prior
-        received_interval = self.received - self.received_prior
-        self.expected_prior = expected
-        self.received_prior = self.received
-        lost_interval = expected_interval - received_interval
-        fraction = 0
-        if expected_interval > 0 and lost_interval > 0:
-            fraction = min(255, (lost_interval << 8) // expected_interval)
-        dlsr = 0
-        if self.last_sr_time:
-            dlsr = int((now - self.last_sr_time) * 65536) & 0xFFFFFFFF
-        self.received_since_report = False
-        return ReportBlock(
-            ssrc=ssrc,
-            fraction_lost=fraction,
-            packets_lost=min(lost, 0x7FFFFF),
-            highest_sequence=extended_max & 0xFFFFFFFF,
-            jitter=int(self.jitter),
-            last_sr=self.last_sr,
-            delay_since_last_sr=dlsr,
-        )
-
-
-class _TwccRecorder:
-    """Remembers arrival times of transport-wide sequence numbers until the next feedback."""
-
-    # Bound memory and feedback size: a feedback never covers more than this span.
-    MAX_SPAN = 2000
-
-    def __init__(self) -> None:
-        self._arrivals: dict[int, int] = {}
-        self._last_ext: int | None = None
-        self._next_base: int | None = None
-        self._max_ext = -1
-        self._feedback_count = 0
-        self._reported_any = False
-        self.media_ssrc = 0
-
-    def record(self, seq: int, arrival_us: int, media_ssrc: int) -> None:
-        if self._last_ext is None:
-            ext = seq
-        else:
-            # Extended numbers may go below zero: a packet from before the wrap
-            # that arrives after the first one seen.
-            delta = (seq - self._last_ext) & 0xFFFF
-            ext = self._last_ext + delta if delta < 0x8000 else self._last_ext + delta - 0x10000
-        if self._last_ext is None or ext > self._last_ext:
-            self._last_ext = ext
-        if self._next_base is None:
-            self._next_base = ext
-        if ext < self._next_base:
-            if self._reported_any or self._max_ext - ext >= self.MAX_SPAN:
-                return  # already reported
-            self._next_base = ext  # reordered at the very start: nothing was reported yet
-        self._arrivals[ext] = arrival_us
-        if ext > self._max_ext:
-            self._max_ext = ext
-        self.media_ssrc = media_ssrc
-        if len(self._arrivals) > 4 * self.MAX_SPAN:
-            # Nobody is draining us (no feedback timer); forget the oldest.
-            for old in sorted(self._arrivals)[: len(self._arrivals) - self.MAX_SPAN]:
-                del self._arrivals[old]
-
-    def build(self, sender_ssrc: int) -> list[bytes]:
-        if not self._arrivals or self._next_base is None:
-            return []
-        out: list[bytes] = []
-        base = max(self._next_base, self._max_ext - self.MAX_SPAN + 1)
-        while base <= self._max_ext:
-            end = min(self._max_ext, base + 255)
-            packets: list[tuple[int, int | None]] = []
-            first_arrival: int | None = None
-            for ext in range(base, end + 1):
-                arrival = self._arrivals.pop(ext, None)
-                if arrival is not None and first_arrival is None:
-                    first_arrival = arrival
-                packets.append((ext & 0xFFFF, arrival))
-            if first_arrival is not None:
-                # Trim trailing losses: they may still arrive and be reported next time.
-                while packets and packets[-1][1] is None:
-                    packets.pop()
-                try:
-                    out.append(
-                        build_transport_cc(
-                            sender_ssrc,
-                            self.media_ssrc,
-                            base & 0xFFFF,
-                            first_arrival,
-                            self._feedback_count,
-                            packets,
-                        )
-                    )
-                    self._feedback_count = (self._feedback_count + 1) & 0xFF
-                except ValueError:
-                    logger.debug("transport-cc feedback skipped", exc_info=True)
-            base = end + 1
-        self._next_base = self._max_ext + 1
-        self._reported_any = True
-        self._arrivals.clear()
-        return out
-
-
-def _random_ssrc() -> int:
-    return secrets.randbelow(0xFFFFFFF0) + 1
-
-
-def _invoke(owner: PeerConnection | None, callback: Callable[..., object] | None, *args: object) -> None:
-    """Call a user callback; schedule it if it returns an awaitable; never raise."""
-    tasks = owner._callback_tasks if owner is not None else None
-    invoke_callback(tasks, "callback", callback, callback, *args)
-
-
-class RtpSender:
-    """The sending half of a :class:`Transceiver`.
-
-    ``send_rtp`` sends finished RTP packets AS GIVEN (it does not add mid/rid);
-    use :meth:`build_packet` to get a packet with the mid (and, for simulcast,
-    rid) extensions and any other negotiated extensions written. For
-    simulcast, ``encodings`` lists one (rid, ssrc) per layer.
-
-    Feedback callbacks (attributes, called on the event loop):
-    ``on_nack(media_ssrc, lost_seqs)``, ``on_keyframe_request(media_ssrc)`` for
-    PLI and FIR, ``on_remb(bitrate_bps, ssrcs)``,
-    ``on_receiver_report(report_block, rtt_seconds_or_None)``,
-    ``on_transport_cc(feedback)`` (transport-wide: every sender of the
-    connection gets every transport-cc feedback).
-
-    Sender reports are sent automatically for every SSRC that sent packets;
-    the RTP timestamp <-> wallclock mapping comes from the last packet sent.
-    """
-
-    def __init__(self, pc: PeerConnection, transceiver: Transceiver, encodings: list[SendEncoding]) -> None:
-        self._pc = pc
-        self._transceiver = transceiver
-        self._encodings = encodings
-        self._stats: dict[int, _SendStats] = {e.ssrc: _SendStats() for e in encodings}
-        self.packets_dropped = 0
-        self.on_nack: Callable[[int, list[int]], object] | None = None
-        self.on_keyframe_request: Callable[[int], object] | None = None
-        self.on_remb: Callable[[int, list[int]], object] | None = None
-        self.on_receiver_report: Callable[[ReportBlock, float | None], object] | None = None
-        self.on_transport_cc: Callable[[TransportCcFeedback], object] | None = None
-
-    @property
-    def ssrc(self) -> int:
-        """The SSRC of the first (or only) encoding."""
-        return self._encodings[0].ssrc
-
-    @property
-    def encodings(self) -> list[SendEncoding]:
-        """One (rid, ssrc) per layer; a single entry with rid "" when not simulcast."""
-        return list(self._encodings)
-
-    @property
-    def simulcast(self) -> bool:
-        """True when this sender has several rid layers."""
-        return len(self._encodings) > 1 or bool(self._encodings[0].rid)
-
-    @property
-    def mid(self) -> str | None:
-        """The mid of the owning transceiver once negotiated."""
-        return self._transceiver.mid
-
-    @property
-    def header_extensions(self) -> dict[str, int]:
-        """Negotiated header extensions: URI -> id."""
-        return dict(self._transceiver._extmap)
-
-    @property
-    def codecs(self) -> list[Codec]:
-        """Negotiated codecs with their payload types (preferred first)."""
-        return list(self._transceiver._codecs)
-
-    @property
-    def packets_sent(self) -> int:
-        """RTP packets handed to the network so far (all encodings)."""
-        return sum(s.packets for s in self._stats.values())
-
-    def ssrc_for_rid(self, rid: str) -> int:
-        """The SSRC of simulcast layer ``rid``; ValueError if unknown."""
-        for encoding in self._encodings:
-            if encoding.rid == rid:
-                return encoding.ssrc
-        raise ValueError(f"rid one of {[e.rid for e in self._encodings]} expected, got {rid!r}")
-
-    def build_packet(
-        self,
-        payload: bytes | bytearray | memoryview,
-        *,
-        payload_type: int,
-        sequence_number: int,
-        timestamp: int,
-        marker: bool = False,
-        rid: str | None = None,
-        ssrc: int | None = None,
-        extensions: dict[str, bytes] | None = None,
-    ) -> bytes:
-        """Build an RTP packet for this sender.
-
-        Writes the mid extension (when negotiated), the rid extension when
-        ``rid`` is given, and ``extensions`` (URI -> value, skipped when the URI
-        was not negotiated). The SSRC is ``ssrc`` or that of ``rid`` or
-        :attr:`ssrc`.
-        """
-        extmap = self._transceiver._extmap
-        ext: dict[int, bytes] = {}
-        mid = self._transceiver.mid
-        mid_id = extmap.get(URI_MID)
-        if mid is not None and mid_id is not None:
-            ext[mid_id] = encode_sdes_string(mid)
-        if rid:
-            rid_id = extmap.get(URI_RID)
-            if rid_id is not None:
-                ext[rid_id] = encode_sdes_string(rid)
-            if ssrc is None:
-                ssrc = self.ssrc_for_rid(rid)
-        if extensions:
-            for uri, value in extensions.items():
-                ext_id = extmap.get(uri)
-                if ext_id is not None:
-                    ext[ext_id] = value
-        return build_rtp_packet(
-            payload_type=payload_type,
-            sequence_number=sequence_number,
-            timestamp=timestamp,
-            ssrc=self.ssrc if ssrc is None else ssrc,
-            payload=payload,
-            marker=marker,
-            extensions=ext or None,
-        )
-
-    def send_rtp(self, packet: bytes | bytearray) -> None:
-        """SRTP-protect and send one RTP packet now (synchronous, no task).
-
-        Silently dropped (and counted in ``packets_dropped``) when the
-        transport is not connected yet or is closed, or the packet is shorter
-        than an RTP header.
-        """
-        if len(packet) < 12 or not self._pc._send_srtp(packet, False):
-            self.packets_dropped += 1
-            return
-        timestamp, ssrc = _unpack_ts_ssrc(packet, 4)
-        stats = self._stats.get(ssrc)
-        if stats is None:
-            # A caller-chosen SSRC (e.g. an SFU forwarding under its own SSRC
-            # plan) still gets sender reports.
-            stats = self._stats[ssrc] = _SendStats()
-        stats.packets += 1
-        # SR octet counts are payload only: no header, extensions or padding.
-        first = packet[0]
-        header_length = 12 + (first & 0x0F) * 4
-        if first & 0x10 and len(packet) >= header_length + 4:
-            header_length += 4 + ((packet[header_length + 2] << 8) | packet[header_length + 3]) * 4
-        payload_length = len(packet) - header_length
-        if first & 0x20:
-            payload_length -= packet[-1]
-        stats.octets += max(payload_length, 0)
-        # A retransmission carries its original, older timestamp: the sender
-        # report keeps mapping wallclock to the newest one (compared across the
-        # 32-bit wrap); a jump further back than a retransmission can be is a new timeline.
-        behind = (stats.last_timestamp - timestamp) & 0xFFFFFFFF
-        if stats.packets == 1 or not 0 < behind < self._clock_rate() * _RETRANSMISSION_MAX_AGE:
-            stats.last_timestamp = timestamp
-            stats.last_time = time.monotonic()
-        stats.sent_since_report = True
-
-    def send_rtcp(self, packet: bytes) -> None:
-        """SRTCP-protect and send one (compound) RTCP packet now (dropped if not connected)."""
-        self._pc._send_srtp(packet, True)
-
-    def _clock_rate(self) -> int:
-        codecs = self._transceiver._codecs
-        return codecs[0].clock_rate if codecs else 90000
-
-
-class RtpReceiver:
-    """The receiving half of a :class:`Transceiver`.
-
-    Set ``on_rtp(packet_bytes, header)`` to get every decrypted packet of this
-    m-line (a plain function: it runs inside the network read loop);
-    ``header.rid`` names the simulcast layer (None if not simulcast).
-    ``on_sender_report(sr)`` is called for RTCP SRs of its SSRCs. Receiver
-    reports and transport-cc feedback are sent automatically.
-
-    Padding-only packets (``header.payload_offset == header.payload_end``)
-    are delivered too: without RTX, libwebrtc sends its bandwidth probes as
-    padding on the media SSRC, and they use up sequence numbers.
-    """
-
-    def __init__(self, pc: PeerConnection, transceiver: Transceiver) -> None:
-        self._pc = pc
-        self._transceiver = transceiver
-        self._rids: list[str] = []
-        self._ssrcs: dict[int, str | None] = {}
-        self._stats: dict[int, _RecvStats] = {}
-        self._fir_seq = 0
-        self.packets_received = 0
-        self.on_rtp: Callable[[bytes, RtpHeader], None] | None = None
-        self.on_sender_report: Callable[[SenderReport], object] | None = None
-
-    @property
-    def rids(self) -> list[str]:
-        """Simulcast rids the remote sends on this m-line (empty if not simulcast)."""
-        return list(self._rids)
-
-    @property
-    def ssrcs(self) -> dict[int, str | None]:
-        """SSRCs seen/announced so far -> their rid (None if not simulcast)."""
-        return dict(self._ssrcs)
-
-    @property
-    def codecs(self) -> list[Codec]:
-        """Negotiated codecs with payload types."""
-        return list(self._transceiver._codecs)
-
-    @property
-    def header_extensions(self) -> dict[str, int]:
-        """Negotiated header extensions: URI -> id."""
-        return dict(self._transceiver._extmap)
-
-    def request_keyframe(self, ssrc: int) -> None:
-        """Send a PLI for ``ssrc``."""
-        self._pc._send_srtp(build_pli(self._pc._rtcp_ssrc, ssrc), True)
-
-    def send_fir(self, ssrc: int) -> None:
-        """Send a FIR for ``ssrc`` (for peers that ignore PLI)."""
-        self._fir_seq = (self._fir_seq + 1) & 0xFF
-        self._pc._send_srtp(build_fir(self._pc._rtcp_ssrc, ssrc, self._fir_seq), True)
-
-    def send_nack(self, ssrc: int, sequence_numbers: list[int]) -> None:
-        """Ask the sender of ``ssrc`` to retransmit these sequence numbers."""
-        if sequence_numbers:
-            self._pc._send_srtp(build_nack(self._pc._rtcp_ssrc, ssrc, sequence_numbers), True)
-
-    def send_remb(self, bitrate: int, ssrcs: list[int] | None = None) -> None:
-        """Send a REMB (bits per second) for ``ssrcs`` (default: all seen)."""
-        targets = list(self._ssrcs) if ssrcs is None else ssrcs
-        self._pc._send_srtp(build_remb(self._pc._rtcp_ssrc, int(bitrate), targets), True)
-
-    def send_rtcp(self, packet: bytes) -> None:
-        """SRTCP-protect and send one (compound) RTCP packet now."""
-        self._pc._send_srtp(packet, True)
-
-    def _deliver(self, data: bytes, header: RtpHeader, arrival: float) -> None:
-        self.packets_received += 1
-        stats = self._stats.get(header.ssrc)
-        if stats is None:
-            if len(self._stats) >= _MAX_SSRCS_PER_RECEIVER:
-                return
-            clock = self._clock_rate_for(header.payload_type)
-            stats = self._stats[header.ssrc] = _RecvStats(header.sequence_number, clock)
-            self._ssrcs.setdefault(header.ssrc, header.rid)
-        stats.update(header.sequence_number, header.timestamp, arrival)
-        callback = self.on_rtp
-        if callback is not None:
-            try:
-                callback(data, header)
-            except Exception:
-                logger.exception("on_rtp callback failed")
-
-    def _clock_rate_for(self, payload_type: int) -> int:
-        for codec in self._transceiver._codecs:
-            if codec.payload_type == payload_type:
-                return codec.clock_rate
-        return 90000 if self._transceiver.kind == "video" else 48000
-
-
-class Transceiver:
-    """One m-line: its mid, kind, direction and a sender/receiver pair.
-
-    ``direction`` is our side's wish (may be changed before the next offer or
-    answer); ``current_direction`` is what was negotiated. ``codecs`` and
-    ``header_extensions`` are the negotiated values (the offered ones between
-    our offer and the answer; empty before). ``remote_stream_id`` /
-    ``remote_track_id`` come from the remote a=msid.
-    """
-
-    def __init__(
-        self,
-        pc: PeerConnection,
-        kind: MediaKind,
-        direction: Direction,
-        *,
-        codecs: list[Codec] | None,
-        send_encodings: list[SendEncoding] | None,
-        stream_id: str | None,
-        track_id: str | None,
-    ) -> None:
-        self.mid: str | None = None
-        self.kind: MediaKind = kind
-        self.direction: Direction = direction
-        self.current_direction: Direction | None = None
-        self.stream_id = stream_id or f"stream-{secrets.token_hex(4)}"
-        self.track_id = track_id or f"track-{secrets.token_hex(4)}"
-        self.remote_stream_id: str | None = None
-        self.remote_track_id: str | None = None
-        self._preferred_codecs = codecs
-        self._codecs: list[Codec] = []
-        self._extmap: dict[str, int] = {}
-        self._stopped = False
-        self._track_fired = False
-        self._remote_sends = False
-        self._rejected_negotiated = False
-        encodings = send_encodings or [SendEncoding("", _random_ssrc())]
-        self.sender = RtpSender(pc, self, encodings)
-        self.receiver = RtpReceiver(pc, self)
-
-    @property
-    def codecs(self) -> list[Codec]:
-        """Negotiated codecs with payload types, preferred first."""
-        return list(self._codecs)
-
-    @property
-    def header_extensions(self) -> dict[str, int]:
-        """Negotiated header extensions: URI -> id."""
-        return dict(self._extmap)
-
-    @property
-    def stopped(self) -> bool:
-        """True after :meth:`stop` or after the remote rejected the m-line."""
-        return self._stopped
-
-    def stop(self) -> None:
-        """Stop this transceiver; the next offer/answer sets its m-line to port 0."""
-        self._stopped = True
-        self.direction = "inactive"
-
-    def _reject(self) -> None:
-        """The m-line was rejected (port 0) by an offer/answer both sides hold."""
-        self._stopped = True
-        self._rejected_negotiated = True
-        self.current_direction = None
-        self._remote_sends = False
-
-    def _sends(self) -> bool:
-        return not self._stopped and self.direction in ("sendrecv", "sendonly")
-
-    def _receives(self) -> bool:
-        return not self._stopped and self.direction in ("sendrecv", "recvonly")
-
-    def __repr__(self) -> str:
-        return f"Transceiver(mid={self.mid!r}, kind={self.kind}, direction={self.direction})"
-
-
-_MAX_SSRCS_PER_RECEIVER = 64
-# Candidate lines looked at per remote description: unbundled offers repeat
-# candidates per m-line, but nothing legitimate comes near this.
-_MAX_SDP_CANDIDATE_LINES = 256
 # Descriptions longer than this (~1 ms of parsing; a few browser m-lines) are parsed in a worker thread.
 _PARSE_IN_THREAD_CHARS = 16 * 1024
-# Codecs one answered m-line lists; our codec lists are a handful, profiles included.
-_MAX_ANSWER_CODECS = 16
 # m-lines handled between returns to the event loop while applying or answering an offer (~1 ms of work).
 _MLINES_PER_SLICE = 64
-_RECEIVE_BUFFER_BYTES = 2 * 1024 * 1024
-_REPORT_QUIET_STREAMS_FOR = 10.0
-# Seconds of media a retransmitted packet may lag the newest one sent (packet histories hold ~1 s).
-_RETRANSMISSION_MAX_AGE = 5
-_MAX_ROUTES = 1024
-_unpack_ts_ssrc = struct.Struct("!II").unpack_from
-
-_REJECTED_CODECS = frozenset({"rtx", "red", "ulpfec", "flexfec-03", "cn", "telephone-event"})
-_SUPPORTED_FEEDBACK = frozenset({"nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"})
-_VIDEO_ONLY_EXTENSIONS = frozenset({URI_RID, URI_REPAIRED_RID, URI_VIDEO_ORIENTATION})
-
-
-class _FastPathConnection(Connection):
-    """An aioice connection that hands SRTP/SRTCP datagrams straight to the
-    PeerConnection once DTLS is up, instead of queueing them for aiortc's DTLS
-    read loop: one function call per packet instead of a queue round trip
-    and two coroutine switches. DTLS (and so SCTP) keeps the queued path.
-    """
-
-    _srtp_handler: Callable[[bytes], None] | None = None
-
-    def data_received(self, data: bytes, component: int) -> None:
-        handler = self._srtp_handler
-        # RFC 7983 demultiplexing: 128..191 is RTP/RTCP.
-        if handler is not None and len(data) > 1 and 127 < data[0] < 192:
-            handler(data)
-            return
-        super().data_received(data, component)
-
-
-class _LoopbackConnection(_FastPathConnection):
-    """A connection that gathers exactly one host candidate on 127.0.0.1.
-
-    aioice's own gathering skips 127.0.0.1, and patching it would affect every
-    connection in the process; overriding gathering per instance does not.
-    """
-
-    async def gather_candidates(self) -> None:
-        if not self._local_candidates_start:
-            self._local_candidates_start = True
-            self._local_candidates += await self.get_component_candidates(component=1, addresses=["127.0.0.1"])
-            self._local_candidates_end = True
-
-
-class _RawDtlsTransport(RTCDtlsTransport):
-    """aiortc's DTLS-SRTP transport with decrypted RTP/RTCP handed over raw."""
-
-    def __init__(self, transport: RTCIceTransport, certificates: list[RTCCertificate], pc: PeerConnection) -> None:
-        super().__init__(transport, certificates)
-        self._kitewire_pc = pc
-
-    async def _handle_rtp_data(self, data: bytes, arrival_time_ms: int) -> None:
-        self._kitewire_pc._on_rtp_data(data)
-
-    async def _handle_rtcp_data(self, data: bytes) -> None:
-        self._kitewire_pc._on_rtcp_data(data)
-
-
-def _ice_servers_to_aiortc(servers: list[IceServer]) -> list[RTCIceServer]:
-    out = []
-    for server in servers:
-        if not isinstance(server, IceServer):
-            raise ValueError(f"IceServer expected in ice_servers, got {type(server).__name__}")
-        out.append(RTCIceServer(urls=list(server.urls), username=server.username, credential=server.credential))
-    return out
-
-
-def _codec_key(codec: Codec) -> tuple[str, int, int | None, str]:
-    return (codec.mime_type.lower(), codec.clock_rate, codec.channels, codec.fmtp)
-
-
-def _h264_packetization_mode(fmtp: dict[str, str]) -> str:
-    return fmtp.get("packetization-mode", "0")
 
 
 class PeerConnection:
@@ -874,17 +109,11 @@ class PeerConnection:
         self.on_track: Callable[[Transceiver], object] | None = None
         self.on_data_channel: Callable[[DataChannel], object] | None = None
         self.on_connection_state_change: Callable[[ConnectionState], object] | None = None
-        self.malformed_rtp = 0
-        self.malformed_rtcp = 0
-        self.unroutable_rtp = 0
-        self.srtp_errors = 0
 
         self._state: ConnectionState = "new"
         self._closed = False
         self._cname = config.cname or secrets.token_hex(8)
-        self._rtcp_ssrc = _random_ssrc()
-        self._session_id = str(secrets.randbits(62))
-        self._session_version = 0
+        self._rtcp_ssrc = random_ssrc()
         self._transceivers: list[Transceiver] = []
         self._data_channels: list[DataChannel] = []
         self._want_data = False
@@ -901,11 +130,9 @@ class PeerConnection:
         self._pending_offer: SdpSession | None = None  # remote offer awaiting our answer
         self._local_offer_pending = False
         self._is_offerer: bool | None = None
-        self._remote_candidates_seen: set[str] = set()
-        self._candidate_limit_logged = False
-        self._remote_ice: RTCIceParameters | None = None
-        self._remote_fingerprints: list[RTCDtlsFingerprint] = []
-        self._dtls_role_set = False
+        # The remote ICE ufrag, password and ice-lite flag, and its DTLS fingerprints.
+        self._remote_ice: tuple[str, str, bool] | None = None
+        self._remote_fingerprints: list[tuple[str, str]] = []
         self._remote_sctp_port: int | None = None
         self._remote_max_message_size: int | None = None
         self._callback_tasks: set[asyncio.Future[Any]] = set()
@@ -915,35 +142,31 @@ class PeerConnection:
         self._candidates_emitted = False
 
         # Routing tables rebuilt on every negotiation / learned from packets.
-        self._rtp_routes: dict[int, tuple[RtpReceiver, str | None]] = {}
-        self._senders_by_ssrc: dict[int, RtpSender] = {}
-        self._mid_ext_ids: set[int] = set()
-        self._rid_ext_ids: set[int] = set()
-        self._twcc_ext_id: int | None = None
-        self._twcc = _TwccRecorder()
-        self._pt_allocation: dict[tuple[str, int, int | None, str], int] = {}
-        self._ext_allocation: dict[str, int] = {}
-
-        aiortc_servers = _ice_servers_to_aiortc(config.ice_servers)
-        gatherer = RTCIceGatherer(iceServers=aiortc_servers)
-        # Swap in our connection class before RTCIceTransport binds to it.
-        connection_class = _LoopbackConnection if config.loopback_only else _FastPathConnection
-        gatherer._connection = connection_class(
-            ice_controlling=False,
-            **({} if config.loopback_only else connection_kwargs(aiortc_servers)),
+        twcc = TransportCcGenerator(rtcp_ssrc=self._rtcp_ssrc, interval=config.transport_cc_interval)
+        reports = ReportGenerator(
+            lambda: self._transceivers,
+            rtcp_ssrc=self._rtcp_ssrc,
+            cname=self._cname,
+            interval=config.rtcp_report_interval,
         )
-        self._gatherer = gatherer
-        self._ice_connection: _FastPathConnection = gatherer._connection
-        self._ice_transport = RTCIceTransport(gatherer)
-        self._certificate = RTCCertificate.generateCertificate()
-        # Every m-line repeats the fingerprint; hashing the certificate once keeps offers and answers cheap.
-        self._fingerprints = [
-            (fp.algorithm, fp.value) for fp in self._certificate.getFingerprints() if fp.algorithm == "sha-256"
-        ]
-        self._dtls = _RawDtlsTransport(self._ice_transport, [self._certificate], self)
-        self._sctp: RTCSctpTransport | None = None
-        self._ice_transport.on("statechange", self._on_ice_state_change)
-        self._dtls.on("statechange", self._on_dtls_state_change)
+        #: Pluggable feedback: each is told of negotiations, sees routed RTP, sends RTCP on its timer.
+        self._feedback: list[FeedbackGenerator] = [reports, twcc]
+        self._router = RtpRouter(self._call, observers=[twcc.observe])
+
+        self._transport = BundleTransport(
+            config.ice_servers,
+            loopback_only=config.loopback_only,
+            on_rtp=self._router.on_rtp,
+            on_rtcp=self._router.on_rtcp,
+            on_failure=self._on_transport_failure,
+        )
+        self._remote_candidates = RemoteCandidates(self._transport, loopback_only=config.loopback_only)
+        self._negotiator = Negotiator(
+            self._transport,
+            codecs=config.codecs,
+            header_extensions=config.header_extensions,
+            cname=self._cname,
+        )
 
     # --- public properties -------------------------------------------------
 
@@ -983,50 +206,36 @@ class PeerConnection:
         """All transceivers in m-line order (stopped ones included)."""
         return list(self._transceivers)
 
+    @property
+    def malformed_rtp(self) -> int:
+        """RTP packets too broken to parse."""
+        return self._router.malformed_rtp
+
+    @property
+    def malformed_rtcp(self) -> int:
+        """RTCP packets too broken to parse."""
+        return self._router.malformed_rtcp
+
+    @property
+    def unroutable_rtp(self) -> int:
+        """RTP packets no receiver could be found for."""
+        return self._router.unroutable_rtp
+
+    @property
+    def srtp_errors(self) -> int:
+        """Packets that failed SRTP authentication or replay checks."""
+        return self._transport.srtp_errors
+
     def get_stats(self) -> PeerConnectionStats:
         """A snapshot of per-SSRC send/receive counters and the error counters."""
-        outbound: list[OutboundStreamStats] = []
-        inbound: list[InboundStreamStats] = []
-        for transceiver in self._transceivers:
-            sender = transceiver.sender
-            rids = {e.ssrc: e.rid or None for e in sender._encodings}
-            for ssrc, send in sender._stats.items():
-                if send.packets:
-                    outbound.append(
-                        OutboundStreamStats(
-                            transceiver.mid,
-                            ssrc,
-                            rids.get(ssrc),
-                            send.packets,
-                            send.octets,
-                            send.rtt,
-                            send.fraction_lost,
-                            send.packets_lost,
-                        )
-                    )
-            receiver = transceiver.receiver
-            for ssrc, recv in receiver._stats.items():
-                extended = recv.cycles + recv.max_seq
-                expected = extended - recv.base_seq + 1
-                inbound.append(
-                    InboundStreamStats(
-                        transceiver.mid,
-                        ssrc,
-                        receiver._ssrcs.get(ssrc),
-                        recv.received,
-                        max(0, expected - recv.received),
-                        extended,
-                        recv.jitter / recv.clock_rate if recv.clock_rate else 0.0,
-                    )
-                )
-        return PeerConnectionStats(
+        router = self._router
+        return collect_stats(
             self._state,
-            outbound,
-            inbound,
-            self.malformed_rtp,
-            self.malformed_rtcp,
-            self.unroutable_rtp,
-            self.srtp_errors,
+            self._transceivers,
+            malformed_rtp=router.malformed_rtp,
+            malformed_rtcp=router.malformed_rtcp,
+            unroutable_rtp=router.unroutable_rtp,
+            srtp_errors=self.srtp_errors,
         )
 
     @property
@@ -1073,7 +282,8 @@ class PeerConnection:
                 if c.kind != kind:
                     raise ValueError(f"codecs for a {kind} transceiver expected, got {c.mime_type}")
         transceiver = Transceiver(
-            self,
+            self._transport.send,
+            self._rtcp_ssrc,
             kind,
             direction,
             codecs=codecs,
@@ -1101,26 +311,19 @@ class PeerConnection:
             raise ValueError(f"data channel label: str expected, got {type(label).__name__}")
         if max_retransmits is not None and (not isinstance(max_retransmits, int) or max_retransmits < 0):
             raise ValueError(f"max_retransmits: None or int >= 0 expected, got {max_retransmits!r}")
-        sctp = self._ensure_sctp()
+        self._transport.ensure_sctp(self._on_remote_data_channel)
         self._want_data = True
-        channel = RTCDataChannel(
-            sctp,
-            RTCDataChannelParameters(label=label, ordered=ordered, maxRetransmits=max_retransmits, protocol=protocol),
+        channel = self._transport.create_data_channel(
+            label, ordered=ordered, max_retransmits=max_retransmits, protocol=protocol
         )
         wrapper = DataChannel(channel)
         self._data_channels.append(wrapper)
         return wrapper
 
-    def _ensure_sctp(self) -> RTCSctpTransport:
-        if self._sctp is None:
-            self._sctp = RTCSctpTransport(self._dtls)
-            self._sctp.on("datachannel", self._on_remote_data_channel)
-        return self._sctp
-
     def _on_remote_data_channel(self, channel: RTCDataChannel) -> None:
         wrapper = DataChannel(channel)
         self._data_channels.append(wrapper)
-        _invoke(self, self.on_data_channel, wrapper)
+        self._call(self.on_data_channel, wrapper)
 
     # --- negotiation ---------------------------------------------------------
 
@@ -1136,8 +339,8 @@ class PeerConnection:
         await self._gather()
         if self._is_offerer is None:
             self._is_offerer = True
-            self._ice_connection.ice_controlling = True
-        session = self._base_session()
+            self._transport.controlling = True
+        session = self._negotiator.base_session()
         used = self._used_mids
         used.update(t.mid for t in self._transceivers if t.mid is not None)
         if self._data_mid is not None:
@@ -1158,7 +361,7 @@ class PeerConnection:
         recyclable = [
             index
             for index, mid in enumerate(self._mid_order)
-            if mid in self._foreign_mlines or (mid in by_mid and by_mid[mid]._rejected_negotiated)
+            if mid in self._foreign_mlines or (mid in by_mid and by_mid[mid].rejected_negotiated)
         ]
         recyclable.reverse()  # popped from the end: lowest index first
         recycled: set[str] = set()
@@ -1178,14 +381,14 @@ class PeerConnection:
         by_mid = {t.mid: t for t in self._transceivers if t.mid is not None}
         for mid in self._mid_order:
             if mid == self._data_mid:
-                session.media.append(self._application_media(mid, "actpass"))
+                session.media.append(self._negotiator.application_media(mid, "actpass"))
                 continue
             offered_transceiver = by_mid.get(mid)
             if offered_transceiver is not None:
-                session.media.append(self._offer_media(offered_transceiver))
+                session.media.append(self._negotiator.offer_media(offered_transceiver))
             elif mid in self._foreign_mlines:
-                session.media.append(self._rejected_media(self._foreign_mlines[mid]))
-        self._finish_session(session)
+                session.media.append(rejected_media(self._foreign_mlines[mid]))
+        self._negotiator.finish_session(session)
         self._local_sdp = write_sdp(session)
         self._local_offer_pending = True
         self._update_routes()
@@ -1207,7 +410,7 @@ class PeerConnection:
         if offer is None:
             raise ValueError("create_answer: a remote offer expected first, got none")
         await self._gather()
-        session = self._base_session()
+        session = self._negotiator.base_session()
         # Mixed one/two-byte extensions only if the offerer said it copes (RFC 8285).
         session.extmap_allow_mixed = offer.extmap_allow_mixed
         remote_setup = None
@@ -1216,31 +419,31 @@ class PeerConnection:
                 remote_setup = offer.media_setup(m)
                 break
         our_setup = "passive" if remote_setup == "active" else "active"
-        if not self._dtls_role_set:
-            self._dtls._set_role("server" if our_setup == "passive" else "client")
-            self._dtls_role_set = True
+        role = self._transport.role
+        if role is None:
+            self._transport.set_role("server" if our_setup == "passive" else "client")
         else:
-            our_setup = "passive" if self._dtls._role == "server" else "active"
+            our_setup = "passive" if role == "server" else "active"
         by_mid = {t.mid: t for t in self._transceivers if t.mid is not None}
         for index, m in enumerate(offer.media):
             await self._pause_between_slices(index)
             if m.kind == "application":
                 if m.rejected or "SCTP" not in m.protocol.upper():
-                    session.media.append(self._rejected_media(m))
+                    session.media.append(rejected_media(m))
                 else:
-                    session.media.append(self._application_media(m.mid or "", our_setup, m))
+                    session.media.append(self._negotiator.application_media(m.mid or "", our_setup, m))
                 continue
             transceiver = by_mid.get(m.mid or "")
             if transceiver is None or m.rejected or m.kind not in ("audio", "video"):
                 if transceiver is not None:
-                    transceiver._reject()
-                session.media.append(self._rejected_media(m))
+                    transceiver.mark_rejected()
+                session.media.append(rejected_media(m))
                 continue
-            media = self._answer_media(m, transceiver, our_setup)
+            media = self._negotiator.answer_media(m, transceiver, our_setup)
             if media.rejected:
-                transceiver._reject()
+                transceiver.mark_rejected()
             session.media.append(media)
-        self._finish_session(session)
+        self._negotiator.finish_session(session)
         self._local_sdp = await self._write_sdp(session)
         self._pending_offer = None
         self._update_routes()
@@ -1271,7 +474,7 @@ class PeerConnection:
             raise ValueError("set_remote_description(answer): a local offer expected first, got none")
         if type == "offer" and self._local_offer_pending:
             raise ValueError("set_remote_description(offer): stable state expected, got have-local-offer (glare)")
-        transport_parameters = self._validate_remote(session)
+        transport_parameters = validate_remote(session, self._remote_ice[0] if self._remote_ice is not None else None)
         if transport_parameters is not None and self._remote_ice is None:
             self._remote_ice, self._remote_fingerprints = transport_parameters
         if type == "answer":
@@ -1280,12 +483,12 @@ class PeerConnection:
         else:
             if self._is_offerer is None:
                 self._is_offerer = False
-                self._ice_connection.ice_controlling = session.ice_lite
+                self._transport.controlling = session.ice_lite
             await self._apply_remote_offer(session)
             self._pending_offer = session
         self._remote_sdp = sdp
         self._remote_session = session
-        await self._add_sdp_candidates(session)
+        await self._remote_candidates.add_from_description(session)
         self._update_routes()
         self._fire_tracks()
         if type == "answer":
@@ -1300,11 +503,11 @@ class PeerConnection:
         if self._closed:
             return
         if candidate is None or not candidate.candidate.strip():
-            await self._ice_transport.addRemoteCandidate(None)
+            await self._transport.add_remote_candidate(None)
             return
         if not isinstance(candidate, IceCandidateInit):
             raise ValueError(f"IceCandidateInit expected, got {type(candidate).__name__}")
-        if not await self._add_remote_candidate_line(candidate.candidate):
+        if not await self._remote_candidates.add_line(candidate.candidate):
             raise ValueError(
                 f"ICE candidate: at most {MAX_REMOTE_CANDIDATES} remote candidates per connection expected, "
                 f"got one more ({candidate.candidate[:80]!r})"
@@ -1347,19 +550,7 @@ class PeerConnection:
         self._callback_tasks.clear()
         for channel in self._data_channels:
             channel.close()
-        if self._sctp is not None:
-            try:
-                await self._sctp.stop()
-            except Exception:
-                logger.debug("SCTP stop failed", exc_info=True)
-        try:
-            await self._dtls.stop()
-        except Exception:
-            logger.debug("DTLS stop failed", exc_info=True)
-        try:
-            await self._ice_transport.stop()
-        except Exception:
-            logger.debug("ICE stop failed", exc_info=True)
+        await self._transport.close()
         self._set_state("closed")
 
     # --- SDP building ----------------------------------------------------------
@@ -1383,268 +574,9 @@ class PeerConnection:
         return text
 
     async def _gather(self) -> None:
-        if self._gatherer.state != "new":
-            return
-        await self._gatherer.gather()
-        for protocol in self._ice_connection._protocols:
-            sock = protocol.transport.get_extra_info("socket")
-            if sock is not None:
-                try:
-                    # Room for a keyframe burst from several layers while the
-                    # event loop is busy; aioice's default holds ~200 packets.
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER_BYTES)
-                except OSError:
-                    pass
-
-    def _base_session(self) -> SdpSession:
-        self._session_version += 1
-        return SdpSession(
-            session_id=self._session_id,
-            session_version=self._session_version,
-            extmap_allow_mixed=True,
-        )
-
-    def _transport_attrs(self, media: SdpMedia, setup: str) -> None:
-        # Read straight from the ICE connection: once per m-line, a parameters object each time adds up.
-        media.ice_ufrag = self._ice_connection.local_username
-        media.ice_pwd = self._ice_connection.local_password
-        media.ice_options = "trickle"
-        media.fingerprints.extend(self._fingerprints)
-        media.setup = setup
-
-    def _finish_session(self, session: SdpSession) -> None:
-        session.bundle = [m.mid for m in session.media if not m.rejected and m.mid is not None]
-        first = next((m for m in session.media if not m.rejected), None)
-        if first is not None:
-            candidates = self._ice_connection.local_candidates
-            first.candidates = [c.to_sdp() for c in candidates]
-            first.end_of_candidates = True
-            if candidates:
-                first.connection_address = candidates[0].host
-                first.port = candidates[0].port
-
-    def _application_media(self, mid: str, setup: str, offered: SdpMedia | None = None) -> SdpMedia:
-        protocol = offered.protocol if offered is not None else "UDP/DTLS/SCTP"
-        formats = offered.formats if offered is not None else ["webrtc-datachannel"]
-        media = SdpMedia(kind="application", port=9, protocol=protocol, formats=list(formats), mid=mid)
-        self._transport_attrs(media, setup)
-        media.sctp_port = 5000
-        media.max_message_size = RTCSctpTransport.getCapabilities().maxMessageSize
-        return media
-
-    def _rejected_media(self, offered: SdpMedia) -> SdpMedia:
-        return SdpMedia(
-            kind=offered.kind,
-            port=0,
-            protocol=offered.protocol,
-            formats=list(offered.formats) or ["0"],
-            mid=offered.mid,
-        )
-
-    def _allocate_pt(self, codec: Codec) -> int:
-        key = _codec_key(codec)
-        pt = self._pt_allocation.get(key)
-        if pt is None:
-            used = set(self._pt_allocation.values())
-            preferred = 111 if codec.name.lower() == "opus" else 96
-            pt = preferred
-            while pt in used or pt > 127:
-                pt = pt + 1 if pt < 127 else 96
-            self._pt_allocation[key] = pt
-        return pt
-
-    def _local_codecs(self, transceiver: Transceiver) -> list[Codec]:
-        source = transceiver._preferred_codecs
-        if source is None:
-            source = [c for c in self._config.codecs if c.kind == transceiver.kind]
-        return list(source)
-
-    def _local_extensions(self, kind: str) -> list[str]:
-        return [uri for uri in self._config.header_extensions if kind == "video" or uri not in _VIDEO_ONLY_EXTENSIONS]
-
-    def _offer_media(self, transceiver: Transceiver) -> SdpMedia:
-        assert transceiver.mid is not None
-        if transceiver.stopped:
-            return SdpMedia(
-                kind=transceiver.kind,
-                port=0,
-                protocol="UDP/TLS/RTP/SAVPF",
-                formats=[str(c.payload_type) for c in transceiver._codecs] or ["0"],
-                mid=transceiver.mid,
-            )
-        media = SdpMedia(kind=transceiver.kind, port=9, protocol="UDP/TLS/RTP/SAVPF", formats=[], mid=transceiver.mid)
-        # Like libwebrtc, every offer says actpass; an established DTLS role is
-        # kept whatever a later answer says.
-        self._transport_attrs(media, "actpass")
-        media.rtcp_mux = True
-        media.rtcp_rsize = True
-        media.direction = transceiver.direction
-        if transceiver.current_direction is not None and transceiver._codecs:
-            # Renegotiation keeps what was agreed (payload types and ids).
-            codecs = list(transceiver._codecs)
-            extmap = dict(transceiver._extmap)
-        else:
-            codecs = []
-            for codec in self._local_codecs(transceiver):
-                pt = codec.payload_type if codec.payload_type is not None else self._allocate_pt(codec)
-                codecs.append(dataclasses.replace(codec, payload_type=pt))
-            extmap = {}
-            for uri in self._local_extensions(transceiver.kind):
-                ext_id = self._ext_allocation.get(uri)
-                if ext_id is None:
-                    ext_id = len(self._ext_allocation) + 1
-                    self._ext_allocation[uri] = ext_id
-                extmap[uri] = ext_id
-            transceiver._codecs = codecs
-            transceiver._extmap = extmap
-        media.codecs = [self._to_sdp_codec(c) for c in codecs]
-        media.formats = [str(c.payload_type) for c in codecs]
-        media.extmaps = dict(extmap)
-        self._write_send_identity(media, transceiver, offering=True)
-        return media
-
-    @staticmethod
-    def _to_sdp_codec(codec: Codec) -> SdpCodec:
-        assert codec.payload_type is not None
-        return SdpCodec(
-            payload_type=codec.payload_type,
-            name=codec.name,
-            clock_rate=codec.clock_rate,
-            channels=codec.channels,
-            fmtp=codec.fmtp,
-            rtcp_feedback=list(codec.rtcp_feedback),
-        )
-
-    def _write_send_identity(self, media: SdpMedia, transceiver: Transceiver, *, offering: bool) -> None:
-        if not transceiver._sends():
-            return
-        media.msid = (transceiver.stream_id, transceiver.track_id)
-        sender = transceiver.sender
-        if sender.simulcast and offering:
-            media.rids = [(e.rid, "send") for e in sender._encodings]
-            media.simulcast = ("send", [e.rid for e in sender._encodings])
-            return
-        ssrc = sender.ssrc
-        media.ssrcs[ssrc] = {
-            "cname": self._cname,
-            "msid": f"{transceiver.stream_id} {transceiver.track_id}",
-        }
-
-    def _match_codec(self, offered: SdpCodec, kind: str, local: dict[str, list[Codec]]) -> Codec | None:
-        """Our codec for an offered one; ``local`` maps lower-cased names to our codecs."""
-        same_name = local.get(offered.name.lower())
-        if not same_name:
-            return None  # the common case for a foreign codec: one dict lookup
-        name = offered.name.lower()
-        params = offered.fmtp_params()
-        for codec in same_name:
-            if codec.clock_rate != offered.clock_rate:
-                continue
-            if name == "opus" and (offered.channels or 1) != (codec.channels or 1):
-                continue
-            if name == "h264" and _h264_packetization_mode(params) != "1":
-                continue
-            feedback = tuple(fb for fb in offered.rtcp_feedback if fb in _SUPPORTED_FEEDBACK)
-            return Codec(
-                mime_type=f"{kind}/{codec.name}",
-                clock_rate=offered.clock_rate,
-                channels=offered.channels,
-                fmtp=offered.fmtp,
-                payload_type=offered.payload_type,
-                rtcp_feedback=feedback,
-            )
-        return None
-
-    def _answer_media(self, offered: SdpMedia, transceiver: Transceiver, setup: str) -> SdpMedia:
-        kind: MediaKind = "video" if offered.kind == "video" else "audio"
-        local: dict[str, list[Codec]] = {}
-        for codec in self._local_codecs(transceiver):
-            if codec.name.lower() not in _REJECTED_CODECS:
-                local.setdefault(codec.name.lower(), []).append(codec)
-        codecs: list[Codec] = []
-        for offered_codec in offered.codecs:
-            match = self._match_codec(offered_codec, kind, local)
-            if match is not None:
-                codecs.append(match)
-                if len(codecs) >= _MAX_ANSWER_CODECS:
-                    break  # an offer repeating one codec cannot make the answer long
-        if not codecs:
-            transceiver._codecs = []
-            transceiver.current_direction = None
-            return self._rejected_media(offered)
-        accepted_ext = set(self._config.header_extensions)
-        extmap = {uri: ext_id for uri, ext_id in offered.extmaps.items() if uri in accepted_ext}
-        transceiver._codecs = codecs
-        transceiver._extmap = extmap
-        remote_sends = offered.direction in (None, "sendrecv", "sendonly")
-        remote_receives = offered.direction in (None, "sendrecv", "recvonly")
-        we_send = remote_receives and transceiver._sends()
-        we_receive = remote_sends and transceiver._receives()
-        direction: Direction = (
-            "sendrecv"
-            if we_send and we_receive
-            else "sendonly"
-            if we_send
-            else "recvonly"
-            if we_receive
-            else "inactive"
-        )
-        transceiver.current_direction = direction
-        media = SdpMedia(
-            kind=offered.kind,
-            port=9,
-            protocol=offered.protocol,
-            formats=[str(c.payload_type) for c in codecs],
-            mid=offered.mid,
-        )
-        self._transport_attrs(media, setup)
-        media.rtcp_mux = True
-        media.rtcp_rsize = offered.rtcp_rsize
-        media.direction = direction
-        media.codecs = [self._to_sdp_codec(c) for c in codecs]
-        media.extmaps = dict(extmap)
-        send_rids = [rid for rid, d in offered.rids if d == "send"]
-        if we_receive and send_rids:
-            order = offered.simulcast[1] if offered.simulcast and offered.simulcast[0] == "send" else send_rids
-            media.rids = [(rid, "recv") for rid in send_rids]
-            media.simulcast = ("recv", [rid for rid in order if rid in send_rids])
-        if we_send:
-            self._write_send_identity(media, transceiver, offering=False)
-        return media
+        await self._transport.gather()
 
     # --- applying remote descriptions --------------------------------------------
-
-    def _validate_remote(self, session: SdpSession) -> tuple[RTCIceParameters, list[RTCDtlsFingerprint]] | None:
-        """Check a remote description; return its ICE and DTLS parameters (None if all rejected)."""
-        mids = [m.mid for m in session.media if m.mid is not None]
-        if len(mids) != len(set(mids)):
-            raise ValueError(f"SDP: unique a=mid values expected, got {mids}")
-        live = [m for m in session.media if not m.rejected]
-        for m in live:
-            if m.kind in ("audio", "video") and m.mid is None:
-                raise ValueError(f"SDP: a=mid expected on every m-line, got none on m={m.kind}")
-        # Everything is bundled on one transport: the first live m-line's ICE
-        # and DTLS parameters are the ones that count (others may omit them).
-        if live:
-            ufrag, pwd = session.media_ice(live[0])
-            if not ufrag or not pwd:
-                raise ValueError(f"SDP: a=ice-ufrag and a=ice-pwd expected for m-line mid={live[0].mid!r}, got none")
-            if not session.media_fingerprints(live[0]):
-                raise ValueError(f"SDP: a=fingerprint expected for m-line mid={live[0].mid!r}, got none")
-        if live:
-            first = live[0]
-            ufrag, pwd = session.media_ice(first)
-            assert ufrag is not None and pwd is not None
-            fingerprints = [
-                RTCDtlsFingerprint(algorithm=alg, value=value) for alg, value in session.media_fingerprints(first)
-            ]
-            if self._remote_ice is not None and self._remote_ice.usernameFragment != ufrag:
-                raise ValueError(
-                    f"SDP: ICE restart is not supported (ufrag {self._remote_ice.usernameFragment!r} "
-                    f"expected, got {ufrag!r})"
-                )
-            return RTCIceParameters(usernameFragment=ufrag, password=pwd, iceLite=session.ice_lite), fingerprints
-        return None
 
     async def _apply_remote_offer(self, session: SdpSession) -> None:
         by_mid = {t.mid: t for t in self._transceivers if t.mid is not None}
@@ -1669,7 +601,7 @@ class PeerConnection:
                     self._data_mid = mid
                     self._remote_sctp_port = m.sctp_port or 5000
                     self._remote_max_message_size = m.max_message_size
-                    self._ensure_sctp()
+                    self._transport.ensure_sctp(self._on_remote_data_channel)
                 elif mid != self._data_mid:
                     self._foreign_mlines[mid] = m
                 continue
@@ -1682,7 +614,8 @@ class PeerConnection:
                 transceiver = waiting.popleft() if waiting else None
                 if transceiver is None:
                     transceiver = Transceiver(
-                        self,
+                        self._transport.send,
+                        self._rtcp_ssrc,
                         "video" if m.kind == "video" else "audio",
                         "recvonly",
                         codecs=None,
@@ -1695,9 +628,9 @@ class PeerConnection:
             if transceiver is None:
                 continue
             if m.rejected:
-                transceiver._reject()
+                transceiver.mark_rejected()
                 continue
-            self._apply_remote_media(transceiver, m)
+            apply_remote_media(transceiver, m)
         # The remote recycled m-lines: what used to be there is gone.
         current = set(order)
         self._forget_mlines({mid for mid in self._mid_order if mid not in current})
@@ -1706,12 +639,11 @@ class PeerConnection:
     async def _apply_remote_answer(self, session: SdpSession) -> None:
         by_mid = {t.mid: t for t in self._transceivers if t.mid is not None}
         first_live = next((m for m in session.media if not m.rejected), None)
-        if first_live is not None and not self._dtls_role_set:
+        if first_live is not None and self._transport.role is None:
             setup = session.media_setup(first_live)
             if setup not in ("active", "passive"):
                 raise ValueError(f"SDP answer: a=setup:active or passive expected, got {setup!r}")
-            self._dtls._set_role("server" if setup == "active" else "client")
-            self._dtls_role_set = True
+            self._transport.set_role("server" if setup == "active" else "client")
         for m in session.media:
             if m.kind == "application":
                 if not m.rejected and m.mid == self._data_mid:
@@ -1722,110 +654,20 @@ class PeerConnection:
             if transceiver is None:
                 continue
             if m.rejected:
-                transceiver._reject()
+                transceiver.mark_rejected()
                 continue
-            codecs: list[Codec] = []
-            offered = {c.payload_type: c for c in transceiver._codecs}
-            for sdp_codec in m.codecs:
-                mine = offered.get(sdp_codec.payload_type)
-                if mine is None or sdp_codec.name.lower() in _REJECTED_CODECS:
-                    continue
-                codecs.append(
-                    Codec(
-                        mime_type=f"{transceiver.kind}/{sdp_codec.name}",
-                        clock_rate=sdp_codec.clock_rate,
-                        channels=sdp_codec.channels,
-                        fmtp=sdp_codec.fmtp or mine.fmtp,
-                        payload_type=sdp_codec.payload_type,
-                        rtcp_feedback=tuple(f for f in sdp_codec.rtcp_feedback if f in _SUPPORTED_FEEDBACK),
-                    )
-                )
-            transceiver._codecs = codecs
-            transceiver._extmap = {
-                uri: ext_id for uri, ext_id in m.extmaps.items() if transceiver._extmap.get(uri) == ext_id
-            }
-            remote = m.direction or "sendrecv"
-            transceiver.current_direction = {
-                "sendrecv": "sendrecv",
-                "sendonly": "recvonly",
-                "recvonly": "sendonly",
-                "inactive": "inactive",
-            }[remote]  # type: ignore[assignment]
-            self._apply_remote_media(transceiver, m)
-
-    def _apply_remote_media(self, transceiver: Transceiver, m: SdpMedia) -> None:
-        if m.msid is not None:
-            transceiver.remote_stream_id, transceiver.remote_track_id = m.msid
-        else:
-            for attrs in m.ssrcs.values():
-                msid = attrs.get("msid")
-                if msid:
-                    parts = msid.split()
-                    transceiver.remote_stream_id = parts[0]
-                    transceiver.remote_track_id = parts[1] if len(parts) > 1 else ""
-                    break
-        receiver = transceiver.receiver
-        receiver._rids = [rid for rid, d in m.rids if d == "send"]
-        if not receiver._rids:
-            for ssrc in m.ssrcs:
-                receiver._ssrcs.setdefault(ssrc, None)
-        transceiver._remote_sends = (m.direction or "sendrecv") in ("sendrecv", "sendonly")
+            self._negotiator.apply_answer_media(transceiver, m)
+            apply_remote_media(transceiver, m)
 
     def _fire_tracks(self) -> None:
         for transceiver in self._transceivers:
-            remote_sends = transceiver._remote_sends
-            receiving = remote_sends and transceiver._receives()
-            if receiving and not transceiver._track_fired:
-                transceiver._track_fired = True
-                _invoke(self, self.on_track, transceiver)
+            remote_sends = transceiver.remote_sends
+            receiving = remote_sends and transceiver.receives()
+            if receiving and not transceiver.track_fired:
+                transceiver.track_fired = True
+                self._call(self.on_track, transceiver)
             elif not receiving:
-                transceiver._track_fired = False
-
-    async def _add_sdp_candidates(self, session: SdpSession) -> None:
-        lines = [line for m in session.media if not m.rejected for line in m.candidates]
-        if len(lines) > _MAX_SDP_CANDIDATE_LINES:
-            logger.warning(
-                "remote description carries %d candidate lines; only the first %d are looked at",
-                len(lines),
-                _MAX_SDP_CANDIDATE_LINES,
-            )
-            del lines[_MAX_SDP_CANDIDATE_LINES:]
-        for line in lines:
-            try:
-                if not await self._add_remote_candidate_line(line):
-                    break  # full: the rest would be refused too
-            except ValueError:
-                logger.debug("ignoring malformed SDP candidate %r", line)
-
-    async def _add_remote_candidate_line(self, line: str) -> bool:
-        """Add one candidate line; False when it is new but the connection holds its maximum."""
-        text = line.strip()
-        if text.startswith("a="):
-            text = text[2:]
-        if text.startswith("candidate:"):
-            text = text[len("candidate:") :]
-        if text in self._remote_candidates_seen:
-            return True
-        if len(self._remote_candidates_seen) >= MAX_REMOTE_CANDIDATES:
-            # A peer flooding candidates would make ICE check every pair; refused
-            # before parsing so a flood costs a set lookup per candidate.
-            if not self._candidate_limit_logged:
-                self._candidate_limit_logged = True
-                logger.warning("refusing remote ICE candidates beyond %d", MAX_REMOTE_CANDIDATES)
-            return False
-        try:
-            candidate = Candidate.from_sdp(text)
-        except (ValueError, IndexError) as exc:
-            raise ValueError(
-                f"ICE candidate: 'candidate:<foundation> <component> <transport> ...' expected, got {line!r} ({exc})"
-            ) from None
-        if candidate.component != 1 or candidate.transport.lower() != "udp":
-            return True  # rtcp-mux and UDP only
-        if self._config.loopback_only and candidate.host != "127.0.0.1":
-            return True  # loopback-only connections never reach other addresses
-        self._remote_candidates_seen.add(text)
-        await self._ice_transport.addRemoteCandidate(candidate_from_aioice(candidate))
-        return True
+                transceiver.track_fired = False
 
     def _emit_candidates(self, session: SdpSession) -> None:
         if self._candidates_emitted:
@@ -1835,10 +677,9 @@ class PeerConnection:
             return
         self._candidates_emitted = True
         mid = session.media[first_index].mid
-        ufrag = self._gatherer.getLocalParameters().usernameFragment
+        ufrag = self._transport.local_username
         inits: list[IceCandidateInit | None] = [
-            IceCandidateInit(f"candidate:{c.to_sdp()}", mid, first_index, ufrag)
-            for c in self._ice_connection.local_candidates
+            IceCandidateInit(f"candidate:{c.sdp}", mid, first_index, ufrag) for c in self._transport.local_candidates()
         ]
         inits.append(None)
         loop = asyncio.get_running_loop()
@@ -1848,7 +689,7 @@ class PeerConnection:
 
     def _emit_candidate(self, init: IceCandidateInit | None) -> None:
         if not self._closed:
-            _invoke(self, self.on_ice_candidate, init)
+            self._call(self.on_ice_candidate, init)
 
     # --- connection ------------------------------------------------------------------
 
@@ -1866,12 +707,7 @@ class PeerConnection:
     async def _connect(self) -> None:
         assert self._remote_ice is not None
         try:
-            await self._ice_transport.start(self._remote_ice)
-            if self._ice_transport.state != "completed":
-                self._set_state("failed")
-                return
-            await self._dtls.start(RTCDtlsParameters(fingerprints=self._remote_fingerprints))
-            if self._dtls.state != "connected":
+            if not await self._transport.start(*self._remote_ice, self._remote_fingerprints):
                 self._set_state("failed")
                 return
         except asyncio.CancelledError:
@@ -1880,21 +716,17 @@ class PeerConnection:
             logger.exception("peer connection failed to connect")
             self._set_state("failed")
             return
-        self._ice_connection._srtp_handler = self._on_srtp_datagram
         self._set_state("connected")
-        self._tasks.append(asyncio.ensure_future(self._rtcp_loop()))
-        if self._config.transport_cc_interval > 0:
-            self._tasks.append(asyncio.ensure_future(self._twcc_loop()))
+        for generator in self._feedback:
+            if generator.interval > 0:
+                self._tasks.append(asyncio.ensure_future(run_feedback(generator, self._transport.send)))
         await self._maybe_start_sctp()
 
     async def _maybe_start_sctp(self) -> None:
-        if self._sctp is None or self._remote_sctp_port is None or self._state != "connected":
+        if not self._transport.has_sctp or self._remote_sctp_port is None or self._state != "connected":
             return
         try:
-            await self._sctp.start(
-                RTCSctpCapabilities(maxMessageSize=self._remote_max_message_size or 65536),
-                self._remote_sctp_port,
-            )
+            await self._transport.start_sctp(self._remote_sctp_port, self._remote_max_message_size or 65536)
         except Exception:
             logger.exception("SCTP start failed")
 
@@ -1906,252 +738,19 @@ class PeerConnection:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-        _invoke(self, self.on_connection_state_change, state)
+        self._call(self.on_connection_state_change, state)
 
-    def _on_ice_state_change(self) -> None:
-        if self._ice_transport.state == "failed" and not self._closed:
-            self._set_state("failed")
-
-    def _on_dtls_state_change(self) -> None:
-        state = self._dtls.state
-        if self._closed:
-            return
-        if state == "failed":
-            self._set_state("failed")
-        elif state == "closed" and self._state == "connected":
-            # The remote ended DTLS (close_notify) or the transport died.
+    def _on_transport_failure(self) -> None:
+        if not self._closed:
             self._set_state("failed")
 
     # --- packet I/O ---------------------------------------------------------------------
 
-    def _send_srtp(self, packet: bytes | bytearray, rtcp: bool) -> bool:
-        dtls = self._dtls
-        tx = dtls._tx_srtp
-        if tx is None or dtls._state is not _DTLS_CONNECTED:
-            return False
-        pair = self._ice_connection._nominated.get(1)
-        if pair is None:
-            return False
-        try:
-            data = tx.protect_rtcp(bytes(packet)) if rtcp else tx.protect(bytes(packet))
-        except pylibsrtp.Error:
-            return False
-        transport = pair.protocol.transport
-        try:
-            transport.sendto(data, pair.remote_addr)
-        except OSError:
-            return False
-        return True
-
     def _update_routes(self) -> None:
-        self._senders_by_ssrc = {}
-        self._mid_ext_ids = set()
-        self._rid_ext_ids = set()
-        self._twcc_ext_id = None
-        valid_receivers = set()
-        for transceiver in self._transceivers:
-            if transceiver.stopped:
-                continue
-            for ssrc in transceiver.sender._stats:
-                self._senders_by_ssrc[ssrc] = transceiver.sender
-            ext = transceiver._extmap
-            if URI_MID in ext:
-                self._mid_ext_ids.add(ext[URI_MID])
-            if URI_RID in ext:
-                self._rid_ext_ids.add(ext[URI_RID])
-            if URI_TRANSPORT_CC in ext:
-                self._twcc_ext_id = ext[URI_TRANSPORT_CC]
-            valid_receivers.add(transceiver.receiver)
-            if not transceiver.receiver._rids:
-                for ssrc in transceiver.receiver._ssrcs:
-                    self._rtp_routes.setdefault(ssrc, (transceiver.receiver, None))
-        self._rtp_routes = {s: r for s, r in self._rtp_routes.items() if r[0] in valid_receivers}
+        self._router.update(self._transceivers)
+        for generator in self._feedback:
+            generator.negotiated(self._transceivers)
 
-    def _on_srtp_datagram(self, data: bytes) -> None:
-        rx = self._dtls._rx_srtp
-        if rx is None or self._closed:
-            return
-        try:
-            if 192 <= data[1] <= 223:
-                self._on_rtcp_data(rx.unprotect_rtcp(data))
-            else:
-                self._on_rtp_data(rx.unprotect(data))
-        except pylibsrtp.Error:
-            self.srtp_errors += 1
-
-    def _on_rtp_data(self, data: bytes) -> None:
-        try:
-            header = parse_rtp_header(data)
-        except ValueError:
-            self.malformed_rtp += 1
-            return
-        try:
-            route = self._rtp_routes.get(header.ssrc)
-            if route is None:
-                route = self._learn_route(header)
-                if route is None:
-                    self.unroutable_rtp += 1
-                    return
-            receiver, rid = route
-            header.rid = rid
-            arrival = time.monotonic()
-            twcc_id = self._twcc_ext_id
-            if twcc_id is not None:
-                value = header.extensions.get(twcc_id)
-                if value is not None and len(value) == 2:
-                    self._twcc.record((value[0] << 8) | value[1], int(arrival * 1e6), header.ssrc)
-            receiver._deliver(data, header, arrival)
-        except Exception:
-            logger.exception("RTP handling failed")
-
-    def _learn_route(self, header: RtpHeader) -> tuple[RtpReceiver, str | None] | None:
-        receiver: RtpReceiver | None = None
-        for ext_id in self._mid_ext_ids:
-            value = header.extensions.get(ext_id)
-            if value is not None:
-                mid = decode_sdes_string(value)
-                for transceiver in self._transceivers:
-                    if transceiver.mid == mid and not transceiver.stopped:
-                        receiver = transceiver.receiver
-                        break
-                break
-        if receiver is None:
-            candidates = [
-                t.receiver
-                for t in self._transceivers
-                if not t.stopped and t._remote_sends and any(c.payload_type == header.payload_type for c in t._codecs)
-            ]
-            if len(candidates) == 1:
-                receiver = candidates[0]
-        if receiver is None:
-            return None
-        rid: str | None = None
-        for ext_id in self._rid_ext_ids:
-            value = header.extensions.get(ext_id)
-            if value is not None:
-                rid = decode_sdes_string(value)
-                break
-        if receiver._rids and rid is None:
-            # Simulcast packet whose layer is not known yet: deliver, do not cache.
-            return receiver, None
-        if len(self._rtp_routes) < _MAX_ROUTES:
-            self._rtp_routes[header.ssrc] = (receiver, rid)
-            receiver._ssrcs[header.ssrc] = rid
-        return receiver, rid
-
-    def _on_rtcp_data(self, data: bytes) -> None:
-        try:
-            packets = parse_rtcp(data)
-        except ValueError:
-            self.malformed_rtcp += 1
-            return
-        try:
-            for packet in packets:
-                self._dispatch_rtcp(packet)
-        except Exception:
-            logger.exception("RTCP handling failed")
-
-    def _dispatch_rtcp(self, packet: RtcpPacket) -> None:
-        senders = self._senders_by_ssrc
-        if isinstance(packet, (SenderReport, ReceiverReport)):
-            if isinstance(packet, SenderReport):
-                route = self._rtp_routes.get(packet.ssrc)
-                if route is not None:
-                    receiver = route[0]
-                    stats = receiver._stats.get(packet.ssrc)
-                    if stats is not None:
-                        stats.last_sr = ntp_to_middle32(packet.ntp_time)
-                        stats.last_sr_time = time.monotonic()
-                    _invoke(self, receiver.on_sender_report, packet)
-            for block in packet.reports:
-                sender = senders.get(block.ssrc)
-                if sender is not None:
-                    rtt = self._rtt(sender, block)
-                    send_stats = sender._stats.get(block.ssrc)
-                    if send_stats is not None:
-                        if rtt is not None:
-                            send_stats.rtt = rtt
-                        send_stats.fraction_lost = block.fraction_lost / 256.0
-                        send_stats.packets_lost = block.packets_lost
-                    _invoke(self, sender.on_receiver_report, block, rtt)
-        elif isinstance(packet, Nack):
-            sender = senders.get(packet.media_ssrc)
-            if sender is not None:
-                _invoke(self, sender.on_nack, packet.media_ssrc, packet.lost)
-        elif isinstance(packet, Pli):
-            sender = senders.get(packet.media_ssrc)
-            if sender is not None:
-                _invoke(self, sender.on_keyframe_request, packet.media_ssrc)
-        elif isinstance(packet, Fir):
-            for ssrc, _ in packet.entries:
-                sender = senders.get(ssrc)
-                if sender is not None:
-                    _invoke(self, sender.on_keyframe_request, ssrc)
-        elif isinstance(packet, Remb):
-            targets = {id(s): s for s in (senders.get(x) for x in packet.ssrcs) if s is not None}
-            if not targets:
-                targets = {id(s): s for s in senders.values()}
-            for sender in targets.values():
-                _invoke(self, sender.on_remb, packet.bitrate, packet.ssrcs)
-        elif isinstance(packet, TransportCcFeedback):
-            for sender in {id(s): s for s in senders.values()}.values():
-                _invoke(self, sender.on_transport_cc, packet)
-
-    @staticmethod
-    def _rtt(sender: RtpSender, block: ReportBlock) -> float | None:
-        if not block.last_sr:
-            return None
-        now_middle = ntp_to_middle32(ntp_now())
-        rtt = (now_middle - block.last_sr - block.delay_since_last_sr) & 0xFFFFFFFF
-        if rtt > 0x7FFFFFFF:
-            return None
-        return rtt / 65536.0
-
-    async def _rtcp_loop(self) -> None:
-        interval = self._config.rtcp_report_interval
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                self._send_reports()
-            except Exception:
-                logger.exception("RTCP report failed")
-
-    def _send_reports(self) -> None:
-        now = time.monotonic()
-        for transceiver in self._transceivers:
-            if transceiver.stopped:
-                continue
-            sender = transceiver.sender
-            clock = sender._clock_rate()
-            for ssrc, stats in sender._stats.items():
-                if not stats.packets or now - stats.last_time > _REPORT_QUIET_STREAMS_FOR:
-                    continue
-                ntp = ntp_now()
-                rtp_ts = (stats.last_timestamp + int((now - stats.last_time) * clock)) & 0xFFFFFFFF
-                packet = build_sender_report(ssrc, ntp, rtp_ts, stats.packets, stats.octets)
-                packet += build_sdes(ssrc, self._cname)
-                self._send_srtp(packet, True)
-                stats.last_sr_ntp = ntp
-        blocks: list[ReportBlock] = []
-        for transceiver in self._transceivers:
-            if transceiver.stopped:
-                continue
-            for ssrc, recv_stats in transceiver.receiver._stats.items():
-                # Keep reporting a quiet stream for a while so the sender
-                # still gets LSR/DLSR (its RTT) after a burst.
-                if now - recv_stats.last_arrival < _REPORT_QUIET_STREAMS_FOR:
-                    blocks.append(recv_stats.report_block(ssrc, now))
-        for start in range(0, len(blocks), 31):
-            packet = build_receiver_report(self._rtcp_ssrc, blocks[start : start + 31])
-            packet += build_sdes(self._rtcp_ssrc, self._cname)
-            self._send_srtp(packet, True)
-
-    async def _twcc_loop(self) -> None:
-        interval = self._config.transport_cc_interval
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                for packet in self._twcc.build(self._rtcp_ssrc):
-                    self._send_srtp(packet, True)
-            except Exception:
-                logger.exception("transport-cc feedback failed")
+    def _call(self, callback: Callable[..., object] | None, *args: object) -> None:
+        """Call a user callback; schedule it if it returns an awaitable; never raise."""
+        invoke_callback(self._callback_tasks, "callback", callback, callback, *args)

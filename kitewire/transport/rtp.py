@@ -25,6 +25,7 @@ __all__ = [
     "URI_TRANSPORT_CC",
     "URI_VIDEO_ORIENTATION",
     "RtpHeader",
+    "RtpHeaderTemplate",
     "build_rtp_packet",
     "decode_abs_capture_time",
     "decode_abs_send_time",
@@ -74,6 +75,9 @@ _TWO_BYTE_PROFILE_MASK: Final = 0xFFF0
 _TWO_BYTE_PROFILE: Final = 0x1000
 
 _unpack_fixed = struct.Struct("!BBHII").unpack_from
+_pack_fixed = struct.Struct("!BBHII").pack
+# The first four header fields (V/P/X/CC, M/PT, sequence number, timestamp): what changes per packet.
+_pack_header_start = struct.Struct("!BBHI").pack
 _pack_u16 = struct.Struct("!H").pack_into
 _pack_u32 = struct.Struct("!I").pack_into
 _unpack_u16 = struct.Struct("!H").unpack_from
@@ -240,10 +244,9 @@ def build_rtp_packet(
     b0 = 0x80
     ext_block = b""
     if extensions:
-        ext_block = _build_extension_block(extensions)
+        ext_block, _ = _build_extension_block(extensions)
         b0 |= 0x10
-    header = struct.pack(
-        "!BBHII",
+    header = _pack_fixed(
         b0,
         (0x80 if marker else 0) | (payload_type & 0x7F),
         sequence_number & 0xFFFF,
@@ -253,26 +256,126 @@ def build_rtp_packet(
     return b"".join((header, ext_block, bytes(payload)))
 
 
-def _build_extension_block(extensions: dict[int, bytes]) -> bytes:
+def _build_extension_block(extensions: dict[int, bytes]) -> tuple[bytes, dict[int, int]]:
+    """The extension block (profile, length, elements, padding) and where each value starts in it."""
     one_byte = all(1 <= i <= 14 and 1 <= len(v) <= 16 for i, v in extensions.items())
     parts: list[bytes] = []
-    if one_byte:
-        for ext_id, value in extensions.items():
+    offsets: dict[int, int] = {}
+    position = 4  # after the profile and length words
+    for ext_id, value in extensions.items():
+        if one_byte:
             parts.append(bytes(((ext_id << 4) | (len(value) - 1),)))
-            parts.append(value)
-        profile = _ONE_BYTE_PROFILE
-    else:
-        for ext_id, value in extensions.items():
+            position += 1
+        else:
             if not 1 <= ext_id <= 255 or len(value) > 255:
                 raise ValueError(
                     f"RTP extension id 1..255 with value <= 255 bytes expected, got id {ext_id} with {len(value)} bytes"
                 )
             parts.append(bytes((ext_id, len(value))))
-            parts.append(value)
-        profile = _TWO_BYTE_PROFILE
+            position += 2
+        offsets[ext_id] = position
+        parts.append(value)
+        position += len(value)
     body = b"".join(parts)
     body += b"\x00" * (-len(body) % 4)
-    return struct.pack("!HH", profile, len(body) // 4) + body
+    profile = _ONE_BYTE_PROFILE if one_byte else _TWO_BYTE_PROFILE
+    return struct.pack("!HH", profile, len(body) // 4) + body, offsets
+
+
+class RtpHeaderTemplate:
+    """An RTP header prebuilt for one stream, with slots for per-packet extension values.
+
+    Everything from the SSRC on (the SSRC, the fixed extensions such as mid,
+    the extension block's layout) is built once, exactly as
+    :func:`build_rtp_packet` lays it out for the same extensions in the same
+    order; :meth:`packet` fills in marker, sequence number, timestamp and the
+    slot values. ``fixed`` maps extension id -> value, ``slots`` lists
+    (extension id, value size) of the values given per packet, in order.
+    """
+
+    __slots__ = ("_first_byte", "_marker_payload_type", "_payload_type", "_segments", "_sizes")
+
+    def __init__(
+        self,
+        *,
+        payload_type: int,
+        ssrc: int,
+        fixed: dict[int, bytes] | None = None,
+        slots: tuple[tuple[int, int], ...] = (),
+    ) -> None:
+        if not 0 <= payload_type <= 127:
+            raise ValueError(f"RTP payload type 0..127 expected, got {payload_type}")
+        extensions = dict(fixed or {})
+        for ext_id, size in slots:
+            if ext_id in extensions:
+                raise ValueError(f"RTP header template: each extension id once expected, got {ext_id} twice")
+            if not 0 <= size <= 255:
+                raise ValueError(f"RTP header template: slot sizes 0..255 expected, got {size} for id {ext_id}")
+            extensions[ext_id] = bytes(size)
+        first_byte = 0x80
+        block = b""
+        offsets: dict[int, int] = {}
+        if extensions:
+            block, offsets = _build_extension_block(extensions)
+            first_byte |= 0x10
+        self._first_byte = first_byte
+        self._payload_type = payload_type
+        self._marker_payload_type = 0x80 | payload_type
+        tail = struct.pack("!I", ssrc & 0xFFFFFFFF) + block
+        # The header from byte 8 (the SSRC) on, cut around the slots: fixed bytes and values alternate.
+        segments: list[bytes] = []
+        position = 0
+        for ext_id, size in slots:
+            offset = 4 + offsets[ext_id]
+            segments.append(tail[position:offset])
+            position = offset + size
+        segments.append(tail[position:])
+        self._segments = tuple(segments)
+        self._sizes = tuple(size for _, size in slots)
+
+    @property
+    def slot_count(self) -> int:
+        """How many values :meth:`packet` takes."""
+        return len(self._sizes)
+
+    def packet(
+        self,
+        sequence_number: int,
+        timestamp: int,
+        marker: bool,
+        payload: tuple[bytes | bytearray | memoryview, ...],
+        values: tuple[bytes, ...] = (),
+    ) -> bytes:
+        """The packet: this header with ``values`` in the slots, then the ``payload`` pieces joined.
+
+        ValueError when ``values`` do not match the slots in number and sizes.
+        """
+        start = _pack_header_start(
+            self._first_byte,
+            self._marker_payload_type if marker else self._payload_type,
+            sequence_number & 0xFFFF,
+            timestamp & 0xFFFFFFFF,
+        )
+        segments = self._segments
+        if not values and len(segments) == 1:
+            return b"".join((start, segments[0], *payload))
+        if len(values) == 1 and len(segments) == 2 and len(values[0]) == self._sizes[0]:
+            return b"".join((start, segments[0], values[0], segments[1], *payload))
+        return b"".join((start, *self._interleave(values), *payload))
+
+    def _interleave(self, values: tuple[bytes, ...]) -> list[bytes]:
+        """The header from the SSRC on, with ``values`` between the fixed segments (checked against the slots)."""
+        sizes = self._sizes
+        if len(values) != len(sizes):
+            raise ValueError(f"RTP header template: {len(sizes)} slot values expected, got {len(values)}")
+        segments = self._segments
+        pieces = [segments[0]]
+        for value, size, segment in zip(values, sizes, segments[1:], strict=True):
+            if len(value) != size:
+                raise ValueError(f"RTP header template: a {size}-byte slot value expected, got {len(value)} bytes")
+            pieces.append(value)
+            pieces.append(segment)
+        return pieces
 
 
 def set_ssrc(packet: bytearray, ssrc: int) -> None:

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from kitewire.server.media import DownTrack, PublishedTrack
+from kitewire.server.downtrack import DownTrack
+from kitewire.server.uptrack import PublishedTrack
 from kitewire.transport import PeerConnection, PeerConnectionConfig, Transceiver
 from kitewire.transport import rtp as rtp_ext
 from kitewire.transport.rtp import parse_rtp_header
@@ -55,10 +56,14 @@ def _vp8(picture_id: int, keyframe: bool) -> bytes:
     )
 
 
+@pytest.mark.parametrize("subscriber_has_orientation", [True, False])
 async def test_forwarded_packets_equal_what_build_packet_makes(
-    links: tuple[Transceiver, Transceiver, Transceiver],
+    links: tuple[Transceiver, Transceiver, Transceiver], subscriber_has_orientation: bool
 ) -> None:
     pub_tx, srv_rx, srv_tx = links
+    if not subscriber_has_orientation:
+        # A subscriber m-line without video-orientation: only some forwarded extensions go out.
+        del srv_tx.parameters.extmap[rtp_ext.URI_VIDEO_ORIENTATION]
     track = PublishedTrack(None, pb_models.TrackInfo(sid="TR_test", type=pb_models.VIDEO), srv_rx)  # type: ignore[arg-type]
     down = DownTrack(track, None, srv_tx, is_ready=lambda _: True)  # type: ignore[arg-type]
     track.downtracks["sub"] = down
@@ -67,7 +72,8 @@ async def test_forwarded_packets_equal_what_build_packet_makes(
     assert pt is not None and pub_tx.codecs[0].mime_type.lower() == "video/vp8"
     abs_capture = rtp_ext.URI_ABS_CAPTURE_TIME
     orientation = rtp_ext.URI_VIDEO_ORIENTATION
-    assert abs_capture in srv_tx.sender.header_extensions and orientation in srv_tx.sender.header_extensions
+    assert abs_capture in srv_tx.sender.header_extensions
+    assert (orientation in srv_tx.sender.header_extensions) == subscriber_has_orientation
     # Packets with no forwarded extension, with one, with both, in two value
     # sizes (abs-capture-time with and without its clock offset), and probes.
     plans: list[tuple[dict[str, bytes] | None, bool]] = [

@@ -8,10 +8,9 @@ from pathlib import Path
 import kitewire.server
 
 _PACKAGE = Path(kitewire.server.__file__).parent
-# media.py (being split into uptrack.py/downtrack.py) names Participant in annotations under
-# TYPE_CHECKING; once those type their publisher/subscriber without importing participant,
-# this set is empty.
-_ANNOTATION_ONLY_OWNERS = {"media", "uptrack", "downtrack"}
+# uptrack.py and downtrack.py name Participant in annotations under TYPE_CHECKING; once
+# they type their publisher/subscriber without importing participant, this set is empty.
+_ANNOTATION_ONLY_OWNERS = {"uptrack", "downtrack"}
 
 
 def _is_type_checking_block(node: ast.AST) -> bool:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kitewire.server.media import DownTrack, PublishedTrack
+from kitewire.server.downtrack import DownTrack
 from kitewire.server.sections import MediaSections
+from kitewire.server.uptrack import PublishedTrack
 from kitewire.transport import PeerConnection, PeerConnectionConfig, Transceiver
 from kitewire.transport.sdp import parse_sdp
 from livekit.protocol import models as pb_models

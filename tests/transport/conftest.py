@@ -9,7 +9,7 @@ from typing import Any
 import aiortc.rtcicetransport
 import pytest
 from kitewire.transport import PeerConnection, PeerConnectionConfig
-from kitewire.transport.peer_connection import _LoopbackConnection
+from kitewire.transport.aiortc_seam import _LoopbackConnection
 
 
 @pytest.fixture

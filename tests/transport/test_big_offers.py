@@ -139,11 +139,11 @@ async def test_an_answer_lists_a_bounded_number_of_codecs(make_pc: MakePc) -> No
 
 
 async def test_candidate_floods_stop_at_the_limit(make_pc: MakePc, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="kitewire.transport.peer_connection")
+    caplog.set_level(logging.WARNING, logger="kitewire.transport.candidates")
     pc = make_pc()
     flood = [f"{port} 1 udp 2130706431 127.0.0.1 {port} typ host" for port in range(2000, 2400)]
     await pc.set_remote_description(offer_with([video_section("0")], candidates=flood), "offer")
-    assert len(pc._ice_connection.remote_candidates) == MAX_REMOTE_CANDIDATES
+    assert len(pc._transport.ice_connection.remote_candidates) == MAX_REMOTE_CANDIDATES
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 2, warnings  # one for the lines not looked at, one for the limit
     assert any("only the first 256" in w for w in warnings) and any("beyond 64" in w for w in warnings)
@@ -151,5 +151,5 @@ async def test_candidate_floods_stop_at_the_limit(make_pc: MakePc, caplog: pytes
     with pytest.raises(ValueError, match=f"at most {MAX_REMOTE_CANDIDATES} remote candidates per connection"):
         await pc.add_ice_candidate(IceCandidateInit("candidate:9 1 udp 2130706431 127.0.0.1 9 typ host"))
     await pc.add_ice_candidate(IceCandidateInit(f"candidate:{flood[0]}"))
-    assert len(pc._ice_connection.remote_candidates) == MAX_REMOTE_CANDIDATES
+    assert len(pc._transport.ice_connection.remote_candidates) == MAX_REMOTE_CANDIDATES
     assert len(caplog.records) == 2

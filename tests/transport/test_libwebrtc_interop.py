@@ -16,8 +16,11 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 from kitewire.server import Server
-from kitewire.transport import PeerConnection
+from kitewire.transport import RtpHeader
+from kitewire.transport.aiortc_seam import BundleTransport
+from kitewire.transport.router import RtpRouter
 from kitewire.transport.rtp import parse_rtp_header
+from kitewire.transport.twcc import TransportCcGenerator
 from livekit import api, rtc
 
 from server.embedded import embedded_server  # tests/server, shared with other suites
@@ -49,26 +52,30 @@ class PacketLog:
 @pytest.fixture
 def packet_log(monkeypatch: pytest.MonkeyPatch) -> PacketLog:
     log = PacketLog()
-    original_rtp = PeerConnection._on_rtp_data
-    original_send = PeerConnection._send_srtp
+    original_rtp = RtpRouter.on_rtp
+    original_observe = TransportCcGenerator.observe
+    original_send = BundleTransport.send
 
-    def on_rtp(self: PeerConnection, data: bytes) -> None:
+    def on_rtp(self: RtpRouter, data: bytes) -> None:
         original_rtp(self, data)
         header = parse_rtp_header(data)
-        route = self._rtp_routes.get(header.ssrc)
+        route = self.routes.get(header.ssrc)
         second = int(time.monotonic() - log.start)
         log.bytes_by_rid_second[(route[1] if route else None, second)] += len(data)
-        twcc_id = self._twcc_ext_id
-        if twcc_id is not None and twcc_id in header.extensions:
+
+    def observe(self: TransportCcGenerator, header: RtpHeader, arrival: float) -> None:
+        original_observe(self, header, arrival)
+        if self.ext_id is not None and self.ext_id in header.extensions:
             log.with_transport_cc += 1
 
-    def send(self: PeerConnection, packet: bytes | bytearray, rtcp: bool) -> bool:
+    def send(self: BundleTransport, packet: bytes | bytearray, rtcp: bool) -> bool:
         if rtcp and packet[1] == 205 and packet[0] & 0x1F == 15:
             log.feedback_sent += 1
         return original_send(self, packet, rtcp)
 
-    monkeypatch.setattr(PeerConnection, "_on_rtp_data", on_rtp)
-    monkeypatch.setattr(PeerConnection, "_send_srtp", send)
+    monkeypatch.setattr(RtpRouter, "on_rtp", on_rtp)
+    monkeypatch.setattr(TransportCcGenerator, "observe", observe)
+    monkeypatch.setattr(BundleTransport, "send", send)
     return log
 
 

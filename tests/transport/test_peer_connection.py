@@ -382,8 +382,8 @@ async def test_malformed_network_packets_are_counted_not_raised(make_pc: MakePc)
     got = collect(tracks[0])
     # Bypass send_rtp's length check to put garbage on the wire, SRTP-protected.
     # RTP whose padding count exceeds the packet (libsrtp does not check it).
-    assert offerer._send_srtp(bytes([0xA0, 96]) + b"\x00" * 10 + b"\x01\xff", False)
-    assert offerer._send_srtp(bytes([0x81, 200, 0, 40]) + b"\x00" * 8, True)  # length overruns
+    assert offerer._transport.send(bytes([0xA0, 96]) + b"\x00" * 10 + b"\x01\xff", False)
+    assert offerer._transport.send(bytes([0x81, 200, 0, 40]) + b"\x00" * 8, True)  # length overruns
     send_one(sending, b"ok", 7)
     await wait_for(lambda: any(h.sequence_number == 7 for _, h in got))
     await wait_for(lambda: answerer.malformed_rtp >= 1 and answerer.malformed_rtcp >= 1)
@@ -421,9 +421,9 @@ async def test_no_stun_server_unless_configured() -> None:
     plain = PeerConnection(PeerConnectionConfig())
     configured = PeerConnection(PeerConnectionConfig(ice_servers=[IceServer(urls=["stun:127.0.0.1:3478"])]))
     try:
-        assert plain._ice_connection.stun_server is None
-        assert plain._ice_connection.turn_server is None
-        assert configured._ice_connection.stun_server == ("127.0.0.1", 3478)
+        assert plain._transport.ice_connection.stun_server is None
+        assert plain._transport.ice_connection.turn_server is None
+        assert configured._transport.ice_connection.stun_server == ("127.0.0.1", 3478)
     finally:
         await plain.close()
         await configured.close()
@@ -434,7 +434,7 @@ async def test_no_stun_server_unless_configured() -> None:
 async def test_forged_srtp_is_counted_and_dropped(make_pc: MakePc) -> None:
     offerer, answerer, sending, tracks = await connected_pair(make_pc)
     got = collect(tracks[0])
-    pair = offerer._ice_connection._nominated[1]
+    pair = offerer._transport.ice_connection._nominated[1]
     # Plain RTP that was never SRTP-protected fails authentication.
     pair.protocol.transport.sendto(b"\x80\x60\x00\x01" + b"\x00" * 40, pair.remote_addr)
     send_one(sending, b"ok", 9)
@@ -457,7 +457,7 @@ async def test_duplicate_mids_and_candidate_floods_are_refused(make_pc: MakePc) 
         except ValueError as exc:
             assert "at most 64 remote candidates" in str(exc)
             refused += 1
-    assert len(b._ice_connection.remote_candidates) <= 64
+    assert len(b._transport.ice_connection.remote_candidates) <= 64
     assert refused >= 200 - 64
 
 
@@ -568,9 +568,9 @@ async def test_random_network_bytes_never_raise(make_pc: MakePc) -> None:
     for _ in range(3000):
         size = rng.randrange(0, 80)
         data = bytes([0x80 | rng.randrange(0, 64)]) + bytes(rng.randrange(256) for _ in range(size))
-        answerer._on_rtp_data(data)
-        answerer._on_rtcp_data(data)
-        answerer._on_srtp_datagram(data + b"\x00")
+        answerer._router.on_rtp(data)
+        answerer._router.on_rtcp(data)
+        answerer._transport._on_datagram(data + b"\x00")
     assert answerer.malformed_rtp + answerer.unroutable_rtp > 0
     assert answerer.malformed_rtcp > 0 and answerer.srtp_errors > 0
     assert answerer.connection_state == "connected"

@@ -168,3 +168,44 @@ def test_abs_send_time_transport_cc_and_sdes() -> None:
 def test_is_rtcp() -> None:
     assert rtp.is_rtcp(b"\x80\xc8\x00\x06")
     assert not rtp.is_rtcp(b"\x80\x60\x00\x06")
+
+
+@given(
+    fixed=st.dictionaries(st.integers(1, 7), st.binary(min_size=1, max_size=20), max_size=3),
+    slot_values=st.lists(st.binary(min_size=0, max_size=20), max_size=3),
+    sequence_number=st.integers(0, 0xFFFF),
+    timestamp=st.integers(0, 0xFFFFFFFF),
+    marker=st.booleans(),
+)
+def test_header_template_packets_equal_build_rtp_packet(
+    fixed: dict[int, bytes], slot_values: list[bytes], sequence_number: int, timestamp: int, marker: bool
+) -> None:
+    slots = tuple((8 + index, len(value)) for index, value in enumerate(slot_values))
+    template = rtp.RtpHeaderTemplate(payload_type=97, ssrc=0xCAFE, fixed=fixed, slots=slots)
+    assert template.slot_count == len(slots)
+    packet = template.packet(sequence_number, timestamp, marker, (b"ab", memoryview(b"cd")), tuple(slot_values))
+    extensions = {**fixed, **{ext_id: value for (ext_id, _), value in zip(slots, slot_values, strict=True)}}
+    assert packet == rtp.build_rtp_packet(
+        payload_type=97,
+        sequence_number=sequence_number,
+        timestamp=timestamp,
+        ssrc=0xCAFE,
+        payload=b"abcd",
+        marker=marker,
+        extensions=extensions or None,
+    )
+    header = rtp.parse_rtp_header(packet)
+    assert header.extensions == extensions
+    assert (header.sequence_number, header.timestamp, header.marker) == (sequence_number, timestamp, marker)
+
+
+def test_header_template_refuses_values_that_do_not_fit_its_slots() -> None:
+    template = rtp.RtpHeaderTemplate(payload_type=96, ssrc=1, fixed={1: b"0"}, slots=((2, 8),))
+    with pytest.raises(ValueError, match="1 slot values expected, got 0"):
+        template.packet(1, 2, False, (b"x",))
+    with pytest.raises(ValueError, match="8-byte slot value expected, got 3"):
+        template.packet(1, 2, False, (b"x",), (b"abc",))
+    with pytest.raises(ValueError, match="each extension id once"):
+        rtp.RtpHeaderTemplate(payload_type=96, ssrc=1, fixed={2: b"0"}, slots=((2, 8),))
+    with pytest.raises(ValueError, match="payload type 0..127"):
+        rtp.RtpHeaderTemplate(payload_type=128, ssrc=1)

@@ -15,7 +15,6 @@ from aiortc.rtcdtlstransport import SRTP_PROFILES, SRTPProtectionProfile
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from kitewire.transport import PeerConnection, Transceiver
-from kitewire.transport.peer_connection import _RecvStats, _TwccRecorder
 from kitewire.transport.rtcp import (
     TRANSPORT_CC_REFERENCE_WRAP_US,
     Nack,
@@ -39,6 +38,8 @@ from kitewire.transport.rtp import (
     set_sequence_number,
     set_timestamp,
 )
+from kitewire.transport.stats import RecvStats
+from kitewire.transport.twcc import TwccRecorder
 from transport_helpers import negotiate, wait_for
 
 # Shrinking streams of many thousand packets takes minutes: report a failure as found.
@@ -69,7 +70,7 @@ def test_twcc_feedback_across_seq_reference_and_count_wraps(
     before_wrap: int, clock_start_us: int, loss: float, window: int, seed: int
 ) -> None:
     rng = random.Random(seed)
-    recorder = _TwccRecorder()
+    recorder = TwccRecorder()
     first_seq = 0x10000 - before_wrap
     count = 9000  # crosses the 16-bit wrap; more than 256 feedbacks wrap the 8-bit count
     exts = [first_seq + i for i in range(count) if i == 0 or rng.random() >= loss]
@@ -166,7 +167,7 @@ def test_receiver_report_extended_highest_sequence_and_loss_across_wraps(
     sent = [first_seq + i for i in range(2 * 0x10000 + 3000)]
     arriving = reorder([ext for ext in sent if rng.random() >= loss], rng, window)
     arriving = [ext for ext in arriving for _ in range(2 if rng.random() < duplicate else 1)]
-    stats = _RecvStats(arriving[0] & 0xFFFF, 90_000)
+    stats = RecvStats(arriving[0] & 0xFFFF, 90_000)
     highest = arriving[0]
     expected_prior = received_prior = 0
     for position, ext in enumerate(arriving):

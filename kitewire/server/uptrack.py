@@ -1,37 +1,30 @@
-"""Forwarding media between participants: uptracks (what a publisher sends)
-and downtracks (what one subscriber receives of one uptrack).
+"""The up-track: one track a publisher sends, fanned out to its downtracks.
 
-Packets arrive from ``kitewire.transport`` as raw bytes with a parsed header,
-are rewritten by an ``RtpRewriter`` per downtrack and sent with the
-subscriber's ``RtpSender``. Nothing is decoded.
+Packets arrive from ``kitewire.transport`` as raw bytes with a parsed header;
+each is prepared once (:class:`IncomingPacket`) for every
+:class:`~kitewire.server.downtrack.DownTrack` of the track, which rewrites and
+sends it. Nothing is decoded.
 """
 
 from __future__ import annotations
 
 import logging
-import struct
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from livekit.protocol import models as pb_models
 
-from kitewire.media.vp8_descriptor import Vp8Descriptor
-from kitewire.media.vp8_descriptor import read_vp8_descriptor as parse_vp8_descriptor
+from kitewire.media.vp8_descriptor import Vp8Descriptor, read_vp8_descriptor
 from kitewire.transport import Codec, RtpHeader, RtpReceiver, Transceiver
 from kitewire.transport import rtp as rtp_ext
 
-from .forwarder import (
-    PaddingSequenceMap,
-    RtpRewriter,
-    SentPacketCache,
-    UplinkGaps,
-)
+from .forwarder import PaddingSequenceMap, UplinkGaps
 
 if TYPE_CHECKING:
+    from .downtrack import DownTrack
     from .participant import Participant
 
-__all__ = ["RID_TO_LAYER", "DownTrack", "PublishedTrack", "quality_to_layer"]
+__all__ = ["RID_TO_LAYER", "IncomingPacket", "PublishedTrack", "quality_to_layer"]
 
 logger = logging.getLogger("kitewire.server")
 
@@ -50,18 +43,6 @@ _FORWARDED_EXTENSIONS = (rtp_ext.URI_VIDEO_ORIENTATION, rtp_ext.URI_ABS_CAPTURE_
 _MAX_SSRCS_PER_TRACK = 8
 # How often the publisher's extension ids are looked up again (they only change on renegotiation).
 _EXTENSION_IDS_REFRESH_SECONDS = 1.0
-# How long a downtrack trusts a positive readiness check (connection state and m-line direction).
-_READY_RECHECK_SECONDS = 0.05
-# First four header fields: V/P/X/CC, M/PT, sequence number, timestamp.
-_pack_header_start = struct.Struct("!BBHI").pack
-# Header templates kept per downtrack (one per shape of forwarded extensions; a
-# publisher varying value sizes must not grow this without bound).
-_MAX_HEADER_TEMPLATES = 16
-
-# A header template: first byte, the header from byte 8 on, and for each
-# forwarded extension value (index into IncomingPacket.extensions) where it goes.
-# None instead of the spans: build each packet's header with the sender (layout not found).
-_HeaderTemplate = tuple[int, bytes, tuple[tuple[int, int], ...] | None]
 
 
 class IncomingPacket:
@@ -75,6 +56,7 @@ class IncomingPacket:
 
     __slots__ = (
         "ext_shape",
+        "ext_values",
         "extensions",
         "head",
         "layer",
@@ -105,6 +87,8 @@ class IncomingPacket:
         self.extensions = extensions
         # Which extensions, of which sizes: downtracks keep a header template per shape.
         self.ext_shape = tuple((uri, len(value)) for uri, value in extensions) if extensions else ()
+        # The values alone, for downtracks whose header template takes all of them.
+        self.ext_values = tuple(value for _, value in extensions) if extensions else ()
         if vp8 is not None and vp8.end:
             self.head = bytes(payload[: vp8.end])
             self.rest = payload[vp8.end :]
@@ -238,7 +222,7 @@ class PublishedTrack:
         if not downtracks:
             return
         payload = memoryview(packet)[header.payload_offset : header.payload_end]
-        vp8 = parse_vp8_descriptor(payload) if self.codec.mime_type.lower() == "video/vp8" else None
+        vp8 = read_vp8_descriptor(payload) if self.codec.mime_type.lower() == "video/vp8" else None
         extensions: tuple[tuple[str, bytes], ...] = ()
         if header.extensions:
             if now - self._ext_ids_read_at > _EXTENSION_IDS_REFRESH_SECONDS:
@@ -324,212 +308,3 @@ class PublishedTrack:
         self.closed = True
         if self.transceiver is not None:
             self.transceiver.receiver.on_rtp = None
-
-
-class DownTrack:
-    """What one subscriber receives of one published track."""
-
-    def __init__(
-        self,
-        track: PublishedTrack,
-        subscriber: Participant,
-        transceiver: Transceiver | None,
-        *,
-        is_ready: Callable[[Transceiver], bool],
-    ) -> None:
-        self.track = track
-        self.subscriber = subscriber
-        self.transceiver: Transceiver | None = None
-        self._is_ready = is_ready
-        mime = track.codec.mime_type if track.codec is not None else track.info.mime_type or "video/VP8"
-        self._needs_keyframe = track.kind == "video"
-        self.rewriter = RtpRewriter(
-            mime,
-            clock_rate=track.codec.clock_rate if track.codec else 90000,
-            requires_keyframe=self._needs_keyframe,
-        )
-        self.desired_layer = 2
-        self.disabled = False
-        # 512 packets cover ~1.5 s of a 3 Mbps layer, as long as a NACK is worth answering.
-        self.cache = SentPacketCache(capacity=512, max_age=1.5)
-        self.packets_sent = 0
-        self.retransmissions = 0
-        self.nacks_unanswered = 0
-        self._out_pt: int | None = None
-        self._ext_out: dict[str, int] = {}
-        # The outgoing header after the timestamp (SSRC and extension block)
-        # and its first byte, for packets without forwarded extensions.
-        self._plain_first_byte = 0x80
-        self._plain_tail = b""
-        self._templates: dict[tuple[tuple[str, int], ...], _HeaderTemplate] = {}
-        self._ready_until = float("-inf")
-        if transceiver is not None:
-            self.bind(transceiver)
-
-    def bind(self, transceiver: Transceiver) -> None:
-        """Send through ``transceiver`` (an m-line of the subscriber's PeerConnection)."""
-        self.transceiver = transceiver
-        self._out_pt = None
-        self._templates = {}
-        self._ready_until = float("-inf")
-        transceiver.sender.on_nack = self._on_nack
-        transceiver.sender.on_keyframe_request = self._on_keyframe_request
-
-    def _ready(self) -> bool:
-        return self.transceiver is not None and self._is_ready(self.transceiver)
-
-    def _ready_at(self, now: float) -> bool:
-        # Checked for every packet: trust a positive answer for a short while
-        # (a connection going down or an m-line going inactive is noticed
-        # within _READY_RECHECK_SECONDS; the transport drops sends meanwhile).
-        if now < self._ready_until:
-            return True
-        if self._ready():
-            self._ready_until = now + _READY_RECHECK_SECONDS
-            return True
-        return False
-
-    def _resolve_payload_type(self) -> int | None:
-        codec = self.track.codec
-        if codec is None:
-            return None
-        wanted = codec.mime_type.lower()
-        assert self.transceiver is not None
-        for candidate in self.transceiver.codecs:
-            if candidate.mime_type.lower() == wanted and candidate.payload_type is not None:
-                return candidate.payload_type
-        return None
-
-    def _header_tail(self, extensions: dict[str, bytes] | None) -> tuple[int, bytes]:
-        """(first byte, bytes 8.. of the header) as the sender would build them with ``extensions``."""
-        assert self.transceiver is not None and self._out_pt is not None
-        template = self.transceiver.sender.build_packet(
-            b"", payload_type=self._out_pt, sequence_number=0, timestamp=0, extensions=extensions
-        )
-        return template[0], template[8:]
-
-    def _template(self, incoming: IncomingPacket) -> _HeaderTemplate:
-        """The header template for packets carrying extensions shaped like ``incoming``'s.
-
-        Built by the sender itself (so the layout is exactly what
-        ``build_packet`` writes); where each value goes is found by building
-        it again with that value's bytes changed.
-        """
-        ext_out = self._ext_out
-        chosen = [(index, uri, size) for index, (uri, size) in enumerate(incoming.ext_shape) if uri in ext_out]
-        if not chosen:
-            return self._plain_first_byte, self._plain_tail, ()
-        zeros = {uri: bytes(size) for _, uri, size in chosen}
-        first_byte, tail = self._header_tail(zeros)
-        spans: list[tuple[int, int]] = []
-        for index, uri, size in chosen:
-            _, changed = self._header_tail({**zeros, uri: b"\xff" * size})
-            where = [i for i in range(min(len(tail), len(changed))) if tail[i] != changed[i]]
-            if len(changed) != len(tail) or len(where) != size or where[-1] - where[0] != size - 1:
-                return first_byte, tail, None
-            spans.append((where[0], index))
-        return first_byte, tail, tuple(spans)
-
-    def forward(self, incoming: IncomingPacket, now: float) -> None:
-        """Forward one publisher packet if it belongs to the layer this subscriber gets."""
-        if self.disabled or (now >= self._ready_until and not self._ready_at(now)):
-            return
-        assert self.transceiver is not None
-        sender = self.transceiver.sender
-        if self._out_pt is None:
-            self._out_pt = self._resolve_payload_type()
-            if self._out_pt is None:
-                return
-            self._ext_out = dict(sender.header_extensions)
-            # The SSRC and the mid extension are the same in every packet: build
-            # that part of the header once.
-            self._plain_first_byte, self._plain_tail = self._header_tail(None)
-        rewriter = self.rewriter
-        track = self.track
-        target = track.select_layer(self.desired_layer, now)
-        if rewriter.target_layer != target:
-            rewriter.target_layer = target
-            track.request_keyframe(target)
-        mapped = rewriter.map_packet(
-            incoming.layer, incoming.sequence_number, incoming.timestamp, incoming.payload, incoming.vp8, now
-        )
-        if mapped is None:
-            return
-        out_seq, out_ts, _ = mapped
-        first_byte = self._plain_first_byte
-        tail: bytes | bytearray = self._plain_tail
-        shape = incoming.ext_shape
-        if shape:
-            template = self._templates.get(shape)
-            if template is None:
-                if len(self._templates) >= _MAX_HEADER_TEMPLATES:
-                    self._templates.clear()
-                template = self._templates[shape] = self._template(incoming)
-            first_byte, tail, spans = template
-            if spans:
-                patched = bytearray(tail)
-                values = incoming.extensions
-                for start, index in spans:
-                    value = values[index][1]
-                    patched[start : start + len(value)] = value
-                tail = patched
-            elif spans is None:
-                ext_out = self._ext_out
-                first_byte, tail = self._header_tail(
-                    {uri: value for uri, value in incoming.extensions if uri in ext_out}
-                )
-        head = incoming.head
-        if head and incoming.vp8 is not None and rewriter.is_vp8:
-            head = rewriter.vp8_prefix(incoming.vp8, head)
-        out = b"".join(
-            (
-                _pack_header_start(first_byte, (0x80 if incoming.marker else 0) | self._out_pt, out_seq, out_ts),
-                tail,
-                head,
-                incoming.rest,
-            )
-        )
-        sender.send_rtp(out)
-        self.cache.add(out_seq, out, now)
-        self.packets_sent += 1
-
-    def _on_nack(self, media_ssrc: int, lost: list[int]) -> None:
-        if self.transceiver is None:
-            return
-        now = time.monotonic()
-        for seq in lost:
-            packet = self.cache.get(seq, now)
-            if packet is not None:
-                self.transceiver.sender.send_rtp(packet)
-                self.retransmissions += 1
-            else:
-                self.nacks_unanswered += 1
-
-    def _on_keyframe_request(self, media_ssrc: int) -> None:
-        layer = self.rewriter.current_layer
-        self.track.request_keyframe(layer if layer is not None else self.rewriter.target_layer)
-
-    def set_desired_layer(self, layer: int) -> None:
-        """Change the wanted layer; the switch happens at the next keyframe of it."""
-        self.desired_layer = quality_to_layer(layer)
-        target = self.track.select_layer(self.desired_layer, time.monotonic())
-        if target != self.rewriter.current_layer:
-            self.rewriter.target_layer = target
-            self.track.request_keyframe(target)
-
-    def maintain(self, now: float) -> None:
-        """Periodic work: re-target when layers come and go, re-ask for keyframes while waiting."""
-        if self.disabled or not self._ready():
-            return
-        target = self.track.select_layer(self.desired_layer, now)
-        if target != self.rewriter.target_layer:
-            self.rewriter.target_layer = target
-        if self._needs_keyframe and self.rewriter.waiting_for_keyframe:
-            self.track.request_keyframe(self.rewriter.target_layer)
-
-    def close(self) -> None:
-        """Detach from the sender's feedback callbacks."""
-        if self.transceiver is not None:
-            self.transceiver.sender.on_nack = None
-            self.transceiver.sender.on_keyframe_request = None
-        self.cache.clear()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from kitewire.transport.peer_connection import _TwccRecorder
 from kitewire.transport.rtcp import TransportCcFeedback, parse_rtcp
+from kitewire.transport.twcc import TwccRecorder
 
 
-def feedback(recorder: _TwccRecorder) -> list[TransportCcFeedback]:
+def feedback(recorder: TwccRecorder) -> list[TransportCcFeedback]:
     out = []
     for packet in recorder.build(sender_ssrc=1):
         (parsed,) = parse_rtcp(packet)
@@ -16,7 +16,7 @@ def feedback(recorder: _TwccRecorder) -> list[TransportCcFeedback]:
 
 
 def test_wraparound_reordering_and_losses() -> None:
-    recorder = _TwccRecorder()
+    recorder = TwccRecorder()
     base_us = 5_000_000
     arrivals = {65533: 0, 65535: 2000, 65534: 3000, 1: 4000, 2: 6000}  # 0 lost, 65534 late
     for seq, offset in arrivals.items():
@@ -37,7 +37,7 @@ def test_wraparound_reordering_and_losses() -> None:
 
 
 def test_late_packets_after_feedback_are_ignored_and_memory_is_bounded() -> None:
-    recorder = _TwccRecorder()
+    recorder = TwccRecorder()
     for seq in range(100):
         recorder.record(seq, 1_000_000 + seq * 1000, media_ssrc=1)
     assert sum(len(f.packets) for f in feedback(recorder)) == 100
@@ -46,6 +46,6 @@ def test_late_packets_after_feedback_are_ignored_and_memory_is_bounded() -> None
     # nobody drains it: it forgets the oldest instead of growing
     for seq in range(100, 100 + 20_000):
         recorder.record(seq & 0xFFFF, 3_000_000 + seq, media_ssrc=1)
-    assert len(recorder._arrivals) <= 4 * _TwccRecorder.MAX_SPAN + 1
+    assert len(recorder._arrivals) <= 4 * TwccRecorder.MAX_SPAN + 1
     packets = [p for f in feedback(recorder) for p in f.packets]
-    assert len(packets) <= _TwccRecorder.MAX_SPAN
+    assert len(packets) <= TwccRecorder.MAX_SPAN
