@@ -69,6 +69,7 @@ from kitewire.bench.procfs import process_cpu_seconds, run_queue_wait_seconds
 from kitewire.bench.server_process import EmbeddedServer
 from kitewire.engine.wire import EngineError, IncomingTrack, WireClient, add_track_request
 from kitewire.media import (
+    PacketHistory,
     VideoEncoder,
     VideoLayerPlan,
     default_video_preset,
@@ -139,8 +140,9 @@ _MAX_PACER_LAG = 0.5
 _MIN_KEYFRAME_INTERVAL = 0.2
 # Pause between "everyone receives" and the measuring window.
 _SETTLE_SECONDS = 1.0
-# Publisher-side retransmission buffer (packets per layer).
+# Publisher-side retransmission buffer (packets per layer, and how long a packet is worth resending).
 _HISTORY_SIZE = 1024
+_HISTORY_AGE = 1.5
 
 
 # --------------------------------------------------------------------------
@@ -548,8 +550,7 @@ class _LayerReplay:
         self.index = 0
         self.restart_wanted = False
         self.last_keyframe_at = -1.0
-        self.history: list[bytearray | None] = [None] * _HISTORY_SIZE
-        self.history_seq: list[int] = [-1] * _HISTORY_SIZE
+        self.history = PacketHistory(max_packets=_HISTORY_SIZE, max_age=_HISTORY_AGE)
         self.frames_sent = 0
         self.keyframes_sent = 0
         self.frames_skipped = 0
@@ -626,9 +627,7 @@ class _LayerReplay:
         self.frames_sent += 1
 
     def _remember(self, seq: int, packet: bytearray) -> None:
-        slot = seq % _HISTORY_SIZE
-        self.history[slot] = packet  # never modified after sending
-        self.history_seq[slot] = seq
+        self.history.add(seq, bytes(packet), time.monotonic())
         self.sequence_number = (seq + 1) & 0xFFFF
 
     def _send_padding(self, timestamp: int) -> None:
@@ -643,12 +642,9 @@ class _LayerReplay:
             self.padding_sent += 1
 
     def on_nack(self, lost: list[int]) -> None:
-        for seq in lost:
-            slot = seq % _HISTORY_SIZE
-            packet = self.history[slot]
-            if packet is not None and self.history_seq[slot] == seq:
-                self.sender.send_rtp(packet)
-                self.retransmitted += 1
+        for _, packet in self.history.get_many(lost, time.monotonic()):
+            self.sender.send_rtp(packet)
+            self.retransmitted += 1
 
 
 class _Pacer:

@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 
 from kitewire.media.keyframe import is_keyframe
+from kitewire.media.packet_history import PacketHistory
 from kitewire.media.vp8_descriptor import read_vp8_descriptor
 from kitewire.transport.rtp import RtpHeaderTemplate, build_rtp_packet, parse_rtp_header
 
 from .forwarder import (
     PaddingSequenceMap,
     RtpRewriter,
-    SentPacketCache,
 )
 
 __all__ = ["main", "run_benchmark"]
@@ -52,7 +52,7 @@ def run_benchmark(count: int = 50_000) -> list[tuple[str, float]]:
     packets = [_vp8_packet(i & 0xFFFF, i & 0x7FFF, i % 300 == 0) for i in range(1000)]
     rewriter = RtpRewriter("video/VP8")
     rewriter.target_layer = 0
-    cache = SentPacketCache()
+    cache = PacketHistory()
     headers = [parse_rtp_header(p) for p in packets]
 
     def anchor(i: int) -> object:

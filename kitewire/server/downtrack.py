@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from kitewire.media.packet_history import PacketHistory
 from kitewire.transport import Transceiver
 from kitewire.transport.rtp import RtpHeaderTemplate
 
-from .forwarder import RtpRewriter, SentPacketCache
+from .forwarder import RtpRewriter
 from .uptrack import IncomingPacket, PublishedTrack, quality_to_layer
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class DownTrack:
         self.desired_layer = 2
         self.disabled = False
         # 512 packets cover ~1.5 s of a 3 Mbps layer, as long as a NACK is worth answering.
-        self.cache = SentPacketCache(capacity=512, max_age=1.5)
+        self.cache = PacketHistory(max_packets=512, max_age=1.5)
         self.packets_sent = 0
         self.retransmissions = 0
         self.nacks_unanswered = 0

@@ -23,7 +23,6 @@ __all__ = [
     "PaddingSequenceMap",
     "RewriteResult",
     "RtpRewriter",
-    "SentPacketCache",
     "UplinkGaps",
 ]
 
@@ -212,47 +211,6 @@ class RtpRewriter:
             if advanced:
                 self._last_out_tl0 = tl0
         return bytes(out)
-
-
-class SentPacketCache:
-    """The last packets a downtrack sent, by outgoing sequence number, to answer NACKs.
-
-    A fixed ring of slots indexed by the sequence number's low bits: O(1),
-    bounded memory, and a slot holding a different sequence number means "too
-    old". The ring's size is ``capacity`` rounded up to a power of two, so it
-    divides the 16-bit sequence space and the numbers just before and after
-    the wrap never share a slot.
-    """
-
-    def __init__(self, capacity: int = 1024, max_age: float = 1.5) -> None:
-        if not 0 < capacity <= _SEQ_MOD:
-            raise ValueError(f"expected a capacity of 1 to {_SEQ_MOD} packets, got {capacity}")
-        size = 1 << (capacity - 1).bit_length()
-        self._mask = size - 1
-        self._max_age = max_age
-        self._seqs: list[int] = [-1] * size
-        self._packets: list[bytes | None] = [None] * size
-        self._times: list[float] = [0.0] * size
-
-    def add(self, seq: int, packet: bytes, now: float) -> None:
-        """Remember a sent packet."""
-        slot = seq & self._mask
-        self._seqs[slot] = seq
-        self._packets[slot] = packet
-        self._times[slot] = now
-
-    def get(self, seq: int, now: float) -> bytes | None:
-        """The packet sent with ``seq`` if still held and young enough."""
-        slot = seq & self._mask
-        if self._seqs[slot] != seq or now - self._times[slot] > self._max_age:
-            return None
-        return self._packets[slot]
-
-    def clear(self) -> None:
-        """Forget everything."""
-        size = self._mask + 1
-        self._seqs = [-1] * size
-        self._packets = [None] * size
 
 
 class PaddingSequenceMap:

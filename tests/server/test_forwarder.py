@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kitewire.media.packet_history import PacketHistory
 from kitewire.media.vp8_descriptor import read_vp8_descriptor
-from kitewire.server.forwarder import RtpRewriter, SentPacketCache
+from kitewire.server.forwarder import RtpRewriter
 
 
 def vp8_payload(picture_id: int, *, keyframe: bool, start: bool = True, tl0: int | None = None) -> bytes:
@@ -113,8 +114,8 @@ def test_truncated_vp8_payloads_do_not_raise() -> None:
         assert rw.rewrite(0, 1, 1, payload, 0.0) is None
 
 
-def test_sent_packet_cache() -> None:
-    cache = SentPacketCache(capacity=8, max_age=1.0)
+def test_the_downtracks_nack_history() -> None:
+    cache = PacketHistory(max_packets=8, max_age=1.0)
     for seq in range(65530, 65536):
         cache.add(seq, bytes([seq & 0xFF]), 0.0)
     cache.add(0, b"zero", 0.0)
@@ -125,7 +126,7 @@ def test_sent_packet_cache() -> None:
         cache.add(seq, b"new", 0.6)
     assert cache.get(65530, 0.7) is None  # overwritten by a newer packet in its slot
     with pytest.raises(ValueError):
-        SentPacketCache(capacity=0)
+        PacketHistory(max_packets=0)
 
 
 def test_benchmark_prints_every_step_next_to_the_anchor(capsys: pytest.CaptureFixture[str]) -> None:

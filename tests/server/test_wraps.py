@@ -20,11 +20,11 @@ from dataclasses import dataclass, replace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kitewire.media.packet_history import PacketHistory
 from kitewire.media.vp8_descriptor import read_vp8_descriptor
 from kitewire.server.forwarder import (
     PaddingSequenceMap,
     RtpRewriter,
-    SentPacketCache,
     UplinkGaps,
 )
 
@@ -335,15 +335,15 @@ def test_rewriter_output_across_every_wrap(
 
 def test_a_nack_just_after_the_wrap_is_answered_whatever_the_capacity() -> None:
     # A ring of 1000 slots indexed by seq % 1000 put 65000 and 0 (536 apart) in one slot.
-    cache = SentPacketCache(capacity=1000, max_age=10.0)
+    cache = PacketHistory(max_packets=1000, max_age=10.0)
     for seq in range(65000, 65536):
         cache.add(seq, seq.to_bytes(2, "big"), 0.0)
     cache.add(0, b"\x00\x00", 0.0)
     assert cache.get(65000, 0.1) == (65000).to_bytes(2, "big")
     assert cache.get(0, 0.1) == b"\x00\x00"
     for bad in (0, -1, 65537):
-        with pytest.raises(ValueError, match="capacity"):
-            SentPacketCache(capacity=bad)
+        with pytest.raises(ValueError, match="max_packets"):
+            PacketHistory(max_packets=bad)
 
 
 @settings(max_examples=60, deadline=None)
@@ -358,7 +358,7 @@ def test_nack_answers_across_the_wrap(capacity: int, start: int, steps: list[tup
     NACKs for recent numbers are answered with exactly that packet, old ones not at all."""
     rng = random.Random(seed)
     max_age = 0.5
-    cache = SentPacketCache(capacity=capacity, max_age=max_age)
+    cache = PacketHistory(max_packets=capacity, max_age=max_age)
     # Lost runs long enough that the stream crosses the wrap three times.
     extra = max(0, 3 * _SEQ - sum(run for run, _ in steps)) // len(steps)
     sent_at: dict[int, float] = {}  # unwrapped number -> when
