@@ -130,7 +130,7 @@ def test_the_downtracks_nack_history() -> None:
 
 
 def test_benchmark_prints_every_step_next_to_the_anchor(capsys: pytest.CaptureFixture[str]) -> None:
-    from kitewire.server import bench
+    from kitewire.bench import forwarding as bench
 
     assert bench.main(["--packets", "2000"]) == 0
     out = capsys.readouterr().out

@@ -4,7 +4,7 @@ Prints microseconds per packet for each step of forwarding one VP8 packet to
 one subscriber (the steps ``DownTrack.forward`` takes: map seq/ts, rewrite
 the picture id into a new descriptor, join a prebuilt header with the
 payload, remember it for NACKs), next to an anchor (copying the packet's bytes) so figures from
-different machines can be compared. Run: ``python -m kitewire.server.bench``.
+different machines can be compared. Run: ``python -m kitewire.bench.forwarding``.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from collections.abc import Callable
 from kitewire.media.keyframe import is_keyframe
 from kitewire.media.packet_history import PacketHistory
 from kitewire.media.vp8_descriptor import read_vp8_descriptor
-from kitewire.transport.rtp import RtpHeaderTemplate, build_rtp_packet, parse_rtp_header
-
-from .forwarder import (
+from kitewire.server.forwarder import (
     PaddingSequenceMap,
     RtpRewriter,
 )
+from kitewire.transport.rtp import RtpHeaderTemplate, build_rtp_packet, parse_rtp_header
 
 __all__ = ["main", "run_benchmark"]
 
@@ -110,7 +109,7 @@ def run_benchmark(count: int = 50_000) -> list[tuple[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the table."""
-    parser = argparse.ArgumentParser(prog="python -m kitewire.server.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m kitewire.bench.forwarding", description=__doc__)
     parser.add_argument("--packets", type=int, default=50_000, help="packets per step (default 50000)")
     args = parser.parse_args(argv)
     if args.packets <= 0:
