@@ -23,7 +23,12 @@ from kitewire.loadtest import (
     LoadTestResult,
     encode_loop,
     format_report,
+    params,
+    replay,
     run_load_test,
+)
+from kitewire.loadtest import (
+    participant as simulated,
 )
 from kitewire.media import is_keyframe
 from kitewire.server import Server
@@ -203,7 +208,7 @@ def _header(seq: int, payload: int = 100) -> RtpHeader:
 
 
 def test_track_counter_counts_gaps_wraparound_and_late_packets() -> None:
-    counter = loadtest._TrackCounter("TR_x")
+    counter = simulated.TrackCounter("TR_x")
     for seq in (65533, 65534, 65535, 0, 1):  # across the wrap: no loss
         counter.on_rtp(b"", _header(seq))
     assert (counter.packets, counter.lost) == (5, 0)
@@ -216,8 +221,8 @@ def test_track_counter_counts_gaps_wraparound_and_late_packets() -> None:
 
 
 def test_track_counter_measures_latency_from_abs_capture_time() -> None:
-    counter = loadtest._TrackCounter("TR_x", capture_time_id=3)
-    sent_ntp_us = int((time.time() - 0.25 + loadtest._NTP_UNIX_OFFSET) * 1e6)
+    counter = simulated.TrackCounter("TR_x", capture_time_id=3)
+    sent_ntp_us = int((time.time() - 0.25 + params.NTP_UNIX_OFFSET) * 1e6)
     value = encode_abs_capture_time(sent_ntp_us)
     counter.on_rtp(b"", RtpHeader(1, 10, 0, False, 96, 12, 112, {3: value}))  # not a frame's end: ignored
     assert counter.latency_count == 0
@@ -445,7 +450,7 @@ async def test_official_sdk_decodes_the_replayed_loop_across_wraps(server: Serve
     assert len(arrivals) >= 10 * span  # the loop runs at 20 fps
     assert result.errors == {}
     # What was decoded is the test pattern: each sampled picture matches one loop frame closely.
-    sources = [source.to_ndarray()[:360].astype(np.float64) for source in loadtest._pattern_frames(640, 360, 20)]
+    sources = [source.to_ndarray()[:360].astype(np.float64) for source in replay.pattern_frames(640, 360, 20)]
     quality = []
     for picture in pictures:
         best_mse = min(float(np.mean((picture - source) ** 2)) for source in sources)
@@ -465,15 +470,15 @@ async def test_refused_publish_fails_fast_with_the_servers_reason(server: Server
     from kitewire.signal import create_token
 
     params = LoadTestParams(url=server.url, resolution="180p", simulcast=False, loop_seconds=0.5)
-    loops = await loadtest._encode_loops(params)
-    participant = loadtest._SimulatedParticipant("Pub 0", "no-publish")
-    pacer = loadtest._Pacer()
+    loops = await replay.encode_loops(params)
+    participant = simulated.SimulatedParticipant("Pub 0", "no-publish")
+    pacer = replay.Pacer()
     token = create_token("devkey", "secret", identity="no-publish", room="refusals", can_publish=False)
     try:
         await participant.connect(server.url, token, subscribe=False, timeout=10)
         started = time.monotonic()
         with pytest.raises(EngineError, match="refused the request: .*canPublish"):
-            await participant.publish(loops, loadtest._layer_plans(params), False, pacer, 15.0)
+            await participant.publish(loops, replay.layer_plans(params), False, pacer, 15.0)
         assert time.monotonic() - started < 10  # the refusal ended the wait, not the 15 s timeout
     finally:
         await pacer.stop()

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import pytest
 from kitewire import loadtest
+from kitewire.loadtest import participant as simulated
+from kitewire.loadtest import replay
 from kitewire.server import Server
 from kitewire.signal import create_token
 from kitewire.transport import RtpHeader, Transceiver
@@ -22,14 +24,14 @@ pytestmark = pytest.mark.timeout(60)
 class Link:
     """A load-test publisher replaying a 360p VP8 loop and a load-test subscriber, in one room of the server."""
 
-    publisher: loadtest._SimulatedParticipant
-    subscriber: loadtest._SimulatedParticipant
-    pacer: loadtest._Pacer
+    publisher: simulated.SimulatedParticipant
+    subscriber: simulated.SimulatedParticipant
+    pacer: replay.Pacer
     #: How often each (ssrc, sequence number) reached the subscriber since :meth:`watch`; a retransmission shows as 2.
     arrivals: dict[tuple[int, int], int] = field(default_factory=dict)
 
     @property
-    def replay(self) -> loadtest._LayerReplay:
+    def replay(self) -> replay.LayerReplay:
         """The publisher's one layer."""
         return self.publisher.layers[0]
 
@@ -60,14 +62,14 @@ def _token(identity: str, room: str) -> str:
 async def linked(server: Server, room: str) -> AsyncIterator[Link]:
     """``sub`` joined to ``room`` and ``pub`` publishing (the replay starts at once); all closed on exit."""
     params = loadtest.LoadTestParams(url=server.url, resolution="360p", simulcast=False, loop_seconds=2)
-    loops = await loadtest._encode_loops(params)
-    pacer = loadtest._Pacer()
-    subscriber = loadtest._SimulatedParticipant("sub", "sub")
-    publisher = loadtest._SimulatedParticipant("pub", "pub")
+    loops = await replay.encode_loops(params)
+    pacer = replay.Pacer()
+    subscriber = simulated.SimulatedParticipant("sub", "sub")
+    publisher = simulated.SimulatedParticipant("pub", "pub")
     try:
         await subscriber.connect(server.url, _token("sub", room), subscribe=True, timeout=15)
         await publisher.connect(server.url, _token("pub", room), subscribe=False, timeout=15)
-        await publisher.publish(loops, loadtest._layer_plans(params), False, pacer, 15.0)
+        await publisher.publish(loops, replay.layer_plans(params), False, pacer, 15.0)
         yield Link(publisher, subscriber, pacer)
     finally:
         await pacer.stop()
@@ -112,7 +114,7 @@ async def test_participant_whose_media_connection_fails_is_removed(server: Serve
     watcher, _ = await connect(
         server.url, create_token("devkey", "secret", identity="watcher", room="fail", can_subscribe=False), legacy=True
     )
-    subscriber = loadtest._SimulatedParticipant("doomed", "doomed")
+    subscriber = simulated.SimulatedParticipant("doomed", "doomed")
     try:
         await subscriber.connect(server.url, _token("doomed", "fail"), subscribe=True, timeout=15)
         participant = server.rooms.rooms["fail"].participants["doomed"]
