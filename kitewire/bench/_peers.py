@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from kitewire.demo import make_pattern_frame, read_frame_counter
 from kitewire.frames import VideoBufferType, VideoFrame
+from kitewire.frames.pattern import make_pattern_frame, read_frame_counter
 
 SDKS = ("kitewire", "official")
 CODECS = ("VP8", "H264")
@@ -54,7 +54,7 @@ class PatternStamper:
     publisher's CPU; instead a few backgrounds are drawn up front and each
     capture only copies one into a reused buffer and repaints the counter band.
     The band for a counter is taken from a tiny pattern frame, so the encoding
-    stays exactly the one :func:`kitewire.demo.read_frame_counter` reads.
+    stays exactly the one :func:`kitewire.frames.pattern.read_frame_counter` reads.
 
     With ``noise`` the backgrounds are random pixels instead: nothing to predict
     or compress, so the encoder spends every bit it may (a high packet rate).

@@ -23,40 +23,14 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any, cast
 
 import av
-import numpy as np
 
+from kitewire.frames.pattern import textured_frames
 from kitewire.media import VideoDecoder, VideoEncoder, create_depacketizer
 
 SIZES = ((640, 480), (1280, 720))
 CODECS = ("VP8", "H264")
-
-
-def make_frames(width: int, height: int, count: int) -> list[av.VideoFrame]:
-    """Moving textured content so the encoders do real motion search."""
-    rng = np.random.default_rng(7)
-    texture = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1), dtype=np.uint8)
-    base = np.kron(texture, np.ones((8, 8), dtype=np.uint8))[:height, :width]
-    yy, xx = np.mgrid[0:height, 0:width]
-    frames = []
-    for index in range(count):
-        luma = (base // 2 + ((xx + yy + index * 4) % 256) // 2).astype(np.uint8)
-        luma = np.roll(luma, index * 3, axis=1)
-        chroma = np.full(((height + 1) // 2, (width + 1) // 2), 128, np.uint8)
-        planes = np.concatenate([luma.reshape(-1), chroma.reshape(-1), chroma.reshape(-1)])
-        frame = av.VideoFrame(width, height, "yuv420p")
-        offset = 0
-        for plane_index, (plane_w, plane_h) in enumerate(
-            ((width, height), (chroma.shape[1], chroma.shape[0]), (chroma.shape[1], chroma.shape[0]))
-        ):
-            plane = frame.planes[plane_index]
-            view = np.frombuffer(cast(Any, plane), np.uint8).reshape(-1, plane.line_size)
-            view[:plane_h, :plane_w] = planes[offset : offset + plane_w * plane_h].reshape(plane_h, plane_w)
-            offset += plane_w * plane_h
-        frames.append(frame)
-    return frames
 
 
 def kitewire_encode(codec: str, frames: list[av.VideoFrame]) -> Callable[[], None]:
@@ -202,7 +176,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for width, height in SIZES:
-        frames = make_frames(width, height, count)
+        frames = textured_frames(width, height, count)
         for codec in CODECS:
             stream = encoded_stream(codec, frames)
             rows = (

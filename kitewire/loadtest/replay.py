@@ -9,11 +9,8 @@ import logging
 import random
 import struct
 import time
-from typing import Any
 
-import av
-import numpy as np
-
+from kitewire.frames.pattern import textured_frames
 from kitewire.media import (
     PacketHistory,
     VideoEncoder,
@@ -72,37 +69,6 @@ class EncodedLoop:
         return sum(len(frame) for frame in self.frames) / (len(self.frames) / self.framerate)
 
 
-def pattern_frames(width: int, height: int, count: int, seed: int = 5) -> list[av.VideoFrame]:
-    """A moving test pattern: smooth random texture panning, a sliding box, a flashing bar.
-
-    Smooth (upscaled) noise keeps libvpx near its target bitrate; raw noise
-    would make every frame a worst case.
-    """
-    import cv2  # opencv-python-headless, a test-pattern helper only
-
-    rng = np.random.default_rng(seed)
-    pan = 4
-    tex_w = width + pan * count
-    small = rng.integers(0, 256, (max(2, height // 16), max(2, tex_w // 16)), dtype=np.uint8)
-    texture: np.ndarray[Any, np.dtype[np.uint8]] = np.asarray(
-        cv2.resize(small, (tex_w, height), interpolation=cv2.INTER_CUBIC), dtype=np.uint8
-    )
-    box = max(8, width // 8)
-    frames: list[av.VideoFrame] = []
-    chroma_rows = height // 4
-    for index in range(count):
-        luma: np.ndarray[Any, np.dtype[np.uint8]] = texture[:, index * pan : index * pan + width].copy()
-        left = (index * max(1, width // 100)) % max(1, width - box)
-        top = height // 4
-        luma[top : top + box, left : left + box] = 235
-        bar = height * 5 // 9
-        luma[bar : bar + max(2, height // 36), :] = (index * 7) % 256
-        u_plane = np.full((chroma_rows, width), (96 + index) % 256, dtype=np.uint8)
-        v_plane = np.full((chroma_rows, width), 160, dtype=np.uint8)
-        frames.append(av.VideoFrame.from_ndarray(np.concatenate([luma, u_plane, v_plane]), format="yuv420p"))
-    return frames
-
-
 def encode_loop(
     width: int, height: int, bitrate: int, framerate: float, seconds: float, codec: str = "VP8"
 ) -> EncodedLoop:
@@ -118,7 +84,7 @@ def encode_loop(
     encoder = VideoEncoder(codec, width, height, bitrate=bitrate, framerate=framerate)
     frames: list[tuple[bytes, ...]] = []
     try:
-        for index, picture in enumerate(pattern_frames(width, height, count)):
+        for index, picture in enumerate(textured_frames(width, height, count)):
             payloads = encoder.encode(picture, keyframe=index == 0)
             if index == 0 and not payloads.keyframe:
                 raise RuntimeError(f"the {codec} encoder did not start the loop with a keyframe")

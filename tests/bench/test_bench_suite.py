@@ -17,8 +17,8 @@ from kitewire.bench._children import (
 )
 from kitewire.bench._peers import PatternStamper, counter_of
 from kitewire.bench.procfs import process_cpu_seconds, process_rss_bytes
-from kitewire.demo import read_frame_counter
 from kitewire.frames import VideoBufferType, VideoFrame
+from kitewire.frames.pattern import read_frame_counter
 
 REPO = Path(__file__).resolve().parents[2]
 MS = 1_000_000

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from kitewire.bench import soak
 from kitewire.bench._peers import PatternStamper
-from kitewire.demo import read_frame_counter
 from kitewire.frames import VideoBufferType, VideoFrame
+from kitewire.frames.pattern import read_frame_counter
 
 MS = 1_000_000
 S = 1000 * MS

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from kitewire import rtc
-from kitewire.demo import make_pattern_frame, read_frame_counter
+from kitewire.frames.pattern import make_pattern_frame, read_frame_counter
 from kitewire.server import Server
 from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
 from livekit import rtc as lk

@@ -18,6 +18,7 @@ import pytest
 from kitewire import loadtest
 from kitewire.bench.procfs import process_cpu_seconds, run_queue_wait_seconds
 from kitewire.cli import main as cli_main
+from kitewire.frames.pattern import textured_frames
 from kitewire.loadtest import (
     LoadTestParams,
     LoadTestResult,
@@ -450,7 +451,7 @@ async def test_official_sdk_decodes_the_replayed_loop_across_wraps(server: Serve
     assert len(arrivals) >= 10 * span  # the loop runs at 20 fps
     assert result.errors == {}
     # What was decoded is the test pattern: each sampled picture matches one loop frame closely.
-    sources = [source.to_ndarray()[:360].astype(np.float64) for source in replay.pattern_frames(640, 360, 20)]
+    sources = [source.to_ndarray()[:360].astype(np.float64) for source in textured_frames(640, 360, 20)]
     quality = []
     for picture in pictures:
         best_mse = min(float(np.mean((picture - source) ** 2)) for source in sources)

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 from kitewire import rtc
-from kitewire.demo import make_pattern_frame, read_frame_counter
+from kitewire.frames.pattern import make_pattern_frame, read_frame_counter
 
 WIDTH, HEIGHT = 320, 180
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from kitewire import rtc
-from kitewire.demo import make_pattern_frame, read_frame_counter
+from kitewire.frames.pattern import make_pattern_frame, read_frame_counter
 from lossy_namespace import dropping_udp
 
 RoomFactory = Callable[..., Awaitable[rtc.Room]]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from kitewire import rtc
-from kitewire.demo import make_pattern_frame, read_frame_counter
+from kitewire.frames.pattern import make_pattern_frame, read_frame_counter
 from kitewire.server import Server
 from livekit import rtc as lk
 

@@ -6,9 +6,9 @@ import asyncio
 import threading
 import time
 
-from kitewire.demo import make_pattern_frame, read_frame_counter
 from kitewire.engine import VideoPublishPipeline, VideoReceivePipeline
 from kitewire.frames import VideoFrame
+from kitewire.frames.pattern import make_pattern_frame, read_frame_counter
 from kitewire.media import plan_video_layers
 from kitewire.transport import PeerConnection, PeerConnectionConfig
 from rtc_thread_spy import CpuWorkThreads

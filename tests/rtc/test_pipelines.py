@@ -11,9 +11,9 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from kitewire.demo import make_pattern_frame, read_frame_counter
 from kitewire.engine import VideoPublishPipeline, VideoReceivePipeline
 from kitewire.frames import VideoFrame
+from kitewire.frames.pattern import make_pattern_frame, read_frame_counter
 from kitewire.media import plan_video_layers
 from kitewire.transport import Codec, RtpHeader
 from kitewire.transport.rtp import (

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from kitewire import rtc
-from kitewire.demo import read_frame_counter
+from kitewire.frames.pattern import read_frame_counter
 from kitewire.server import Server, ServerConfig
 from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
 from test_room_e2e import CAMERA, Capture, publishing, subscribed_future

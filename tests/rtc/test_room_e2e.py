@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from kitewire import rtc
-from kitewire.demo import make_pattern_frame, read_frame_counter
+from kitewire.frames.pattern import make_pattern_frame, read_frame_counter
 from kitewire.server import Server
 from rtc_thread_spy import CpuWorkThreads
 

@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 from kitewire import rtc
-from kitewire.demo import make_pattern_frame, read_frame_counter
+from kitewire.frames.pattern import make_pattern_frame, read_frame_counter
 from kitewire.server import Server, ServerConfig
 from kitewire.signal import DEV_API_KEY, create_token
 
