@@ -8,7 +8,7 @@ TL0PICIDX, which it renumbers in place).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Payload", "Vp8Descriptor", "parse_vp8_descriptor", "read_vp8_descriptor"]
 
@@ -16,8 +16,7 @@ Payload = bytes | bytearray | memoryview
 """Any bytes-like payload; a memoryview into a receive buffer is read without copying."""
 
 
-@dataclass(frozen=True, slots=True)
-class Vp8Descriptor:
+class Vp8Descriptor(NamedTuple):
     """The descriptor at the start of one VP8 RTP payload.
 
     Optional fields are ``None`` when absent; their offsets are then -1.
@@ -25,6 +24,8 @@ class Vp8Descriptor:
     ``header_size`` is the descriptor's length: the VP8 bitstream starts there.
     ``end`` is where the renumbered fields stop (0 when there are none), so a
     rewritten payload is the patched ``payload[:end]`` followed by the rest.
+    A named tuple, not a dataclass: the SFU parses one per packet, and a
+    tuple is built several times faster than a frozen dataclass.
     """
 
     non_reference: bool
@@ -39,18 +40,12 @@ class Vp8Descriptor:
     layer_sync: bool
     key_idx: int | None
     header_size: int
+    end: int
 
     @property
     def picture_id_15bit(self) -> bool:
         """True when the PictureID is the 15-bit (M=1) form."""
         return self.picture_id_size == 2
-
-    @property
-    def end(self) -> int:
-        """One past the last byte of PictureID or TL0PICIDX; 0 when neither is present."""
-        if self.tl0_pic_idx_offset >= 0:
-            return self.tl0_pic_idx_offset + 1
-        return self.picture_id_offset + self.picture_id_size if self.picture_id_size else 0
 
 
 def _walk(payload: Payload) -> Vp8Descriptor | str:
@@ -99,19 +94,21 @@ def _walk(payload: Payload) -> Vp8Descriptor | str:
             if ext & 0x10:
                 key_idx = byte & 0x1F
             offset += 1
+    end = tl0_offset + 1 if tl0_offset >= 0 else (pid_offset + pid_size if pid_size else 0)
     return Vp8Descriptor(
-        non_reference=bool(first & 0x20),
-        start_of_partition=bool(first & 0x10),
-        partition_id=first & 0x07,
-        picture_id=picture_id,
-        picture_id_offset=pid_offset,
-        picture_id_size=pid_size,
-        tl0_pic_idx=tl0,
-        tl0_pic_idx_offset=tl0_offset,
-        tid=tid,
-        layer_sync=layer_sync,
-        key_idx=key_idx,
-        header_size=offset,
+        bool(first & 0x20),
+        bool(first & 0x10),
+        first & 0x07,
+        picture_id,
+        pid_offset,
+        pid_size,
+        tl0,
+        tl0_offset,
+        tid,
+        layer_sync,
+        key_idx,
+        offset,
+        end,
     )
 
 
