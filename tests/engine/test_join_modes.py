@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from kitewire.server import Server
 from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
 from livekit import rtc as lk
 
+from capture_loop import capturing
 from futures import resolve_once
 
 from .proxy import legacy_only_proxy
@@ -27,26 +27,6 @@ pytestmark = pytest.mark.timeout(120)
 
 WIDTH, HEIGHT = 320, 240
 FRAMES = 40
-
-
-@contextlib.asynccontextmanager
-async def feeding(capture: Callable[[int], None]) -> AsyncIterator[None]:
-    """Calls ``capture(index)`` 30 times a second while inside."""
-
-    async def run() -> None:
-        index, start = 0, time.monotonic()
-        while True:
-            capture(index)
-            index += 1
-            await asyncio.sleep(max(0.0, start + index / 30 - time.monotonic()))
-
-    task = asyncio.get_running_loop().create_task(run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def counters_of(stream: Any, to_kitewire: Callable[[Any], rtc.VideoFrame]) -> list[int]:
@@ -117,7 +97,7 @@ async def exchange_video(
             lk.LocalVideoTrack.create_video_track("official-cam", their_source),
             lk.TrackPublishOptions(source=lk.TrackSource.SOURCE_CAMERA, simulcast=False),
         )
-        async with feeding(capture):
+        async with capturing(capture):
             our_track, their_track = await asyncio.wait_for(asyncio.gather(ours_got, theirs_got), 20)
             at_kitewire, at_official = await asyncio.gather(
                 counters_of(rtc.VideoStream(our_track), lambda frame: frame),

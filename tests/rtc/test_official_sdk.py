@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from kitewire.frames.pattern import make_pattern_frame, read_frame_counter
 from kitewire.server import Server
 from livekit import rtc as lk
 
+from capture_loop import capturing
 from futures import resolve_once
 
 WIDTH, HEIGHT = 640, 360
@@ -24,25 +24,6 @@ def token_for(identity: str, room: str) -> str:
     from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
 
     return create_token(DEV_API_KEY, DEV_API_SECRET, identity=identity, room=room)
-
-
-@contextlib.asynccontextmanager
-async def capturing(capture: Any) -> AsyncIterator[None]:
-    async def run() -> None:
-        index = 0
-        start = time.monotonic()
-        while True:
-            capture(index)
-            index += 1
-            await asyncio.sleep(max(0.0, start + index / 30 - time.monotonic()))
-
-    task = asyncio.get_running_loop().create_task(run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def first_subscription(room: rtc.Room | lk.Room) -> asyncio.Future[Any]:
