@@ -15,6 +15,7 @@ from kitewire.server import Server
 from livekit import api, rtc
 
 from .embedded import embedded_server
+from .live_room import LiveRoom
 
 _HERE = Path(__file__).parent
 
@@ -87,3 +88,14 @@ async def sdk_rooms(server: Server) -> AsyncIterator[Connect]:
                 await asyncio.wait_for(sdk_room.disconnect(), 10)
             except Exception:
                 pass
+
+
+@pytest.fixture
+async def live_room(sdk_rooms: Connect) -> AsyncIterator[LiveRoom]:
+    """alice streams counters to bob in room "live" for the whole test (see ``live_room.LiveRoom``)."""
+    live = LiveRoom()
+    try:
+        await live.start(sdk_rooms)
+        yield live
+    finally:
+        await live.stop()
