@@ -27,6 +27,7 @@ from .limits import (
     metadata_update_problem,
     refusal,
 )
+from .subscription_permissions import permission_problem
 from .uptrack import quality_to_layer
 
 if TYPE_CHECKING:
@@ -216,7 +217,9 @@ async def dispatch(participant: Participant, request: pb_rtc.SignalRequest) -> b
         participant.send(response)
     elif kind == "update_metadata":
         _handle_update_metadata(participant, request.update_metadata)
-    # sync_state, simulate, subscription_permission, ...: accepted and ignored.
+    elif kind == "subscription_permission":
+        _handle_subscription_permission(participant, request.subscription_permission)
+    # sync_state, simulate, ...: accepted and ignored.
     return False
 
 
@@ -308,3 +311,12 @@ def _handle_update_metadata(participant: Participant, update: pb_rtc.UpdateParti
         done.request_response.request_id = update.request_id
         done.request_response.reason = pb_rtc.RequestResponse.OK
         participant.send(done)
+
+
+def _handle_subscription_permission(participant: Participant, request: pb_rtc.SubscriptionPermission) -> None:
+    """Who may subscribe to this participant's tracks; the server enforces it (``set_subscription_permissions``)."""
+    problem = permission_problem(request)
+    if problem is not None:
+        refuse(participant, "subscription_permission", problem, pb_rtc.RequestResponse.LIMIT_EXCEEDED)
+        return
+    participant.set_subscription_permissions(request)
