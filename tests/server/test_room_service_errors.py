@@ -98,10 +98,7 @@ async def test_calls_without_the_grant_are_refused(server: Server) -> None:
 async def test_missing_or_bad_tokens_are_unauthenticated(server: Server) -> None:
     body = api.ListRoomsRequest().SerializeToString()
     status, answer, kind = await _post(server, "livekit.RoomService/ListRooms", body)
-    assert (status, kind) == (401, "application/json; charset=utf-8") or (status, kind[:16]) == (
-        401,
-        "application/json",
-    )
+    assert status == 401 and kind.startswith("application/json")
     assert isinstance(answer, dict) and answer["code"] == "unauthenticated" and "Authorization" in answer["msg"]
     forged = api.AccessToken("devkey", "not-the-secret").with_grants(api.VideoGrants(room_list=True)).to_jwt()
     status, answer, _ = await _post(server, "livekit.RoomService/ListRooms", body, token=forged)
