@@ -417,6 +417,8 @@ class Participant:
         for down in list(track.downtracks.values()):
             down.subscriber.unsubscribe(track_sid, track=track)
         self.room.remember_track_sid(self.identity, track_sid)
+        for other in self.room.others(self):
+            other.denied_tracks.discard(track_sid)
         self._log("unpublish", track=track_sid)
         if broadcast:
             self.announce()

@@ -267,20 +267,7 @@ def _ignore_candidate(participant: Participant, reason: str) -> None:
 
 
 def _handle_mute(participant: Participant, mute: pb_rtc.MuteTrackRequest) -> None:
-    track = participant.published.get(mute.sid)
-    info = track.info if track is not None else None
-    if info is None:
-        for pending in participant.pending_tracks.values():
-            if pending.sid == mute.sid:
-                info = pending
-    if info is None or info.muted == mute.muted:
-        return
-    info.muted = mute.muted
-    log_event(
-        "mute" if mute.muted else "unmute", room=participant.room.name, identity=participant.identity, track=mute.sid
-    )
-    if track is not None:
-        participant.announce()
+    participant.set_track_muted(mute.sid, mute.muted, tell_client=False)
 
 
 def _handle_update_metadata(participant: Participant, update: pb_rtc.UpdateParticipantMetadata) -> None:
