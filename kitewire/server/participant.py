@@ -498,6 +498,16 @@ class Participant:
         self._log("unsubscribe", track=track_sid)
         self.transports.request_negotiation()
 
+    def set_subscribed(self, track_sids: list[str], subscribe: bool) -> None:
+        """Subscribe to (or unsubscribe from) others' tracks by sid, skipping unknown ones (bounds are the caller's)."""
+        for sid in track_sids:
+            if subscribe:
+                track = self.find_track(sid)
+                if track is not None:
+                    self.subscribe(track)
+            else:
+                self.unsubscribe(sid)
+
     def find_track(self, track_sid: str) -> PublishedTrack | None:
         """Another participant's published track ``track_sid``, if any."""
         for other in self.room.others(self):

@@ -150,13 +150,7 @@ def _handle_subscription(participant: Participant, request: pb_rtc.UpdateSubscri
     if request.subscribe and not participant.can_subscribe:
         refuse(participant, "subscription", "token does not allow subscribing (canSubscribe=false)")
         return
-    for sid in sids:
-        if request.subscribe:
-            track = participant.find_track(sid)
-            if track is not None:
-                participant.subscribe(track)
-        else:
-            participant.unsubscribe(sid)
+    participant.set_subscribed(sids, request.subscribe)
 
 
 def _handle_track_setting(participant: Participant, setting: pb_rtc.UpdateTrackSettings) -> None:

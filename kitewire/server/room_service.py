@@ -231,13 +231,7 @@ class RoomService:
         participant = self._participant(request.room, request.identity)
         if request.subscribe and not participant.can_subscribe:
             raise TwirpError("failed_precondition", "participant may not subscribe (canSubscribe=false)")
-        for sid in sids:
-            if request.subscribe:
-                track = participant.find_track(sid)
-                if track is not None:
-                    participant.subscribe(track)
-            else:
-                participant.unsubscribe(sid)
+        participant.set_subscribed(sids, request.subscribe)
         return pb_room.UpdateSubscriptionsResponse()
 
     async def send_data(self, request: pb_room.SendDataRequest, claims: AccessClaims) -> pb_room.SendDataResponse:
