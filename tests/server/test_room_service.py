@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import sys
+from pathlib import Path
 
+import kitewire
 import pytest
 from kitewire.server import Server
 from livekit import api, rtc
 from livekit.protocol import models as pb_models
 
-from .conftest import Connect
+from .conftest import KEY, SECRET, Connect, make_token
 from .room_service_support import Events, admin_api
 from .sdk_media import CounterPublisher, subscribed_tracks
 
@@ -191,3 +196,52 @@ async def test_tracks_are_muted_unsubscribed_and_unpublished_by_the_server(serve
     finally:
         await publisher.stop()
         await lkapi.aclose()
+
+
+async def test_kitewire_serve_answers_the_server_api() -> None:
+    """The same calls against ``kitewire serve --dev`` in its own process, as a backend's CI would run it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "kitewire",
+        "serve",
+        "--dev",
+        "--port",
+        "0",
+        "--log-level",
+        "warning",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(kitewire.__file__).parents[1])},
+    )
+    sdk_room = rtc.Room()
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        found = re.search(r"ws://127\.0\.0\.1:\d+", line)
+        assert found is not None, line
+        url = found.group(0)
+        lkapi = api.LiveKitAPI(url=url.replace("ws://", "http://"), api_key=KEY, api_secret=SECRET)
+        try:
+            await lkapi.room.create_room(api.CreateRoomRequest(name="ci", metadata="before", empty_timeout=30))
+            await asyncio.wait_for(sdk_room.connect(url, make_token("tester", "ci")), 20)
+            assert sdk_room.metadata == "before"
+            events = Events(sdk_room, "room_metadata_changed", "disconnected")
+            await lkapi.room.update_room_metadata(api.UpdateRoomMetadataRequest(room="ci", metadata="after"))
+            assert (await events.next("room_metadata_changed"))[1] == "after"
+            listed = await lkapi.room.list_participants(api.ListParticipantsRequest(room="ci"))
+            assert [p.identity for p in listed.participants] == ["tester"]
+            await lkapi.room.delete_room(api.DeleteRoomRequest(room="ci"))
+            assert (await events.next("disconnected"))[0] == rtc.DisconnectReason.ROOM_DELETED
+            assert list((await lkapi.room.list_rooms(api.ListRoomsRequest())).rooms) == []
+        finally:
+            await lkapi.aclose()
+    finally:
+        await sdk_room.disconnect()
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
