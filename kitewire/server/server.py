@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from livekit.protocol import connector as pb_connector
 from livekit.protocol import egress as pb_egress
 from livekit.protocol import ingress as pb_ingress
 from livekit.protocol import models as pb_models
@@ -88,7 +89,12 @@ class Server:
         self.twirp = TwirpRouter(self.config.keys)
         self.twirp.add_service(ROOM_SERVICE, RoomService(self.rooms).handlers())
         # Services livekit-api offers that kitewire does not have: a Twirp "unimplemented" naming them.
-        for module, name in ((pb_egress, "Egress"), (pb_ingress, "Ingress"), (pb_sip, "SIP")):
+        for module, name in (
+            (pb_egress, "Egress"),
+            (pb_ingress, "Ingress"),
+            (pb_sip, "SIP"),
+            (pb_connector, "Connector"),
+        ):
             self.twirp.add_unimplemented(module.DESCRIPTOR.services_by_name[name])
 
     # ----- lifecycle -----
