@@ -30,7 +30,7 @@ from .subscription_permissions import SubscriptionPermissions
 from .transports import Transports
 from .uptrack import PublishedTrack
 
-__all__ = ["PARTICIPANT_KINDS", "Participant"]
+__all__ = ["DEPENDENT_KINDS", "PARTICIPANT_KINDS", "Participant"]
 
 logger = logging.getLogger("kitewire.server")
 
@@ -47,6 +47,8 @@ PARTICIPANT_KINDS: dict[str, int] = {
     "connector": pb_models.ParticipantInfo.CONNECTOR,
     "bridge": pb_models.ParticipantInfo.BRIDGE,
 }
+#: Kinds that do not count towards a room's max_participants (livekit's rule).
+DEPENDENT_KINDS = frozenset({pb_models.ParticipantInfo.AGENT, pb_models.ParticipantInfo.EGRESS})
 # Tracks a subscriber remembers being refused, to subscribe when the publisher allows them.
 _MAX_DENIED_TRACKS = 1024
 
@@ -121,7 +123,7 @@ class Participant:
     @property
     def dependent(self) -> bool:
         """Agents and egress do not count towards a room's max_participants (livekit's rule)."""
-        return self.kind in (pb_models.ParticipantInfo.AGENT, pb_models.ParticipantInfo.EGRESS)
+        return self.kind in DEPENDENT_KINDS
 
     @property
     def can_publish(self) -> bool:

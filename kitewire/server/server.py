@@ -34,7 +34,7 @@ from .http_guard import (
     ConnectionGuard,
 )
 from .ids import new_id
-from .participant import PARTICIPANT_KINDS, Participant
+from .participant import DEPENDENT_KINDS, PARTICIPANT_KINDS, Participant
 from .room import Room, RoomManager, RoomSettings
 from .room_service import ROOM_SERVICE, RoomService
 from .signal_loop import run_signal_loop
@@ -275,10 +275,7 @@ class Server:
 
     @staticmethod
     def _check_room_has_space(room: Room[Participant], claims: AccessClaims) -> None:
-        dependent = PARTICIPANT_KINDS[claims.kind.lower()] in (
-            pb_models.ParticipantInfo.AGENT,
-            pb_models.ParticipantInfo.EGRESS,
-        )
+        dependent = PARTICIPANT_KINDS[claims.kind.lower()] in DEPENDENT_KINDS
         reason = room.refusal_for(claims.identity, dependent=dependent)
         if reason is not None:
             raise JoinRefused(403, reason)
