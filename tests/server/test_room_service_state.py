@@ -10,8 +10,12 @@ from typing import Any
 
 import pytest
 from kitewire.server import Server
+from kitewire.server.limits import MAX_PERMISSION_ENTRIES
+from kitewire.server.subscription_permissions import SubscriptionPermissions
+from kitewire.signal import connect, create_token
 from livekit import api, rtc
 from livekit.protocol import room as pb_room
+from livekit.protocol import rtc as pb_rtc
 
 from .conftest import KEY, SECRET, Connect
 from .room_service_support import Events, admin_api
@@ -178,3 +182,38 @@ async def test_subscription_permissions_are_enforced(server: Server, sdk_rooms: 
         if reader is not None:
             await reader.close()
         await publisher.stop()
+
+
+def test_the_permission_rule_by_identity_sid_and_track() -> None:
+    rule = SubscriptionPermissions()
+    assert rule.allows("anyone", "PA_x", "TR_a")
+    request = pb_rtc.SubscriptionPermission(all_participants=False)
+    request.track_permissions.add(participant_identity="bob", all_tracks=True)
+    request.track_permissions.add(participant_sid="PA_carol", track_sids=["TR_a"])
+    rule.replace(request)
+    assert rule.allows("bob", "PA_bob", "TR_b")
+    assert rule.allows("carol", "PA_carol", "TR_a") and not rule.allows("carol", "PA_carol", "TR_b")
+    assert not rule.allows("dave", "PA_dave", "TR_a")
+    rule.replace(pb_rtc.SubscriptionPermission(all_participants=True))
+    assert rule.allows("dave", "PA_dave", "TR_a")
+
+
+async def test_an_unbounded_permission_request_is_refused(server: Server) -> None:
+    client, _ = await connect(server.url, create_token(KEY, SECRET, identity="greedy", room="perm"))
+    try:
+        request = pb_rtc.SignalRequest()
+        request.subscription_permission.all_participants = False
+        for index in range(MAX_PERMISSION_ENTRIES + 1):
+            request.subscription_permission.track_permissions.add(participant_identity=f"p{index}", all_tracks=True)
+        await client.send(request)
+        refusal = None
+        while refusal is None:
+            message = await client.recv(timeout=5)
+            assert message is not None
+            if message.WhichOneof("message") == "request_response":
+                refusal = message.request_response
+        assert refusal.reason == pb_rtc.RequestResponse.LIMIT_EXCEEDED and "participants" in refusal.message
+        # The rule did not change: everyone may still subscribe.
+        assert server.rooms.rooms["perm"].participants["greedy"].subscription_permissions.all_participants
+    finally:
+        await client.close()
