@@ -217,7 +217,9 @@ class Participant:
 
     async def update_permission(self, permission: pb_models.ParticipantPermission) -> None:
         """Replace what the participant may do (the server API): losing canPublish unpublishes its tracks,
-        losing canSubscribe ends its subscriptions; the participant and the room hear the new state."""
+        losing canSubscribe ends its subscriptions, regaining it subscribes an auto-subscribing participant
+        to the room again; the participant and the room hear the new state."""
+        could_subscribe = self.can_subscribe
         self.grant = dataclasses.replace(
             self.grant,
             can_subscribe=permission.can_subscribe,
@@ -238,6 +240,8 @@ class Participant:
         if not self.can_subscribe:
             for track_sid in list(self.subscriptions):
                 self.unsubscribe(track_sid)
+        elif not could_subscribe and self.context.media_available:
+            self._subscribe_to_room()
         self.announce(to_self=True)
 
     def set_track_muted(self, track_sid: str, muted: bool, *, tell_client: bool) -> pb_models.TrackInfo | None:

@@ -182,6 +182,18 @@ async def test_tracks_are_muted_unsubscribed_and_unpublished_by_the_server(serve
         _track, remote, participant = await bob_events.next("track_subscribed")
         assert remote.sid == publication.sid and participant.identity == "alice"
 
+        # Taking canSubscribe away ends bob's subscriptions; giving it back subscribes him again.
+        bob_events.clear("track_subscribed")
+        for can_subscribe in (False, True):
+            permission = pb_models.ParticipantPermission(can_subscribe=can_subscribe, can_publish=True)
+            await lkapi.room.update_participant(
+                api.UpdateParticipantRequest(room="media", identity="bob", permission=permission)
+            )
+            if not can_subscribe:
+                assert room.participants["bob"].subscriptions == {}
+        _track, remote, participant = await bob_events.next("track_subscribed")
+        assert remote.sid == publication.sid and publication.sid in room.participants["bob"].subscriptions
+
         # Taking canPublish away unpublishes alice's track: bob sees it unsubscribed and unpublished.
         bob_events.clear("track_unsubscribed")
         permission = pb_models.ParticipantPermission(can_subscribe=True, can_publish=False, can_publish_data=True)
