@@ -218,7 +218,8 @@ class Participant:
     async def update_permission(self, permission: pb_models.ParticipantPermission) -> None:
         """Replace what the participant may do (the server API): losing canPublish unpublishes its tracks,
         losing canSubscribe ends its subscriptions, regaining it subscribes an auto-subscribing participant
-        to the room again; the participant and the room hear the new state."""
+        to the room again; the participant and the room hear the new state. ``hidden`` stays as the token
+        set it: others were never told of a hidden participant, so it cannot appear or vanish midway."""
         could_subscribe = self.can_subscribe
         self.grant = dataclasses.replace(
             self.grant,
@@ -230,7 +231,6 @@ class Participant:
                 for source in permission.can_publish_sources
                 if source in pb_models.TrackSource.values()
             ),
-            hidden=permission.hidden,
             can_update_own_metadata=permission.can_update_metadata,
         )
         if not self.can_publish:
