@@ -6,6 +6,7 @@ channels in ``data_relay``, its signal loop in ``signal_loop``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Coroutine
@@ -25,14 +26,31 @@ from .downtrack import DownTrack
 from .events import log_event
 from .ids import PARTICIPANT_PREFIX, new_id
 from .room import Room
+from .subscription_permissions import SubscriptionPermissions
 from .transports import Transports
 from .uptrack import PublishedTrack
 
-__all__ = ["Participant"]
+__all__ = ["DEPENDENT_KINDS", "PARTICIPANT_KINDS", "Participant"]
 
 logger = logging.getLogger("kitewire.server")
 
 _FAILURE_GRACE_SECONDS = 2.0
+
+#: The token's ``kind`` claim -> ParticipantInfo.Kind ("" is a standard participant).
+PARTICIPANT_KINDS: dict[str, int] = {
+    "": pb_models.ParticipantInfo.STANDARD,
+    "standard": pb_models.ParticipantInfo.STANDARD,
+    "ingress": pb_models.ParticipantInfo.INGRESS,
+    "egress": pb_models.ParticipantInfo.EGRESS,
+    "sip": pb_models.ParticipantInfo.SIP,
+    "agent": pb_models.ParticipantInfo.AGENT,
+    "connector": pb_models.ParticipantInfo.CONNECTOR,
+    "bridge": pb_models.ParticipantInfo.BRIDGE,
+}
+#: Kinds that do not count towards a room's max_participants (livekit's rule).
+DEPENDENT_KINDS = frozenset({pb_models.ParticipantInfo.AGENT, pb_models.ParticipantInfo.EGRESS})
+# Tracks a subscriber remembers being refused, to subscribe when the publisher allows them.
+_MAX_DENIED_TRACKS = 1024
 
 
 class Participant:
@@ -55,7 +73,12 @@ class Participant:
         self.metadata = claims.metadata
         self.attributes = dict(claims.attributes)
         self.grant = claims.video
-        self.kind = claims.kind
+        #: ParticipantInfo.Kind from the token's ``kind`` claim (the server refuses unknown kinds before this).
+        self.kind = PARTICIPANT_KINDS.get(claims.kind.lower(), pb_models.ParticipantInfo.STANDARD)
+        #: Who may subscribe to this participant's tracks (set_track_subscription_permissions).
+        self.subscription_permissions = SubscriptionPermissions()
+        # Track sids this participant was refused by their publishers' permissions.
+        self.denied_tracks: set[str] = set()
         self.join_request = params.join_request
         self.auto_subscribe = params.auto_subscribe
         self.client_info = params.join_request.client_info
@@ -98,6 +121,11 @@ class Participant:
         return self.grant.hidden
 
     @property
+    def dependent(self) -> bool:
+        """Agents and egress do not count towards a room's max_participants (livekit's rule)."""
+        return self.kind in DEPENDENT_KINDS
+
+    @property
     def can_publish(self) -> bool:
         """Whether the token allows publishing media."""
         return self.grant.can_publish
@@ -134,6 +162,7 @@ class Participant:
         info.joined_at_ms = int(self.joined_at * 1000)
         info.version = self.version
         info.is_publisher = bool(self.published)
+        info.kind = self.kind  # type: ignore[assignment]
         for key, value in self.attributes.items():
             info.attributes[key] = value
         permission = info.permission
@@ -142,6 +171,12 @@ class Participant:
         permission.can_publish_data = self.grant.can_publish_data
         permission.hidden = self.grant.hidden
         permission.can_update_metadata = self.grant.can_update_own_metadata
+        known_sources = pb_models.TrackSource.keys()
+        permission.can_publish_sources.extend(
+            pb_models.TrackSource.Value(name.upper())  # type: ignore[misc]
+            for name in self.grant.can_publish_sources
+            if name.upper() in known_sources
+        )
         for track in self.published.values():
             info.tracks.append(track.info)
         return info
@@ -165,6 +200,73 @@ class Participant:
             self.send(update)
         # The room leaves hidden participants out of what it tells others.
         self.room.broadcast_update([info], exclude=self)
+
+    def update_state(self, *, name: str = "", metadata: str = "", attributes: dict[str, str] | None = None) -> None:
+        """Apply a name, metadata and attribute change (empty leaves one as it is; an empty attribute value
+        deletes the key) and tell the participant and the room. Bounds are the caller's (``limits``)."""
+        if name:
+            self.name = name
+        if metadata:
+            self.metadata = metadata
+        for key, value in (attributes or {}).items():
+            if value:
+                self.attributes[key] = value
+            else:
+                self.attributes.pop(key, None)
+        self.announce(to_self=True)
+
+    async def update_permission(self, permission: pb_models.ParticipantPermission) -> None:
+        """Replace what the participant may do (the server API): losing canPublish unpublishes its tracks,
+        losing canSubscribe ends its subscriptions, regaining it subscribes an auto-subscribing participant
+        to the room again; the participant and the room hear the new state. ``hidden`` stays as the token
+        set it: others were never told of a hidden participant, so it cannot appear or vanish midway."""
+        could_subscribe = self.can_subscribe
+        self.grant = dataclasses.replace(
+            self.grant,
+            can_subscribe=permission.can_subscribe,
+            can_publish=permission.can_publish,
+            can_publish_data=permission.can_publish_data,
+            can_publish_sources=tuple(
+                pb_models.TrackSource.Name(source).lower()
+                for source in permission.can_publish_sources
+                if source in pb_models.TrackSource.values()
+            ),
+            can_update_own_metadata=permission.can_update_metadata,
+        )
+        if not self.can_publish:
+            for track_sid in list(self.published):
+                await self.unpublish(track_sid, broadcast=False)
+            self.pending_tracks.clear()
+        if not self.can_subscribe:
+            for track_sid in list(self.subscriptions):
+                self.unsubscribe(track_sid)
+        elif not could_subscribe and self.context.media_available:
+            self._subscribe_to_room()
+        self.announce(to_self=True)
+
+    def set_track_muted(self, track_sid: str, muted: bool, *, tell_client: bool) -> pb_models.TrackInfo | None:
+        """Mute or unmute a track of this participant (published or waiting for media); None when it has none.
+
+        With ``tell_client`` (the server API) the client hears a mute request too, so
+        the SDK mutes its local track; everyone else hears the new track state.
+        """
+        track = self.published.get(track_sid)
+        info = track.info if track is not None else None
+        if info is None:
+            info = next((pending for pending in self.pending_tracks.values() if pending.sid == track_sid), None)
+        if info is None:
+            return None
+        if tell_client:
+            request = pb_rtc.SignalResponse()
+            request.mute.sid = track_sid
+            request.mute.muted = muted
+            self.send(request)
+        if info.muted != muted:
+            info.muted = muted
+            self._log("mute" if muted else "unmute", track=track_sid)
+            if track is not None:
+                self.announce()
+        return info
 
     def _log(self, event: str, **fields: Any) -> None:
         log_event(event, room=self.room.name, identity=self.identity, **fields)
@@ -321,6 +423,8 @@ class Participant:
         for down in list(track.downtracks.values()):
             down.subscriber.unsubscribe(track_sid, track=track)
         self.room.remember_track_sid(self.identity, track_sid)
+        for other in self.room.others(self):
+            other.denied_tracks.discard(track_sid)
         self._log("unpublish", track=track_sid)
         if broadcast:
             self.announce()
@@ -333,6 +437,9 @@ class Participant:
             return
         if track.publisher.hidden:
             # Nobody may learn of a hidden participant, so nobody receives its tracks.
+            return
+        if not track.publisher.subscription_permissions.allows(self.identity, self.sid, track.sid):
+            self._tell_permission(track, allowed=False)
             return
         if self.single_pc:
             down = DownTrack(track, self, None, is_ready=self.transports.ready_to_send)
@@ -352,6 +459,39 @@ class Participant:
             track.publisher.send(notice)
         self.transports.request_negotiation()
 
+    def _tell_permission(self, track: PublishedTrack, *, allowed: bool) -> None:
+        """Tell this subscriber (once per change) whether it may subscribe to ``track``."""
+        if allowed == (track.sid not in self.denied_tracks):
+            return
+        if allowed:
+            self.denied_tracks.discard(track.sid)
+        elif len(self.denied_tracks) < _MAX_DENIED_TRACKS:
+            self.denied_tracks.add(track.sid)
+        update = pb_rtc.SignalResponse()
+        update.subscription_permission_update.participant_sid = track.publisher.sid
+        update.subscription_permission_update.track_sid = track.sid
+        update.subscription_permission_update.allowed = allowed
+        self.send(update)
+
+    def set_subscription_permissions(self, request: pb_rtc.SubscriptionPermission) -> None:
+        """Take the publisher's new rule: end subscriptions it no longer allows, start the ones it now allows
+        for subscribers that auto-subscribe or were refused before. Bounds are the caller's."""
+        self.subscription_permissions.replace(request)
+        for track in list(self.published.values()):
+            for down in list(track.downtracks.values()):
+                subscriber = down.subscriber
+                if not self.subscription_permissions.allows(subscriber.identity, subscriber.sid, track.sid):
+                    subscriber.unsubscribe(track.sid, track=track)
+                    subscriber._tell_permission(track, allowed=False)
+            for other in self.room.others(self):
+                if other.closed or track.sid in other.subscriptions or not other.can_subscribe:
+                    continue
+                if not self.subscription_permissions.allows(other.identity, other.sid, track.sid):
+                    continue
+                if track.sid in other.denied_tracks or other.auto_subscribe:
+                    other._tell_permission(track, allowed=True)
+                    other.subscribe(track)
+
     def unsubscribe(self, track_sid: str, *, track: PublishedTrack | None = None) -> None:
         """Remove the downtrack for ``track_sid`` (only when it forwards ``track``, if given) and renegotiate."""
         down = self.subscriptions.get(track_sid)
@@ -363,6 +503,16 @@ class Participant:
         self.transports.release(down)
         self._log("unsubscribe", track=track_sid)
         self.transports.request_negotiation()
+
+    def set_subscribed(self, track_sids: list[str], subscribe: bool) -> None:
+        """Subscribe to (or unsubscribe from) others' tracks by sid, skipping unknown ones (bounds are the caller's)."""
+        for sid in track_sids:
+            if subscribe:
+                track = self.find_track(sid)
+                if track is not None:
+                    self.subscribe(track)
+            else:
+                self.unsubscribe(sid)
 
     def find_track(self, track_sid: str) -> PublishedTrack | None:
         """Another participant's published track ``track_sid``, if any."""

@@ -27,6 +27,7 @@ from .limits import (
     metadata_update_problem,
     refusal,
 )
+from .subscription_permissions import permission_problem
 from .uptrack import quality_to_layer
 
 if TYPE_CHECKING:
@@ -149,13 +150,7 @@ def _handle_subscription(participant: Participant, request: pb_rtc.UpdateSubscri
     if request.subscribe and not participant.can_subscribe:
         refuse(participant, "subscription", "token does not allow subscribing (canSubscribe=false)")
         return
-    for sid in sids:
-        if request.subscribe:
-            track = participant.find_track(sid)
-            if track is not None:
-                participant.subscribe(track)
-        else:
-            participant.unsubscribe(sid)
+    participant.set_subscribed(sids, request.subscribe)
 
 
 def _handle_track_setting(participant: Participant, setting: pb_rtc.UpdateTrackSettings) -> None:
@@ -216,7 +211,9 @@ async def dispatch(participant: Participant, request: pb_rtc.SignalRequest) -> b
         participant.send(response)
     elif kind == "update_metadata":
         _handle_update_metadata(participant, request.update_metadata)
-    # sync_state, simulate, subscription_permission, ...: accepted and ignored.
+    elif kind == "subscription_permission":
+        _handle_subscription_permission(participant, request.subscription_permission)
+    # sync_state, simulate, ...: accepted and ignored.
     return False
 
 
@@ -264,20 +261,7 @@ def _ignore_candidate(participant: Participant, reason: str) -> None:
 
 
 def _handle_mute(participant: Participant, mute: pb_rtc.MuteTrackRequest) -> None:
-    track = participant.published.get(mute.sid)
-    info = track.info if track is not None else None
-    if info is None:
-        for pending in participant.pending_tracks.values():
-            if pending.sid == mute.sid:
-                info = pending
-    if info is None or info.muted == mute.muted:
-        return
-    info.muted = mute.muted
-    log_event(
-        "mute" if mute.muted else "unmute", room=participant.room.name, identity=participant.identity, track=mute.sid
-    )
-    if track is not None:
-        participant.announce()
+    participant.set_track_muted(mute.sid, mute.muted, tell_client=False)
 
 
 def _handle_update_metadata(participant: Participant, update: pb_rtc.UpdateParticipantMetadata) -> None:
@@ -308,3 +292,12 @@ def _handle_update_metadata(participant: Participant, update: pb_rtc.UpdateParti
         done.request_response.request_id = update.request_id
         done.request_response.reason = pb_rtc.RequestResponse.OK
         participant.send(done)
+
+
+def _handle_subscription_permission(participant: Participant, request: pb_rtc.SubscriptionPermission) -> None:
+    """Who may subscribe to this participant's tracks; the server enforces it (``set_subscription_permissions``)."""
+    problem = permission_problem(request)
+    if problem is not None:
+        refuse(participant, "subscription_permission", problem, pb_rtc.RequestResponse.LIMIT_EXCEEDED)
+        return
+    participant.set_subscription_permissions(request)

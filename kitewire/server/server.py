@@ -1,6 +1,6 @@
 """The embedded SFU: one aiohttp application serving LiveKit signalling
-(``/rtc``, ``/rtc/v1``, ``/rtc/validate``, ``/rtc/v1/validate``) and owning
-the rooms.
+(``/rtc``, ``/rtc/v1``, ``/rtc/validate``, ``/rtc/v1/validate``) and the
+server API over Twirp (``/twirp/...``, see ``twirp``), and owning the rooms.
 """
 
 from __future__ import annotations
@@ -11,8 +11,12 @@ import time
 from typing import Any
 
 from aiohttp import web
+from livekit.protocol import connector as pb_connector
+from livekit.protocol import egress as pb_egress
+from livekit.protocol import ingress as pb_ingress
 from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
+from livekit.protocol import sip as pb_sip
 
 from kitewire.signal.connection import ServerSignalConnection, server_websocket
 from kitewire.signal.join import JoinParams, parse_join_request
@@ -30,9 +34,11 @@ from .http_guard import (
     ConnectionGuard,
 )
 from .ids import new_id
-from .participant import Participant
-from .room import Room, RoomManager
+from .participant import DEPENDENT_KINDS, PARTICIPANT_KINDS, Participant
+from .room import Room, RoomManager, RoomSettings
+from .room_service import ROOM_SERVICE, RoomService
 from .signal_loop import run_signal_loop
+from .twirp import TwirpRouter
 
 __all__ = ["JoinRefused", "Server"]
 
@@ -79,6 +85,17 @@ class Server:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._media_available: bool | None = None
+        #: The server API: ``self.twirp.add_service(descriptor, handlers)`` adds a service (see ``twirp``).
+        self.twirp = TwirpRouter(self.config.keys)
+        self.twirp.add_service(ROOM_SERVICE, RoomService(self.rooms).handlers())
+        # Services livekit-api offers that kitewire does not have: a Twirp "unimplemented" naming them.
+        for module, name in (
+            (pb_egress, "Egress"),
+            (pb_ingress, "Ingress"),
+            (pb_sip, "SIP"),
+            (pb_connector, "Connector"),
+        ):
+            self.twirp.add_unimplemented(module.DESCRIPTOR.services_by_name[name])
 
     # ----- lifecycle -----
 
@@ -114,6 +131,7 @@ class Server:
         app.router.add_get("/rtc/v1", self._handle_rtc)
         app.router.add_get("/rtc/validate", self._handle_validate)
         app.router.add_get("/rtc/v1/validate", self._handle_validate)
+        self.twirp.install(app)
         # Request handler options (aiohttp passes these runner arguments to each connection's handler).
         runner = web.AppRunner(
             app,
@@ -247,7 +265,20 @@ class Server:
         wanted_room = request.query.get("room")
         if wanted_room and wanted_room != claims.video.room:
             raise JoinRefused(403, f"permissions denied: token is for room {claims.video.room!r}, not {wanted_room!r}")
+        if claims.kind.lower() not in PARTICIPANT_KINDS:
+            kinds = ", ".join(sorted(k for k in PARTICIPANT_KINDS if k))
+            raise JoinRefused(401, f"invalid token: kind must be one of {kinds}, got {claims.kind[:64]!r}")
+        room = self.rooms.rooms.get(claims.video.room)
+        if room is not None and not room.closed:
+            self._check_room_has_space(room, claims)
         return params, claims
+
+    @staticmethod
+    def _check_room_has_space(room: Room[Participant], claims: AccessClaims) -> None:
+        dependent = PARTICIPANT_KINDS[claims.kind.lower()] in DEPENDENT_KINDS
+        reason = room.refusal_for(claims.identity, dependent=dependent)
+        if reason is not None:
+            raise JoinRefused(403, reason)
 
     def _refusal(self, request: web.Request, refused: JoinRefused) -> web.Response:
         log_event(
@@ -266,6 +297,13 @@ class Server:
         except JoinRefused as refused:
             return self._refusal(request, refused)
         return web.Response(text="success")
+
+    def _room_for_join(self, claims: AccessClaims) -> Room[Participant]:
+        """The room a join enters, opened if needed, with the token's roomConfig applied as CreateRoom would."""
+        room = self.rooms.get_or_create(claims.video.room)
+        if claims.room_config is not None:
+            room.configure(RoomSettings.from_request(claims.room_config))
+        return room
 
     async def _handle_rtc(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -289,13 +327,25 @@ class Server:
             await connection.send(leave)
             await connection.close("session resume not supported; rejoin")
             return ws
-        room = self.rooms.get_or_create(claims.video.room)
+        room = self._room_for_join(claims)
+        try:
+            self._check_room_has_space(room, claims)
+        except JoinRefused as refused:
+            # Over the limit after the upgrade (the room's limit came with this token): say why, then close.
+            self._refusal(request, refused)
+            leave = pb_rtc.SignalResponse()
+            leave.leave.reason = pb_models.JOIN_FAILURE
+            leave.leave.action = pb_rtc.LeaveRequest.DISCONNECT
+            await connection.send(leave)
+            await connection.close(refused.reason)
+            self.rooms.participant_left(room)
+            return ws
         previous = room.participants.get(claims.identity)
         if previous is not None:
             await previous.close("replaced by a new session with the same identity", pb_models.DUPLICATE_IDENTITY)
-            room = self.rooms.get_or_create(claims.video.room)
+            room = self._room_for_join(claims)
         participant = Participant(self._context_for(room), room, claims, params, connection)
-        room.participants[claims.identity] = participant
+        room.admit(participant)
         log_event(
             "join",
             room=room.name,

@@ -16,6 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 import jwt
+from google.protobuf import json_format
+from livekit.protocol import room as pb_room
 
 __all__ = [
     "DEV_API_KEY",
@@ -154,6 +156,8 @@ class AccessClaims:
     kind: str = ""
     expires_at: float = 0.0
     not_before: float = 0.0
+    #: The ``roomConfig`` claim: settings for the room this token joins (applied like CreateRoom).
+    room_config: pb_room.RoomConfiguration | None = None
 
 
 def create_token(
@@ -268,6 +272,7 @@ def verify_token(token: str, keys: Mapping[str, str], *, now: float | None = Non
     if not isinstance(attributes, dict):
         raise TokenError(f"attributes must be an object, got {attributes!r}")
     return AccessClaims(
+        room_config=_room_config(claims.get("roomConfig")),
         api_key=api_key,
         identity=identity,
         video=VideoGrant.from_claims(video),
@@ -278,6 +283,20 @@ def verify_token(token: str, keys: Mapping[str, str], *, now: float | None = Non
         expires_at=float(exp or 0),
         not_before=float(nbf or 0),
     )
+
+
+def _room_config(value: Any) -> pb_room.RoomConfiguration | None:
+    """The ``roomConfig`` claim (RoomConfiguration in protobuf JSON, as livekit-api writes it)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TokenError(f"roomConfig must be an object, got {value!r}")
+    config = pb_room.RoomConfiguration()
+    try:
+        json_format.ParseDict(value, config, ignore_unknown_fields=True)
+    except (json_format.ParseError, TypeError, ValueError) as exc:
+        raise TokenError(f"roomConfig: expected a RoomConfiguration, got {exc}") from None
+    return config
 
 
 def parse_keys(text: str) -> dict[str, str]:
