@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import kitewire
@@ -21,9 +20,8 @@ from kitewire.server import Server
 from kitewire.server.twirp import TWIRP_STATUS
 from livekit import api
 
-from .conftest import Connect
+from .live_room import LiveRoom
 from .room_service_support import api_token
-from .test_refusals import LiveRoom
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -31,16 +29,6 @@ _SEED = 20261202
 _CALLS = 400
 _AT_ONCE = 8
 _FUZZER = Path(__file__).with_name("twirp_fuzzer.py")
-
-
-@pytest.fixture
-async def live_room(sdk_rooms: Connect) -> AsyncIterator[LiveRoom]:
-    live = LiveRoom()
-    try:
-        await live.start(sdk_rooms)
-        yield live
-    finally:
-        await live.stop()
 
 
 async def _fuzz(server: Server, tokens: list[str | None]) -> list[tuple[int, str]]:
