@@ -205,6 +205,7 @@ class Participant:
             join.enabled_publish_codecs.append(pb_models.Codec(mime=mime))
         self.send(response)
         self.room.broadcast_update([self.info()], exclude=self)
+        self.context.webhooks.notify("participant_joined", self.room.info(), participant=self.info())
 
         if self.context.media_available:
             offer = self.join_request.publisher_offer if self.join_request.HasField("publisher_offer") else None
@@ -298,6 +299,9 @@ class Participant:
         if newly or gone:
             self.announce()
             for track in newly:
+                self.context.webhooks.notify(
+                    "track_published", self.room.info(), participant=self.info(), track=track.info
+                )
                 for other in self.room.others(self):
                     if other.auto_subscribe and other.can_subscribe and not other.closed:
                         other.subscribe(track)
@@ -322,6 +326,7 @@ class Participant:
             down.subscriber.unsubscribe(track_sid, track=track)
         self.room.remember_track_sid(self.identity, track_sid)
         self._log("unpublish", track=track_sid)
+        self.context.webhooks.notify("track_unpublished", self.room.info(), participant=self.info(), track=track.info)
         if broadcast:
             self.announce()
 
@@ -398,6 +403,7 @@ class Participant:
         info = self._bump()
         info.disconnect_reason = disconnect_reason  # type: ignore[assignment]
         self.room.broadcast_update([info])
+        self.context.webhooks.notify("participant_left", self.room.info(), participant=info)
         self._log("leave", sid=self.sid, reason=reason, code=pb_models.DisconnectReason.Name(disconnect_reason))
         for task in list(self._tasks):
             if task is not asyncio.current_task():

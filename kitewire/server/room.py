@@ -13,6 +13,7 @@ from livekit.protocol import rtc as pb_rtc
 
 from .events import log_event
 from .ids import ROOM_PREFIX, new_id
+from .webhooks import WebhookNotifier
 
 __all__ = ["Member", "Room", "RoomManager"]
 
@@ -111,10 +112,14 @@ class Room(Generic[M]):
 
 
 class RoomManager(Generic[M]):
-    """All rooms of a server; closes a room ``empty_timeout`` after its last participant left."""
+    """All rooms of a server; closes a room ``empty_timeout`` after its last participant left.
 
-    def __init__(self, empty_timeout: float) -> None:
+    Rooms starting and finishing are reported to ``webhooks``.
+    """
+
+    def __init__(self, empty_timeout: float, webhooks: WebhookNotifier | None = None) -> None:
         self.empty_timeout = empty_timeout
+        self.webhooks = webhooks if webhooks is not None else WebhookNotifier()
         self.rooms: dict[str, Room[M]] = {}
         self._close_tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -128,6 +133,7 @@ class RoomManager(Generic[M]):
             room = Room(name, self.empty_timeout)
             self.rooms[name] = room
             log_event("room_created", room=name, sid=room.sid)
+            self.webhooks.notify("room_started", room.info())
         return room
 
     def participant_left(self, room: Room[M]) -> None:
@@ -149,6 +155,7 @@ class RoomManager(Generic[M]):
         room.closed = True
         del self.rooms[room.name]
         log_event("room_closed", room=room.name, sid=room.sid)
+        self.webhooks.notify("room_finished", room.info())
 
     async def close_all(self) -> None:
         """Cancel pending closes and forget every room (participants are closed by the server)."""
@@ -157,4 +164,5 @@ class RoomManager(Generic[M]):
         self._close_tasks.clear()
         for room in self.rooms.values():
             room.closed = True
+            self.webhooks.notify("room_finished", room.info())
         self.rooms.clear()

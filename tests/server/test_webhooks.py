@@ -1,0 +1,197 @@
+"""Webhooks: a room's whole life as livekit-api's WebhookReceiver sees it, and receivers that misbehave."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp import web
+from kitewire.server import Server, ServerConfig
+from kitewire.server.webhooks import WebhookNotifier, WebhookSettings
+from livekit import api, rtc
+from livekit.protocol import models as pb_models
+
+from .conftest import KEY, SECRET, make_token
+from .sdk_media import CounterPublisher
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@dataclass
+class Received:
+    """What a receiver got: verified events in arrival order, and each request's content type."""
+
+    events: list[api.WebhookEvent] = field(default_factory=list)
+    content_types: list[str] = field(default_factory=list)
+    requests: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+Handler = Callable[[web.Request, Received], Awaitable[web.StreamResponse]]
+
+
+async def _verifying(request: web.Request, received: Received) -> web.StreamResponse:
+    body = await request.text()
+    receiver = api.WebhookReceiver(api.TokenVerifier(KEY, SECRET))
+    received.events.append(receiver.receive(body, request.headers["Authorization"]))
+    received.content_types.append(request.content_type)
+    return web.Response(text="ok")
+
+
+@asynccontextmanager
+async def receiver(handler: Handler = _verifying) -> AsyncIterator[tuple[str, Received]]:
+    """An HTTP webhook receiver on 127.0.0.1: its URL and what it received."""
+    received = Received()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        received.requests += 1
+        received.arrived.set()
+        return await handler(request, received)
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}/hook", received
+    finally:
+        await runner.cleanup()
+
+
+async def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def test_a_rooms_whole_life_arrives_verified_and_in_order() -> None:
+    async with receiver() as (url, received):
+        config = ServerConfig.dev(port=0, empty_timeout=0.3, webhook_urls=[url], webhook_api_key=KEY)
+        async with Server(config) as server:
+            room = rtc.Room()
+            await asyncio.wait_for(room.connect(server.url, make_token("alice", "hooks")), 20)
+            publisher = CounterPublisher(room, 320, 240, simulcast=False, codec=rtc.VideoCodec.VP8)
+            publication = await publisher.start()
+            assert await _wait_for(lambda: any(e.event == "track_published" for e in received.events), 20)
+            await room.local_participant.unpublish_track(publication.sid)
+            await publisher.stop()
+            assert await _wait_for(lambda: any(e.event == "track_unpublished" for e in received.events), 20)
+            await room.disconnect()
+            assert await _wait_for(lambda: any(e.event == "room_finished" for e in received.events), 20)
+    names = [event.event for event in received.events]
+    assert names == [
+        "room_started",
+        "participant_joined",
+        "track_published",
+        "track_unpublished",
+        "participant_left",
+        "room_finished",
+    ]
+    assert set(received.content_types) == {"application/webhook+json"}
+    assert all(event.room.name == "hooks" for event in received.events)
+    assert len({event.room.sid for event in received.events}) == 1
+    by_name = {event.event: event for event in received.events}
+    assert by_name["participant_joined"].participant.identity == "alice"
+    assert by_name["participant_left"].participant.identity == "alice"
+    track = by_name["track_published"].track
+    assert track.sid == publication.sid and track.type == pb_models.VIDEO
+    assert by_name["track_unpublished"].track.sid == publication.sid
+    assert len({event.id for event in received.events}) == len(received.events)
+
+
+async def test_a_receiver_that_never_answers_delays_no_join() -> None:
+    release = asyncio.Event()
+
+    async def hang(request: web.Request, received: Received) -> web.StreamResponse:
+        await release.wait()
+        return web.Response(text="late")
+
+    async with receiver(hang) as (url, received):
+        config = ServerConfig.dev(port=0, empty_timeout=0.3, webhook_urls=[url], webhook_api_key=KEY)
+        async with Server(config) as server:
+            rooms = [rtc.Room() for _ in range(3)]
+            try:
+                for index, room in enumerate(rooms):
+                    await asyncio.wait_for(room.connect(server.url, make_token(f"p{index}", "stuck")), 20)
+                # Every join completed while the receiver still held the first webhook unanswered.
+                assert received.requests >= 1 and not release.is_set()
+                assert len(rooms[0].remote_participants) == 2
+                stats = server.webhooks.stats()[url]
+                assert stats["sent"] == 0 and stats["queued"] >= 3  # room_started in flight, 3 joins waiting
+            finally:
+                for room in rooms:
+                    await room.disconnect()
+                release.set()
+
+
+async def test_a_full_queue_drops_the_oldest_and_says_how_many() -> None:
+    gate = asyncio.Event()
+
+    async def gated(request: web.Request, received: Received) -> web.StreamResponse:
+        await gate.wait()
+        return await _verifying(request, received)
+
+    async with receiver(gated) as (url, received):
+        notifier = WebhookNotifier(WebhookSettings(urls=(url,), api_key=KEY, api_secret=SECRET, queue_size=4))
+        await notifier.start()
+        try:
+            for index in range(10):
+                notifier.notify("room_started", pb_models.Room(name=f"r{index}"))
+                await asyncio.sleep(0)  # lets the sender take the first event before the rest queue up
+            assert await _wait_for(lambda: received.requests >= 1, 10)
+            assert notifier.stats()[url]["queued"] <= 4
+            gate.set()
+            assert await _wait_for(lambda: notifier.stats()[url]["queued"] == 0 and len(received.events) >= 4, 10)
+        finally:
+            await notifier.stop()
+    names = [event.room.name for event in received.events]
+    assert names[-3:] == ["r7", "r8", "r9"]
+    assert sum(event.num_dropped for event in received.events) == 10 - len(received.events)
+    assert notifier.stats()[url]["dropped"] == 10 - len(received.events)
+
+
+async def test_refusing_receivers_are_retried_then_given_up() -> None:
+    async def refuse(request: web.Request, received: Received) -> web.StreamResponse:
+        return web.Response(status=500, body=b"x" * 100_000)
+
+    async with receiver(refuse) as (url, received):
+        settings = WebhookSettings(urls=(url,), api_key=KEY, api_secret=SECRET, attempts=3, retry_delay=0.01)
+        notifier = WebhookNotifier(settings)
+        await notifier.start()
+        try:
+            notifier.notify("room_started", pb_models.Room(name="r"))
+            notifier.notify("room_finished", pb_models.Room(name="r"))
+            assert await _wait_for(lambda: notifier.stats()[url]["failed"] == 2, 10)
+        finally:
+            await notifier.stop()
+    assert received.requests == 6
+    assert notifier.stats()[url]["sent"] == 0
+
+
+@pytest.mark.parametrize(
+    ("urls", "key", "message"),
+    [
+        (["file:///etc/passwd"], KEY, "http"),
+        (["ftp://127.0.0.1/x"], KEY, "http"),
+        (["http://127.0.0.1:9/hook"], "forged", "api_key"),
+        ([], KEY, "urls"),
+    ],
+)
+def test_forged_webhook_configs_are_refused_at_start(urls: list[str], key: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Server(ServerConfig.dev(port=0, webhook_urls=urls, webhook_api_key=key))
+
+
+def test_unknown_events_are_refused() -> None:
+    with pytest.raises(ValueError, match="room_started"):
+        WebhookNotifier().notify("room_exploded", pb_models.Room())
