@@ -306,15 +306,29 @@ class Participant:
                     if other.auto_subscribe and other.can_subscribe and not other.closed:
                         other.subscribe(track)
 
-    def _match_pending(self, transceiver: Transceiver) -> pb_models.TrackInfo | None:
+    def _pending_for(self, transceiver: Transceiver) -> str | None:
+        """The cid of the pending track ``transceiver`` carries: by track id, else the first of its kind."""
         track_id = transceiver.remote_track_id
         if track_id and track_id in self.pending_tracks:
-            return self.pending_tracks.pop(track_id)
+            return track_id
         wanted = pb_models.AUDIO if transceiver.kind == "audio" else pb_models.VIDEO
         for cid, info in self.pending_tracks.items():
             if info.type == wanted:
-                return self.pending_tracks.pop(cid)
+                return cid
         return None
+
+    def _match_pending(self, transceiver: Transceiver) -> pb_models.TrackInfo | None:
+        cid = self._pending_for(transceiver)
+        return None if cid is None else self.pending_tracks.pop(cid)
+
+    def requested_codec_order(self, transceiver: Transceiver) -> tuple[str, ...]:
+        """Codec names (lower case) the AddTrackRequest for ``transceiver``'s track asked for, first wanted first."""
+        if any(track.transceiver is transceiver for track in self.published.values()):
+            return ()
+        cid = self._pending_for(transceiver)
+        if cid is None:
+            return ()
+        return tuple(c.mime_type.rsplit("/", 1)[-1].lower() for c in self.pending_tracks[cid].codecs if c.mime_type)
 
     async def unpublish(self, track_sid: str, *, broadcast: bool = True) -> None:
         """Stop forwarding a published track and remove it from every subscriber."""
