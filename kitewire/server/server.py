@@ -18,6 +18,7 @@ from kitewire.signal.connection import ServerSignalConnection, server_websocket
 from kitewire.signal.join import JoinParams, parse_join_request
 from kitewire.signal.token import AccessClaims, TokenError, verify_token
 from kitewire.transport import PeerConnection, PeerConnectionConfig
+from kitewire.transport.udp_mux import UdpMux
 
 from .config import ServerConfig
 from .context import ParticipantContext
@@ -82,6 +83,8 @@ class Server:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._media_available: bool | None = None
+        #: rtc.udp_port: the one UDP socket every PeerConnection shares (None: a socket per connection).
+        self.udp_mux: UdpMux | None = None
 
     # ----- lifecycle -----
 
@@ -133,7 +136,14 @@ class Server:
         assert runner.server is not None
         try:
             self._listeners = await self._listen(runner.server)
+            if self.config.udp_port:
+                mux = UdpMux()
+                await mux.start("127.0.0.1" if self.config.ice_loopback_only else "0.0.0.0", self.config.udp_port)
+                self.udp_mux = mux
         except OSError:
+            for listener in self._listeners:
+                listener.close()
+            self._listeners = []
             await runner.cleanup()
             raise
         self._runner = runner
@@ -170,6 +180,9 @@ class Server:
             for sock in listener.sockets:
                 host, port = sock.getsockname()[:2]
                 found.append(f"tcp {f'[{host}]' if ':' in host else host}:{port}")
+        if self.udp_mux is not None:
+            host, port = self.udp_mux.address
+            found.append(f"udp {host}:{port} (every WebRTC connection)")
         return found
 
     async def stop(self) -> None:
@@ -190,6 +203,9 @@ class Server:
             await asyncio.gather(*self._handlers, return_exceptions=True)
         await self.rooms.close_all()
         await self.webhooks.stop()
+        if self.udp_mux is not None:
+            self.udp_mux.close()
+            self.udp_mux = None
         runner, self._runner = self._runner, None
         for listener in self._listeners:
             listener.close()
@@ -236,7 +252,14 @@ class Server:
 
     def new_peer_connection(self) -> PeerConnection:
         """A server-side PeerConnection honouring the loopback setting (no STUN/TURN)."""
-        return PeerConnection(PeerConnectionConfig(loopback_only=self.config.ice_loopback_only, ice_servers=[]))
+        return PeerConnection(
+            PeerConnectionConfig(
+                loopback_only=self.config.ice_loopback_only,
+                ice_servers=[],
+                port_range=self.config.port_range,
+                udp_mux=self.udp_mux,
+            )
+        )
 
     def _context_for(self, room: Room[Participant]) -> ParticipantContext:
         return ParticipantContext(
