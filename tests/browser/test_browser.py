@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from kitewire import rtc
 from kitewire.frames.pattern import make_pattern_frame
-from kitewire.server import Server
+from kitewire.server import Server, ServerConfig
 from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
 from playwright.async_api import Page
 
@@ -95,7 +96,23 @@ async def kitewire_publisher(server: Server, room_name: str) -> AsyncIterator[rt
         await source.aclose()
 
 
-async def test_browser_publishes_vp8_simulcast_and_decodes_a_kitewire_publisher(server: Server, page: Page) -> None:
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("udp_mux", [False, True], ids=["socket-per-connection", "one-udp-port"])
+async def test_browser_publishes_vp8_simulcast_and_decodes_a_kitewire_publisher(page: Page, udp_mux: bool) -> None:
+    udp_port = _free_udp_port() if udp_mux else 0
+    config = ServerConfig.dev(port=0, empty_timeout=0.5, log_level="warning", udp_port=udp_port)
+    async with Server(config) as server:
+        await _vp8_both_ways(server, page)
+        if udp_mux:
+            assert server.udp_mux is not None and server.udp_mux.delivered > 100
+
+
+async def _vp8_both_ways(server: Server, page: Page) -> None:
     viewer = rtc.Room()
     counter = FrameCounter(viewer, "browser")
     try:

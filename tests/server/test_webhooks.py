@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -12,11 +13,12 @@ import pytest
 from aiohttp import web
 from kitewire.server import Server, ServerConfig
 from kitewire.server.webhooks import WebhookNotifier, WebhookSettings
+from kitewire.signal import connect, create_token
 from livekit import api, rtc
 from livekit.protocol import models as pb_models
 
 from .conftest import KEY, SECRET, make_token
-from .sdk_media import CounterPublisher
+from .sdk_media import CounterPublisher, CounterReader, in_order_fraction, subscribed_tracks
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -195,3 +197,57 @@ def test_forged_webhook_configs_are_refused_at_start(urls: list[str], key: str, 
 def test_unknown_events_are_refused() -> None:
     with pytest.raises(ValueError, match="room_started"):
         WebhookNotifier().notify("room_exploded", pb_models.Room())
+
+
+async def test_hostile_receivers_leave_a_neighbouring_room_its_frames() -> None:
+    """Webhooks to a receiver that hangs, one that answers 500 with a large body and a closed port, while a
+    churning room makes events: the neighbouring room's video still arrives (>= 90 % of counters, in order)."""
+    release = asyncio.Event()
+
+    async def hang(request: web.Request, received: Received) -> web.StreamResponse:
+        await release.wait()
+        return web.Response()
+
+    async def refuse(request: web.Request, received: Received) -> web.StreamResponse:
+        return web.Response(status=500, body=b"x" * 1_000_000)
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_url = f"http://127.0.0.1:{closed.getsockname()[1]}/hook"
+    closed.close()
+    async with receiver(hang) as (hang_url, _), receiver(refuse) as (refuse_url, refused):
+        urls = [hang_url, refuse_url, closed_url]
+        config = ServerConfig.dev(port=0, empty_timeout=0.2, webhook_urls=urls, webhook_api_key=KEY)
+        async with Server(config) as server:
+            alice, bob = rtc.Room(), rtc.Room()
+            tracks = subscribed_tracks(bob)
+            publisher = CounterPublisher(alice, 320, 240, simulcast=False, codec=rtc.VideoCodec.VP8)
+            reader: CounterReader | None = None
+            churned = 0
+            try:
+                await asyncio.wait_for(alice.connect(server.url, make_token("alice", "calm")), 20)
+                await asyncio.wait_for(bob.connect(server.url, make_token("bob", "calm")), 20)
+                await publisher.start()
+                reader = CounterReader(await asyncio.wait_for(tracks.get(), 20))
+                await asyncio.wait_for(reader.first_frame.wait(), 20)
+                start_index = len(reader.counters)
+                deadline = time.monotonic() + 4.0
+                while time.monotonic() < deadline:
+                    client, _ = await connect(
+                        server.url, create_token(KEY, SECRET, identity="c", room=f"churn{churned}")
+                    )
+                    await client.close()
+                    churned += 1
+                window = reader.window(start_index)
+            finally:
+                if reader is not None:
+                    await reader.close()
+                await publisher.stop()
+                await alice.disconnect()
+                await bob.disconnect()
+                release.set()
+            stats = server.webhooks.stats()
+    fraction, increasing = in_order_fraction(window)
+    assert churned >= 5 and increasing and fraction >= 0.9, (churned, fraction, window[:40])
+    assert len(window) >= 4.0 * 30 * 0.5, f"only {len(window)} frames in 4 s"
+    assert refused.requests >= 1 and stats[closed_url]["sent"] == 0
