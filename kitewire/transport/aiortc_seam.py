@@ -153,15 +153,7 @@ class _GatheringConnection(_FastPathConnection):
         self._local_candidates_end = True
 
     def _add_host(self, protocol: StunProtocol, host: str, port: int) -> Candidate:
-        protocol.local_candidate = Candidate(
-            foundation=candidate_foundation("host", "udp", host),
-            component=1,
-            transport="udp",
-            priority=candidate_priority(1, "host"),
-            host=host,
-            port=port,
-            type="host",
-        )
+        protocol.local_candidate = _host_candidate(host, port)
         self._protocols.append(protocol)
         return protocol.local_candidate
 
@@ -171,19 +163,7 @@ class _GatheringConnection(_FastPathConnection):
         bound_host, port = mux.address
         # A mux bound to one address is reached there; one bound to the wildcard on every host address.
         hosts = addresses if bound_host in ("0.0.0.0", "::") else [bound_host]
-        candidates = [self._add_host(protocol, hosts[0], port)]
-        for host in hosts[1:]:
-            candidate = Candidate(
-                foundation=candidate_foundation("host", "udp", host),
-                component=1,
-                transport="udp",
-                priority=candidate_priority(1, "host"),
-                host=host,
-                port=port,
-                type="host",
-            )
-            candidates.append(candidate)
-        return candidates
+        return [self._add_host(protocol, hosts[0], port)] + [_host_candidate(host, port) for host in hosts[1:]]
 
     async def _ranged_candidates(self, port_range: tuple[int, int], addresses: list[str]) -> list[Candidate]:
         loop = asyncio.get_running_loop()
@@ -204,6 +184,18 @@ class _GatheringConnection(_FastPathConnection):
             else:
                 raise OSError(f"ICE: no free UDP port on {host} in {start}-{end}")
         return candidates
+
+
+def _host_candidate(host: str, port: int) -> Candidate:
+    return Candidate(
+        foundation=candidate_foundation("host", "udp", host),
+        component=1,
+        transport="udp",
+        priority=candidate_priority(1, "host"),
+        host=host,
+        port=port,
+        type="host",
+    )
 
 
 class _LoopbackConnection(_GatheringConnection):

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,6 +16,8 @@ from kitewire.server import Server, ServerConfig
 from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
 from playwright.async_api import Page
 
+from polling import eventually, free_udp_port
+
 pytestmark = pytest.mark.timeout(180)
 
 WIDTH, HEIGHT = 320, 240
@@ -24,15 +25,6 @@ WIDTH, HEIGHT = 320, 240
 
 def token_for(identity: str, room: str) -> str:
     return create_token(DEV_API_KEY, DEV_API_SECRET, identity=identity, room=room)
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.25)
-    return True
 
 
 class FrameCounter:
@@ -96,15 +88,9 @@ async def kitewire_publisher(server: Server, room_name: str) -> AsyncIterator[rt
         await source.aclose()
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("udp_mux", [False, True], ids=["socket-per-connection", "one-udp-port"])
 async def test_browser_publishes_vp8_simulcast_and_decodes_a_kitewire_publisher(page: Page, udp_mux: bool) -> None:
-    udp_port = _free_udp_port() if udp_mux else 0
+    udp_port = free_udp_port() if udp_mux else 0
     config = ServerConfig.dev(port=0, empty_timeout=0.5, log_level="warning", udp_port=udp_port)
     async with Server(config) as server:
         await _vp8_both_ways(server, page)
@@ -131,8 +117,8 @@ async def _vp8_both_ways(server: Server, page: Page) -> None:
             async def kitewire_received() -> bool:
                 return counter.frames >= 30
 
-            assert await _eventually(kitewire_received, 60), f"kitewire got {counter.frames} frames of the browser"
-            assert await _eventually(browser_decoded, 60), await page.evaluate("window.kw.decoded()")
+            assert await eventually(kitewire_received, 60), f"kitewire got {counter.frames} frames of the browser"
+            assert await eventually(browser_decoded, 60), await page.evaluate("window.kw.decoded()")
             sent = await page.evaluate("window.kw.sent()")
     finally:
         await counter.close()
@@ -157,7 +143,7 @@ async def test_a_browser_h264_publish_arrives_as_h264(server: Server, page: Page
         async def kitewire_received() -> bool:
             return counter.frames >= 30
 
-        assert await _eventually(kitewire_received, 60), f"kitewire got {counter.frames} frames of the browser"
+        assert await eventually(kitewire_received, 60), f"kitewire got {counter.frames} frames of the browser"
         sent = await page.evaluate("window.kw.sent()")
     finally:
         await counter.close()

@@ -122,25 +122,22 @@ async def test_the_server_listens_on_every_bind_address_on_one_port() -> None:
                     assert response.status == 200
 
 
-async def test_serve_prints_the_addresses_it_listens_on_and_warns_once() -> None:
-    process = await asyncio.create_subprocess_exec(
+async def _serve(*argv: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "kitewire",
         "serve",
-        "--dev",
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--bind",
-        "127.0.0.2",
-        "--config-body",
-        "redis:\n  address: localhost:6379\n",
+        *argv,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+async def test_serve_prints_the_addresses_it_listens_on_and_warns_once() -> None:
+    body = "redis:\n  address: localhost:6379\n"
+    process = await _serve("--dev", "--port", "0", "--bind", "127.0.0.1", "--bind", "127.0.0.2", "--config-body", body)
     try:
         assert process.stdout is not None and process.stderr is not None
         lines = [(await asyncio.wait_for(process.stdout.readline(), 30)).decode() for _ in range(3)]
@@ -155,17 +152,7 @@ async def test_serve_prints_the_addresses_it_listens_on_and_warns_once() -> None
 
 
 async def test_serve_fails_on_an_unknown_key_naming_it() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "kitewire",
-        "serve",
-        "--dev",
-        "--config-body",
-        "rtc:\n  upd_port: 7882\n",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await _serve("--dev", "--config-body", "rtc:\n  upd_port: 7882\n")
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert "unknown key 'rtc.upd_port'" in stderr.decode()

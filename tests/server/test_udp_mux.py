@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import struct
-import time
-from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -15,6 +12,8 @@ from kitewire.server import Server, ServerConfig
 from kitewire.transport.sdp import parse_sdp
 from kitewire.transport.udp_mux import MAX_ADDRESSES_PER_CONNECTION, UdpMux, stun_username
 from livekit import rtc
+
+from polling import eventually, free_udp_port
 
 from .conftest import make_token
 from .sdk_media import CounterPublisher, CounterReader, subscribed_tracks
@@ -88,12 +87,6 @@ async def test_the_mux_routes_by_ufrag_then_by_address_and_bounds_addresses() ->
         mux.close()
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _loopback_udp_sockets() -> set[int]:
     """Ports of UDP sockets bound to 127.0.0.1 in this network namespace."""
     ports = set()
@@ -118,15 +111,6 @@ def _server_candidates(server: Server) -> list[tuple[str, int]]:
                         fields = candidate.split()
                         found.append((fields[4], int(fields[5])))
     return found
-
-
-async def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.1)
-    return True
 
 
 async def _video_between_three(server: Server) -> dict[str, list[CounterReader]]:
@@ -154,7 +138,7 @@ async def _video_between_three(server: Server) -> dict[str, list[CounterReader]]
                 )
                 readers[publication_owner].append(CounterReader(track))
         all_readers = readers["alice"] + readers["bob"]
-        assert await _wait_for(lambda: all(len(r.counters) >= 20 for r in all_readers), 60), [
+        assert await eventually(lambda: all(len(r.counters) >= 20 for r in all_readers), 60), [
             len(r.counters) for r in all_readers
         ]
         return readers
@@ -168,7 +152,7 @@ async def _video_between_three(server: Server) -> dict[str, list[CounterReader]]
 
 
 async def test_video_for_several_participants_flows_over_one_udp_port() -> None:
-    port = _free_udp_port()
+    port = free_udp_port()
     before = _loopback_udp_sockets()
     async with Server(ServerConfig.dev(port=0, udp_port=port, empty_timeout=0.3)) as server:
         assert server.udp_mux is not None and server.udp_mux.port == port
@@ -178,7 +162,7 @@ async def test_video_for_several_participants_flows_over_one_udp_port() -> None:
         sockets: set[int] = set()
 
         async def inspect_while_streaming() -> None:
-            assert await _wait_for(lambda: len(_server_candidates(server)) >= 3, 30)
+            assert await eventually(lambda: len(_server_candidates(server)) >= 3, 30)
             candidates.extend(_server_candidates(server))
             connections.append(server.udp_mux.connections if server.udp_mux else 0)
             sockets.update(_loopback_udp_sockets() - before)
@@ -196,7 +180,7 @@ async def test_video_for_several_participants_flows_over_one_udp_port() -> None:
 
 
 async def test_port_range_is_honoured() -> None:
-    start = _free_udp_port()
+    start = free_udp_port()
     start = min(start, 65535 - 20)
     config = ServerConfig.dev(port=0, empty_timeout=0.3, port_range_start=start, port_range_end=start + 20)
     async with Server(config) as server:
@@ -205,7 +189,7 @@ async def test_port_range_is_honoured() -> None:
         try:
             await asyncio.wait_for(room.connect(server.url, make_token("a", "ranged")), 20)
             await asyncio.wait_for(other.connect(server.url, make_token("b", "ranged")), 20)
-            assert await _wait_for(lambda: len(_server_candidates(server)) >= 2, 20)
+            assert await eventually(lambda: len(_server_candidates(server)) >= 2, 20)
             ports = [port for _, port in _server_candidates(server)]
         finally:
             await room.disconnect()

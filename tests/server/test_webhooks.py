@@ -17,6 +17,8 @@ from kitewire.signal import connect, create_token
 from livekit import api, rtc
 from livekit.protocol import models as pb_models
 
+from polling import eventually
+
 from .conftest import KEY, SECRET, make_token
 from .sdk_media import CounterPublisher, CounterReader, in_order_fraction, subscribed_tracks
 
@@ -67,15 +69,6 @@ async def receiver(handler: Handler = _verifying) -> AsyncIterator[tuple[str, Re
         await runner.cleanup()
 
 
-async def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
-
-
 async def test_a_rooms_whole_life_arrives_verified_and_in_order() -> None:
     async with receiver() as (url, received):
         config = ServerConfig.dev(port=0, empty_timeout=0.3, webhook_urls=[url], webhook_api_key=KEY)
@@ -84,12 +77,12 @@ async def test_a_rooms_whole_life_arrives_verified_and_in_order() -> None:
             await asyncio.wait_for(room.connect(server.url, make_token("alice", "hooks")), 20)
             publisher = CounterPublisher(room, 320, 240, simulcast=False, codec=rtc.VideoCodec.VP8)
             publication = await publisher.start()
-            assert await _wait_for(lambda: any(e.event == "track_published" for e in received.events), 20)
+            assert await eventually(lambda: any(e.event == "track_published" for e in received.events), 20)
             await room.local_participant.unpublish_track(publication.sid)
             await publisher.stop()
-            assert await _wait_for(lambda: any(e.event == "track_unpublished" for e in received.events), 20)
+            assert await eventually(lambda: any(e.event == "track_unpublished" for e in received.events), 20)
             await room.disconnect()
-            assert await _wait_for(lambda: any(e.event == "room_finished" for e in received.events), 20)
+            assert await eventually(lambda: any(e.event == "room_finished" for e in received.events), 20)
     names = [event.event for event in received.events]
     assert names == [
         "room_started",
@@ -150,10 +143,10 @@ async def test_a_full_queue_drops_the_oldest_and_says_how_many() -> None:
             for index in range(10):
                 notifier.notify("room_started", pb_models.Room(name=f"r{index}"))
                 await asyncio.sleep(0)  # lets the sender take the first event before the rest queue up
-            assert await _wait_for(lambda: received.requests >= 1, 10)
+            assert await eventually(lambda: received.requests >= 1, 10)
             assert notifier.stats()[url]["queued"] <= 4
             gate.set()
-            assert await _wait_for(lambda: notifier.stats()[url]["queued"] == 0 and len(received.events) >= 4, 10)
+            assert await eventually(lambda: notifier.stats()[url]["queued"] == 0 and len(received.events) >= 4, 10)
         finally:
             await notifier.stop()
     names = [event.room.name for event in received.events]
@@ -173,7 +166,7 @@ async def test_refusing_receivers_are_retried_then_given_up() -> None:
         try:
             notifier.notify("room_started", pb_models.Room(name="r"))
             notifier.notify("room_finished", pb_models.Room(name="r"))
-            assert await _wait_for(lambda: notifier.stats()[url]["failed"] == 2, 10)
+            assert await eventually(lambda: notifier.stats()[url]["failed"] == 2, 10)
         finally:
             await notifier.stop()
     assert received.requests == 6
