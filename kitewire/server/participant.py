@@ -61,6 +61,8 @@ class Participant:
         self.client_info = params.join_request.client_info
         self.joined_at = time.time()
         self.state: int = pb_models.ParticipantInfo.JOINING
+        #: Whether the participant ever became ACTIVE (its leaving is then participant_left, else aborted).
+        self.was_active = False
         self.version = 0
         self.published: dict[str, PublishedTrack] = {}
         self.pending_tracks: dict[str, pb_models.TrackInfo] = {}  # cid -> info, waiting for media
@@ -205,7 +207,6 @@ class Participant:
             join.enabled_publish_codecs.append(pb_models.Codec(mime=mime))
         self.send(response)
         self.room.broadcast_update([self.info()], exclude=self)
-        self.context.webhooks.notify("participant_joined", self.room.info(), participant=self.info())
 
         if self.context.media_available:
             offer = self.join_request.publisher_offer if self.join_request.HasField("publisher_offer") else None
@@ -239,6 +240,10 @@ class Participant:
         if self.state != pb_models.ParticipantInfo.ACTIVE:
             self.state = pb_models.ParticipantInfo.ACTIVE
             self.announce()
+            if not self.was_active:
+                # livekit-server's rule: a participant has joined once its connection is up.
+                self.was_active = True
+                self.context.webhooks.notify("participant_joined", self.room.info(), participant=self.info())
 
     def transport_failed(self, reason: str) -> None:
         """A connection failed: close the session unless the client says it is leaving."""
@@ -417,7 +422,8 @@ class Participant:
         info = self._bump()
         info.disconnect_reason = disconnect_reason  # type: ignore[assignment]
         self.room.broadcast_update([info])
-        self.context.webhooks.notify("participant_left", self.room.info(), participant=info)
+        left = "participant_left" if self.was_active else "participant_connection_aborted"
+        self.context.webhooks.notify(left, self.room.info(), participant=info)
         self._log("leave", sid=self.sid, reason=reason, code=pb_models.DisconnectReason.Name(disconnect_reason))
         for task in list(self._tasks):
             if task is not asyncio.current_task():

@@ -40,6 +40,7 @@ EVENTS = (
     "room_finished",
     "participant_joined",
     "participant_left",
+    "participant_connection_aborted",
     "track_published",
     "track_unpublished",
 )

@@ -104,6 +104,21 @@ async def test_a_rooms_whole_life_arrives_verified_and_in_order() -> None:
     assert len({event.id for event in received.events}) == len(received.events)
 
 
+async def test_a_participant_that_never_connects_media_is_aborted_not_joined() -> None:
+    async with receiver() as (url, received):
+        config = ServerConfig.dev(port=0, empty_timeout=0.2, webhook_urls=[url], webhook_api_key=KEY)
+        async with Server(config) as server:
+            client, _ = await connect(server.url, create_token(KEY, SECRET, identity="signal-only", room="aborted"))
+            await client.close()
+            assert await eventually(lambda: any(e.event == "room_finished" for e in received.events), 20)
+    assert [event.event for event in received.events] == [
+        "room_started",
+        "participant_connection_aborted",
+        "room_finished",
+    ]
+    assert received.events[1].participant.identity == "signal-only"
+
+
 async def test_a_receiver_that_never_answers_delays_no_join() -> None:
     release = asyncio.Event()
 
