@@ -62,11 +62,10 @@ def build_config(args: argparse.Namespace, *, warn: Callable[[str], None] | None
         warnings += config.load_yaml_text(body, source)
     for line in dict.fromkeys(warnings):
         report(line)
-    if args.keys:
-        config.keys = {**config.keys, **parse_keys(args.keys)}
-    if not config.keys and os.environ.get("LIVEKIT_KEYS"):
-        # The variable livekit-server reads, so existing setups keep working.
-        config.keys = parse_keys(os.environ["LIVEKIT_KEYS"])
+    # As livekit-server: --keys (default $LIVEKIT_KEYS) replaces the keys of the config.
+    keys_text = args.keys if args.keys is not None else os.environ.get("LIVEKIT_KEYS")
+    if keys_text:
+        config.keys = parse_keys(keys_text)
     if args.bind:
         config.bind_addresses = list(args.bind)
     if args.port is not None:

@@ -67,6 +67,8 @@ class ServerConfig:
     webhook_api_key: str = ""
     #: livekit-server's ``development`` / ``--dev``: devkey/secret when no keys are given, debug logging.
     development: bool = False
+    #: Whether a config named the log level (``development`` then leaves it alone, as livekit-server does).
+    log_level_given: bool = False
 
     @classmethod
     def dev(cls, **overrides: Any) -> ServerConfig:
@@ -116,7 +118,8 @@ class ServerConfig:
         if self.development:
             if not self.keys:
                 self.keys = {DEV_API_KEY: DEV_API_SECRET}
-            self.log_level = "debug"
+            if not self.log_level_given:
+                self.log_level = "debug"
 
     def validate(self) -> None:
         """Raise ValueError on settings that cannot work."""
@@ -173,12 +176,16 @@ class ServerConfig:
         top.take("keys", as_keys, set_to("keys"))
         top.take("key_file", as_str, lambda path: setattr(self, "keys", _read_key_file(path)))
         top.take("development", as_bool, set_to("development"))
-        top.take("log_level", as_str, set_to("log_level"))
+
+        def set_level(level: str) -> None:
+            self.log_level, self.log_level_given = level, True
+
+        top.take("log_level", as_str, set_level)
         top.take("ping_interval", as_int, set_to("ping_interval"))
         top.take("ping_timeout", as_int, set_to("ping_timeout"))
         logging_section = top.section("logging")
         if logging_section is not None:
-            logging_section.take("level", as_str, set_to("log_level"))
+            logging_section.take("level", as_str, set_level)
         room = top.section("room")
         if room is not None:
             room.take("empty_timeout", as_seconds, set_to("empty_timeout"))

@@ -68,9 +68,13 @@ def test_dev_gives_the_dev_key_only_when_no_keys_are_given(monkeypatch: pytest.M
     assert config.keys == {"k2": "s2"} and config.log_level == "debug"
     config, _ = _build("--dev", "--log-level", "warning")
     assert config.log_level == "warning"
+    config, _ = _build("--dev", "--config-body", "logging:\n  level: warning\n")
+    assert config.log_level == "warning", "a level the config names stays"
     monkeypatch.setenv("LIVEKIT_KEYS", "k3: s3")
     config, _ = _build("--dev")
     assert config.keys == {"k3": "s3"}
+    config, _ = _build("--config-body", "keys:\n  file: secret-file\n")
+    assert config.keys == {"k3": "s3"}, "LIVEKIT_KEYS is --keys: it replaces the config's keys"
     monkeypatch.delenv("LIVEKIT_KEYS")
     with pytest.raises(ValueError, match="keys"):
         _build()
