@@ -13,6 +13,7 @@ from kitewire.transport.sdp import parse_sdp
 from kitewire.transport.udp_mux import MAX_ADDRESSES_PER_CONNECTION, UdpMux, stun_username
 from livekit import rtc
 
+from futures import resolve_once
 from polling import eventually, free_udp_port
 
 from .conftest import make_token
@@ -196,3 +197,75 @@ async def test_port_range_is_honoured() -> None:
             await other.disconnect()
     assert len(set(ports)) == len(ports) >= 2
     assert all(start <= port <= start + 20 for port in ports), ports
+
+
+async def test_kitewire_sdk_peers_share_the_port_too() -> None:
+    """kitewire's own SDK (aioice on the client side) publishing to a kitewire viewer through the mux."""
+    from kitewire import rtc as kw
+    from kitewire.frames.pattern import make_pattern_frame
+    from kitewire.signal import create_token
+
+    port = free_udp_port()
+    async with Server(ServerConfig.dev(port=0, udp_port=port, empty_timeout=0.3)) as server:
+        publisher, viewer = kw.Room(), kw.Room()
+        subscribed: asyncio.Future[kw.Track] = asyncio.get_running_loop().create_future()
+        viewer.on("track_subscribed", lambda track, pub, p: resolve_once(subscribed, track))
+        source = kw.VideoSource(320, 240)
+        frames = 0
+        try:
+            await publisher.connect(server.url, create_token("devkey", "secret", identity="kw-pub", room="kwmux"))
+            await viewer.connect(server.url, create_token("devkey", "secret", identity="kw-view", room="kwmux"))
+            track = kw.LocalVideoTrack.create_video_track("pattern", source)
+            await publisher.local_participant.publish_track(
+                track, kw.TrackPublishOptions(source=kw.TrackSource.SOURCE_CAMERA)
+            )
+
+            async def feed() -> None:
+                index = 0
+                while True:
+                    source.capture_frame(make_pattern_frame(index, 320, 240))
+                    index += 1
+                    await asyncio.sleep(1 / 30)
+
+            async def count(stream: kw.VideoStream) -> None:
+                nonlocal frames
+                async for _ in stream:
+                    frames += 1
+                    if frames >= 30:
+                        return
+
+            feeder = asyncio.get_running_loop().create_task(feed())
+            try:
+                stream = kw.VideoStream(await asyncio.wait_for(subscribed, 20))
+                await asyncio.wait_for(count(stream), 30)
+                await stream.aclose()
+            finally:
+                feeder.cancel()
+            candidates = _server_candidates(server)
+            connections = server.udp_mux.connections if server.udp_mux else 0
+        finally:
+            await publisher.disconnect()
+            await viewer.disconnect()
+            await source.aclose()
+    assert frames >= 30
+    assert candidates and set(candidates) == {("127.0.0.1", port)}
+    assert connections >= 2
+
+
+@given(st.lists(st.tuples(st.binary(max_size=120), st.integers(1, 65535)), max_size=40))
+def test_the_mux_never_raises_on_any_datagram(datagrams: list[tuple[bytes, int]]) -> None:
+    async def run() -> tuple[int, int]:
+        mux = UdpMux()
+        await mux.start("127.0.0.1", 0)
+        sink = _Sink()
+        try:
+            mux.attach("fuzzufrag", sink)
+            for data, port in datagrams:
+                mux.route(data, ("127.0.0.9", port))
+            mux.route(_binding_request("fuzzufrag:x"), ("127.0.0.9", 1))
+            return mux.delivered, len(sink.datagrams)
+        finally:
+            mux.close()
+
+    delivered, received = asyncio.run(run())
+    assert delivered == received >= 1
