@@ -10,8 +10,9 @@ window.kw = {
   presented: {},
   errors: [],
 
-  async join(url, token) {
-    const room = new LK.Room({ adaptiveStream: false, dynacast: false });
+  // roomOptions are livekit-client RoomOptions over these defaults (e.g. { dynacast: true }).
+  async join(url, token, roomOptions = {}) {
+    const room = new LK.Room({ adaptiveStream: false, dynacast: false, ...roomOptions });
     room.on(LK.RoomEvent.TrackSubscribed, (track, publication, participant) => {
       if (track.kind !== "video") return;
       const element = track.attach();
