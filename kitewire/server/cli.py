@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(_serve(config))
     except OSError as exc:
         addresses = ", ".join(f"{host}:{config.port}" for host in config.bind_addresses)
+        if config.udp_port:
+            addresses += f" (and UDP port {config.udp_port})"
         print(f"kitewire serve: cannot listen on {addresses}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -160,3 +161,13 @@ async def test_serve_fails_on_an_unknown_key_naming_it() -> None:
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert "unknown key 'rtc.upd_port'" in stderr.decode()
+
+
+async def test_serve_says_so_when_its_udp_port_is_taken() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        taken = holder.getsockname()[1]
+        process = await _serve("--dev", "--port", "0", "--udp-port", str(taken))
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 1
+    assert f"UDP port {taken}" in stderr.decode()
