@@ -136,8 +136,9 @@ async def test_a_receiver_that_never_answers_delays_no_join() -> None:
                 # Every join completed while the receiver still held the first webhook unanswered.
                 assert received.requests >= 1 and not release.is_set()
                 assert len(rooms[0].remote_participants) == 2
-                stats = server.webhooks.stats()[url]
-                assert stats["sent"] == 0 and stats["queued"] >= 3  # room_started in flight, 3 joins waiting
+                # room_started in flight; each participant_joined queues once its connection is up on the server too.
+                assert await eventually(lambda: server.webhooks.stats()[url]["queued"] >= 3, 20)
+                assert server.webhooks.stats()[url]["sent"] == 0 and not release.is_set()
             finally:
                 for room in rooms:
                     await room.disconnect()
@@ -259,3 +260,27 @@ async def test_hostile_receivers_leave_a_neighbouring_room_its_frames() -> None:
     assert churned >= 5 and increasing and fraction >= 0.9, (churned, fraction, window[:40])
     assert len(window) >= 4.0 * 30 * 0.5, f"only {len(window)} frames in 4 s"
     assert refused.requests >= 1 and stats[closed_url]["sent"] == 0
+
+
+async def test_a_post_that_times_out_is_retried_then_the_next_event_goes() -> None:
+    release = asyncio.Event()
+
+    async def hang_first(request: web.Request, received: Received) -> web.StreamResponse:
+        if "r-hang" in await request.text():
+            await release.wait()
+        return await _verifying(request, received)
+
+    async with receiver(hang_first) as (url, received):
+        settings = WebhookSettings(urls=(url,), api_key=KEY, api_secret=SECRET, timeout=0.3, attempts=2, retry_delay=0)
+        notifier = WebhookNotifier(settings)
+        await notifier.start()
+        try:
+            notifier.notify("room_started", pb_models.Room(name="r-hang"))
+            notifier.notify("room_started", pb_models.Room(name="r-next"))
+            assert await eventually(lambda: len(received.events) == 1, 10)
+        finally:
+            release.set()
+            await notifier.stop()
+    assert received.requests == 3  # two timed-out attempts, then the next event
+    assert received.events[0].room.name == "r-next"
+    assert notifier.stats()[url]["failed"] == 1 and notifier.stats()[url]["sent"] == 1
