@@ -187,7 +187,13 @@ class WebhookNotifier:
             if lane.dropped != reported_dropped:
                 message = _with_dropped(message, lane.dropped - reported_dropped)
                 reported_dropped = lane.dropped
-            if await self._deliver(lane.url, MessageToJson(message, indent=None).encode()):
+            try:
+                delivered = await self._deliver(lane.url, MessageToJson(message, indent=None).encode())
+            except Exception:
+                # Whatever went wrong with one event, the lane goes on with the next.
+                logger.exception("webhook %s to %s failed", message.event, lane.url)
+                delivered = False
+            if delivered:
                 lane.sent += 1
             else:
                 lane.failed += 1
