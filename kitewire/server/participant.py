@@ -84,6 +84,8 @@ class Participant:
         self.client_info = params.join_request.client_info
         self.joined_at = time.time()
         self.state: int = pb_models.ParticipantInfo.JOINING
+        #: Whether the participant ever became ACTIVE (its leaving is then participant_left, else aborted).
+        self.was_active = False
         self.version = 0
         self.published: dict[str, PublishedTrack] = {}
         self.pending_tracks: dict[str, pb_models.TrackInfo] = {}  # cid -> info, waiting for media
@@ -340,6 +342,10 @@ class Participant:
         if self.state != pb_models.ParticipantInfo.ACTIVE:
             self.state = pb_models.ParticipantInfo.ACTIVE
             self.announce()
+            if not self.was_active:
+                # livekit-server's rule: a participant has joined once its connection is up.
+                self.was_active = True
+                self.context.webhooks.notify("participant_joined", self.room.info(), participant=self.info())
 
     def transport_failed(self, reason: str) -> None:
         """A connection failed: close the session unless the client says it is leaving."""
@@ -400,19 +406,36 @@ class Participant:
         if newly or gone:
             self.announce()
             for track in newly:
+                self.context.webhooks.notify(
+                    "track_published", self.room.info(), participant=self.info(), track=track.info
+                )
                 for other in self.room.others(self):
                     if other.auto_subscribe and other.can_subscribe and not other.closed:
                         other.subscribe(track)
 
-    def _match_pending(self, transceiver: Transceiver) -> pb_models.TrackInfo | None:
+    def _pending_for(self, transceiver: Transceiver) -> str | None:
+        """The cid of the pending track ``transceiver`` carries: by track id, else the first of its kind."""
         track_id = transceiver.remote_track_id
         if track_id and track_id in self.pending_tracks:
-            return self.pending_tracks.pop(track_id)
+            return track_id
         wanted = pb_models.AUDIO if transceiver.kind == "audio" else pb_models.VIDEO
         for cid, info in self.pending_tracks.items():
             if info.type == wanted:
-                return self.pending_tracks.pop(cid)
+                return cid
         return None
+
+    def _match_pending(self, transceiver: Transceiver) -> pb_models.TrackInfo | None:
+        cid = self._pending_for(transceiver)
+        return None if cid is None else self.pending_tracks.pop(cid)
+
+    def requested_codec_order(self, transceiver: Transceiver) -> tuple[str, ...]:
+        """Codec names (lower case) the AddTrackRequest for ``transceiver``'s track asked for, first wanted first."""
+        if any(track.transceiver is transceiver for track in self.published.values()):
+            return ()
+        cid = self._pending_for(transceiver)
+        if cid is None:
+            return ()
+        return tuple(c.mime_type.rsplit("/", 1)[-1].lower() for c in self.pending_tracks[cid].codecs if c.mime_type)
 
     async def unpublish(self, track_sid: str, *, broadcast: bool = True) -> None:
         """Stop forwarding a published track and remove it from every subscriber."""
@@ -426,6 +449,7 @@ class Participant:
         for other in self.room.others(self):
             other.denied_tracks.discard(track_sid)
         self._log("unpublish", track=track_sid)
+        self.context.webhooks.notify("track_unpublished", self.room.info(), participant=self.info(), track=track.info)
         if broadcast:
             self.announce()
 
@@ -548,6 +572,8 @@ class Participant:
         info = self._bump()
         info.disconnect_reason = disconnect_reason  # type: ignore[assignment]
         self.room.broadcast_update([info])
+        left = "participant_left" if self.was_active else "participant_connection_aborted"
+        self.context.webhooks.notify(left, self.room.info(), participant=info)
         self._log("leave", sid=self.sid, reason=reason, code=pb_models.DisconnectReason.Name(disconnect_reason))
         for task in list(self._tasks):
             if task is not asyncio.current_task():

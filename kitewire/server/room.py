@@ -15,6 +15,7 @@ from livekit.protocol import rtc as pb_rtc
 
 from .events import log_event
 from .ids import ROOM_PREFIX, new_id
+from .webhooks import WebhookNotifier
 
 __all__ = ["Member", "Room", "RoomManager", "RoomSettings"]
 
@@ -197,11 +198,13 @@ class RoomManager(Generic[M]):
     """All rooms of a server; closes an empty room after its empty or departure timeout.
 
     ``empty_timeout`` is the default for both timeouts of a room (the server
-    API and a token's roomConfig may set them per room).
+    API and a token's roomConfig may set them per room). Rooms starting and
+    finishing are reported to ``webhooks``.
     """
 
-    def __init__(self, empty_timeout: float) -> None:
+    def __init__(self, empty_timeout: float, webhooks: WebhookNotifier | None = None) -> None:
         self.empty_timeout = empty_timeout
+        self.webhooks = webhooks if webhooks is not None else WebhookNotifier()
         self.rooms: dict[str, Room[M]] = {}
         self._close_tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -229,6 +232,7 @@ class RoomManager(Generic[M]):
         room: Room[M] = Room(name, self.empty_timeout)
         self.rooms[name] = room
         log_event("room_created", room=name, sid=room.sid)
+        self.webhooks.notify("room_started", room.info())
         return room
 
     def remove(self, room: Room[M]) -> None:
@@ -239,6 +243,7 @@ class RoomManager(Generic[M]):
         if not room.closed:
             room.closed = True
             log_event("room_closed", room=room.name, sid=room.sid, reason="deleted")
+            self.webhooks.notify("room_finished", room.info())
 
     def participant_left(self, room: Room[M]) -> None:
         """Schedule closing ``room`` if nobody is left in it."""
@@ -268,6 +273,7 @@ class RoomManager(Generic[M]):
         room.closed = True
         del self.rooms[room.name]
         log_event("room_closed", room=room.name, sid=room.sid)
+        self.webhooks.notify("room_finished", room.info())
 
     async def close_all(self) -> None:
         """Cancel pending closes and forget every room (participants are closed by the server)."""
@@ -276,4 +282,5 @@ class RoomManager(Generic[M]):
         self._close_tasks.clear()
         for room in self.rooms.values():
             room.closed = True
+            self.webhooks.notify("room_finished", room.info())
         self.rooms.clear()

@@ -22,6 +22,7 @@ from kitewire.signal.connection import ServerSignalConnection, server_websocket
 from kitewire.signal.join import JoinParams, parse_join_request
 from kitewire.signal.token import AccessClaims, TokenError, verify_token
 from kitewire.transport import PeerConnection, PeerConnectionConfig
+from kitewire.transport.udp_mux import UdpMux
 
 from .config import ServerConfig
 from .context import ParticipantContext
@@ -39,6 +40,7 @@ from .room import Room, RoomManager, RoomSettings
 from .room_service import ROOM_SERVICE, RoomService
 from .signal_loop import run_signal_loop
 from .twirp import TwirpRouter
+from .webhooks import WebhookNotifier
 
 __all__ = ["JoinRefused", "Server"]
 
@@ -71,10 +73,12 @@ class Server:
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config if config is not None else ServerConfig.dev()
         self.config.validate()
-        self.rooms: RoomManager[Participant] = RoomManager(self.config.empty_timeout)
+        #: Room and participant events for the configured webhook URLs.
+        self.webhooks = WebhookNotifier(self.config.webhook_settings())
+        self.rooms: RoomManager[Participant] = RoomManager(self.config.empty_timeout, self.webhooks)
         self.node_id = new_id("ND_")
         self._runner: web.AppRunner | None = None
-        self._listener: asyncio.Server | None = None
+        self._listeners: list[asyncio.Server] = []
         self._port: int | None = None
         #: Connection caps and the request-header deadline of the HTTP port.
         self.http_guard = ConnectionGuard(
@@ -96,6 +100,8 @@ class Server:
             (pb_connector, "Connector"),
         ):
             self.twirp.add_unimplemented(module.DESCRIPTOR.services_by_name[name])
+        #: rtc.udp_port: the one UDP socket every PeerConnection shares (None: a socket per connection).
+        self.udp_mux: UdpMux | None = None
 
     # ----- lifecycle -----
 
@@ -146,20 +152,56 @@ class Server:
         )
         await runner.setup()
         assert runner.server is not None
-        # aiohttp's low-level server is a protocol factory; listening with it
-        # directly (instead of a TCPSite) puts the guard in front of every connection.
-        loop = asyncio.get_running_loop()
         try:
-            listener = await loop.create_server(
-                self.http_guard.protocol_factory(runner.server), self.config.bind, self.config.port
-            )
+            self._listeners = await self._listen(runner.server)
+            if self.config.udp_port:
+                mux = UdpMux()
+                await mux.start("127.0.0.1" if self.config.ice_loopback_only else "0.0.0.0", self.config.udp_port)
+                self.udp_mux = mux
         except OSError:
+            for listener in self._listeners:
+                listener.close()
+            self._listeners = []
             await runner.cleanup()
             raise
-        self._runner, self._listener = runner, listener
-        self._port = listener.sockets[0].getsockname()[1] if listener.sockets else self.config.port
+        self._runner = runner
+        sockets = [sock for listener in self._listeners for sock in listener.sockets]
+        self._port = sockets[0].getsockname()[1] if sockets else self.config.port
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
+        await self.webhooks.start()
         log_event("server_started", url=self.url, loopback_only=self.config.ice_loopback_only)
+
+    async def _listen(self, handler: Any) -> list[asyncio.Server]:
+        # aiohttp's low-level server is a protocol factory; listening with it
+        # directly (instead of a TCPSite) puts the guard in front of every connection.
+        # Every address gets the same port: with port 0, the one the first was given.
+        loop = asyncio.get_running_loop()
+        listeners: list[asyncio.Server] = []
+        port = self.config.port
+        try:
+            for host in self.config.bind_addresses:
+                listener = await loop.create_server(self.http_guard.protocol_factory(handler), host, port)
+                listeners.append(listener)
+                if port == 0 and listener.sockets:
+                    port = listener.sockets[0].getsockname()[1]
+        except OSError:
+            for listener in listeners:
+                listener.close()
+            raise
+        return listeners
+
+    @property
+    def listening_addresses(self) -> list[str]:
+        """Where the server really listens (after start), e.g. ``tcp 127.0.0.1:7880``."""
+        found = []
+        for listener in self._listeners:
+            for sock in listener.sockets:
+                host, port = sock.getsockname()[:2]
+                found.append(f"tcp {f'[{host}]' if ':' in host else host}:{port}")
+        if self.udp_mux is not None:
+            host, port = self.udp_mux.address
+            found.append(f"udp {host}:{port} (every WebRTC connection)")
+        return found
 
     async def stop(self) -> None:
         """Disconnect everyone (reason SERVER_SHUTDOWN), close rooms, release the port."""
@@ -178,10 +220,14 @@ class Server:
         if self._handlers:
             await asyncio.gather(*self._handlers, return_exceptions=True)
         await self.rooms.close_all()
+        await self.webhooks.stop()
+        if self.udp_mux is not None:
+            self.udp_mux.close()
+            self.udp_mux = None
         runner, self._runner = self._runner, None
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        for listener in self._listeners:
+            listener.close()
+        self._listeners = []
         await runner.cleanup()
         log_event("server_stopped")
 
@@ -224,7 +270,14 @@ class Server:
 
     def new_peer_connection(self) -> PeerConnection:
         """A server-side PeerConnection honouring the loopback setting (no STUN/TURN)."""
-        return PeerConnection(PeerConnectionConfig(loopback_only=self.config.ice_loopback_only, ice_servers=[]))
+        return PeerConnection(
+            PeerConnectionConfig(
+                loopback_only=self.config.ice_loopback_only,
+                ice_servers=[],
+                port_range=self.config.port_range,
+                udp_mux=self.udp_mux,
+            )
+        )
 
     def _context_for(self, room: Room[Participant]) -> ParticipantContext:
         return ParticipantContext(
@@ -233,6 +286,7 @@ class Server:
             media_available=self.media_available,
             new_peer_connection=self.new_peer_connection,
             left_room=lambda: self.rooms.participant_left(room),
+            webhooks=self.webhooks,
         )
 
     def _spawn(self, coro: Any) -> None:

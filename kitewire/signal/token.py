@@ -25,6 +25,7 @@ __all__ = [
     "AccessClaims",
     "TokenError",
     "VideoGrant",
+    "create_body_token",
     "create_token",
     "parse_keys",
     "verify_token",
@@ -316,3 +317,17 @@ def parse_keys(text: str) -> dict[str, str]:
     if not keys:
         raise ValueError(f"expected at least one 'key: secret' pair, got {text!r}")
     return keys
+
+
+def create_body_token(api_key: str, api_secret: str, body_sha256: str, *, ttl: float = 300.0) -> str:
+    """Sign a token that vouches for one request body (a webhook's ``Authorization`` header).
+
+    ``body_sha256`` is the base64 SHA-256 digest of the body; it travels in the
+    ``sha256`` claim, which livekit's ``WebhookReceiver`` compares with the body it got.
+    """
+    if not api_key or not api_secret:
+        raise ValueError(f"expected a non-empty api key and secret, got key={api_key!r}")
+    now = int(time.time())
+    payload = {"iss": api_key, "nbf": now, "exp": now + int(ttl), "sha256": body_sha256}
+    with _short_secrets_allowed():
+        return jwt.encode(payload, api_secret, algorithm="HS256")

@@ -212,6 +212,10 @@ class Negotiator:
             transceiver.parameters.codecs = []
             transceiver.current_direction = None
             return rejected_media(offered)
+        if transceiver.answer_codec_order:
+            # The remote sends with the answer's first codec: put the ones asked for first (stable for the rest).
+            rank = {name: index for index, name in enumerate(transceiver.answer_codec_order)}
+            codecs.sort(key=lambda c: rank.get(c.name.lower(), len(rank)))
         accepted_ext = set(self._header_extensions)
         extmap = {uri: ext_id for uri, ext_id in offered.extmaps.items() if uri in accepted_ext}
         transceiver.parameters.codecs = codecs
