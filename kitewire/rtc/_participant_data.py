@@ -29,6 +29,13 @@ from .transcription import Transcription
 __all__ = ["DataLink", "LocalDataMixin", "PublishDTMFError", "PublishDataError", "PublishTranscriptionError"]
 
 HandlerT = TypeVar("HandlerT", bound=RpcHandler)
+_Handler = TypeVar("_Handler", bound=RpcHandler)
+
+
+class RpcRegistration(Protocol):
+    """What ``register_rpc_method(name)`` returns: a decorator that registers and returns the handler."""
+
+    def __call__(self, handler: HandlerT, /) -> HandlerT: ...
 
 
 class PublishDataError(Exception):
@@ -156,9 +163,10 @@ class LocalDataMixin:
     ) -> str:
         """Call ``method`` on ``destination_identity`` and return its response payload.
 
-        ``response_timeout`` (default 15 s) bounds the whole call and
-        ``max_round_trip_latency`` (default 7 s) the wait for the callee's
-        acknowledgement. Raises RpcError (``.code`` one of RpcError.ErrorCode for
+        ``response_timeout`` (default 15 s, at least ``max_round_trip_latency`` + 1 s,
+        as in livekit) bounds the whole call and ``max_round_trip_latency``
+        (default 7 s) the wait for the callee's acknowledgement; the callee's
+        handler gets the difference. Raises RpcError (``.code`` one of RpcError.ErrorCode for
         built-in failures, or the code the handler raised)."""
         call = RpcCallInfo(destination_identity, method, payload, response_timeout, max_round_trip_latency)
         return await self._data_link.rpc.perform(call)
@@ -167,18 +175,18 @@ class LocalDataMixin:
     def register_rpc_method(self, method_name: str, handler: HandlerT) -> HandlerT: ...
 
     @overload
-    def register_rpc_method(self, method_name: str, handler: None = None) -> Callable[[HandlerT], HandlerT]: ...
+    def register_rpc_method(self, method_name: str, handler: None = None) -> RpcRegistration: ...
 
     def register_rpc_method(
         self, method_name: str, handler: HandlerT | None = None
-    ) -> HandlerT | Callable[[HandlerT], HandlerT]:
+    ) -> HandlerT | RpcRegistration:
         """Serve calls of ``method_name`` with ``handler`` (sync or async, given an
         RpcInvocationData, returning the response string). Usable as a decorator.
 
         An RpcError the handler raises reaches the caller as it is; any other
         exception as APPLICATION_ERROR (1500)."""
 
-        def register(function: HandlerT) -> HandlerT:
+        def register(function: _Handler) -> _Handler:
             if not callable(function):
                 raise ValueError(f"handler: expected a callable, got {type(function).__name__}")
             self._data_link.rpc.handlers[method_name] = function

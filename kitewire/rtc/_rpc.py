@@ -49,6 +49,8 @@ logger = logging.getLogger("kitewire.rtc")
 MAX_PAYLOAD_BYTES = 15_360
 DEFAULT_RESPONSE_TIMEOUT = 15.0
 DEFAULT_MAX_ROUND_TRIP_LATENCY = 7.0
+#: Seconds a handler gets at least (a shorter response_timeout is raised to the round trip plus this).
+MIN_HANDLER_TIME = 1.0
 #: Outgoing calls waiting for their response at once.
 MAX_PENDING_CALLS = 256
 #: Incoming calls whose handlers run at once; more are refused with APPLICATION_ERROR.
@@ -109,7 +111,10 @@ class RpcEndpoint:
         request.id = request_id
         request.method = call.method
         request.payload = call.payload
-        request.response_timeout_ms = int(response_timeout * 1000)
+        # as livekit's SDKs: the whole call gets at least the round trip plus a second, and
+        # the callee is told what is left of it after the round trip allowance
+        effective = max(response_timeout, round_trip + MIN_HANDLER_TIME)
+        request.response_timeout_ms = int((effective - round_trip) * 1000)
         request.version = RPC_VERSION
         pending = _PendingCall(call.destination_identity)
         self._pending[request_id] = pending
@@ -118,7 +123,7 @@ class RpcEndpoint:
                 await self._send(packet)
             except Exception as exc:
                 raise RpcError(_Code.SEND_FAILED, f"{RpcError.ErrorMessage[_Code.SEND_FAILED]}: {exc}") from None
-            return await self._await_answer(pending, round_trip, response_timeout)
+            return await self._await_answer(pending, round_trip, effective)
         finally:
             self._pending.pop(request_id, None)
 
