@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import os
-from collections.abc import Callable
 from typing import Protocol, TypeVar, overload
 
 from livekit.protocol import models
@@ -177,9 +176,7 @@ class LocalDataMixin:
     @overload
     def register_rpc_method(self, method_name: str, handler: None = None) -> RpcRegistration: ...
 
-    def register_rpc_method(
-        self, method_name: str, handler: HandlerT | None = None
-    ) -> HandlerT | RpcRegistration:
+    def register_rpc_method(self, method_name: str, handler: HandlerT | None = None) -> HandlerT | RpcRegistration:
         """Serve calls of ``method_name`` with ``handler`` (sync or async, given an
         RpcInvocationData, returning the response string). Usable as a decorator.
 
