@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from kitewire.frames.enums import EnumTypeWrapper
 
 if TYPE_CHECKING:
     from .participant import RemoteParticipant
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
 __all__ = ["DataPacket", "DataPacketKind", "SipDTMF"]
 
 
-class DataPacketKind(enum.IntEnum):
+class DataPacketKind(EnumTypeWrapper):
     """How a data packet travelled (livekit.rtc's numbering, which is not the wire's)."""
 
     KIND_LOSSY = 0
@@ -25,8 +26,8 @@ class DataPacket:
 
     data: bytes
     """The payload."""
-    kind: DataPacketKind
-    """``KIND_RELIABLE`` or ``KIND_LOSSY``."""
+    kind: int
+    """``DataPacketKind.KIND_RELIABLE`` or ``DataPacketKind.KIND_LOSSY``."""
     participant: RemoteParticipant | None
     """Who sent it; None when a server sent it."""
     topic: str | None = None
