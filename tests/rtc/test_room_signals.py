@@ -104,7 +104,7 @@ async def test_transcriptions_are_sent_and_received(peers: Peers) -> None:
         sent.append(packet)
         await real_send(packet, reliable=reliable)
 
-    sender._session.data.send = keep  # type: ignore[method-assign]
+    sender._session.data.send = keep
     segment = rtc.TranscriptionSegment(id="s1", text="hello", start_time=10, end_time=20, language="en", final=True)
     await sender.local_participant.publish_transcription(rtc.Transcription("sender", "TR_x", [segment]))
     (packet,) = sent
