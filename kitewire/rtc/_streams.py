@@ -23,6 +23,7 @@ from livekit.protocol import models
 
 from .data_stream import (
     STREAM_CHUNK_SIZE,
+    BaseStreamInfo,
     ByteStreamHandler,
     ByteStreamInfo,
     ByteStreamReader,
@@ -125,30 +126,18 @@ class StreamReceiver:
     def _reader(
         header: models.DataStream.Header, text: bool, declared: int | None
     ) -> TextStreamReader | ByteStreamReader:
-        attributes = dict(header.attributes)
-        if text:
-            return TextStreamReader(
-                TextStreamInfo(
-                    stream_id=header.stream_id,
-                    mime_type=header.mime_type,
-                    topic=header.topic,
-                    timestamp=header.timestamp,
-                    size=declared,
-                    attributes=attributes,
-                    attachments=list(header.text_header.attached_stream_ids),
-                )
-            )
-        return ByteStreamReader(
-            ByteStreamInfo(
-                stream_id=header.stream_id,
-                mime_type=header.mime_type,
-                topic=header.topic,
-                timestamp=header.timestamp,
-                size=declared,
-                attributes=attributes,
-                name=header.byte_header.name,
-            )
+        common = BaseStreamInfo(
+            stream_id=header.stream_id,
+            mime_type=header.mime_type,
+            topic=header.topic,
+            timestamp=header.timestamp,
+            size=declared,
+            attributes=dict(header.attributes),
         )
+        fields = vars(common)
+        if text:
+            return TextStreamReader(TextStreamInfo(**fields, attachments=list(header.text_header.attached_stream_ids)))
+        return ByteStreamReader(ByteStreamInfo(**fields, name=header.byte_header.name))
 
     def _refuse(self, why: str) -> None:
         self.refused += 1

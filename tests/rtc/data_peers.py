@@ -54,6 +54,17 @@ class Peers:
         await asyncio.wait_for(room.connect(self._server.url, token, options or lk.RoomOptions()), 20)
         return room
 
+    async def join(self, kind: str, identity: str) -> Any:
+        """A kitewire (``kind="kitewire"``) or official (``"official"``) room joined as ``identity``."""
+        return await (self.kitewire(identity) if kind == "kitewire" else self.official(identity))
+
+    async def pair(self, first: tuple[str, str], second: tuple[str, str]) -> tuple[Any, Any]:
+        """Two rooms of the given (kind, identity), joined in that order, with data flowing both ways."""
+        one = await self.join(*first)
+        two = await self.join(*second)
+        await warm_up([one, two])
+        return one, two
+
     async def close(self) -> None:
         for room in self.rooms:
             with contextlib.suppress(Exception):
@@ -113,3 +124,12 @@ async def warm_up(rooms: list[Any], tries: int = 60) -> None:
         if not missing:
             return
     raise AssertionError(f"{len(missing)} sender/receiver pairs never got data through")
+
+
+async def until_present(room: Any, identity: str) -> Any:
+    """The remote participant ``identity`` once ``room`` knows it."""
+    for _ in range(200):
+        if identity in room.remote_participants:
+            return room.remote_participants[identity]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{identity} never appeared")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from data_peers import Peers, peers, warm_up
+from data_peers import Peers, peers
 from kitewire import rtc
 from kitewire.engine.data_channels import SEND_HIGH_WATER
 from kitewire.rtc.data_stream import MAX_READER_BUFFER, STREAM_CHUNK_SIZE
@@ -24,9 +24,7 @@ PAIRS = [("kitewire", "official"), ("official", "kitewire"), ("kitewire", "kitew
 
 
 async def _pair(peers: Peers, sender_kind: str, receiver_kind: str) -> tuple[Any, Any]:
-    receiver = await (peers.kitewire("receiver") if receiver_kind == "kitewire" else peers.official("receiver"))
-    sender = await (peers.kitewire("sender") if sender_kind == "kitewire" else peers.official("sender"))
-    await warm_up([receiver, sender])
+    receiver, sender = await peers.pair((receiver_kind, "receiver"), (sender_kind, "sender"))
     return sender, receiver
 
 

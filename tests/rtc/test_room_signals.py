@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from data_peers import Peers, drain, peers, record, warm_up
+from data_peers import Peers, drain, peers, record, until_present, warm_up
 from kitewire import rtc
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
@@ -27,10 +27,7 @@ def _engine(room: rtc.Room) -> Any:
 async def test_active_speakers_loudest_first(peers: Peers) -> None:
     room = await peers.kitewire("me")
     other = await peers.kitewire("other")
-    for _ in range(100):
-        if "other" in room.remote_participants:
-            break
-        await asyncio.sleep(0.05)
+    await until_present(room, "other")
     events = record(room, "active_speakers_changed")
     me, them = room.local_participant, room.remote_participants["other"]
     message = signal_pb.SignalResponse()
@@ -68,10 +65,7 @@ async def test_connection_quality_changes_once_per_change(peers: Peers) -> None:
 async def test_permissions_and_room_metadata(peers: Peers) -> None:
     room = await peers.kitewire("me")
     other = await peers.kitewire("other")
-    for _ in range(100):
-        if "other" in room.remote_participants:
-            break
-        await asyncio.sleep(0.05)
+    await until_present(room, "other")
     permissions = record(room, "participant_permissions_changed")
     metadata = record(room, "room_metadata_changed")
     info = models.ParticipantInfo()

@@ -20,9 +20,7 @@ PAIRS = [("kitewire", "official"), ("official", "kitewire"), ("kitewire", "kitew
 
 
 async def _pair(peers: Peers, caller_kind: str, callee_kind: str) -> tuple[Any, Any]:
-    callee = await (peers.kitewire("callee") if callee_kind == "kitewire" else peers.official("callee"))
-    caller = await (peers.kitewire("caller") if caller_kind == "kitewire" else peers.official("caller"))
-    await warm_up([callee, caller])
+    callee, caller = await peers.pair((callee_kind, "callee"), (caller_kind, "caller"))
     return caller, callee
 
 
