@@ -69,6 +69,11 @@ class DataLink(Protocol):
         """Ask the server for the change and wait for its answer; RuntimeError when refused or unanswered."""
 
 
+def _check_identities(identities: object) -> None:
+    if not isinstance(identities, (list, tuple)) or not all(isinstance(i, str) for i in identities):
+        raise ValueError(f"destination_identities: expected a list of identity strings, got {identities!r}")
+
+
 class LocalDataMixin:
     """The data methods of :class:`~kitewire.rtc.participant.LocalParticipant`."""
 
@@ -93,6 +98,9 @@ class LocalDataMixin:
             payload = payload.encode("utf-8")
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise ValueError(f"payload: expected bytes or str, got {type(payload).__name__}")
+        _check_identities(destination_identities)
+        if not isinstance(topic, str):
+            raise ValueError(f"topic: expected str, got {type(topic).__name__}")
         packet = models.DataPacket()
         packet.destination_identities.extend(destination_identities)
         user = packet.user
@@ -224,6 +232,8 @@ class LocalDataMixin:
         sender_identity: str | None = None,
     ) -> TextStreamWriter:
         """Open a text stream; ``write`` chunks to it and ``aclose`` it. Raises StreamError."""
+        if destination_identities is not None:
+            _check_identities(destination_identities)
         writer = TextStreamWriter(
             self._stream_send,
             topic=topic,
@@ -270,6 +280,8 @@ class LocalDataMixin:
         topic: str = "",
     ) -> ByteStreamWriter:
         """Open a byte stream; ``write`` chunks to it and ``aclose`` it. Raises StreamError."""
+        if destination_identities is not None:
+            _check_identities(destination_identities)
         writer = ByteStreamWriter(
             self._stream_send,
             name=name,

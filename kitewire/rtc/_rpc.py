@@ -95,6 +95,9 @@ class RpcEndpoint:
     async def _call(self, call: RpcCallInfo) -> str:
         response_timeout = DEFAULT_RESPONSE_TIMEOUT if call.response_timeout is None else call.response_timeout
         round_trip = call.max_round_trip_latency or DEFAULT_MAX_ROUND_TRIP_LATENCY
+        for name in ("destination_identity", "method", "payload"):
+            if not isinstance(getattr(call, name), str):
+                raise ValueError(f"{name}: expected str, got {type(getattr(call, name)).__name__}")
         if response_timeout <= 0:
             raise ValueError(f"response_timeout: expected a positive number of seconds, got {response_timeout}")
         if len(call.payload.encode("utf-8")) > MAX_PAYLOAD_BYTES:

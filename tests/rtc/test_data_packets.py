@@ -131,3 +131,30 @@ async def test_a_refused_update_raises_at_once(peers: Peers, server: Any, room_n
     with pytest.raises(RuntimeError, match="refused.*NOT_ALLOWED"):
         await asyncio.wait_for(room.local_participant.set_metadata("nope"), 3)
     assert room.local_participant.metadata == ""
+
+
+async def test_official_oversized_packets_are_refused_by_the_negotiated_size(peers: Peers) -> None:
+    kite = await peers.kitewire("kite")
+    official = await peers.official("official")
+    await warm_up([kite, official])
+    inbox = record(kite, "data_received")
+    # the largest packet kitewire itself sends also arrives from the official SDK
+    await official.local_participant.publish_data(b"a" * MAX_DATA_PACKET_BYTES)
+    assert len((await asyncio.wait_for(inbox.get(), 10))[0].data) == MAX_DATA_PACKET_BYTES
+    with pytest.raises(lk.participant.PublishDataError, match="maximum message size"):
+        await official.local_participant.publish_data(b"b" * 100_000)
+    await official.local_participant.publish_data(b"after")
+    assert (await asyncio.wait_for(inbox.get(), 10))[0].data == b"after"
+
+
+async def test_publish_data_checks_its_arguments(peers: Peers) -> None:
+    kite = await peers.kitewire("kite")
+    local = kite.local_participant
+    not_a_list: Any = "bob"
+    with pytest.raises(ValueError, match="destination_identities"):
+        await local.publish_data(b"x", destination_identities=not_a_list)
+    not_str: Any = [1]
+    with pytest.raises(ValueError, match="destination_identities"):
+        await local.publish_data(b"x", destination_identities=not_str)
+    with pytest.raises(ValueError, match="topic"):
+        await local.publish_data(b"x", topic=not_str)
