@@ -117,3 +117,31 @@ async def test_transcriptions_are_sent_and_received(peers: Peers) -> None:
     assert segments == [segment]
     assert participant is receiver.remote_participants["sender"] and publication is None
     drain(events)
+
+
+async def test_data_rpc_and_streams_work_again_after_a_reconnect(peers: Peers, server: Any, room_name: str) -> None:
+    kite, official = await peers.pair(("kitewire", "kite"), ("official", "official"))
+    kite.local_participant.register_rpc_method("where", lambda data: "kite")
+    reconnected = asyncio.Event()
+    kite.on("reconnected", reconnected.set)
+    await server.rooms.rooms[room_name].participants["kite"].connection.websocket.close()
+    await asyncio.wait_for(reconnected.wait(), 20)
+    await warm_up([kite, official])
+    # data both ways, RPC both ways (handlers survive the rejoin), a stream
+    calling: Any = official.local_participant
+    assert await calling.perform_rpc(destination_identity="kite", method="where", payload="") == "kite"
+    official_local: Any = official.local_participant
+    official_local.register_rpc_method("where", lambda data: "official")
+    answer = await kite.local_participant.perform_rpc(destination_identity="official", method="where", payload="")
+    assert answer == "official"
+    texts: asyncio.Queue[str] = asyncio.Queue()
+
+    async def read(reader: Any) -> None:
+        texts.put_nowait(await reader.read_all())
+
+    tasks: list[asyncio.Task[None]] = []
+    official.register_text_stream_handler(
+        "t", lambda reader, identity: tasks.append(asyncio.ensure_future(read(reader)))
+    )
+    await kite.local_participant.send_text("after the rejoin", topic="t")
+    assert await asyncio.wait_for(texts.get(), 10) == "after the rejoin"
