@@ -9,13 +9,16 @@ from typing import Any
 import pytest
 from data_peers import Peers, peers, warm_up
 from kitewire import rtc
-from kitewire.rtc._rpc import MAX_PAYLOAD_BYTES, MAX_RUNNING_HANDLERS
+from kitewire.rtc import _rpc
+from kitewire.rtc._rpc import MAX_PAYLOAD_BYTES
 from livekit import rtc as lk
 
 __all__ = ["peers"]
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.filterwarnings("ignore::jwt.InsecureKeyLengthWarning")]
 
+RUNNING_BOUND = 8
+PENDING_BOUND = 16
 PAIRS = [("kitewire", "official"), ("official", "kitewire"), ("kitewire", "kitewire")]
 
 
@@ -133,7 +136,9 @@ async def test_a_callee_leaving_mid_call_fails_the_call(peers: Peers) -> None:
     assert left.value.code == rtc.RpcError.ErrorCode.RECIPIENT_DISCONNECTED
 
 
-async def test_a_flood_is_bounded_and_the_callee_keeps_answering(peers: Peers) -> None:
+async def test_a_flood_is_bounded_and_the_callee_keeps_answering(peers: Peers, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the bounds are lowered so the flood stays small; the code reads them at each call
+    monkeypatch.setattr(_rpc, "MAX_RUNNING_HANDLERS", RUNNING_BOUND)
     caller, callee = await _pair(peers, "official", "kitewire")
     release = asyncio.Event()
     running = 0
@@ -151,7 +156,7 @@ async def test_a_flood_is_bounded_and_the_callee_keeps_answering(peers: Peers) -
 
     callee.local_participant.register_rpc_method("hold", hold)
     calling: Any = caller.local_participant
-    flood = 3 * MAX_RUNNING_HANDLERS
+    flood = 3 * RUNNING_BOUND
     calls = [
         asyncio.ensure_future(
             calling.perform_rpc(destination_identity="callee", method="hold", payload=str(i), response_timeout=20.0)
@@ -160,18 +165,18 @@ async def test_a_flood_is_bounded_and_the_callee_keeps_answering(peers: Peers) -
     ]
     # the calls beyond the bound are refused at once, while the first ones still run
     for _ in range(200):
-        if sum(1 for c in calls if c.done()) >= flood - MAX_RUNNING_HANDLERS:
+        if sum(1 for c in calls if c.done()) >= flood - RUNNING_BOUND:
             break
         await asyncio.sleep(0.05)
     refused = [c for c in calls if c.done()]
-    assert len(refused) == flood - MAX_RUNNING_HANDLERS
+    assert len(refused) == flood - RUNNING_BOUND
     for c in refused:
         error = c.exception()
         assert isinstance(error, lk.RpcError) and error.code == 1500 and "at most" in error.message
-    assert most == MAX_RUNNING_HANDLERS
+    assert most == RUNNING_BOUND
     release.set()
     answers = await asyncio.wait_for(asyncio.gather(*[c for c in calls if not c.done()]), 20)
-    assert answers == ["held"] * MAX_RUNNING_HANDLERS
+    assert answers == ["held"] * RUNNING_BOUND
     callee.local_participant.register_rpc_method("after", lambda data: "still here")
     assert await calling.perform_rpc(destination_identity="callee", method="after", payload="") == "still here"
 
@@ -206,3 +211,32 @@ async def test_interceptors_wrap_both_directions(peers: Peers) -> None:
     answer = await caller.local_participant.perform_rpc(destination_identity="callee", method="hi", payload="")
     assert answer == "[hi]"
     assert log == ["outer>out", "inner>out", "callee>in:hi"]
+
+
+async def test_outgoing_calls_are_bounded(peers: Peers, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_rpc, "MAX_PENDING_CALLS", PENDING_BOUND)
+    caller, callee = await _pair(peers, "kitewire", "official")
+    release = asyncio.Event()
+
+    async def hold(data: Any) -> str:
+        await release.wait()
+        return "done"
+
+    callee_local: Any = callee.local_participant
+    callee_local.register_rpc_method("hold", hold)
+    calls = [
+        asyncio.ensure_future(
+            caller.local_participant.perform_rpc(destination_identity="callee", method="hold", payload="")
+        )
+        for _ in range(PENDING_BOUND + 3)
+    ]
+    await asyncio.sleep(0.5)
+    refused = [c for c in calls if c.done()]
+    assert len(refused) == 3
+    for c in refused:
+        error = c.exception()
+        assert isinstance(error, rtc.RpcError) and error.code == rtc.RpcError.ErrorCode.SEND_FAILED
+        assert f"at most {PENDING_BOUND}" in error.message
+    release.set()
+    answers = await asyncio.wait_for(asyncio.gather(*[c for c in calls if c not in refused]), 30)
+    assert answers == ["done"] * PENDING_BOUND
