@@ -216,6 +216,8 @@ async def dispatch(participant: Participant, request: pb_rtc.SignalRequest) -> b
         participant.send(response)
     elif kind == "update_metadata":
         _handle_update_metadata(participant, request.update_metadata)
+    elif kind in ("publish_data_track_request", "unpublish_data_track_request"):
+        _refuse_data_track(participant, request)
     # sync_state, simulate, subscription_permission, ...: accepted and ignored.
     return False
 
@@ -278,6 +280,20 @@ def _handle_mute(participant: Participant, mute: pb_rtc.MuteTrackRequest) -> Non
     )
     if track is not None:
         participant.announce()
+
+
+def _refuse_data_track(participant: Participant, request: pb_rtc.SignalRequest) -> None:
+    """Data tracks are not implemented: say so at once (the SDK would wait 10 s for an answer).
+
+    The refusal names the track by its publisher handle, which is what the SDK matches."""
+    reason = "data tracks are not supported by this server"
+    log_refusal(participant.room.name, participant.identity, "data_track", reason)
+    response = refusal(reason, _UNSUPPORTED_TYPE)
+    if request.WhichOneof("message") == "publish_data_track_request":
+        response.request_response.publish_data_track.pub_handle = request.publish_data_track_request.pub_handle
+    else:
+        response.request_response.unpublish_data_track.pub_handle = request.unpublish_data_track_request.pub_handle
+    participant.send(response)
 
 
 def _handle_update_metadata(participant: Participant, update: pb_rtc.UpdateParticipantMetadata) -> None:

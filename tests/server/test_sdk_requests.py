@@ -127,3 +127,12 @@ async def test_the_join_reports_a_livekit_version_and_kitewire_itself(server: Se
         assert join.server_info.protocol > 0
     finally:
         await signal.close(leave=True)
+
+
+async def test_data_tracks_are_refused_at_once_with_the_reason(server: Server, sdk_rooms: Connect) -> None:
+    room = await sdk_rooms("publisher")
+    started = time.monotonic()
+    with pytest.raises(rtc.participant.PublishDataTrackError, match="data tracks are not supported"):
+        await room.local_participant.publish_data_track(name="telemetry")
+    # the SDK waits 10 s for an answer that does not come
+    assert time.monotonic() - started < _ANSWERED_WITHIN
