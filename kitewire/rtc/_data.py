@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 
 from livekit.protocol import models
+from livekit.protocol import rtc as signal_pb
 
 from kitewire.engine import EngineError, RtcEngine
 
@@ -57,18 +58,18 @@ class RoomData:
         self._participant = participant
         self.rpc = RpcEndpoint(self.send_reliable, self._server_supports_rpc)
         self.streams = StreamReceiver()
+        self._server_version = ""
 
     def set_max_payload(self, max_payload: int | None) -> None:
         """The room's ``DataStreamOptions.max_payload_byte_length``: the largest incoming stream."""
         self.streams._max_payload = max_payload
 
+    def joined(self, join: signal_pb.JoinResponse) -> None:
+        """A (re)join's JoinResponse: what the server says it is."""
+        self._server_version = join.server_info.version or join.server_version
+
     def _server_supports_rpc(self) -> bool:
-        engine = self._engine()
-        join = engine.join if engine is not None else None
-        if join is None:
-            return False
-        version = join.server_info.version or join.server_version
-        return _version(version) >= MIN_RPC_SERVER_VERSION
+        return _version(self._server_version) >= MIN_RPC_SERVER_VERSION
 
     # -- sending -----------------------------------------------------------------------
 

@@ -107,6 +107,7 @@ class RoomSession:
             raise ConnectError(str(exc)) from None
         self.connector = connector
         self.info = join.room
+        self.data.joined(join)
         self.local_participant = LocalParticipant(join.participant, self)
         self.remote_participants = {}
         for info in join.other_participants:
@@ -254,6 +255,7 @@ class RoomSession:
     def _reconcile_remote(self, engine: RtcEngine, join: signal_pb.JoinResponse) -> None:
         """Bring participants and publications in line with a new JoinResponse."""
         self.info = join.room
+        self.data.joined(join)
         if self.local_participant is not None:
             self.local_participant._update_info(join.participant)
         present = {info.identity for info in join.other_participants}

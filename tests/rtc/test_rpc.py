@@ -64,6 +64,8 @@ async def test_answers_errors_and_unknown_methods(peers: Peers, caller_kind: str
     # both SDKs tell the callee the timeout less the 7 s round-trip allowance
     assert seen[0][:2] == ("caller", "echo") and seen[0][2] and seen[0][3] == pytest.approx(3.0)
     assert await call("upper", "héllo") == "HÉLLO"
+    big = "é" * (MAX_PAYLOAD_BYTES // 2 - 1)  # just under the limit in UTF-8 bytes
+    assert await call("upper", big) == big.upper()
     with pytest.raises(_error_type(caller)) as failure:
         await call("fail")
     assert (failure.value.code, failure.value.message, failure.value.data) == (4242, "custom failure", "details")
@@ -240,3 +242,18 @@ async def test_outgoing_calls_are_bounded(peers: Peers, monkeypatch: pytest.Monk
     release.set()
     answers = await asyncio.wait_for(asyncio.gather(*[c for c in calls if c not in refused]), 30)
     assert answers == ["done"] * PENDING_BOUND
+
+
+async def test_a_server_older_than_1_8_is_told_apart_like_the_official_sdk_does(
+    peers: Peers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kitewire.server import version
+
+    monkeypatch.setattr(version, "LIVEKIT_COMPATIBLE_VERSION", "1.7.2")
+    kite = await peers.kitewire("kite")
+    official = await peers.official("official")
+    with pytest.raises(rtc.RpcError) as ours:
+        await kite.local_participant.perform_rpc(destination_identity="official", method="m", payload="")
+    with pytest.raises(lk.RpcError) as theirs:
+        await official.local_participant.perform_rpc(destination_identity="kite", method="m", payload="")
+    assert ours.value.code == theirs.value.code == rtc.RpcError.ErrorCode.UNSUPPORTED_SERVER
