@@ -301,6 +301,8 @@ class _Writer:
 
 def split_utf8(text: str, size: int = STREAM_CHUNK_SIZE) -> Iterator[bytes]:
     """``text`` as UTF-8 pieces of at most ``size`` bytes, never cutting a character."""
+    if size < 4:
+        raise ValueError(f"size: expected at least 4 bytes (the longest UTF-8 character), got {size}")
     data = text.encode("utf-8")
     start = 0
     while start < len(data):
