@@ -214,3 +214,33 @@ async def test_inline_and_deflated_content_is_read(peers: Peers) -> None:
     await raw.chunk(stream_id, 0, b"not deflate at all \xff\xfe")
     _, error = await outcomes.next()
     assert isinstance(error, rtc.StreamError) and "DEFLATE" in error.description
+
+
+async def test_leaving_the_room_ends_open_streams_and_waiting_calls(peers: Peers) -> None:
+    receiver, sender, outcomes, raw = await _setup(peers)
+    stream_id = await raw.header()
+    await raw.chunk(stream_id, 0, b"some")
+    for _ in range(100):
+        if receiver._session.data.streams.open_streams:
+            break
+        await asyncio.sleep(0.05)
+    release = asyncio.Event()
+
+    async def hold(data: rtc.RpcInvocationData) -> str:
+        await release.wait()
+        return ""
+
+    sender.local_participant.register_rpc_method("hold", hold)
+    call = asyncio.ensure_future(
+        receiver.local_participant.perform_rpc(destination_identity="sender", method="hold", payload="")
+    )
+    await asyncio.sleep(0.5)
+    await receiver.disconnect()
+    _, error = await outcomes.next()
+    assert isinstance(error, rtc.StreamError) and "Disconnected while receiving" in error.description
+    with pytest.raises(rtc.RpcError) as ended:
+        await asyncio.wait_for(call, 10)
+    assert ended.value.code == rtc.RpcError.ErrorCode.RECIPIENT_DISCONNECTED
+    release.set()
+    with pytest.raises(rtc.PublishDataError, match="not connected"):
+        await receiver.local_participant.publish_data(b"after leaving")
