@@ -231,7 +231,9 @@ class LocalDataMixin:
         total_size: int | None = None,
         sender_identity: str | None = None,
     ) -> TextStreamWriter:
-        """Open a text stream; ``write`` chunks to it and ``aclose`` it. Raises StreamError."""
+        """Open a text stream; ``write`` chunks to it and ``aclose`` it. Raises StreamError.
+
+        ``sender_identity`` is accepted for livekit's signature; the server names the sender."""
         if destination_identities is not None:
             _check_identities(destination_identities)
         writer = TextStreamWriter(
