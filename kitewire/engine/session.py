@@ -75,6 +75,15 @@ class EngineEvents(Protocol):
     def on_room_update(self, room: models.Room) -> None:
         """Room metadata or counters changed."""
 
+    def on_data_packet(self, packet: models.DataPacket, reliable: bool) -> None:
+        """A DataPacket from another participant or the server (user data, RPC, streams, ...)."""
+
+    def on_speakers_changed(self, speakers: list[models.SpeakerInfo]) -> None:
+        """The server's SpeakersChanged: participants whose speaking state or level changed."""
+
+    def on_connection_quality(self, updates: list[signal_pb.ConnectionQualityInfo]) -> None:
+        """The server's ConnectionQualityUpdate."""
+
     def on_disconnected(self, reason: int) -> None:
         """The session ended; ``reason`` is a DisconnectReason."""
 
@@ -206,6 +215,17 @@ class RtcEngine:
             self._listener.on_track_mute_requested(message.mute.sid, message.mute.muted)
         elif kind == "room_update":
             self._listener.on_room_update(message.room_update.room)
+        elif kind == "speakers_changed":
+            self._listener.on_speakers_changed(list(message.speakers_changed.speakers))
+        elif kind == "connection_quality":
+            self._listener.on_connection_quality(list(message.connection_quality.updates))
+
+    def on_data_packet(self, packet: models.DataPacket, reliable: bool) -> None:
+        """WireListener: a DataPacket; the server's active-speaker packets become speaker changes."""
+        if packet.WhichOneof("value") == "speaker":
+            self._listener.on_speakers_changed(list(packet.speaker.speakers))
+        else:
+            self._listener.on_data_packet(packet, reliable)
 
     def on_signal_closed(self, reason: int, reconnectable: bool, detail: str) -> None:
         """WireListener: a dropped socket may be rejoined; a final leave ends the session."""
@@ -307,6 +327,36 @@ class RtcEngine:
         request.track_setting.disabled = False
         request.track_setting.quality = quality  # type: ignore[assignment]
         await self._send(request)
+
+    async def publish_data(self, packet: models.DataPacket, reliable: bool, timeout: float = 10.0) -> None:
+        """Send a DataPacket on the reliable or lossy data channel; raises ValueError
+        for an oversized packet, EngineError when it cannot be sent."""
+        if self._wire is None or self._closed:
+            raise EngineError("the room is not connected")
+        await self._wire.send_data(packet, reliable=reliable, timeout=timeout)
+
+    async def update_metadata(
+        self,
+        *,
+        metadata: str | None = None,
+        name: str | None = None,
+        attributes: dict[str, str] | None = None,
+        timeout: float = 5.0,
+    ) -> signal_pb.RequestResponse:
+        """Ask the server to change our metadata, name or attributes (an empty attribute
+        value deletes the key); returns its RequestResponse (OK or a refusal).
+        Raises EngineError when not connected or not answered within ``timeout``."""
+        wire = self._wire
+        if wire is None or self._closed:
+            raise EngineError("the room is not connected")
+        request = signal_pb.SignalRequest()
+        update = request.update_metadata
+        # in livekit's protocol an empty field leaves the value as it is
+        update.metadata = metadata or ""
+        update.name = name or ""
+        update.attributes.update(attributes or {})
+        update.request_id = wire.next_request_id()
+        return await wire.request_response(request, update.request_id, timeout)
 
     async def mute_track(self, track_sid: str, muted: bool) -> None:
         """Tell the server a local track is (un)muted."""

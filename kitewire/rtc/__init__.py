@@ -18,7 +18,9 @@ A livekit.rtc video program runs after changing ``from livekit import rtc`` to
         track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
     source.capture_frame(frame, timestamp_us=capture_time_us)
 
-Scope: video only. Audio, data packets and streams, RPC and end-to-end
+Scope: video, data packets (``publish_data``/``data_received``, DTMF,
+transcriptions), RPC (``perform_rpc``/``register_rpc_method``), text and byte
+streams, and participant metadata, names and attributes. Audio and end-to-end
 encryption are not implemented. A lost signal connection or failed
 PeerConnection is recovered by a full reconnect (``reconnecting`` then
 ``reconnected``, or ``disconnected`` after ``Room.reconnect_timeout``
@@ -38,6 +40,7 @@ from kitewire.frames import (
     VideoRotation,
 )
 
+from ._participant_data import PublishDataError, PublishDTMFError, PublishTranscriptionError
 from ._types import (
     ConnectError,
     ConnectionQuality,
@@ -56,9 +59,20 @@ from ._types import (
     UnpublishTrackError,
     VideoEncoding,
 )
+from .data_packet import DataPacket, DataPacketKind, SipDTMF
+from .data_stream import (
+    ByteStreamInfo,
+    ByteStreamReader,
+    ByteStreamWriter,
+    StreamError,
+    TextStreamInfo,
+    TextStreamReader,
+    TextStreamWriter,
+)
 from .event_emitter import EventEmitter
 from .participant import LocalParticipant, Participant, RemoteParticipant
 from .room import Room
+from .rpc import RpcCallInfo, RpcError, RpcInterceptor, RpcInvocationData
 from .track import (
     LocalTrack,
     LocalVideoTrack,
@@ -73,16 +87,22 @@ from .track_publication import (
     RemoteTrackPublication,
     TrackPublication,
 )
+from .transcription import Transcription, TranscriptionSegment
 from .video_source import VideoSource
 from .video_stream import VideoFrameEvent, VideoStream
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ByteStreamInfo",
+    "ByteStreamReader",
+    "ByteStreamWriter",
     "ConnectError",
     "ConnectionQuality",
     "ConnectionState",
     "ContinualGatheringPolicy",
+    "DataPacket",
+    "DataPacketKind",
     "DataStreamOptions",
     "DisconnectReason",
     "EventEmitter",
@@ -95,20 +115,34 @@ __all__ = [
     "Participant",
     "ParticipantKind",
     "ParticipantState",
+    "PublishDTMFError",
+    "PublishDataError",
     "PublishTrackError",
+    "PublishTranscriptionError",
     "RemoteParticipant",
     "RemoteTrack",
     "RemoteTrackPublication",
     "RemoteVideoTrack",
     "Room",
     "RoomOptions",
+    "RpcCallInfo",
+    "RpcError",
+    "RpcInterceptor",
+    "RpcInvocationData",
     "RtcConfiguration",
+    "SipDTMF",
+    "StreamError",
     "StreamState",
+    "TextStreamInfo",
+    "TextStreamReader",
+    "TextStreamWriter",
     "Track",
     "TrackKind",
     "TrackPublication",
     "TrackPublishOptions",
     "TrackSource",
+    "Transcription",
+    "TranscriptionSegment",
     "UnpublishTrackError",
     "VideoBufferType",
     "VideoCodec",

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from ._session import RoomSession
 from ._types import ConnectError, ConnectionState, DisconnectReason, RoomOptions
+from .data_packet import DataPacket, SipDTMF
+from .data_stream import ByteStreamHandler, TextStreamHandler
 from .event_emitter import EventEmitter
 from .participant import LocalParticipant, Participant, RemoteParticipant
 
@@ -35,6 +37,13 @@ EventTypes = Literal[
     "reconnected",
     "local_track_republished",
     "room_updated",
+    "participant_attributes_changed",
+    "participant_permissions_changed",
+    "active_speakers_changed",
+    "connection_quality_changed",
+    "data_received",
+    "sip_dtmf_received",
+    "transcription_received",
 ]
 
 # A full reconnect (fresh join, new PeerConnections, tracks republished) is tried
@@ -53,7 +62,13 @@ class Room(EventEmitter[EventTypes]):
     track_unsubscribed(track, publication, participant),
     track_muted(participant, publication), track_unmuted(participant, publication),
     connection_state_changed(state), connected(), disconnected(reason),
-    reconnecting(), reconnected(), local_track_republished(publication, previous_sid).
+    reconnecting(), reconnected(), local_track_republished(publication, previous_sid),
+    participant_metadata_changed(participant, old, new), participant_name_changed(participant, old, new),
+    participant_attributes_changed(changed_attributes, participant),
+    participant_permissions_changed(participant, permissions), room_metadata_changed(old, new),
+    active_speakers_changed(speakers), connection_quality_changed(participant, quality),
+    data_received(DataPacket), sip_dtmf_received(SipDTMF),
+    transcription_received(segments, participant, publication).
 
     Reconnection (run by the engine, ``kitewire.engine.ReconnectingEngine``): when the
     signal connection drops or a PeerConnection fails while connected (and the server
@@ -149,6 +164,34 @@ class Room(EventEmitter[EventTypes]):
         """True while connected to the server."""
         return self._session.connected()
 
+    # -- incoming streams ----------------------------------------------------------
+
+    def register_text_stream_handler(self, topic: str, handler: TextStreamHandler) -> None:
+        """Call ``handler(reader, sender_identity)`` for each text stream opened on ``topic``.
+
+        Raises ValueError when ``topic`` has a handler already."""
+        handlers = self._session.data.streams.text_handlers
+        if topic in handlers:
+            raise ValueError(f"text stream handler for topic {topic!r} already set")
+        handlers[topic] = handler
+
+    def unregister_text_stream_handler(self, topic: str) -> None:
+        """Stop taking text streams on ``topic`` (later ones are ignored)."""
+        self._session.data.streams.text_handlers.pop(topic, None)
+
+    def register_byte_stream_handler(self, topic: str, handler: ByteStreamHandler) -> None:
+        """Call ``handler(reader, sender_identity)`` for each byte stream opened on ``topic``.
+
+        Raises ValueError when ``topic`` has a handler already."""
+        handlers = self._session.data.streams.byte_handlers
+        if topic in handlers:
+            raise ValueError(f"byte stream handler for topic {topic!r} already set")
+        handlers[topic] = handler
+
+    def unregister_byte_stream_handler(self, topic: str) -> None:
+        """Stop taking byte streams on ``topic`` (later ones are ignored)."""
+        self._session.data.streams.byte_handlers.pop(topic, None)
+
     def on(self, event: EventTypes, callback: Callable[..., Any] | None = None) -> Callable[..., Any]:
         """Register a callback for a room event (see the class docstring)."""
         return super().on(event, callback)
@@ -177,4 +220,4 @@ class Room(EventEmitter[EventTypes]):
         return f"rtc.Room(name={self.name}, connection_state={ConnectionState.Name(self._session.connection_state)})"
 
 
-__all__ = ["EventTypes", "Participant", "Room"]
+__all__ = ["DataPacket", "EventTypes", "Participant", "Room", "SipDTMF"]

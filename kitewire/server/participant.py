@@ -16,7 +16,7 @@ from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
 
 from kitewire.signal.connection import ServerSignalConnection
-from kitewire.signal.join import PROTOCOL_VERSION, JoinParams
+from kitewire.signal.join import JoinParams
 from kitewire.signal.token import AccessClaims
 from kitewire.transport import IceCandidateInit, PeerConnection, Transceiver
 
@@ -29,6 +29,7 @@ from .room import Room
 from .subscription_permissions import SubscriptionPermissions
 from .transports import Transports
 from .uptrack import PublishedTrack
+from .version import LIVEKIT_COMPATIBLE_VERSION, fill_server_info
 
 __all__ = ["DEPENDENT_KINDS", "PARTICIPANT_KINDS", "Participant"]
 
@@ -295,13 +296,8 @@ class Participant:
         for other in self.room.others(self):
             if not other.hidden:
                 join.other_participants.append(other.info())
-        from kitewire import __version__
-
-        join.server_version = __version__
-        join.server_info.edition = pb_models.ServerInfo.Standard
-        join.server_info.version = __version__
-        join.server_info.protocol = PROTOCOL_VERSION
-        join.server_info.node_id = self.context.node_id
+        join.server_version = LIVEKIT_COMPATIBLE_VERSION
+        fill_server_info(join.server_info, self.context.node_id)
         join.subscriber_primary = self.transports.subscriber_primary
         join.ping_interval = self.context.settings.ping_interval
         join.ping_timeout = self.context.settings.ping_timeout

@@ -213,6 +213,8 @@ async def dispatch(participant: Participant, request: pb_rtc.SignalRequest) -> b
         _handle_update_metadata(participant, request.update_metadata)
     elif kind == "subscription_permission":
         _handle_subscription_permission(participant, request.subscription_permission)
+    elif kind in ("publish_data_track_request", "unpublish_data_track_request"):
+        _refuse_data_track(participant, request)
     # sync_state, simulate, ...: accepted and ignored.
     return False
 
@@ -264,6 +266,20 @@ def _handle_mute(participant: Participant, mute: pb_rtc.MuteTrackRequest) -> Non
     participant.set_track_muted(mute.sid, mute.muted, tell_client=False)
 
 
+def _refuse_data_track(participant: Participant, request: pb_rtc.SignalRequest) -> None:
+    """Data tracks are not implemented: say so at once (the SDK would wait 10 s for an answer).
+
+    The refusal names the track by its publisher handle, which is what the SDK matches."""
+    reason = "data tracks are not supported by this server"
+    log_refusal(participant.room.name, participant.identity, "data_track", reason)
+    response = refusal(reason, _UNSUPPORTED_TYPE)
+    if request.WhichOneof("message") == "publish_data_track_request":
+        response.request_response.publish_data_track.pub_handle = request.publish_data_track_request.pub_handle
+    else:
+        response.request_response.unpublish_data_track.pub_handle = request.unpublish_data_track_request.pub_handle
+    participant.send(response)
+
+
 def _handle_update_metadata(participant: Participant, update: pb_rtc.UpdateParticipantMetadata) -> None:
     # The official SDKs wait for a RequestResponse carrying their request_id, refused or not.
     if not participant.grant.can_update_own_metadata:
@@ -277,16 +293,7 @@ def _handle_update_metadata(participant: Participant, update: pb_rtc.UpdateParti
             participant, "update_metadata", problem, pb_rtc.RequestResponse.LIMIT_EXCEEDED, request_id=update.request_id
         )
         return
-    if update.name:
-        participant.name = update.name
-    if update.metadata:
-        participant.metadata = update.metadata
-    for key, value in update.attributes.items():
-        if value:
-            participant.attributes[key] = value
-        else:
-            participant.attributes.pop(key, None)
-    participant.announce(to_self=True)
+    participant.update_state(name=update.name, metadata=update.metadata, attributes=dict(update.attributes))
     if update.request_id:
         done = pb_rtc.SignalResponse()
         done.request_response.request_id = update.request_id

@@ -26,6 +26,7 @@ class Recorder:
         self.tracks: list[list[IncomingTrack]] = []
         self.closed: list[tuple[int, bool, str]] = []
         self.media_failures = 0
+        self.data: list[tuple[models.DataPacket, bool]] = []
 
     def on_signal_message(self, message: signal_pb.SignalResponse) -> None:
         self.messages.append(message)
@@ -38,6 +39,9 @@ class Recorder:
 
     def on_media_failed(self) -> None:
         self.media_failures += 1
+
+    def on_data_packet(self, packet: models.DataPacket, reliable: bool) -> None:
+        self.data.append((packet, reliable))
 
 
 def test_msid_names_participant_and_track() -> None:

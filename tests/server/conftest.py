@@ -43,6 +43,7 @@ def make_token(
     can_subscribe: bool = True,
     can_publish_data: bool = True,
     room_join: bool = True,
+    can_update_own_metadata: bool = False,
 ) -> str:
     """A join token made with livekit-api, as a real application would."""
     grants = api.VideoGrants(
@@ -51,6 +52,7 @@ def make_token(
         can_publish=can_publish,
         can_subscribe=can_subscribe,
         can_publish_data=can_publish_data,
+        can_update_own_metadata=can_update_own_metadata,
     )
     return api.AccessToken(key, secret).with_identity(identity).with_name(identity).with_grants(grants).to_jwt()
 
