@@ -78,6 +78,7 @@ class Participant:
             room_name=room.name,
             may_publish=lambda: self.grant.can_publish_data,
             recipients=lambda: [(other.identity, other.relay) for other in self.room.others(self)],
+            is_agent=lambda: self.kind == "agent",
         )
         # /rtc/v1 clients (livekit >= 1.2) use ONE PeerConnection for both directions.
         single_pc = not params.legacy
