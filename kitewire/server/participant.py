@@ -24,6 +24,7 @@ from .data_relay import DataRelay
 from .downtrack import DownTrack
 from .events import log_event
 from .ids import PARTICIPANT_PREFIX, new_id
+from .media_settings import PUBLISH_CODEC_MIMES
 from .room import Room
 from .transports import Transports
 from .uptrack import PublishedTrack
@@ -202,7 +203,7 @@ class Participant:
         join.subscriber_primary = self.transports.subscriber_primary
         join.ping_interval = self.context.settings.ping_interval
         join.ping_timeout = self.context.settings.ping_timeout
-        for mime in ("video/VP8", "video/H264", "audio/opus"):
+        for mime in PUBLISH_CODEC_MIMES:
             join.enabled_publish_codecs.append(pb_models.Codec(mime=mime))
         self.send(response)
         self.room.broadcast_update([self.info()], exclude=self)

@@ -30,6 +30,7 @@ from .http_guard import (
     ConnectionGuard,
 )
 from .ids import new_id
+from .media_settings import SERVER_CODECS, SERVER_HEADER_EXTENSIONS
 from .participant import Participant
 from .room import Room, RoomManager
 from .signal_loop import run_signal_loop
@@ -206,7 +207,14 @@ class Server:
 
     def new_peer_connection(self) -> PeerConnection:
         """A server-side PeerConnection honouring the loopback setting (no STUN/TURN)."""
-        return PeerConnection(PeerConnectionConfig(loopback_only=self.config.ice_loopback_only, ice_servers=[]))
+        return PeerConnection(
+            PeerConnectionConfig(
+                loopback_only=self.config.ice_loopback_only,
+                ice_servers=[],
+                codecs=list(SERVER_CODECS),
+                header_extensions=list(SERVER_HEADER_EXTENSIONS),
+            )
+        )
 
     def _context_for(self, room: Room[Participant]) -> ParticipantContext:
         return ParticipantContext(
