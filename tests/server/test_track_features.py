@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 from kitewire.server import Server
 from kitewire.signal import connect, create_token
@@ -33,17 +35,18 @@ async def test_audio_and_frame_metadata_features_are_kept(server: Server) -> Non
     )
     request.disable_red = True
     request.audio_features.extend([pb_models.TF_STEREO, pb_models.TF_NO_DTX, pb_models.TF_STEREO])
-    request.packet_trailer_features.append(pb_models.PacketTrailerFeature.Value("PTF_USER_TIMESTAMP"))
+    request.packet_trailer_features.append(pb_models.PTF_USER_TIMESTAMP)
     info = await _published(request, server)
     assert info.disable_dtx and info.stereo and info.disable_red
     # Each feature once, in the publisher's order.
     assert list(info.audio_features) == [pb_models.TF_STEREO, pb_models.TF_NO_DTX]
-    assert list(info.packet_trailer_features) == [pb_models.PacketTrailerFeature.Value("PTF_USER_TIMESTAMP")]
+    assert list(info.packet_trailer_features) == [pb_models.PTF_USER_TIMESTAMP]
 
 
 async def test_a_flood_of_feature_entries_is_cut_to_a_handful(server: Server) -> None:
     request = pb_rtc.AddTrackRequest(cid="cam", name="cam", type=pb_models.VIDEO, source=pb_models.CAMERA)
-    request.packet_trailer_features.extend(range(10_000))
+    # Unknown enum numbers are what a hostile client would send (proto3 enums are open).
+    request.packet_trailer_features.extend(cast(list[pb_models.PacketTrailerFeature], list(range(10_000))))
     info = await _published(request, server)
     assert len(info.packet_trailer_features) == 16
     assert list(info.packet_trailer_features) == list(range(16))
