@@ -19,6 +19,7 @@ from kitewire.transport import Codec, RtpHeader, RtpReceiver, Transceiver
 from kitewire.transport import rtp as rtp_ext
 
 from .forwarder import PaddingSequenceMap, UplinkGaps
+from .speakers import AudioLevelMeter
 
 if TYPE_CHECKING:
     from .downtrack import DownTrack
@@ -38,7 +39,7 @@ _KEYFRAME_REQUEST_INTERVAL = 0.5
 # Gaps up to this many packets are NACKed to the publisher; larger jumps are a restart.
 _MAX_NACK_GAP = 64
 # Extensions copied from the publisher's packets to the subscriber's.
-_FORWARDED_EXTENSIONS = (rtp_ext.URI_VIDEO_ORIENTATION, rtp_ext.URI_ABS_CAPTURE_TIME)
+_FORWARDED_EXTENSIONS = (rtp_ext.URI_VIDEO_ORIENTATION, rtp_ext.URI_ABS_CAPTURE_TIME, rtp_ext.URI_AUDIO_LEVEL)
 # SSRCs of one track whose padding renumbering and uplink loss tracking are kept (3 simulcast layers, plus restarts).
 _MAX_SSRCS_PER_TRACK = 8
 # How often the publisher's extension ids are looked up again (they only change on renegotiation).
@@ -127,6 +128,10 @@ class PublishedTrack:
         self._select_cache_live: list[int] | None = None
         self._forwarded_ext_ids: tuple[tuple[str, int], ...] = ()
         self._ext_ids_read_at = float("-inf")
+        #: Audio tracks: how loud the publisher is (active speakers), from the audio-level extension.
+        self.audio_level = AudioLevelMeter() if info.type == pb_models.AUDIO else None
+        self._audio_level_id: int | None = None
+        self._audio_level_id_read_at = float("-inf")
         self.closed = False
         if transceiver is not None:
             self.bind(transceiver)
@@ -213,6 +218,9 @@ class PublishedTrack:
             return
         if not padding_only:
             self._layer_last_seen[layer] = now
+        meter = self.audio_level
+        if meter is not None and header.extensions:
+            self._observe_audio_level(meter, header, now)
         if self.codec is None or header.payload_type not in self._pt_to_codec:
             codec = self._pt_to_codec.get(header.payload_type)
             if codec is None:
@@ -238,6 +246,17 @@ class PublishedTrack:
                 downtrack.forward(incoming, now)
             except Exception:  # one broken subscriber must not stop the others
                 logger.exception("forwarding to %s failed", downtrack.subscriber.identity)
+
+    def _observe_audio_level(self, meter: AudioLevelMeter, header: RtpHeader, now: float) -> None:
+        if now - self._audio_level_id_read_at > _EXTENSION_IDS_REFRESH_SECONDS:
+            receiver = self.receiver
+            self._audio_level_id = receiver.header_extensions.get(rtp_ext.URI_AUDIO_LEVEL) if receiver else None
+            self._audio_level_id_read_at = now
+        if self._audio_level_id is None:
+            return
+        value = header.extensions.get(self._audio_level_id)
+        if value:
+            meter.observe(value[0] & 0x7F, header.timestamp, now)
 
     def newest_sequence_numbers(self) -> dict[int, int]:
         """The newest incoming sequence number of each SSRC the publisher sends on this track."""
