@@ -15,6 +15,7 @@ import logging
 
 from livekit.protocol import rtc as pb_rtc
 
+from .dynacast import DynacastQuality, subscribed_quality_update
 from .participant import Participant
 from .room import Room
 from .speakers import ActiveSpeakers
@@ -37,6 +38,8 @@ class RoomSignals:
         """Send whatever changed since the last tick."""
         participants = [p for p in room.participants.values() if not p.closed]
         self._send_speakers(participants, now)
+        for participant in participants:
+            self._send_subscribed_qualities(participant, now)
 
     def _send_speakers(self, participants: list[Participant], now: float) -> None:
         levels: dict[str, float] = {}
@@ -56,3 +59,18 @@ class RoomSignals:
         response.speakers_changed.speakers.extend(speakers)
         for participant in participants:
             participant.send(response)
+
+    @staticmethod
+    def _send_subscribed_qualities(publisher: Participant, now: float) -> None:
+        for track in publisher.published.values():
+            dynacast = track.dynacast
+            if dynacast is None or track.closed:
+                continue
+            wanted = DynacastQuality.wanted(
+                None if down.disabled else down.desired_layer for down in track.downtracks.values()
+            )
+            quality = dynacast.update(wanted, now)
+            if quality is None:
+                continue
+            mime = track.codec.mime_type if track.codec is not None else track.info.mime_type
+            publisher.send(subscribed_quality_update(track.sid, mime, quality))

@@ -18,6 +18,7 @@ from kitewire.media.vp8_descriptor import Vp8Descriptor, read_vp8_descriptor
 from kitewire.transport import Codec, RtpHeader, RtpReceiver, Transceiver
 from kitewire.transport import rtp as rtp_ext
 
+from .dynacast import DynacastQuality
 from .forwarder import PaddingSequenceMap, UplinkGaps
 from .speakers import AudioLevelMeter
 
@@ -131,6 +132,8 @@ class PublishedTrack:
         #: Audio tracks: how loud the publisher is (active speakers), from the audio-level extension.
         self.audio_level = AudioLevelMeter() if info.type == pb_models.AUDIO else None
         self._audio_level_id: int | None = None
+        #: Video tracks: the best layer subscribers want, as announced to the publisher (dynacast).
+        self.dynacast = DynacastQuality() if info.type == pb_models.VIDEO else None
         self._audio_level_id_read_at = float("-inf")
         self.closed = False
         if transceiver is not None:
