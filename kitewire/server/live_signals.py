@@ -13,19 +13,23 @@ from __future__ import annotations
 
 import logging
 
+from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
 
+from .connection_quality import DownlinkSample, QualityMeter, UplinkSample
 from .dynacast import DynacastQuality, subscribed_quality_update
 from .participant import Participant
 from .room import Room
 from .speakers import ActiveSpeakers
 
-__all__ = ["TICK_SECONDS", "RoomSignals"]
+__all__ = ["QUALITY_INTERVAL_SECONDS", "TICK_SECONDS", "RoomSignals"]
 
 logger = logging.getLogger("kitewire.server")
 
 #: How often the server's ticker calls :meth:`RoomSignals.tick` (seconds).
 TICK_SECONDS = 0.1
+#: How often connection quality is measured (livekit-server: 5 s; shorter shows trouble sooner).
+QUALITY_INTERVAL_SECONDS = 2.0
 
 
 class RoomSignals:
@@ -33,6 +37,9 @@ class RoomSignals:
 
     def __init__(self) -> None:
         self.speakers = ActiveSpeakers()
+        self._quality_meters: dict[str, QualityMeter] = {}  # participant sid ->
+        self._qualities: dict[str, pb_rtc.ConnectionQualityInfo] = {}  # participant sid -> last measured
+        self._quality_at = float("-inf")
 
     def tick(self, room: Room[Participant], now: float) -> None:
         """Send whatever changed since the last tick."""
@@ -40,6 +47,9 @@ class RoomSignals:
         self._send_speakers(participants, now)
         for participant in participants:
             self._send_subscribed_qualities(participant, now)
+        if now - self._quality_at >= QUALITY_INTERVAL_SECONDS:
+            self._quality_at = now
+            self._send_connection_quality(participants)
 
     def _send_speakers(self, participants: list[Participant], now: float) -> None:
         levels: dict[str, float] = {}
@@ -74,3 +84,58 @@ class RoomSignals:
                 continue
             mime = track.codec.mime_type if track.codec is not None else track.info.mime_type
             publisher.send(subscribed_quality_update(track.sid, mime, quality))
+
+    def _send_connection_quality(self, participants: list[Participant]) -> None:
+        active = [p for p in participants if p.state == pb_models.ParticipantInfo.ACTIVE]
+        measured: dict[str, pb_rtc.ConnectionQualityInfo] = {}
+        for participant in active:
+            meter = self._quality_meters.get(participant.sid)
+            if meter is None:
+                meter = self._quality_meters[participant.sid] = QualityMeter()
+            quality, score = meter.measure(_uplink(participant), _downlink(participant))
+            info = pb_rtc.ConnectionQualityInfo(participant_sid=participant.sid, score=score)
+            info.quality = quality  # type: ignore[assignment]
+            measured[participant.sid] = info
+        for sid in list(self._quality_meters):
+            if sid not in measured:
+                del self._quality_meters[sid]
+        # As livekit-server: an update only when someone's quality changed or someone is new; each
+        # participant hears about itself and about the publishers it receives.
+        changed = any(
+            sid not in self._qualities or self._qualities[sid].quality != info.quality for sid, info in measured.items()
+        )
+        self._qualities = measured
+        if not changed:
+            return
+        for participant in active:
+            sids = [participant.sid]
+            for down in participant.subscriptions.values():
+                publisher = down.track.publisher
+                if publisher.sid not in sids and not publisher.hidden:
+                    sids.append(publisher.sid)
+            response = pb_rtc.SignalResponse()
+            response.connection_quality.updates.extend(measured[sid] for sid in sids if sid in measured)
+            participant.send(response)
+
+
+def _uplink(participant: Participant) -> list[UplinkSample]:
+    samples: list[UplinkSample] = []
+    for track in participant.published.values():
+        receiver = track.receiver
+        if receiver is None:
+            continue
+        for ssrc, stats in receiver.streams.items():
+            expected = stats.cycles + stats.max_seq - stats.base_seq + 1
+            jitter = stats.jitter / stats.clock_rate if stats.clock_rate else 0.0
+            samples.append(UplinkSample((track.sid, ssrc), expected, stats.received, jitter))
+    return samples
+
+
+def _downlink(participant: Participant) -> list[DownlinkSample]:
+    samples: list[DownlinkSample] = []
+    for track_sid, down in participant.subscriptions.items():
+        if down.transceiver is None:
+            continue
+        for ssrc, stats in down.transceiver.sender.streams.items():
+            samples.append(DownlinkSample((track_sid, ssrc), stats.packets, stats.fraction_lost))
+    return samples

@@ -8,55 +8,14 @@ import asyncio
 import contextlib
 import time
 
-import numpy as np
 import pytest
 from kitewire.server import Server
 from livekit import rtc
 
 from .conftest import Connect
+from .sdk_media import Voice
 
 pytestmark = pytest.mark.timeout(90)
-
-_RATE = 48000
-_FRAME = 480  # 10 ms
-
-
-class Voice:
-    """Feeds an official AudioSource in real time: silence, or a 440 Hz tone while ``talking``."""
-
-    def __init__(self) -> None:
-        # A short queue: what is captured goes out at once, so 'started talking' is a moment we know.
-        self.source = rtc.AudioSource(_RATE, 1, queue_size_ms=40)
-        self.talking = False
-        self.changed_at = time.monotonic()
-        t = np.arange(_FRAME) / _RATE
-        self._tone = (np.sin(2 * np.pi * 440 * t) * 12000).astype(np.int16).tobytes()
-        self._silence = bytes(2 * _FRAME)
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    def set_talking(self, talking: bool) -> None:
-        self.talking = talking
-        self.changed_at = time.monotonic()
-
-    async def _run(self) -> None:
-        start = time.monotonic()
-        sent = 0
-        while True:
-            samples = self._tone if self.talking else self._silence
-            await self.source.capture_frame(rtc.AudioFrame(samples, _RATE, 1, _FRAME))
-            sent += 1
-            delay = start + sent * _FRAME / _RATE - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
 
 class SpeakerLog:
