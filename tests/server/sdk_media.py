@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from livekit import rtc
@@ -144,6 +146,14 @@ class Voice:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    async def publish(self, room: rtc.Room) -> rtc.LocalAudioTrack:
+        """Start feeding and publish the source as ``room``'s microphone."""
+        self.start()
+        track = rtc.LocalAudioTrack.create_audio_track("mic", self.source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        await asyncio.wait_for(room.local_participant.publish_track(track, options), 15)
+        return track
+
     def set_talking(self, talking: bool) -> None:
         self.talking = talking
         self.changed_at = time.monotonic()
@@ -164,3 +174,34 @@ class Voice:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+T = TypeVar("T")
+
+
+class EventLog(Generic[T]):
+    """Every ``event`` of a room as (arrival time, ``convert(*args)``), to wait on."""
+
+    def __init__(self, room: rtc.Room, event: rtc.room.EventTypes, convert: Callable[..., T]) -> None:
+        self.events: list[tuple[float, T]] = []
+        self._convert = convert
+        self._changed = asyncio.Event()
+        room.on(event, self._on)
+
+    def _on(self, *args: Any) -> None:
+        self.events.append((time.monotonic(), self._convert(*args)))
+        self._changed.set()
+
+    async def wait(self, accept: Callable[[T], bool], after: float, timeout: float) -> float:
+        """Seconds from ``after`` to the first event since then that ``accept`` takes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for at, value in self.events:
+                if at >= after and accept(value):
+                    return at - after
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no such event in {timeout}s: {self.events}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
