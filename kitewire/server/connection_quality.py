@@ -2,8 +2,8 @@
 
 Two kinds of evidence per participant, both already counted by the transport:
 what it publishes arrives at the server (each incoming SSRC's RFC 3550
-counters: packets expected and received since the last look, and the
-interarrival jitter), and what it subscribes to arrives at it (the fraction
+counters: packets expected and received since the last look, and for audio
+the interarrival jitter), and what it subscribes to arrives at it (the fraction
 lost its receiver reports give for each SSRC the server sends it). The worst
 stream decides: below 2 % loss and 30 ms jitter is EXCELLENT, below 6 % and
 80 ms GOOD, anything worse POOR. A stream with too few packets in the interval
