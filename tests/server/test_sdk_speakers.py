@@ -10,9 +10,10 @@ from collections.abc import Callable
 
 import pytest
 from kitewire.server import Server
-from livekit import rtc
+from kitewire.signal import connect, create_token
+from livekit import api, rtc
 
-from .conftest import Connect
+from .conftest import KEY, SECRET, Connect
 from .sdk_media import EventLog, Voice
 
 pytestmark = pytest.mark.timeout(90)
@@ -72,3 +73,46 @@ async def test_a_muted_speaker_stops_speaking(server: Server, sdk_rooms: Connect
         await log.wait(_silent("alice"), muted_at, 10)
     finally:
         await voice.stop()
+
+
+async def test_a_hidden_speaker_is_never_announced(server: Server, sdk_rooms: Connect) -> None:
+    # A raw signal client sees every SpeakersChanged the server sends, not just what an SDK shows.
+    observer, _ = await connect(
+        server.url,
+        create_token("devkey", "secret", identity="observer", room="room", can_subscribe=False),
+        legacy=True,
+        keepalive=False,
+    )
+    ghost_room = rtc.Room()
+    grants = api.VideoGrants(room_join=True, room="room", hidden=True)
+    ghost_token = api.AccessToken(KEY, SECRET).with_identity("ghost").with_grants(grants).to_jwt()
+    voices = [Voice(), Voice()]
+    try:
+        await asyncio.wait_for(ghost_room.connect(server.url, ghost_token), 20)
+        alice = await sdk_rooms("alice")
+        for voice, room in zip(voices, (ghost_room, alice)):
+            await voice.publish(room)
+            voice.set_talking(True)
+        members = server.rooms.rooms["room"].participants
+        ghost_sid, alice_sid = members["ghost"].sid, members["alice"].sid
+        announced: set[str] = set()
+        deadline = time.monotonic() + 10
+        # Until alice has been announced, and a second more.
+        while time.monotonic() < deadline:
+            try:
+                message = await observer.connection.receive(timeout=max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            if message is None:
+                break
+            if message.WhichOneof("message") == "speakers_changed":
+                announced.update(s.sid for s in message.speakers_changed.speakers)
+                if alice_sid in announced:
+                    deadline = min(deadline, time.monotonic() + 1.0)
+        assert alice_sid in announced, "the observer never heard of a speaker"
+        assert ghost_sid not in announced
+    finally:
+        for voice in voices:
+            await voice.stop()
+        await asyncio.wait_for(ghost_room.disconnect(), 10)
+        await observer.close()
