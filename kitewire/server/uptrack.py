@@ -132,9 +132,9 @@ class PublishedTrack:
         #: Audio tracks: how loud the publisher is (active speakers), from the audio-level extension.
         self.audio_level = AudioLevelMeter() if info.type == pb_models.AUDIO else None
         self._audio_level_id: int | None = None
+        self._audio_level_id_read_at = float("-inf")
         #: Video tracks: the best layer subscribers want, as announced to the publisher (dynacast).
         self.dynacast = DynacastQuality() if info.type == pb_models.VIDEO else None
-        self._audio_level_id_read_at = float("-inf")
         self.closed = False
         if transceiver is not None:
             self.bind(transceiver)
