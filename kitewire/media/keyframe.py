@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kitewire.media.vp8_descriptor import Payload, read_vp8_descriptor
+from kitewire.media.vp9_descriptor import read_vp9_descriptor
 
 
 def vp8_is_keyframe(payload: Payload) -> bool:
@@ -61,23 +62,13 @@ def h264_carries_idr(payload: Payload) -> bool:
 def vp9_is_keyframe(payload: Payload) -> bool:
     """VP9 rule of ``is_keyframe`` (RFC 9628 descriptor): the start of a picture
     not predicted from an earlier one, in the base spatial layer."""
-    size = len(payload)
-    if size < 1:
-        return False
-    first = payload[0]
-    # I P L F B E V Z: P=1 is inter-picture predicted, B=1 starts a frame.
-    if first & 0x40 or not first & 0x08:
-        return False
-    offset = 1
-    if first & 0x80:  # picture id, 7 or 15 bits
-        if offset >= size:
-            return False
-        offset += 2 if payload[offset] & 0x80 else 1
-    if first & 0x20:  # layer indices: TID U SID D; only the base spatial layer starts a keyframe
-        if offset >= size:
-            return False
-        return (payload[offset] >> 1) & 0x07 == 0
-    return True
+    descriptor = read_vp9_descriptor(payload)
+    return (
+        descriptor is not None
+        and descriptor.start_of_frame
+        and not descriptor.inter_picture
+        and not descriptor.spatial_id
+    )
 
 
 def av1_is_keyframe(payload: Payload) -> bool:

@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING
 
 from livekit.protocol import models as pb_models
 
-from kitewire.media.vp8_descriptor import Vp8Descriptor, read_vp8_descriptor
 from kitewire.transport import Codec, RtpHeader, RtpReceiver, Transceiver
 from kitewire.transport import rtp as rtp_ext
 
 from .dynacast import DynacastQuality
-from .forwarder import PaddingSequenceMap, UplinkGaps
+from .forwarder import PaddingSequenceMap, PictureIds, UplinkGaps, picture_id_reader
 from .speakers import AudioLevelMeter
 
 if TYPE_CHECKING:
@@ -51,7 +50,7 @@ class IncomingPacket:
     """One publisher packet as every downtrack of the track needs it, prepared once.
 
     ``sequence_number`` is in the layer's compacted space (padding-only packets
-    taken out); ``head``/``rest`` split the payload where a VP8 descriptor's
+    taken out); ``head``/``rest`` split the payload where a VP8 or VP9 descriptor's
     rewritable fields end (``head`` empty for other codecs); ``extensions``
     are the forwarded ones present, as (URI, value).
     """
@@ -64,10 +63,10 @@ class IncomingPacket:
         "layer",
         "marker",
         "payload",
+        "pictures",
         "rest",
         "sequence_number",
         "timestamp",
-        "vp8",
     )
 
     def __init__(
@@ -77,7 +76,7 @@ class IncomingPacket:
         timestamp: int,
         marker: bool,
         payload: memoryview,
-        vp8: Vp8Descriptor | None,
+        pictures: PictureIds | None,
         extensions: tuple[tuple[str, bytes], ...],
     ) -> None:
         self.layer = layer
@@ -85,15 +84,15 @@ class IncomingPacket:
         self.timestamp = timestamp
         self.marker = marker
         self.payload = payload
-        self.vp8 = vp8
+        self.pictures = pictures
         self.extensions = extensions
         # Which extensions, of which sizes: downtracks keep a header template per shape.
         self.ext_shape = tuple((uri, len(value)) for uri, value in extensions) if extensions else ()
         # The values alone, for downtracks whose header template takes all of them.
         self.ext_values = tuple(value for _, value in extensions) if extensions else ()
-        if vp8 is not None and vp8.end:
-            self.head = bytes(payload[: vp8.end])
-            self.rest = payload[vp8.end :]
+        if pictures is not None and pictures.end:
+            self.head = bytes(payload[: pictures.end])
+            self.rest = payload[pictures.end :]
         else:
             self.head = b""
             self.rest = payload
@@ -233,7 +232,8 @@ class PublishedTrack:
         if not downtracks:
             return
         payload = memoryview(packet)[header.payload_offset : header.payload_end]
-        vp8 = read_vp8_descriptor(payload) if self.codec.mime_type.lower() == "video/vp8" else None
+        reader = picture_id_reader(self.codec.mime_type)
+        pictures = reader(payload) if reader is not None else None
         extensions: tuple[tuple[str, bytes], ...] = ()
         if header.extensions:
             if now - self._ext_ids_read_at > _EXTENSION_IDS_REFRESH_SECONDS:
@@ -243,7 +243,9 @@ class PublishedTrack:
                 self._ext_ids_read_at = now
             present = header.extensions
             extensions = tuple((uri, present[ext_id]) for uri, ext_id in self._forwarded_ext_ids if ext_id in present)
-        incoming = IncomingPacket(layer, sequence_number, header.timestamp, header.marker, payload, vp8, extensions)
+        incoming = IncomingPacket(
+            layer, sequence_number, header.timestamp, header.marker, payload, pictures, extensions
+        )
         for downtrack in list(downtracks.values()):
             try:
                 downtrack.forward(incoming, now)
