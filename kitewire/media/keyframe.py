@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kitewire.media.vp8_descriptor import Payload, read_vp8_descriptor
+from kitewire.media.vp9_descriptor import read_vp9_descriptor
 
 
 def vp8_is_keyframe(payload: Payload) -> bool:
@@ -58,6 +59,47 @@ def h264_carries_idr(payload: Payload) -> bool:
     return False
 
 
+def vp9_is_keyframe(payload: Payload) -> bool:
+    """VP9 rule of ``is_keyframe`` (RFC 9628 descriptor): the start of a picture
+    not predicted from an earlier one, in the base spatial layer."""
+    descriptor = read_vp9_descriptor(payload)
+    return (
+        descriptor is not None
+        and descriptor.start_of_frame
+        and not descriptor.inter_picture
+        and not descriptor.spatial_id
+    )
+
+
+def av1_is_keyframe(payload: Payload) -> bool:
+    """AV1 rule of ``is_keyframe`` (AV1 RTP aggregation header): N=1 (a new coded
+    video sequence starts here) or a first OBU that is a sequence header."""
+    size = len(payload)
+    if size < 2:
+        return False
+    aggregation = payload[0]
+    if aggregation & 0x08:  # N
+        return True
+    if aggregation & 0x80:  # Z: the first element continues an OBU from the previous packet
+        return False
+    offset = 1
+    if (aggregation >> 4) & 0x03 != 1:
+        # The first element carries its size (leb128) unless W says it is the only one.
+        for _ in range(8):
+            if offset >= size:
+                return False
+            more = payload[offset] & 0x80
+            offset += 1
+            if not more:
+                break
+    if offset >= size:
+        return False
+    return (payload[offset] >> 3) & 0x0F == _AV1_OBU_SEQUENCE_HEADER
+
+
+_AV1_OBU_SEQUENCE_HEADER = 1
+
+
 def _stap_a_holds(payload: Payload, nal_types: tuple[int, ...]) -> bool:
     """Whether a STAP-A payload aggregates a NAL unit of one of ``nal_types``
     (False as soon as a size field runs past the payload)."""
@@ -81,6 +123,10 @@ def _slow_lookup(mime_type: str) -> Callable[[Payload], bool] | None:
         return vp8_is_keyframe
     if lowered == "h264":
         return h264_is_keyframe
+    if lowered == "vp9":
+        return vp9_is_keyframe
+    if lowered == "av1":
+        return av1_is_keyframe
     return None
 
 
@@ -88,19 +134,26 @@ def _slow_lookup(mime_type: str) -> Callable[[Payload], bool] | None:
 # path is one dict lookup and one call.
 _CHECK_BY_MIME: dict[str, Callable[[Payload], bool]] = {
     spelling: check
-    for check, names in ((vp8_is_keyframe, ("VP8", "vp8")), (h264_is_keyframe, ("H264", "h264")))
+    for check, names in (
+        (vp8_is_keyframe, ("VP8", "vp8")),
+        (h264_is_keyframe, ("H264", "h264")),
+        (vp9_is_keyframe, ("VP9", "vp9")),
+        (av1_is_keyframe, ("AV1", "av1")),
+    )
     for name in names
     for spelling in (name, "video/" + name)
 }
 
 
 def is_keyframe(mime_type: str, payload: Payload) -> bool:
-    """True when this single RTP payload starts (VP8) or carries (H264) a keyframe.
+    """True when this single RTP payload starts (VP8, VP9, AV1) or carries (H264) a keyframe.
 
-    ``mime_type`` is "video/VP8", "video/H264" (any case; the bare codec name
-    works too). VP8: S=1, partition 0 and the frame header's P bit is 0.
-    H264: an IDR slice or SPS as a single NAL, inside a STAP-A, or as the
-    start fragment of an FU-A. Unknown codec or truncated payload -> False.
+    ``mime_type`` is "video/VP8", "video/H264", "video/VP9", "video/AV1" (any
+    case; the bare codec name works too). VP8: S=1, partition 0 and the frame
+    header's P bit is 0. H264: an IDR slice or SPS as a single NAL, inside a
+    STAP-A, or as the start fragment of an FU-A. VP9: B=1, P=0 and spatial
+    layer 0. AV1: the aggregation header's N bit, or a leading sequence header
+    OBU. Unknown codec or truncated payload -> False.
     ``payload`` may be bytes, bytearray or a (byte-format) memoryview.
     """
     check = _CHECK_BY_MIME.get(mime_type)

@@ -25,6 +25,7 @@ from .data_relay import DataRelay
 from .downtrack import DownTrack
 from .events import log_event
 from .ids import PARTICIPANT_PREFIX, new_id
+from .media_settings import PUBLISH_CODEC_MIMES
 from .room import Room
 from .subscription_permissions import SubscriptionPermissions
 from .transports import Transports
@@ -104,6 +105,7 @@ class Participant:
             room_name=room.name,
             may_publish=lambda: self.grant.can_publish_data,
             recipients=lambda: [(other.identity, other.relay) for other in self.room.others(self)],
+            is_agent=lambda: self.kind == pb_models.ParticipantInfo.AGENT,
         )
         # /rtc/v1 clients (livekit >= 1.2) use ONE PeerConnection for both directions.
         single_pc = not params.legacy
@@ -301,7 +303,7 @@ class Participant:
         join.subscriber_primary = self.transports.subscriber_primary
         join.ping_interval = self.context.settings.ping_interval
         join.ping_timeout = self.context.settings.ping_timeout
-        for mime in ("video/VP8", "video/H264", "audio/opus"):
+        for mime in PUBLISH_CODEC_MIMES:
             join.enabled_publish_codecs.append(pb_models.Codec(mime=mime))
         self.send(response)
         self.room.broadcast_update([self.info()], exclude=self)

@@ -73,6 +73,7 @@ def _handle_add_track(participant: Participant, request: pb_rtc.AddTrackRequest)
     info.layers.extend(request.layers)
     info.stream = request.stream
     info.encryption = request.encryption
+    _copy_track_features(request, info)
     for codec in request.simulcast_codecs:
         if codec.codec:
             entry = info.codecs.add()
@@ -80,6 +81,37 @@ def _handle_add_track(participant: Participant, request: pb_rtc.AddTrackRequest)
             entry.layers.extend(codec.layers or request.layers)
     participant.pending_tracks[request.cid] = info
     _track_published(participant, request.cid, info)
+
+
+# AddTrackRequest fields the TrackInfo keeps under the same name (frame_metadata_features is the
+# newer protocol's name of packet_trailer_features; whichever the installed protocol has is kept).
+_KEPT_TRACK_FIELDS = (
+    "disable_dtx",
+    "stereo",
+    "disable_red",
+    "audio_features",
+    "backup_codec_policy",
+    "packet_trailer_features",
+    "frame_metadata_features",
+)
+_MAX_FEATURES = 16
+_SHARED_TRACK_FIELDS = tuple(
+    name
+    for name in _KEPT_TRACK_FIELDS
+    if name in pb_rtc.AddTrackRequest.DESCRIPTOR.fields_by_name
+    and name in pb_models.TrackInfo.DESCRIPTOR.fields_by_name
+)
+
+
+def _copy_track_features(request: pb_rtc.AddTrackRequest, info: pb_models.TrackInfo) -> None:
+    """Keep what the publisher said about its track (DTX, stereo, audio features, frame metadata) in the TrackInfo."""
+    for name in _SHARED_TRACK_FIELDS:
+        value = getattr(request, name)
+        if isinstance(value, (bool, int)):
+            setattr(info, name, value)
+        else:
+            # Feature lists name enum values: each once, a handful at most (every TrackInfo goes to the whole room).
+            getattr(info, name).extend(list(dict.fromkeys(value))[:_MAX_FEATURES])
 
 
 def _add_track_problem(participant: Participant, request: pb_rtc.AddTrackRequest) -> tuple[str, int] | None:

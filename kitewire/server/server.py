@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from typing import Any
 
 from aiohttp import web
@@ -35,6 +36,9 @@ from .http_guard import (
     ConnectionGuard,
 )
 from .ids import new_id
+from .live_signals import TICK_SECONDS as _SIGNALS_TICK_SECONDS
+from .live_signals import RoomSignals
+from .media_settings import SERVER_CODECS, SERVER_HEADER_EXTENSIONS
 from .participant import DEPENDENT_KINDS, PARTICIPANT_KINDS, Participant
 from .room import Room, RoomManager, RoomSettings
 from .room_service import ROOM_SERVICE, RoomService
@@ -239,11 +243,27 @@ class Server:
         await self.stop()
 
     async def _tick(self) -> None:
+        # Live signals (speakers, quality, dynacast) every _SIGNALS_TICK_SECONDS, layer
+        # maintenance every _TICK_SECONDS.
+        signals: weakref.WeakKeyDictionary[Room[Participant], RoomSignals] = weakref.WeakKeyDictionary()
+        maintained_at = time.monotonic()
         try:
             while True:
-                await asyncio.sleep(_TICK_SECONDS)
+                await asyncio.sleep(_SIGNALS_TICK_SECONDS)
                 now = time.monotonic()
+                maintain = now - maintained_at >= _TICK_SECONDS
+                if maintain:
+                    maintained_at = now
                 for room in list(self.rooms.rooms.values()):
+                    room_signals = signals.get(room)
+                    if room_signals is None:
+                        room_signals = signals[room] = RoomSignals()
+                    try:
+                        room_signals.tick(room, now)
+                    except Exception:
+                        logger.exception("live signals of room %s failed", room.name)
+                    if not maintain:
+                        continue
                     for participant in list(room.participants.values()):
                         try:
                             participant.maintain(now)
@@ -276,6 +296,8 @@ class Server:
                 ice_servers=[],
                 port_range=self.config.port_range,
                 udp_mux=self.udp_mux,
+                codecs=list(SERVER_CODECS),
+                header_extensions=list(SERVER_HEADER_EXTENSIONS),
             )
         )
 
