@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 
 from kitewire.frames import VideoFrame
-from kitewire.media import AssembledFrame, FrameAssembler, VideoDecoder, normalize_codec
+from kitewire.media import AssembledFrame, FrameAssembler, FrameMetadata, VideoDecoder, normalize_codec
+from kitewire.media.packet_trailer import split_trailer
 from kitewire.transport import RtpHeader, RtpReceiver
 from kitewire.transport.rtp import (
     URI_ABS_CAPTURE_TIME,
@@ -27,7 +28,7 @@ from ._timebase import RTP_VIDEO_CLOCK_RATE, degrees_to_rotation, ntp_us_to_capt
 
 logger = logging.getLogger("kitewire.engine")
 
-FrameCallback = Callable[[VideoFrame, int, int], None]
+FrameCallback = Callable[[VideoFrame, int, int, FrameMetadata | None], None]
 
 # how often lost packets are NACKed and stalled frames given up on
 _FEEDBACK_INTERVAL = 0.02
@@ -50,9 +51,10 @@ def _decode_to_frames(
 class VideoReceivePipeline:
     """Turns one m-line's RTP into decoded frames delivered to ``on_frame``.
 
-    ``on_frame(frame, timestamp_us, rotation)`` runs on the event loop with the
-    sender's capture time (abs-capture-time, interpolated on the RTP clock between
-    extension values) and rotation (video-orientation, sticky).
+    ``on_frame(frame, timestamp_us, rotation, metadata)`` runs on the event loop with
+    the sender's capture time (abs-capture-time, interpolated on the RTP clock between
+    extension values), rotation (video-orientation, sticky) and the frame's metadata
+    (LiveKit's packet trailer, stripped before decoding; None when it has none).
     """
 
     def __init__(self, receiver: RtpReceiver, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -203,9 +205,10 @@ class VideoReceivePipeline:
             timestamp_us = self._capture_time_for(assembled.timestamp)
             rotation = self._rotation
             wanted = self.on_frame is not None and (self.has_consumers is None or self.has_consumers())
+            data, metadata = split_trailer(assembled.data)
             try:
                 decoded, frames = await self._loop.run_in_executor(
-                    None, _decode_to_frames, decoder, assembled.data, assembled.keyframe, wanted
+                    None, _decode_to_frames, decoder, data, assembled.keyframe, wanted
                 )
             except Exception:
                 logger.exception("decoding a %s frame failed", decoder.codec)
@@ -222,7 +225,7 @@ class VideoReceivePipeline:
             callback = self.on_frame
             for frame in frames:
                 if callback is not None:
-                    callback(frame, timestamp_us, rotation)
+                    callback(frame, timestamp_us, rotation, metadata)
 
     def _is_new_picture(self, rtp_timestamp: int) -> bool:
         last = self._last_shown_timestamp

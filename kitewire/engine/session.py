@@ -27,7 +27,7 @@ from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
 from kitewire.frames import VideoFrame
-from kitewire.media import VideoLayerPlan, normalize_codec, plan_video_layers
+from kitewire.media import FrameMetadata, VideoLayerPlan, normalize_codec, plan_video_layers
 from kitewire.signal import SignalConnectError
 from kitewire.transport import PeerConnectionConfig, Transceiver
 
@@ -96,8 +96,8 @@ class FrameConsumer(Protocol):
     def has_sinks(self) -> bool:
         """Whether anyone wants frames now: while not, the decoder skips work."""
 
-    def push(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
-        """One decoded frame, on the event loop."""
+    def push(self, frame: VideoFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None) -> None:
+        """One decoded frame with its sender's metadata (if any), on the event loop."""
 
 
 @dataclass(frozen=True)
@@ -329,9 +329,13 @@ class RtcEngine:
         simulcast: bool,
         max_bitrate: int,
         max_framerate: float,
+        frame_metadata_features: tuple[int, ...] = (),
         timeout: float = 10.0,
     ) -> PublishedVideo:
-        """Announce a video track, negotiate it and start its encode pipeline."""
+        """Announce a video track, negotiate it and start its encode pipeline.
+
+        ``frame_metadata_features`` (PacketTrailerFeature numbers) are announced in the
+        AddTrackRequest and select what of each frame's metadata is sent."""
         wire = self._wire
         if wire is None or not self.connected:
             raise EngineError("the room is not connected")
@@ -343,11 +347,24 @@ class RtcEngine:
             max_bitrate=max_bitrate or None,
             max_framerate=max_framerate or None,
         )
-        request = add_track_request(cid=cid, name=name, source=source, codec=codec, layers=layers, simulcast=simulcast)
+        request = add_track_request(
+            cid=cid,
+            name=name,
+            source=source,
+            codec=codec,
+            layers=layers,
+            simulcast=simulcast,
+            packet_trailer_features=frame_metadata_features,
+        )
         info = await wire.request_track(request, timeout)
         transceiver = wire.add_video_sender(cid, codec, layers, simulcast)
         pipeline = VideoPublishPipeline(
-            transceiver.sender, codec=codec, layers=layers, simulcast=simulcast, loop=self._loop
+            transceiver.sender,
+            codec=codec,
+            layers=layers,
+            simulcast=simulcast,
+            frame_metadata_features=frozenset(frame_metadata_features),
+            loop=self._loop,
         )
         try:
             await asyncio.gather(wire.negotiate(timeout), pipeline.warm_up())

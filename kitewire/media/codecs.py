@@ -275,6 +275,7 @@ class VideoEncoder:
         *,
         keyframe: bool = False,
         capture_time: float | None = None,
+        trailer: bytes = b"",
     ) -> EncodedFrame:
         """Encode one frame and return its RTP payloads (empty list if the codec
         produced nothing for it, e.g. a rate-control frame drop).
@@ -286,6 +287,8 @@ class VideoEncoder:
         The frame passed in may get its ``pts`` and ``pict_type`` overwritten,
         so one ``av.VideoFrame`` must not go to two encoders running at the
         same time in different threads (one after the other is fine).
+        ``trailer`` (LiveKit's packet trailer, see :mod:`kitewire.media.packet_trailer`)
+        is appended to the encoded frame before it is packetized.
         """
         if not isinstance(frame, av.VideoFrame):
             if not isinstance(frame, SupportsToAv):
@@ -317,7 +320,7 @@ class VideoEncoder:
             self._keyframe_requested = True  # the codec skipped it; try again
         if not data:
             return EncodedFrame([], keyframe=False, width=width, height=height)
-        return EncodedFrame(self._packetizer.packetize(data), keyframe=is_key, width=width, height=height)
+        return EncodedFrame(self._packetizer.packetize(data + trailer), keyframe=is_key, width=width, height=height)
 
     def _next_pts(self, capture_time: float | None) -> int:
         step = round(90_000 / self._framerate)

@@ -37,6 +37,7 @@ from kitewire.frames import (
     VideoQuality,
     VideoRotation,
 )
+from kitewire.media.packet_trailer import FrameMetadata
 
 from ._types import (
     ConnectError,
@@ -44,7 +45,9 @@ from ._types import (
     ConnectionState,
     ContinualGatheringPolicy,
     DataStreamOptions,
+    DegradationPreference,
     DisconnectReason,
+    FrameMetadataFeature,
     IceServer,
     IceTransportType,
     ParticipantKind,
@@ -54,6 +57,7 @@ from ._types import (
     RtcConfiguration,
     TrackPublishOptions,
     UnpublishTrackError,
+    VideoEncoderBackend,
     VideoEncoding,
 )
 from .event_emitter import EventEmitter
@@ -84,8 +88,11 @@ __all__ = [
     "ConnectionState",
     "ContinualGatheringPolicy",
     "DataStreamOptions",
+    "DegradationPreference",
     "DisconnectReason",
     "EventEmitter",
+    "FrameMetadata",
+    "FrameMetadataFeature",
     "IceServer",
     "IceTransportType",
     "LocalParticipant",
@@ -112,6 +119,7 @@ __all__ = [
     "UnpublishTrackError",
     "VideoBufferType",
     "VideoCodec",
+    "VideoEncoderBackend",
     "VideoEncoding",
     "VideoFrame",
     "VideoFrameEvent",

@@ -510,4 +510,5 @@ async def _engine_publish(engine: RtcEngine, track: LocalVideoTrack, options: Tr
         simulcast=options.simulcast is not False,
         max_bitrate=int(encoding.max_bitrate) if encoding else 0,
         max_framerate=float(encoding.max_framerate) if encoding else 0.0,
+        frame_metadata_features=tuple(options.frame_metadata_features),
     )

@@ -72,6 +72,8 @@ def _handle_add_track(participant: Participant, request: pb_rtc.AddTrackRequest)
     info.layers.extend(request.layers)
     info.stream = request.stream
     info.encryption = request.encryption
+    # which frame metadata (packet trailer) the frames carry: subscribers' SDKs read it here
+    info.packet_trailer_features.extend(request.packet_trailer_features)
     for codec in request.simulcast_codecs:
         if codec.codec:
             entry = info.codecs.add()
