@@ -40,7 +40,15 @@ from .track import LocalVideoTrack, RemoteVideoTrack
 from .track_publication import LocalTrackPublication, RemoteTrackPublication
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
-_CODEC_NAMES = {int(VideoCodec.VP8): "VP8", int(VideoCodec.H264): "H264"}
+_CODEC_NAMES = {
+    int(VideoCodec.VP8): "VP8",
+    int(VideoCodec.H264): "H264",
+    int(VideoCodec.VP9): "VP9",
+    int(VideoCodec.AV1): "AV1",
+}
+# livekit scales these with SVC on one stream instead of simulcast; kitewire's
+# encoders code one layer of them (see media.codecs), so they go out as one stream
+_SVC_CODECS = frozenset({int(VideoCodec.VP9), int(VideoCodec.AV1)})
 
 Emit = Callable[..., None]
 
@@ -507,7 +515,7 @@ async def _engine_publish(engine: RtcEngine, track: LocalVideoTrack, options: Tr
         width=source.width,
         height=source.height,
         codec=_CODEC_NAMES[int(options.video_codec)],
-        simulcast=options.simulcast is not False,
+        simulcast=options.simulcast is not False and int(options.video_codec) not in _SVC_CODECS,
         max_bitrate=int(encoding.max_bitrate) if encoding else 0,
         max_framerate=float(encoding.max_framerate) if encoding else 0.0,
         frame_metadata_features=tuple(options.frame_metadata_features),

@@ -201,7 +201,7 @@ class Participant:
         join.subscriber_primary = self.transports.subscriber_primary
         join.ping_interval = self.context.settings.ping_interval
         join.ping_timeout = self.context.settings.ping_timeout
-        for mime in ("video/VP8", "video/H264", "audio/opus"):
+        for mime in ("video/VP8", "video/H264", "video/VP9", "video/AV1", "audio/opus"):
             join.enabled_publish_codecs.append(pb_models.Codec(mime=mime))
         self.send(response)
         self.room.broadcast_update([self.info()], exclude=self)
