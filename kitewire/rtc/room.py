@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -11,6 +12,8 @@ from ._session import RoomSession
 from ._types import ConnectError, ConnectionState, DisconnectReason, RoomOptions
 from .event_emitter import EventEmitter
 from .participant import LocalParticipant, Participant, RemoteParticipant
+
+logger = logging.getLogger("kitewire.rtc")
 
 EventTypes = Literal[
     "participant_connected",
@@ -76,7 +79,16 @@ class Room(EventEmitter[EventTypes]):
         super().__init__()
         self._loop = loop
         # everything behind the public surface: state, engine events, reconnection handling
-        self._session = RoomSession(self.emit, lambda: self.reconnect_timeout)
+        self._session = RoomSession(self._emit_event, lambda: self.reconnect_timeout)
+
+    def _emit_event(self, event: EventTypes, *args: Any) -> None:
+        """Emit one of the session's events. A handler's TypeError (which :meth:`emit`
+        raises, as livekit's does) is logged here, as livekit's room event loop logs
+        it, so a handler with a wrong signature cannot stop the room's own work."""
+        try:
+            self.emit(event, *args)
+        except Exception:
+            logger.exception("error running user callback for %s", event)
 
     # -- properties --------------------------------------------------------------
 
