@@ -20,6 +20,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import av
 
@@ -64,7 +65,19 @@ class _Layer:
     keyframe_wanted: bool = True
     scale: float = 1.0
     frames_sent: int = 0
+    keyframes_sent: int = 0
     bytes_sent: int = 0
+
+
+class LayerCounters(NamedTuple):
+    """One sent layer's counters, for statistics."""
+
+    rid: str | None
+    frames_sent: int
+    keyframes_sent: int
+    width: int
+    height: int
+    target_bitrate: int
 
 
 @dataclass(frozen=True)
@@ -178,6 +191,20 @@ class VideoPublishPipeline:
         if not value:
             for layer in self._layers:
                 layer.keyframe_wanted = True
+
+    def layer_counters(self) -> dict[int, LayerCounters]:
+        """Each layer's counters, by SSRC."""
+        return {
+            layer.ssrc: LayerCounters(
+                layer.rid,
+                layer.frames_sent,
+                layer.keyframes_sent,
+                layer.encoder.width,
+                layer.encoder.height,
+                layer.encoder.bitrate,
+            )
+            for layer in self._layers
+        }
 
     @property
     def bytes_sent(self) -> int:
@@ -332,6 +359,7 @@ class VideoPublishPipeline:
                 layer.keyframe_wanted = True
             if encoded and encoded.keyframe:
                 self.keyframes_sent += 1
+                layer.keyframes_sent += 1
             await self._send_layer(layer, encoded, rtp_timestamp, extensions)
         self.frames_encoded += 1
 

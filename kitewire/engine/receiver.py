@@ -17,6 +17,7 @@ from kitewire.frames import VideoFrame
 from kitewire.media import AssembledFrame, FrameAssembler, FrameMetadata, VideoDecoder, normalize_codec
 from kitewire.media.packet_trailer import split_trailer
 from kitewire.transport import RtpHeader, RtpReceiver
+from kitewire.transport.codecs import Codec
 from kitewire.transport.rtp import (
     URI_ABS_CAPTURE_TIME,
     URI_VIDEO_ORIENTATION,
@@ -78,6 +79,10 @@ class VideoReceivePipeline:
         self._decode_wakeup = asyncio.Event()
         self._closed = False
         self.frames_decoded = 0
+        self.keyframes_decoded = 0
+        #: size of the last decoded picture (0 before the first)
+        self.frame_width = 0
+        self.frame_height = 0
         self.frames_assembled = 0
         self.packets_received = 0
         #: sequence numbers NACKed and keyframe requests (PLI) sent
@@ -100,6 +105,11 @@ class VideoReceivePipeline:
         extensions = self._receiver.header_extensions
         self._abs_capture_id = extensions.get(URI_ABS_CAPTURE_TIME)
         self._orientation_id = extensions.get(URI_VIDEO_ORIENTATION)
+
+    @property
+    def negotiated_codecs(self) -> list[Codec]:
+        """The codecs negotiated on this m-line (payload types set)."""
+        return list(self._receiver.codecs)
 
     def request_keyframe(self) -> None:
         """Ask the sender for a keyframe now (e.g. when a new consumer appears)."""
@@ -218,6 +228,10 @@ class VideoReceivePipeline:
             if not decoded and decoder.needs_keyframe and self._assembler is not None:
                 self._assembler.request_keyframe()
             self.frames_decoded += decoded
+            if decoded and assembled.keyframe:
+                self.keyframes_decoded += 1
+            if frames:
+                self.frame_width, self.frame_height = frames[-1].width, frames[-1].height
             if not self._is_new_picture(assembled.timestamp):
                 # a simulcast layer switch repeats the picture just shown (same capture,
                 # same RTP time) as the new layer's keyframe: decoded, not shown twice

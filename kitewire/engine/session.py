@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,6 +34,7 @@ from kitewire.transport import PeerConnectionConfig, Transceiver
 
 from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
+from .stats import EngineStats, pc_stats, pipeline_counters
 from .wire import EngineError, IncomingTrack, JoinMode, WireClient, add_track_request
 
 __all__ = [
@@ -270,6 +272,24 @@ class RtcEngine:
         pipeline.on_frame = consumer.push
         pipeline.has_consumers = wanted
         return True
+
+    async def get_stats(self) -> EngineStats:
+        """A snapshot of the PeerConnections' and pipelines' counters (plain values)."""
+        wire = self._wire
+        published = {
+            sid: (item.transceiver.mid, list(item.transceiver.sender.codecs), item.pipeline)
+            for sid, item in self._published.items()
+        }
+        received = {
+            remote.track_sid: (mid, list(remote.pipeline.negotiated_codecs), remote.pipeline)
+            for mid, remote in self._remote_videos.items()
+        }
+        sent, got = pipeline_counters(published, received)
+        publisher = pc_stats(wire.publisher) if wire is not None else None
+        subscriber = None
+        if wire is not None and not wire.single_pc:
+            subscriber = pc_stats(wire.receiver_pc)
+        return EngineStats(time.time(), publisher, subscriber, sent, got)
 
     def remote_pipeline(self, track_sid: str) -> VideoReceivePipeline | None:
         """The receive pipeline of a subscribed track, if any."""

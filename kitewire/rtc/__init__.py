@@ -39,6 +39,7 @@ from kitewire.frames import (
 )
 from kitewire.media.packet_trailer import FrameMetadata
 
+from . import stats
 from ._types import (
     ConnectError,
     ConnectionQuality,
@@ -62,7 +63,7 @@ from ._types import (
 )
 from .event_emitter import EventEmitter
 from .participant import LocalParticipant, Participant, RemoteParticipant
-from .room import Room
+from .room import Room, RtcStats
 from .track import (
     LocalTrack,
     LocalVideoTrack,
@@ -110,6 +111,7 @@ __all__ = [
     "Room",
     "RoomOptions",
     "RtcConfiguration",
+    "RtcStats",
     "StreamState",
     "Track",
     "TrackKind",
@@ -129,4 +131,5 @@ __all__ = [
     "VideoStream",
     "VideoTrack",
     "__version__",
+    "stats",
 ]

@@ -36,6 +36,7 @@ from ._types import (
     UnpublishTrackError,
 )
 from .participant import LocalParticipant, RemoteParticipant
+from .stats import RtcStats, SessionRtcStats, build_rtc_stats
 from .track import LocalVideoTrack, RemoteVideoTrack
 from .track_publication import LocalTrackPublication, RemoteTrackPublication
 
@@ -212,6 +213,22 @@ class RoomSession:
 
     # -- publishing (LocalParticipant's PublishingLink) --------------------------
 
+    async def rtc_stats(self) -> SessionRtcStats:
+        """Everything sent and received now, in livekit's shape (``Room.get_rtc_stats``)."""
+        engine = self.engine
+        if engine is None or not self.connected():
+            raise RuntimeError("the room isn't connected")
+        sent, received = build_rtc_stats(await engine.get_stats())
+        return SessionRtcStats(publisher_stats=sent, subscriber_stats=received)
+
+    async def track_stats(self, track_sid: str) -> list[RtcStats]:
+        """The streams of one published or subscribed track (``Track.get_stats``)."""
+        engine = self.engine
+        if engine is None:
+            return []
+        sent, received = build_rtc_stats(await engine.get_stats(), track_sid=track_sid)
+        return sent + received
+
     def bytes_sent(self, track_sid: str) -> int:
         """SendingStats: payload bytes the publish pipeline of ``track_sid`` sent."""
         pipeline = self._publish_pipelines.get(track_sid)
@@ -235,6 +252,7 @@ class RoomSession:
                 self._request(lambda engine: engine.mute_track(publication.sid, muted))
 
         track._published_as(publication.sid, pipeline, on_mute_changed)
+        track._stats_link = self.track_stats
 
     def _unfeed_local(self, track_sid: str, pipeline: VideoPublishPipeline) -> None:
         local = self.local_participant
@@ -408,6 +426,7 @@ class RoomSession:
         if existing is not None:
             self._detach_remote_video(participant, publication)
         track = RemoteVideoTrack(publication.sid, publication.name)
+        track._stats_link = self.track_stats
         track._set_muted(publication.muted)
         if engine is not None:
             engine.route_remote_video(publication.sid, track._fanout)

@@ -9,11 +9,29 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from ._session import RoomSession
-from ._types import ConnectError, ConnectionState, DisconnectReason, RoomOptions
+from ._types import (
+    ConnectError,
+    ConnectionState,
+    DataStreamOptions,
+    DisconnectReason,
+    RoomOptions,
+    RtcConfiguration,
+)
 from .event_emitter import EventEmitter
 from .participant import LocalParticipant, Participant, RemoteParticipant
+from .stats import SessionRtcStats as RtcStats
 
 logger = logging.getLogger("kitewire.rtc")
+
+__all__ = [
+    "ConnectError",
+    "DataStreamOptions",
+    "EventTypes",
+    "Room",
+    "RoomOptions",
+    "RtcConfiguration",
+    "RtcStats",
+]
 
 EventTypes = Literal[
     "participant_connected",
@@ -180,6 +198,13 @@ class Room(EventEmitter[EventTypes]):
         if self.isconnected():
             raise ConnectError("the room is already connected")
         await self._session.connect(url, token, options)
+
+    async def get_rtc_stats(self) -> RtcStats:
+        """WebRTC statistics of everything this room sends (``publisher_stats``) and
+        receives (``subscriber_stats``), in livekit's shape (see :mod:`kitewire.rtc.stats`).
+
+        Raises ``RuntimeError`` when the room is not connected, as livekit does."""
+        return await self._session.rtc_stats()
 
     async def disconnect(self, *, reason: int = DisconnectReason.CLIENT_INITIATED) -> None:
         """Leave the room. Streams on its tracks end. Safe to call when not connected."""
