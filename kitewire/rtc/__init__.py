@@ -78,10 +78,9 @@ from .track_publication import (
     RemoteTrackPublication,
     TrackPublication,
 )
+from .version import __version__
 from .video_source import VideoSource
 from .video_stream import VideoFrameEvent, VideoStream
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConnectError",
