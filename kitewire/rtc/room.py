@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from ._exit_guard import LoopExitGuard
 from ._session import RoomSession
 from ._types import (
     ConnectError,
@@ -22,16 +23,6 @@ from .participant import LocalParticipant, Participant, RemoteParticipant
 from .stats import SessionRtcStats as RtcStats
 
 logger = logging.getLogger("kitewire.rtc")
-
-__all__ = [
-    "ConnectError",
-    "DataStreamOptions",
-    "EventTypes",
-    "Room",
-    "RoomOptions",
-    "RtcConfiguration",
-    "RtcStats",
-]
 
 EventTypes = Literal[
     "participant_connected",
@@ -98,6 +89,7 @@ class Room(EventEmitter[EventTypes]):
         self._loop = loop
         # everything behind the public surface: state, engine events, reconnection handling
         self._session = RoomSession(self._emit_event, lambda: self.reconnect_timeout)
+        self._exit_guard: LoopExitGuard | None = None
 
     def _emit_event(self, event: EventTypes, *args: Any) -> None:
         """Emit one of the session's events. A handler's TypeError (which :meth:`emit`
@@ -198,6 +190,10 @@ class Room(EventEmitter[EventTypes]):
         if self.isconnected():
             raise ConnectError("the room is already connected")
         await self._session.connect(url, token, options)
+        if self._exit_guard is not None:
+            self._exit_guard.disarm()
+        # a room the program never disconnects is closed when asyncio.run() ends
+        self._exit_guard = LoopExitGuard(self.isconnected, self._session_disconnect)
 
     async def get_rtc_stats(self) -> RtcStats:
         """WebRTC statistics of everything this room sends (``publisher_stats``) and
@@ -208,10 +204,25 @@ class Room(EventEmitter[EventTypes]):
 
     async def disconnect(self, *, reason: int = DisconnectReason.CLIENT_INITIATED) -> None:
         """Leave the room. Streams on its tracks end. Safe to call when not connected."""
+        if self._exit_guard is not None:
+            self._exit_guard.disarm()
+            self._exit_guard = None
         await self._session.disconnect(reason)
+
+    async def _session_disconnect(self) -> None:
+        await self._session.disconnect(DisconnectReason.CLIENT_INITIATED)
 
     def __repr__(self) -> str:
         return f"rtc.Room(name={self.name}, connection_state={ConnectionState.Name(self._session.connection_state)})"
 
 
-__all__ = ["EventTypes", "Participant", "Room"]
+__all__ = [
+    "ConnectError",
+    "DataStreamOptions",
+    "EventTypes",
+    "Participant",
+    "Room",
+    "RoomOptions",
+    "RtcConfiguration",
+    "RtcStats",
+]
