@@ -33,7 +33,7 @@ from kitewire.media import (
     VideoLayerPlan,
     normalize_codec,
 )
-from kitewire.media.packet_trailer import build_trailer, restrict_to_features
+from kitewire.media.packet_trailer import restrict_to_features
 from kitewire.transport import RtpSender
 from kitewire.transport.rtcp import ReportBlock
 from kitewire.transport.rtp import (
@@ -107,7 +107,7 @@ def _encode_layer(
     height: int,
     keyframe: bool,
     captured_at: float,
-    trailer: bytes,
+    metadata: FrameMetadata | None,
 ) -> EncodedFrame:
     """Scale ``picture`` to one layer's size and encode it (worker thread).
 
@@ -116,7 +116,7 @@ def _encode_layer(
     scaled = picture
     if (picture.width, picture.height) != (width, height):
         scaled = picture.reformat(width=width, height=height, format="yuv420p")
-    return encoder.encode(scaled, keyframe=keyframe, capture_time=captured_at, trailer=trailer)
+    return encoder.encode(scaled, keyframe=keyframe, capture_time=captured_at, metadata=metadata)
 
 
 class VideoPublishPipeline:
@@ -337,7 +337,6 @@ class VideoPublishPipeline:
         picture = await self._loop.run_in_executor(None, _to_yuv420p, pending.frame)
         rtp_timestamp = self._next_rtp_timestamp(pending.captured_at)
         sent_metadata = restrict_to_features(pending.metadata, self._frame_metadata_features)
-        trailer = build_trailer(sent_metadata) if sent_metadata is not None else b""
         extensions = {
             URI_ABS_CAPTURE_TIME: encode_abs_capture_time(capture_us_to_ntp_us(pending.timestamp_us)),
             URI_VIDEO_ORIENTATION: encode_video_orientation(rotation_to_degrees(pending.rotation)),
@@ -350,7 +349,7 @@ class VideoPublishPipeline:
             layer.keyframe_wanted = False
             width, height = self._adapt_to_loss(layer, time.monotonic())
             encoded = await self._loop.run_in_executor(
-                None, _encode_layer, picture, layer.encoder, width, height, keyframe, pending.captured_at, trailer
+                None, _encode_layer, picture, layer.encoder, width, height, keyframe, pending.captured_at, sent_metadata
             )
             if self._closed:
                 return

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from kitewire.frames import VideoFrame
 from kitewire.media import AssembledFrame, FrameAssembler, FrameMetadata, VideoDecoder, normalize_codec
-from kitewire.media.packet_trailer import split_trailer
+from kitewire.media.packet_trailer import detach_metadata
 from kitewire.transport import RtpHeader, RtpReceiver
 from kitewire.transport.codecs import Codec
 from kitewire.transport.rtp import (
@@ -215,7 +215,7 @@ class VideoReceivePipeline:
             timestamp_us = self._capture_time_for(assembled.timestamp)
             rotation = self._rotation
             wanted = self.on_frame is not None and (self.has_consumers is None or self.has_consumers())
-            data, metadata = split_trailer(assembled.data)
+            data, metadata = detach_metadata(decoder.codec, assembled.data)
             try:
                 decoded, frames = await self._loop.run_in_executor(
                     None, _decode_to_frames, decoder, data, assembled.keyframe, wanted

@@ -9,18 +9,21 @@ from collections.abc import Iterator
 from kitewire.media.vp8_descriptor import Payload
 
 __all__ = [
+    "OBU_METADATA",
     "OBU_PADDING",
     "OBU_SEQUENCE_HEADER",
     "OBU_TEMPORAL_DELIMITER",
     "OBU_TILE_LIST",
     "av1_bitstream_is_keyframe",
     "leb128",
+    "obu_spans",
     "read_leb128",
     "split_obus",
 ]
 
 OBU_SEQUENCE_HEADER = 1
 OBU_TEMPORAL_DELIMITER = 2
+OBU_METADATA = 5
 OBU_TILE_LIST = 8
 OBU_PADDING = 15
 _MAX_LEB128_BYTES = 8
@@ -83,3 +86,26 @@ def av1_bitstream_is_keyframe(data: Payload) -> bool:
         return any(obu_type == OBU_SEQUENCE_HEADER for obu_type, _, _ in split_obus(data))
     except ValueError:
         return False
+
+
+def obu_spans(data: Payload) -> list[tuple[int, int, int, int]]:
+    """(type, start, payload start, end) of each OBU of a low-overhead bitstream;
+    raises ``ValueError`` on a malformed one."""
+    spans: list[tuple[int, int, int, int]] = []
+    offset, size = 0, len(data)
+    while offset < size:
+        start = offset
+        header = data[offset]
+        if header & 0x80:
+            raise ValueError("AV1: expected an OBU header with forbidden bit 0")
+        offset += 2 if header & 0x04 else 1
+        if offset > size:
+            raise ValueError("AV1: expected an OBU extension byte, got the end of the data")
+        length = size - offset
+        if header & 0x02:
+            length, offset = read_leb128(data, offset)
+        if offset + length > size:
+            raise ValueError(f"AV1: OBU of {length} bytes runs past the end of the data")
+        spans.append(((header >> 3) & 0x0F, start, offset, offset + length))
+        offset += length
+    return spans

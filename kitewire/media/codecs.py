@@ -31,6 +31,7 @@ from av.video.frame import PictureType
 
 from kitewire.media.av1 import Av1Packetizer, av1_bitstream_is_keyframe
 from kitewire.media.h264 import H264Packetizer
+from kitewire.media.packet_trailer import FrameMetadata, attach_metadata
 from kitewire.media.packetizer import DEFAULT_MAX_PAYLOAD_SIZE, Packetizer
 from kitewire.media.vp8 import Vp8Packetizer
 from kitewire.media.vp9 import Vp9Packetizer
@@ -291,7 +292,7 @@ class VideoEncoder:
         *,
         keyframe: bool = False,
         capture_time: float | None = None,
-        trailer: bytes = b"",
+        metadata: FrameMetadata | None = None,
     ) -> EncodedFrame:
         """Encode one frame and return its RTP payloads (empty list if the codec
         produced nothing for it, e.g. a rate-control frame drop).
@@ -303,8 +304,8 @@ class VideoEncoder:
         The frame passed in may get its ``pts`` and ``pict_type`` overwritten,
         so one ``av.VideoFrame`` must not go to two encoders running at the
         same time in different threads (one after the other is fine).
-        ``trailer`` (LiveKit's packet trailer, see :mod:`kitewire.media.packet_trailer`)
-        is appended to the encoded frame before it is packetized.
+        ``metadata`` travels in the encoded frame as LiveKit's SDKs carry it (the packet
+        trailer, see :mod:`kitewire.media.packet_trailer`).
         """
         if not isinstance(frame, av.VideoFrame):
             if not isinstance(frame, SupportsToAv):
@@ -338,7 +339,12 @@ class VideoEncoder:
             return EncodedFrame([], keyframe=False, width=width, height=height)
         if isinstance(self._packetizer, Vp9Packetizer):
             self._packetizer.width, self._packetizer.height = width, height
-        return EncodedFrame(self._packetizer.packetize(data + trailer), keyframe=is_key, width=width, height=height)
+        return EncodedFrame(
+            self._packetizer.packetize(attach_metadata(self._codec, data, metadata)),
+            keyframe=is_key,
+            width=width,
+            height=height,
+        )
 
     def _next_pts(self, capture_time: float | None) -> int:
         step = round(90_000 / self._framerate)

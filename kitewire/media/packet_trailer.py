@@ -12,17 +12,31 @@ XORed with 0xFF so an H264 start code can never appear inside it. Tags: 1 the us
 timestamp (8 bytes, big-endian), 2 the frame id (4 bytes, big-endian), 3 user data
 (any bytes). A field that is unset (0, or empty) is left out; with nothing set no
 trailer is written at all. Unknown tags are skipped.
+
+AV1 frames carry the same trailer inside a metadata OBU (type 5) of metadata type 31,
+placed after the sequence header (or first), so the bitstream stays valid AV1.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kitewire.media.av1_obu import (
+    OBU_METADATA,
+    OBU_SEQUENCE_HEADER,
+    OBU_TEMPORAL_DELIMITER,
+    leb128,
+    obu_spans,
+    read_leb128,
+)
+
 __all__ = [
     "TRAILER_MAGIC",
     "FrameMetadata",
     "append_trailer",
+    "attach_metadata",
     "build_trailer",
+    "detach_metadata",
     "max_user_data_size",
     "restrict_to_features",
     "split_trailer",
@@ -158,3 +172,59 @@ def split_trailer(frame: bytes) -> tuple[bytes, FrameMetadata | None]:
     if not found:
         return frame, None
     return frame[: size - trailer_size], FrameMetadata(user_timestamp, frame_id, user_data)
+
+
+_AV1_METADATA_TYPE_TRAILER = 31
+
+
+def _av1_insert_trailer(temporal_unit: bytes, trailer: bytes) -> bytes:
+    payload = leb128(_AV1_METADATA_TYPE_TRAILER) + trailer
+    obu = bytes((OBU_METADATA << 3 | 0x02,)) + leb128(len(payload)) + payload
+    offset = 0
+    try:
+        for obu_type, _, _, end in obu_spans(temporal_unit):
+            if obu_type == OBU_TEMPORAL_DELIMITER:
+                continue
+            if obu_type != OBU_SEQUENCE_HEADER:
+                break
+            offset = end
+    except ValueError:
+        offset = 0
+    return temporal_unit[:offset] + obu + temporal_unit[offset:]
+
+
+def _av1_extract_trailer(temporal_unit: bytes) -> tuple[bytes, FrameMetadata | None]:
+    try:
+        spans = obu_spans(temporal_unit)
+    except ValueError:
+        return temporal_unit, None
+    for obu_type, start, payload_start, end in spans:
+        if obu_type != OBU_METADATA:
+            continue
+        try:
+            metadata_type, value_start = read_leb128(temporal_unit, payload_start)
+        except ValueError:
+            continue
+        if metadata_type != _AV1_METADATA_TYPE_TRAILER or value_start > end:
+            continue
+        rest, metadata = split_trailer(temporal_unit[value_start:end])
+        if metadata is not None and not rest:
+            return temporal_unit[:start] + temporal_unit[end:], metadata
+    return temporal_unit, None
+
+
+def attach_metadata(codec: str, frame: bytes, metadata: FrameMetadata | None) -> bytes:
+    """``frame`` (the bitstream of ``codec``, "VP8"/"H264"/"VP9"/"AV1"/"H265") carrying
+    ``metadata`` the way LiveKit's SDKs write it."""
+    if metadata is None or metadata.is_empty:
+        return frame
+    if codec == "AV1":
+        return _av1_insert_trailer(frame, build_trailer(metadata))
+    return frame + build_trailer(metadata)
+
+
+def detach_metadata(codec: str, frame: bytes) -> tuple[bytes, FrameMetadata | None]:
+    """(the bitstream without its metadata, the metadata or None); never raises."""
+    if codec == "AV1":
+        return _av1_extract_trailer(frame)
+    return split_trailer(frame)

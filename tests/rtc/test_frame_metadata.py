@@ -54,7 +54,7 @@ def official_frame(frame: lk.VideoFrame) -> rtc.VideoFrame:
     return rtc.VideoFrame(frame.width, frame.height, frame.type, bytes(frame.data))
 
 
-@pytest.mark.parametrize("codec", ["VP8", "H264"])
+@pytest.mark.parametrize("codec", ["VP8", "H264", "VP9", "AV1"])
 async def test_official_publisher_metadata_reaches_kitewire(server: Server, codec: str) -> None:
     viewer, publisher = rtc.Room(), lk.Room()
     subscribed = first_subscription(viewer)
@@ -88,7 +88,7 @@ async def test_official_publisher_metadata_reaches_kitewire(server: Server, code
     assert_metadata_follows_frames(seen, 20)
 
 
-@pytest.mark.parametrize("codec", ["VP8", "H264"])
+@pytest.mark.parametrize("codec", ["VP8", "H264", "VP9", "AV1"])
 async def test_kitewire_publisher_metadata_reaches_official(server: Server, codec: str) -> None:
     viewer, publisher = lk.Room(), rtc.Room()
     subscribed = first_subscription(viewer)
