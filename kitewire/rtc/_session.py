@@ -47,9 +47,7 @@ _CODEC_NAMES = {
     int(VideoCodec.VP9): "VP9",
     int(VideoCodec.AV1): "AV1",
 }
-# livekit scales these with SVC on one stream instead of simulcast; kitewire's
-# encoders code one layer of them (see media.codecs), so they go out as one stream
-_SVC_CODECS = frozenset({int(VideoCodec.VP9), int(VideoCodec.AV1)})
+
 
 Emit = Callable[..., None]
 
@@ -534,7 +532,9 @@ async def _engine_publish(engine: RtcEngine, track: LocalVideoTrack, options: Tr
         width=source.width,
         height=source.height,
         codec=_CODEC_NAMES[int(options.video_codec)],
-        simulcast=options.simulcast is not False and int(options.video_codec) not in _SVC_CODECS,
+        # as livekit: simulcast unless asked not to, or asked for one SVC stream (kitewire's
+        # encoders code that stream as one layer, see media.codecs)
+        simulcast=options.simulcast is not False and not options.scalability_mode,
         max_bitrate=int(encoding.max_bitrate) if encoding else 0,
         max_framerate=float(encoding.max_framerate) if encoding else 0.0,
         frame_metadata_features=tuple(options.frame_metadata_features),

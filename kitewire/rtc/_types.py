@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +148,9 @@ class VideoEncoding:
 
 #: codecs kitewire publishes (H265 is received only)
 PUBLISHABLE_CODECS = (VideoCodec.VP8, VideoCodec.H264, VideoCodec.VP9, VideoCodec.AV1)
+# W3C WebRTC-SVC mode names: L (or S for simulcast-like) spatial count, T temporal count,
+# an optional "h" (1.5:1 spatial ratio) and _KEY / _KEY_SHIFT
+_SCALABILITY_MODE = re.compile(r"[LS][1-3]T[1-3]h?(_KEY(_SHIFT)?)?")
 _FEATURE_NUMBERS = frozenset(int(value) for _, value in FrameMetadataFeature.items())
 _DEGRADATION_NUMBERS = frozenset(int(value) for value in DegradationPreference)
 _ENCODER_NUMBERS = frozenset(int(value) for _, value in VideoEncoderBackend.items())
@@ -173,8 +177,10 @@ class TrackPublishOptions:
     """``FrameMetadataFeature`` values: the metadata given to ``capture_frame`` that
     travels with each frame (LiveKit's packet trailer) to ``VideoFrameEvent.metadata``."""
     scalability_mode: str = ""
-    """An SVC mode such as "L1T3" or "L3T3_KEY"; kitewire encodes one spatial and one
-    temporal layer whatever is asked (as libwebrtc falls back when a mode is unsupported)."""
+    """An SVC mode such as "L1T3" or "L3T3_KEY" (W3C scalability mode names). Empty, the
+    default, publishes simulcast layers as livekit does for every codec; a mode publishes
+    one stream, as livekit's SVC does, which kitewire's encoders code with one spatial and
+    one temporal layer whatever the mode (as libwebrtc falls back from a mode it lacks)."""
     video_encoder: int = VideoEncoderBackend.ENCODER_BACKEND_AUTO
     """A ``VideoEncoderBackend``; kitewire always encodes in software."""
     degradation_preference: int = DegradationPreference.BALANCED
@@ -199,8 +205,13 @@ class TrackPublishOptions:
                 f"expected frame_metadata_features to be a list of FrameMetadataFeature values, got {features!r}"
             )
         self.frame_metadata_features = [int(value) for value in features]
-        if not isinstance(self.scalability_mode, str):
-            raise ValueError(f"expected scalability_mode to be a str, got {self.scalability_mode!r}")
+        if not isinstance(self.scalability_mode, str) or not (
+            self.scalability_mode == "" or _SCALABILITY_MODE.fullmatch(self.scalability_mode)
+        ):
+            raise ValueError(
+                'expected scalability_mode to be "" or a mode like "L1T3", "L3T3_KEY" or "S2T1", '
+                f"got {self.scalability_mode!r}"
+            )
         if int(self.degradation_preference) not in _DEGRADATION_NUMBERS:
             raise ValueError(
                 f"expected degradation_preference to be a DegradationPreference, got {self.degradation_preference!r}"
