@@ -18,14 +18,19 @@ A livekit.rtc video program runs after changing ``from livekit import rtc`` to
         track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
     source.capture_frame(frame, timestamp_us=capture_time_us)
 
-Scope: video only. Audio, data packets and streams, RPC and end-to-end
-encryption are not implemented. A lost signal connection or failed
-PeerConnection is recovered by a full reconnect (``reconnecting`` then
-``reconnected``, or ``disconnected`` after ``Room.reconnect_timeout``
-seconds of failed attempts); session resume is not attempted. As in livekit,
-publishing is simulcast unless ``TrackPublishOptions(simulcast=False)``.
-Frames cross the network with their capture ``timestamp_us`` and ``rotation``
-(RTP header extensions abs-capture-time and video-orientation).
+Scope: video (VP8, H264, VP9 and AV1 published and received, H265 received), frame
+metadata (``TrackPublishOptions(frame_metadata_features=...)``, ``capture_frame(...,
+metadata=...)`` -> ``VideoFrameEvent.metadata``) and WebRTC statistics
+(``Room.get_rtc_stats()``, ``Track.get_stats()``). Audio and end-to-end encryption are
+not implemented yet; tests/rtc/test_api_parity.py lists every livekit.rtc name still
+missing. A lost signal connection or failed PeerConnection is recovered by a full
+reconnect (``reconnecting`` then ``reconnected``, or ``disconnected`` after
+``Room.reconnect_timeout`` seconds of failed attempts); session resume is not
+attempted. As in livekit, publishing is simulcast unless
+``TrackPublishOptions(simulcast=False)`` (or a ``scalability_mode``). Frames cross the
+network with their capture ``timestamp_us`` and ``rotation`` (RTP header extensions
+abs-capture-time and video-orientation). A room the program never disconnects is
+closed when ``asyncio.run()`` ends.
 """
 
 from kitewire.frames import (
