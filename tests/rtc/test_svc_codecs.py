@@ -18,17 +18,22 @@ WIDTH, HEIGHT = 640, 360
 CODECS = ["VP9", "AV1"]
 
 
-@pytest.mark.parametrize("codec", CODECS)
-async def test_official_publisher_to_kitewire(server: Server, codec: str) -> None:
+@pytest.mark.parametrize(
+    ("codec", "scalability_mode"), [("VP9", ""), ("AV1", ""), ("VP9", "L3T3_KEY"), ("AV1", "L3T3_KEY")]
+)
+async def test_official_publisher_to_kitewire(server: Server, codec: str, scalability_mode: str) -> None:
     viewer, publisher = rtc.Room(), lk.Room()
     subscribed = first_subscription(viewer)
     source = lk.VideoSource(WIDTH, HEIGHT)
     try:
-        await viewer.connect(server.url, token_for("kitewire-viewer", f"svc-1-{codec}"))
-        await publisher.connect(server.url, token_for("official-publisher", f"svc-1-{codec}"))
+        await viewer.connect(server.url, token_for("kitewire-viewer", f"svc-1-{codec}{scalability_mode}"))
+        await publisher.connect(server.url, token_for("official-publisher", f"svc-1-{codec}{scalability_mode}"))
         track = lk.LocalVideoTrack.create_video_track("official", source)
-        # livekit's defaults for the codec (scalability included)
+        # livekit's defaults for the codec (simulcast), or one SVC stream of three spatial
+        # layers: kitewire decodes the top layer of each picture
         options = lk.TrackPublishOptions(source=lk.TrackSource.SOURCE_CAMERA, video_codec=getattr(lk.VideoCodec, codec))
+        if scalability_mode:  # a protobuf field: set means "use this mode", even when empty
+            options.scalability_mode = scalability_mode
         await publisher.local_participant.publish_track(track, options)
 
         def capture(index: int) -> None:
