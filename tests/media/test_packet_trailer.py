@@ -68,3 +68,10 @@ def test_features_select_fields_and_bad_values_are_refused() -> None:
     with pytest.raises(ValueError, match="user_timestamp"):
         FrameMetadata(user_timestamp=-1)
     assert FrameMetadata(frame_id=2).HasField("frame_id") and not FrameMetadata().HasField("user_data")
+
+
+def test_metadata_pickles_so_it_can_cross_to_a_media_process() -> None:
+    import pickle
+
+    metadata = FrameMetadata(user_timestamp=5, frame_id=6, user_data=b"\x00\xff")
+    assert pickle.loads(pickle.dumps(metadata)) == metadata
