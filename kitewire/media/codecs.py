@@ -10,7 +10,7 @@ in two threads running in parallel. One instance must not run ``encode`` or
 ``decode`` in two threads at once; the encoder's setters and
 ``request_keyframe`` may be called from any thread.
 
-Odd frame sizes: VP8 encodes them as they are (libvpx supports odd sizes, the
+Odd frame sizes: VP8, VP9 and AV1 encode them as they are (the
 receiver decodes e.g. 641x479). H264 with 4:2:0 chroma can only code even
 sizes and cannot signal a one-pixel crop, so the H264 encoder codes
 ``width & ~1`` x ``height & ~1`` and scales input frames to that (641x479 ->
@@ -126,14 +126,15 @@ class _EncoderSettings(NamedTuple):
 class VideoEncoder:
     """Real-time encoder producing packetized RTP payloads.
 
-    ``codec`` is "VP8" or "H264"; ``bitrate`` is in bits per second. The
+    ``codec`` is "VP8", "H264", "VP9" or "AV1"; ``bitrate`` is in bits per second. The
     encoder codes at its configured size (H264: rounded down to even) and
     scales input frames of any other size to it; ``set_resolution`` changes
     the size. Settings follow libwebrtc's real-time choices: VP8 with
     realtime deadline, cpu-used 10, no lag, error resilient, CBR; H264
     constrained baseline with x264 ultrafast/zerolatency, no B-frames and
-    SPS/PPS in front of every IDR. Keyframes come only on demand (or after
-    a reconfiguration).
+    SPS/PPS in front of every IDR; VP9 (libvpx-vp9) like VP8 with cyclic-refresh
+    AQ; AV1 with SVT-AV1's fastest low-delay preset, CBR. Keyframes come only on
+    demand (or after a reconfiguration).
     """
 
     def __init__(
@@ -177,7 +178,7 @@ class VideoEncoder:
 
     @property
     def codec(self) -> str:
-        """ "VP8" or "H264"."""
+        """ "VP8", "H264", "VP9" or "AV1"."""
         return self._codec
 
     @property
@@ -507,7 +508,7 @@ class VideoDecoder:
 
     @property
     def codec(self) -> str:
-        """ "VP8" or "H264"."""
+        """ "VP8", "H264", "VP9", "AV1" or "H265"."""
         return self._codec
 
     @property

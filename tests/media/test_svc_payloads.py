@@ -210,3 +210,13 @@ def test_odd_payloads_give_value_errors_and_keyframe_rules_never_raise(payloads:
         except ValueError:
             pass
         detach_metadata(codec, b"".join(payloads))
+
+
+@pytest.mark.parametrize("codec", ["VP9", "AV1"])
+def test_odd_sizes_are_coded_as_they_are(codec: str) -> None:
+    picture = av.VideoFrame(641, 479, "yuv420p")
+    for plane in picture.planes:
+        plane.update(bytes(plane.buffer_size))
+    frame = VideoEncoder(codec, 641, 479, bitrate=300_000).encode(picture, keyframe=True)
+    decoded = VideoDecoder(codec).decode(create_depacketizer(codec).depacketize(frame))
+    assert [(picture.width, picture.height) for picture in decoded] == [(641, 479)]
