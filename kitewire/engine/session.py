@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,12 +28,13 @@ from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
 from kitewire.frames import VideoFrame
-from kitewire.media import VideoLayerPlan, normalize_codec, plan_video_layers
+from kitewire.media import FrameMetadata, VideoLayerPlan, normalize_codec, plan_video_layers
 from kitewire.signal import SignalConnectError
 from kitewire.transport import PeerConnectionConfig, Transceiver
 
 from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
+from .stats import EngineStats, pc_stats, pipeline_counters
 from .wire import EngineError, IncomingTrack, JoinMode, WireClient, add_track_request
 
 __all__ = [
@@ -105,8 +107,8 @@ class FrameConsumer(Protocol):
     def has_sinks(self) -> bool:
         """Whether anyone wants frames now: while not, the decoder skips work."""
 
-    def push(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
-        """One decoded frame, on the event loop."""
+    def push(self, frame: VideoFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None) -> None:
+        """One decoded frame with its sender's metadata (if any), on the event loop."""
 
 
 @dataclass(frozen=True)
@@ -291,6 +293,24 @@ class RtcEngine:
         pipeline.has_consumers = wanted
         return True
 
+    async def get_stats(self) -> EngineStats:
+        """A snapshot of the PeerConnections' and pipelines' counters (plain values)."""
+        wire = self._wire
+        published = {
+            sid: (item.transceiver.mid, list(item.transceiver.sender.codecs), item.pipeline)
+            for sid, item in self._published.items()
+        }
+        received = {
+            remote.track_sid: (mid, list(remote.pipeline.negotiated_codecs), remote.pipeline)
+            for mid, remote in self._remote_videos.items()
+        }
+        sent, got = pipeline_counters(published, received)
+        publisher = pc_stats(wire.publisher) if wire is not None else None
+        subscriber = None
+        if wire is not None and not wire.single_pc:
+            subscriber = pc_stats(wire.receiver_pc)
+        return EngineStats(time.time(), publisher, subscriber, sent, got)
+
     def remote_pipeline(self, track_sid: str) -> VideoReceivePipeline | None:
         """The receive pipeline of a subscribed track, if any."""
         for remote in self._remote_videos.values():
@@ -379,9 +399,13 @@ class RtcEngine:
         simulcast: bool,
         max_bitrate: int,
         max_framerate: float,
+        frame_metadata_features: tuple[int, ...] = (),
         timeout: float = 10.0,
     ) -> PublishedVideo:
-        """Announce a video track, negotiate it and start its encode pipeline."""
+        """Announce a video track, negotiate it and start its encode pipeline.
+
+        ``frame_metadata_features`` (PacketTrailerFeature numbers) are announced in the
+        AddTrackRequest and select what of each frame's metadata is sent."""
         wire = self._wire
         if wire is None or not self.connected:
             raise EngineError("the room is not connected")
@@ -393,11 +417,24 @@ class RtcEngine:
             max_bitrate=max_bitrate or None,
             max_framerate=max_framerate or None,
         )
-        request = add_track_request(cid=cid, name=name, source=source, codec=codec, layers=layers, simulcast=simulcast)
+        request = add_track_request(
+            cid=cid,
+            name=name,
+            source=source,
+            codec=codec,
+            layers=layers,
+            simulcast=simulcast,
+            packet_trailer_features=frame_metadata_features,
+        )
         info = await wire.request_track(request, timeout)
         transceiver = wire.add_video_sender(cid, codec, layers, simulcast)
         pipeline = VideoPublishPipeline(
-            transceiver.sender, codec=codec, layers=layers, simulcast=simulcast, loop=self._loop
+            transceiver.sender,
+            codec=codec,
+            layers=layers,
+            simulcast=simulcast,
+            frame_metadata_features=frozenset(frame_metadata_features),
+            loop=self._loop,
         )
         try:
             await asyncio.gather(wire.negotiate(timeout), pipeline.warm_up())

@@ -139,11 +139,19 @@ def parse_msid(stream_id: str | None, track_id: str | None) -> tuple[str, str]:
 
 
 def add_track_request(
-    *, cid: str, name: str, source: int, codec: str, layers: list[VideoLayerPlan], simulcast: bool
+    *,
+    cid: str,
+    name: str,
+    source: int,
+    codec: str,
+    layers: list[VideoLayerPlan],
+    simulcast: bool,
+    packet_trailer_features: tuple[int, ...] = (),
 ) -> signal_pb.SignalRequest:
     """The AddTrackRequest announcing a video track sent as ``layers``, smallest first (rids only when simulcast).
 
-    The track's size is its top layer's."""
+    The track's size is its top layer's; ``packet_trailer_features`` tell subscribers
+    which frame metadata its frames carry (LiveKit's packet trailer)."""
     if not layers:
         raise ValueError("layers: expected at least one video layer, got none")
     request = signal_pb.SignalRequest()
@@ -162,6 +170,7 @@ def add_track_request(
         layer.bitrate = plan.max_bitrate
         if simulcast:
             layer.rid = plan.rid
+    add.packet_trailer_features.extend(packet_trailer_features)  # type: ignore[arg-type]
     simulcast_codec = add.simulcast_codecs.add()
     simulcast_codec.codec = normalize_codec(codec).lower()
     simulcast_codec.cid = cid

@@ -40,11 +40,18 @@ from ._types import (
     UnpublishTrackError,
 )
 from .participant import LocalParticipant, Participant, RemoteParticipant
+from .stats import RtcStats, SessionRtcStats, build_rtc_stats
 from .track import LocalVideoTrack, RemoteVideoTrack
 from .track_publication import LocalTrackPublication, RemoteTrackPublication
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
-_CODEC_NAMES = {int(VideoCodec.VP8): "VP8", int(VideoCodec.H264): "H264"}
+_CODEC_NAMES = {
+    int(VideoCodec.VP8): "VP8",
+    int(VideoCodec.H264): "H264",
+    int(VideoCodec.VP9): "VP9",
+    int(VideoCodec.AV1): "AV1",
+}
+
 
 Emit = Callable[..., None]
 
@@ -299,6 +306,22 @@ class RoomSession:
 
     # -- publishing (LocalParticipant's PublishingLink) --------------------------
 
+    async def rtc_stats(self) -> SessionRtcStats:
+        """Everything sent and received now, in livekit's shape (``Room.get_rtc_stats``)."""
+        engine = self.engine
+        if engine is None or not self.connected():
+            raise RuntimeError("the room isn't connected")
+        sent, received = build_rtc_stats(await engine.get_stats())
+        return SessionRtcStats(publisher_stats=sent, subscriber_stats=received)
+
+    async def track_stats(self, track_sid: str) -> list[RtcStats]:
+        """The streams of one published or subscribed track (``Track.get_stats``)."""
+        engine = self.engine
+        if engine is None:
+            return []
+        sent, received = build_rtc_stats(await engine.get_stats(), track_sid=track_sid)
+        return sent + received
+
     def bytes_sent(self, track_sid: str) -> int:
         """SendingStats: payload bytes the publish pipeline of ``track_sid`` sent."""
         pipeline = self._publish_pipelines.get(track_sid)
@@ -322,6 +345,7 @@ class RoomSession:
                 self._request(lambda engine: engine.mute_track(publication.sid, muted))
 
         track._published_as(publication.sid, pipeline, on_mute_changed)
+        track._stats_link = self.track_stats
 
     def _unfeed_local(self, track_sid: str, pipeline: VideoPublishPipeline) -> None:
         local = self.local_participant
@@ -496,6 +520,7 @@ class RoomSession:
         if existing is not None:
             self._detach_remote_video(participant, publication)
         track = RemoteVideoTrack(publication.sid, publication.name)
+        track._stats_link = self.track_stats
         track._set_muted(publication.muted)
         if engine is not None:
             engine.route_remote_video(publication.sid, track._fanout)
@@ -605,7 +630,10 @@ async def _engine_publish(engine: RtcEngine, track: LocalVideoTrack, options: Tr
         width=source.width,
         height=source.height,
         codec=_CODEC_NAMES[int(options.video_codec)],
-        simulcast=options.simulcast is not False,
+        # as livekit: simulcast unless asked not to, or asked for one SVC stream (kitewire's
+        # encoders code that stream as one layer, see media.codecs)
+        simulcast=options.simulcast is not False and not options.scalability_mode,
         max_bitrate=int(encoding.max_bitrate) if encoding else 0,
         max_framerate=float(encoding.max_framerate) if encoding else 0.0,
+        frame_metadata_features=tuple(options.frame_metadata_features),
     )

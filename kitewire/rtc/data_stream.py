@@ -27,6 +27,7 @@ __all__ = [
     "MAX_READER_BUFFER",
     "STREAM_CHUNK_SIZE",
     "BaseStreamInfo",
+    "BaseStreamWriter",
     "ByteStreamHandler",
     "ByteStreamInfo",
     "ByteStreamReader",
@@ -242,7 +243,7 @@ def _new_header(
     return header
 
 
-class _Writer:
+class BaseStreamWriter:
     """One outgoing stream: header on open, numbered chunks, trailer on close."""
 
     def __init__(
@@ -321,7 +322,7 @@ def split_bytes(data: bytes | bytearray | memoryview, size: int = STREAM_CHUNK_S
         yield bytes(view[start : start + size])
 
 
-class TextStreamWriter(_Writer):
+class TextStreamWriter(BaseStreamWriter):
     """An outgoing text stream from :meth:`LocalParticipant.stream_text`."""
 
     def __init__(
@@ -365,7 +366,7 @@ class TextStreamWriter(_Writer):
         await self._write_pieces(split_utf8(text))
 
 
-class ByteStreamWriter(_Writer):
+class ByteStreamWriter(BaseStreamWriter):
     """An outgoing byte stream from :meth:`LocalParticipant.stream_bytes`."""
 
     def __init__(

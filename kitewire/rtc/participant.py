@@ -10,7 +10,14 @@ from typing import Generic, Protocol, TypeVar
 from livekit.protocol import models
 
 from ._participant_data import DataLink, LocalDataMixin
+from ._participant_data import PublishDataError as PublishDataError
+from ._participant_data import PublishDTMFError as PublishDTMFError
+from ._participant_data import PublishTranscriptionError as PublishTranscriptionError
 from ._types import ConnectionQuality, PublishTrackError, TrackPublishOptions
+
+# livekit.rtc.participant exports these too; programs import them from here
+from ._types import DegradationPreference as DegradationPreference
+from ._types import UnpublishTrackError as UnpublishTrackError
 from .track import LocalVideoTrack, Track
 from .track_publication import (
     LocalTrackPublication,

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from ._exit_guard import LoopExitGuard
 from ._session import RoomSession
-from ._types import ConnectError, ConnectionState, DisconnectReason, RoomOptions
+from ._types import (
+    ConnectError,
+    ConnectionState,
+    DataStreamOptions,
+    DisconnectReason,
+    RoomOptions,
+    RtcConfiguration,
+)
 from .data_packet import DataPacket, SipDTMF
 from .data_stream import ByteStreamHandler, TextStreamHandler
 from .event_emitter import EventEmitter
 from .participant import LocalParticipant, Participant, RemoteParticipant
+from .stats import SessionRtcStats as RtcStats
+
+logger = logging.getLogger("kitewire.rtc")
 
 EventTypes = Literal[
     "participant_connected",
@@ -91,7 +103,17 @@ class Room(EventEmitter[EventTypes]):
         super().__init__()
         self._loop = loop
         # everything behind the public surface: state, engine events, reconnection handling
-        self._session = RoomSession(self.emit, lambda: self.reconnect_timeout)
+        self._session = RoomSession(self._emit_event, lambda: self.reconnect_timeout)
+        self._exit_guard: LoopExitGuard | None = None
+
+    def _emit_event(self, event: EventTypes, *args: Any) -> None:
+        """Emit one of the session's events. A handler's TypeError (which :meth:`emit`
+        raises, as livekit's does) is logged here, as livekit's room event loop logs
+        it, so a handler with a wrong signature cannot stop the room's own work."""
+        try:
+            self.emit(event, *args)
+        except Exception:
+            logger.exception("error running user callback for %s", event)
 
     # -- properties --------------------------------------------------------------
 
@@ -211,13 +233,41 @@ class Room(EventEmitter[EventTypes]):
         if self.isconnected():
             raise ConnectError("the room is already connected")
         await self._session.connect(url, token, options)
+        if self._exit_guard is not None:
+            self._exit_guard.disarm()
+        # a room the program never disconnects is closed when asyncio.run() ends
+        self._exit_guard = LoopExitGuard(self.isconnected, self._session_disconnect)
+
+    async def get_rtc_stats(self) -> RtcStats:
+        """WebRTC statistics of everything this room sends (``publisher_stats``) and
+        receives (``subscriber_stats``), in livekit's shape (see :mod:`kitewire.rtc.stats`).
+
+        Raises ``RuntimeError`` when the room is not connected, as livekit does."""
+        return await self._session.rtc_stats()
 
     async def disconnect(self, *, reason: int = DisconnectReason.CLIENT_INITIATED) -> None:
         """Leave the room. Streams on its tracks end. Safe to call when not connected."""
+        if self._exit_guard is not None:
+            self._exit_guard.disarm()
+            self._exit_guard = None
         await self._session.disconnect(reason)
+
+    async def _session_disconnect(self) -> None:
+        await self._session.disconnect(DisconnectReason.CLIENT_INITIATED)
 
     def __repr__(self) -> str:
         return f"rtc.Room(name={self.name}, connection_state={ConnectionState.Name(self._session.connection_state)})"
 
 
-__all__ = ["DataPacket", "EventTypes", "Participant", "Room", "SipDTMF"]
+__all__ = [
+    "ConnectError",
+    "DataPacket",
+    "DataStreamOptions",
+    "EventTypes",
+    "Participant",
+    "Room",
+    "RoomOptions",
+    "RtcConfiguration",
+    "RtcStats",
+    "SipDTMF",
+]

@@ -186,6 +186,11 @@ class Negotiator:
                 continue
             if name == "h264" and h264_packetization_mode(params) != "1":
                 continue
+            # 10-bit and 4:4:4 profiles are not decoded into our 8-bit 4:2:0 frames
+            if name == "vp9" and params.get("profile-id", "0") != "0":
+                continue
+            if name == "av1" and params.get("profile", "0") != "0":
+                continue
             feedback = tuple(fb for fb in offered.rtcp_feedback if fb in SUPPORTED_FEEDBACK)
             return Codec(
                 mime_type=f"{kind}/{codec.name}",

@@ -53,7 +53,13 @@ def test_offers_keep_payload_types_and_extension_ids_for_the_session(negotiator:
     video.mid, audio.mid = "0", "1"
     first_video = negotiator.offer_media(video)
     first_audio = negotiator.offer_media(audio)
-    assert [(c.name, c.payload_type) for c in first_video.codecs] == [("VP8", 96), ("H264", 97)]
+    assert [(c.name, c.payload_type) for c in first_video.codecs] == [
+        ("VP8", 96),
+        ("H264", 97),
+        ("VP9", 98),
+        ("AV1", 99),
+        ("H265", 100),
+    ]
     assert [(c.name, c.payload_type) for c in first_audio.codecs] == [("opus", 111)]
     assert URI_RID in first_video.extmaps and URI_RID not in first_audio.extmaps  # video-only extension
     assert first_audio.extmaps[URI_MID] == first_video.extmaps[URI_MID]
