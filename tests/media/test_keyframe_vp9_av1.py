@@ -14,8 +14,16 @@ from kitewire.media.keyframe import av1_is_keyframe, is_keyframe, vp9_is_keyfram
 _I, _P, _L, _F, _B, _E, _V = 0x80, 0x40, 0x20, 0x10, 0x08, 0x04, 0x02
 
 
+# The start of a VP9 key frame's uncompressed header: frame_marker 2, profile 0,
+# show_existing_frame 0, frame_type 0 (key), then the sync code.
+_KEY_FRAME_HEADER = b"\x82\x49\x83\x42"
+
+
 def _vp9(first: int, *rest: int) -> bytes:
-    return bytes([first, *rest]) + b"\x00" * 8
+    """A VP9 payload: descriptor fields as given (plus a one-layer scalability
+    structure when V is set), then the start of a key frame."""
+    structure = b"\x00" if first & _V else b""
+    return bytes([first, *rest]) + structure + _KEY_FRAME_HEADER + b"\x00" * 8
 
 
 def test_vp9_start_of_an_intra_picture_is_a_keyframe() -> None:

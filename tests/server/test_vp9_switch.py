@@ -14,8 +14,10 @@ _I, _P, _L, _B, _E = 0x80, 0x40, 0x20, 0x08, 0x04
 
 def _vp9_frame(picture_id: int, tl0: int, keyframe: bool) -> bytes:
     first = _I | _L | _B | _E | (0 if keyframe else _P)
-    # 15-bit picture id, layer byte (TID 0, SID 0), TL0PICIDX (non-flexible mode), then the frame.
-    return bytes([first, 0x80 | (picture_id >> 8), picture_id & 0xFF, 0x00, tl0]) + bytes(20)
+    # 15-bit picture id, layer byte (TID 0, SID 0), TL0PICIDX (non-flexible mode), then the
+    # frame: its uncompressed header says key or inter frame, as the keyframe rule reads it.
+    frame_header = b"\x82\x49\x83\x42" if keyframe else b"\x86"
+    return bytes([first, 0x80 | (picture_id >> 8), picture_id & 0xFF, 0x00, tl0]) + frame_header + bytes(20)
 
 
 @settings(max_examples=30, deadline=None)
