@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .rtp import URI_REPAIRED_RID, URI_RID, URI_VIDEO_ORIENTATION
+from .rtp import URI_AUDIO_LEVEL, URI_REPAIRED_RID, URI_RID, URI_VIDEO_ORIENTATION
 
 __all__ = [
+    "AUDIO_ONLY_EXTENSIONS",
     "AUDIO_RTCP_FEEDBACK",
     "DEFAULT_CODECS",
     "REJECTED_CODECS",
@@ -89,6 +90,7 @@ class NegotiatedParameters:
 REJECTED_CODECS = frozenset({"rtx", "red", "ulpfec", "flexfec-03", "cn", "telephone-event"})
 SUPPORTED_FEEDBACK = frozenset({"nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"})
 VIDEO_ONLY_EXTENSIONS = frozenset({URI_RID, URI_REPAIRED_RID, URI_VIDEO_ORIENTATION})
+AUDIO_ONLY_EXTENSIONS = frozenset({URI_AUDIO_LEVEL})
 
 
 def codec_key(codec: Codec) -> tuple[str, int, int | None, str]:

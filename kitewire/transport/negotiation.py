@@ -14,6 +14,7 @@ import secrets
 
 from .aiortc_seam import SCTP_MAX_MESSAGE_SIZE, BundleTransport
 from .codecs import (
+    AUDIO_ONLY_EXTENSIONS,
     REJECTED_CODECS,
     SUPPORTED_FEEDBACK,
     VIDEO_ONLY_EXTENSIONS,
@@ -112,7 +113,8 @@ class Negotiator:
         return list(source)
 
     def local_extensions(self, kind: str) -> list[str]:
-        return [uri for uri in self._header_extensions if kind == "video" or uri not in VIDEO_ONLY_EXTENSIONS]
+        excluded = AUDIO_ONLY_EXTENSIONS if kind == "video" else VIDEO_ONLY_EXTENSIONS
+        return [uri for uri in self._header_extensions if uri not in excluded]
 
     def offer_media(self, transceiver: Transceiver) -> SdpMedia:
         assert transceiver.mid is not None
