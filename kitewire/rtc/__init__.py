@@ -18,8 +18,10 @@ A livekit.rtc video program runs after changing ``from livekit import rtc`` to
         track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
     source.capture_frame(frame, timestamp_us=capture_time_us)
 
-Scope: video only. Audio, data packets and streams, RPC and end-to-end
-encryption are not implemented. A lost signal connection or failed
+Audio: AudioSource / LocalAudioTrack publish Opus (48 kHz, mono or stereo);
+AudioStream yields PCM at the rate and channel count asked for.
+Scope: data packets and streams, RPC and end-to-end
+encryption are not implemented here. A lost signal connection or failed
 PeerConnection is recovered by a full reconnect (``reconnecting`` then
 ``reconnected``, or ``disconnected`` after ``Room.reconnect_timeout``
 seconds of failed attempts); session resume is not attempted. As in livekit,
@@ -37,6 +39,8 @@ from kitewire.frames import (
     VideoQuality,
     VideoRotation,
 )
+from kitewire.frames.audio_frame import AudioFrame, combine_audio_frames
+from kitewire.frames.audio_resampler import AudioResampler, AudioResamplerQuality
 
 from ._types import (
     ConnectError,
@@ -56,13 +60,14 @@ from ._types import (
     UnpublishTrackError,
     VideoEncoding,
 )
+from .audio_source import AudioSource
+from .audio_stream import AudioFilter, AudioFrameEvent, AudioStream, NoiseCancellationOptions
+from .audio_track import AudioTrack, LocalAudioTrack, LocalTrack, RemoteAudioTrack, RemoteTrack
 from .event_emitter import EventEmitter
 from .participant import LocalParticipant, Participant, RemoteParticipant
 from .room import Room
 from .track import (
-    LocalTrack,
     LocalVideoTrack,
-    RemoteTrack,
     RemoteVideoTrack,
     StreamState,
     Track,
@@ -79,6 +84,14 @@ from .video_stream import VideoFrameEvent, VideoStream
 __version__ = "0.1.0"
 
 __all__ = [
+    "AudioFilter",
+    "AudioFrame",
+    "AudioFrameEvent",
+    "AudioResampler",
+    "AudioResamplerQuality",
+    "AudioSource",
+    "AudioStream",
+    "AudioTrack",
     "ConnectError",
     "ConnectionQuality",
     "ConnectionState",
@@ -88,14 +101,17 @@ __all__ = [
     "EventEmitter",
     "IceServer",
     "IceTransportType",
+    "LocalAudioTrack",
     "LocalParticipant",
     "LocalTrack",
     "LocalTrackPublication",
     "LocalVideoTrack",
+    "NoiseCancellationOptions",
     "Participant",
     "ParticipantKind",
     "ParticipantState",
     "PublishTrackError",
+    "RemoteAudioTrack",
     "RemoteParticipant",
     "RemoteTrack",
     "RemoteTrackPublication",
@@ -121,4 +137,5 @@ __all__ = [
     "VideoStream",
     "VideoTrack",
     "__version__",
+    "combine_audio_frames",
 ]
