@@ -5,9 +5,10 @@ in 10 ms chunks), as plain bytes and ints so that it can cross a process pipe.
 It is resampled to 48 kHz and the track's channel count when needed, cut into
 20 ms frames and encoded one frame at a time in a worker thread. Every packet
 carries the RFC 6464 audio level of its frame (the SFU's active-speaker input)
-and the capture time (abs-capture-time). While muted nothing is sent; after a
-pause the RTP clock jumps by the wall-clock time that passed and the first
-packet has the marker bit, as RFC 3551 asks for talkspurts.
+and the capture time (abs-capture-time). The RTP clock follows the capture
+timestamps: continuous while audio is continuous (whatever the event loop's
+delays), jumping by the time that passed after a pause (silence, mute), where
+the first packet has the marker bit, as RFC 3551 asks for talkspurts.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ logger = logging.getLogger("kitewire.engine")
 # 20 ms frames waiting for the encoder; more means the encoder cannot keep up
 # (an overloaded machine): the oldest go, so what is sent stays current
 _MAX_ENCODE_BACKLOG = 25
-# a gap in capture longer than this restarts the RTP clock from the wall clock
-_PAUSE_SECONDS = 0.1
+# capture timestamps this far (in 48 kHz ticks) ahead of the running RTP clock are a pause
+_PAUSE_TICKS = OPUS_SAMPLE_RATE // 100
 # below this level (-dBov) a frame does not count as voice activity
 _VOICE_LEVEL = 60
 
@@ -75,9 +76,8 @@ class AudioPublishPipeline:
         self._muted = False
         self._sequence_number = initial_sequence_number()
         self._rtp_base = random.randint(0, 0xFFFFFFFF)
-        self._clock_origin = time.monotonic()
+        self._origin_us: int | None = None
         self._next_timestamp: int | None = None
-        self._last_sent_at = 0.0
         self._marker_next = True
         self.frames_encoded = 0
         self.frames_dropped = 0
@@ -110,8 +110,9 @@ class AudioPublishPipeline:
             return
         if (sample_rate, num_channels) != (OPUS_SAMPLE_RATE, self._channels):
             pcm = self._convert(pcm, sample_rate, num_channels, samples_per_channel)
-        if not self._pending:
-            self._pending_timestamp_us = timestamp_us
+        # the capture time of the first pending sample (pending samples came just before these)
+        pending_samples = len(self._pending) // (2 * self._channels)
+        self._pending_timestamp_us = timestamp_us - pending_samples * 1_000_000 // OPUS_SAMPLE_RATE
         self._pending += pcm
         frame_bytes = OPUS_FRAME_SAMPLES * self._channels * 2
         while len(self._pending) >= frame_bytes:
@@ -163,21 +164,26 @@ class AudioPublishPipeline:
             self.frames_encoded += 1
             self._send(packets, pcm, timestamp_us, queued_at)
 
-    def _rtp_timestamp(self, queued_at: float) -> int:
-        wall = (self._rtp_base + int((queued_at - self._clock_origin) * OPUS_SAMPLE_RATE)) & 0xFFFFFFFF
-        if self._next_timestamp is None or queued_at - self._last_sent_at > _PAUSE_SECONDS:
-            # first frame, or after a pause (silence suppressed, muted, no capture): follow the wall clock
-            if self._next_timestamp is not None:
-                ahead = (wall - self._next_timestamp) & 0xFFFFFFFF
-                if ahead >= 0x80000000:  # never step back
-                    wall = self._next_timestamp
+    def _rtp_timestamp(self, timestamp_us: int) -> int:
+        if self._origin_us is None:
+            self._origin_us = timestamp_us
+        ticks = (timestamp_us - self._origin_us) * OPUS_SAMPLE_RATE // 1_000_000
+        captured = (self._rtp_base + ticks) & 0xFFFFFFFF
+        running = self._next_timestamp
+        if running is None:
             self._marker_next = True
-            return wall
-        return self._next_timestamp
+            return captured
+        ahead = (captured - running) & 0xFFFFFFFF
+        if _PAUSE_TICKS < ahead < 0x80000000:
+            # a pause (silence suppressed, muted, nothing captured): the clock jumps over it
+            self._marker_next = True
+            return captured
+        # continuous audio (or a capture clock that stepped back): count samples
+        return running
 
     def _send(self, packets: list[bytes], pcm: bytes, timestamp_us: int, queued_at: float) -> None:
         payload_type = self._payload_type()
-        timestamp = self._rtp_timestamp(queued_at)
+        timestamp = self._rtp_timestamp(timestamp_us)
         self._next_timestamp = (timestamp + OPUS_FRAME_SAMPLES) & 0xFFFFFFFF
         if payload_type is None or not packets:
             return  # DTX suppressed the frame: the clock runs on, nothing is sent
@@ -200,7 +206,6 @@ class AudioPublishPipeline:
             self._sender.send_rtp(packet)
             self.packets_sent += 1
             self.bytes_sent += len(payload)
-        self._last_sent_at = queued_at
 
     def _payload_type(self) -> int | None:
         for codec in self._sender.codecs:

@@ -12,8 +12,9 @@ from ._fanout import FrameFanout, running_loop
 
 # the queue is played out in chunks of this many milliseconds, as livekit's native source does
 _CHUNK_MS = 10
-# a pacer this far behind its schedule (a stalled loop) starts a new schedule instead of bursting
-_MAX_LATENESS = 0.05
+# a pacer this far behind its schedule (a long-stalled loop) starts a new schedule; less than
+# this it catches up in a burst, so the stream stays continuous and receivers see no gap in RTP time
+_MAX_LATENESS = 0.5
 _MIN_QUEUE_MS = 10
 _MAX_QUEUE_MS = 60_000
 
@@ -127,23 +128,31 @@ class AudioSource:
             self._space.notify_all()
 
     async def _play_out(self) -> None:
+        # Chunks are stamped with their place on the playout schedule (wall-clock µs of the
+        # schedule's start plus the samples played), not with when the loop got to them:
+        # a stalled loop delays chunks but leaves their timestamps, and so the RTP clock,
+        # continuous. A new schedule (after the queue ran dry) starts from the wall clock.
         chunk_bytes = self._chunk_samples * self._bytes_per_sample
         period = self._chunk_samples / self._sample_rate
         next_at = time.monotonic()
+        schedule_us = time.time_ns() / 1000
         while self._queue and not self._closed:
             now = time.monotonic()
             if now < next_at:
                 await asyncio.sleep(next_at - now)
                 continue
             if now - next_at > _MAX_LATENESS:
+                schedule_us += (now - next_at) * 1e6
                 next_at = now
             chunk = bytes(self._queue[:chunk_bytes])
             del self._queue[:chunk_bytes]
             samples = len(chunk) // self._bytes_per_sample
-            next_at += samples / self._sample_rate if samples else period
+            duration = samples / self._sample_rate if samples else period
+            next_at += duration
             if self._fanout.has_sinks:
                 frame = AudioFrame(bytearray(chunk), self._sample_rate, self._num_channels, samples)
-                self._fanout.push(frame, time.time_ns() // 1000, 0)
+                self._fanout.push(frame, round(schedule_us), 0)
+            schedule_us += duration * 1e6
             async with self._space:
                 self._space.notify_all()
         if not self._queue:

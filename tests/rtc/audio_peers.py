@@ -7,9 +7,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 from kitewire import rtc
 
 from audio_signal import dominant_frequency, snr_db
@@ -19,15 +21,17 @@ FRAME_MS = 20
 RATE = 48_000
 
 
-async def play(source: rtc.AudioSource, signal: npt.NDArray[np.int16], *, frame_ms: int = 10) -> None:
-    """Capture ``signal`` (shape (samples,) or (samples, channels)) into ``source`` frame by frame,
-    as fast as the source's back-pressure lets it."""
+async def play(source: Any, signal: npt.NDArray[np.int16], *, frame_ms: int = 10, frame_type: Any = None) -> None:
+    """Capture ``signal`` (shape (samples,) or (samples, channels)) into ``source`` (a kitewire or an
+    official AudioSource, whose AudioFrame class is ``frame_type``) frame by frame, as fast as the
+    source's back-pressure lets it."""
+    make = frame_type or rtc.AudioFrame
     channels = 1 if signal.ndim == 1 else signal.shape[1]
     step = source.sample_rate * frame_ms // 1000
     flat = signal.reshape(-1, channels)
     for start in range(0, len(flat) - step + 1, step):
         piece = np.ascontiguousarray(flat[start : start + step])
-        await source.capture_frame(rtc.AudioFrame(bytearray(piece.tobytes()), source.sample_rate, channels, step))
+        await source.capture_frame(make(bytearray(piece.tobytes()), source.sample_rate, channels, step))
 
 
 @dataclass
@@ -46,12 +50,14 @@ class Heard:
         return float(np.max(np.diff(np.array(self.arrivals))))
 
 
-async def listen(stream: rtc.AudioStream, heard: Heard, seconds: float) -> None:
-    """Read ``stream`` for ``seconds`` (bounded) into ``heard``."""
+async def listen(stream: Any, heard: Heard, seconds: float) -> None:
+    """Read ``stream`` (a kitewire or an official AudioStream) for ``seconds`` (bounded) into ``heard``."""
 
     async def read() -> None:
         async for event in stream:
-            heard.frames.append(event.frame.to_ndarray().copy())
+            frame = event.frame
+            pcm = np.frombuffer(bytes(frame.data.cast("B")), dtype=np.int16).reshape(-1, frame.num_channels)
+            heard.frames.append(pcm)
             heard.arrivals.append(time.monotonic())
 
     try:
@@ -76,17 +82,34 @@ def measured(channel: npt.NDArray[np.int16]) -> float:
     return dominant_frequency(channel, RATE)
 
 
-async def subscribed_audio(room: rtc.Room, timeout: float = 15.0) -> rtc.RemoteAudioTrack:
-    """The first remote audio track ``room`` is subscribed to (waits for it, bounded)."""
-    found: asyncio.Future[rtc.RemoteAudioTrack] = asyncio.get_running_loop().create_future()
+async def subscribed_audio(room: Any, timeout: float = 15.0) -> Any:
+    """The first remote audio track ``room`` (kitewire or official) is subscribed to (waits, bounded)."""
+    found: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
-    def on_track(track: rtc.Track, *_: object) -> None:
-        if isinstance(track, rtc.RemoteAudioTrack) and not found.done():
+    def is_audio(track: Any) -> bool:
+        return track is not None and int(track.kind) == int(rtc.TrackKind.KIND_AUDIO)
+
+    def on_track(track: Any, *_: object) -> None:
+        if is_audio(track) and not found.done():
             found.set_result(track)
 
     room.on("track_subscribed", on_track)
     for participant in room.remote_participants.values():
         for publication in participant.track_publications.values():
-            if isinstance(publication.track, rtc.RemoteAudioTrack) and not found.done():
+            if is_audio(publication.track) and not found.done():
                 found.set_result(publication.track)
     return await asyncio.wait_for(found, timeout)
+
+
+def check_tone(heard: Heard, seconds: float, frequency: float = 440) -> list[float]:
+    """The tone arrived whole (>= 99 % of its 20 ms frames), at ``frequency`` and SNR >= 30 dB;
+    returns the per-window SNR figures."""
+    samples = heard.samples()[:, 0]
+    start = sound_start(samples)
+    tone = samples[start : start + int(seconds * RATE)]
+    assert len(tone) >= 0.99 * seconds * RATE, f"{len(tone) / RATE:.2f} s of {seconds} s arrived"
+    assert measured(tone[RATE : RATE * 3]) == pytest.approx(frequency, abs=1)
+    figures = windowed_snr(tone[: int((seconds - 0.5) * RATE)], [frequency])
+    assert np.median(figures) >= 30, figures
+    assert sum(f >= 30 for f in figures) >= 0.9 * len(figures), figures
+    return figures
