@@ -5,8 +5,12 @@ missing sequence number holds the packets behind it for the *target delay*: thre
 times the measured interarrival jitter (RFC 3550 section 6.4.1, in seconds) plus
 a floor, capped. A packet that arrives within that time is put back in order;
 after it the hole is declared lost and reported as a :class:`Gap` the decoder
-conceals. A jump in RTP time without a hole in the sequence (DTX, a sender that
-paused) is a gap of silence. Sequence numbers and timestamps are unwrapped
+conceals. When nothing at all arrives for a frame's time plus the target delay,
+a Gap is reported *ahead* of the packet (up to ``max_fill`` seconds), so what the
+reader hears never stops for longer than that: a packet that then turns up after
+all is dropped (it was concealed already), and a later hole or pause is
+shortened by what was filled. A jump in RTP time without a hole in the sequence
+(DTX, a sender that paused) is a gap of silence. Sequence numbers and timestamps are unwrapped
 relative to the next expected packet, so streams run across their wraps.
 """
 
@@ -62,6 +66,7 @@ class AudioJitterBuffer:
         max_delay: float = 0.2,
         max_packets: int = 64,
         max_gap: float = 1.0,
+        max_fill: float = 0.2,
     ) -> None:
         if not callable(frame_samples):
             raise ValueError("expected frame_samples to be a callable(payload) -> samples")
@@ -80,6 +85,12 @@ class AudioJitterBuffer:
         self._next_seq: int | None = None  # extended
         self._next_ts: int | None = None
         self._last_transit: float | None = None
+        # samples concealed ahead of the packets (no packet came in time)
+        self._filled = 0
+        self._max_fill = int(max_fill * clock_rate)
+        # the arrival-clock time up to which the reader has audio (packets and concealment)
+        self._covered_until: float | None = None
+        self._last_duration = 0
         self.jitter = 0.0
         self.packets_lost = 0
         self.packets_late = 0
@@ -139,7 +150,9 @@ class AudioJitterBuffer:
             if entry is None:
                 oldest = min(self._held)
                 waited = now - min(arrival for _, _, arrival in self._held.values())
-                if waited < self.target_delay and len(self._held) < self._max_packets:
+                hole = self._ahead(self._held[oldest][0])
+                covered = 0 < hole <= self._filled
+                if not covered and waited < self.target_delay and len(self._held) < self._max_packets:
                     break
                 self.packets_lost += oldest - self._next_seq
                 self._next_seq = oldest
@@ -148,19 +161,52 @@ class AudioJitterBuffer:
             else:
                 lost = False
             timestamp, payload, _ = self._held.pop(self._next_seq)
-            self._emit(out, timestamp, payload, lost)
             self._next_seq += 1
+            duration = self._duration(payload)
+            if not lost and self._filled >= duration > 0 and self._ahead(timestamp) == 0:
+                # it came after its place was concealed: play on from the concealment
+                self._filled -= duration
+                self._next_ts = (timestamp + duration) % _TS_MOD
+                self.packets_late += 1
+                continue
+            self._emit(out, timestamp, payload, duration, lost)
+            start = now if self._covered_until is None else max(self._covered_until, now)
+            self._covered_until = start + duration / self._clock_rate
+        self._fill_ahead(out, now)
         return out
 
-    def _emit(self, out: list[Packet | Gap], timestamp: int, payload: bytes, lost: bool) -> None:
+    def _fill_ahead(self, out: list[Packet | Gap], now: float) -> None:
+        if self._held or self._covered_until is None or self._last_duration <= 0:
+            return
+        while self._filled + self._last_duration <= self._max_fill:
+            if now < self._covered_until + self.target_delay:
+                return
+            out.append(Gap(self._last_duration, lost=True))
+            self._filled += self._last_duration
+            self._covered_until += self._last_duration / self._clock_rate
+
+    def _ahead(self, timestamp: int) -> int:
         expected = self._next_ts if self._next_ts is not None else timestamp
-        ahead = _signed(timestamp - expected, _TS_MOD)
-        if 0 < ahead <= self._max_gap_samples:
-            out.append(Gap(ahead, lost))
+        return _signed(timestamp - expected, _TS_MOD)
+
+    def _duration(self, payload: bytes) -> int:
         try:
-            duration = int(self._frame_samples(payload))
+            return int(self._frame_samples(payload))
         except ValueError:
-            duration = 0
+            return 0
+
+    def _emit(self, out: list[Packet | Gap], timestamp: int, payload: bytes, duration: int, lost: bool) -> None:
+        ahead = self._ahead(timestamp)
+        if 0 < ahead <= self._max_gap_samples:
+            # what was concealed ahead already covers part (or all) of the hole
+            remaining = ahead - self._filled
+            self._filled = max(0, -remaining)
+            if remaining > 0:
+                out.append(Gap(remaining, lost))
+        elif ahead > self._max_gap_samples:
+            self._filled = 0
+        if duration > 0:
+            self._last_duration = duration
         if ahead >= 0 or ahead < -self._max_gap_samples:
             self._next_ts = (timestamp + duration) % _TS_MOD
         out.append(Packet(timestamp, payload))

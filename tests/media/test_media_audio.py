@@ -92,7 +92,8 @@ def test_jitter_buffer_declares_a_hole_lost_after_the_target_delay() -> None:
     assert buffer.pop_ready(0.040 + buffer.target_delay / 2) == []
     assert buffer.pop_ready(0.040 + buffer.target_delay + 0.001) == [Gap(960, lost=True), Packet(1920, b"c")]
     assert buffer.packets_lost == 1
-    assert buffer.push(2, 960, b"b", 0.2) == []  # too late now
+    late = buffer.push(2, 960, b"b", 0.2)  # too late now: only concealment comes out
+    assert not [item for item in late if isinstance(item, Packet)]
     assert buffer.packets_late == 1
 
 
@@ -117,7 +118,7 @@ def test_jitter_target_grows_with_measured_jitter() -> None:
 @given(
     first_seq=st.integers(0, 0xFFFF),
     first_ts=st.integers(0, 0xFFFFFFFF),
-    drop=st.sets(st.integers(1, 299), max_size=30),
+    drop=st.sets(st.integers(1, 289), max_size=30),
 )
 def test_jitter_buffer_runs_across_sequence_and_timestamp_wraps(first_seq: int, first_ts: int, drop: set[int]) -> None:
     buffer = AudioJitterBuffer(_fixed)
@@ -128,14 +129,17 @@ def test_jitter_buffer_runs_across_sequence_and_timestamp_wraps(first_seq: int, 
         if index not in drop:
             out += buffer.push((first_seq + index) & 0xFFFF, (first_ts + index * 960) & 0xFFFFFFFF, b"x", now)
         out += buffer.pop_ready(now)
-    out += buffer.pop_ready(count * 0.02 + 1)
+    out += buffer.pop_ready((count - 1) * 0.02)
     packets = [item for item in out if isinstance(item, Packet)]
     gaps = [item for item in out if isinstance(item, Gap)]
-    last_dropped_tail = {index for index in drop if index >= count - 1}
+    # every lost frame concealed exactly once (ahead of time or as its hole), nothing else
     assert len(packets) == count - len(drop)
-    assert sum(gap.samples for gap in gaps) == 960 * (len(drop) - len(last_dropped_tail))
+    assert sum(gap.samples for gap in gaps) == 960 * len(drop)
     assert all(gap.lost for gap in gaps)
-    assert buffer.packets_lost == len(drop) - len(last_dropped_tail)
+    assert [p.timestamp for p in packets] == sorted(
+        {(first_ts + i * 960) & 0xFFFFFFFF for i in range(count) if i not in drop},
+        key=lambda ts: (ts - first_ts) & 0xFFFFFFFF,
+    )
 
 
 def test_audio_level_extension_follows_rfc_6464() -> None:
@@ -149,3 +153,21 @@ def test_audio_level_extension_follows_rfc_6464() -> None:
         encode_audio_level(128, True)
     with pytest.raises(ValueError, match="whole int16"):
         audio_level_dbov(b"\x00")
+
+
+def test_jitter_buffer_conceals_ahead_when_packets_stop_and_drops_them_if_they_come_late() -> None:
+    buffer = AudioJitterBuffer(_fixed, max_fill=0.1)
+    buffer.push(1, 0, b"a", 0.0)
+    assert buffer.pop_ready(0.039) == []
+    # a frame's time plus the 20 ms target delay without a packet: one frame concealed
+    assert buffer.pop_ready(0.041) == [Gap(960, lost=True)]
+    # the late packet is dropped; the next one plays on without a gap
+    assert buffer.push(2, 960, b"b", 0.05) == []
+    assert buffer.push(3, 1920, b"c", 0.06) == [Packet(1920, b"c")]
+    # a long silence: at most max_fill is concealed, and the pause after it is shortened by that much
+    fills = buffer.pop_ready(1.0)
+    assert fills == [Gap(960, lost=True)] * 5
+    assert buffer.push(4, 1920 + 960 * 50, b"d", 1.01) == [
+        Gap(960 * 49 - 4800, lost=False),
+        Packet(1920 + 960 * 50, b"d"),
+    ]
