@@ -60,10 +60,13 @@ from ._types import (
     UnpublishTrackError,
     VideoEncoding,
 )
+from .audio_mixer import AudioMixer
 from .audio_source import AudioSource
 from .audio_stream import AudioFilter, AudioFrameEvent, AudioStream, NoiseCancellationOptions
 from .audio_track import AudioTrack, LocalAudioTrack, LocalTrack, RemoteAudioTrack, RemoteTrack
+from .avsync import AVSynchronizer
 from .event_emitter import EventEmitter
+from .media_devices import MediaDevices, PlatformAudio, PlatformAudioError
 from .participant import LocalParticipant, Participant, RemoteParticipant
 from .room import Room
 from .track import (
@@ -84,9 +87,11 @@ from .video_stream import VideoFrameEvent, VideoStream
 __version__ = "0.1.0"
 
 __all__ = [
+    "AVSynchronizer",
     "AudioFilter",
     "AudioFrame",
     "AudioFrameEvent",
+    "AudioMixer",
     "AudioResampler",
     "AudioResamplerQuality",
     "AudioSource",
@@ -106,10 +111,13 @@ __all__ = [
     "LocalTrack",
     "LocalTrackPublication",
     "LocalVideoTrack",
+    "MediaDevices",
     "NoiseCancellationOptions",
     "Participant",
     "ParticipantKind",
     "ParticipantState",
+    "PlatformAudio",
+    "PlatformAudioError",
     "PublishTrackError",
     "RemoteAudioTrack",
     "RemoteParticipant",
