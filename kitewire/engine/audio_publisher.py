@@ -45,8 +45,12 @@ _PAUSE_TICKS = OPUS_SAMPLE_RATE // 100
 _VOICE_LEVEL = 60
 
 
-def _encode(encoder: OpusEncoder, pcm: bytes) -> list[bytes]:
-    return encoder.encode(pcm)
+# frames encoded in one worker-thread call when a backlog built up (a slow executor catches up fast)
+_ENCODE_BATCH = 10
+
+
+def _encode(encoder: OpusEncoder, frames: list[bytes]) -> list[list[bytes]]:
+    return [encoder.encode(pcm) for pcm in frames]
 
 
 class AudioPublishPipeline:
@@ -153,16 +157,17 @@ class AudioPublishPipeline:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            pcm, timestamp_us, queued_at = self._backlog.popleft()
+            batch = [self._backlog.popleft() for _ in range(min(_ENCODE_BATCH, len(self._backlog)))]
             try:
-                packets = await self._loop.run_in_executor(None, _encode, self._encoder, pcm)
+                encoded = await self._loop.run_in_executor(None, _encode, self._encoder, [pcm for pcm, _, _ in batch])
             except Exception:
-                logger.exception("encoding 20 ms of audio failed")
+                logger.exception("encoding %d ms of audio failed", 20 * len(batch))
                 continue
             if self._closed or self._muted:
                 continue
-            self.frames_encoded += 1
-            self._send(packets, pcm, timestamp_us, queued_at)
+            for (pcm, timestamp_us, queued_at), packets in zip(batch, encoded, strict=True):
+                self.frames_encoded += 1
+                self._send(packets, pcm, timestamp_us, queued_at)
 
     def _rtp_timestamp(self, timestamp_us: int) -> int:
         if self._origin_us is None:
