@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -267,23 +267,48 @@ class RtcEngine:
         self._listener.on_connection_lost(reason)
 
     async def on_incoming_tracks(self, tracks: list[IncomingTrack]) -> None:
-        """WireListener: start a decode pipeline per new video track, end those that stopped."""
-        await self._sync_remote_audio([track for track in tracks if track.kind == "audio"])
-        seen: set[str] = set()
+        """WireListener: start a decode pipeline per new track, end those that stopped."""
+        await self._sync_remotes(
+            [track for track in tracks if track.kind == "audio"],
+            self._remote_audios,
+            self._start_remote_audio,
+            self._end_remote_audio,
+        )
+        await self._sync_remotes(
+            [track for track in tracks if track.kind == "video"],
+            self._remote_videos,
+            self._start_remote_video,
+            self._end_remote_video,
+        )
+
+    async def _sync_remotes(
+        self,
+        tracks: list[IncomingTrack],
+        remotes: Mapping[str, _RemoteVideo | _RemoteAudio],
+        start: Callable[[IncomingTrack], None],
+        end: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """One kind's pipelines in line with ``tracks`` (by mid): new tracks started, stopped ones ended."""
+        seen = {track.mid for track in tracks}
         for track in tracks:
-            if track.kind != "video":
-                continue
-            seen.add(track.mid)
-            current = self._remote_videos.get(track.mid)
+            current = remotes.get(track.mid)
             if current is not None and current.track_sid == track.track_sid:
                 continue
             if current is not None:
-                await self._end_remote_video(track.mid)
-            pipeline = VideoReceivePipeline(track.transceiver.receiver, loop=self._loop)
-            self._remote_videos[track.mid] = _RemoteVideo(track.track_sid, track.participant_sid, pipeline)
-            self._listener.on_remote_video(track.track_sid, track.participant_sid)
-        for mid in [mid for mid in self._remote_videos if mid not in seen]:
-            await self._end_remote_video(mid)
+                await end(track.mid)
+            start(track)
+        for mid in [mid for mid in remotes if mid not in seen]:
+            await end(mid)
+
+    def _start_remote_video(self, track: IncomingTrack) -> None:
+        pipeline = VideoReceivePipeline(track.transceiver.receiver, loop=self._loop)
+        self._remote_videos[track.mid] = _RemoteVideo(track.track_sid, track.participant_sid, pipeline)
+        self._listener.on_remote_video(track.track_sid, track.participant_sid)
+
+    def _start_remote_audio(self, track: IncomingTrack) -> None:
+        pipeline = AudioReceivePipeline(track.transceiver.receiver, loop=self._loop)
+        self._remote_audios[track.mid] = _RemoteAudio(track.track_sid, track.participant_sid, pipeline)
+        self._listener.on_remote_audio(track.track_sid, track.participant_sid)
 
     async def _end_remote_video(self, mid: str) -> None:
         remote = self._remote_videos.pop(mid, None)
@@ -300,21 +325,6 @@ class RtcEngine:
         for mid, audio in list(self._remote_audios.items()):
             if audio.track_sid == track_sid:
                 await self._end_remote_audio(mid)
-
-    async def _sync_remote_audio(self, tracks: list[IncomingTrack]) -> None:
-        """A decode pipeline per audio track now arriving; those that stopped end."""
-        seen = {track.mid for track in tracks}
-        for track in tracks:
-            current = self._remote_audios.get(track.mid)
-            if current is not None and current.track_sid == track.track_sid:
-                continue
-            if current is not None:
-                await self._end_remote_audio(track.mid)
-            pipeline = AudioReceivePipeline(track.transceiver.receiver, loop=self._loop)
-            self._remote_audios[track.mid] = _RemoteAudio(track.track_sid, track.participant_sid, pipeline)
-            self._listener.on_remote_audio(track.track_sid, track.participant_sid)
-        for mid in [mid for mid in self._remote_audios if mid not in seen]:
-            await self._end_remote_audio(mid)
 
     async def _end_remote_audio(self, mid: str) -> None:
         remote = self._remote_audios.pop(mid, None)
