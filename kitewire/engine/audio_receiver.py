@@ -34,6 +34,8 @@ AudioCallback = Callable[[bytes, int, int, int, int], None]
 
 # how often held packets are checked for holes that timed out
 _POLL_INTERVAL = 0.01
+# a poll later than this beyond its interval counts as an event-loop stall
+_STALL_ALLOWANCE = 0.01
 # lost 20 ms frames concealed from the last good one before it fades to silence
 _CONCEAL_FRAMES = 5
 _CONCEAL_GAIN = 0.6
@@ -165,9 +167,15 @@ class AudioReceivePipeline:
 
     async def _poll_loop(self) -> None:
         while not self._closed:
+            asked = time.monotonic()
             await asyncio.sleep(_POLL_INTERVAL)
+            now = time.monotonic()
+            # a poll that overslept means the event loop stalled: packets that arrived
+            # meanwhile may still wait behind this callback, so nothing is concealed
+            # ahead of them until the next poll
+            stalled = now - asked > _POLL_INTERVAL + _STALL_ALLOWANCE
             try:
-                self._enqueue(self._jitter.pop_ready(time.monotonic()))
+                self._enqueue(self._jitter.pop_ready(now, conceal_ahead=not stalled))
             except Exception:
                 logger.exception("audio jitter buffer poll failed")
 

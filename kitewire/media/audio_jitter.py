@@ -140,8 +140,12 @@ class AudioJitterBuffer:
                 self.jitter += (abs(difference) - self.jitter) / 16.0
         self._last_transit = transit
 
-    def pop_ready(self, now: float) -> list[Packet | Gap]:
-        """Packets now in order, with a Gap before any packet that follows a hole or a pause."""
+    def pop_ready(self, now: float, *, conceal_ahead: bool = True) -> list[Packet | Gap]:
+        """Packets now in order, with a Gap before any packet that follows a hole or a pause.
+
+        ``conceal_ahead=False`` holds back concealment for packets that have not come
+        (a caller that knows its own clock stalled lets the packets waiting behind the
+        stall arrive first)."""
         out: list[Packet | Gap] = []
         if self._next_seq is None:
             return out
@@ -172,7 +176,8 @@ class AudioJitterBuffer:
             self._emit(out, timestamp, payload, duration, lost)
             start = now if self._covered_until is None else max(self._covered_until, now)
             self._covered_until = start + duration / self._clock_rate
-        self._fill_ahead(out, now)
+        if conceal_ahead:
+            self._fill_ahead(out, now)
         return out
 
     def _fill_ahead(self, out: list[Packet | Gap], now: float) -> None:

@@ -15,6 +15,7 @@ from .participant import Participant
 from .track import Track
 
 _MAX_FRAME_SIZE_MS = 1000
+_DEFAULT_FRAME_MS = 10
 
 
 @dataclass
@@ -51,7 +52,7 @@ class AudioStream(TrackStream[AudioFrameEvent]):
 
     Frames are resampled and remixed to ``sample_rate`` and ``num_channels``
     (libswresample, state kept across frames) and cut into ``frame_size_ms`` pieces
-    (None: as they are decoded, 20 ms, or as captured on a local track).
+    (None: 10 ms, as livekit's streams yield).
     ``capacity`` > 0 keeps only the newest ``capacity`` frames. Iteration ends after
     :meth:`aclose`, when the track is unsubscribed or unpublished, and when the room
     disconnects; :meth:`from_participant` follows a participant across republishes.
@@ -85,7 +86,8 @@ class AudioStream(TrackStream[AudioFrameEvent]):
                 f"got {type(noise_cancellation).__name__}"
             )
         super().__init__(track, loop, capacity, kwargs)
-        self._frame_samples = None if frame_size_ms is None else self._sample_rate * frame_size_ms // 1000
+        # livekit's native streams yield 10 ms frames when no size is asked for
+        self._frame_samples = self._sample_rate * (frame_size_ms or _DEFAULT_FRAME_MS) // 1000
         self._resampler: AudioResampler | None = None
         self._input_format: tuple[int, int] | None = None
         self._pending = bytearray()
@@ -172,10 +174,6 @@ class AudioStream(TrackStream[AudioFrameEvent]):
                 )
                 self._input_format = (frame.sample_rate, frame.num_channels)
             pcm = b"".join(bytes(out.data.cast("B")) for out in self._resampler.push(frame))
-        if self._frame_samples is None:
-            if pcm:
-                self._emit(bytes(pcm))
-            return
         self._pending += pcm
         size = self._frame_samples * self._num_channels * 2
         while len(self._pending) >= size:

@@ -17,7 +17,7 @@ from kitewire.media.opus import OpusDecoder, OpusEncoder
 from kitewire.transport import PeerConnection, PeerConnectionConfig, RtpHeader
 from kitewire.transport.rtp import URI_AUDIO_LEVEL, decode_audio_level
 
-from audio_signal import sine
+from audio_signal import dominant_frequency, sine
 
 pytestmark = pytest.mark.asyncio
 
@@ -129,3 +129,14 @@ async def test_the_codec_runs_off_the_event_loop(link: Link, monkeypatch: pytest
     await asyncio.sleep(0.2)
     assert threads["encode"] and threads["decode"]
     assert threading.get_ident() not in threads["encode"] | threads["decode"]
+
+
+async def test_audio_at_another_rate_is_resampled_before_encoding(link: Link) -> None:
+    rate = 16_000
+    await feed(link.publisher, sine(440, 1.0, rate), rate)
+    await asyncio.sleep(0.3)
+    decoded = np.frombuffer(b"".join(link.pcm), dtype=np.int16).reshape(-1, 2)[:, 0]
+    # a second at 16 kHz went out as a second at 48 kHz, still at 440 Hz (plus up to 0.2 s the
+    # receiver conceals after the last packet)
+    assert 0.9 * 48_000 <= len(decoded) <= 1.25 * 48_000
+    assert dominant_frequency(decoded[4800:], 48_000) == pytest.approx(440, abs=2)
