@@ -1,6 +1,5 @@
 """Audio across a full reconnect: a publisher whose signal connection drops republishes its audio
-track from the same AudioSource, and a listener's AudioStream.from_participant follows it; a
-listener that reconnects keeps its stream on the same track."""
+track from the same AudioSource; a listener that reconnects keeps its stream on the same track."""
 
 from __future__ import annotations
 
@@ -8,10 +7,10 @@ import asyncio
 
 import numpy as np
 import pytest
-from audio_peers import RATE, RoomFactory, subscribed_audio
+from audio_peers import RoomFactory, subscribed_audio
 from kitewire import rtc
 from kitewire.server import Server
-from test_audio_stream_contract import MIC, publish, tone
+from test_audio_stream_contract import publish, tone
 from test_reconnect import RoomEvents, cut_signal
 
 pytestmark = pytest.mark.timeout(90)
@@ -36,26 +35,31 @@ async def _loud_frames(stream: rtc.AudioStream, count: int, timeout: float) -> i
     return loud
 
 
-async def test_publisher_reconnect_republishes_audio_and_a_participant_stream_follows(
+async def test_publisher_reconnect_republishes_audio_from_the_same_source(
     connect_room: RoomFactory, server: Server, room_name: str
 ) -> None:
     listener = await connect_room("ear")
+    tracks: asyncio.Queue[rtc.RemoteAudioTrack] = asyncio.Queue()
+    listener.on(
+        "track_subscribed", lambda t, pub, p: tracks.put_nowait(t) if isinstance(t, rtc.RemoteAudioTrack) else None
+    )
     speaker = await connect_room("voice")
     events = RoomEvents(speaker)
     source, publication = await publish(speaker)
     async with tone(source):
-        await subscribed_audio(listener)
-        stream = rtc.AudioStream.from_participant(
-            participant=listener.remote_participants["voice"], track_source=MIC, sample_rate=RATE
-        )
-        assert await _loud_frames(stream, 20, 15) >= 20
+        first = rtc.AudioStream(await asyncio.wait_for(tracks.get(), 15))
+        assert await _loud_frames(first, 20, 15) >= 20
         old_sid = publication.sid
         await cut_signal(server, room_name, "voice")
         await asyncio.wait_for(events.reconnected.wait(), 20)
         assert publication.sid != old_sid and publication.kind == rtc.TrackKind.KIND_AUDIO
-        # the same stream, now on the republished track
+        # the listener saw the speaker rejoin (a new participant to the server) with a new track
+        second = await asyncio.wait_for(tracks.get(), 20)
+        assert second.sid == publication.sid
+        stream = rtc.AudioStream(second)
         assert await _loud_frames(stream, 50, 20) >= 50
         await stream.aclose()
+        await first.aclose()
 
 
 async def test_listener_reconnect_keeps_its_stream_on_the_same_track(
