@@ -4,6 +4,8 @@ receiver checks)."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,3 +119,34 @@ def write_clip(path: str, seconds: float) -> None:
         for stream in (video, audio):
             for packet in stream.encode(None):
                 container.mux(packet)
+
+
+async def publish_clip(url: str, token: str, seconds: float) -> None:
+    """Join, publish a camera and a microphone track and play the clip through AVSynchronizer."""
+    room = rtc.Room()
+    await room.connect(url, token)
+    try:
+        audio_source = rtc.AudioSource(RATE, 1)
+        video_source = rtc.VideoSource(WIDTH, HEIGHT)
+        await room.local_participant.publish_track(
+            rtc.LocalVideoTrack.create_video_track("screen", video_source),
+            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False),
+        )
+        await room.local_participant.publish_track(
+            rtc.LocalAudioTrack.create_audio_track("sound", audio_source),
+            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),
+        )
+        print("published", flush=True)
+        # the subscribers open their streams once they see both tracks
+        await asyncio.sleep(1.0)
+        sync = rtc.AVSynchronizer(audio_source=audio_source, video_source=video_source, video_fps=FPS)
+        await play_clip(sync, seconds)
+        await sync.wait_for_playout()
+        await sync.aclose()
+    finally:
+        await room.disconnect()
+
+
+if __name__ == "__main__":
+    # a publisher in a process of its own: python flash_beep.py URL TOKEN SECONDS
+    asyncio.run(publish_clip(sys.argv[1], sys.argv[2], float(sys.argv[3])))
