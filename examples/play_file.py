@@ -60,7 +60,9 @@ async def play(args: argparse.Namespace, room: rtc.Room) -> None:
         # decode() yields the streams' frames interleaved in file order: media order for the synchronizer
         for frame in container.decode(video_stream, audio_stream):
             if isinstance(frame, av.VideoFrame):
-                await sync.push(rtc.VideoFrame.from_av(frame.reformat(format="yuv420p")))
+                # I420 planes back to back, as rtc.VideoFrame takes them
+                i420 = frame.reformat(format="yuv420p").to_ndarray()
+                await sync.push(rtc.VideoFrame(width, height, rtc.VideoBufferType.I420, i420.tobytes()))
             elif isinstance(frame, av.AudioFrame):
                 for piece in _audio_frames(resampler, frame, channels):
                     await sync.push(piece)

@@ -82,6 +82,8 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.sleep(args.seconds)
         finally:
             await room.disconnect()
+            for task in tasks:
+                task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         seconds = wav.getnframes() / RATE
     pictures = len(list(out.glob("frame-*.png")))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 from flash_beep import write_clip
 from kitewire.server import Server
 
@@ -23,14 +24,28 @@ EXAMPLES = ROOT / "examples"
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
-async def test_play_file_and_record_av_examples(server: Server, tmp_path: Path) -> None:
+def _as_livekit(example: str, tmp_path: Path) -> Path:
+    """``example`` with ``from kitewire import rtc`` changed to ``from livekit import rtc``."""
+    source = (EXAMPLES / example).read_text()
+    assert "from kitewire import rtc" in source
+    copy = tmp_path / f"livekit_{example}"
+    copy.write_text(source.replace("from kitewire import rtc", "from livekit import rtc"))
+    return copy
+
+
+@pytest.mark.parametrize("livekit_side", [None, "player", "recorder"])
+async def test_play_file_and_record_av_examples(server: Server, tmp_path: Path, livekit_side: str | None) -> None:
+    """The examples hear each other; each also runs unchanged on livekit.rtc (only its import
+    changed), against the same kitewire server."""
+    player_path = _as_livekit("play_file.py", tmp_path) if livekit_side == "player" else EXAMPLES / "play_file.py"
+    recorder_path = _as_livekit("record_av.py", tmp_path) if livekit_side == "recorder" else EXAMPLES / "record_av.py"
     clip = tmp_path / "clip.mp4"
     await asyncio.get_running_loop().run_in_executor(None, write_clip, str(clip), 6.0)
     out = tmp_path / "recording"
     common = ["--url", server.url, "--room", "audio-examples"]
     recorder = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(EXAMPLES / "record_av.py"),
+        str(recorder_path),
         *common,
         "--out",
         str(out),
@@ -45,7 +60,7 @@ async def test_play_file_and_record_av_examples(server: Server, tmp_path: Path) 
     await asyncio.sleep(1.0)
     player = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(EXAMPLES / "play_file.py"),
+        str(player_path),
         *common,
         "--file",
         str(clip),
