@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kitewire.frames import TrackKind
 from kitewire.frames.audio_frame import AudioFrame, validate_audio_format
@@ -30,11 +30,20 @@ class NoiseCancellationOptions:
     """Options for a platform noise-cancellation module (livekit's name).
 
     kitewire loads no audio-filter plug-ins: a stream given these options yields
-    the audio unfiltered (documented no-op).
+    the audio unfiltered (documented no-op). A livekit ``FrameProcessor`` given as
+    ``noise_cancellation`` instead is run on every frame.
     """
 
     module_id: str
     options: dict[str, Any] = field(default_factory=dict)
+
+
+class AudioFrameProcessor(Protocol):
+    """What livekit's ``FrameProcessor[AudioFrame]`` offers an AudioStream (duck-typed: no livekit import)."""
+
+    def _process(self, frame: AudioFrame) -> AudioFrame: ...
+
+    def _close(self) -> None: ...
 
 
 class AudioFilter:
@@ -67,7 +76,7 @@ class AudioStream(TrackStream[AudioFrameEvent]):
         sample_rate: int = 48000,
         num_channels: int = 1,
         frame_size_ms: int | None = None,
-        noise_cancellation: NoiseCancellationOptions | None = None,
+        noise_cancellation: NoiseCancellationOptions | AudioFrameProcessor | None = None,
         auto_close_noise_cancellation: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -80,11 +89,14 @@ class AudioStream(TrackStream[AudioFrameEvent]):
             raise ValueError(
                 f"expected frame_size_ms to be None or an int 1..{_MAX_FRAME_SIZE_MS}, got {frame_size_ms!r}"
             )
+        processor: Any = None
         if noise_cancellation is not None and not isinstance(noise_cancellation, NoiseCancellationOptions):
-            raise ValueError(
-                "expected noise_cancellation to be None or NoiseCancellationOptions, "
-                f"got {type(noise_cancellation).__name__}"
-            )
+            if not callable(getattr(noise_cancellation, "_process", None)):
+                raise ValueError(
+                    "expected noise_cancellation to be None, NoiseCancellationOptions or a FrameProcessor "
+                    f"(with _process(frame)), got {type(noise_cancellation).__name__}"
+                )
+            processor = noise_cancellation
         super().__init__(track, loop, capacity, kwargs)
         # livekit's native streams yield 10 ms frames when no size is asked for
         self._frame_samples = self._sample_rate * (frame_size_ms or _DEFAULT_FRAME_MS) // 1000
@@ -92,6 +104,9 @@ class AudioStream(TrackStream[AudioFrameEvent]):
         self._input_format: tuple[int, int] | None = None
         self._pending = bytearray()
         self.noise_cancellation = noise_cancellation
+        # a livekit FrameProcessor (e.g. a noise-cancellation plug-in's): run on every frame
+        self._processor = processor
+        self._processor_auto_close = auto_close_noise_cancellation
         self._start()
 
     @classmethod
@@ -105,7 +120,7 @@ class AudioStream(TrackStream[AudioFrameEvent]):
         sample_rate: int = 48000,
         num_channels: int = 1,
         frame_size_ms: int | None = None,
-        noise_cancellation: NoiseCancellationOptions | None = None,
+        noise_cancellation: NoiseCancellationOptions | AudioFrameProcessor | None = None,
         auto_close_noise_cancellation: bool = True,
     ) -> AudioStream:
         """A stream that follows ``participant``'s audio track of ``track_source`` (across republishes)."""
@@ -131,7 +146,7 @@ class AudioStream(TrackStream[AudioFrameEvent]):
         sample_rate: int = 48000,
         num_channels: int = 1,
         frame_size_ms: int | None = None,
-        noise_cancellation: NoiseCancellationOptions | None = None,
+        noise_cancellation: NoiseCancellationOptions | AudioFrameProcessor | None = None,
         auto_close_noise_cancellation: bool = False,
     ) -> AudioStream:
         """A stream of ``track``'s audio."""
@@ -157,6 +172,21 @@ class AudioStream(TrackStream[AudioFrameEvent]):
 
     def _accepts(self, track: Track) -> bool:
         return int(track.kind) == int(TrackKind.KIND_AUDIO)
+
+    async def _prepare(self, event: AudioFrameEvent) -> AudioFrameEvent:
+        processor = self._processor
+        if processor is None or not getattr(processor, "enabled", True):
+            return event
+        # plug-in processing may be heavy: a worker thread, as for video conversions
+        frame = await self._loop.run_in_executor(None, processor._process, event.frame)
+        return AudioFrameEvent(frame)
+
+    async def aclose(self) -> None:
+        """Stop the stream; iteration ends at once (a frame processor given is closed when asked to be)."""
+        await super().aclose()
+        processor, self._processor = self._processor, None
+        if processor is not None and self._processor_auto_close and callable(getattr(processor, "_close", None)):
+            processor._close()
 
     def _on_track_frame(self, frame: AudioFrame, timestamp_us: int, rotation: int) -> None:
         if self._closed:

@@ -69,3 +69,36 @@ async def test_synchronizer_refuses_bad_arguments_and_paces_video_alone() -> Non
     with pytest.raises(ValueError, match="VideoFrame or an AudioFrame"):
         await sync.push(b"frame")  # type: ignore[arg-type]
     await sync.aclose()
+
+
+class Halver:
+    """A FrameProcessor in livekit's shape: halves every sample."""
+
+    enabled = True
+    closed = False
+
+    def _process(self, frame: rtc.AudioFrame) -> rtc.AudioFrame:
+        return rtc.AudioFrame.from_ndarray((frame.to_ndarray() // 2).astype(np.int16), frame.sample_rate)
+
+    def _close(self) -> None:
+        self.closed = True
+
+
+async def test_a_frame_processor_runs_on_every_frame_and_is_closed_with_the_stream() -> None:
+    source = rtc.AudioSource(48_000, 1)
+    track = rtc.LocalAudioTrack.create_audio_track("processed", source)
+    processor = Halver()
+    stream = rtc.AudioStream(track, noise_cancellation=processor)
+    await source.capture_frame(rtc.AudioFrame.from_ndarray(np.full(480, 1000, dtype=np.int16), 48_000))
+    event = await asyncio.wait_for(stream.__anext__(), 5)
+    assert int(event.frame.to_ndarray().max()) == 500
+    await stream.aclose()
+    assert processor.closed
+    with pytest.raises(ValueError, match="FrameProcessor"):
+        rtc.AudioStream(track, noise_cancellation=object())  # type: ignore[arg-type]
+    # the options of a platform plug-in are accepted and change nothing
+    plain = rtc.AudioStream(track, noise_cancellation=rtc.NoiseCancellationOptions("krisp", {}))
+    await source.capture_frame(rtc.AudioFrame.from_ndarray(np.full(480, 1000, dtype=np.int16), 48_000))
+    assert int((await asyncio.wait_for(plain.__anext__(), 5)).frame.to_ndarray().max()) == 1000
+    await plain.aclose()
+    await source.aclose()
