@@ -2,9 +2,10 @@
 
 Packets go through :class:`kitewire.media.audio_jitter.AudioJitterBuffer` on the event
 loop (cheap); what it releases is decoded in a worker thread, a batch at a time. A
-hole the jitter buffer gives up on is concealed: the last decoded 20 ms repeated
-at falling gain (so a lost packet is heard as a short sustain rather than a click
-of silence), then silence once a loss outlasts :data:`_CONCEAL_FRAMES` frames. A
+hole the jitter buffer gives up on is concealed by libopus itself (the lost frame's
+FEC copy from the packet after it, else its PLC; see ``_Decode``), or where libopus
+cannot be called, by the last decoded 20 ms repeated at falling gain, then silence
+once a loss outlasts :data:`_CONCEAL_FRAMES` frames. A
 pause in RTP time without loss (DTX, a muted sender) is played as silence up to
 the jitter buffer's gap limit. Decoded PCM goes to ``on_audio(pcm, 48000, 2,
 samples_per_channel, timestamp_us)`` on the event loop as plain bytes and ints.
@@ -21,7 +22,14 @@ from collections.abc import Callable
 import numpy as np
 
 from kitewire.media.audio_jitter import AudioJitterBuffer, Gap, Packet
-from kitewire.media.opus import OPUS_CHANNELS, OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE, OpusDecoder, opus_frame_samples
+from kitewire.media.opus import (
+    OPUS_CHANNELS,
+    OPUS_FRAME_SAMPLES,
+    OPUS_SAMPLE_RATE,
+    OpusConcealingDecoder,
+    OpusDecoder,
+    opus_frame_samples,
+)
 from kitewire.transport import RtpHeader, RtpReceiver
 from kitewire.transport.rtp import URI_ABS_CAPTURE_TIME, decode_abs_capture_time
 
@@ -44,20 +52,31 @@ _MAX_DECODE_BACKLOG = 50
 
 
 class _Decode:
-    """Decoder state used from the worker thread only (one batch at a time)."""
+    """Decoder state used from the worker thread only (one batch at a time).
+
+    With libopus reachable (:class:`OpusConcealingDecoder`) a lost frame is made up by
+    the decoder: from the next packet's in-band FEC when that packet is at hand, else by
+    its PLC. Without it, the last good frame is repeated at falling gain.
+    """
 
     def __init__(self) -> None:
-        self.decoder = OpusDecoder(OPUS_CHANNELS)
+        self.native = OpusConcealingDecoder(OPUS_CHANNELS) if OpusConcealingDecoder.available() else None
+        self.decoder: OpusDecoder | OpusConcealingDecoder = self.native or OpusDecoder(OPUS_CHANNELS)
         self.last_frame: np.ndarray | None = None
         self.concealed_run = 0
         self.frames_concealed = 0
+        self.frames_recovered = 0
 
     def run(self, batch: list[Packet | Gap]) -> list[tuple[bytes, int, int]]:
         """PCM pieces (bytes, samples per channel, rtp timestamp or -1 for filler) for a batch."""
         out: list[tuple[bytes, int, int]] = []
-        for item in batch:
+        for index, item in enumerate(batch):
             if isinstance(item, Gap):
-                out += self._fill(item)
+                following = batch[index + 1] if index + 1 < len(batch) else None
+                if self.native is not None and item.lost:
+                    out += self._conceal_natively(self.native, item, following)
+                else:
+                    out += self._fill(item)
                 continue
             pcm = self.decoder.decode(item.payload)
             if not pcm:
@@ -66,6 +85,24 @@ class _Decode:
             self.last_frame = np.frombuffer(pcm, dtype=np.int16)
             self.concealed_run = 0
             out.append((pcm, samples, item.timestamp))
+        return out
+
+    def _conceal_natively(
+        self, decoder: OpusConcealingDecoder, gap: Gap, following: Packet | Gap | None
+    ) -> list[tuple[bytes, int, int]]:
+        out: list[tuple[bytes, int, int]] = []
+        remaining = gap.samples
+        while remaining > 0:
+            samples = min(OPUS_FRAME_SAMPLES, remaining)
+            remaining -= samples
+            if remaining == 0 and isinstance(following, Packet):
+                # the frame right before a packet that came: its FEC copy is in that packet
+                pcm = decoder.recover(following.payload, samples)
+                self.frames_recovered += 1
+            else:
+                pcm = decoder.conceal(samples)
+            self.frames_concealed += 1
+            out.append((pcm, samples, -1))
         return out
 
     def _fill(self, gap: Gap) -> list[tuple[bytes, int, int]]:
@@ -118,6 +155,11 @@ class AudioReceivePipeline:
     def frames_concealed(self) -> int:
         """20 ms frames made up for lost packets."""
         return self._decode.frames_concealed
+
+    @property
+    def frames_recovered(self) -> int:
+        """Of those, frames rebuilt from the next packet's in-band FEC."""
+        return self._decode.frames_recovered
 
     # -- packets (event loop) ------------------------------------------------------
 

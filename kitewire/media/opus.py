@@ -9,6 +9,11 @@ meant to be called from a worker thread, one call at a time per codec object.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
+import glob
+import os
 import threading
 
 import av
@@ -19,6 +24,7 @@ __all__ = [
     "OPUS_FRAME_MS",
     "OPUS_FRAME_SAMPLES",
     "OPUS_SAMPLE_RATE",
+    "OpusConcealingDecoder",
     "OpusDecoder",
     "OpusEncoder",
     "opus_frame_samples",
@@ -189,3 +195,103 @@ class OpusDecoder:
             array = frame.to_ndarray()
             out += array.tobytes()
         return bytes(out)
+
+
+# -- the decoder's own loss concealment -------------------------------------------------
+#
+# FFmpeg's libopus wrapper decodes packets but has no way to ask libopus for packet-loss
+# concealment or for the in-band FEC copy of a lost frame. PyAV's wheel ships libopus
+# itself, so the receive side calls that same library directly (ctypes releases the GIL).
+
+_PLC_STEP = OPUS_SAMPLE_RATE // 400  # libopus conceals in multiples of 2.5 ms
+
+
+@functools.cache
+def _libopus() -> ctypes.CDLL | None:
+    candidates = glob.glob(os.path.join(os.path.dirname(av.__file__), "..", "av.libs", "libopus*"))
+    found = ctypes.util.find_library("opus")
+    for path in [*candidates, *([found] if found else [])]:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        lib.opus_decoder_create.restype = ctypes.c_void_p
+        lib.opus_decoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        lib.opus_decode.restype = ctypes.c_int
+        lib.opus_decode.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_int32,
+            ctypes.POINTER(ctypes.c_int16),
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
+        lib.opus_decoder_destroy.restype = None
+        lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
+        return lib
+    return None
+
+
+class OpusConcealingDecoder:
+    """libopus's decoder with its packet-loss concealment (PLC) and in-band FEC recovery.
+
+    Output is int16 interleaved PCM at 48 kHz with ``num_channels`` channels, like
+    :class:`OpusDecoder`'s. :meth:`available` says whether libopus could be loaded.
+    """
+
+    def __init__(self, num_channels: int = OPUS_CHANNELS) -> None:
+        lib = _libopus()
+        if lib is None:
+            raise RuntimeError("libopus is not loadable (neither PyAV's copy nor a system one)")
+        self.num_channels = _check_channels(num_channels)
+        self._lib = lib
+        error = ctypes.c_int()
+        self._state = lib.opus_decoder_create(OPUS_SAMPLE_RATE, num_channels, ctypes.byref(error))
+        if not self._state or error.value != 0:
+            raise RuntimeError(f"opus_decoder_create failed with error {error.value}")
+        self._lock = threading.Lock()
+        # the longest an Opus packet lasts: 120 ms
+        self._buffer = (ctypes.c_int16 * (5760 * num_channels))()
+        self.errors = 0
+
+    @staticmethod
+    def available() -> bool:
+        """Whether libopus can be called here."""
+        return _libopus() is not None
+
+    def _run(self, data: bytes | None, frame_size: int, fec: bool) -> bytes:
+        with self._lock:
+            count = self._lib.opus_decode(
+                self._state, data, len(data) if data else 0, self._buffer, frame_size, 1 if fec else 0
+            )
+            if count < 0:
+                self.errors += 1
+                return b""
+            return bytes(memoryview(self._buffer).cast("B")[: count * self.num_channels * 2])
+
+    def decode(self, packet: bytes) -> bytes:
+        """PCM for one packet (empty bytes if libopus refused it: counted in ``errors``)."""
+        if not packet:
+            raise ValueError("expected an Opus packet of at least 1 byte, got 0")
+        return self._run(packet, 5760, False)
+
+    def conceal(self, samples: int) -> bytes:
+        """``samples`` per channel made up by libopus's PLC (whole 2.5 ms steps; the rest silence)."""
+        steps = samples - samples % _PLC_STEP
+        out = self._run(None, steps, False) if steps else b""
+        return out + bytes((samples - len(out) // (2 * self.num_channels)) * 2 * self.num_channels)
+
+    def recover(self, next_packet: bytes, samples: int) -> bytes:
+        """The ``samples`` just before ``next_packet`` from its in-band FEC (PLC when it has none)."""
+        steps = samples - samples % _PLC_STEP
+        if not next_packet or not steps:
+            return self.conceal(samples)
+        out = self._run(next_packet, steps, True)
+        if not out:
+            return self.conceal(samples)
+        return out + bytes((samples - len(out) // (2 * self.num_channels)) * 2 * self.num_channels)
+
+    def __del__(self) -> None:
+        state, self._state = getattr(self, "_state", None), None
+        if state:
+            self._lib.opus_decoder_destroy(state)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 from kitewire.engine import AudioPublishPipeline, AudioReceivePipeline
-from kitewire.media.opus import OpusDecoder, OpusEncoder
+from kitewire.media.opus import OpusConcealingDecoder, OpusDecoder, OpusEncoder
 from kitewire.transport import PeerConnection, PeerConnectionConfig, RtpHeader
 from kitewire.transport.rtp import URI_AUDIO_LEVEL, decode_audio_level
 
@@ -63,11 +63,13 @@ async def link() -> AsyncIterator[Link]:
 
 
 async def feed(publisher: AudioPublishPipeline, samples: np.ndarray, rate: int = 48_000) -> None:
-    """Offer ``samples`` in real time, 10 ms at a time (as an AudioSource plays out)."""
+    """Offer ``samples`` in real time, 10 ms at a time, stamped with their place on a playout
+    schedule that starts now (as an AudioSource plays out)."""
     step = rate // 100
     start = time.monotonic()
+    start_us = time.time_ns() // 1000
     for index, offset in enumerate(range(0, len(samples) - step + 1, step)):
-        publisher.on_audio(samples[offset : offset + step].tobytes(), rate, 1, step, time.time_ns() // 1000)
+        publisher.on_audio(samples[offset : offset + step].tobytes(), rate, 1, step, start_us + index * 10_000)
         await asyncio.sleep(max(0.0, start + (index + 1) * 0.01 - time.monotonic()))
 
 
@@ -113,7 +115,7 @@ async def test_dtx_suppresses_silence_and_the_receiver_plays_it_as_silence(link:
 
 async def test_the_codec_runs_off_the_event_loop(link: Link, monkeypatch: pytest.MonkeyPatch) -> None:
     threads: dict[str, set[int]] = {"encode": set(), "decode": set()}
-    encode, decode = OpusEncoder.encode, OpusDecoder.decode
+    encode, decode, native_decode = OpusEncoder.encode, OpusDecoder.decode, OpusConcealingDecoder.decode
 
     def spy_encode(self: OpusEncoder, pcm: bytes) -> list[bytes]:
         threads["encode"].add(threading.get_ident())
@@ -123,8 +125,13 @@ async def test_the_codec_runs_off_the_event_loop(link: Link, monkeypatch: pytest
         threads["decode"].add(threading.get_ident())
         return decode(self, packet)
 
+    def spy_native_decode(self: OpusConcealingDecoder, packet: bytes) -> bytes:
+        threads["decode"].add(threading.get_ident())
+        return native_decode(self, packet)
+
     monkeypatch.setattr(OpusEncoder, "encode", spy_encode)
     monkeypatch.setattr(OpusDecoder, "decode", spy_decode)
+    monkeypatch.setattr(OpusConcealingDecoder, "decode", spy_native_decode)
     await feed(link.publisher, sine(440, 0.3))
     await asyncio.sleep(0.2)
     assert threads["encode"] and threads["decode"]
