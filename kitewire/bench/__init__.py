@@ -7,6 +7,8 @@ SFU capacity benchmarks, or the whole suite, and writes their sections of
 BENCHMARKS.md (see :mod:`kitewire.bench.suite`). ``kitewire bench soak --minutes N``
 streams both pairs for N minutes and writes its own section (see :mod:`kitewire.bench.soak`).
 ``kitewire bench loss`` runs both pairs under UDP loss (see :mod:`kitewire.bench.loss`).
+``kitewire bench audio`` times audio from capture_frame to the AudioStream yield beside the
+official pair (see :mod:`kitewire.bench.audio`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import platform
 import sys
 
-BENCHMARKS = ("convert", "e2e", "memory", "load", "loss", "soak", "all")
+BENCHMARKS = ("convert", "e2e", "memory", "load", "loss", "soak", "audio", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,8 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: libyuv where installed, else OpenCV/numpy; opencv: never libyuv",
     )
-    from kitewire.bench import loss, soak, suite
+    from kitewire.bench import audio, loss, soak, suite
 
+    audio.add_arguments(parser)
     suite.add_arguments(parser)
     soak.add_arguments(parser)
     loss.add_arguments(parser)
@@ -89,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         from kitewire.bench import soak
 
         return soak.run(args)
+    if args.benchmark == "audio":
+        from kitewire.bench import audio
+
+        return audio.run(args)
     if args.benchmark == "loss":
         from kitewire.bench import loss
 

@@ -81,15 +81,15 @@ class Peer:
         self._events: dict[str, dict[str, Any]] = {}
 
     @classmethod
-    async def start(cls, label: str, arguments: Sequence[str]) -> Peer:
-        """Start a peer; ``arguments`` follow ``python -m kitewire.bench._peers``."""
+    async def start(cls, label: str, arguments: Sequence[str], *, module: str = "kitewire.bench._peers") -> Peer:
+        """Start a peer; ``arguments`` follow ``python -m <module>`` (the video peers by default)."""
         handle, name = tempfile.mkstemp(prefix=f"kitewire-bench-{label}-", suffix=".log")
         stderr_path = Path(name)
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "kitewire.bench._peers",
+                module,
                 *arguments,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,

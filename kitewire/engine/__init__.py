@@ -5,13 +5,27 @@ and on top of it the SDK's engine with its per-track encode and decode pipelines
 ``kitewire load-test`` builds its simulated participants on :class:`WireClient`.
 """
 
+from .audio_publisher import AudioPublishPipeline
+from .audio_receiver import AudioReceivePipeline
 from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
 from .reconnect import ReconnectingEngine, SessionListener
-from .session import EngineEvents, EngineListener, FrameConsumer, JoinParameters, PublishedVideo, RtcEngine
+from .session import (
+    AudioConsumer,
+    EngineEvents,
+    EngineListener,
+    FrameConsumer,
+    JoinParameters,
+    PublishedAudio,
+    PublishedVideo,
+    RtcEngine,
+)
 from .wire import EngineError, IncomingTrack, JoinMode, WireClient, WireListener, add_track_request, parse_msid
 
 __all__ = [
+    "AudioConsumer",
+    "AudioPublishPipeline",
+    "AudioReceivePipeline",
     "EngineError",
     "EngineEvents",
     "EngineListener",
@@ -19,6 +33,7 @@ __all__ = [
     "IncomingTrack",
     "JoinMode",
     "JoinParameters",
+    "PublishedAudio",
     "PublishedVideo",
     "ReconnectingEngine",
     "RtcEngine",

@@ -90,6 +90,14 @@ class _SessionEvents:
         if self.active:
             self._listener.on_remote_video_ended(track_sid)
 
+    def on_remote_audio(self, track_sid: str, participant_sid: str) -> None:
+        if self.active:
+            self._listener.on_remote_audio(track_sid, participant_sid)
+
+    def on_remote_audio_ended(self, track_sid: str) -> None:
+        if self.active:
+            self._listener.on_remote_audio_ended(track_sid)
+
     def on_local_track_unpublished(self, track_sid: str) -> None:
         if self.active:
             self._listener.on_local_track_unpublished(track_sid)

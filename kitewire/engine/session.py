@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -32,17 +32,21 @@ from kitewire.media import FrameMetadata, VideoLayerPlan, normalize_codec, plan_
 from kitewire.signal import SignalConnectError
 from kitewire.transport import PeerConnectionConfig, Transceiver
 
+from .audio_publisher import AudioPublishPipeline
+from .audio_receiver import AudioReceivePipeline
 from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
 from .stats import EngineStats, pc_stats, pipeline_counters
-from .wire import EngineError, IncomingTrack, JoinMode, WireClient, add_track_request
+from .wire import EngineError, IncomingTrack, JoinMode, WireClient, add_audio_track_request, add_track_request
 
 __all__ = [
+    "AudioConsumer",
     "EngineError",
     "EngineEvents",
     "EngineListener",
     "FrameConsumer",
     "JoinParameters",
+    "PublishedAudio",
     "PublishedVideo",
     "RtcEngine",
 ]
@@ -64,6 +68,13 @@ class EngineEvents(Protocol):
 
     def on_remote_video_ended(self, track_sid: str) -> None:
         """``track_sid`` is no longer received (unsubscribed, unpublished or renegotiated away)."""
+
+    def on_remote_audio(self, track_sid: str, participant_sid: str) -> None:
+        """Media of a subscribed audio track started arriving: :meth:`RtcEngine.route_remote_audio`
+        says where its decoded PCM goes."""
+
+    def on_remote_audio_ended(self, track_sid: str) -> None:
+        """The audio track ``track_sid`` is no longer received."""
 
     def on_local_track_unpublished(self, track_sid: str) -> None:
         """The server unpublished one of our tracks."""
@@ -111,6 +122,17 @@ class FrameConsumer(Protocol):
         """One decoded frame with its sender's metadata (if any), on the event loop."""
 
 
+class AudioConsumer(Protocol):
+    """Where a remote audio track's decoded PCM goes (plain bytes and ints: it may cross a pipe)."""
+
+    @property
+    def has_sinks(self) -> bool:
+        """Whether anyone wants audio now."""
+
+    def push_audio(self, pcm: bytes, sample_rate: int, num_channels: int, samples: int, timestamp_us: int) -> None:
+        """``samples`` per channel of int16 interleaved PCM, on the event loop."""
+
+
 @dataclass(frozen=True)
 class JoinParameters:
     """How to join a room: for :meth:`RtcEngine.connect`, and kept by
@@ -140,6 +162,22 @@ class PublishedVideo:
     transceiver: Transceiver
 
 
+@dataclass
+class _RemoteAudio:
+    track_sid: str
+    participant_sid: str
+    pipeline: AudioReceivePipeline
+
+
+@dataclass
+class PublishedAudio:
+    """What :meth:`RtcEngine.publish_audio` returns."""
+
+    info: models.TrackInfo
+    pipeline: AudioPublishPipeline
+    transceiver: Transceiver
+
+
 class RtcEngine:
     """The SDK's session: a :class:`WireClient` plus the per-track encode and decode pipelines."""
 
@@ -149,6 +187,8 @@ class RtcEngine:
         self._wire: WireClient | None = None
         self._remote_videos: dict[str, _RemoteVideo] = {}  # by mid
         self._published: dict[str, PublishedVideo] = {}  # by track sid
+        self._remote_audios: dict[str, _RemoteAudio] = {}  # by mid
+        self._published_audio: dict[str, PublishedAudio] = {}  # by track sid
         self._closed = False
         self._loss_reported = False
         self._shutdown_task: asyncio.Task[None] | None = None
@@ -249,22 +289,48 @@ class RtcEngine:
         self._listener.on_connection_lost(reason)
 
     async def on_incoming_tracks(self, tracks: list[IncomingTrack]) -> None:
-        """WireListener: start a decode pipeline per new video track, end those that stopped."""
-        seen: set[str] = set()
+        """WireListener: start a decode pipeline per new track, end those that stopped."""
+        await self._sync_remotes(
+            [track for track in tracks if track.kind == "audio"],
+            self._remote_audios,
+            self._start_remote_audio,
+            self._end_remote_audio,
+        )
+        await self._sync_remotes(
+            [track for track in tracks if track.kind == "video"],
+            self._remote_videos,
+            self._start_remote_video,
+            self._end_remote_video,
+        )
+
+    async def _sync_remotes(
+        self,
+        tracks: list[IncomingTrack],
+        remotes: Mapping[str, _RemoteVideo | _RemoteAudio],
+        start: Callable[[IncomingTrack], None],
+        end: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """One kind's pipelines in line with ``tracks`` (by mid): new tracks started, stopped ones ended."""
+        seen = {track.mid for track in tracks}
         for track in tracks:
-            if track.kind != "video":
-                continue
-            seen.add(track.mid)
-            current = self._remote_videos.get(track.mid)
+            current = remotes.get(track.mid)
             if current is not None and current.track_sid == track.track_sid:
                 continue
             if current is not None:
-                await self._end_remote_video(track.mid)
-            pipeline = VideoReceivePipeline(track.transceiver.receiver, loop=self._loop)
-            self._remote_videos[track.mid] = _RemoteVideo(track.track_sid, track.participant_sid, pipeline)
-            self._listener.on_remote_video(track.track_sid, track.participant_sid)
-        for mid in [mid for mid in self._remote_videos if mid not in seen]:
-            await self._end_remote_video(mid)
+                await end(track.mid)
+            start(track)
+        for mid in [mid for mid in remotes if mid not in seen]:
+            await end(mid)
+
+    def _start_remote_video(self, track: IncomingTrack) -> None:
+        pipeline = VideoReceivePipeline(track.transceiver.receiver, loop=self._loop)
+        self._remote_videos[track.mid] = _RemoteVideo(track.track_sid, track.participant_sid, pipeline)
+        self._listener.on_remote_video(track.track_sid, track.participant_sid)
+
+    def _start_remote_audio(self, track: IncomingTrack) -> None:
+        pipeline = AudioReceivePipeline(track.transceiver.receiver, loop=self._loop)
+        self._remote_audios[track.mid] = _RemoteAudio(track.track_sid, track.participant_sid, pipeline)
+        self._listener.on_remote_audio(track.track_sid, track.participant_sid)
 
     async def _end_remote_video(self, mid: str) -> None:
         remote = self._remote_videos.pop(mid, None)
@@ -274,10 +340,41 @@ class RtcEngine:
         self._listener.on_remote_video_ended(remote.track_sid)
 
     async def stop_remote_video(self, track_sid: str) -> None:
-        """Stop decoding ``track_sid`` right away (we unsubscribed from it)."""
+        """Stop decoding ``track_sid`` (video or audio) right away (we unsubscribed from it)."""
         for mid, remote in list(self._remote_videos.items()):
             if remote.track_sid == track_sid:
                 await self._end_remote_video(mid)
+        for mid, audio in list(self._remote_audios.items()):
+            if audio.track_sid == track_sid:
+                await self._end_remote_audio(mid)
+
+    async def _end_remote_audio(self, mid: str) -> None:
+        remote = self._remote_audios.pop(mid, None)
+        if remote is None:
+            return
+        await remote.pipeline.close()
+        self._listener.on_remote_audio_ended(remote.track_sid)
+
+    def route_remote_audio(self, track_sid: str, consumer: AudioConsumer) -> bool:
+        """Send the decoded PCM of subscribed audio track ``track_sid`` to ``consumer`` from now on;
+        False if the track is not being received."""
+        for remote in self._remote_audios.values():
+            if remote.track_sid == track_sid:
+
+                def wanted() -> bool:
+                    return consumer.has_sinks
+
+                remote.pipeline.on_audio = consumer.push_audio
+                remote.pipeline.has_consumers = wanted
+                return True
+        return False
+
+    def remote_audio_pipeline(self, track_sid: str) -> AudioReceivePipeline | None:
+        """The receive pipeline of a subscribed audio track, if any."""
+        for remote in self._remote_audios.values():
+            if remote.track_sid == track_sid:
+                return remote.pipeline
+        return None
 
     def route_remote_video(self, track_sid: str, consumer: FrameConsumer) -> bool:
         """Send the decoded frames of subscribed ``track_sid`` to ``consumer`` from now on
@@ -456,6 +553,44 @@ class RtcEngine:
             with contextlib.suppress(EngineError):
                 await self._wire.negotiate(timeout)
 
+    async def publish_audio(
+        self, *, cid: str, name: str, source: int, num_channels: int, dtx: bool = True, timeout: float = 10.0
+    ) -> PublishedAudio:
+        """Announce an Opus audio track, negotiate it and start its encode pipeline."""
+        wire = self._wire
+        if wire is None or not self.connected:
+            raise EngineError("the room is not connected")
+        channels = 2 if num_channels >= 2 else 1
+        request = add_audio_track_request(cid=cid, name=name, source=source, stereo=channels == 2, dtx=dtx)
+        info = await wire.request_track(request, timeout)
+        transceiver = wire.add_audio_sender(cid)
+        pipeline = AudioPublishPipeline(
+            transceiver.sender,
+            num_channels=channels,
+            bitrate=64_000 if channels == 2 else 32_000,
+            dtx=dtx,
+            loop=self._loop,
+        )
+        try:
+            await wire.negotiate(timeout)
+        except BaseException:
+            await pipeline.close()
+            raise
+        published = PublishedAudio(info=info, pipeline=pipeline, transceiver=transceiver)
+        self._published_audio[info.sid] = published
+        return published
+
+    async def unpublish_audio(self, track_sid: str, timeout: float = 10.0) -> None:
+        """Stop sending a published audio track and renegotiate without it."""
+        published = self._published_audio.pop(track_sid, None)
+        if published is None:
+            return
+        await published.pipeline.close()
+        published.transceiver.stop()
+        if self.connected and self._wire is not None:
+            with contextlib.suppress(EngineError):
+                await self._wire.negotiate(timeout)
+
     # -- leaving -----------------------------------------------------------------
 
     async def disconnect(self, reason: int = models.DisconnectReason.CLIENT_INITIATED) -> None:
@@ -480,8 +615,13 @@ class RtcEngine:
         for published in list(self._published.values()):
             await published.pipeline.close()
         self._published.clear()
+        for published_audio in list(self._published_audio.values()):
+            await published_audio.pipeline.close()
+        self._published_audio.clear()
         for mid in list(self._remote_videos):
             await self._end_remote_video(mid)
+        for mid in list(self._remote_audios):
+            await self._end_remote_audio(mid)
         if self._wire is not None:
             await self._wire.close(leave=send_leave)
         if notify:

@@ -61,6 +61,7 @@ __all__ = [
     "JoinMode",
     "WireClient",
     "WireListener",
+    "add_audio_track_request",
     "add_track_request",
     "parse_msid",
 ]
@@ -174,6 +175,24 @@ def add_track_request(
     simulcast_codec = add.simulcast_codecs.add()
     simulcast_codec.codec = normalize_codec(codec).lower()
     simulcast_codec.cid = cid
+    return request
+
+
+def add_audio_track_request(*, cid: str, name: str, source: int, stereo: bool, dtx: bool) -> signal_pb.SignalRequest:
+    """The AddTrackRequest announcing an Opus audio track (livekit's stereo / DTX flags and features)."""
+    request = signal_pb.SignalRequest()
+    add = request.add_track
+    add.cid = cid
+    add.name = name
+    add.type = models.TrackType.AUDIO
+    add.source = source  # type: ignore[assignment]
+    add.stereo = stereo
+    add.disable_dtx = not dtx
+    add.disable_red = True  # answers reject red: plain Opus only
+    if stereo:
+        add.audio_features.append(models.AudioTrackFeature.TF_STEREO)
+    if not dtx:
+        add.audio_features.append(models.AudioTrackFeature.TF_NO_DTX)
     return request
 
 
@@ -581,6 +600,13 @@ class WireClient:
         return self.publisher.add_transceiver(
             "video", "sendonly", codecs=codecs, send_encodings=encodings, stream_id=cid, track_id=cid
         )
+
+    def add_audio_sender(self, cid: str) -> Transceiver:
+        """A sendonly Opus m-line for the published audio track ``cid`` (negotiate afterwards)."""
+        if self.publisher is None:
+            self.publisher = self._new_pc(PUBLISHER)
+        codecs = [c for c in DEFAULT_CODECS if c.kind == "audio" and c.name.lower() == "opus"]
+        return self.publisher.add_transceiver("audio", "sendonly", codecs=codecs, stream_id=cid, track_id=cid)
 
     async def negotiate(self, timeout: float, *, wait_connected: bool = True) -> None:
         """Offer on the publisher PeerConnection and apply the server's answer (one negotiation at a time).

@@ -20,19 +20,20 @@ A livekit.rtc video program runs after changing ``from livekit import rtc`` to
 
 Scope: video (VP8, H264, VP9 and AV1 published and received, H265 received), frame
 metadata (``TrackPublishOptions(frame_metadata_features=...)``, ``capture_frame(...,
-metadata=...)`` -> ``VideoFrameEvent.metadata``), WebRTC statistics
-(``Room.get_rtc_stats()``, ``Track.get_stats()``), data packets
-(``publish_data``/``data_received``, DTMF, transcriptions), RPC
+metadata=...)`` -> ``VideoFrameEvent.metadata``), audio (AudioSource / LocalAudioTrack
+publish Opus at 48 kHz, mono or stereo; AudioStream yields PCM at the rate and channel
+count asked for), WebRTC statistics (``Room.get_rtc_stats()``, ``Track.get_stats()``),
+data packets (``publish_data``/``data_received``, DTMF, transcriptions), RPC
 (``perform_rpc``/``register_rpc_method``), text and byte streams, and participant
-metadata, names and attributes. tests/rtc/test_api_parity.py lists every livekit.rtc
-name still missing. A lost signal connection or failed PeerConnection is recovered by
-a full reconnect (``reconnecting`` then ``reconnected``, or ``disconnected`` after
-``Room.reconnect_timeout`` seconds of failed attempts); session resume is not
-attempted. As in livekit, publishing is simulcast unless
-``TrackPublishOptions(simulcast=False)`` (or a ``scalability_mode``). Frames cross the
-network with their capture ``timestamp_us`` and ``rotation`` (RTP header extensions
-abs-capture-time and video-orientation). A room the program never disconnects is
-closed when ``asyncio.run()`` ends.
+metadata, names and attributes. End-to-end encryption is not implemented;
+tests/rtc/test_api_parity.py lists every livekit.rtc name still missing. A lost signal
+connection or failed PeerConnection is recovered by a full reconnect (``reconnecting``
+then ``reconnected``, or ``disconnected`` after ``Room.reconnect_timeout`` seconds of
+failed attempts); session resume is not attempted. As in livekit, publishing is
+simulcast unless ``TrackPublishOptions(simulcast=False)`` (or a ``scalability_mode``).
+Frames cross the network with their capture ``timestamp_us`` and ``rotation`` (RTP
+header extensions abs-capture-time and video-orientation). A room the program never
+disconnects is closed when ``asyncio.run()`` ends.
 """
 
 from kitewire.frames import (
@@ -44,6 +45,8 @@ from kitewire.frames import (
     VideoQuality,
     VideoRotation,
 )
+from kitewire.frames.audio_frame import AudioFrame, combine_audio_frames
+from kitewire.frames.audio_resampler import AudioResampler, AudioResamplerQuality
 from kitewire.media.packet_trailer import FrameMetadata
 
 from . import stats
@@ -69,6 +72,11 @@ from ._types import (
     VideoEncoderBackend,
     VideoEncoding,
 )
+from .audio_mixer import AudioMixer
+from .audio_source import AudioSource
+from .audio_stream import AudioFilter, AudioFrameEvent, AudioStream, NoiseCancellationOptions
+from .audio_track import AudioTrack, LocalAudioTrack, LocalTrack, RemoteAudioTrack, RemoteTrack
+from .avsync import AVSynchronizer
 from .data_packet import DataPacket, DataPacketKind, SipDTMF
 from .data_stream import (
     ByteStreamInfo,
@@ -80,13 +88,12 @@ from .data_stream import (
     TextStreamWriter,
 )
 from .event_emitter import EventEmitter
+from .media_devices import MediaDevices, PlatformAudio, PlatformAudioError
 from .participant import LocalParticipant, Participant, RemoteParticipant
 from .room import Room, RtcStats
 from .rpc import RpcCallInfo, RpcError, RpcInterceptor, RpcInvocationData
 from .track import (
-    LocalTrack,
     LocalVideoTrack,
-    RemoteTrack,
     RemoteVideoTrack,
     StreamState,
     Track,
@@ -103,6 +110,16 @@ from .video_source import VideoSource
 from .video_stream import VideoFrameEvent, VideoStream
 
 __all__ = [
+    "AVSynchronizer",
+    "AudioFilter",
+    "AudioFrame",
+    "AudioFrameEvent",
+    "AudioMixer",
+    "AudioResampler",
+    "AudioResamplerQuality",
+    "AudioSource",
+    "AudioStream",
+    "AudioTrack",
     "ByteStreamInfo",
     "ByteStreamReader",
     "ByteStreamWriter",
@@ -120,17 +137,23 @@ __all__ = [
     "FrameMetadataFeature",
     "IceServer",
     "IceTransportType",
+    "LocalAudioTrack",
     "LocalParticipant",
     "LocalTrack",
     "LocalTrackPublication",
     "LocalVideoTrack",
+    "MediaDevices",
+    "NoiseCancellationOptions",
     "Participant",
     "ParticipantKind",
     "ParticipantState",
+    "PlatformAudio",
+    "PlatformAudioError",
     "PublishDTMFError",
     "PublishDataError",
     "PublishTrackError",
     "PublishTranscriptionError",
+    "RemoteAudioTrack",
     "RemoteParticipant",
     "RemoteTrack",
     "RemoteTrackPublication",
@@ -169,5 +192,6 @@ __all__ = [
     "VideoStream",
     "VideoTrack",
     "__version__",
+    "combine_audio_frames",
     "stats",
 ]

@@ -1,23 +1,38 @@
-"""Delivery of frames from one producer (a VideoSource or a remote track's decoder)
-to any number of consumers (VideoStreams, the publish pipeline)."""
+"""Delivery of frames from one producer (a VideoSource, an AudioSource or a remote track's
+decoder) to any number of consumers (VideoStreams, AudioStreams, the publish pipeline).
+
+Generic in the frame type: video fanouts carry :class:`VideoFrame`, audio fanouts
+:class:`~kitewire.frames.audio_frame.AudioFrame` (with rotation always 0)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
-from kitewire.frames import VideoFrame
 from kitewire.media.packet_trailer import FrameMetadata
 
 logger = logging.getLogger("kitewire.rtc")
 
 
-class FrameSink(Protocol):
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop, or None outside one."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+FrameT = TypeVar("FrameT")
+FrameT_contra = TypeVar("FrameT_contra", contravariant=True)
+
+
+class FrameSink(Protocol[FrameT_contra]):
     """Something that consumes frames from a :class:`FrameFanout`."""
 
     def on_frame(
-        self, frame: VideoFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None
+        self, frame: FrameT_contra, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None
     ) -> None:
         """Receive one frame (with its metadata, if it carries any); must return quickly (no CPU work)."""
 
@@ -25,15 +40,15 @@ class FrameSink(Protocol):
         """The producer is gone; no more frames will come from this fanout."""
 
 
-class FrameFanout:
+class FrameFanout(Generic[FrameT]):
     """Hands each produced frame to every attached sink.
 
-    The same :class:`VideoFrame` object goes to every sink, so sinks must treat it as
+    The same frame object goes to every sink, so sinks must treat it as
     read-only; that is what lets several streams share one decoder without copies.
     """
 
     def __init__(self) -> None:
-        self._sinks: dict[FrameSink, None] = {}
+        self._sinks: dict[FrameSink[FrameT], None] = {}
         # frames may be pushed from a capture thread while streams attach on the loop
         self._lock = threading.Lock()
         self._ended = False
@@ -49,7 +64,7 @@ class FrameFanout:
         """Whether any consumer is attached (producers may skip work when not)."""
         return bool(self._sinks)
 
-    def add(self, sink: FrameSink) -> None:
+    def add(self, sink: FrameSink[FrameT]) -> None:
         """Attach ``sink``; if the producer already ended, tell it right away."""
         with self._lock:
             ended = self._ended
@@ -58,12 +73,12 @@ class FrameFanout:
         if ended:
             sink.on_end()
 
-    def remove(self, sink: FrameSink) -> None:
+    def remove(self, sink: FrameSink[FrameT]) -> None:
         """Detach ``sink`` without ending it; unknown sinks are ignored."""
         with self._lock:
             self._sinks.pop(sink, None)
 
-    def push(self, frame: VideoFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None) -> None:
+    def push(self, frame: FrameT, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None) -> None:
         """Deliver one frame to every sink; a failing sink is logged and skipped."""
         with self._lock:
             if self._ended:

@@ -18,14 +18,16 @@ from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
 from kitewire.engine import (
+    AudioPublishPipeline,
     EngineError,
     JoinParameters,
+    PublishedAudio,
     PublishedVideo,
     ReconnectingEngine,
     RtcEngine,
     VideoPublishPipeline,
 )
-from kitewire.frames import VideoCodec
+from kitewire.frames import TrackKind, VideoCodec
 
 from ._data import RoomData
 from ._participant_data import PublishDataError
@@ -39,9 +41,10 @@ from ._types import (
     TrackPublishOptions,
     UnpublishTrackError,
 )
+from .audio_track import LocalAudioTrack, LocalTrack, RemoteAudioTrack, RemoteTrack
 from .participant import LocalParticipant, Participant, RemoteParticipant
 from .stats import RtcStats, SessionRtcStats, build_rtc_stats
-from .track import LocalVideoTrack, RemoteVideoTrack
+from .track import RemoteVideoTrack
 from .track_publication import LocalTrackPublication, RemoteTrackPublication
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -70,7 +73,7 @@ class RoomSession:
         self._options = RoomOptions()
         # subscribed media that arrived before the participant update announcing it
         self._unclaimed_videos: set[str] = set()
-        self._publish_pipelines: dict[str, VideoPublishPipeline] = {}
+        self._publish_pipelines: dict[str, VideoPublishPipeline | AudioPublishPipeline] = {}
         self._publish_options: dict[str, TrackPublishOptions] = {}
         self._subscribed_before_published: set[str] = set()
         # remote tracks kept across a reconnect, waiting for their media to return
@@ -291,7 +294,7 @@ class RoomSession:
             published = await _engine_publish(engine, track, options)
             if local._publication(publication.sid) is not publication:
                 # unpublished by the user while we negotiated
-                await engine.unpublish_video(published.info.sid)
+                await _engine_unpublish(engine, published.info.sid)
                 continue
             previous_sid = publication.sid
             local._pop_publication(previous_sid)
@@ -330,8 +333,8 @@ class RoomSession:
     def _feed_local(
         self,
         publication: LocalTrackPublication,
-        track: LocalVideoTrack,
-        pipeline: VideoPublishPipeline,
+        track: LocalTrack,
+        pipeline: VideoPublishPipeline | AudioPublishPipeline,
         options: TrackPublishOptions,
     ) -> None:
         """Feed the track's frames into ``pipeline`` and forward mute changes."""
@@ -347,14 +350,14 @@ class RoomSession:
         track._published_as(publication.sid, pipeline, on_mute_changed)
         track._stats_link = self.track_stats
 
-    def _unfeed_local(self, track_sid: str, pipeline: VideoPublishPipeline) -> None:
+    def _unfeed_local(self, track_sid: str, pipeline: VideoPublishPipeline | AudioPublishPipeline) -> None:
         local = self.local_participant
         publication = local._publication(track_sid) if local is not None else None
         track = publication.track if publication is not None else None
         if track is not None:
             track._unpublished(pipeline)
 
-    async def publish_track(self, track: LocalVideoTrack, options: TrackPublishOptions) -> LocalTrackPublication:
+    async def publish_track(self, track: LocalTrack, options: TrackPublishOptions) -> LocalTrackPublication:
         """PublishingLink: negotiate ``track`` and emit ``local_track_published``."""
         engine = self.engine
         local = self.local_participant
@@ -382,7 +385,7 @@ class RoomSession:
         engine = self.engine
         if engine is not None:
             try:
-                await engine.unpublish_video(track_sid)
+                await _engine_unpublish(engine, track_sid)
             except EngineError as exc:
                 raise UnpublishTrackError(str(exc)) from None
 
@@ -510,20 +513,24 @@ class RoomSession:
     def _attach_remote_video(self, participant: RemoteParticipant, publication: RemoteTrackPublication) -> None:
         engine = self.engine
         existing = publication.track
-        if isinstance(existing, RemoteVideoTrack) and publication.sid in self._awaiting_resubscribe:
+        if existing is not None and publication.sid in self._awaiting_resubscribe:
             # the same track came back after a reconnect: its streams keep going
             self._awaiting_resubscribe.discard(publication.sid)
             if engine is not None:
-                engine.route_remote_video(publication.sid, existing._fanout)
+                _route_remote(engine, publication.sid, existing)
             publication._attach(None)
             return
         if existing is not None:
             self._detach_remote_video(participant, publication)
-        track = RemoteVideoTrack(publication.sid, publication.name)
+        track: RemoteTrack
+        if publication.kind == TrackKind.KIND_AUDIO:
+            track = RemoteAudioTrack(publication.sid, publication.name)
+        else:
+            track = RemoteVideoTrack(publication.sid, publication.name)
         track._stats_link = self.track_stats
         track._set_muted(publication.muted)
         if engine is not None:
-            engine.route_remote_video(publication.sid, track._fanout)
+            _route_remote(engine, publication.sid, track)
         publication._attach(track)
         participant._track_available(track, publication.source)
         self._emit("track_subscribed", track, publication, participant)
@@ -556,13 +563,22 @@ class RoomSession:
         if found is not None:
             self._detach_remote_video(*found)
 
+    # audio tracks arrive and end exactly as video ones do (the publication's kind picks the track type)
+    def on_remote_audio(self, track_sid: str, participant_sid: str) -> None:
+        """EngineListener: media of a subscribed audio track started arriving."""
+        self.on_remote_video(track_sid, participant_sid)
+
+    def on_remote_audio_ended(self, track_sid: str) -> None:
+        """EngineListener: we no longer receive the audio track ``track_sid``."""
+        self.on_remote_video_ended(track_sid)
+
     def on_local_track_unpublished(self, track_sid: str) -> None:
         """EngineListener: the server unpublished one of our tracks."""
         local = self.local_participant
         publication = local._publication(track_sid) if local is not None else None
         if publication is not None:
             self._finish_local_publication(publication)
-            self._request(lambda engine: engine.unpublish_video(track_sid))
+            self._request(lambda engine: _engine_unpublish(engine, track_sid))
 
     def on_local_track_subscribed(self, track_sid: str) -> None:
         """EngineListener: someone subscribed to one of our tracks."""
@@ -620,7 +636,30 @@ class RoomSession:
         self._emit("disconnected", reason)
 
 
-async def _engine_publish(engine: RtcEngine, track: LocalVideoTrack, options: TrackPublishOptions) -> PublishedVideo:
+def _route_remote(engine: RtcEngine, track_sid: str, track: RemoteTrack) -> None:
+    if isinstance(track, RemoteAudioTrack):
+        engine.route_remote_audio(track_sid, track)
+    else:
+        engine.route_remote_video(track_sid, track._fanout)
+
+
+async def _engine_unpublish(engine: RtcEngine, track_sid: str) -> None:
+    # each is a no-op for a sid it did not publish
+    await engine.unpublish_video(track_sid)
+    await engine.unpublish_audio(track_sid)
+
+
+async def _engine_publish(
+    engine: RtcEngine, track: LocalTrack, options: TrackPublishOptions
+) -> PublishedVideo | PublishedAudio:
+    if isinstance(track, LocalAudioTrack):
+        return await engine.publish_audio(
+            cid=track._cid,
+            name=track.name,
+            source=int(options.source),
+            num_channels=track.source.num_channels,
+            dtx=bool(options.dtx),
+        )
     source = track.source
     encoding = options.video_encoding
     return await engine.publish_video(

@@ -18,6 +18,7 @@ from ._types import ConnectionQuality, PublishTrackError, TrackPublishOptions
 # livekit.rtc.participant exports these too; programs import them from here
 from ._types import DegradationPreference as DegradationPreference
 from ._types import UnpublishTrackError as UnpublishTrackError
+from .audio_track import LocalAudioTrack, LocalTrack
 from .track import LocalVideoTrack, Track
 from .track_publication import (
     LocalTrackPublication,
@@ -31,7 +32,7 @@ PublicationT = TypeVar("PublicationT", bound=TrackPublication)
 class PublishingLink(Protocol):
     """What a LocalParticipant asks of the room's session (injected, so no Room privates are called)."""
 
-    async def publish_track(self, track: LocalVideoTrack, options: TrackPublishOptions) -> LocalTrackPublication:
+    async def publish_track(self, track: LocalTrack, options: TrackPublishOptions) -> LocalTrackPublication:
         """Negotiate ``track`` with the server; raises PublishTrackError."""
 
     async def unpublish_track(self, track_sid: str) -> None:
@@ -210,15 +211,15 @@ class LocalParticipant(Participant, _Publications[LocalTrackPublication], LocalD
 
     async def publish_track(
         self,
-        track: LocalVideoTrack,
+        track: LocalTrack,
         options: TrackPublishOptions = TrackPublishOptions(),  # noqa: B008 (livekit.rtc's signature)
     ) -> LocalTrackPublication:
         """Publish ``track`` and return its publication once the server accepted it.
 
         Raises PublishTrackError if the room is not connected or the server refuses.
         """
-        if not isinstance(track, LocalVideoTrack):
-            raise ValueError(f"expected a LocalVideoTrack, got {type(track).__name__}")
+        if not isinstance(track, LocalVideoTrack | LocalAudioTrack):
+            raise ValueError(f"expected a LocalVideoTrack or LocalAudioTrack, got {type(track).__name__}")
         if not isinstance(options, TrackPublishOptions):
             raise ValueError(f"expected options to be a TrackPublishOptions, got {type(options).__name__}")
         for existing in self._track_publications.values():

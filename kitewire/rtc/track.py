@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from kitewire.frames import TrackKind
+from kitewire.frames import TrackKind, VideoFrame
 from kitewire.frames.enums import EnumTypeWrapper
 
 from ._fanout import FrameFanout, FrameSink
@@ -31,7 +31,7 @@ class StreamState(EnumTypeWrapper):
 class Track:
     """Base of every track: a named media stream with a server-assigned sid."""
 
-    def __init__(self, sid: str, name: str, kind: int, fanout: FrameFanout) -> None:
+    def __init__(self, sid: str, name: str, kind: int, fanout: FrameFanout[Any]) -> None:
         self._sid = sid
         self._name = name
         self._kind = kind
@@ -62,7 +62,7 @@ class Track:
 
     @property
     def kind(self) -> int:
-        """``TrackKind.KIND_VIDEO`` for every track kitewire handles."""
+        """``TrackKind.KIND_VIDEO`` or ``TrackKind.KIND_AUDIO``."""
         return self._kind
 
     @property
@@ -83,16 +83,50 @@ class VideoTrack(Track):
     """Any video track."""
 
 
-class LocalVideoTrack(VideoTrack):
+class LocalTrackBase(Track):
+    """What local tracks of either kind share: the client id, mute, and being fed to a publish pipeline."""
+
+    def __init__(self, name: str, kind: int, fanout: FrameFanout[Any], cid_prefix: str) -> None:
+        super().__init__("", name, kind, fanout)
+        # client-side id used in AddTrackRequest before the server assigns a sid
+        self._cid = f"{cid_prefix}-{next(_local_track_numbers)}"
+        # set by the room while published: tells the publish pipeline and the server
+        self._mute_listener: Callable[[bool], None] | None = None
+
+    def mute(self) -> None:
+        """Stop sending this track's media (frames captured meanwhile are dropped)."""
+        self._set_muted(True)
+
+    def unmute(self) -> None:
+        """Resume sending this track's media."""
+        self._set_muted(False)
+
+    def _set_muted(self, muted: bool) -> None:
+        if self._muted == muted:
+            return
+        super()._set_muted(muted)
+        if self._mute_listener is not None:
+            self._mute_listener(muted)
+
+    def _published_as(self, sid: str, sink: FrameSink[Any], on_mute_changed: Callable[[bool], None]) -> None:
+        """Published (again) as ``sid``: frames go to ``sink``, mute changes to ``on_mute_changed``."""
+        self._sid = sid
+        self._fanout.add(sink)
+        self._mute_listener = on_mute_changed
+
+    def _unpublished(self, sink: FrameSink[Any] | None) -> None:
+        """No longer sent: ``sink`` (if it is still attached) gets no more frames."""
+        if sink is not None:
+            self._fanout.remove(sink)
+        self._mute_listener = None
+
+
+class LocalVideoTrack(LocalTrackBase, VideoTrack):
     """A video track fed by a :class:`VideoSource`, ready to be published."""
 
     def __init__(self, name: str, source: VideoSource) -> None:
-        super().__init__("", name, TrackKind.KIND_VIDEO, source._fanout)
+        super().__init__(name, TrackKind.KIND_VIDEO, source._fanout, "kitewire-video")
         self._source = source
-        # client-side id used in AddTrackRequest before the server assigns a sid
-        self._cid = f"kitewire-video-{next(_local_track_numbers)}"
-        # set by the room while published: tells the publish pipeline and the server
-        self._mute_listener: Callable[[bool], None] | None = None
 
     @staticmethod
     def create_video_track(name: str, source: VideoSource) -> LocalVideoTrack:
@@ -110,33 +144,6 @@ class LocalVideoTrack(VideoTrack):
         """The VideoSource feeding this track."""
         return self._source
 
-    def mute(self) -> None:
-        """Stop sending this track's media (frames captured meanwhile are dropped)."""
-        self._set_muted(True)
-
-    def unmute(self) -> None:
-        """Resume sending this track's media."""
-        self._set_muted(False)
-
-    def _set_muted(self, muted: bool) -> None:
-        if self._muted == muted:
-            return
-        super()._set_muted(muted)
-        if self._mute_listener is not None:
-            self._mute_listener(muted)
-
-    def _published_as(self, sid: str, sink: FrameSink, on_mute_changed: Callable[[bool], None]) -> None:
-        """Published (again) as ``sid``: frames go to ``sink``, mute changes to ``on_mute_changed``."""
-        self._sid = sid
-        self._fanout.add(sink)
-        self._mute_listener = on_mute_changed
-
-    def _unpublished(self, sink: FrameSink | None) -> None:
-        """No longer sent: ``sink`` (if it is still attached) gets no more frames."""
-        if sink is not None:
-            self._fanout.remove(sink)
-        self._mute_listener = None
-
     def __repr__(self) -> str:
         return f"rtc.LocalVideoTrack(sid={self.sid}, name={self.name})"
 
@@ -149,7 +156,7 @@ class RemoteVideoTrack(VideoTrack):
     """
 
     def __init__(self, sid: str, name: str) -> None:
-        super().__init__(sid, name, TrackKind.KIND_VIDEO, FrameFanout())
+        super().__init__(sid, name, TrackKind.KIND_VIDEO, FrameFanout[VideoFrame]())
 
     def _end(self) -> None:
         # unsubscribed, unpublished or disconnected: streams on this track finish

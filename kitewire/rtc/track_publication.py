@@ -9,6 +9,7 @@ from livekit.protocol import models
 
 from kitewire.frames import TrackKind, TrackSource, VideoQuality
 
+from .audio_track import LocalAudioTrack, LocalTrack, RemoteAudioTrack, RemoteTrack
 from .track import LocalVideoTrack, RemoteVideoTrack, Track
 
 
@@ -118,17 +119,17 @@ class TrackPublication:
 class LocalTrackPublication(TrackPublication):
     """A track this client published."""
 
-    def __init__(self, info: models.TrackInfo, track: LocalVideoTrack, stats: SendingStats) -> None:
+    def __init__(self, info: models.TrackInfo, track: LocalTrack, stats: SendingStats) -> None:
         super().__init__(info)
         self._track = track
         self._stats = stats
         self._first_subscription: asyncio.Future[None] = asyncio.get_event_loop().create_future()
 
     @property
-    def track(self) -> LocalVideoTrack | None:
+    def track(self) -> LocalTrack | None:
         """The published local track (None after unpublish)."""
         track = self._track
-        return track if isinstance(track, LocalVideoTrack) else None
+        return track if isinstance(track, LocalVideoTrack | LocalAudioTrack) else None
 
     @property
     def bytes_sent(self) -> int:
@@ -165,10 +166,10 @@ class RemoteTrackPublication(TrackPublication):
         self._desired_quality: int = VideoQuality.VIDEO_QUALITY_HIGH
 
     @property
-    def track(self) -> RemoteVideoTrack | None:
+    def track(self) -> RemoteTrack | None:
         """The subscribed track, or None while not subscribed."""
         track = self._track
-        return track if isinstance(track, RemoteVideoTrack) else None
+        return track if isinstance(track, RemoteVideoTrack | RemoteAudioTrack) else None
 
     @property
     def subscribed(self) -> bool:
@@ -194,13 +195,13 @@ class RemoteTrackPublication(TrackPublication):
         self._desired_quality = int(quality)
         self._link.request_video_quality(self, int(quality))
 
-    def _attach(self, track: RemoteVideoTrack | None) -> None:
+    def _attach(self, track: RemoteTrack | None) -> None:
         """Subscribed: media flows into ``track`` (None keeps the current track, after a rejoin)."""
         if track is not None:
             self._track = track
         self._subscribed = True
 
-    def _detach(self) -> RemoteVideoTrack | None:
+    def _detach(self) -> RemoteTrack | None:
         """Unsubscribed: returns the track that was attached, if any."""
         track = self.track
         self._track = None

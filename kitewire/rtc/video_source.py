@@ -51,7 +51,7 @@ class VideoSource:
         self._width = width
         self._height = height
         self._is_screencast = bool(is_screencast)
-        self._fanout = FrameFanout()
+        self._fanout: FrameFanout[VideoFrame] = FrameFanout()
         self._closed = False
 
     @property

@@ -10,7 +10,7 @@ level of publishers' audio for active-speaker detection.
 from __future__ import annotations
 
 from kitewire.transport.codecs import DEFAULT_CODECS, VIDEO_RTCP_FEEDBACK, Codec
-from kitewire.transport.rtp import SUPPORTED_HEADER_EXTENSIONS, URI_AUDIO_LEVEL
+from kitewire.transport.rtp import SUPPORTED_HEADER_EXTENSIONS
 
 __all__ = ["PUBLISH_CODEC_MIMES", "SERVER_CODECS", "SERVER_HEADER_EXTENSIONS"]
 
@@ -28,5 +28,5 @@ SERVER_CODECS: tuple[Codec, ...] = (
 #: The JoinResponse's enabled_publish_codecs: what a client may publish here.
 PUBLISH_CODEC_MIMES: tuple[str, ...] = tuple(codec.mime_type for codec in SERVER_CODECS)
 
-#: The transport's extensions plus the publishers' audio level.
-SERVER_HEADER_EXTENSIONS: tuple[str, ...] = (*SUPPORTED_HEADER_EXTENSIONS, URI_AUDIO_LEVEL)
+#: The transport's extensions (they include the publishers' audio level, which active speakers read).
+SERVER_HEADER_EXTENSIONS: tuple[str, ...] = SUPPORTED_HEADER_EXTENSIONS

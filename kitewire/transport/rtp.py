@@ -6,14 +6,18 @@ allocates more than one small :class:`RtpHeader` and a dict of extensions.
 
 Header extension *values* (the bytes inside one extension element) have their
 own encode/decode pairs at the bottom of the module: abs-capture-time,
-video-orientation, abs-send-time, transport-wide sequence number, mid, rid.
+video-orientation, abs-send-time, transport-wide sequence number, mid, rid and
+the client-to-mixer audio level (RFC 6464).
 """
 
 from __future__ import annotations
 
+import math
 import random
 import struct
 from typing import Final
+
+import numpy as np
 
 __all__ = [
     "SUPPORTED_HEADER_EXTENSIONS",
@@ -27,14 +31,17 @@ __all__ = [
     "URI_VIDEO_ORIENTATION",
     "RtpHeader",
     "RtpHeaderTemplate",
+    "audio_level_dbov",
     "build_rtp_packet",
     "decode_abs_capture_time",
     "decode_abs_send_time",
+    "decode_audio_level",
     "decode_sdes_string",
     "decode_transport_cc",
     "decode_video_orientation",
     "encode_abs_capture_time",
     "encode_abs_send_time",
+    "encode_audio_level",
     "encode_sdes_string",
     "encode_transport_cc",
     "encode_video_orientation",
@@ -70,6 +77,8 @@ SUPPORTED_HEADER_EXTENSIONS: Final[tuple[str, ...]] = (
     URI_TRANSPORT_CC,
     URI_ABS_CAPTURE_TIME,
     URI_VIDEO_ORIENTATION,
+    # last, so that adding it left the ids of the others as they were
+    URI_AUDIO_LEVEL,
 )
 
 _ONE_BYTE_PROFILE: Final = 0xBEDE
@@ -612,3 +621,35 @@ def encode_sdes_string(text: str) -> bytes:
 def decode_sdes_string(value: bytes) -> str:
     """Decode a mid / rid extension value (trailing NULs stripped)."""
     return bytes(value).rstrip(b"\x00").decode("ascii", errors="replace")
+
+
+def audio_level_dbov(pcm: bytes | bytearray | memoryview) -> int:
+    """The level of int16 PCM as RFC 6464 carries it: -dBov of its RMS, 0 (loudest) to 127 (silence).
+
+    Full scale is a square wave at 32767; an empty or all-zero buffer is 127.
+    """
+    raw = memoryview(pcm).cast("B")
+    if len(raw) % 2:
+        raise ValueError(f"audio level: whole int16 samples expected, got {len(raw)} bytes")
+    if len(raw) == 0:
+        return 127
+    samples = np.frombuffer(raw, dtype=np.int16).astype(np.float64)
+    mean_square = float(np.dot(samples, samples)) / len(samples)
+    if mean_square == 0.0:
+        return 127
+    level = -10.0 * math.log10(mean_square / (32767.0 * 32767.0))
+    return max(0, min(127, round(level)))
+
+
+def encode_audio_level(level_dbov: int, voice: bool) -> bytes:
+    """Encode the audio-level byte: the V (voice activity) bit and 7 bits of -dBov (0..127)."""
+    if isinstance(level_dbov, bool) or not isinstance(level_dbov, int) or not 0 <= level_dbov <= 127:
+        raise ValueError(f"audio level: an int 0..127 (-dBov) expected, got {level_dbov!r}")
+    return bytes(((0x80 if voice else 0) | level_dbov,))
+
+
+def decode_audio_level(value: bytes) -> tuple[int, bool]:
+    """Decode the audio-level byte -> (level in -dBov 0..127, voice activity)."""
+    if len(value) < 1:
+        raise ValueError("audio level: 1 byte expected, got 0")
+    return value[0] & 0x7F, bool(value[0] & 0x80)

@@ -66,6 +66,12 @@ class Recorder:
     def on_remote_video_ended(self, track_sid: str) -> None:
         pass
 
+    def on_remote_audio(self, track_sid: str, participant_sid: str) -> None:
+        pass
+
+    def on_remote_audio_ended(self, track_sid: str) -> None:
+        pass
+
     def on_local_track_unpublished(self, track_sid: str) -> None:
         pass
 
