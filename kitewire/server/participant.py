@@ -32,6 +32,15 @@ __all__ = ["Participant"]
 
 logger = logging.getLogger("kitewire.server")
 
+# The token's ``kind`` claim -> how others see the participant.
+_KINDS = {
+    "standard": pb_models.ParticipantInfo.STANDARD,
+    "ingress": pb_models.ParticipantInfo.INGRESS,
+    "egress": pb_models.ParticipantInfo.EGRESS,
+    "sip": pb_models.ParticipantInfo.SIP,
+    "agent": pb_models.ParticipantInfo.AGENT,
+}
+
 _FAILURE_GRACE_SECONDS = 2.0
 
 
@@ -134,6 +143,7 @@ class Participant:
         info.joined_at_ms = int(self.joined_at * 1000)
         info.version = self.version
         info.is_publisher = bool(self.published)
+        info.kind = _KINDS.get(self.kind, pb_models.ParticipantInfo.STANDARD)
         for key, value in self.attributes.items():
             info.attributes[key] = value
         permission = info.permission

@@ -19,6 +19,7 @@ from kitewire.signal.join import JoinParams, parse_join_request
 from kitewire.signal.token import AccessClaims, TokenError, verify_token
 from kitewire.transport import PeerConnection, PeerConnectionConfig
 
+from .agents import AgentService
 from .config import ServerConfig
 from .context import ParticipantContext
 from .events import log_event
@@ -79,6 +80,12 @@ class Server:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._media_available: bool | None = None
+        from kitewire import __version__
+
+        #: Agent workers on /agent, their dispatch, and AgentDispatchService.
+        self.agents = AgentService(
+            lambda: self.rooms.rooms, self.config.keys, node_id=self.node_id, server_version=__version__
+        )
 
     # ----- lifecycle -----
 
@@ -114,6 +121,8 @@ class Server:
         app.router.add_get("/rtc/v1", self._handle_rtc)
         app.router.add_get("/rtc/validate", self._handle_validate)
         app.router.add_get("/rtc/v1/validate", self._handle_validate)
+        app.router.add_get("/agent", self.agents.handle_agent)
+        app.router.add_post("/twirp/livekit.AgentDispatchService/{method}", self.agents.handle_twirp)
         # Request handler options (aiohttp passes these runner arguments to each connection's handler).
         runner = web.AppRunner(
             app,
@@ -150,6 +159,7 @@ class Server:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        await self.agents.close()
         participants = [p for room in list(self.rooms.rooms.values()) for p in list(room.participants.values())]
         await asyncio.gather(
             *(p.close("server shutting down", pb_models.SERVER_SHUTDOWN) for p in participants),
@@ -179,6 +189,7 @@ class Server:
             while True:
                 await asyncio.sleep(_TICK_SECONDS)
                 now = time.monotonic()
+                self.agents.observe()
                 for room in list(self.rooms.rooms.values()):
                     for participant in list(room.participants.values()):
                         try:
@@ -289,7 +300,13 @@ class Server:
             await connection.send(leave)
             await connection.close("session resume not supported; rejoin")
             return ws
+        existing = self.rooms.rooms.get(claims.video.room)
         room = self.rooms.get_or_create(claims.video.room)
+        if room is not existing:
+            try:
+                self.agents.room_opened(room, params.token)
+            except TokenError as exc:
+                log_event("refused", level=logging.WARNING, room=room.name, identity=claims.identity, reason=exc.reason)
         previous = room.participants.get(claims.identity)
         if previous is not None:
             await previous.close("replaced by a new session with the same identity", pb_models.DUPLICATE_IDENTITY)
