@@ -14,6 +14,7 @@ from kitewire.signal import SignalClient
 
 from server.embedded import embedded_server
 
+from .agents_venv import ensure_agents_venv
 from .protocol_worker import ProtocolWorker
 
 _HERE = Path(__file__).parent
@@ -64,3 +65,14 @@ async def clients() -> AsyncIterator[list[SignalClient]]:
         yield joined
     finally:
         await asyncio.gather(*(client.close() for client in joined), return_exceptions=True)
+
+
+@pytest.fixture(scope="session")
+def agents_python() -> Path:
+    """The interpreter of tests/.venvs/agents (livekit-agents and its own livekit), built on first use."""
+    try:
+        return ensure_agents_venv()
+    except RuntimeError as exc:
+        pytest.fail(
+            f"the livekit-agents environment could not be built (run python tests/agents/agents_venv.py): {exc}"
+        )

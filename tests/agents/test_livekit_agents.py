@@ -1,0 +1,191 @@
+"""The real livekit-agents (its own environment, tests/.venvs/agents) runs the example workers against kitewire.
+
+Each test starts the worker with ``run_agent_worker``, the helper users test their own agents with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from kitewire import rtc
+from kitewire.server import Server
+from kitewire.server.agents.testing import run_agent_worker
+from kitewire.signal import create_token
+from livekit import api
+from livekit import rtc as lk
+from livekit.protocol import agent as pb_agent
+from livekit.protocol import models as pb_models
+
+pytestmark = [pytest.mark.timeout(240)]
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents"
+VISION = EXAMPLES / "vision_agent.py"
+WIDTH, HEIGHT, FPS = 640, 480, 30
+
+
+class MovingPattern:
+    """Publishes 640x480 RGBA frames at 30 fps whose bands move, so every frame differs."""
+
+    def __init__(self, room: rtc.Room) -> None:
+        self.room = room
+        self.source = rtc.VideoSource(WIDTH, HEIGHT)
+        ramp = (np.arange(WIDTH + 2 * FPS * 8, dtype=np.int32) * 3 % 256).astype(np.uint8)
+        self._ramp = ramp
+        self.sent = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def _frame(self, index: int) -> rtc.VideoFrame:
+        shift = (index % (2 * FPS)) * 8
+        row = self._ramp[shift : shift + WIDTH]
+        rgba = np.empty((HEIGHT, WIDTH, 4), dtype=np.uint8)
+        rgba[..., 0] = row
+        rgba[..., 1] = row[::-1]
+        rgba[..., 2] = 128
+        rgba[..., 3] = 255
+        return rtc.VideoFrame.from_ndarray(rgba, rtc.VideoBufferType.RGBA)
+
+    async def start(self) -> None:
+        track = rtc.LocalVideoTrack.create_video_track("camera", self.source)
+        options = rtc.TrackPublishOptions(
+            source=rtc.TrackSource.SOURCE_CAMERA,
+            video_encoding=rtc.VideoEncoding(max_bitrate=1_500_000, max_framerate=FPS),
+        )
+        await asyncio.wait_for(self.room.local_participant.publish_track(track, options), 20)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        frames = [self._frame(index) for index in range(2 * FPS)]
+        start = time.monotonic()
+        while True:
+            self.source.capture_frame(frames[self.sent % len(frames)])
+            self.sent += 1
+            await asyncio.sleep(max(0.0, start + self.sent / FPS - time.monotonic()))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+@contextlib.asynccontextmanager
+async def kitewire_room(server: Server, identity: str, room: str, token: str = "") -> AsyncIterator[rtc.Room]:
+    joined = rtc.Room()
+    await asyncio.wait_for(
+        joined.connect(server.url, token or create_token("devkey", "secret", identity=identity, room=room)), 20
+    )
+    try:
+        yield joined
+    finally:
+        await asyncio.wait_for(joined.disconnect(), 10)
+
+
+async def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def agents_of(room: rtc.Room) -> list[rtc.RemoteParticipant]:
+    return [p for p in room.remote_participants.values() if p.kind == pb_models.ParticipantInfo.AGENT]
+
+
+async def test_the_vision_agent_measures_the_publishers_frames(server: Server, agents_python: Path) -> None:
+    async with run_agent_worker(server, VISION, python=agents_python):
+        async with kitewire_room(server, "camera-owner", "vision") as publisher:
+            camera = MovingPattern(publisher)
+            await camera.start()
+            # dispatched within 2 s of the room's creation: the job is assigned (the server's part)
+            async with api.LiveKitAPI(server.http_url, "devkey", "secret") as lkapi:
+                await asyncio.sleep(2.0)
+                [dispatch] = await lkapi.agent_dispatch.list_dispatch("vision")
+            [job] = dispatch.state.jobs
+            assert job.state.status == pb_agent.JS_RUNNING
+            room_created_ms = publisher.creation_time.timestamp() * 1000
+            assert job.state.started_at - room_created_ms <= 2000, (job.state.started_at, room_created_ms)
+
+            # an official-SDK observer in the room collects the agent's data packets
+            figures: list[dict[str, Any]] = []
+            observer = lk.Room()
+            observer.on(
+                "data_received",
+                lambda packet: figures.append(json.loads(packet.data)) if packet.topic == "vision.figures" else None,
+            )
+            await asyncio.wait_for(
+                observer.connect(server.url, create_token("devkey", "secret", identity="observer", room="vision")), 20
+            )
+            try:
+                await wait_for(lambda: figures, 90, "the agent's first figures")
+                first_count, first_sent = figures[-1]["frames"], camera.sent
+                await asyncio.sleep(10.0)
+                last_count, last_sent = figures[-1]["frames"], camera.sent
+                await camera.stop()
+                published = last_sent - first_sent
+                read = last_count - first_count
+                assert published >= 0.9 * 10 * FPS, f"the publisher itself sent only {published} frames in 10 s"
+                assert read >= 0.9 * published, f"the agent read {read} of {published} frames"
+                assert all(0.0 <= f["brightness"] <= 255.0 for f in figures)
+                assert any(f["motion"] > 1.0 for f in figures), "a moving pattern shows motion"
+                assert figures[-1]["participant"] == "camera-owner"
+
+                # the agent looks like one to the publisher, and its attribute carries the figures
+                [agent] = agents_of(publisher)
+                await wait_for(
+                    lambda: int(agent.attributes.get("vision.frames", "0")) >= first_count, 10, "the frames attribute"
+                )
+                assert 0.0 <= float(agent.attributes["vision.brightness"]) <= 255.0
+                assert agent.attributes.get("lk.agent.name", None) == ""
+            finally:
+                await observer.disconnect()
+
+
+async def test_a_killed_worker_ends_its_job_and_the_dispatch_is_taken_again(
+    server: Server, agents_python: Path
+) -> None:
+    async with kitewire_room(server, "camera-owner", "explicit") as publisher:
+        camera = MovingPattern(publisher)
+        await camera.start()
+        try:
+            async with run_agent_worker(server, VISION, python=agents_python, agent_name="vision-named") as first:
+                async with api.LiveKitAPI(server.http_url, "devkey", "secret") as lkapi:
+                    # a named agent is not dispatched automatically
+                    await asyncio.sleep(1.5)
+                    assert await lkapi.agent_dispatch.list_dispatch("explicit") == []
+                    assert agents_of(publisher) == []
+                    dispatch = await lkapi.agent_dispatch.create_dispatch(
+                        api.CreateAgentDispatchRequest(agent_name="vision-named", room="explicit", metadata="m1")
+                    )
+                    await wait_for(lambda: agents_of(publisher), 90, "the dispatched agent to join")
+                    [agent] = agents_of(publisher)
+
+                    first.kill()
+                    await wait_for(lambda: agent.identity not in publisher.remote_participants, 30, "the agent to go")
+                    statuses: list[int] = []
+
+                    async def job_statuses() -> list[int]:
+                        [listed] = await lkapi.agent_dispatch.list_dispatch("explicit")
+                        assert listed.id == dispatch.id and listed.metadata == "m1"
+                        return [j.state.status for j in listed.state.jobs]
+
+                    loop = asyncio.get_running_loop()
+                    deadline = loop.time() + 30
+                    while loop.time() < deadline and (statuses := await job_statuses())[:1] != [pb_agent.JS_FAILED]:
+                        await asyncio.sleep(0.1)
+                    # the job failed; its replacement starts when a worker of that name is back
+                    assert statuses == [pb_agent.JS_FAILED]
+
+                    async with run_agent_worker(server, VISION, python=agents_python, agent_name="vision-named"):
+                        await wait_for(lambda: agents_of(publisher), 90, "the job to be taken again")
+                        assert await job_statuses() == [pb_agent.JS_FAILED, pb_agent.JS_RUNNING]
+        finally:
+            await camera.stop()
