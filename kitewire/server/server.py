@@ -19,7 +19,7 @@ from kitewire.signal.join import JoinParams, parse_join_request
 from kitewire.signal.token import AccessClaims, TokenError, verify_token
 from kitewire.transport import PeerConnection, PeerConnectionConfig
 
-from .agents import AgentService
+from .agents import AgentService, token_agent_dispatches
 from .config import ServerConfig
 from .context import ParticipantContext
 from .events import log_event
@@ -304,7 +304,7 @@ class Server:
         room = self.rooms.get_or_create(claims.video.room)
         if room is not existing:
             try:
-                self.agents.room_opened(room, params.token)
+                self.agents.room_opened(room, token_agent_dispatches(params.token))
             except TokenError as exc:
                 log_event("refused", level=logging.WARNING, room=room.name, identity=claims.identity, reason=exc.reason)
         previous = room.participants.get(claims.identity)

@@ -8,6 +8,10 @@ lives outside this module.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from google.protobuf.message import Message
 from livekit.protocol import agent_dispatch as pb_dispatch
 
 from kitewire.signal.token import AccessClaims
@@ -38,7 +42,7 @@ def _authorize(claims: AccessClaims, room: str) -> None:
         raise DispatchError("invalid_argument", "expected a room name, got ''")
     if not claims.video.room_admin:
         raise DispatchError("permission_denied", "permissions denied: AgentDispatchService needs video.roomAdmin")
-    if claims.video.room and claims.video.room != room:
+    if claims.video.room != room:
         raise DispatchError(
             "permission_denied", f"permissions denied: token is for room {claims.video.room!r}, not {room!r}"
         )
@@ -63,6 +67,24 @@ class AgentDispatchService:
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
+
+    def handlers(self) -> dict[str, Callable[[Any, AccessClaims], Awaitable[Message]]]:
+        """Method name -> ``async handler(request, claims)``, the form a Twirp router takes.
+
+        The handlers raise ``DispatchError``; the router answers with its ``code``.
+        """
+
+        def bind(method: Callable[[Any, AccessClaims], Message]) -> Callable[[Any, AccessClaims], Awaitable[Message]]:
+            async def handler(request: Any, claims: AccessClaims) -> Message:
+                return method(request, claims)
+
+            return handler
+
+        return {
+            "CreateDispatch": bind(self.create_dispatch),
+            "DeleteDispatch": bind(self.delete_dispatch),
+            "ListDispatch": bind(self.list_dispatch),
+        }
 
     def create_dispatch(
         self, request: pb_dispatch.CreateAgentDispatchRequest, claims: AccessClaims

@@ -17,6 +17,7 @@ tick), so it needs no hooks inside rooms and participants.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -29,7 +30,7 @@ from livekit.protocol import models as pb_models
 from ..events import log_event
 from ..ids import new_id
 from .records import AgentMember, AgentRoom, DispatchRecord, JobRecord
-from .tokens import AGENT_KIND, job_token
+from .tokens import job_token
 from .worker import AVAILABILITY_TIMEOUT_SECONDS, Worker
 
 __all__ = ["MAX_DISPATCHES", "MAX_DISPATCHES_PER_ROOM", "MAX_WORKERS", "DispatchLimitError", "Dispatcher"]
@@ -43,8 +44,16 @@ MAX_DISPATCHES = 1024
 #: Dispatches one room may have.
 MAX_DISPATCHES_PER_ROOM = 64
 
+# Ids of ended dispatches' jobs remembered, so their workers' final reports are not taken for errors.
+MAX_FORGOTTEN_JOBS = 4096
+
 DISPATCH_PREFIX = "AD_"
 JOB_PREFIX = "AJ_"
+
+
+def _is_agent(member: AgentMember) -> bool:
+    # agents are not given jobs of their own, and only agents are removed with their worker
+    return member.info().kind == pb_models.ParticipantInfo.AGENT
 
 
 class DispatchLimitError(ValueError):
@@ -66,6 +75,8 @@ class Dispatcher:
         self.dispatches: dict[str, DispatchRecord] = {}
         self._room_sids: dict[str, str] = {}  # room name -> sid of the open room the dispatcher has seen
         self._tasks: set[asyncio.Task[None]] = set()
+        # Jobs of dispatches gone with their room or deleted: a worker's late status for one is expected.
+        self._forgotten_jobs: collections.OrderedDict[str, None] = collections.OrderedDict()
         #: Seconds a worker has to answer an availability request before the job goes to the next one.
         self.availability_timeout = AVAILABILITY_TIMEOUT_SECONDS
 
@@ -102,6 +113,8 @@ class Dispatcher:
     def job_status(self, worker: Worker, update: pb_agent.UpdateJobStatus) -> None:
         """A worker reports on one of its jobs (ValueError for a job it does not hold)."""
         record = self._job(update.job_id)
+        if record is None and update.job_id in self._forgotten_jobs:
+            return
         if record is None or record.worker is not worker:
             raise ValueError(f"status for job {update.job_id!r}, which is not assigned to this worker")
         if update.status not in pb_agent.JobStatus.values():
@@ -245,7 +258,7 @@ class Dispatcher:
             targets = {
                 identity: member
                 for identity, member in room.participants.items()
-                if member.kind != AGENT_KIND and (job_type == pb_agent.JT_PARTICIPANT or member.published)
+                if (job_type == pb_agent.JT_PARTICIPANT or member.published) and not _is_agent(member)
             }
         for record in dispatch.jobs:
             if record.target and record.target not in targets and not record.ended:
@@ -367,8 +380,12 @@ class Dispatcher:
         self._log_job("job_ended", record, status=pb_agent.JobStatus.Name(status), reason=why)
 
     def _end_jobs(self, dispatch: DispatchRecord, reason: pb_agent.JobStateReason, why: str) -> None:
+        """End the jobs of a dispatch that is going away, and remember their ids for late reports."""
         for record in dispatch.jobs:
             self._end(record, pb_agent.JS_CANCELLED, why, reason)
+            self._forgotten_jobs[record.id] = None
+        while len(self._forgotten_jobs) > MAX_FORGOTTEN_JOBS:
+            self._forgotten_jobs.popitem(last=False)
 
     def _retry_waiting(self, agent_name: str) -> None:
         for dispatch in list(self.dispatches.values()):
@@ -380,7 +397,7 @@ class Dispatcher:
     def _remove_agent(self, room_name: str, identity: str) -> None:
         room = self._open_room(room_name)
         member = room.participants.get(identity) if room is not None and identity else None
-        if member is None or member.kind != AGENT_KIND:
+        if member is None or not _is_agent(member):
             return
         task = asyncio.get_running_loop().create_task(
             member.close("the agent's worker disconnected", pb_models.PARTICIPANT_REMOVED)

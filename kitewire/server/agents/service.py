@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -14,13 +14,13 @@ from livekit.protocol import agent as pb_agent
 from livekit.protocol import agent_dispatch as pb_dispatch
 
 from kitewire.signal.connection import MAX_SIGNAL_MESSAGE_BYTES, PeerCheckedConnection, server_websocket
-from kitewire.signal.token import AccessClaims, TokenError, verify_token
+from kitewire.signal.token import TokenError, verify_token
 
 from ..events import log_event
 from .dispatch_service import AgentDispatchService, DispatchError
 from .dispatcher import Dispatcher
 from .records import AgentRoom
-from .tokens import token_agent_dispatches, verify_worker_token
+from .tokens import verify_worker_token
 from .worker import REGISTER_TIMEOUT_SECONDS, Worker
 
 __all__ = ["AgentService"]
@@ -28,6 +28,12 @@ __all__ = ["AgentService"]
 logger = logging.getLogger("kitewire.server.agents")
 
 _TWIRP_PREFIX = "/twirp/livekit.AgentDispatchService/"
+
+_REQUEST_TYPES: dict[str, type[Message]] = {
+    "CreateDispatch": pb_dispatch.CreateAgentDispatchRequest,
+    "DeleteDispatch": pb_dispatch.DeleteAgentDispatchRequest,
+    "ListDispatch": pb_dispatch.ListAgentDispatchRequest,
+}
 
 # Twirp error code -> HTTP status (the Twirp specification's table).
 _TWIRP_STATUS = {
@@ -67,12 +73,12 @@ class AgentService:
         #: Seconds a new worker has to send its register message (livekit-server's 10).
         self.register_timeout = REGISTER_TIMEOUT_SECONDS
 
-    def room_opened(self, room: AgentRoom, join_token: str) -> None:
-        """A join created ``room``: start the agents its token's roomConfig names (or the automatic one).
+    def room_opened(self, room: AgentRoom, agents: Sequence[pb_dispatch.RoomAgentDispatch]) -> None:
+        """A join created ``room`` with a token whose roomConfig asks for ``agents`` (maybe none).
 
-        Raises TokenError when the token's roomConfig is malformed (the join is refused).
+        Those agents are dispatched, or the automatic one when the list is empty.
         """
-        self.dispatcher.room_opened(room, token_agent_dispatches(join_token))
+        self.dispatcher.room_opened(room, list(agents))
 
     def observe(self) -> None:
         """Let the dispatcher catch up with the rooms (called on the server's tick)."""
@@ -136,17 +142,14 @@ class AgentService:
     # ----- Twirp -----
     # FOR THE LEAD: a minimal Twirp route for AgentDispatchService only, because the
     # shared Twirp layer (server/twirp*.py) was not on main when this was written.
-    # Re-home it there: only the three method bindings below belong to this package.
+    # Re-home it there: server.twirp.add_service(AgentDispatchService's descriptor,
+    # server.agents.dispatch_service.handlers()) with DispatchError answered by its code.
 
     async def handle_twirp(self, request: web.Request) -> web.Response:
         """``POST /twirp/livekit.AgentDispatchService/<Method>`` with a protobuf or JSON body."""
         method = request.path[len(_TWIRP_PREFIX) :]
-        bindings: dict[str, tuple[type[Message], Callable[[Any, AccessClaims], Message]]] = {
-            "CreateDispatch": (pb_dispatch.CreateAgentDispatchRequest, self.dispatch_service.create_dispatch),
-            "DeleteDispatch": (pb_dispatch.DeleteAgentDispatchRequest, self.dispatch_service.delete_dispatch),
-            "ListDispatch": (pb_dispatch.ListAgentDispatchRequest, self.dispatch_service.list_dispatch),
-        }
-        if method not in bindings:
+        handlers = self.dispatch_service.handlers()
+        if method not in handlers:
             return _twirp_error("bad_route", f"no method {method!r} in livekit.AgentDispatchService")
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -156,7 +159,7 @@ class AgentService:
             claims = verify_token(token, self.keys)
         except TokenError as exc:
             return _twirp_error("unauthenticated", exc.reason)
-        message_type, call = bindings[method]
+        message_type = _REQUEST_TYPES[method]
         body = await request.content.read(MAX_SIGNAL_MESSAGE_BYTES + 1)
         if len(body) > MAX_SIGNAL_MESSAGE_BYTES:
             return _twirp_error("malformed", f"expected a body of at most {MAX_SIGNAL_MESSAGE_BYTES} bytes")
@@ -170,7 +173,7 @@ class AgentService:
         except Exception as exc:
             return _twirp_error("malformed", f"expected a {message_type.__name__}, got an unparsable body ({exc})")
         try:
-            response = call(message, claims)
+            response = await handlers[method](message, claims)
         except DispatchError as exc:
             return _twirp_error(exc.code, exc.message)
         if json_body:
