@@ -14,6 +14,7 @@ from livekit.protocol import agent as pb_agent
 from livekit.protocol import models as pb_models
 
 from .conftest import NewWorker
+from .media import MovingPattern, kitewire_room
 from .protocol_worker import ProtocolWorker, decode, worker_token
 
 pytestmark = pytest.mark.timeout(60)
@@ -290,3 +291,45 @@ async def test_dispatch_api_refuses_bad_calls(server: Server) -> None:
             headers={"Authorization": f"Bearer {token}"},
         ) as response:
             assert response.status == 403 and (await response.json())["code"] == "permission_denied"
+
+
+async def test_publisher_workers_get_one_job_per_publishing_participant(
+    server: Server, workers: NewWorker, clients: list[SignalClient]
+) -> None:
+    worker = await workers("", job_type=pb_agent.JT_PUBLISHER)
+    await join(clients, server, "watcher", "pub")
+    # a participant that publishes nothing gets no publisher job
+    with pytest.raises(TimeoutError):
+        await worker.next("availability", timeout=1.5)
+    async with kitewire_room(server, "cam", "pub") as publisher:
+        camera = MovingPattern(publisher)
+        await camera.start()
+        try:
+            job = (await worker.next("availability")).availability.job
+            assert job.type == pb_agent.JT_PUBLISHER and job.participant.identity == "cam" and job.room.name == "pub"
+            await worker.answer(job, identity="cam-agent")
+            await worker.next("assignment")
+        finally:
+            await camera.stop()
+    # the publisher left: its job ends
+    assert (await worker.next("termination")).termination.job_id == job.id
+    [dispatch] = await _list(server, "pub")
+    assert [(j.participant.identity, j.state.status) for j in dispatch.state.jobs] == [("cam", pb_agent.JS_SUCCESS)]
+
+
+async def test_participant_workers_get_one_job_per_participant_but_none_for_agents(
+    server: Server, workers: NewWorker, clients: list[SignalClient]
+) -> None:
+    worker = await workers("", job_type=pb_agent.JT_PARTICIPANT)
+    await join(clients, server, "a", "part")
+    first = (await worker.next("availability")).availability.job
+    assert first.type == pb_agent.JT_PARTICIPANT and first.participant.identity == "a"
+    await worker.answer(first, identity="agent-for-a")
+    token = (await worker.next("assignment")).assignment.token
+    await join(clients, server, "agent-for-a", "part", token)
+    await join(clients, server, "b", "part")
+    second = (await worker.next("availability")).availability.job
+    assert second.participant.identity == "b"
+    # the agent that joined is no participant to serve
+    with pytest.raises(TimeoutError):
+        await worker.next("availability", timeout=1.0)
