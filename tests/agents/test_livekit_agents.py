@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from kitewire import rtc
 from kitewire.server import Server
@@ -27,6 +28,7 @@ pytestmark = [pytest.mark.timeout(240)]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents"
 VISION = EXAMPLES / "vision_agent.py"
+ANNOTATE = EXAMPLES / "annotate_agent.py"
 
 
 async def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
@@ -130,3 +132,38 @@ async def test_a_killed_worker_ends_its_job_and_the_dispatch_is_taken_again(
                         assert await job_statuses() == [pb_agent.JS_FAILED, pb_agent.JS_RUNNING]
         finally:
             await camera.stop()
+
+
+async def test_the_annotating_agent_publishes_an_annotated_copy_of_the_camera(
+    server: Server, agents_python: Path
+) -> None:
+    async with run_agent_worker(server, ANNOTATE, python=agents_python):
+        async with kitewire_room(server, "camera-owner", "annotate") as publisher:
+            copies: asyncio.Queue[rtc.RemoteVideoTrack] = asyncio.Queue()
+
+            def on_track(track: rtc.Track, publication: rtc.RemoteTrackPublication, _: rtc.RemoteParticipant) -> None:
+                if isinstance(track, rtc.RemoteVideoTrack) and publication.name == "annotated-camera-owner":
+                    copies.put_nowait(track)
+
+            publisher.on("track_subscribed", on_track)
+            camera = MovingPattern(publisher)
+            await camera.start()
+            try:
+                copy = await asyncio.wait_for(copies.get(), 90)
+                stream = rtc.VideoStream(copy, capacity=4, format=rtc.VideoBufferType.RGBA)
+                checked = 0
+                async for event in stream:
+                    pixels = event.frame.to_ndarray()
+                    assert pixels.shape == (480, 640, 4)
+                    border = np.concatenate([pixels[:6, :, :3].reshape(-1, 3), pixels[:, :6, :3].reshape(-1, 3)])
+                    red, green, blue = border.astype(np.float32).mean(axis=0)
+                    assert green > 180 and red < 80 and blue < 80, (red, green, blue)
+                    # inside, the camera's own picture (its blue channel is a constant 128)
+                    inside_blue = float(pixels[100:380, 200:440, 2].astype(np.float32).mean())
+                    assert 100 < inside_blue < 156, inside_blue
+                    checked += 1
+                    if checked == 30:
+                        break
+                await stream.aclose()
+            finally:
+                await camera.stop()
