@@ -304,9 +304,12 @@ class Server:
         room = self.rooms.get_or_create(claims.video.room)
         if room is not existing:
             try:
-                self.agents.room_opened(room, token_agent_dispatches(params.token))
+                agents = token_agent_dispatches(params.token)
             except TokenError as exc:
+                # the join goes ahead as if the token asked for no agents
                 log_event("refused", level=logging.WARNING, room=room.name, identity=claims.identity, reason=exc.reason)
+                agents = []
+            self.agents.room_opened(room, agents)
         previous = room.participants.get(claims.identity)
         if previous is not None:
             await previous.close("replaced by a new session with the same identity", pb_models.DUPLICATE_IDENTITY)
