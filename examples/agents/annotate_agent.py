@@ -87,10 +87,7 @@ async def annotate_camera(ctx: JobContext, track: rtc.RemoteVideoTrack, particip
             pixels = np.frombuffer(frame.data, dtype=np.uint8).reshape(frame.height, frame.width, 4)
             # a few milliseconds of numpy per frame: off the event loop
             out, previous = await loop.run_in_executor(None, annotate, pixels, previous)
-            source.capture_frame(
-                rtc.VideoFrame(frame.width, frame.height, rtc.VideoBufferType.RGBA, out.tobytes()),
-                timestamp_us=event.timestamp_us,
-            )
+            source.capture_frame(rtc.VideoFrame(frame.width, frame.height, rtc.VideoBufferType.RGBA, out.tobytes()))
     finally:
         await stream.aclose()
         if publication is not None:

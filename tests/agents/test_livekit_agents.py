@@ -39,6 +39,17 @@ async def wait_for(condition: Callable[[], object], timeout: float, what: str) -
         await asyncio.sleep(0.05)
 
 
+def sfu_counts(server: Server) -> dict[str, object]:
+    """Per published track: packets the server received and sent to each subscriber (for failure messages)."""
+    counts: dict[str, object] = {}
+    for room in server.rooms.rooms.values():
+        for participant in room.participants.values():
+            for sid, track in participant.published.items():
+                sent = {sub: down.packets_sent for sub, down in track.downtracks.items()}
+                counts[f"{participant.identity}/{sid}"] = (track.packets_received, sent)
+    return counts
+
+
 def agents_of(room: rtc.Room) -> list[rtc.RemoteParticipant]:
     return [p for p in room.remote_participants.values() if p.kind == pb_models.ParticipantInfo.AGENT]
 
@@ -152,18 +163,27 @@ async def test_the_annotating_agent_publishes_an_annotated_copy_of_the_camera(
                 copy = await asyncio.wait_for(copies.get(), 90)
                 stream = rtc.VideoStream(copy, capacity=4, format=rtc.VideoBufferType.RGBA)
                 checked = 0
-                async for event in stream:
-                    pixels = event.frame.to_ndarray()
-                    assert pixels.shape == (480, 640, 4)
-                    border = np.concatenate([pixels[:6, :, :3].reshape(-1, 3), pixels[:, :6, :3].reshape(-1, 3)])
-                    red, green, blue = border.astype(np.float32).mean(axis=0)
-                    assert green > 180 and red < 80 and blue < 80, (red, green, blue)
-                    # inside, the camera's own picture (its blue channel is a constant 128)
-                    inside_blue = float(pixels[100:380, 200:440, 2].astype(np.float32).mean())
-                    assert 100 < inside_blue < 156, inside_blue
-                    checked += 1
-                    if checked == 30:
-                        break
+                reading = asyncio.timeout(90)
+                try:
+                    async with reading:
+                        async for event in stream:
+                            pixels = event.frame.to_ndarray()
+                            assert pixels.shape == (480, 640, 4)
+                            border = np.concatenate(
+                                [pixels[:6, :, :3].reshape(-1, 3), pixels[:, :6, :3].reshape(-1, 3)]
+                            )
+                            red, green, blue = border.astype(np.float32).mean(axis=0)
+                            assert green > 180 and red < 80 and blue < 80, (red, green, blue)
+                            # inside, the camera's own picture (its blue channel is a constant 128)
+                            inside_blue = float(pixels[100:380, 200:440, 2].astype(np.float32).mean())
+                            assert 100 < inside_blue < 156, inside_blue
+                            checked += 1
+                            if checked == 30:
+                                break
+                except TimeoutError:
+                    raise AssertionError(
+                        f"{checked} annotated frames in 90 s; the SFU saw {sfu_counts(server)}"
+                    ) from None
                 await stream.aclose()
             finally:
                 await camera.stop()

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,26 @@ __all__ = ["AgentWorkerProcess", "run_agent_worker"]
 DEFAULT_READY_TIMEOUT_SECONDS = 90.0
 # After SIGTERM a worker drains (in dev mode it just closes); then it is killed.
 STOP_TIMEOUT_SECONDS = 15.0
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """On Linux, a pre-exec hook making the worker get SIGKILL when the process that started it dies.
+
+    Without it a test run killed from outside would leave the worker running. The
+    libc function is looked up here, before any fork, so the hook only calls it.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    return hook
+
+
+_die_with_parent = _parent_death_signal()
 
 
 class AgentWorkerProcess:
@@ -97,11 +118,13 @@ async def run_agent_worker(
         child_env["LIVEKIT_AGENT_NAME"] = agent_name
     child_env.update(env or {})
     script_path = Path(script).resolve()
+    # the worker starts in the script's folder: a relative interpreter path is taken from here first
+    interpreter = os.path.abspath(python) if os.sep in str(python) else str(python)
     log_fd, log_name = tempfile.mkstemp(prefix="kitewire-agent-worker-", suffix=".log")
     before = set(dispatcher.workers)
     try:
         process = await asyncio.create_subprocess_exec(
-            str(python),
+            interpreter,
             str(script_path),
             command,
             cwd=str(script_path.parent),
@@ -110,6 +133,7 @@ async def run_agent_worker(
             stdout=log_fd,
             stderr=log_fd,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     finally:
         os.close(log_fd)
