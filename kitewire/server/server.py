@@ -247,6 +247,7 @@ class Server:
             raise JoinRefused(401, "missing access token (Authorization: Bearer or access_token)")
         try:
             claims = verify_token(params.token, self.config.keys)
+            token_agent_dispatches(params.token)  # a malformed roomConfig makes a bad token
         except TokenError as exc:
             raise JoinRefused(exc.status, f"invalid token: {exc.reason}") from None
         if not claims.video.room_join:
@@ -283,6 +284,8 @@ class Server:
             params, claims = self._authorize(request)
         except JoinRefused as refused:
             return self._refusal(request, refused)
+        # the agents a new room's creator asks for (_authorize refused a malformed roomConfig)
+        agents = token_agent_dispatches(params.token)
         ws = server_websocket()
         if not ws.can_prepare(request).ok:
             return self._refusal(request, JoinRefused(400, "expected a WebSocket upgrade request"))
@@ -303,12 +306,6 @@ class Server:
         existing = self.rooms.rooms.get(claims.video.room)
         room = self.rooms.get_or_create(claims.video.room)
         if room is not existing:
-            try:
-                agents = token_agent_dispatches(params.token)
-            except TokenError as exc:
-                # the join goes ahead as if the token asked for no agents
-                log_event("refused", level=logging.WARNING, room=room.name, identity=claims.identity, reason=exc.reason)
-                agents = []
             self.agents.room_opened(room, agents)
         previous = room.participants.get(claims.identity)
         if previous is not None:

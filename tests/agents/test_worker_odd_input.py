@@ -11,7 +11,7 @@ import jwt
 import pytest
 from kitewire.server import Server
 from kitewire.server.agents.dispatcher import MAX_DISPATCHES_PER_ROOM
-from kitewire.signal import SignalClient, create_token
+from kitewire.signal import SignalClient, SignalConnectError, connect, create_token
 from livekit import api
 from livekit.protocol import agent as pb_agent
 
@@ -144,17 +144,19 @@ async def test_dispatches_per_room_are_bounded(server: Server) -> None:
         assert len(await lkapi.agent_dispatch.list_dispatch("crowded")) == MAX_DISPATCHES_PER_ROOM
 
 
-async def test_a_malformed_room_config_does_not_stop_the_join(
+async def test_a_malformed_room_config_refuses_the_join_and_costs_nothing_else(
     server: Server, workers: NewWorker, clients: list[SignalClient]
 ) -> None:
     worker = await workers()
     payload = jwt.decode(
         create_token("devkey", "secret", identity="alice", room="odd"), options={"verify_signature": False}
     )
-    for index, room_config in enumerate(({"agents": "not a list"}, "not an object", {"agents": [{"agentName": 5}]})):
-        room = f"odd-{index}"
-        payload["video"]["room"] = room
+    for room_config in ({"agents": "not a list"}, "not an object", {"agents": [{"agentName": 5}]}):
         payload["roomConfig"] = room_config
-        await join(clients, server, "alice", room, jwt.encode(payload, "secret", algorithm="HS256"))
-        # the room still gets the automatic dispatch (the roomConfig is refused with a warning)
-        assert (await worker.next("availability")).availability.job.room.name == room
+        with pytest.raises(SignalConnectError) as refused:
+            await connect(server.url, jwt.encode(payload, "secret", algorithm="HS256"), legacy=False)
+        assert refused.value.status == 401 and "roomConfig" in str(refused.value)
+    assert "odd" not in server.rooms.rooms
+    # the next room is created and dispatched as usual
+    await join(clients, server, "alice", "fine")
+    assert (await worker.next("availability")).availability.job.room.name == "fine"
