@@ -69,29 +69,45 @@ def annotate(pixels: np.ndarray, previous_luma: np.ndarray | None) -> tuple[np.n
     return out, current
 
 
-async def annotate_camera(ctx: JobContext, track: rtc.RemoteVideoTrack, participant: rtc.RemoteParticipant) -> None:
-    """Publish the annotated copy of one camera for as long as it is subscribed."""
-    stream = rtc.VideoStream(track, capacity=STREAM_CAPACITY, format=rtc.VideoBufferType.RGBA)
-    source: rtc.VideoSource | None = None
-    publication: rtc.LocalTrackPublication | None = None
+async def annotate_camera(
+    ctx: JobContext, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+) -> None:
+    """Publish the annotated copy of one camera for as long as it is published.
+
+    The copy is published before the camera is subscribed, so the two negotiations
+    with the server happen one after the other.
+    """
+    source = rtc.VideoSource(publication.width or 640, publication.height or 480)
+    copy = rtc.LocalVideoTrack.create_video_track(f"annotated-{participant.identity}", source)
+    options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False)
+    ours = await ctx.room.local_participant.publish_track(copy, options)
+    subscribed = asyncio.Event()
+
+    def on_track_subscribed(track: rtc.Track, subscribed_publication: rtc.RemoteTrackPublication, *_: object) -> None:
+        if subscribed_publication.sid == publication.sid:
+            subscribed.set()
+
+    ctx.room.on("track_subscribed", on_track_subscribed)
+    publication.set_subscribed(True)
     previous: np.ndarray | None = None
     loop = asyncio.get_running_loop()
     try:
-        async for event in stream:
-            frame = event.frame
-            if source is None:
-                source = rtc.VideoSource(frame.width, frame.height)
-                copy = rtc.LocalVideoTrack.create_video_track(f"annotated-{participant.identity}", source)
-                options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)
-                publication = await ctx.room.local_participant.publish_track(copy, options)
-            pixels = np.frombuffer(frame.data, dtype=np.uint8).reshape(frame.height, frame.width, 4)
-            # a few milliseconds of numpy per frame: off the event loop
-            out, previous = await loop.run_in_executor(None, annotate, pixels, previous)
-            source.capture_frame(rtc.VideoFrame(frame.width, frame.height, rtc.VideoBufferType.RGBA, out.tobytes()))
+        await subscribed.wait()
+        track = publication.track
+        assert isinstance(track, rtc.RemoteVideoTrack)
+        stream = rtc.VideoStream(track, capacity=STREAM_CAPACITY, format=rtc.VideoBufferType.RGBA)
+        try:
+            async for event in stream:
+                frame = event.frame
+                pixels = np.frombuffer(frame.data, dtype=np.uint8).reshape(frame.height, frame.width, 4)
+                # a few milliseconds of numpy per frame: off the event loop
+                out, previous = await loop.run_in_executor(None, annotate, pixels, previous)
+                source.capture_frame(rtc.VideoFrame(frame.width, frame.height, rtc.VideoBufferType.RGBA, out.tobytes()))
+        finally:
+            await stream.aclose()
     finally:
-        await stream.aclose()
-        if publication is not None:
-            await ctx.room.local_participant.unpublish_track(publication.sid)
+        ctx.room.off("track_subscribed", on_track_subscribed)
+        await ctx.room.local_participant.unpublish_track(ours.sid)
 
 
 @server.rtc_session()
@@ -99,20 +115,23 @@ async def entrypoint(ctx: JobContext) -> None:
     """One job per room: an annotated copy of every camera in it."""
     copies: dict[str, asyncio.Task[None]] = {}
 
-    def on_track_subscribed(
-        track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
-    ) -> None:
-        if isinstance(track, rtc.RemoteVideoTrack) and publication.source == rtc.TrackSource.SOURCE_CAMERA:
-            copies[track.sid] = asyncio.create_task(annotate_camera(ctx, track, participant))
+    def start(publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        camera = publication.kind == rtc.TrackKind.KIND_VIDEO and publication.source == rtc.TrackSource.SOURCE_CAMERA
+        if camera and publication.sid not in copies:
+            copies[publication.sid] = asyncio.create_task(annotate_camera(ctx, publication, participant))
 
-    def on_track_unsubscribed(track: rtc.Track, *_: object) -> None:
-        task = copies.pop(track.sid, None)
+    def on_track_unpublished(publication: rtc.RemoteTrackPublication, _: rtc.RemoteParticipant) -> None:
+        task = copies.pop(publication.sid, None)
         if task is not None:
             task.cancel()
 
-    ctx.room.on("track_subscribed", on_track_subscribed)
-    ctx.room.on("track_unsubscribed", on_track_unsubscribed)
-    await ctx.connect(auto_subscribe=AutoSubscribe.VIDEO_ONLY)
+    ctx.room.on("track_published", start)
+    ctx.room.on("track_unpublished", on_track_unpublished)
+    # nothing is subscribed by itself: each camera is subscribed once its copy is published
+    await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
+    for participant in ctx.room.remote_participants.values():
+        for publication in participant.track_publications.values():
+            start(publication, participant)
     logger.info("annotating agent in room %s", ctx.room.name)
 
 

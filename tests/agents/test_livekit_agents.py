@@ -169,6 +169,8 @@ async def test_the_annotating_agent_publishes_an_annotated_copy_of_the_camera(
                         async for event in stream:
                             pixels = event.frame.to_ndarray()
                             assert pixels.shape == (480, 640, 4)
+                            if checked == 0 and float(pixels[..., :3].mean()) < 5.0:
+                                continue  # black frames until the agent's first annotated one
                             border = np.concatenate(
                                 [pixels[:6, :, :3].reshape(-1, 3), pixels[:, :6, :3].reshape(-1, 3)]
                             )
