@@ -3,8 +3,9 @@
 When a participant publishes a camera, the agent reads its frames with
 ``rtc.VideoStream`` and computes two figures per frame with numpy: the mean
 brightness (0-255, from the luma plane) and the motion (mean absolute luma
-change from the previous frame). Each frame's figures go to the room as a data
-packet on the topic ``vision.figures`` (JSON); the latest ones are also kept in
+change from the previous frame). Each frame's figures go to the room in data
+packets on the topic ``vision.figures`` (JSON: the frames counted so far and the
+figures of each frame since the previous packet, ten packets a second); the latest ones are also kept in
 the agent's own participant attributes ``vision.brightness``, ``vision.motion``
 and ``vision.frames`` (updated a few times a second). No outside service is
 used.
@@ -38,8 +39,10 @@ from livekit.agents import AgentServer, AutoSubscribe, JobContext, cli
 logger = logging.getLogger("vision-agent")
 
 TOPIC = "vision.figures"
+# Data packets carry the figures of the frames since the previous packet, ten packets a second.
+PACKET_INTERVAL_SECONDS = 0.1
 # Attribute updates are a round trip to the server each: a few a second is plenty.
-ATTRIBUTE_INTERVAL_SECONDS = 0.25
+ATTRIBUTE_INTERVAL_SECONDS = 0.5
 # Frames waiting for the analysis; a slow step drops the oldest, never grows memory.
 STREAM_CAPACITY = 8
 # Every 4th pixel in each direction: the figures barely change, the cost drops 16-fold.
@@ -62,7 +65,8 @@ async def measure(ctx: JobContext, track: rtc.RemoteVideoTrack, participant: rtc
     local = ctx.room.local_participant
     previous: np.ndarray | None = None
     frames = 0
-    last_attributes = 0.0
+    batch: list[dict[str, float | int]] = []
+    last_packet = last_attributes = 0.0
     try:
         async for event in stream:
             current = luma(event.frame)
@@ -72,16 +76,21 @@ async def measure(ctx: JobContext, track: rtc.RemoteVideoTrack, participant: rtc
             )
             previous = current
             frames += 1
-            figures = {
-                "participant": participant.identity,
-                "track": track.sid,
-                "frames": frames,
-                "brightness": round(brightness, 2),
-                "motion": round(motion, 2),
-                "timestamp_us": event.timestamp_us,
-            }
-            await local.publish_data(json.dumps(figures), topic=TOPIC, reliable=True)
+            batch.append(
+                {
+                    "frame": frames,
+                    "brightness": round(brightness, 2),
+                    "motion": round(motion, 2),
+                    "timestamp_us": event.timestamp_us,
+                }
+            )
             now = time.monotonic()
+            if now - last_packet >= PACKET_INTERVAL_SECONDS:
+                # one packet per batch of frames: the loop keeps up with 30 fps on a busy machine
+                last_packet = now
+                packet = {"participant": participant.identity, "track": track.sid, "frames": frames, "figures": batch}
+                batch = []
+                await local.publish_data(json.dumps(packet), topic=TOPIC, reliable=True)
             if now - last_attributes >= ATTRIBUTE_INTERVAL_SECONDS:
                 last_attributes = now
                 await local.set_attributes(

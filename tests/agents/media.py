@@ -40,6 +40,8 @@ class MovingPattern:
         track = rtc.LocalVideoTrack.create_video_track("camera", self.source)
         options = rtc.TrackPublishOptions(
             source=rtc.TrackSource.SOURCE_CAMERA,
+            # one 640x480 encoding: three simulcast layers cost the publisher frames on a busy machine
+            simulcast=False,
             video_encoding=rtc.VideoEncoding(max_bitrate=1_500_000, max_framerate=FPS),
         )
         await asyncio.wait_for(self.room.local_participant.publish_track(track, options), 20)

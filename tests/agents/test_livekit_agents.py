@@ -82,15 +82,22 @@ async def test_the_vision_agent_measures_the_publishers_frames(server: Server, a
                 await wait_for(lambda: figures, 90, "the agent's first figures")
                 first_count, first_sent = figures[-1]["frames"], camera.sent
                 await asyncio.sleep(10.0)
-                last_count, last_sent = figures[-1]["frames"], camera.sent
+                packets = list(figures)
+                last_count, last_sent = packets[-1]["frames"], camera.sent
                 await camera.stop()
                 published = last_sent - first_sent
                 read = last_count - first_count
                 assert published >= 0.9 * 10 * FPS, f"the publisher itself sent only {published} frames in 10 s"
                 assert read >= 0.9 * published, f"the agent read {read} of {published} frames"
-                assert all(0.0 <= f["brightness"] <= 255.0 for f in figures)
-                assert any(f["motion"] > 1.0 for f in figures), "a moving pattern shows motion"
-                assert figures[-1]["participant"] == "camera-owner"
+                print(
+                    f"agent read {read} of {published} frames in 10 s; job assigned {job.state.started_at - room_created_ms:.0f} ms after the room was created"
+                )
+                # every frame read has its figures in exactly one packet, in order (from the observer's arrival)
+                per_frame = [f for packet in packets for f in packet["figures"]]
+                assert [f["frame"] for f in per_frame] == list(range(per_frame[0]["frame"], last_count + 1))
+                assert all(0.0 <= f["brightness"] <= 255.0 for f in per_frame)
+                assert any(f["motion"] > 1.0 for f in per_frame), "a moving pattern shows motion"
+                assert packets[-1]["participant"] == "camera-owner"
 
                 # the agent looks like one to the publisher, and its attribute carries the figures
                 [agent] = agents_of(publisher)
