@@ -78,7 +78,7 @@ def run_benchmark(count: int = 50_000) -> list[tuple[str, float]]:
         seq = (header.sequence_number + (i // 1000) * 1000) & 0xFFFF
         mapped = rewriter.map_packet(0, seq, header.timestamp, payload, desc, i / 30)
         if mapped is not None and desc is not None and desc.end:
-            return rewriter.vp8_prefix(desc, bytes(payload[: desc.end]))
+            return rewriter.picture_id_prefix(desc, bytes(payload[: desc.end]))
         return mapped
 
     # The outgoing header (SSRC and a mid extension) is built once per downtrack.

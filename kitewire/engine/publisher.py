@@ -20,17 +20,20 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import av
 
 from kitewire.frames import VideoFrame
 from kitewire.media import (
     EncodedFrame,
+    FrameMetadata,
     PacketHistory,
     VideoEncoder,
     VideoLayerPlan,
     normalize_codec,
 )
+from kitewire.media.packet_trailer import restrict_to_features
 from kitewire.transport import RtpSender
 from kitewire.transport.rtcp import ReportBlock
 from kitewire.transport.rtp import (
@@ -62,7 +65,19 @@ class _Layer:
     keyframe_wanted: bool = True
     scale: float = 1.0
     frames_sent: int = 0
+    keyframes_sent: int = 0
     bytes_sent: int = 0
+
+
+class LayerCounters(NamedTuple):
+    """One sent layer's counters, for statistics."""
+
+    rid: str | None
+    frames_sent: int
+    keyframes_sent: int
+    width: int
+    height: int
+    target_bitrate: int
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,7 @@ class _PendingFrame:
     timestamp_us: int
     rotation: int
     captured_at: float
+    metadata: FrameMetadata | None = None
 
 
 def _even(value: int) -> int:
@@ -85,7 +101,13 @@ def _to_yuv420p(frame: VideoFrame) -> av.VideoFrame:
 
 
 def _encode_layer(
-    picture: av.VideoFrame, encoder: VideoEncoder, width: int, height: int, keyframe: bool, captured_at: float
+    picture: av.VideoFrame,
+    encoder: VideoEncoder,
+    width: int,
+    height: int,
+    keyframe: bool,
+    captured_at: float,
+    metadata: FrameMetadata | None,
 ) -> EncodedFrame:
     """Scale ``picture`` to one layer's size and encode it (worker thread).
 
@@ -94,13 +116,15 @@ def _encode_layer(
     scaled = picture
     if (picture.width, picture.height) != (width, height):
         scaled = picture.reformat(width=width, height=height, format="yuv420p")
-    return encoder.encode(scaled, keyframe=keyframe, capture_time=captured_at)
+    return encoder.encode(scaled, keyframe=keyframe, capture_time=captured_at, metadata=metadata)
 
 
 class VideoPublishPipeline:
     """Encodes frames of one local track and sends them on ``sender``.
 
     Acts as a frame sink: call :meth:`on_frame` for every captured frame.
+    ``frame_metadata_features`` (PacketTrailerFeature numbers) says which fields of a
+    frame's metadata travel with it, in LiveKit's packet trailer.
     """
 
     def __init__(
@@ -110,6 +134,7 @@ class VideoPublishPipeline:
         codec: str,
         layers: list[VideoLayerPlan],
         simulcast: bool,
+        frame_metadata_features: frozenset[int] = frozenset(),
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         if not layers:
@@ -118,6 +143,7 @@ class VideoPublishPipeline:
         self._codec = normalize_codec(codec)
         self._loop = loop or asyncio.get_running_loop()
         self._simulcast = simulcast
+        self._frame_metadata_features = frozenset(frame_metadata_features)
         self._layers: list[_Layer] = []
         for plan in layers:
             rid = plan.rid if simulcast else None
@@ -166,6 +192,20 @@ class VideoPublishPipeline:
             for layer in self._layers:
                 layer.keyframe_wanted = True
 
+    def layer_counters(self) -> dict[int, LayerCounters]:
+        """Each layer's counters, by SSRC."""
+        return {
+            layer.ssrc: LayerCounters(
+                layer.rid,
+                layer.frames_sent,
+                layer.keyframes_sent,
+                layer.encoder.width,
+                layer.encoder.height,
+                layer.encoder.bitrate,
+            )
+            for layer in self._layers
+        }
+
     @property
     def bytes_sent(self) -> int:
         """Payload bytes sent over all layers."""
@@ -195,11 +235,13 @@ class VideoPublishPipeline:
 
     # -- frame sink ------------------------------------------------------------
 
-    def on_frame(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
-        """Offer a captured frame; replaces a frame still waiting for the encoder."""
+    def on_frame(
+        self, frame: VideoFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None
+    ) -> None:
+        """Offer a captured frame (with its metadata); replaces a frame still waiting for the encoder."""
         if self._closed or self._muted:
             return
-        pending = _PendingFrame(frame, timestamp_us, rotation, time.monotonic())
+        pending = _PendingFrame(frame, timestamp_us, rotation, time.monotonic(), metadata)
         with self._pending_lock:
             if self._pending is not None:
                 self.frames_dropped += 1
@@ -294,6 +336,7 @@ class VideoPublishPipeline:
     async def _encode_and_send(self, pending: _PendingFrame) -> None:
         picture = await self._loop.run_in_executor(None, _to_yuv420p, pending.frame)
         rtp_timestamp = self._next_rtp_timestamp(pending.captured_at)
+        sent_metadata = restrict_to_features(pending.metadata, self._frame_metadata_features)
         extensions = {
             URI_ABS_CAPTURE_TIME: encode_abs_capture_time(capture_us_to_ntp_us(pending.timestamp_us)),
             URI_VIDEO_ORIENTATION: encode_video_orientation(rotation_to_degrees(pending.rotation)),
@@ -306,7 +349,7 @@ class VideoPublishPipeline:
             layer.keyframe_wanted = False
             width, height = self._adapt_to_loss(layer, time.monotonic())
             encoded = await self._loop.run_in_executor(
-                None, _encode_layer, picture, layer.encoder, width, height, keyframe, pending.captured_at
+                None, _encode_layer, picture, layer.encoder, width, height, keyframe, pending.captured_at, sent_metadata
             )
             if self._closed:
                 return
@@ -315,6 +358,7 @@ class VideoPublishPipeline:
                 layer.keyframe_wanted = True
             if encoded and encoded.keyframe:
                 self.keyframes_sent += 1
+                layer.keyframes_sent += 1
             await self._send_layer(layer, encoded, rtp_timestamp, extensions)
         self.frames_encoded += 1
 

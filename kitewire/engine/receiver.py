@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable
 
 from kitewire.frames import VideoFrame
-from kitewire.media import AssembledFrame, FrameAssembler, VideoDecoder, normalize_codec
+from kitewire.media import AssembledFrame, FrameAssembler, FrameMetadata, VideoDecoder, normalize_codec
+from kitewire.media.packet_trailer import detach_metadata
 from kitewire.transport import RtpHeader, RtpReceiver
+from kitewire.transport.codecs import Codec
 from kitewire.transport.rtp import (
     URI_ABS_CAPTURE_TIME,
     URI_VIDEO_ORIENTATION,
@@ -27,7 +29,7 @@ from ._timebase import RTP_VIDEO_CLOCK_RATE, degrees_to_rotation, ntp_us_to_capt
 
 logger = logging.getLogger("kitewire.engine")
 
-FrameCallback = Callable[[VideoFrame, int, int], None]
+FrameCallback = Callable[[VideoFrame, int, int, FrameMetadata | None], None]
 
 # how often lost packets are NACKed and stalled frames given up on
 _FEEDBACK_INTERVAL = 0.02
@@ -50,9 +52,10 @@ def _decode_to_frames(
 class VideoReceivePipeline:
     """Turns one m-line's RTP into decoded frames delivered to ``on_frame``.
 
-    ``on_frame(frame, timestamp_us, rotation)`` runs on the event loop with the
-    sender's capture time (abs-capture-time, interpolated on the RTP clock between
-    extension values) and rotation (video-orientation, sticky).
+    ``on_frame(frame, timestamp_us, rotation, metadata)`` runs on the event loop with
+    the sender's capture time (abs-capture-time, interpolated on the RTP clock between
+    extension values), rotation (video-orientation, sticky) and the frame's metadata
+    (LiveKit's packet trailer, stripped before decoding; None when it has none).
     """
 
     def __init__(self, receiver: RtpReceiver, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -76,6 +79,10 @@ class VideoReceivePipeline:
         self._decode_wakeup = asyncio.Event()
         self._closed = False
         self.frames_decoded = 0
+        self.keyframes_decoded = 0
+        #: size of the last decoded picture (0 before the first)
+        self.frame_width = 0
+        self.frame_height = 0
         self.frames_assembled = 0
         self.packets_received = 0
         #: sequence numbers NACKed and keyframe requests (PLI) sent
@@ -98,6 +105,11 @@ class VideoReceivePipeline:
         extensions = self._receiver.header_extensions
         self._abs_capture_id = extensions.get(URI_ABS_CAPTURE_TIME)
         self._orientation_id = extensions.get(URI_VIDEO_ORIENTATION)
+
+    @property
+    def negotiated_codecs(self) -> list[Codec]:
+        """The codecs negotiated on this m-line (payload types set)."""
+        return list(self._receiver.codecs)
 
     def request_keyframe(self) -> None:
         """Ask the sender for a keyframe now (e.g. when a new consumer appears)."""
@@ -203,9 +215,10 @@ class VideoReceivePipeline:
             timestamp_us = self._capture_time_for(assembled.timestamp)
             rotation = self._rotation
             wanted = self.on_frame is not None and (self.has_consumers is None or self.has_consumers())
+            data, metadata = detach_metadata(decoder.codec, assembled.data)
             try:
                 decoded, frames = await self._loop.run_in_executor(
-                    None, _decode_to_frames, decoder, assembled.data, assembled.keyframe, wanted
+                    None, _decode_to_frames, decoder, data, assembled.keyframe, wanted
                 )
             except Exception:
                 logger.exception("decoding a %s frame failed", decoder.codec)
@@ -215,6 +228,10 @@ class VideoReceivePipeline:
             if not decoded and decoder.needs_keyframe and self._assembler is not None:
                 self._assembler.request_keyframe()
             self.frames_decoded += decoded
+            if decoded and assembled.keyframe:
+                self.keyframes_decoded += 1
+            if frames:
+                self.frame_width, self.frame_height = frames[-1].width, frames[-1].height
             if not self._is_new_picture(assembled.timestamp):
                 # a simulcast layer switch repeats the picture just shown (same capture,
                 # same RTP time) as the new layer's keyframe: decoded, not shown twice
@@ -222,7 +239,7 @@ class VideoReceivePipeline:
             callback = self.on_frame
             for frame in frames:
                 if callback is not None:
-                    callback(frame, timestamp_us, rotation)
+                    callback(frame, timestamp_us, rotation, metadata)
 
     def _is_new_picture(self, rtp_timestamp: int) -> bool:
         last = self._last_shown_timestamp

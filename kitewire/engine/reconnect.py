@@ -106,6 +106,18 @@ class _SessionEvents:
         if self.active:
             self._listener.on_room_update(room)
 
+    def on_data_packet(self, packet: models.DataPacket, reliable: bool) -> None:
+        if self.active:
+            self._listener.on_data_packet(packet, reliable)
+
+    def on_speakers_changed(self, speakers: list[models.SpeakerInfo]) -> None:
+        if self.active:
+            self._listener.on_speakers_changed(speakers)
+
+    def on_connection_quality(self, updates: list[signal_pb.ConnectionQualityInfo]) -> None:
+        if self.active:
+            self._listener.on_connection_quality(updates)
+
 
 class ReconnectingEngine:
     """The current :class:`RtcEngine` of one connection, replaced by a full rejoin when lost.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,12 +28,13 @@ from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
 from kitewire.frames import VideoFrame
-from kitewire.media import VideoLayerPlan, normalize_codec, plan_video_layers
+from kitewire.media import FrameMetadata, VideoLayerPlan, normalize_codec, plan_video_layers
 from kitewire.signal import SignalConnectError
 from kitewire.transport import PeerConnectionConfig, Transceiver
 
 from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
+from .stats import EngineStats, pc_stats, pipeline_counters
 from .wire import EngineError, IncomingTrack, JoinMode, WireClient, add_track_request
 
 __all__ = [
@@ -75,6 +77,15 @@ class EngineEvents(Protocol):
     def on_room_update(self, room: models.Room) -> None:
         """Room metadata or counters changed."""
 
+    def on_data_packet(self, packet: models.DataPacket, reliable: bool) -> None:
+        """A DataPacket from another participant or the server (user data, RPC, streams, ...)."""
+
+    def on_speakers_changed(self, speakers: list[models.SpeakerInfo]) -> None:
+        """The server's SpeakersChanged: participants whose speaking state or level changed."""
+
+    def on_connection_quality(self, updates: list[signal_pb.ConnectionQualityInfo]) -> None:
+        """The server's ConnectionQualityUpdate."""
+
     def on_disconnected(self, reason: int) -> None:
         """The session ended; ``reason`` is a DisconnectReason."""
 
@@ -96,8 +107,8 @@ class FrameConsumer(Protocol):
     def has_sinks(self) -> bool:
         """Whether anyone wants frames now: while not, the decoder skips work."""
 
-    def push(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
-        """One decoded frame, on the event loop."""
+    def push(self, frame: VideoFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None) -> None:
+        """One decoded frame with its sender's metadata (if any), on the event loop."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +217,17 @@ class RtcEngine:
             self._listener.on_track_mute_requested(message.mute.sid, message.mute.muted)
         elif kind == "room_update":
             self._listener.on_room_update(message.room_update.room)
+        elif kind == "speakers_changed":
+            self._listener.on_speakers_changed(list(message.speakers_changed.speakers))
+        elif kind == "connection_quality":
+            self._listener.on_connection_quality(list(message.connection_quality.updates))
+
+    def on_data_packet(self, packet: models.DataPacket, reliable: bool) -> None:
+        """WireListener: a DataPacket; the server's active-speaker packets become speaker changes."""
+        if packet.WhichOneof("value") == "speaker":
+            self._listener.on_speakers_changed(list(packet.speaker.speakers))
+        else:
+            self._listener.on_data_packet(packet, reliable)
 
     def on_signal_closed(self, reason: int, reconnectable: bool, detail: str) -> None:
         """WireListener: a dropped socket may be rejoined; a final leave ends the session."""
@@ -271,6 +293,24 @@ class RtcEngine:
         pipeline.has_consumers = wanted
         return True
 
+    async def get_stats(self) -> EngineStats:
+        """A snapshot of the PeerConnections' and pipelines' counters (plain values)."""
+        wire = self._wire
+        published = {
+            sid: (item.transceiver.mid, list(item.transceiver.sender.codecs), item.pipeline)
+            for sid, item in self._published.items()
+        }
+        received = {
+            remote.track_sid: (mid, list(remote.pipeline.negotiated_codecs), remote.pipeline)
+            for mid, remote in self._remote_videos.items()
+        }
+        sent, got = pipeline_counters(published, received)
+        publisher = pc_stats(wire.publisher) if wire is not None else None
+        subscriber = None
+        if wire is not None and not wire.single_pc:
+            subscriber = pc_stats(wire.receiver_pc)
+        return EngineStats(time.time(), publisher, subscriber, sent, got)
+
     def remote_pipeline(self, track_sid: str) -> VideoReceivePipeline | None:
         """The receive pipeline of a subscribed track, if any."""
         for remote in self._remote_videos.values():
@@ -308,6 +348,36 @@ class RtcEngine:
         request.track_setting.quality = quality  # type: ignore[assignment]
         await self._send(request)
 
+    async def publish_data(self, packet: models.DataPacket, reliable: bool, timeout: float = 10.0) -> None:
+        """Send a DataPacket on the reliable or lossy data channel; raises ValueError
+        for an oversized packet, EngineError when it cannot be sent."""
+        if self._wire is None or self._closed:
+            raise EngineError("the room is not connected")
+        await self._wire.send_data(packet, reliable=reliable, timeout=timeout)
+
+    async def update_metadata(
+        self,
+        *,
+        metadata: str | None = None,
+        name: str | None = None,
+        attributes: dict[str, str] | None = None,
+        timeout: float = 5.0,
+    ) -> signal_pb.RequestResponse:
+        """Ask the server to change our metadata, name or attributes (an empty attribute
+        value deletes the key); returns its RequestResponse (OK or a refusal).
+        Raises EngineError when not connected or not answered within ``timeout``."""
+        wire = self._wire
+        if wire is None or self._closed:
+            raise EngineError("the room is not connected")
+        request = signal_pb.SignalRequest()
+        update = request.update_metadata
+        # in livekit's protocol an empty field leaves the value as it is
+        update.metadata = metadata or ""
+        update.name = name or ""
+        update.attributes.update(attributes or {})
+        update.request_id = wire.next_request_id()
+        return await wire.request_response(request, update.request_id, timeout)
+
     async def mute_track(self, track_sid: str, muted: bool) -> None:
         """Tell the server a local track is (un)muted."""
         request = signal_pb.SignalRequest()
@@ -329,9 +399,13 @@ class RtcEngine:
         simulcast: bool,
         max_bitrate: int,
         max_framerate: float,
+        frame_metadata_features: tuple[int, ...] = (),
         timeout: float = 10.0,
     ) -> PublishedVideo:
-        """Announce a video track, negotiate it and start its encode pipeline."""
+        """Announce a video track, negotiate it and start its encode pipeline.
+
+        ``frame_metadata_features`` (PacketTrailerFeature numbers) are announced in the
+        AddTrackRequest and select what of each frame's metadata is sent."""
         wire = self._wire
         if wire is None or not self.connected:
             raise EngineError("the room is not connected")
@@ -343,11 +417,24 @@ class RtcEngine:
             max_bitrate=max_bitrate or None,
             max_framerate=max_framerate or None,
         )
-        request = add_track_request(cid=cid, name=name, source=source, codec=codec, layers=layers, simulcast=simulcast)
+        request = add_track_request(
+            cid=cid,
+            name=name,
+            source=source,
+            codec=codec,
+            layers=layers,
+            simulcast=simulcast,
+            packet_trailer_features=frame_metadata_features,
+        )
         info = await wire.request_track(request, timeout)
         transceiver = wire.add_video_sender(cid, codec, layers, simulcast)
         pipeline = VideoPublishPipeline(
-            transceiver.sender, codec=codec, layers=layers, simulcast=simulcast, loop=self._loop
+            transceiver.sender,
+            codec=codec,
+            layers=layers,
+            simulcast=simulcast,
+            frame_metadata_features=frozenset(frame_metadata_features),
+            loop=self._loop,
         )
         try:
             await asyncio.gather(wire.negotiate(timeout), pipeline.warm_up())

@@ -50,6 +50,8 @@ from kitewire.transport import (
     Transceiver,
 )
 
+from .data_channels import DataChannels
+
 __all__ = [
     "JOIN_AUDIO_SLOTS",
     "JOIN_VIDEO_SLOTS",
@@ -74,6 +76,8 @@ JOIN_VIDEO_SLOTS = 3
 #: Server candidates kept per PeerConnection while it has no remote description
 #: (a loopback server sends one or two; a hostile one must not grow the list).
 MAX_PENDING_CANDIDATES = 64
+#: Requests waiting for their RequestResponse at once (set_metadata and the like).
+MAX_PENDING_REQUESTS = 64
 #: Receive-only slots added for one ``MediaSectionsRequirement`` at most.
 MAX_SECTIONS_PER_REQUEST = 64
 # Seconds a closing signal socket or PeerConnection may take before it is left behind.
@@ -117,6 +121,9 @@ class WireListener(Protocol):
     def on_media_failed(self) -> None:
         """One of the PeerConnections failed."""
 
+    def on_data_packet(self, packet: models.DataPacket, reliable: bool) -> None:
+        """A DataPacket arrived on one of the data channels (``reliable``: not on ``_lossy``)."""
+
 
 def parse_msid(stream_id: str | None, track_id: str | None) -> tuple[str, str]:
     """(participant sid, track sid) from a receiving m-line's a=msid.
@@ -132,11 +139,19 @@ def parse_msid(stream_id: str | None, track_id: str | None) -> tuple[str, str]:
 
 
 def add_track_request(
-    *, cid: str, name: str, source: int, codec: str, layers: list[VideoLayerPlan], simulcast: bool
+    *,
+    cid: str,
+    name: str,
+    source: int,
+    codec: str,
+    layers: list[VideoLayerPlan],
+    simulcast: bool,
+    packet_trailer_features: tuple[int, ...] = (),
 ) -> signal_pb.SignalRequest:
     """The AddTrackRequest announcing a video track sent as ``layers``, smallest first (rids only when simulcast).
 
-    The track's size is its top layer's."""
+    The track's size is its top layer's; ``packet_trailer_features`` tell subscribers
+    which frame metadata its frames carry (LiveKit's packet trailer)."""
     if not layers:
         raise ValueError("layers: expected at least one video layer, got none")
     request = signal_pb.SignalRequest()
@@ -155,6 +170,7 @@ def add_track_request(
         layer.bitrate = plan.max_bitrate
         if simulcast:
             layer.rid = plan.rid
+    add.packet_trailer_features.extend(packet_trailer_features)  # type: ignore[arg-type]
     simulcast_codec = add.simulcast_codecs.add()
     simulcast_codec.codec = normalize_codec(codec).lower()
     simulcast_codec.cid = cid
@@ -191,6 +207,10 @@ class WireClient:
         self.subscriber: PeerConnection | None = None
         self._pending_candidates: dict[int, list[IceCandidateInit]] = {PUBLISHER: [], SUBSCRIBER: []}
         self._pending_publishes: dict[str, asyncio.Future[models.TrackInfo]] = {}
+        self._pending_requests: dict[int, asyncio.Future[signal_pb.RequestResponse]] = {}
+        self._request_ids = itertools.count(1)
+        self.data = DataChannels(listener.on_data_packet)
+        self._data_lock = asyncio.Lock()
         self._answer: asyncio.Future[signal_pb.SessionDescription] | None = None
         self._offer_lock = asyncio.Lock()
         self._subscriber_lock = asyncio.Lock()
@@ -225,8 +245,7 @@ class WireClient:
             # The v1 join carries the first offer; signal.connect drops it if it falls back to /rtc.
             pc = self._new_pc(PUBLISHER)
             # livekit clients always offer their data channels, and receive on slots of their own offer.
-            pc.create_data_channel("_reliable", ordered=True)
-            pc.create_data_channel("_lossy", ordered=False, max_retransmits=0)
+            self.data.open_own(pc)
             self._add_receive_slots(pc, JOIN_VIDEO_SLOTS, JOIN_AUDIO_SLOTS)
             offer = request.publisher_offer
             offer.type, offer.sdp, offer.id = "offer", await pc.create_offer(), next(self._offer_ids)
@@ -284,6 +303,7 @@ class WireClient:
 
         pc.on_connection_state_change = on_state
         pc.on_ice_candidate = on_candidate
+        pc.on_data_channel = self.data.take_remote
         return pc
 
     def spawn(self, coroutine: Coroutine[Any, Any, object]) -> None:
@@ -356,7 +376,11 @@ class WireClient:
             if future is not None and not future.done():
                 future.set_result(message.track_published.track)
         elif kind == "request_response":
-            self._refused(message.request_response)
+            waiting = self._pending_requests.get(message.request_response.request_id)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(message.request_response)
+            else:
+                self._refused(message.request_response)
         else:
             self._listener.on_signal_message(message)
 
@@ -382,7 +406,7 @@ class WireClient:
 
     def _fail_waiting(self, detail: str) -> None:
         # A publish waiting for an answer that will not come ends now, not at its timeout.
-        waiting: list[asyncio.Future[Any]] = list(self._pending_publishes.values())
+        waiting: list[asyncio.Future[Any]] = [*self._pending_publishes.values(), *self._pending_requests.values()]
         if self._answer is not None:
             waiting.append(self._answer)
         for future in waiting:
@@ -485,6 +509,49 @@ class WireClient:
         if self.signal is None or self._closed or not await self.signal.send(request):
             raise EngineError("the room is not connected")
 
+    def next_request_id(self) -> int:
+        """A request id for a request answered by a RequestResponse (never 0, which means "no answer wanted")."""
+        return (next(self._request_ids) - 1) % 0xFFFFFFFF + 1  # uint32 on the wire
+
+    async def request_response(
+        self, request: signal_pb.SignalRequest, request_id: int, timeout: float
+    ) -> signal_pb.RequestResponse:
+        """Send ``request`` (carrying ``request_id``) and return the server's RequestResponse to it.
+
+        Raises EngineError when not connected, when :data:`MAX_PENDING_REQUESTS` already
+        wait, or when no answer comes within ``timeout``; a refusal is returned, not raised."""
+        if len(self._pending_requests) >= MAX_PENDING_REQUESTS:
+            raise EngineError(f"at most {MAX_PENDING_REQUESTS} requests may wait for the server at once")
+        future: asyncio.Future[signal_pb.RequestResponse] = self._loop.create_future()
+        self._pending_requests[request_id] = future
+        try:
+            await self.send(request)
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise EngineError(f"the server did not answer request {request_id} within {timeout} s") from None
+        finally:
+            self._pending_requests.pop(request_id, None)
+
+    async def send_data(self, packet: models.DataPacket, *, reliable: bool, timeout: float) -> None:
+        """Send a DataPacket on the reliable or lossy channel (see :meth:`DataChannels.send`).
+
+        Over legacy ``/rtc`` the publisher PeerConnection (which carries the channels)
+        is created and negotiated on first use. Raises ValueError for an oversized
+        packet, EngineError when the channel cannot be used."""
+        if not self.connected:
+            raise EngineError("the room is not connected")
+        if not self.data.has_own:
+            async with self._data_lock:
+                if self.publisher is None:
+                    self.publisher = self._new_pc(PUBLISHER)
+                if not self.data.has_own:
+                    self.data.open_own(self.publisher)
+                    await self.negotiate(timeout)
+        try:
+            await self.data.send(packet, reliable=reliable, timeout=timeout)
+        except ConnectionError as exc:
+            raise EngineError(f"cannot send data: {exc}") from None
+
     async def request_track(self, request: signal_pb.SignalRequest, timeout: float) -> models.TrackInfo:
         """Send an AddTrackRequest (see :func:`add_track_request`) and wait for the server's TrackInfo.
 
@@ -505,6 +572,7 @@ class WireClient:
         """A sendonly video m-line for the published track ``cid`` (negotiate afterwards)."""
         if self.publisher is None:
             self.publisher = self._new_pc(PUBLISHER)
+            self.data.open_own(self.publisher)
         codec = normalize_codec(codec)
         codecs = [c for c in DEFAULT_CODECS if c.kind == "video" and normalize_codec(c.mime_type) == codec]
         encodings = None

@@ -112,6 +112,9 @@ class SimulatedParticipant:
         if self.error is None:
             self.error = detail
 
+    def on_data_packet(self, packet: pb_models.DataPacket, reliable: bool) -> None:
+        """WireListener: simulated participants send and read no data."""
+
     def on_media_failed(self) -> None:
         """WireListener: a PeerConnection failed."""
         if self.error is None:

@@ -43,6 +43,7 @@ from kitewire.media.codecs import (
 from kitewire.media.h264 import H264Depacketizer, H264Packetizer, split_annexb
 from kitewire.media.keyframe import is_keyframe
 from kitewire.media.packet_history import PacketHistory
+from kitewire.media.packet_trailer import FrameMetadata, append_trailer, split_trailer
 from kitewire.media.packetizer import (
     Depacketizer,
     Packetizer,
@@ -72,6 +73,7 @@ __all__ = [
     "Depacketizer",
     "EncodedFrame",
     "FrameAssembler",
+    "FrameMetadata",
     "H264Depacketizer",
     "H264Packetizer",
     "PacketHistory",
@@ -83,6 +85,7 @@ __all__ = [
     "Vp8Depacketizer",
     "Vp8Descriptor",
     "Vp8Packetizer",
+    "append_trailer",
     "create_depacketizer",
     "create_packetizer",
     "default_video_preset",
@@ -91,4 +94,5 @@ __all__ = [
     "parse_vp8_descriptor",
     "plan_video_layers",
     "split_annexb",
+    "split_trailer",
 ]

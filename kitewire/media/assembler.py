@@ -4,10 +4,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kitewire.media.codecs import normalize_codec
-from kitewire.media.keyframe import h264_carries_idr, h264_is_keyframe, vp8_is_keyframe
+from kitewire.media.keyframe import (
+    av1_is_keyframe,
+    h264_carries_idr,
+    h264_is_keyframe,
+    h265_is_keyframe,
+    vp8_is_keyframe,
+    vp9_is_keyframe,
+)
 from kitewire.media.packetizer import Depacketizer, create_depacketizer
 
 # Packets further behind the newest one than this are treated as stray, not as
@@ -78,6 +86,15 @@ def _h264_keyframe_start(payload: bytes) -> bool:
     return False
 
 
+_KEYFRAME_STARTS: dict[str, Callable[[bytes], bool]] = {
+    "VP8": vp8_is_keyframe,
+    "H264": _h264_keyframe_start,
+    "VP9": vp9_is_keyframe,
+    "AV1": av1_is_keyframe,
+    "H265": h265_is_keyframe,
+}
+
+
 class FrameAssembler:
     """Jitter buffer for one SSRC; favours latency over smoothness.
 
@@ -131,7 +148,7 @@ class FrameAssembler:
         self.round_trip_time: float | None = None
         """Smoothed time from a packet's only NACK to its arrival (None until measured)."""
         self._depacketizer: Depacketizer = create_depacketizer(self._codec)
-        self._is_keyframe_start = vp8_is_keyframe if self._codec == "VP8" else _h264_keyframe_start
+        self._is_keyframe_start: Callable[[bytes], bool] = _KEYFRAME_STARTS.get(self._codec, _h264_keyframe_start)
 
         self._packets: dict[int, _Packet] = {}
         self._missing: dict[int, _Missing] = {}
@@ -443,6 +460,8 @@ class FrameAssembler:
     def _non_reference(self, payload: bytes) -> bool:
         if self._codec == "VP8":
             return bool(payload[0] & 0x20)
+        if self._codec != "H264":
+            return False  # VP9, AV1, H265: no cheap per-packet non-reference flag
         # Only a slice speaks for the picture: an SEI or AUD in front of it has
         # nal_ref_idc 0 even when the picture is a reference.
         nal_type = payload[0] & 0x1F
@@ -522,6 +541,8 @@ class FrameAssembler:
             return None
         if self._codec == "H264":
             is_key = any(h264_carries_idr(payload) for payload in payloads)
+        elif self._codec == "H265":
+            is_key = any(h265_is_keyframe(payload) for payload in payloads)
         else:
             is_key = self._depacketizer.is_keyframe(payloads[0])
         last = packets[end]

@@ -1,4 +1,5 @@
-"""VP8 and H264 encoders/decoders on PyAV (libvpx, libx264, ffmpeg decoders).
+"""VP8, H264, VP9 and AV1 encoders/decoders on PyAV (libvpx, libx264, libvpx-vp9,
+SVT-AV1; ffmpeg's decoders and dav1d), and an H265 decoder.
 
 Both classes are synchronous and meant to run in a worker thread
 (``loop.run_in_executor``): PyAV drops the GIL around the codec calls
@@ -9,7 +10,7 @@ in two threads running in parallel. One instance must not run ``encode`` or
 ``decode`` in two threads at once; the encoder's setters and
 ``request_keyframe`` may be called from any thread.
 
-Odd frame sizes: VP8 encodes them as they are (libvpx supports odd sizes, the
+Odd frame sizes: VP8, VP9 and AV1 encode them as they are (the
 receiver decodes e.g. 641x479). H264 with 4:2:0 chroma can only code even
 sizes and cannot signal a one-pixel crop, so the H264 encoder codes
 ``width & ~1`` x ``height & ~1`` and scales input frames to that (641x479 ->
@@ -19,6 +20,7 @@ sizes and cannot signal a one-pixel crop, so the H264 encoder codes
 from __future__ import annotations
 
 import logging
+import os
 from fractions import Fraction
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -27,13 +29,22 @@ import av.error
 from av.codec.context import Flags
 from av.video.frame import PictureType
 
+from kitewire.media.av1 import Av1Packetizer, av1_bitstream_is_keyframe
 from kitewire.media.h264 import H264Packetizer
+from kitewire.media.packet_trailer import FrameMetadata, attach_metadata
 from kitewire.media.packetizer import DEFAULT_MAX_PAYLOAD_SIZE, Packetizer
 from kitewire.media.vp8 import Vp8Packetizer
+from kitewire.media.vp9 import Vp9Packetizer
+from kitewire.media.vp9_descriptor import vp9_bitstream_is_keyframe
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_CODECS = ("VP8", "H264")
+SUPPORTED_CODECS = ("VP8", "H264", "VP9", "AV1")
+"""Codecs kitewire encodes and decodes."""
+DECODE_ONLY_CODECS = ("H265",)
+"""Codecs kitewire decodes but does not encode."""
+_KNOWN_CODECS = SUPPORTED_CODECS + DECODE_ONLY_CODECS
+_DECODER_NAMES = {"VP8": "vp8", "H264": "h264", "VP9": "vp9", "AV1": "libdav1d", "H265": "hevc"}
 
 H264_PROFILE_LEVEL_ID = "42e01f"
 """Constrained baseline, level 3.1: what livekit/libwebrtc negotiate by default."""
@@ -54,16 +65,19 @@ class SupportsToAv(Protocol):
 
 
 def normalize_codec(codec: str) -> str:
-    """ "VP8"/"H264" from "vp8", "video/VP8", "h264", "video/H264", ...
+    """ "VP8"/"H264"/"VP9"/"AV1"/"H265" from "vp8", "video/VP8", "h264", "video/H265", ...
+    ("HEVC" is H265).
 
     Raises ``ValueError`` for anything else.
     """
     if not isinstance(codec, str):
-        raise ValueError(f"codec: expected 'VP8' or 'H264', got {codec!r}")
+        raise ValueError(f"codec: expected one of {', '.join(_KNOWN_CODECS)}, got {codec!r}")
     name = codec.strip().upper()
     name = name.removeprefix("VIDEO/")
-    if name not in SUPPORTED_CODECS:
-        raise ValueError(f"codec: expected 'VP8' or 'H264' (optionally 'video/...'), got {codec!r}")
+    if name == "HEVC":
+        name = "H265"
+    if name not in _KNOWN_CODECS:
+        raise ValueError(f"codec: expected one of {', '.join(_KNOWN_CODECS)} (optionally 'video/...'), got {codec!r}")
     return name
 
 
@@ -112,14 +126,15 @@ class _EncoderSettings(NamedTuple):
 class VideoEncoder:
     """Real-time encoder producing packetized RTP payloads.
 
-    ``codec`` is "VP8" or "H264"; ``bitrate`` is in bits per second. The
+    ``codec`` is "VP8", "H264", "VP9" or "AV1"; ``bitrate`` is in bits per second. The
     encoder codes at its configured size (H264: rounded down to even) and
     scales input frames of any other size to it; ``set_resolution`` changes
     the size. Settings follow libwebrtc's real-time choices: VP8 with
     realtime deadline, cpu-used 10, no lag, error resilient, CBR; H264
     constrained baseline with x264 ultrafast/zerolatency, no B-frames and
-    SPS/PPS in front of every IDR. Keyframes come only on demand (or after
-    a reconfiguration).
+    SPS/PPS in front of every IDR; VP9 (libvpx-vp9) like VP8 with cyclic-refresh
+    AQ; AV1 with SVT-AV1's fastest low-delay preset, CBR. Keyframes come only on
+    demand (or after a reconfiguration).
     """
 
     def __init__(
@@ -134,6 +149,8 @@ class VideoEncoder:
         threads: int = 1,
     ) -> None:
         self._codec = normalize_codec(codec)
+        if self._codec not in SUPPORTED_CODECS:
+            raise ValueError(f"codec: expected one of {', '.join(SUPPORTED_CODECS)} to encode, got {codec!r}")
         _check_size(width, height)
         if not isinstance(bitrate, int) or bitrate < _MIN_BITRATE:
             raise ValueError(f"bitrate: expected an int >= {_MIN_BITRATE} bps, got {bitrate!r}")
@@ -149,9 +166,7 @@ class VideoEncoder:
         self._framerate = Fraction(framerate).limit_denominator(1001)
         self._opened_with: _EncoderSettings | None = None
         self._threads = threads
-        self._packetizer: Packetizer = (
-            Vp8Packetizer(max_payload_size) if self._codec == "VP8" else H264Packetizer(max_payload_size, drop_sei=True)
-        )
+        self._packetizer: Packetizer = _packetizer_for(self._codec, max_payload_size)
         self._context: av.VideoCodecContext | None = None
         self._pts = -1  # 90 kHz ticks of the last encoded frame
         self._first_capture_time: float | None = None
@@ -163,7 +178,7 @@ class VideoEncoder:
 
     @property
     def codec(self) -> str:
-        """ "VP8" or "H264"."""
+        """ "VP8", "H264", "VP9" or "AV1"."""
         return self._codec
 
     @property
@@ -221,7 +236,9 @@ class VideoEncoder:
 
     def _open(self, settings: _EncoderSettings) -> av.VideoCodecContext:
         (width, height), bitrate, framerate = settings
-        if self._codec == "VP8":
+        if self._codec in ("VP9", "AV1"):
+            context = _open_svc_codec_context(self._codec, bitrate)
+        elif self._codec == "VP8":
             context = av.CodecContext.create("libvpx", "w")
             options = {
                 "deadline": "realtime",
@@ -265,7 +282,8 @@ class VideoEncoder:
         # when the timestamps carry them.
         context.time_base = Fraction(1, 90_000)
         context.thread_count = self._threads
-        context.options = options
+        if self._codec not in ("VP9", "AV1"):
+            context.options = options
         context.open()
         return context
 
@@ -275,6 +293,7 @@ class VideoEncoder:
         *,
         keyframe: bool = False,
         capture_time: float | None = None,
+        metadata: FrameMetadata | None = None,
     ) -> EncodedFrame:
         """Encode one frame and return its RTP payloads (empty list if the codec
         produced nothing for it, e.g. a rate-control frame drop).
@@ -286,6 +305,8 @@ class VideoEncoder:
         The frame passed in may get its ``pts`` and ``pict_type`` overwritten,
         so one ``av.VideoFrame`` must not go to two encoders running at the
         same time in different threads (one after the other is fine).
+        ``metadata`` travels in the encoded frame as LiveKit's SDKs carry it (the packet
+        trailer, see :mod:`kitewire.media.packet_trailer`).
         """
         if not isinstance(frame, av.VideoFrame):
             if not isinstance(frame, SupportsToAv):
@@ -317,7 +338,14 @@ class VideoEncoder:
             self._keyframe_requested = True  # the codec skipped it; try again
         if not data:
             return EncodedFrame([], keyframe=False, width=width, height=height)
-        return EncodedFrame(self._packetizer.packetize(data), keyframe=is_key, width=width, height=height)
+        if isinstance(self._packetizer, Vp9Packetizer):
+            self._packetizer.width, self._packetizer.height = width, height
+        return EncodedFrame(
+            self._packetizer.packetize(attach_metadata(self._codec, data, metadata)),
+            keyframe=is_key,
+            width=width,
+            height=height,
+        )
 
     def _next_pts(self, capture_time: float | None) -> int:
         step = round(90_000 / self._framerate)
@@ -360,7 +388,64 @@ class VideoEncoder:
 
     def close(self) -> None:
         """Release the codec."""
-        self._context = None
+        context, self._context = self._context, None
+        if context is not None and self._codec == "AV1":
+            # SVT-AV1 complains on stderr when freed without an end of stream
+            try:
+                context.encode(None)
+            except (av.error.FFmpegError, ValueError):
+                pass
+
+
+def _packetizer_for(codec: str, max_payload_size: int) -> Packetizer:
+    if codec == "VP8":
+        return Vp8Packetizer(max_payload_size)
+    if codec == "VP9":
+        return Vp9Packetizer(max_payload_size)
+    if codec == "AV1":
+        return Av1Packetizer(max_payload_size)
+    return H264Packetizer(max_payload_size, drop_sei=True)
+
+
+def _open_svc_codec_context(codec: str, bitrate: int) -> av.VideoCodecContext:
+    """A real-time VP9 (libvpx-vp9) or AV1 (SVT-AV1) encoder context, options set.
+
+    Both code one spatial and one temporal layer: libvpx's SVC and SVT-AV1's layers
+    are not reachable through ffmpeg's encoders, so kitewire publishes these codecs
+    as "L1T1" whatever scalability mode is asked (a receiver decodes it the same).
+    """
+    if codec == "VP9":
+        context = av.CodecContext.create("libvpx-vp9", "w")
+        context.options = {
+            "deadline": "realtime",
+            "cpu-used": "8",
+            "lag-in-frames": "0",
+            "error-resilient": "1",
+            "auto-alt-ref": "0",
+            "row-mt": "1",
+            "aq-mode": "3",  # cyclic refresh, as libwebrtc runs VP9
+            "minrate": str(bitrate),
+            "maxrate": str(bitrate),
+            "bufsize": str(bitrate),
+            "undershoot-pct": "50",
+            "overshoot-pct": "50",
+            "qmin": "2",
+            "qmax": "56",
+            "g": "100000",
+            "keyint_min": "100000",
+        }
+        return context
+    # SVT-AV1 writes its banner to stderr at every open, and an "error" whenever an
+    # encoder reopened for a new bitrate or size is freed mid-stream: fatal only
+    os.environ.setdefault("SVT_LOG", "0")
+    context = av.CodecContext.create("libsvtav1", "w")
+    context.options = {
+        "preset": "11",  # the fastest real-time preset
+        # low delay (no reordering, one frame out per frame in), CBR
+        "svtav1-params": "pred-struct=1:rc=2:lp=1",
+        "g": "100000",
+    }
+    return context
 
 
 def _vp8_bitstream_is_keyframe(data: bytes) -> bool:
@@ -375,6 +460,26 @@ def _h264_bitstream_is_keyframe(data: bytes) -> bool:
             return True
         position = data.find(b"\x00\x00\x01", position + 3)
     return False
+
+
+def _h265_bitstream_is_keyframe(data: bytes) -> bool:
+    # IRAP pictures (BLA, IDR, CRA: NAL types 16-21) or a VPS/SPS in front of one
+    position = data.find(b"\x00\x00\x01")
+    while 0 <= position < len(data) - 3:
+        nal_type = (data[position + 3] >> 1) & 0x3F
+        if 16 <= nal_type <= 21:
+            return True
+        position = data.find(b"\x00\x00\x01", position + 3)
+    return False
+
+
+_BITSTREAM_IS_KEYFRAME = {
+    "VP8": _vp8_bitstream_is_keyframe,
+    "H264": _h264_bitstream_is_keyframe,
+    "VP9": vp9_bitstream_is_keyframe,
+    "AV1": av1_bitstream_is_keyframe,
+    "H265": _h265_bitstream_is_keyframe,
+}
 
 
 class VideoDecoder:
@@ -393,7 +498,8 @@ class VideoDecoder:
         """How many frames failed to decode so far."""
 
     def _open(self) -> av.VideoCodecContext:
-        context = av.CodecContext.create("vp8" if self._codec == "VP8" else "h264", "r")
+        context = av.CodecContext.create(_DECODER_NAMES[self._codec], "r")
+        assert isinstance(context, av.VideoCodecContext)
         # Frame threading would hold frames back; one thread decodes with no delay.
         context.thread_count = 1
         context.flags |= Flags.low_delay
@@ -402,7 +508,7 @@ class VideoDecoder:
 
     @property
     def codec(self) -> str:
-        """ "VP8" or "H264"."""
+        """ "VP8", "H264", "VP9", "AV1" or "H265"."""
         return self._codec
 
     @property
@@ -422,7 +528,7 @@ class VideoDecoder:
         if not data:
             return []
         if keyframe is None:
-            keyframe = _vp8_bitstream_is_keyframe(data) if self._codec == "VP8" else _h264_bitstream_is_keyframe(data)
+            keyframe = _BITSTREAM_IS_KEYFRAME[self._codec](data)
         if self._needs_keyframe and not keyframe:
             return []
         try:
@@ -436,6 +542,9 @@ class VideoDecoder:
             # A keyframe that yields no picture did not get the decoder going.
             self._on_error(None)
             return []
+        if len(frames) > 1 and self._codec == "VP9":
+            # a picture's spatial layers (one superframe): only the top layer is shown
+            frames = frames[-1:]
         out: list[av.VideoFrame] = []
         for frame in frames:
             if frame.format.name != "yuv420p":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from kitewire.media.av1_obu import OBU_SEQUENCE_HEADER, read_leb128
 from kitewire.media.vp8_descriptor import Payload, read_vp8_descriptor
+from kitewire.media.vp9_descriptor import read_vp9_descriptor, vp9_bitstream_is_keyframe
 
 
 def vp8_is_keyframe(payload: Payload) -> bool:
@@ -22,6 +24,34 @@ def vp8_is_keyframe(payload: Payload) -> bool:
     offset = descriptor.header_size
     # Frame tag: the lowest bit of its first byte is 0 for key frames.
     return not payload[offset] & 0x01
+
+
+def vp9_is_keyframe(payload: Payload) -> bool:
+    """VP9 rule of ``is_keyframe``: the first packet of a picture's lowest spatial
+    layer (B=1, SID 0), no inter-picture reference (P=0), key frame in the bitstream."""
+    descriptor = read_vp9_descriptor(payload)
+    if descriptor is None or not descriptor.begins_frame or descriptor.inter_picture or descriptor.spatial_id:
+        return False
+    return vp9_bitstream_is_keyframe(memoryview(payload)[descriptor.header_size :])
+
+
+def av1_is_keyframe(payload: Payload) -> bool:
+    """AV1 rule of ``is_keyframe``: the N bit, or a first (not continued) element
+    that is a sequence header."""
+    if len(payload) < 2:
+        return False
+    aggregation = payload[0]
+    if aggregation & 0x08:
+        return True
+    if aggregation & 0x80:
+        return False
+    offset = 1
+    if not aggregation & 0x30 or (aggregation >> 4) & 0x03 > 1:
+        try:
+            _, offset = read_leb128(payload, 1)
+        except ValueError:
+            return False
+    return offset < len(payload) and (payload[offset] >> 3) & 0x0F == OBU_SEQUENCE_HEADER
 
 
 def h264_is_keyframe(payload: Payload) -> bool:
@@ -58,6 +88,42 @@ def h264_carries_idr(payload: Payload) -> bool:
     return False
 
 
+_H265_AP = 48
+_H265_FU = 49
+_H265_IRAP_TYPES = range(16, 24)  # BLA, IDR, CRA (and reserved IRAP types)
+_H265_PARAMETER_SETS = (32, 33, 34)  # VPS, SPS, PPS
+
+
+def h265_nal_type(first_byte: int) -> int:
+    """The NAL unit type in the first byte of an H265 NAL unit header."""
+    return (first_byte >> 1) & 0x3F
+
+
+def h265_is_keyframe(payload: Payload) -> bool:
+    """An H265 payload carrying an IRAP picture or its parameter sets (single NAL,
+    inside an aggregation packet, or the first fragment)."""
+    size = len(payload)
+    if size < 3:
+        return False
+    nal_type = h265_nal_type(payload[0])
+    if nal_type in _H265_IRAP_TYPES or nal_type in _H265_PARAMETER_SETS:
+        return True
+    if nal_type == _H265_FU:
+        return bool(payload[2] & 0x80) and (payload[2] & 0x3F) in _H265_IRAP_TYPES
+    if nal_type == _H265_AP:
+        offset = 2
+        while offset + 2 < size:
+            nal_size = (payload[offset] << 8) | payload[offset + 1]
+            offset += 2
+            if nal_size == 0 or offset + nal_size > size:
+                return False
+            inner = h265_nal_type(payload[offset])
+            if inner in _H265_IRAP_TYPES or inner in _H265_PARAMETER_SETS:
+                return True
+            offset += nal_size
+    return False
+
+
 def _stap_a_holds(payload: Payload, nal_types: tuple[int, ...]) -> bool:
     """Whether a STAP-A payload aggregates a NAL unit of one of ``nal_types``
     (False as soon as a size field runs past the payload)."""
@@ -81,6 +147,12 @@ def _slow_lookup(mime_type: str) -> Callable[[Payload], bool] | None:
         return vp8_is_keyframe
     if lowered == "h264":
         return h264_is_keyframe
+    if lowered == "vp9":
+        return vp9_is_keyframe
+    if lowered == "av1":
+        return av1_is_keyframe
+    if lowered in ("h265", "hevc"):
+        return h265_is_keyframe
     return None
 
 
@@ -88,17 +160,25 @@ def _slow_lookup(mime_type: str) -> Callable[[Payload], bool] | None:
 # path is one dict lookup and one call.
 _CHECK_BY_MIME: dict[str, Callable[[Payload], bool]] = {
     spelling: check
-    for check, names in ((vp8_is_keyframe, ("VP8", "vp8")), (h264_is_keyframe, ("H264", "h264")))
+    for check, names in (
+        (vp8_is_keyframe, ("VP8", "vp8")),
+        (h264_is_keyframe, ("H264", "h264")),
+        (vp9_is_keyframe, ("VP9", "vp9")),
+        (av1_is_keyframe, ("AV1", "av1")),
+        (h265_is_keyframe, ("H265", "h265")),
+    )
     for name in names
     for spelling in (name, "video/" + name)
 }
 
 
 def is_keyframe(mime_type: str, payload: Payload) -> bool:
-    """True when this single RTP payload starts (VP8) or carries (H264) a keyframe.
+    """True when this single RTP payload starts (VP8, VP9, AV1) or carries (H264) a keyframe.
 
-    ``mime_type`` is "video/VP8", "video/H264" (any case; the bare codec name
-    works too). VP8: S=1, partition 0 and the frame header's P bit is 0.
+    ``mime_type`` is "video/VP8", "video/H264", "video/VP9", "video/AV1",
+    "video/H265" (any case; the bare codec name works too). VP8: S=1, partition 0 and the frame header's P bit is 0.
+    VP9: B=1 on spatial layer 0, P=0, and the frame header says key frame. AV1
+    ("video/AV1"): the aggregation header's N bit, or a sequence header first.
     H264: an IDR slice or SPS as a single NAL, inside a STAP-A, or as the
     start fragment of an FU-A. Unknown codec or truncated payload -> False.
     ``payload`` may be bytes, bytearray or a (byte-format) memoryview.

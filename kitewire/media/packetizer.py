@@ -40,24 +40,39 @@ class Depacketizer(Protocol):
 
 
 def create_packetizer(codec: str, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE) -> Packetizer:
-    """Packetizer for ``codec`` ("VP8"/"H264", any case, optional "video/" prefix)."""
+    """Packetizer for ``codec`` ("VP8"/"H264"/"VP9"/"AV1", any case, optional "video/" prefix)."""
+    from kitewire.media.av1 import Av1Packetizer
     from kitewire.media.codecs import normalize_codec
     from kitewire.media.h264 import H264Packetizer
     from kitewire.media.vp8 import Vp8Packetizer
+    from kitewire.media.vp9 import Vp9Packetizer
 
     name = normalize_codec(codec)
     if name == "VP8":
         return Vp8Packetizer(max_payload_size)
-    return H264Packetizer(max_payload_size)
+    if name == "VP9":
+        return Vp9Packetizer(max_payload_size)
+    if name == "AV1":
+        return Av1Packetizer(max_payload_size)
+    if name == "H264":
+        return H264Packetizer(max_payload_size)
+    raise ValueError(f"codec: expected VP8, H264, VP9 or AV1 to packetize, got {codec!r}")
 
 
 def create_depacketizer(codec: str) -> Depacketizer:
-    """Depacketizer for ``codec`` ("VP8"/"H264", any case, optional "video/" prefix)."""
+    """Depacketizer for ``codec`` ("VP8"/"H264"/"VP9"/"AV1"/"H265", any case, optional "video/" prefix)."""
+    from kitewire.media.av1 import Av1Depacketizer
     from kitewire.media.codecs import normalize_codec
     from kitewire.media.h264 import H264Depacketizer
+    from kitewire.media.h265 import H265Depacketizer
     from kitewire.media.vp8 import Vp8Depacketizer
+    from kitewire.media.vp9 import Vp9Depacketizer
 
-    name = normalize_codec(codec)
-    if name == "VP8":
-        return Vp8Depacketizer()
-    return H264Depacketizer()
+    depacketizers: dict[str, type[Depacketizer]] = {
+        "VP8": Vp8Depacketizer,
+        "H264": H264Depacketizer,
+        "VP9": Vp9Depacketizer,
+        "AV1": Av1Depacketizer,
+        "H265": H265Depacketizer,
+    }
+    return depacketizers[normalize_codec(codec)]()

@@ -18,14 +18,21 @@ A livekit.rtc video program runs after changing ``from livekit import rtc`` to
         track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
     source.capture_frame(frame, timestamp_us=capture_time_us)
 
-Scope: video only. Audio, data packets and streams, RPC and end-to-end
-encryption are not implemented. A lost signal connection or failed
-PeerConnection is recovered by a full reconnect (``reconnecting`` then
-``reconnected``, or ``disconnected`` after ``Room.reconnect_timeout``
-seconds of failed attempts); session resume is not attempted. As in livekit,
-publishing is simulcast unless ``TrackPublishOptions(simulcast=False)``.
-Frames cross the network with their capture ``timestamp_us`` and ``rotation``
-(RTP header extensions abs-capture-time and video-orientation).
+Scope: video (VP8, H264, VP9 and AV1 published and received, H265 received), frame
+metadata (``TrackPublishOptions(frame_metadata_features=...)``, ``capture_frame(...,
+metadata=...)`` -> ``VideoFrameEvent.metadata``), WebRTC statistics
+(``Room.get_rtc_stats()``, ``Track.get_stats()``), data packets
+(``publish_data``/``data_received``, DTMF, transcriptions), RPC
+(``perform_rpc``/``register_rpc_method``), text and byte streams, and participant
+metadata, names and attributes. tests/rtc/test_api_parity.py lists every livekit.rtc
+name still missing. A lost signal connection or failed PeerConnection is recovered by
+a full reconnect (``reconnecting`` then ``reconnected``, or ``disconnected`` after
+``Room.reconnect_timeout`` seconds of failed attempts); session resume is not
+attempted. As in livekit, publishing is simulcast unless
+``TrackPublishOptions(simulcast=False)`` (or a ``scalability_mode``). Frames cross the
+network with their capture ``timestamp_us`` and ``rotation`` (RTP header extensions
+abs-capture-time and video-orientation). A room the program never disconnects is
+closed when ``asyncio.run()`` ends.
 """
 
 from kitewire.frames import (
@@ -37,14 +44,19 @@ from kitewire.frames import (
     VideoQuality,
     VideoRotation,
 )
+from kitewire.media.packet_trailer import FrameMetadata
 
+from . import stats
+from ._participant_data import PublishDataError, PublishDTMFError, PublishTranscriptionError
 from ._types import (
     ConnectError,
     ConnectionQuality,
     ConnectionState,
     ContinualGatheringPolicy,
     DataStreamOptions,
+    DegradationPreference,
     DisconnectReason,
+    FrameMetadataFeature,
     IceServer,
     IceTransportType,
     ParticipantKind,
@@ -54,11 +66,23 @@ from ._types import (
     RtcConfiguration,
     TrackPublishOptions,
     UnpublishTrackError,
+    VideoEncoderBackend,
     VideoEncoding,
+)
+from .data_packet import DataPacket, DataPacketKind, SipDTMF
+from .data_stream import (
+    ByteStreamInfo,
+    ByteStreamReader,
+    ByteStreamWriter,
+    StreamError,
+    TextStreamInfo,
+    TextStreamReader,
+    TextStreamWriter,
 )
 from .event_emitter import EventEmitter
 from .participant import LocalParticipant, Participant, RemoteParticipant
-from .room import Room
+from .room import Room, RtcStats
+from .rpc import RpcCallInfo, RpcError, RpcInterceptor, RpcInvocationData
 from .track import (
     LocalTrack,
     LocalVideoTrack,
@@ -73,19 +97,27 @@ from .track_publication import (
     RemoteTrackPublication,
     TrackPublication,
 )
+from .transcription import Transcription, TranscriptionSegment
+from .version import __version__
 from .video_source import VideoSource
 from .video_stream import VideoFrameEvent, VideoStream
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "ByteStreamInfo",
+    "ByteStreamReader",
+    "ByteStreamWriter",
     "ConnectError",
     "ConnectionQuality",
     "ConnectionState",
     "ContinualGatheringPolicy",
+    "DataPacket",
+    "DataPacketKind",
     "DataStreamOptions",
+    "DegradationPreference",
     "DisconnectReason",
     "EventEmitter",
+    "FrameMetadata",
+    "FrameMetadataFeature",
     "IceServer",
     "IceTransportType",
     "LocalParticipant",
@@ -95,23 +127,39 @@ __all__ = [
     "Participant",
     "ParticipantKind",
     "ParticipantState",
+    "PublishDTMFError",
+    "PublishDataError",
     "PublishTrackError",
+    "PublishTranscriptionError",
     "RemoteParticipant",
     "RemoteTrack",
     "RemoteTrackPublication",
     "RemoteVideoTrack",
     "Room",
     "RoomOptions",
+    "RpcCallInfo",
+    "RpcError",
+    "RpcInterceptor",
+    "RpcInvocationData",
     "RtcConfiguration",
+    "RtcStats",
+    "SipDTMF",
+    "StreamError",
     "StreamState",
+    "TextStreamInfo",
+    "TextStreamReader",
+    "TextStreamWriter",
     "Track",
     "TrackKind",
     "TrackPublication",
     "TrackPublishOptions",
     "TrackSource",
+    "Transcription",
+    "TranscriptionSegment",
     "UnpublishTrackError",
     "VideoBufferType",
     "VideoCodec",
+    "VideoEncoderBackend",
     "VideoEncoding",
     "VideoFrame",
     "VideoFrameEvent",
@@ -121,4 +169,5 @@ __all__ = [
     "VideoStream",
     "VideoTrack",
     "__version__",
+    "stats",
 ]

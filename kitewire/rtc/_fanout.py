@@ -8,6 +8,7 @@ import threading
 from typing import Protocol
 
 from kitewire.frames import VideoFrame
+from kitewire.media.packet_trailer import FrameMetadata
 
 logger = logging.getLogger("kitewire.rtc")
 
@@ -15,8 +16,10 @@ logger = logging.getLogger("kitewire.rtc")
 class FrameSink(Protocol):
     """Something that consumes frames from a :class:`FrameFanout`."""
 
-    def on_frame(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
-        """Receive one frame; must return quickly (no CPU work)."""
+    def on_frame(
+        self, frame: VideoFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None
+    ) -> None:
+        """Receive one frame (with its metadata, if it carries any); must return quickly (no CPU work)."""
 
     def on_end(self) -> None:
         """The producer is gone; no more frames will come from this fanout."""
@@ -60,7 +63,7 @@ class FrameFanout:
         with self._lock:
             self._sinks.pop(sink, None)
 
-    def push(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
+    def push(self, frame: VideoFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None) -> None:
         """Deliver one frame to every sink; a failing sink is logged and skipped."""
         with self._lock:
             if self._ended:
@@ -69,7 +72,7 @@ class FrameFanout:
             sinks = list(self._sinks)
         for sink in sinks:
             try:
-                sink.on_frame(frame, timestamp_us, rotation)
+                sink.on_frame(frame, timestamp_us, rotation, metadata)
             except Exception:
                 logger.exception("frame sink %r failed", sink)
 

@@ -27,20 +27,31 @@ from kitewire.engine import (
 )
 from kitewire.frames import VideoCodec
 
+from ._data import RoomData
+from ._participant_data import PublishDataError
+from ._rpc import RpcEndpoint
 from ._types import (
     ConnectError,
+    ConnectionQuality,
     ConnectionState,
     PublishTrackError,
     RoomOptions,
     TrackPublishOptions,
     UnpublishTrackError,
 )
-from .participant import LocalParticipant, RemoteParticipant
+from .participant import LocalParticipant, Participant, RemoteParticipant
+from .stats import RtcStats, SessionRtcStats, build_rtc_stats
 from .track import LocalVideoTrack, RemoteVideoTrack
 from .track_publication import LocalTrackPublication, RemoteTrackPublication
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
-_CODEC_NAMES = {int(VideoCodec.VP8): "VP8", int(VideoCodec.H264): "H264"}
+_CODEC_NAMES = {
+    int(VideoCodec.VP8): "VP8",
+    int(VideoCodec.H264): "H264",
+    int(VideoCodec.VP9): "VP9",
+    int(VideoCodec.AV1): "AV1",
+}
+
 
 Emit = Callable[..., None]
 
@@ -65,6 +76,8 @@ class RoomSession:
         # remote tracks kept across a reconnect, waiting for their media to return
         self._awaiting_resubscribe: set[str] = set()
         self._unsubscribed_by_user: set[str] = set()
+        self.data = RoomData(emit, lambda: self.engine, self.find_participant)
+        self._active_speakers: dict[str, float] = {}  # participant sid -> level
 
     @property
     def engine(self) -> RtcEngine | None:
@@ -85,6 +98,7 @@ class RoomSession:
     async def connect(self, url: str, token: str, options: RoomOptions) -> None:
         """Join (the Room validated the arguments); raises ConnectError."""
         self._options = options
+        self.data.set_max_payload(options.data_stream.max_payload_byte_length if options.data_stream else None)
         connector = ReconnectingEngine(self, self._reconnect_timeout)
         try:
             join = await connector.connect(
@@ -100,6 +114,7 @@ class RoomSession:
             raise ConnectError(str(exc)) from None
         self.connector = connector
         self.info = join.room
+        self.data.joined(join)
         self.local_participant = LocalParticipant(join.participant, self)
         self.remote_participants = {}
         for info in join.other_participants:
@@ -127,6 +142,92 @@ class RoomSession:
         engine = self.engine
         if engine is not None:
             engine.spawn(request(engine))
+
+    # -- data, RPC and own state (LocalParticipant's DataLink) --------------------
+
+    @property
+    def rpc(self) -> RpcEndpoint:
+        """DataLink: the local participant's RPC endpoint."""
+        return self.data.rpc
+
+    async def publish_packet(self, packet: models.DataPacket, reliable: bool) -> None:
+        """DataLink: send one DataPacket; ValueError when oversized, PublishDataError when it cannot go."""
+        try:
+            await self.data.send(packet, reliable=reliable)
+        except EngineError as exc:
+            raise PublishDataError(str(exc)) from None
+
+    async def update_metadata(
+        self, *, metadata: str | None = None, name: str | None = None, attributes: dict[str, str] | None = None
+    ) -> None:
+        """DataLink: change our metadata, name or attributes and wait for the server's RequestResponse."""
+        engine = self.engine
+        if engine is None or not self.connected():
+            raise RuntimeError("cannot update the participant: the room is not connected")
+        try:
+            answer = await engine.update_metadata(metadata=metadata, name=name, attributes=attributes)
+        except EngineError as exc:
+            raise RuntimeError(f"updating the participant failed: {exc}") from None
+        if answer.reason != signal_pb.RequestResponse.OK:
+            reason = signal_pb.RequestResponse.Reason.Name(answer.reason)
+            raise RuntimeError(f"the server refused the update ({reason}): {answer.message}")
+
+    def find_participant(self, identity: str) -> Participant | None:
+        """The local or remote participant with ``identity``."""
+        local = self.local_participant
+        if local is not None and local.identity == identity:
+            return local
+        return self.remote_participants.get(identity)
+
+    def _participant_by_sid(self, sid: str) -> Participant | None:
+        local = self.local_participant
+        if local is not None and local.sid == sid:
+            return local
+        for participant in self.remote_participants.values():
+            if participant.sid == sid:
+                return participant
+        return None
+
+    def on_data_packet(self, packet: models.DataPacket, reliable: bool) -> None:
+        """EngineListener: a DataPacket (user data, DTMF, transcription, RPC, stream)."""
+        self.data.on_packet(packet, reliable)
+
+    def on_speakers_changed(self, speakers: list[models.SpeakerInfo]) -> None:
+        """EngineListener: speaking participants changed; emits ``active_speakers_changed`` (loudest first)."""
+        for speaker in speakers:
+            if speaker.active:
+                self._active_speakers[speaker.sid] = speaker.level
+            else:
+                self._active_speakers.pop(speaker.sid, None)
+        ranked = sorted(self._active_speakers.items(), key=lambda item: -item[1])
+        active = [p for p in (self._participant_by_sid(sid) for sid, _ in ranked) if p is not None]
+        self._emit("active_speakers_changed", active)
+
+    def on_connection_quality(self, updates: list[signal_pb.ConnectionQualityInfo]) -> None:
+        """EngineListener: emits ``connection_quality_changed(participant, quality)`` per change."""
+        for update in updates:
+            participant = self._participant_by_sid(update.participant_sid)
+            if participant is None:
+                continue
+            quality = ConnectionQuality(int(update.quality))
+            if quality != participant.connection_quality:
+                participant._set_connection_quality(quality)
+                self._emit("connection_quality_changed", participant, quality)
+
+    def _emit_info_changes(self, participant: Participant, old: models.ParticipantInfo) -> None:
+        """The events livekit emits when a participant's info changes (metadata, name, attributes, permissions)."""
+        new = participant._info
+        if old.metadata != new.metadata:
+            self._emit("participant_metadata_changed", participant, str(old.metadata), str(new.metadata))
+        if old.name != new.name:
+            self._emit("participant_name_changed", participant, str(old.name), str(new.name))
+        old_attributes, new_attributes = dict(old.attributes), dict(new.attributes)
+        changed = {key: value for key, value in new_attributes.items() if old_attributes.get(key) != value}
+        changed.update({key: "" for key in old_attributes if key not in new_attributes})
+        if changed:
+            self._emit("participant_attributes_changed", changed, participant)
+        if old.HasField("permission") and old.permission != new.permission:
+            self._emit("participant_permissions_changed", participant, new.permission)
 
     # -- reconnection (the engine's ReconnectingEngine reports) ------------------
 
@@ -161,6 +262,7 @@ class RoomSession:
     def _reconcile_remote(self, engine: RtcEngine, join: signal_pb.JoinResponse) -> None:
         """Bring participants and publications in line with a new JoinResponse."""
         self.info = join.room
+        self.data.joined(join)
         if self.local_participant is not None:
             self.local_participant._update_info(join.participant)
         present = {info.identity for info in join.other_participants}
@@ -204,6 +306,22 @@ class RoomSession:
 
     # -- publishing (LocalParticipant's PublishingLink) --------------------------
 
+    async def rtc_stats(self) -> SessionRtcStats:
+        """Everything sent and received now, in livekit's shape (``Room.get_rtc_stats``)."""
+        engine = self.engine
+        if engine is None or not self.connected():
+            raise RuntimeError("the room isn't connected")
+        sent, received = build_rtc_stats(await engine.get_stats())
+        return SessionRtcStats(publisher_stats=sent, subscriber_stats=received)
+
+    async def track_stats(self, track_sid: str) -> list[RtcStats]:
+        """The streams of one published or subscribed track (``Track.get_stats``)."""
+        engine = self.engine
+        if engine is None:
+            return []
+        sent, received = build_rtc_stats(await engine.get_stats(), track_sid=track_sid)
+        return sent + received
+
     def bytes_sent(self, track_sid: str) -> int:
         """SendingStats: payload bytes the publish pipeline of ``track_sid`` sent."""
         pipeline = self._publish_pipelines.get(track_sid)
@@ -227,6 +345,7 @@ class RoomSession:
                 self._request(lambda engine: engine.mute_track(publication.sid, muted))
 
         track._published_as(publication.sid, pipeline, on_mute_changed)
+        track._stats_link = self.track_stats
 
     def _unfeed_local(self, track_sid: str, pipeline: VideoPublishPipeline) -> None:
         local = self.local_participant
@@ -322,7 +441,9 @@ class RoomSession:
         for info in participants:
             if local is not None and (info.sid == local.sid or info.identity == local.identity):
                 if info.state != models.ParticipantInfo.DISCONNECTED:
+                    old_info = local._info
                     local._update_info(info)
+                    self._emit_info_changes(local, old_info)
                     for track_info in info.tracks:
                         local_publication = local._publication(track_info.sid)
                         if local_publication is not None:
@@ -340,12 +461,9 @@ class RoomSession:
             self.remote_participants[participant.identity] = participant
             self._emit("participant_connected", participant)
         else:
-            old_metadata, old_name = participant.metadata, participant.name
+            old_info = participant._info
             participant._update_info(info)
-            if old_metadata != participant.metadata:
-                self._emit("participant_metadata_changed", participant, old_metadata, participant.metadata)
-            if old_name != participant.name:
-                self._emit("participant_name_changed", participant, old_name, participant.name)
+            self._emit_info_changes(participant, old_info)
         announced = {track.sid: track for track in info.tracks}
         for sid in [sid for sid in participant.track_publications if sid not in announced]:
             self._remove_publication(participant, sid)
@@ -384,6 +502,8 @@ class RoomSession:
             self._remove_publication(participant, sid)
         participant._update_info(info)
         del self.remote_participants[info.identity]
+        self._active_speakers.pop(participant.sid, None)
+        self.data.participant_left(participant.identity)
         participant._end_followers()
         self._emit("participant_disconnected", participant)
 
@@ -400,6 +520,7 @@ class RoomSession:
         if existing is not None:
             self._detach_remote_video(participant, publication)
         track = RemoteVideoTrack(publication.sid, publication.name)
+        track._stats_link = self.track_stats
         track._set_muted(publication.muted)
         if engine is not None:
             engine.route_remote_video(publication.sid, track._fanout)
@@ -487,6 +608,8 @@ class RoomSession:
         self._unclaimed_videos.clear()
         self._awaiting_resubscribe.clear()
         self._unsubscribed_by_user.clear()
+        self._active_speakers.clear()
+        self.data.close()
         if self.local_participant is not None:
             self.local_participant._set_disconnect_reason(reason)
             for sid, pipeline in list(self._publish_pipelines.items()):
@@ -507,7 +630,10 @@ async def _engine_publish(engine: RtcEngine, track: LocalVideoTrack, options: Tr
         width=source.width,
         height=source.height,
         codec=_CODEC_NAMES[int(options.video_codec)],
-        simulcast=options.simulcast is not False,
+        # as livekit: simulcast unless asked not to, or asked for one SVC stream (kitewire's
+        # encoders code that stream as one layer, see media.codecs)
+        simulcast=options.simulcast is not False and not options.scalability_mode,
         max_bitrate=int(encoding.max_bitrate) if encoding else 0,
         max_framerate=float(encoding.max_framerate) if encoding else 0.0,
+        frame_metadata_features=tuple(options.frame_metadata_features),
     )

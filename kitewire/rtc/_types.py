@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,39 @@ from livekit.protocol.models import DisconnectReason as DisconnectReason
 
 from kitewire.frames import TrackSource, VideoCodec
 from kitewire.frames.enums import EnumTypeWrapper
+
+
+class FrameMetadataFeature(EnumTypeWrapper):
+    """Per-frame metadata a published video track carries (livekit numbering, the
+    protocol's ``PacketTrailerFeature``)."""
+
+    FMF_USER_TIMESTAMP = 0
+    FMF_FRAME_ID = 1
+    FMF_USER_DATA = 2
+
+
+class VideoEncoderBackend(EnumTypeWrapper):
+    """Which encoder implementation to use (livekit numbering); kitewire encodes in
+    software (PyAV) whatever is asked."""
+
+    ENCODER_BACKEND_AUTO = 0
+    ENCODER_BACKEND_SOFTWARE = 1
+    ENCODER_BACKEND_HARDWARE = 2
+    ENCODER_BACKEND_NVENC = 3
+    ENCODER_BACKEND_VAAPI = 4
+    ENCODER_BACKEND_VIDEOTOOLBOX = 5
+    ENCODER_BACKEND_PRE_ENCODED = 6
+
+
+class DegradationPreference(enum.IntEnum):
+    """How the encoder degrades when bandwidth is short (livekit's values).
+
+    kitewire's loss control always trades size before frame rate (BALANCED)."""
+
+    BALANCED = 0
+    MAINTAIN_FRAMERATE = 1
+    MAINTAIN_RESOLUTION = 2
+    MAINTAIN_FRAMERATE_AND_RESOLUTION = 4
 
 
 class ConnectionState(EnumTypeWrapper):
@@ -112,12 +146,23 @@ class VideoEncoding:
     """Frames per second; 0 means 30."""
 
 
+#: codecs kitewire publishes (H265 is received only)
+PUBLISHABLE_CODECS = (VideoCodec.VP8, VideoCodec.H264, VideoCodec.VP9, VideoCodec.AV1)
+# W3C WebRTC-SVC mode names: L (or S for simulcast-like) spatial count, T temporal count,
+# an optional "h" (1.5:1 spatial ratio) and _KEY / _KEY_SHIFT
+_SCALABILITY_MODE = re.compile(r"[LS][1-3]T[1-3]h?(_KEY(_SHIFT)?)?")
+_FEATURE_NUMBERS = frozenset(int(value) for _, value in FrameMetadataFeature.items())
+_DEGRADATION_NUMBERS = frozenset(int(value) for value in DegradationPreference)
+_ENCODER_NUMBERS = frozenset(int(value) for _, value in VideoEncoderBackend.items())
+
+
 @dataclass
 class TrackPublishOptions:
     """Options for :meth:`LocalParticipant.publish_track`, as in livekit.rtc."""
 
     video_encoding: VideoEncoding | None = None
     video_codec: int = VideoCodec.VP8
+    """VP8, H264, VP9 or AV1."""
     simulcast: bool | None = None
     """Publish several layers (q/h/f, as many as the size allows). None, the
     default, means on, as in livekit; False publishes a single layer."""
@@ -126,17 +171,53 @@ class TrackPublishOptions:
     dtx: bool = False
     red: bool = False
     preconnect_buffer: bool = False
+    audio_encoding: Any | None = None
+    """Audio is not published by kitewire yet; accepted for compatibility."""
+    frame_metadata_features: list[int] = field(default_factory=list)
+    """``FrameMetadataFeature`` values: the metadata given to ``capture_frame`` that
+    travels with each frame (LiveKit's packet trailer) to ``VideoFrameEvent.metadata``."""
+    scalability_mode: str = ""
+    """An SVC mode such as "L1T3" or "L3T3_KEY" (W3C scalability mode names). Empty, the
+    default, publishes simulcast layers as livekit does for every codec; a mode publishes
+    one stream, as livekit's SVC does, which kitewire's encoders code with one spatial and
+    one temporal layer whatever the mode (as libwebrtc falls back from a mode it lacks)."""
+    video_encoder: int = VideoEncoderBackend.ENCODER_BACKEND_AUTO
+    """A ``VideoEncoderBackend``; kitewire always encodes in software."""
+    degradation_preference: int = DegradationPreference.BALANCED
+    """A ``DegradationPreference``."""
 
     def __post_init__(self) -> None:
         if self.video_encoding is not None and not isinstance(self.video_encoding, VideoEncoding):
             raise ValueError(
                 f"expected video_encoding to be a VideoEncoding or None, got {type(self.video_encoding).__name__}"
             )
-        if int(self.video_codec) not in (int(VideoCodec.VP8), int(VideoCodec.H264)):
+        if int(self.video_codec) not in {int(codec) for codec in PUBLISHABLE_CODECS}:
             raise ValueError(
-                f"expected video_codec VideoCodec.VP8 ({int(VideoCodec.VP8)}) or VideoCodec.H264 "
-                f"({int(VideoCodec.H264)}), got {self.video_codec!r}"
+                "expected video_codec VideoCodec.VP8 (0), H264 (1), AV1 (2) or VP9 (3) "
+                f"(H265 is received, not published), got {self.video_codec!r}"
             )
+        features = self.frame_metadata_features
+        if isinstance(features, (str, bytes)) or not all(
+            not isinstance(value, bool) and isinstance(value, int) and int(value) in _FEATURE_NUMBERS
+            for value in features
+        ):
+            raise ValueError(
+                f"expected frame_metadata_features to be a list of FrameMetadataFeature values, got {features!r}"
+            )
+        self.frame_metadata_features = [int(value) for value in features]
+        if not isinstance(self.scalability_mode, str) or not (
+            self.scalability_mode == "" or _SCALABILITY_MODE.fullmatch(self.scalability_mode)
+        ):
+            raise ValueError(
+                'expected scalability_mode to be "" or a mode like "L1T3", "L3T3_KEY" or "S2T1", '
+                f"got {self.scalability_mode!r}"
+            )
+        if int(self.degradation_preference) not in _DEGRADATION_NUMBERS:
+            raise ValueError(
+                f"expected degradation_preference to be a DegradationPreference, got {self.degradation_preference!r}"
+            )
+        if int(self.video_encoder) not in _ENCODER_NUMBERS:
+            raise ValueError(f"expected video_encoder to be a VideoEncoderBackend, got {self.video_encoder!r}")
 
 
 class ConnectionQuality(enum.IntEnum):

@@ -44,13 +44,18 @@ class EventEmitter(Generic[EventName]):
     def emit(self, event: EventName, *args: Any) -> None:
         """Call every callback registered for ``event`` with ``args``.
 
-        An exception raised by one callback is logged and does not stop the others.
+        An exception raised by one callback is logged and does not stop the others,
+        except a ``TypeError``, which is raised to the caller of ``emit`` as livekit's
+        emitter does: it usually means a handler's signature does not fit the event,
+        a bug better seen at once than logged.
         """
         for callback in list(self._events.get(event, ())):
             capacity = _positional_capacity(callback)
             call_args = args if capacity is None else args[:capacity]
             try:
                 callback(*call_args)
+            except TypeError:
+                raise
             except Exception:
                 logger.exception("callback for event %r raised", event)
 

@@ -9,7 +9,15 @@ from typing import Generic, Protocol, TypeVar
 
 from livekit.protocol import models
 
+from ._participant_data import DataLink, LocalDataMixin
+from ._participant_data import PublishDataError as PublishDataError
+from ._participant_data import PublishDTMFError as PublishDTMFError
+from ._participant_data import PublishTranscriptionError as PublishTranscriptionError
 from ._types import ConnectionQuality, PublishTrackError, TrackPublishOptions
+
+# livekit.rtc.participant exports these too; programs import them from here
+from ._types import DegradationPreference as DegradationPreference
+from ._types import UnpublishTrackError as UnpublishTrackError
 from .track import LocalVideoTrack, Track
 from .track_publication import (
     LocalTrackPublication,
@@ -30,6 +38,10 @@ class PublishingLink(Protocol):
         """Stop publishing ``track_sid``; raises UnpublishTrackError."""
 
 
+class ParticipantLink(PublishingLink, DataLink, Protocol):
+    """Everything a LocalParticipant asks of the room's session."""
+
+
 class _TrackFollower(Protocol):
     """A consumer that follows whichever track a participant has for one source."""
 
@@ -45,6 +57,7 @@ class Participant:
 
     def __init__(self, info: models.ParticipantInfo) -> None:
         self._info = info
+        self._connection_quality = ConnectionQuality.QUALITY_UNKNOWN
         # weak: a VideoStream dropped without aclose() stops following
         self._followers: weakref.WeakKeyDictionary[_TrackFollower, int] = weakref.WeakKeyDictionary()
 
@@ -113,8 +126,11 @@ class Participant:
 
     @property
     def connection_quality(self) -> ConnectionQuality:
-        """Always ``QUALITY_UNKNOWN``: kitewire does not track connection quality yet."""
-        return ConnectionQuality.QUALITY_UNKNOWN
+        """The quality the server last reported for this participant (``QUALITY_UNKNOWN`` before any report)."""
+        return self._connection_quality
+
+    def _set_connection_quality(self, quality: ConnectionQuality) -> None:
+        self._connection_quality = quality
 
     @property
     def joined_at(self) -> datetime.datetime | None:
@@ -178,12 +194,13 @@ class _Publications(Generic[PublicationT]):
         return self._track_publications.pop(track_sid, None)
 
 
-class LocalParticipant(Participant, _Publications[LocalTrackPublication]):
-    """This client in the room; publishes tracks."""
+class LocalParticipant(Participant, _Publications[LocalTrackPublication], LocalDataMixin):
+    """This client in the room: publishes tracks, sends data, calls and serves RPC, streams text and bytes."""
 
-    def __init__(self, info: models.ParticipantInfo, link: PublishingLink) -> None:
+    def __init__(self, info: models.ParticipantInfo, link: ParticipantLink) -> None:
         super().__init__(info)
         self._link = link
+        self._data_link = link
         self._track_publications: dict[str, LocalTrackPublication] = {}
 
     @property

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from ._exit_guard import LoopExitGuard
 from ._session import RoomSession
-from ._types import ConnectError, ConnectionState, DisconnectReason, RoomOptions
+from ._types import (
+    ConnectError,
+    ConnectionState,
+    DataStreamOptions,
+    DisconnectReason,
+    RoomOptions,
+    RtcConfiguration,
+)
+from .data_packet import DataPacket, SipDTMF
+from .data_stream import ByteStreamHandler, TextStreamHandler
 from .event_emitter import EventEmitter
 from .participant import LocalParticipant, Participant, RemoteParticipant
+from .stats import SessionRtcStats as RtcStats
+
+logger = logging.getLogger("kitewire.rtc")
 
 EventTypes = Literal[
     "participant_connected",
@@ -35,6 +49,13 @@ EventTypes = Literal[
     "reconnected",
     "local_track_republished",
     "room_updated",
+    "participant_attributes_changed",
+    "participant_permissions_changed",
+    "active_speakers_changed",
+    "connection_quality_changed",
+    "data_received",
+    "sip_dtmf_received",
+    "transcription_received",
 ]
 
 # A full reconnect (fresh join, new PeerConnections, tracks republished) is tried
@@ -53,7 +74,13 @@ class Room(EventEmitter[EventTypes]):
     track_unsubscribed(track, publication, participant),
     track_muted(participant, publication), track_unmuted(participant, publication),
     connection_state_changed(state), connected(), disconnected(reason),
-    reconnecting(), reconnected(), local_track_republished(publication, previous_sid).
+    reconnecting(), reconnected(), local_track_republished(publication, previous_sid),
+    participant_metadata_changed(participant, old, new), participant_name_changed(participant, old, new),
+    participant_attributes_changed(changed_attributes, participant),
+    participant_permissions_changed(participant, permissions), room_metadata_changed(old, new),
+    active_speakers_changed(speakers), connection_quality_changed(participant, quality),
+    data_received(DataPacket), sip_dtmf_received(SipDTMF),
+    transcription_received(segments, participant, publication).
 
     Reconnection (run by the engine, ``kitewire.engine.ReconnectingEngine``): when the
     signal connection drops or a PeerConnection fails while connected (and the server
@@ -76,7 +103,17 @@ class Room(EventEmitter[EventTypes]):
         super().__init__()
         self._loop = loop
         # everything behind the public surface: state, engine events, reconnection handling
-        self._session = RoomSession(self.emit, lambda: self.reconnect_timeout)
+        self._session = RoomSession(self._emit_event, lambda: self.reconnect_timeout)
+        self._exit_guard: LoopExitGuard | None = None
+
+    def _emit_event(self, event: EventTypes, *args: Any) -> None:
+        """Emit one of the session's events. A handler's TypeError (which :meth:`emit`
+        raises, as livekit's does) is logged here, as livekit's room event loop logs
+        it, so a handler with a wrong signature cannot stop the room's own work."""
+        try:
+            self.emit(event, *args)
+        except Exception:
+            logger.exception("error running user callback for %s", event)
 
     # -- properties --------------------------------------------------------------
 
@@ -149,6 +186,34 @@ class Room(EventEmitter[EventTypes]):
         """True while connected to the server."""
         return self._session.connected()
 
+    # -- incoming streams ----------------------------------------------------------
+
+    def register_text_stream_handler(self, topic: str, handler: TextStreamHandler) -> None:
+        """Call ``handler(reader, sender_identity)`` for each text stream opened on ``topic``.
+
+        Raises ValueError when ``topic`` has a handler already."""
+        handlers = self._session.data.streams.text_handlers
+        if topic in handlers:
+            raise ValueError(f"text stream handler for topic {topic!r} already set")
+        handlers[topic] = handler
+
+    def unregister_text_stream_handler(self, topic: str) -> None:
+        """Stop taking text streams on ``topic`` (later ones are ignored)."""
+        self._session.data.streams.text_handlers.pop(topic, None)
+
+    def register_byte_stream_handler(self, topic: str, handler: ByteStreamHandler) -> None:
+        """Call ``handler(reader, sender_identity)`` for each byte stream opened on ``topic``.
+
+        Raises ValueError when ``topic`` has a handler already."""
+        handlers = self._session.data.streams.byte_handlers
+        if topic in handlers:
+            raise ValueError(f"byte stream handler for topic {topic!r} already set")
+        handlers[topic] = handler
+
+    def unregister_byte_stream_handler(self, topic: str) -> None:
+        """Stop taking byte streams on ``topic`` (later ones are ignored)."""
+        self._session.data.streams.byte_handlers.pop(topic, None)
+
     def on(self, event: EventTypes, callback: Callable[..., Any] | None = None) -> Callable[..., Any]:
         """Register a callback for a room event (see the class docstring)."""
         return super().on(event, callback)
@@ -168,13 +233,41 @@ class Room(EventEmitter[EventTypes]):
         if self.isconnected():
             raise ConnectError("the room is already connected")
         await self._session.connect(url, token, options)
+        if self._exit_guard is not None:
+            self._exit_guard.disarm()
+        # a room the program never disconnects is closed when asyncio.run() ends
+        self._exit_guard = LoopExitGuard(self.isconnected, self._session_disconnect)
+
+    async def get_rtc_stats(self) -> RtcStats:
+        """WebRTC statistics of everything this room sends (``publisher_stats``) and
+        receives (``subscriber_stats``), in livekit's shape (see :mod:`kitewire.rtc.stats`).
+
+        Raises ``RuntimeError`` when the room is not connected, as livekit does."""
+        return await self._session.rtc_stats()
 
     async def disconnect(self, *, reason: int = DisconnectReason.CLIENT_INITIATED) -> None:
         """Leave the room. Streams on its tracks end. Safe to call when not connected."""
+        if self._exit_guard is not None:
+            self._exit_guard.disarm()
+            self._exit_guard = None
         await self._session.disconnect(reason)
+
+    async def _session_disconnect(self) -> None:
+        await self._session.disconnect(DisconnectReason.CLIENT_INITIATED)
 
     def __repr__(self) -> str:
         return f"rtc.Room(name={self.name}, connection_state={ConnectionState.Name(self._session.connection_state)})"
 
 
-__all__ = ["EventTypes", "Participant", "Room"]
+__all__ = [
+    "ConnectError",
+    "DataPacket",
+    "DataStreamOptions",
+    "EventTypes",
+    "Participant",
+    "Room",
+    "RoomOptions",
+    "RtcConfiguration",
+    "RtcStats",
+    "SipDTMF",
+]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from kitewire.frames import TrackKind
@@ -12,7 +12,10 @@ from kitewire.frames.enums import EnumTypeWrapper
 from ._fanout import FrameFanout, FrameSink
 
 if TYPE_CHECKING:
+    from .stats import RtcStats
     from .video_source import VideoSource
+
+StatsLink = Callable[[str], Awaitable[list["RtcStats"]]]
 
 _local_track_numbers = itertools.count(1)
 
@@ -35,6 +38,17 @@ class Track:
         self._muted = False
         self._stream_state = StreamState.STATE_ACTIVE
         self._fanout = fanout
+        # set by the room while the track is published or subscribed
+        self._stats_link: StatsLink | None = None
+
+    async def get_stats(self) -> list[RtcStats]:
+        """WebRTC statistics of this track's streams, in livekit's ``rtc.stats`` shape
+        (see :mod:`kitewire.rtc.stats`); empty while the track is not published or
+        subscribed."""
+        link = self._stats_link
+        if link is None or not self._sid:
+            return []
+        return await link(self._sid)
 
     @property
     def sid(self) -> str:

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from kitewire.frames import VideoFrame, VideoRotation
+from kitewire.media.packet_trailer import FrameMetadata
 
 from ._fanout import FrameFanout
 
@@ -16,6 +17,23 @@ def _copy_frame(frame: VideoFrame) -> VideoFrame:
     # the application may reuse its buffer right after capture_frame returns, while the
     # encoder thread and streams still read this frame; a private copy keeps both safe
     return VideoFrame(frame.width, frame.height, frame.type, bytearray(frame.data))
+
+
+def _frame_metadata(metadata: Any | None) -> FrameMetadata | None:
+    """Our FrameMetadata from ``metadata``: ours, livekit's protobuf, or anything with
+    its three fields; None when there is nothing in it."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, FrameMetadata):
+        try:
+            fields = (metadata.user_timestamp, metadata.frame_id, metadata.user_data)
+        except AttributeError:
+            raise ValueError(
+                "expected metadata to be a FrameMetadata (user_timestamp, frame_id, user_data), "
+                f"got {type(metadata).__name__}"
+            ) from None
+        metadata = FrameMetadata(int(fields[0]), int(fields[1]), bytes(fields[2]))
+    return None if metadata.is_empty else metadata
 
 
 class VideoSource:
@@ -63,7 +81,10 @@ class VideoSource:
 
         ``timestamp_us`` is the capture time in microseconds; 0 stamps the frame with
         the current wall-clock time. Receivers get it back unchanged, as they get
-        ``rotation``. The frame is copied, so the caller may reuse its buffer.
+        ``rotation``. ``metadata`` (a :class:`FrameMetadata`, or livekit's protobuf of
+        that name) reaches subscribers' ``VideoFrameEvent.metadata`` for the fields the
+        track was published with in ``frame_metadata_features``. The frame is copied,
+        so the caller may reuse its buffer.
         """
         if not isinstance(frame, VideoFrame):
             raise ValueError(f"expected a kitewire VideoFrame, got {type(frame).__name__}")
@@ -71,11 +92,12 @@ class VideoSource:
             raise ValueError(f"expected timestamp_us to be a non-negative int, got {timestamp_us!r}")
         if int(rotation) not in _ROTATIONS:
             raise ValueError(f"expected rotation to be a VideoRotation (0..3), got {rotation!r}")
+        frame_metadata = _frame_metadata(metadata)
         if self._closed or not self._fanout.has_sinks:
             return
         if timestamp_us == 0:
             timestamp_us = time.time_ns() // 1000
-        self._fanout.push(_copy_frame(frame), timestamp_us, int(rotation))
+        self._fanout.push(_copy_frame(frame), timestamp_us, int(rotation), frame_metadata)
 
     async def aclose(self) -> None:
         """Stop the source: local streams on it end and later frames are ignored."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kitewire.frames import VideoBufferType, VideoFrame
+from kitewire.media.packet_trailer import FrameMetadata
 from kitewire.utils import RingQueue
 
 from .participant import Participant
@@ -27,8 +28,9 @@ class VideoFrameEvent:
     """The sender's capture time in microseconds, as given to ``capture_frame``."""
     rotation: int
     """The sender's ``VideoRotation``."""
-    metadata: Any | None = None
-    """Per-frame metadata (not carried by kitewire; always None)."""
+    metadata: FrameMetadata | None = None
+    """The sender's per-frame metadata (user timestamp, frame id, user data) when the
+    track was published with ``frame_metadata_features`` and the frame carried some."""
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -51,12 +53,14 @@ class _TrackSink:
         self.track = track
         self._ends_stream = ends_stream
 
-    def on_frame(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
+    def on_frame(
+        self, frame: VideoFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None
+    ) -> None:
         stream = self._stream()
         if stream is None:
             self.track._fanout.remove(self)
             return
-        stream._deliver(VideoFrameEvent(frame, timestamp_us, rotation))
+        stream._deliver(VideoFrameEvent(frame, timestamp_us, rotation, metadata))
 
     def on_end(self) -> None:
         stream = self._stream()

@@ -7,10 +7,12 @@ callback; they never reach the HTTP side, the room manager or other rooms.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from kitewire.transport import PeerConnection
+
+from .webhooks import WebhookNotifier
 
 __all__ = ["ParticipantContext", "SessionSettings"]
 
@@ -41,3 +43,5 @@ class ParticipantContext:
     new_peer_connection: Callable[[], PeerConnection]
     #: Called once the participant has left its room (the server may then close the room if empty).
     left_room: Callable[[], None]
+    #: Where the participant's joins, leaves and tracks are reported (sends nothing unless configured).
+    webhooks: WebhookNotifier = field(default_factory=WebhookNotifier)

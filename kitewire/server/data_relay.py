@@ -13,6 +13,7 @@ from livekit.protocol import models as pb_models
 from kitewire.transport import DataChannel, PeerConnection
 
 from .events import log_refusal
+from .ids import TRACK_PREFIX
 
 __all__ = ["DATA_LABELS", "DataRelay"]
 
@@ -21,7 +22,9 @@ logger = logging.getLogger("kitewire.server")
 #: The channels livekit clients use: reliable (ordered) and lossy (unordered, no retransmits).
 DATA_LABELS = ("_reliable", "_lossy")
 # Packet kinds only a server may send; a client's copies are dropped.
-_SERVER_ONLY_KINDS = ("speaker", "transcription", "metrics")
+_SERVER_ONLY_KINDS = ("speaker",)
+# Kinds livekit-server relays only from agents (a transcription from anyone else is dropped there too).
+_AGENT_ONLY_KINDS = ("transcription",)
 
 
 class DataRelay:
@@ -29,6 +32,8 @@ class DataRelay:
 
     ``recipients`` lists the relays of everyone else in the room with their
     identities (read at each packet, so joins and leaves need no bookkeeping).
+    ``is_agent`` says whether the sender joined as an agent (its token's
+    kind): transcriptions are relayed from agents only, as livekit-server does.
     """
 
     def __init__(
@@ -39,12 +44,15 @@ class DataRelay:
         room_name: str,
         may_publish: Callable[[], bool],
         recipients: Callable[[], Iterable[tuple[str, DataRelay]]],
+        is_agent: Callable[[], bool] = lambda: False,
     ) -> None:
         self.identity = identity
         self.sid = sid
         self.room_name = room_name
         self._may_publish = may_publish
         self._recipients = recipients
+        self._is_agent = is_agent
+        self.refused_transcriptions = 0
         self._receive_channels: dict[str, DataChannel] = {}
         self._publish_channels: list[DataChannel] = []
 
@@ -80,6 +88,15 @@ class DataRelay:
             return
         kind = packet.WhichOneof("value")
         if kind in _SERVER_ONLY_KINDS:
+            return
+        if kind in _AGENT_ONLY_KINDS and not self._is_agent():
+            self.refused_transcriptions += 1
+            if self.refused_transcriptions == 1:  # a client may send many: log the first only
+                log_refusal(self.room_name, self.identity, kind, "only agents (token kind) publish transcriptions")
+            return
+        if kind == "transcription" and not packet.transcription.track_id.startswith(TRACK_PREFIX):
+            # The official SDKs panic on a transcription whose track sid is not a track sid.
+            logger.info("participant %s: transcription without a track sid dropped", self.identity)
             return
         destinations = set(packet.destination_identities)
         packet.participant_identity = self.identity

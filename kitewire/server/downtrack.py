@@ -148,7 +148,7 @@ class DownTrack:
             rewriter.target_layer = target
             track.request_keyframe(target)
         mapped = rewriter.map_packet(
-            incoming.layer, incoming.sequence_number, incoming.timestamp, incoming.payload, incoming.vp8, now
+            incoming.layer, incoming.sequence_number, incoming.timestamp, incoming.payload, incoming.pictures, now
         )
         if mapped is None:
             return
@@ -163,8 +163,8 @@ class DownTrack:
                 shaped = self._templates[shape] = self._template(incoming)
             template, picks = shaped
         head = incoming.head
-        if head and incoming.vp8 is not None and rewriter.is_vp8:
-            head = rewriter.vp8_prefix(incoming.vp8, head)
+        if head and incoming.pictures is not None and rewriter.rewrites_picture_ids:
+            head = rewriter.picture_id_prefix(incoming.pictures, head)
         if picks is None:
             values = incoming.ext_values
         else:

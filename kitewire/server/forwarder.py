@@ -11,16 +11,21 @@ on numbers and payload bytes only, so it is tested without any network.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from kitewire.media.keyframe import is_keyframe
-from kitewire.media.vp8_descriptor import Vp8Descriptor, read_vp8_descriptor
+from kitewire.media.vp8_descriptor import Payload, read_vp8_descriptor
+from kitewire.media.vp9_descriptor import read_vp9_descriptor
 from kitewire.transport.rtp import initial_sequence_number
 
 __all__ = [
     "PaddingSequenceMap",
+    "PictureIds",
     "RewriteResult",
     "RtpRewriter",
     "UplinkGaps",
@@ -30,6 +35,43 @@ _SEQ_MOD = 1 << 16
 _TS_MOD = 1 << 32
 _PID_MOD = 1 << 15
 _TL0_MOD = 1 << 8
+
+
+class PictureIds(Protocol):
+    """Where a payload descriptor numbers its pictures: VP8's (RFC 7741) and VP9's (RFC 9628) alike."""
+
+    @property
+    def picture_id(self) -> int | None: ...
+    @property
+    def picture_id_offset(self) -> int: ...
+    @property
+    def picture_id_size(self) -> int: ...
+    @property
+    def tl0_pic_idx(self) -> int | None: ...
+    @property
+    def tl0_pic_idx_offset(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+
+@functools.lru_cache(maxsize=32)
+def picture_id_reader(mime_type: str) -> Callable[[Payload], PictureIds | None] | None:
+    """The descriptor reader of a codec that numbers its pictures (VP8, VP9), None for others.
+
+    Looked up per packet, so cached by the mime type's spelling.
+    """
+    lowered = mime_type.lower()
+    if lowered.endswith("vp8"):
+        return read_vp8_descriptor
+    if lowered.endswith("vp9"):
+        return read_vp9_descriptor
+    return None
+
+
+def read_picture_ids(mime_type: str, payload: Payload) -> PictureIds | None:
+    """The picture numbering of a VP8 or VP9 payload (None for other codecs or a truncated descriptor)."""
+    reader = picture_id_reader(mime_type)
+    return reader(payload) if reader is not None else None
 
 
 @dataclass(slots=True)
@@ -54,7 +96,8 @@ class RtpRewriter:
         self.mime_type = mime_type
         # Audio has no keyframes: any packet of the target layer may start it.
         self.requires_keyframe = requires_keyframe
-        self.is_vp8 = mime_type.lower().endswith("vp8")
+        #: VP8 and VP9 number their pictures: renumbered across switches (``picture_id_prefix``).
+        self.rewrites_picture_ids = mime_type.lower().endswith(("vp8", "vp9"))
         self.clock_rate = clock_rate
         self.target_layer: int | None = None
         self.current_layer: int | None = None
@@ -99,16 +142,16 @@ class RtpRewriter:
     ) -> RewriteResult | None:
         """Decide about one incoming packet; None means drop it.
 
-        The convenient form of :meth:`map_packet` plus :meth:`vp8_prefix`; the
+        The convenient form of :meth:`map_packet` plus :meth:`picture_id_prefix`; the
         SFU's hot path calls those directly to avoid copies.
         """
-        desc = read_vp8_descriptor(payload) if self.is_vp8 else None
+        desc = read_picture_ids(self.mime_type, payload) if self.rewrites_picture_ids else None
         mapped = self.map_packet(layer, sequence_number, timestamp, payload, desc, now)
         if mapped is None:
             return None
         out_seq, out_ts, switched = mapped
         if desc is not None and desc.end:
-            payload = self.vp8_prefix(desc, bytes(payload[: desc.end])) + bytes(payload[desc.end :])
+            payload = self.picture_id_prefix(desc, bytes(payload[: desc.end])) + bytes(payload[desc.end :])
         return RewriteResult(out_seq, out_ts, payload, switched)
 
     def map_packet(
@@ -117,14 +160,14 @@ class RtpRewriter:
         sequence_number: int,
         timestamp: int,
         payload: bytes | bytearray | memoryview,
-        vp8: Vp8Descriptor | None,
+        pictures: PictureIds | None,
         now: float,
     ) -> tuple[int, int, bool] | None:
         """(outgoing seq, outgoing timestamp, switched) for one packet, or None to drop it.
 
-        ``vp8`` is the packet's parsed descriptor (None for other codecs or a
-        truncated one); after a non-None answer, rewrite a VP8 descriptor with
-        :meth:`vp8_prefix`.
+        ``pictures`` is the packet's parsed VP8 or VP9 descriptor (None for other
+        codecs or a truncated one); after a non-None answer, renumber it with
+        :meth:`picture_id_prefix`.
         """
         # Sequence comparisons are written out in this method: it runs per
         # packet per subscriber.
@@ -148,7 +191,7 @@ class RtpRewriter:
                 return None
             if self.requires_keyframe and not is_keyframe(self.mime_type, payload[:64]):
                 return None
-            self._switch_to(layer, sequence_number, timestamp, vp8, now)
+            self._switch_to(layer, sequence_number, timestamp, pictures, now)
             switched = True
         out_seq = (sequence_number + self._seq_offset) & 0xFFFF
         out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
@@ -161,7 +204,7 @@ class RtpRewriter:
         self.packets_forwarded += 1
         return out_seq, out_ts, switched
 
-    def _switch_to(self, layer: int, seq: int, ts: int, vp8: Vp8Descriptor | None, now: float) -> None:
+    def _switch_to(self, layer: int, seq: int, ts: int, pictures: PictureIds | None, now: float) -> None:
         first = self.current_layer is None and self._last_out_time is None
         self._seq_offset = (self._last_out_seq + 1 - seq) % _SEQ_MOD
         if first:
@@ -177,15 +220,15 @@ class RtpRewriter:
         self._highest_in_seq = seq
         self._since_switch = 0
         self._last_in_ts = ts - 1
-        if vp8 is not None and self.is_vp8:
-            if vp8.picture_id is not None:
-                self._pid_offset = (self._last_out_pid + 1 - vp8.picture_id) % _PID_MOD
-            if vp8.tl0_pic_idx is not None:
-                self._tl0_offset = (self._last_out_tl0 + 1 - vp8.tl0_pic_idx) % _TL0_MOD
+        if pictures is not None and self.rewrites_picture_ids:
+            if pictures.picture_id is not None:
+                self._pid_offset = (self._last_out_pid + 1 - pictures.picture_id) % _PID_MOD
+            if pictures.tl0_pic_idx is not None:
+                self._tl0_offset = (self._last_out_tl0 + 1 - pictures.tl0_pic_idx) % _TL0_MOD
         self.current_layer = layer
         self.switches += 1
 
-    def vp8_prefix(self, desc: Vp8Descriptor, head: bytes) -> bytes:
+    def picture_id_prefix(self, desc: PictureIds, head: bytes) -> bytes:
         """``head`` (the payload's first ``desc.end`` bytes) with picture id and TL0PICIDX
         moved into the outgoing numbering; call it right after :meth:`map_packet` forwarded
         the packet."""

@@ -21,10 +21,15 @@ __all__ = [
     "MAX_LAYERS",
     "MAX_METADATA_BYTES",
     "MAX_NAME_BYTES",
+    "MAX_PERMISSION_ENTRIES",
+    "MAX_ROOMS",
+    "MAX_SEND_DATA_BYTES",
     "MAX_SIDS_PER_REQUEST",
     "MAX_SIMULCAST_CODECS",
+    "MAX_TWIRP_BODY_BYTES",
     "OFFERS_PER_SECOND",
     "OFFER_BURST",
+    "TWIRP_BODY_SECONDS",
     "RateLimit",
     "add_track_problem",
     "metadata_update_problem",
@@ -51,6 +56,16 @@ MAX_CANDIDATE_BYTES = 2048
 MAX_SIDS_PER_REQUEST = 256
 #: Candidates held for a connection that has no offer yet.
 MAX_EARLY_CANDIDATES = 64
+#: Participants one SubscriptionPermission may name (each with up to MAX_SIDS_PER_REQUEST track sids).
+MAX_PERMISSION_ENTRIES = 256
+#: Rooms the server API may hold open at once (rooms opened by joins are bounded by the connection caps).
+MAX_ROOMS = 4096
+#: One server-API request body, in bytes (an HTTP request is refused past this, unread).
+MAX_TWIRP_BODY_BYTES = 1024 * 1024
+#: Seconds a server-API request may take to send its body.
+TWIRP_BODY_SECONDS = 10.0
+#: The payload of one SendData call, in bytes: one data packet on the reliable channel.
+MAX_SEND_DATA_BYTES = 60 * 1024
 #: Offers a client may send at once; each costs a parse and an answer of up to 512 m-lines.
 #: A session publishing and unpublishing by hand sends a few; 32 leaves room for bursts of them.
 OFFER_BURST = 32

@@ -6,6 +6,7 @@ channels in ``data_relay``, its signal loop in ``signal_loop``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Coroutine
@@ -15,7 +16,7 @@ from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
 
 from kitewire.signal.connection import ServerSignalConnection
-from kitewire.signal.join import PROTOCOL_VERSION, JoinParams
+from kitewire.signal.join import JoinParams
 from kitewire.signal.token import AccessClaims
 from kitewire.transport import IceCandidateInit, PeerConnection, Transceiver
 
@@ -24,24 +25,34 @@ from .data_relay import DataRelay
 from .downtrack import DownTrack
 from .events import log_event
 from .ids import PARTICIPANT_PREFIX, new_id
+from .media_settings import PUBLISH_CODEC_MIMES
 from .room import Room
+from .subscription_permissions import SubscriptionPermissions
 from .transports import Transports
 from .uptrack import PublishedTrack
+from .version import LIVEKIT_COMPATIBLE_VERSION, fill_server_info
 
-__all__ = ["Participant"]
+__all__ = ["DEPENDENT_KINDS", "PARTICIPANT_KINDS", "Participant"]
 
 logger = logging.getLogger("kitewire.server")
 
-# The token's ``kind`` claim -> how others see the participant.
-_KINDS = {
+_FAILURE_GRACE_SECONDS = 2.0
+
+#: The token's ``kind`` claim -> ParticipantInfo.Kind ("" is a standard participant).
+PARTICIPANT_KINDS: dict[str, int] = {
+    "": pb_models.ParticipantInfo.STANDARD,
     "standard": pb_models.ParticipantInfo.STANDARD,
     "ingress": pb_models.ParticipantInfo.INGRESS,
     "egress": pb_models.ParticipantInfo.EGRESS,
     "sip": pb_models.ParticipantInfo.SIP,
     "agent": pb_models.ParticipantInfo.AGENT,
+    "connector": pb_models.ParticipantInfo.CONNECTOR,
+    "bridge": pb_models.ParticipantInfo.BRIDGE,
 }
-
-_FAILURE_GRACE_SECONDS = 2.0
+#: Kinds that do not count towards a room's max_participants (livekit's rule).
+DEPENDENT_KINDS = frozenset({pb_models.ParticipantInfo.AGENT, pb_models.ParticipantInfo.EGRESS})
+# Tracks a subscriber remembers being refused, to subscribe when the publisher allows them.
+_MAX_DENIED_TRACKS = 1024
 
 
 class Participant:
@@ -64,12 +75,19 @@ class Participant:
         self.metadata = claims.metadata
         self.attributes = dict(claims.attributes)
         self.grant = claims.video
-        self.kind = claims.kind
+        #: ParticipantInfo.Kind from the token's ``kind`` claim (the server refuses unknown kinds before this).
+        self.kind = PARTICIPANT_KINDS.get(claims.kind.lower(), pb_models.ParticipantInfo.STANDARD)
+        #: Who may subscribe to this participant's tracks (set_track_subscription_permissions).
+        self.subscription_permissions = SubscriptionPermissions()
+        # Track sids this participant was refused by their publishers' permissions.
+        self.denied_tracks: set[str] = set()
         self.join_request = params.join_request
         self.auto_subscribe = params.auto_subscribe
         self.client_info = params.join_request.client_info
         self.joined_at = time.time()
         self.state: int = pb_models.ParticipantInfo.JOINING
+        #: Whether the participant ever became ACTIVE (its leaving is then participant_left, else aborted).
+        self.was_active = False
         self.version = 0
         self.published: dict[str, PublishedTrack] = {}
         self.pending_tracks: dict[str, pb_models.TrackInfo] = {}  # cid -> info, waiting for media
@@ -87,6 +105,7 @@ class Participant:
             room_name=room.name,
             may_publish=lambda: self.grant.can_publish_data,
             recipients=lambda: [(other.identity, other.relay) for other in self.room.others(self)],
+            is_agent=lambda: self.kind == pb_models.ParticipantInfo.AGENT,
         )
         # /rtc/v1 clients (livekit >= 1.2) use ONE PeerConnection for both directions.
         single_pc = not params.legacy
@@ -105,6 +124,11 @@ class Participant:
     def hidden(self) -> bool:
         """Hidden participants (recorders) are not announced to others."""
         return self.grant.hidden
+
+    @property
+    def dependent(self) -> bool:
+        """Agents and egress do not count towards a room's max_participants (livekit's rule)."""
+        return self.kind in DEPENDENT_KINDS
 
     @property
     def can_publish(self) -> bool:
@@ -143,7 +167,7 @@ class Participant:
         info.joined_at_ms = int(self.joined_at * 1000)
         info.version = self.version
         info.is_publisher = bool(self.published)
-        info.kind = _KINDS.get(self.kind, pb_models.ParticipantInfo.STANDARD)
+        info.kind = self.kind  # type: ignore[assignment]
         for key, value in self.attributes.items():
             info.attributes[key] = value
         permission = info.permission
@@ -152,6 +176,12 @@ class Participant:
         permission.can_publish_data = self.grant.can_publish_data
         permission.hidden = self.grant.hidden
         permission.can_update_metadata = self.grant.can_update_own_metadata
+        known_sources = pb_models.TrackSource.keys()
+        permission.can_publish_sources.extend(
+            pb_models.TrackSource.Value(name.upper())  # type: ignore[misc]
+            for name in self.grant.can_publish_sources
+            if name.upper() in known_sources
+        )
         for track in self.published.values():
             info.tracks.append(track.info)
         return info
@@ -175,6 +205,73 @@ class Participant:
             self.send(update)
         # The room leaves hidden participants out of what it tells others.
         self.room.broadcast_update([info], exclude=self)
+
+    def update_state(self, *, name: str = "", metadata: str = "", attributes: dict[str, str] | None = None) -> None:
+        """Apply a name, metadata and attribute change (empty leaves one as it is; an empty attribute value
+        deletes the key) and tell the participant and the room. Bounds are the caller's (``limits``)."""
+        if name:
+            self.name = name
+        if metadata:
+            self.metadata = metadata
+        for key, value in (attributes or {}).items():
+            if value:
+                self.attributes[key] = value
+            else:
+                self.attributes.pop(key, None)
+        self.announce(to_self=True)
+
+    async def update_permission(self, permission: pb_models.ParticipantPermission) -> None:
+        """Replace what the participant may do (the server API): losing canPublish unpublishes its tracks,
+        losing canSubscribe ends its subscriptions, regaining it subscribes an auto-subscribing participant
+        to the room again; the participant and the room hear the new state. ``hidden`` stays as the token
+        set it: others were never told of a hidden participant, so it cannot appear or vanish midway."""
+        could_subscribe = self.can_subscribe
+        self.grant = dataclasses.replace(
+            self.grant,
+            can_subscribe=permission.can_subscribe,
+            can_publish=permission.can_publish,
+            can_publish_data=permission.can_publish_data,
+            can_publish_sources=tuple(
+                pb_models.TrackSource.Name(source).lower()
+                for source in permission.can_publish_sources
+                if source in pb_models.TrackSource.values()
+            ),
+            can_update_own_metadata=permission.can_update_metadata,
+        )
+        if not self.can_publish:
+            for track_sid in list(self.published):
+                await self.unpublish(track_sid, broadcast=False)
+            self.pending_tracks.clear()
+        if not self.can_subscribe:
+            for track_sid in list(self.subscriptions):
+                self.unsubscribe(track_sid)
+        elif not could_subscribe and self.context.media_available:
+            self._subscribe_to_room()
+        self.announce(to_self=True)
+
+    def set_track_muted(self, track_sid: str, muted: bool, *, tell_client: bool) -> pb_models.TrackInfo | None:
+        """Mute or unmute a track of this participant (published or waiting for media); None when it has none.
+
+        With ``tell_client`` (the server API) the client hears a mute request too, so
+        the SDK mutes its local track; everyone else hears the new track state.
+        """
+        track = self.published.get(track_sid)
+        info = track.info if track is not None else None
+        if info is None:
+            info = next((pending for pending in self.pending_tracks.values() if pending.sid == track_sid), None)
+        if info is None:
+            return None
+        if tell_client:
+            request = pb_rtc.SignalResponse()
+            request.mute.sid = track_sid
+            request.mute.muted = muted
+            self.send(request)
+        if info.muted != muted:
+            info.muted = muted
+            self._log("mute" if muted else "unmute", track=track_sid)
+            if track is not None:
+                self.announce()
+        return info
 
     def _log(self, event: str, **fields: Any) -> None:
         log_event(event, room=self.room.name, identity=self.identity, **fields)
@@ -201,17 +298,12 @@ class Participant:
         for other in self.room.others(self):
             if not other.hidden:
                 join.other_participants.append(other.info())
-        from kitewire import __version__
-
-        join.server_version = __version__
-        join.server_info.edition = pb_models.ServerInfo.Standard
-        join.server_info.version = __version__
-        join.server_info.protocol = PROTOCOL_VERSION
-        join.server_info.node_id = self.context.node_id
+        join.server_version = LIVEKIT_COMPATIBLE_VERSION
+        fill_server_info(join.server_info, self.context.node_id)
         join.subscriber_primary = self.transports.subscriber_primary
         join.ping_interval = self.context.settings.ping_interval
         join.ping_timeout = self.context.settings.ping_timeout
-        for mime in ("video/VP8", "video/H264", "audio/opus"):
+        for mime in PUBLISH_CODEC_MIMES:
             join.enabled_publish_codecs.append(pb_models.Codec(mime=mime))
         self.send(response)
         self.room.broadcast_update([self.info()], exclude=self)
@@ -248,6 +340,10 @@ class Participant:
         if self.state != pb_models.ParticipantInfo.ACTIVE:
             self.state = pb_models.ParticipantInfo.ACTIVE
             self.announce()
+            if not self.was_active:
+                # livekit-server's rule: a participant has joined once its connection is up.
+                self.was_active = True
+                self.context.webhooks.notify("participant_joined", self.room.info(), participant=self.info())
 
     def transport_failed(self, reason: str) -> None:
         """A connection failed: close the session unless the client says it is leaving."""
@@ -308,19 +404,36 @@ class Participant:
         if newly or gone:
             self.announce()
             for track in newly:
+                self.context.webhooks.notify(
+                    "track_published", self.room.info(), participant=self.info(), track=track.info
+                )
                 for other in self.room.others(self):
                     if other.auto_subscribe and other.can_subscribe and not other.closed:
                         other.subscribe(track)
 
-    def _match_pending(self, transceiver: Transceiver) -> pb_models.TrackInfo | None:
+    def _pending_for(self, transceiver: Transceiver) -> str | None:
+        """The cid of the pending track ``transceiver`` carries: by track id, else the first of its kind."""
         track_id = transceiver.remote_track_id
         if track_id and track_id in self.pending_tracks:
-            return self.pending_tracks.pop(track_id)
+            return track_id
         wanted = pb_models.AUDIO if transceiver.kind == "audio" else pb_models.VIDEO
         for cid, info in self.pending_tracks.items():
             if info.type == wanted:
-                return self.pending_tracks.pop(cid)
+                return cid
         return None
+
+    def _match_pending(self, transceiver: Transceiver) -> pb_models.TrackInfo | None:
+        cid = self._pending_for(transceiver)
+        return None if cid is None else self.pending_tracks.pop(cid)
+
+    def requested_codec_order(self, transceiver: Transceiver) -> tuple[str, ...]:
+        """Codec names (lower case) the AddTrackRequest for ``transceiver``'s track asked for, first wanted first."""
+        if any(track.transceiver is transceiver for track in self.published.values()):
+            return ()
+        cid = self._pending_for(transceiver)
+        if cid is None:
+            return ()
+        return tuple(c.mime_type.rsplit("/", 1)[-1].lower() for c in self.pending_tracks[cid].codecs if c.mime_type)
 
     async def unpublish(self, track_sid: str, *, broadcast: bool = True) -> None:
         """Stop forwarding a published track and remove it from every subscriber."""
@@ -331,7 +444,10 @@ class Participant:
         for down in list(track.downtracks.values()):
             down.subscriber.unsubscribe(track_sid, track=track)
         self.room.remember_track_sid(self.identity, track_sid)
+        for other in self.room.others(self):
+            other.denied_tracks.discard(track_sid)
         self._log("unpublish", track=track_sid)
+        self.context.webhooks.notify("track_unpublished", self.room.info(), participant=self.info(), track=track.info)
         if broadcast:
             self.announce()
 
@@ -343,6 +459,9 @@ class Participant:
             return
         if track.publisher.hidden:
             # Nobody may learn of a hidden participant, so nobody receives its tracks.
+            return
+        if not track.publisher.subscription_permissions.allows(self.identity, self.sid, track.sid):
+            self._tell_permission(track, allowed=False)
             return
         if self.single_pc:
             down = DownTrack(track, self, None, is_ready=self.transports.ready_to_send)
@@ -362,6 +481,39 @@ class Participant:
             track.publisher.send(notice)
         self.transports.request_negotiation()
 
+    def _tell_permission(self, track: PublishedTrack, *, allowed: bool) -> None:
+        """Tell this subscriber (once per change) whether it may subscribe to ``track``."""
+        if allowed == (track.sid not in self.denied_tracks):
+            return
+        if allowed:
+            self.denied_tracks.discard(track.sid)
+        elif len(self.denied_tracks) < _MAX_DENIED_TRACKS:
+            self.denied_tracks.add(track.sid)
+        update = pb_rtc.SignalResponse()
+        update.subscription_permission_update.participant_sid = track.publisher.sid
+        update.subscription_permission_update.track_sid = track.sid
+        update.subscription_permission_update.allowed = allowed
+        self.send(update)
+
+    def set_subscription_permissions(self, request: pb_rtc.SubscriptionPermission) -> None:
+        """Take the publisher's new rule: end subscriptions it no longer allows, start the ones it now allows
+        for subscribers that auto-subscribe or were refused before. Bounds are the caller's."""
+        self.subscription_permissions.replace(request)
+        for track in list(self.published.values()):
+            for down in list(track.downtracks.values()):
+                subscriber = down.subscriber
+                if not self.subscription_permissions.allows(subscriber.identity, subscriber.sid, track.sid):
+                    subscriber.unsubscribe(track.sid, track=track)
+                    subscriber._tell_permission(track, allowed=False)
+            for other in self.room.others(self):
+                if other.closed or track.sid in other.subscriptions or not other.can_subscribe:
+                    continue
+                if not self.subscription_permissions.allows(other.identity, other.sid, track.sid):
+                    continue
+                if track.sid in other.denied_tracks or other.auto_subscribe:
+                    other._tell_permission(track, allowed=True)
+                    other.subscribe(track)
+
     def unsubscribe(self, track_sid: str, *, track: PublishedTrack | None = None) -> None:
         """Remove the downtrack for ``track_sid`` (only when it forwards ``track``, if given) and renegotiate."""
         down = self.subscriptions.get(track_sid)
@@ -373,6 +525,16 @@ class Participant:
         self.transports.release(down)
         self._log("unsubscribe", track=track_sid)
         self.transports.request_negotiation()
+
+    def set_subscribed(self, track_sids: list[str], subscribe: bool) -> None:
+        """Subscribe to (or unsubscribe from) others' tracks by sid, skipping unknown ones (bounds are the caller's)."""
+        for sid in track_sids:
+            if subscribe:
+                track = self.find_track(sid)
+                if track is not None:
+                    self.subscribe(track)
+            else:
+                self.unsubscribe(sid)
 
     def find_track(self, track_sid: str) -> PublishedTrack | None:
         """Another participant's published track ``track_sid``, if any."""
@@ -408,6 +570,8 @@ class Participant:
         info = self._bump()
         info.disconnect_reason = disconnect_reason  # type: ignore[assignment]
         self.room.broadcast_update([info])
+        left = "participant_left" if self.was_active else "participant_connection_aborted"
+        self.context.webhooks.notify(left, self.room.info(), participant=info)
         self._log("leave", sid=self.sid, reason=reason, code=pb_models.DisconnectReason.Name(disconnect_reason))
         for task in list(self._tasks):
             if task is not asyncio.current_task():

@@ -27,6 +27,7 @@ from .limits import (
     metadata_update_problem,
     refusal,
 )
+from .subscription_permissions import permission_problem
 from .uptrack import quality_to_layer
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ def _handle_add_track(participant: Participant, request: pb_rtc.AddTrackRequest)
     info.layers.extend(request.layers)
     info.stream = request.stream
     info.encryption = request.encryption
+    _copy_track_features(request, info)
     for codec in request.simulcast_codecs:
         if codec.codec:
             entry = info.codecs.add()
@@ -79,6 +81,37 @@ def _handle_add_track(participant: Participant, request: pb_rtc.AddTrackRequest)
             entry.layers.extend(codec.layers or request.layers)
     participant.pending_tracks[request.cid] = info
     _track_published(participant, request.cid, info)
+
+
+# AddTrackRequest fields the TrackInfo keeps under the same name (frame_metadata_features is the
+# newer protocol's name of packet_trailer_features; whichever the installed protocol has is kept).
+_KEPT_TRACK_FIELDS = (
+    "disable_dtx",
+    "stereo",
+    "disable_red",
+    "audio_features",
+    "backup_codec_policy",
+    "packet_trailer_features",
+    "frame_metadata_features",
+)
+_MAX_FEATURES = 16
+_SHARED_TRACK_FIELDS = tuple(
+    name
+    for name in _KEPT_TRACK_FIELDS
+    if name in pb_rtc.AddTrackRequest.DESCRIPTOR.fields_by_name
+    and name in pb_models.TrackInfo.DESCRIPTOR.fields_by_name
+)
+
+
+def _copy_track_features(request: pb_rtc.AddTrackRequest, info: pb_models.TrackInfo) -> None:
+    """Keep what the publisher said about its track (DTX, stereo, audio features, frame metadata) in the TrackInfo."""
+    for name in _SHARED_TRACK_FIELDS:
+        value = getattr(request, name)
+        if isinstance(value, (bool, int)):
+            setattr(info, name, value)
+        else:
+            # Feature lists name enum values: each once, a handful at most (every TrackInfo goes to the whole room).
+            getattr(info, name).extend(list(dict.fromkeys(value))[:_MAX_FEATURES])
 
 
 def _add_track_problem(participant: Participant, request: pb_rtc.AddTrackRequest) -> tuple[str, int] | None:
@@ -149,13 +182,7 @@ def _handle_subscription(participant: Participant, request: pb_rtc.UpdateSubscri
     if request.subscribe and not participant.can_subscribe:
         refuse(participant, "subscription", "token does not allow subscribing (canSubscribe=false)")
         return
-    for sid in sids:
-        if request.subscribe:
-            track = participant.find_track(sid)
-            if track is not None:
-                participant.subscribe(track)
-        else:
-            participant.unsubscribe(sid)
+    participant.set_subscribed(sids, request.subscribe)
 
 
 def _handle_track_setting(participant: Participant, setting: pb_rtc.UpdateTrackSettings) -> None:
@@ -216,7 +243,11 @@ async def dispatch(participant: Participant, request: pb_rtc.SignalRequest) -> b
         participant.send(response)
     elif kind == "update_metadata":
         _handle_update_metadata(participant, request.update_metadata)
-    # sync_state, simulate, subscription_permission, ...: accepted and ignored.
+    elif kind == "subscription_permission":
+        _handle_subscription_permission(participant, request.subscription_permission)
+    elif kind in ("publish_data_track_request", "unpublish_data_track_request"):
+        _refuse_data_track(participant, request)
+    # sync_state, simulate, ...: accepted and ignored.
     return False
 
 
@@ -264,20 +295,21 @@ def _ignore_candidate(participant: Participant, reason: str) -> None:
 
 
 def _handle_mute(participant: Participant, mute: pb_rtc.MuteTrackRequest) -> None:
-    track = participant.published.get(mute.sid)
-    info = track.info if track is not None else None
-    if info is None:
-        for pending in participant.pending_tracks.values():
-            if pending.sid == mute.sid:
-                info = pending
-    if info is None or info.muted == mute.muted:
-        return
-    info.muted = mute.muted
-    log_event(
-        "mute" if mute.muted else "unmute", room=participant.room.name, identity=participant.identity, track=mute.sid
-    )
-    if track is not None:
-        participant.announce()
+    participant.set_track_muted(mute.sid, mute.muted, tell_client=False)
+
+
+def _refuse_data_track(participant: Participant, request: pb_rtc.SignalRequest) -> None:
+    """Data tracks are not implemented: say so at once (the SDK would wait 10 s for an answer).
+
+    The refusal names the track by its publisher handle, which is what the SDK matches."""
+    reason = "data tracks are not supported by this server"
+    log_refusal(participant.room.name, participant.identity, "data_track", reason)
+    response = refusal(reason, _UNSUPPORTED_TYPE)
+    if request.WhichOneof("message") == "publish_data_track_request":
+        response.request_response.publish_data_track.pub_handle = request.publish_data_track_request.pub_handle
+    else:
+        response.request_response.unpublish_data_track.pub_handle = request.unpublish_data_track_request.pub_handle
+    participant.send(response)
 
 
 def _handle_update_metadata(participant: Participant, update: pb_rtc.UpdateParticipantMetadata) -> None:
@@ -293,18 +325,18 @@ def _handle_update_metadata(participant: Participant, update: pb_rtc.UpdateParti
             participant, "update_metadata", problem, pb_rtc.RequestResponse.LIMIT_EXCEEDED, request_id=update.request_id
         )
         return
-    if update.name:
-        participant.name = update.name
-    if update.metadata:
-        participant.metadata = update.metadata
-    for key, value in update.attributes.items():
-        if value:
-            participant.attributes[key] = value
-        else:
-            participant.attributes.pop(key, None)
-    participant.announce(to_self=True)
+    participant.update_state(name=update.name, metadata=update.metadata, attributes=dict(update.attributes))
     if update.request_id:
         done = pb_rtc.SignalResponse()
         done.request_response.request_id = update.request_id
         done.request_response.reason = pb_rtc.RequestResponse.OK
         participant.send(done)
+
+
+def _handle_subscription_permission(participant: Participant, request: pb_rtc.SubscriptionPermission) -> None:
+    """Who may subscribe to this participant's tracks; the server enforces it (``set_subscription_permissions``)."""
+    problem = permission_problem(request)
+    if problem is not None:
+        refuse(participant, "subscription_permission", problem, pb_rtc.RequestResponse.LIMIT_EXCEEDED)
+        return
+    participant.set_subscription_permissions(request)

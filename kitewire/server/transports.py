@@ -56,6 +56,10 @@ class TransportOwner(Protocol):
 
     def send(self, response: pb_rtc.SignalResponse) -> bool: ...
 
+    def requested_codec_order(self, transceiver: Transceiver) -> tuple[str, ...]:
+        """Codec names the AddTrackRequest for what ``transceiver`` receives asked for, preferred first."""
+        ...
+
     def transport_connected(self) -> None:
         """The connection the client waits for has connected."""
 
@@ -183,6 +187,10 @@ class Transports:
             with contextlib.suppress(ValueError):
                 await pc.add_ice_candidate(candidate)
         self._early_candidates.clear()
+        for transceiver in pc.transceivers:
+            # livekit-server's rule: the answer lists the codec the publisher asked for first, so it is the one sent.
+            if transceiver.remote_sends and not transceiver.stopped:
+                transceiver.answer_codec_order = self._owner.requested_codec_order(transceiver)
         mid_to_track: dict[str, str] = {}
         if self.single_pc:
             # The description was checked above; reading its directions is the model's job.

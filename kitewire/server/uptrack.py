@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 
 from livekit.protocol import models as pb_models
 
-from kitewire.media.vp8_descriptor import Vp8Descriptor, read_vp8_descriptor
 from kitewire.transport import Codec, RtpHeader, RtpReceiver, Transceiver
 from kitewire.transport import rtp as rtp_ext
 
-from .forwarder import PaddingSequenceMap, UplinkGaps
+from .dynacast import DynacastQuality
+from .forwarder import PaddingSequenceMap, PictureIds, UplinkGaps, picture_id_reader
+from .speakers import AudioLevelMeter
 
 if TYPE_CHECKING:
     from .downtrack import DownTrack
@@ -38,7 +39,7 @@ _KEYFRAME_REQUEST_INTERVAL = 0.5
 # Gaps up to this many packets are NACKed to the publisher; larger jumps are a restart.
 _MAX_NACK_GAP = 64
 # Extensions copied from the publisher's packets to the subscriber's.
-_FORWARDED_EXTENSIONS = (rtp_ext.URI_VIDEO_ORIENTATION, rtp_ext.URI_ABS_CAPTURE_TIME)
+_FORWARDED_EXTENSIONS = (rtp_ext.URI_VIDEO_ORIENTATION, rtp_ext.URI_ABS_CAPTURE_TIME, rtp_ext.URI_AUDIO_LEVEL)
 # SSRCs of one track whose padding renumbering and uplink loss tracking are kept (3 simulcast layers, plus restarts).
 _MAX_SSRCS_PER_TRACK = 8
 # How often the publisher's extension ids are looked up again (they only change on renegotiation).
@@ -49,7 +50,7 @@ class IncomingPacket:
     """One publisher packet as every downtrack of the track needs it, prepared once.
 
     ``sequence_number`` is in the layer's compacted space (padding-only packets
-    taken out); ``head``/``rest`` split the payload where a VP8 descriptor's
+    taken out); ``head``/``rest`` split the payload where a VP8 or VP9 descriptor's
     rewritable fields end (``head`` empty for other codecs); ``extensions``
     are the forwarded ones present, as (URI, value).
     """
@@ -62,10 +63,10 @@ class IncomingPacket:
         "layer",
         "marker",
         "payload",
+        "pictures",
         "rest",
         "sequence_number",
         "timestamp",
-        "vp8",
     )
 
     def __init__(
@@ -75,7 +76,7 @@ class IncomingPacket:
         timestamp: int,
         marker: bool,
         payload: memoryview,
-        vp8: Vp8Descriptor | None,
+        pictures: PictureIds | None,
         extensions: tuple[tuple[str, bytes], ...],
     ) -> None:
         self.layer = layer
@@ -83,15 +84,15 @@ class IncomingPacket:
         self.timestamp = timestamp
         self.marker = marker
         self.payload = payload
-        self.vp8 = vp8
+        self.pictures = pictures
         self.extensions = extensions
         # Which extensions, of which sizes: downtracks keep a header template per shape.
         self.ext_shape = tuple((uri, len(value)) for uri, value in extensions) if extensions else ()
         # The values alone, for downtracks whose header template takes all of them.
         self.ext_values = tuple(value for _, value in extensions) if extensions else ()
-        if vp8 is not None and vp8.end:
-            self.head = bytes(payload[: vp8.end])
-            self.rest = payload[vp8.end :]
+        if pictures is not None and pictures.end:
+            self.head = bytes(payload[: pictures.end])
+            self.rest = payload[pictures.end :]
         else:
             self.head = b""
             self.rest = payload
@@ -127,6 +128,12 @@ class PublishedTrack:
         self._select_cache_live: list[int] | None = None
         self._forwarded_ext_ids: tuple[tuple[str, int], ...] = ()
         self._ext_ids_read_at = float("-inf")
+        #: Audio tracks: how loud the publisher is (active speakers), from the audio-level extension.
+        self.audio_level = AudioLevelMeter() if info.type == pb_models.AUDIO else None
+        self._audio_level_id: int | None = None
+        self._audio_level_id_read_at = float("-inf")
+        #: Video tracks: the best layer subscribers want, as announced to the publisher (dynacast).
+        self.dynacast = DynacastQuality() if info.type == pb_models.VIDEO else None
         self.closed = False
         if transceiver is not None:
             self.bind(transceiver)
@@ -213,6 +220,9 @@ class PublishedTrack:
             return
         if not padding_only:
             self._layer_last_seen[layer] = now
+        meter = self.audio_level
+        if meter is not None and header.extensions:
+            self._observe_audio_level(meter, header, now)
         if self.codec is None or header.payload_type not in self._pt_to_codec:
             codec = self._pt_to_codec.get(header.payload_type)
             if codec is None:
@@ -222,7 +232,8 @@ class PublishedTrack:
         if not downtracks:
             return
         payload = memoryview(packet)[header.payload_offset : header.payload_end]
-        vp8 = read_vp8_descriptor(payload) if self.codec.mime_type.lower() == "video/vp8" else None
+        reader = picture_id_reader(self.codec.mime_type)
+        pictures = reader(payload) if reader is not None else None
         extensions: tuple[tuple[str, bytes], ...] = ()
         if header.extensions:
             if now - self._ext_ids_read_at > _EXTENSION_IDS_REFRESH_SECONDS:
@@ -232,12 +243,25 @@ class PublishedTrack:
                 self._ext_ids_read_at = now
             present = header.extensions
             extensions = tuple((uri, present[ext_id]) for uri, ext_id in self._forwarded_ext_ids if ext_id in present)
-        incoming = IncomingPacket(layer, sequence_number, header.timestamp, header.marker, payload, vp8, extensions)
+        incoming = IncomingPacket(
+            layer, sequence_number, header.timestamp, header.marker, payload, pictures, extensions
+        )
         for downtrack in list(downtracks.values()):
             try:
                 downtrack.forward(incoming, now)
             except Exception:  # one broken subscriber must not stop the others
                 logger.exception("forwarding to %s failed", downtrack.subscriber.identity)
+
+    def _observe_audio_level(self, meter: AudioLevelMeter, header: RtpHeader, now: float) -> None:
+        if now - self._audio_level_id_read_at > _EXTENSION_IDS_REFRESH_SECONDS:
+            receiver = self.receiver
+            self._audio_level_id = receiver.header_extensions.get(rtp_ext.URI_AUDIO_LEVEL) if receiver else None
+            self._audio_level_id_read_at = now
+        if self._audio_level_id is None:
+            return
+        value = header.extensions.get(self._audio_level_id)
+        if value:
+            meter.observe(value[0] & 0x7F, header.timestamp, now)
 
     def newest_sequence_numbers(self) -> dict[int, int]:
         """The newest incoming sequence number of each SSRC the publisher sends on this track."""

@@ -155,7 +155,8 @@ class SignalConnection(Generic[In, Out]):
         self._queue.append(_Frame(kind, data, written))
         self._queued_bytes += len(data)
         self._wakeup.set()
-        if self._writer is None:
+        if self._writer is None or self._writer.done():
+            # a writer cancelled from outside (asyncio.run ending) would leave this frame unwritten
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())
         return True
 

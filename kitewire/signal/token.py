@@ -16,6 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 import jwt
+from google.protobuf import json_format
+from livekit.protocol import room as pb_room
 
 __all__ = [
     "DEV_API_KEY",
@@ -23,6 +25,7 @@ __all__ = [
     "AccessClaims",
     "TokenError",
     "VideoGrant",
+    "create_body_token",
     "create_token",
     "parse_keys",
     "verify_token",
@@ -158,6 +161,8 @@ class AccessClaims:
     kind: str = ""
     expires_at: float = 0.0
     not_before: float = 0.0
+    #: The ``roomConfig`` claim: settings for the room this token joins (applied like CreateRoom).
+    room_config: pb_room.RoomConfiguration | None = None
 
 
 def create_token(
@@ -278,6 +283,7 @@ def verify_token(token: str, keys: Mapping[str, str], *, now: float | None = Non
     if not isinstance(attributes, dict):
         raise TokenError(f"attributes must be an object, got {attributes!r}")
     return AccessClaims(
+        room_config=_room_config(claims.get("roomConfig")),
         api_key=api_key,
         identity=identity,
         video=VideoGrant.from_claims(video),
@@ -288,6 +294,20 @@ def verify_token(token: str, keys: Mapping[str, str], *, now: float | None = Non
         expires_at=float(exp or 0),
         not_before=float(nbf or 0),
     )
+
+
+def _room_config(value: Any) -> pb_room.RoomConfiguration | None:
+    """The ``roomConfig`` claim (RoomConfiguration in protobuf JSON, as livekit-api writes it)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TokenError(f"roomConfig must be an object, got {value!r}")
+    config = pb_room.RoomConfiguration()
+    try:
+        json_format.ParseDict(value, config, ignore_unknown_fields=True)
+    except (json_format.ParseError, TypeError, ValueError) as exc:
+        raise TokenError(f"roomConfig: expected a RoomConfiguration, got {exc}") from None
+    return config
 
 
 def parse_keys(text: str) -> dict[str, str]:
@@ -307,3 +327,17 @@ def parse_keys(text: str) -> dict[str, str]:
     if not keys:
         raise ValueError(f"expected at least one 'key: secret' pair, got {text!r}")
     return keys
+
+
+def create_body_token(api_key: str, api_secret: str, body_sha256: str, *, ttl: float = 300.0) -> str:
+    """Sign a token that vouches for one request body (a webhook's ``Authorization`` header).
+
+    ``body_sha256`` is the base64 SHA-256 digest of the body; it travels in the
+    ``sha256`` claim, which livekit's ``WebhookReceiver`` compares with the body it got.
+    """
+    if not api_key or not api_secret:
+        raise ValueError(f"expected a non-empty api key and secret, got key={api_key!r}")
+    now = int(time.time())
+    payload = {"iss": api_key, "nbf": now, "exp": now + int(ttl), "sha256": body_sha256}
+    with _short_secrets_allowed():
+        return jwt.encode(payload, api_secret, algorithm="HS256")

@@ -15,8 +15,11 @@ in plain values (strings, tuples) so no aiortc type leaks out, except
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import logging
+import random
+import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +29,8 @@ import aioice
 import aiortc
 import pylibsrtp
 from aioice import Candidate, Connection
+from aioice.candidate import candidate_foundation, candidate_priority
+from aioice.ice import StunProtocol, get_host_addresses
 from aiortc.rtcconfiguration import RTCIceServer
 from aiortc.rtcdatachannel import RTCDataChannel, RTCDataChannelParameters
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint, RTCDtlsParameters, RTCDtlsTransport
@@ -33,6 +38,7 @@ from aiortc.rtcicetransport import RTCIceCandidate, RTCIceGatherer, RTCIceParame
 from aiortc.rtcsctptransport import RTCSctpCapabilities, RTCSctpTransport
 
 from .ice import IceServer
+from .udp_mux import UdpMux
 
 __all__ = [
     "EXPECTED_VERSIONS",
@@ -93,22 +99,109 @@ class _FastPathConnection(Connection):
         super().data_received(data, component)
 
 
-class _LoopbackConnection(_FastPathConnection):
-    """A connection that gathers exactly one host candidate on 127.0.0.1.
+@dataclass(frozen=True)
+class HostGathering:
+    """How a connection gathers when aioice's own gathering is not used.
 
-    aioice's own gathering skips 127.0.0.1, and patching it would affect every
-    connection in the process; overriding gathering per instance does not.
-
-    Private: ``_local_candidates``, ``_local_candidates_start`` and
-    ``_local_candidates_end`` (what ``gather_candidates`` fills in), and
-    ``get_component_candidates(component, addresses)``.
+    ``loopback_only``: 127.0.0.1 only (aioice skips it). ``port_range``: bind
+    each host candidate to a port in ``(start, end)``. ``udp_mux``: no socket
+    of its own, one host candidate on the mux's shared port.
     """
 
+    loopback_only: bool = False
+    port_range: tuple[int, int] | None = None
+    udp_mux: UdpMux | None = None
+
+    @property
+    def needed(self) -> bool:
+        """Whether aioice's gathering must be replaced."""
+        return self.loopback_only or self.port_range is not None or self.udp_mux is not None
+
+
+class _GatheringConnection(_FastPathConnection):
+    """A connection that gathers host candidates as its :class:`HostGathering` says, per instance.
+
+    Patching aioice's gathering would affect every connection in the process;
+    overriding it per instance does not. No STUN or TURN: these gather host
+    candidates only.
+
+    Private: ``_local_candidates``, ``_local_candidates_start`` and
+    ``_local_candidates_end`` (what ``gather_candidates`` fills in),
+    ``_protocols`` (the endpoints ``close`` closes), ``_use_ipv4``/``_use_ipv6``,
+    ``StunProtocol(connection)`` with its ``local_candidate`` and
+    ``connection_made(transport)``, and ``get_component_candidates(component, addresses)``.
+    """
+
+    #: Set per instance by BundleTransport (a class default for subclasses).
+    _gathering = HostGathering()
+
     async def gather_candidates(self) -> None:
-        if not self._local_candidates_start:
-            self._local_candidates_start = True
-            self._local_candidates += await self.get_component_candidates(component=1, addresses=["127.0.0.1"])
-            self._local_candidates_end = True
+        if self._local_candidates_start:
+            return
+        self._local_candidates_start = True
+        gathering = self._gathering
+        if gathering.loopback_only:
+            addresses = ["127.0.0.1"]
+        else:
+            addresses = get_host_addresses(use_ipv4=self._use_ipv4, use_ipv6=self._use_ipv6)
+        if gathering.udp_mux is not None:
+            self._local_candidates += self._muxed_candidates(gathering.udp_mux, addresses)
+        elif gathering.port_range is not None:
+            self._local_candidates += await self._ranged_candidates(gathering.port_range, addresses)
+        else:
+            self._local_candidates += await self.get_component_candidates(component=1, addresses=addresses)
+        self._local_candidates_end = True
+
+    def _add_host(self, protocol: StunProtocol, host: str, port: int) -> Candidate:
+        protocol.local_candidate = _host_candidate(host, port)
+        self._protocols.append(protocol)
+        return protocol.local_candidate
+
+    def _muxed_candidates(self, mux: UdpMux, addresses: list[str]) -> list[Candidate]:
+        protocol = StunProtocol(self)
+        protocol.connection_made(mux.attach(str(self.local_username), protocol))
+        bound_host, port = mux.address
+        # A mux bound to one address is reached there; one bound to the wildcard on every host address.
+        hosts = addresses if bound_host in ("0.0.0.0", "::") else [bound_host]
+        return [self._add_host(protocol, hosts[0], port)] + [_host_candidate(host, port) for host in hosts[1:]]
+
+    async def _ranged_candidates(self, port_range: tuple[int, int], addresses: list[str]) -> list[Candidate]:
+        loop = asyncio.get_running_loop()
+        start, end = port_range
+        candidates = []
+        for host in addresses:
+            ports = list(range(start, end + 1))
+            offset = random.randrange(len(ports))
+            for port in ports[offset:] + ports[:offset]:
+                try:
+                    transport, protocol = await loop.create_datagram_endpoint(
+                        lambda: StunProtocol(self), local_addr=(host, port)
+                    )
+                except OSError:
+                    continue
+                candidates.append(self._add_host(protocol, host, transport.get_extra_info("sockname")[1]))
+                break
+            else:
+                raise OSError(f"ICE: no free UDP port on {host} in {start}-{end}")
+        return candidates
+
+
+def _host_candidate(host: str, port: int) -> Candidate:
+    return Candidate(
+        foundation=candidate_foundation("host", "udp", host),
+        component=1,
+        transport="udp",
+        priority=candidate_priority(1, "host"),
+        host=host,
+        port=port,
+        type="host",
+    )
+
+
+class _LoopbackConnection(_GatheringConnection):
+    """A connection gathering one host candidate on 127.0.0.1 (also swapped into aiortc's own peers by tests)."""
+
+    _gathering = HostGathering(loopback_only=True)
 
 
 class _RawDtlsTransport(RTCDtlsTransport):
@@ -178,6 +271,8 @@ class BundleTransport:
         ice_servers: list[IceServer],
         *,
         loopback_only: bool,
+        port_range: tuple[int, int] | None = None,
+        udp_mux: UdpMux | None = None,
         on_rtp: Callable[[bytes], None],
         on_rtcp: Callable[[bytes], None],
         on_failure: Callable[[], None],
@@ -189,11 +284,14 @@ class BundleTransport:
         self.srtp_errors = 0
         gatherer = RTCIceGatherer(iceServers=aiortc_servers)
         # Private: RTCIceGatherer._connection, swapped for ours before RTCIceTransport binds to it.
-        connection_class = _LoopbackConnection if loopback_only else _FastPathConnection
-        gatherer._connection = connection_class(
-            ice_controlling=False,
-            **({} if loopback_only else connection_kwargs(aiortc_servers)),
-        )
+        gathering = HostGathering(loopback_only, port_range, udp_mux)
+        if gathering.needed:
+            # A long ufrag: connections on one mux are told apart by it (aioice's own has 4 characters).
+            connection = _GatheringConnection(ice_controlling=False, local_username=secrets.token_hex(8))
+            connection._gathering = gathering
+            gatherer._connection = connection
+        else:
+            gatherer._connection = _FastPathConnection(ice_controlling=False, **connection_kwargs(aiortc_servers))
         self._gatherer = gatherer
         self.ice_connection: _FastPathConnection = gatherer._connection
         self._ice = RTCIceTransport(gatherer)

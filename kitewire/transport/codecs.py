@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .rtp import URI_REPAIRED_RID, URI_RID, URI_VIDEO_ORIENTATION
+from .rtp import URI_AUDIO_LEVEL, URI_REPAIRED_RID, URI_RID, URI_VIDEO_ORIENTATION
 
 __all__ = [
+    "AUDIO_ONLY_EXTENSIONS",
     "AUDIO_RTCP_FEEDBACK",
     "DEFAULT_CODECS",
     "REJECTED_CODECS",
@@ -61,8 +62,9 @@ class Codec:
         return self.mime_type.split("/", 1)[-1]
 
 
-#: Defaults: VP8, H264 constrained baseline (packetization-mode=1) and opus.
-#: As answerer, any H264 profile with packetization-mode=1 is accepted.
+#: Defaults: VP8, H264 constrained baseline (packetization-mode=1), VP9 profile 0,
+#: AV1 main profile, H265 (received only) and opus. As answerer, any H264 profile
+#: with packetization-mode=1 is accepted; VP9 and AV1 only in profile 0 (8-bit 4:2:0).
 DEFAULT_CODECS: tuple[Codec, ...] = (
     Codec("video/VP8", 90000, rtcp_feedback=VIDEO_RTCP_FEEDBACK),
     Codec(
@@ -70,6 +72,11 @@ DEFAULT_CODECS: tuple[Codec, ...] = (
         90000,
         fmtp="level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
         rtcp_feedback=VIDEO_RTCP_FEEDBACK,
+    ),
+    Codec("video/VP9", 90000, fmtp="profile-id=0", rtcp_feedback=VIDEO_RTCP_FEEDBACK),
+    Codec("video/AV1", 90000, fmtp="level-idx=5;profile=0;tier=0", rtcp_feedback=VIDEO_RTCP_FEEDBACK),
+    Codec(
+        "video/H265", 90000, fmtp="level-id=93;profile-id=1;tier-flag=0;tx-mode=SRST", rtcp_feedback=VIDEO_RTCP_FEEDBACK
     ),
     Codec("audio/opus", 48000, 2, fmtp="minptime=10;useinbandfec=1", rtcp_feedback=AUDIO_RTCP_FEEDBACK),
 )
@@ -89,6 +96,7 @@ class NegotiatedParameters:
 REJECTED_CODECS = frozenset({"rtx", "red", "ulpfec", "flexfec-03", "cn", "telephone-event"})
 SUPPORTED_FEEDBACK = frozenset({"nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"})
 VIDEO_ONLY_EXTENSIONS = frozenset({URI_RID, URI_REPAIRED_RID, URI_VIDEO_ORIENTATION})
+AUDIO_ONLY_EXTENSIONS = frozenset({URI_AUDIO_LEVEL})
 
 
 def codec_key(codec: Codec) -> tuple[str, int, int | None, str]:

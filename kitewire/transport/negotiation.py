@@ -14,6 +14,7 @@ import secrets
 
 from .aiortc_seam import SCTP_MAX_MESSAGE_SIZE, BundleTransport
 from .codecs import (
+    AUDIO_ONLY_EXTENSIONS,
     REJECTED_CODECS,
     SUPPORTED_FEEDBACK,
     VIDEO_ONLY_EXTENSIONS,
@@ -112,7 +113,8 @@ class Negotiator:
         return list(source)
 
     def local_extensions(self, kind: str) -> list[str]:
-        return [uri for uri in self._header_extensions if kind == "video" or uri not in VIDEO_ONLY_EXTENSIONS]
+        other_kind_only = AUDIO_ONLY_EXTENSIONS if kind == "video" else VIDEO_ONLY_EXTENSIONS
+        return [uri for uri in self._header_extensions if uri not in other_kind_only]
 
     def offer_media(self, transceiver: Transceiver) -> SdpMedia:
         assert transceiver.mid is not None
@@ -184,6 +186,11 @@ class Negotiator:
                 continue
             if name == "h264" and h264_packetization_mode(params) != "1":
                 continue
+            # 10-bit and 4:4:4 profiles are not decoded into our 8-bit 4:2:0 frames
+            if name == "vp9" and params.get("profile-id", "0") != "0":
+                continue
+            if name == "av1" and params.get("profile", "0") != "0":
+                continue
             feedback = tuple(fb for fb in offered.rtcp_feedback if fb in SUPPORTED_FEEDBACK)
             return Codec(
                 mime_type=f"{kind}/{codec.name}",
@@ -212,6 +219,10 @@ class Negotiator:
             transceiver.parameters.codecs = []
             transceiver.current_direction = None
             return rejected_media(offered)
+        if transceiver.answer_codec_order:
+            # The remote sends with the answer's first codec: put the ones asked for first (stable for the rest).
+            rank = {name: index for index, name in enumerate(transceiver.answer_codec_order)}
+            codecs.sort(key=lambda c: rank.get(c.name.lower(), len(rank)))
         accepted_ext = set(self._header_extensions)
         extmap = {uri: ext_id for uri, ext_id in offered.extmaps.items() if uri in accepted_ext}
         transceiver.parameters.codecs = codecs

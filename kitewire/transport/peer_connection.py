@@ -47,6 +47,7 @@ from .sender import SendEncoding, random_ssrc
 from .stats import PeerConnectionStats, collect_stats
 from .transceiver import Direction, Transceiver
 from .twcc import TransportCcGenerator
+from .udp_mux import UdpMux
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,10 @@ class PeerConnectionConfig:
     loopback_only: bool = False
     codecs: list[Codec] = field(default_factory=lambda: list(DEFAULT_CODECS))
     header_extensions: list[str] = field(default_factory=lambda: list(SUPPORTED_HEADER_EXTENSIONS))
+    #: ``(start, end)``: the ICE socket binds a UDP port in this range (None: any port).
+    port_range: tuple[int, int] | None = None
+    #: A shared UDP port (``kitewire.transport.udp_mux.UdpMux``, started) instead of a socket of our own.
+    udp_mux: UdpMux | None = None
     #: Seconds between automatic SR/RR reports.
     rtcp_report_interval: float = 1.0
     #: Seconds between transport-wide CC feedback packets (0 disables).
@@ -156,6 +161,8 @@ class PeerConnection:
         self._transport = BundleTransport(
             config.ice_servers,
             loopback_only=config.loopback_only,
+            port_range=config.port_range,
+            udp_mux=config.udp_mux,
             on_rtp=self._router.on_rtp,
             on_rtcp=self._router.on_rtcp,
             on_failure=self._on_transport_failure,

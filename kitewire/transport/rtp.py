@@ -19,6 +19,7 @@ __all__ = [
     "SUPPORTED_HEADER_EXTENSIONS",
     "URI_ABS_CAPTURE_TIME",
     "URI_ABS_SEND_TIME",
+    "URI_AUDIO_LEVEL",
     "URI_MID",
     "URI_REPAIRED_RID",
     "URI_RID",
@@ -57,6 +58,8 @@ URI_ABS_SEND_TIME: Final = "http://www.webrtc.org/experiments/rtp-hdrext/abs-sen
 URI_TRANSPORT_CC: Final = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 URI_ABS_CAPTURE_TIME: Final = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
 URI_VIDEO_ORIENTATION: Final = "urn:3gpp:video-orientation"
+#: RFC 6464 client-to-mixer audio level (one byte: V flag, then -dBov 0..127).
+URI_AUDIO_LEVEL: Final = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
 #: Header extensions the transport negotiates, in the order it offers them.
 SUPPORTED_HEADER_EXTENSIONS: Final[tuple[str, ...]] = (

@@ -235,18 +235,27 @@ def _parse_session_attribute(session: SdpSession, name: str, attr: str, line: st
         parts = attr.split()
         if parts and parts[0] == "BUNDLE":
             session.bundle = parts[1:]
-    elif name == "ice-ufrag":
-        session.ice_ufrag = attr
-    elif name == "ice-pwd":
-        session.ice_pwd = attr
     elif name == "ice-lite":
         session.ice_lite = True
-    elif name == "fingerprint":
-        session.fingerprints.append(_parse_fingerprint(attr, line))
-    elif name == "setup":
-        session.setup = attr
     elif name == "extmap-allow-mixed":
         session.extmap_allow_mixed = True
+    else:
+        _parse_transport_attribute(session, name, attr, line)
+
+
+def _parse_transport_attribute(target: SdpSession | SdpMedia, name: str, attr: str, line: str) -> bool:
+    """ICE and DTLS attributes, which may stand at session or media level; False if ``name`` is none of them."""
+    if name == "ice-ufrag":
+        target.ice_ufrag = attr
+    elif name == "ice-pwd":
+        target.ice_pwd = attr
+    elif name == "fingerprint":
+        target.fingerprints.append(_parse_fingerprint(attr, line))
+    elif name == "setup":
+        target.setup = attr
+    else:
+        return False
+    return True
 
 
 def _parse_fingerprint(attr: str, line: str) -> tuple[str, str]:
@@ -329,16 +338,10 @@ def _parse_media_attribute(
         parts = a.split()
         if parts:
             media.msid = (parts[0], parts[1] if len(parts) > 1 else "")
-    elif name == "ice-ufrag":
-        media.ice_ufrag = a
-    elif name == "ice-pwd":
-        media.ice_pwd = a
     elif name == "ice-options":
         media.ice_options = a
-    elif name == "fingerprint":
-        media.fingerprints.append(_parse_fingerprint(a, line))
-    elif name == "setup":
-        media.setup = a
+    elif _parse_transport_attribute(media, name, a, line):
+        pass
     elif name == "candidate":
         media.candidates.append(a)
     elif name == "end-of-candidates":

@@ -47,6 +47,8 @@ class Transceiver:
         self.remote_track_id: str | None = None
         #: The codecs this m-line offers/accepts, in order (None: the configuration's for its kind).
         self.preferred_codecs = codecs
+        #: Codec names (lower case) an answer lists first, in this order, whatever order the offer had.
+        self.answer_codec_order: tuple[str, ...] = ()
         #: The negotiated codecs and header extensions (shared with the sender and receiver).
         self.parameters = NegotiatedParameters()
         self._stopped = False

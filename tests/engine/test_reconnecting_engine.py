@@ -78,6 +78,15 @@ class Recorder:
     def on_room_update(self, room: models.Room) -> None:
         pass
 
+    def on_data_packet(self, packet: models.DataPacket, reliable: bool) -> None:
+        pass
+
+    def on_speakers_changed(self, speakers: list[models.SpeakerInfo]) -> None:
+        pass
+
+    def on_connection_quality(self, updates: list[signal_pb.ConnectionQualityInfo]) -> None:
+        pass
+
 
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:

@@ -26,6 +26,7 @@ class Recorder:
         self.tracks: list[list[IncomingTrack]] = []
         self.closed: list[tuple[int, bool, str]] = []
         self.media_failures = 0
+        self.data: list[tuple[models.DataPacket, bool]] = []
 
     def on_signal_message(self, message: signal_pb.SignalResponse) -> None:
         self.messages.append(message)
@@ -38,6 +39,9 @@ class Recorder:
 
     def on_media_failed(self) -> None:
         self.media_failures += 1
+
+    def on_data_packet(self, packet: models.DataPacket, reliable: bool) -> None:
+        self.data.append((packet, reliable))
 
 
 def test_msid_names_participant_and_track() -> None:
@@ -66,8 +70,8 @@ def test_add_track_request_carries_layers_and_rids_only_for_simulcast() -> None:
     single = _add_track("H264", plan_video_layers(640, 360, simulcast=False), False)
     assert [layer.rid for layer in single.layers] == [""] and (single.width, single.height) == (640, 360)
     assert single.simulcast_codecs[0].codec == "h264"
-    with pytest.raises(ValueError, match="codec: expected 'VP8' or 'H264'"):
-        _add_track("AV1", layers, True)
+    with pytest.raises(ValueError, match="codec: expected one of VP8, H264, VP9, AV1, H265.*got 'VP7'"):
+        _add_track("VP7", layers, True)
     with pytest.raises(ValueError, match="layers: expected at least one"):
         _add_track("VP8", [], False)
 

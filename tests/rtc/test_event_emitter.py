@@ -47,3 +47,35 @@ def test_async_callback_is_refused() -> None:
 
     with pytest.raises(ValueError, match="synchronous"):
         emitter.on("connected", handler)
+
+
+def test_a_handlers_type_error_is_raised_as_livekit_does() -> None:
+    emitter: rtc.EventEmitter[str] = rtc.EventEmitter()
+    later: list[str] = []
+
+    def wrong_signature(value: str, *, needed: str) -> None:
+        later.append("never")
+
+    emitter.on("x", wrong_signature)
+    emitter.on("x", later.append)
+    with pytest.raises(TypeError, match="needed"):
+        emitter.emit("x", "a")
+    assert later == []
+
+
+def test_the_room_logs_a_handlers_type_error_instead_of_breaking(caplog: pytest.LogCaptureFixture) -> None:
+    room = rtc.Room()
+    seen: list[object] = []
+
+    def wrong_signature(participant: object, *, needed: str) -> None:
+        seen.append(participant)
+
+    room.on("participant_connected", wrong_signature)
+    with caplog.at_level("ERROR", logger="kitewire.rtc"):
+        room._emit_event("participant_connected", "someone")
+    assert seen == []
+    assert "error running user callback for participant_connected" in caplog.text
+    room.off("participant_connected", wrong_signature)
+    room.on("participant_connected", seen.append)
+    room._emit_event("participant_connected", "someone")
+    assert seen == ["someone"]

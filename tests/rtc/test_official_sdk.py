@@ -56,7 +56,7 @@ def assert_counters_rise(counters: list[int | None], at_least: int, where: str) 
     """At least ``at_least`` frames were readable, and their counters strictly increase."""
     readable = [c for c in counters if c is not None]
     assert len(readable) >= at_least, f"only {len(readable)} readable frames {where}: {counters}"
-    assert readable == sorted(readable) and len(set(readable)) == len(readable)
+    assert readable == sorted(readable) and len(set(readable)) == len(readable), f"out of order {where}: {counters}"
 
 
 @pytest.mark.parametrize("codec", ["VP8", "H264"])

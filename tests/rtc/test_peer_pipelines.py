@@ -30,7 +30,7 @@ async def test_720p30_over_peer_connections_send_and_receive_in_one_process(cpu_
         await publisher.warm_up()  # as the engine does while negotiating
         receiver = VideoReceivePipeline(receiver_pc.transceivers[0].receiver)
 
-        def on_frame(frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
+        def on_frame(frame: VideoFrame, timestamp_us: int, rotation: int, metadata: object = None) -> None:
             received.append((read_frame_counter(frame), timestamp_us, rotation))
 
         receiver.on_frame = on_frame

@@ -115,7 +115,7 @@ async def run_pipelines(
     publisher = VideoPublishPipeline(wire.sender, codec=codec, layers=layers, simulcast=False)  # type: ignore[arg-type]
     receiver = VideoReceivePipeline(wire.receiver)  # type: ignore[arg-type]
 
-    def on_frame(frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
+    def on_frame(frame: VideoFrame, timestamp_us: int, rotation: int, metadata: object = None) -> None:
         received.append((read_frame_counter(frame), timestamp_us, rotation))
 
     receiver.on_frame = on_frame
@@ -180,7 +180,7 @@ async def test_frames_of_another_size_and_type_are_scaled_to_the_layer() -> None
     layers = plan_video_layers(640, 360, simulcast=False)
     publisher = VideoPublishPipeline(wire.sender, codec="VP8", layers=layers, simulcast=False)  # type: ignore[arg-type]
     receiver = VideoReceivePipeline(wire.receiver)  # type: ignore[arg-type]
-    receiver.on_frame = lambda frame, timestamp_us, rotation: received.append((frame.width, frame.height))
+    receiver.on_frame = lambda frame, *_: received.append((frame.width, frame.height))
     odd = VideoFrame.from_ndarray(np.full((187, 333, 4), 200, dtype=np.uint8), 0)  # RGBA, odd size
     try:
         for index in range(10):
@@ -202,7 +202,7 @@ async def test_garbage_packets_do_not_break_the_receiver() -> None:
     wire = Wire("VP8")
     receiver = VideoReceivePipeline(wire.receiver)  # type: ignore[arg-type]
     received: list[int | None] = []
-    receiver.on_frame = lambda frame, timestamp_us, rotation: received.append(read_frame_counter(frame))
+    receiver.on_frame = lambda frame, *_: received.append(read_frame_counter(frame))
     try:
         for _ in range(300):
             payload = rng.randbytes(rng.randint(1, 1400))

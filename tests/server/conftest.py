@@ -15,6 +15,7 @@ from kitewire.server import Server
 from livekit import api, rtc
 
 from .embedded import embedded_server
+from .live_room import LiveRoom
 
 _HERE = Path(__file__).parent
 
@@ -42,6 +43,7 @@ def make_token(
     can_subscribe: bool = True,
     can_publish_data: bool = True,
     room_join: bool = True,
+    can_update_own_metadata: bool = False,
 ) -> str:
     """A join token made with livekit-api, as a real application would."""
     grants = api.VideoGrants(
@@ -50,6 +52,7 @@ def make_token(
         can_publish=can_publish,
         can_subscribe=can_subscribe,
         can_publish_data=can_publish_data,
+        can_update_own_metadata=can_update_own_metadata,
     )
     return api.AccessToken(key, secret).with_identity(identity).with_name(identity).with_grants(grants).to_jwt()
 
@@ -87,3 +90,14 @@ async def sdk_rooms(server: Server) -> AsyncIterator[Connect]:
                 await asyncio.wait_for(sdk_room.disconnect(), 10)
             except Exception:
                 pass
+
+
+@pytest.fixture
+async def live_room(sdk_rooms: Connect) -> AsyncIterator[LiveRoom]:
+    """alice streams counters to bob in room "live" for the whole test (see ``live_room.LiveRoom``)."""
+    live = LiveRoom()
+    try:
+        await live.start(sdk_rooms)
+        yield live
+    finally:
+        await live.stop()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from livekit import rtc
@@ -122,3 +124,84 @@ def in_order_fraction(counters: list[int]) -> tuple[float, bool]:
     span = counters[-1] - counters[0] + 1
     increasing = all(b > a for a, b in zip(counters, counters[1:]))
     return len(set(counters)) / span, increasing
+
+
+_VOICE_RATE = 48000
+_VOICE_FRAME = 480  # 10 ms
+
+
+class Voice:
+    """Feeds an official AudioSource in real time: silence, or a 440 Hz tone while ``talking``."""
+
+    def __init__(self) -> None:
+        # A short queue: what is captured goes out at once, so 'started talking' is a moment we know.
+        self.source = rtc.AudioSource(_VOICE_RATE, 1, queue_size_ms=40)
+        self.talking = False
+        self.changed_at = time.monotonic()
+        t = np.arange(_VOICE_FRAME) / _VOICE_RATE
+        self._tone = (np.sin(2 * np.pi * 440 * t) * 12000).astype(np.int16).tobytes()
+        self._silence = bytes(2 * _VOICE_FRAME)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def publish(self, room: rtc.Room) -> rtc.LocalAudioTrack:
+        """Start feeding and publish the source as ``room``'s microphone."""
+        self.start()
+        track = rtc.LocalAudioTrack.create_audio_track("mic", self.source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        await asyncio.wait_for(room.local_participant.publish_track(track, options), 15)
+        return track
+
+    def set_talking(self, talking: bool) -> None:
+        self.talking = talking
+        self.changed_at = time.monotonic()
+
+    async def _run(self) -> None:
+        start = time.monotonic()
+        sent = 0
+        while True:
+            samples = self._tone if self.talking else self._silence
+            await self.source.capture_frame(rtc.AudioFrame(samples, _VOICE_RATE, 1, _VOICE_FRAME))
+            sent += 1
+            delay = start + sent * _VOICE_FRAME / _VOICE_RATE - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+T = TypeVar("T")
+
+
+class EventLog(Generic[T]):
+    """Every ``event`` of a room as (arrival time, ``convert(*args)``), to wait on."""
+
+    def __init__(self, room: rtc.Room, event: rtc.room.EventTypes, convert: Callable[..., T]) -> None:
+        self.events: list[tuple[float, T]] = []
+        self._convert = convert
+        self._changed = asyncio.Event()
+        room.on(event, self._on)
+
+    def _on(self, *args: Any) -> None:
+        self.events.append((time.monotonic(), self._convert(*args)))
+        self._changed.set()
+
+    async def wait(self, accept: Callable[[T], bool], after: float, timeout: float) -> float:
+        """Seconds from ``after`` to the first event since then that ``accept`` takes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for at, value in self.events:
+                if at >= after and accept(value):
+                    return at - after
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no such event in {timeout}s: {self.events}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)

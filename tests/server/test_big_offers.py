@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -14,23 +13,17 @@ from kitewire.transport.sdp import MAX_MEDIA_SECTIONS, parse_sdp
 from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
 
-from .conftest import Connect
+from .live_room import LiveRoom
 from .sdk_media import in_order_fraction
-from .test_refusals import LiveRoom
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-async def neighbour(sdk_rooms: Connect) -> AsyncIterator[LiveRoom]:
-    live = LiveRoom()
-    try:
-        await live.start(sdk_rooms)
-        # Past the first second, when the publisher's encoder still skips frames while its bandwidth estimate ramps up.
-        await asyncio.sleep(1.5)
-        yield live
-    finally:
-        await live.stop()
+async def neighbour(live_room: LiveRoom) -> LiveRoom:
+    # Past the first second, when the publisher's encoder still skips frames while its bandwidth estimate ramps up.
+    await asyncio.sleep(1.5)
+    return live_room
 
 
 def offer(m_lines: int) -> str:

@@ -45,7 +45,7 @@ def test_serve_config_merging(tmp_path: Path) -> None:
     yaml_file = tmp_path / "kitewire.yaml"
     yaml_file.write_text("port: 9000\nkeys:\n  k1: s1\nroom:\n  empty_timeout: 7\nlogging:\n  level: debug\n")
     config = build_config(_parse("--config", str(yaml_file), "--keys", "k2: s2", "--port", "0"))
-    assert config.keys == {"k1": "s1", "k2": "s2"}
+    assert config.keys == {"k2": "s2"}, "--keys replaces the file's keys, as in livekit-server"
     assert config.port == 0 and config.empty_timeout == 7 and config.log_level == "debug"
     with pytest.raises(ValueError, match="keys"):
         build_config(_parse())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -16,22 +15,12 @@ from livekit.protocol import models as pb_models
 from livekit.protocol import rtc as pb_rtc
 
 from .conftest import Connect
+from .live_room import LiveRoom
 from .sdk_media import CounterPublisher, CounterReader, subscribed_tracks
-from .test_refusals import LiveRoom
 
 pytestmark = pytest.mark.timeout(120)
 
 _ONE_MEGABYTE_FIELD = 1_000_000
-
-
-@pytest.fixture
-async def live_room(sdk_rooms: Connect) -> AsyncIterator[LiveRoom]:
-    live = LiveRoom()
-    try:
-        await live.start(sdk_rooms)
-        yield live
-    finally:
-        await live.stop()
 
 
 def _oversized_requests(count: int) -> list[pb_rtc.SignalRequest]:

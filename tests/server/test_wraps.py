@@ -222,7 +222,7 @@ def _run_and_check(
         mapped = rw.map_packet(packet.layer, packet.sequence_number, packet.timestamp, packet.payload, desc, packet.now)
         out_pid = out_tl0 = -1
         if mapped is not None and desc is not None:
-            out_desc = read_vp8_descriptor(rw.vp8_prefix(desc, packet.payload[: desc.end]))
+            out_desc = read_vp8_descriptor(rw.picture_id_prefix(desc, packet.payload[: desc.end]))
             assert out_desc is not None and out_desc.picture_id_size == desc.picture_id_size
             out_pid = -1 if out_desc.picture_id is None else out_desc.picture_id
             out_tl0 = -1 if out_desc.tl0_pic_idx is None else out_desc.tl0_pic_idx

@@ -6,6 +6,7 @@ the test naming it fails instead of a connection misbehaving later.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
 
@@ -88,3 +89,45 @@ async def test_protocols_nominated_pair_and_srtp_sessions_of_a_connected_transpo
     assert callable(dtls._rx_srtp.unprotect) and callable(dtls._rx_srtp.unprotect_rtcp)
     assert transport.role in ("client", "server")
     assert {transport.role, answerer._transport.role} == {"client", "server"}
+
+
+async def test_stun_protocol_takes_its_connection_a_transport_and_a_local_candidate() -> None:
+    from aioice.ice import StunProtocol
+
+    connection = aioice.Connection(ice_controlling=False, local_username="0123456789abcdef")
+    assert connection.local_username == "0123456789abcdef"
+    protocol = StunProtocol(connection)
+    assert protocol.receiver is connection
+    assert list(inspect.signature(protocol.connection_made).parameters) == ["transport"]
+    assert list(inspect.signature(protocol.datagram_received).parameters) == ["data", "addr"]
+    assert list(inspect.signature(protocol.connection_lost).parameters) == ["exc"]
+    assert "local_candidate" in StunProtocol.__annotations__
+    assert connection._protocols == [] and isinstance(connection._use_ipv4, bool)
+    assert isinstance(connection._use_ipv6, bool)
+
+
+def test_host_addresses_and_candidate_helpers_keep_their_signatures() -> None:
+    from aioice.candidate import candidate_foundation, candidate_priority
+    from aioice.ice import get_host_addresses
+
+    assert set(inspect.signature(get_host_addresses).parameters) == {"use_ipv4", "use_ipv6"}
+    assert isinstance(candidate_foundation("host", "udp", "127.0.0.1"), str)
+    assert candidate_priority(1, "host") > candidate_priority(1, "srflx")
+
+
+async def test_a_muxed_connection_closes_through_its_shared_socket() -> None:
+    from kitewire.transport.aiortc_seam import HostGathering, _GatheringConnection
+    from kitewire.transport.udp_mux import UdpMux
+
+    mux = UdpMux()
+    await mux.start("127.0.0.1", 0)
+    try:
+        connection = _GatheringConnection(ice_controlling=False, local_username="muxedconnection1")
+        connection._gathering = HostGathering(loopback_only=True, udp_mux=mux)
+        await connection.gather_candidates()
+        assert [(c.host, c.port) for c in connection.local_candidates] == [mux.address]
+        assert mux.connections == 1
+        await asyncio.wait_for(connection.close(), 5)
+        assert mux.connections == 0
+    finally:
+        mux.close()

@@ -53,7 +53,13 @@ def test_offers_keep_payload_types_and_extension_ids_for_the_session(negotiator:
     video.mid, audio.mid = "0", "1"
     first_video = negotiator.offer_media(video)
     first_audio = negotiator.offer_media(audio)
-    assert [(c.name, c.payload_type) for c in first_video.codecs] == [("VP8", 96), ("H264", 97)]
+    assert [(c.name, c.payload_type) for c in first_video.codecs] == [
+        ("VP8", 96),
+        ("H264", 97),
+        ("VP9", 98),
+        ("AV1", 99),
+        ("H265", 100),
+    ]
     assert [(c.name, c.payload_type) for c in first_audio.codecs] == [("opus", 111)]
     assert URI_RID in first_video.extmaps and URI_RID not in first_audio.extmaps  # video-only extension
     assert first_audio.extmaps[URI_MID] == first_video.extmaps[URI_MID]
@@ -149,3 +155,16 @@ def test_remote_descriptions_are_checked_for_mids_ice_and_fingerprints() -> None
     twin.ice_ufrag, twin.ice_pwd = "u", "p"
     with pytest.raises(ValueError, match="a=fingerprint expected"):
         validate_remote(_session(twin), None)
+
+
+def test_an_answer_lists_the_codecs_asked_for_first(negotiator: Negotiator) -> None:
+    offered = _offered_video(
+        SdpCodec(96, "VP8", 90000),
+        SdpCodec(97, "H264", 90000, fmtp="packetization-mode=1;profile-level-id=42e01f"),
+    )
+    transceiver = _transceiver(direction="recvonly")
+    transceiver.answer_codec_order = ("h264",)
+    answer = negotiator.answer_media(offered, transceiver, "active")
+    assert [c.name for c in answer.codecs] == ["H264", "VP8"]
+    assert answer.formats == ["97", "96"]
+    assert [c.name for c in transceiver.codecs] == ["H264", "VP8"]

@@ -13,7 +13,7 @@ MakePc = Callable[..., PeerConnection]
 
 # Shaped like what Chrome sends as a LiveKit publisher: data channel first,
 # then a simulcast camera track with RTX/RED/ULPFEC, several H264 profiles,
-# VP9/AV1 and extensions we do not support.
+# VP9 (profiles 0 and 2)/AV1 and extensions we do not support.
 CHROME_OFFER = "\r\n".join(
     [
         "v=0",
@@ -36,7 +36,7 @@ CHROME_OFFER = "\r\n".join(
         "a=mid:0",
         "a=sctp-port:5000",
         "a=max-message-size:262144",
-        "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 106 107 45 46 98 99 116 117 118",
+        "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 106 107 45 46 98 99 100 116 117 118",
         "c=IN IP4 0.0.0.0",
         "a=rtcp:9 IN IP4 0.0.0.0",
         "a=ice-ufrag:Xk3t",
@@ -86,6 +86,8 @@ CHROME_OFFER = "\r\n".join(
         "a=fmtp:98 profile-id=0",
         "a=rtpmap:99 rtx/90000",
         "a=fmtp:99 apt=98",
+        "a=rtpmap:100 VP9/90000",
+        "a=fmtp:100 profile-id=2",
         "a=rtpmap:116 red/90000",
         "a=rtpmap:117 rtx/90000",
         "a=fmtp:117 apt=116",
@@ -164,8 +166,8 @@ async def test_answer_to_browser_simulcast_offer(make_pc: MakePc) -> None:
     assert [m.mid for m in answer.media] == ["0", "1", "2"]
     assert data.kind == "application" and data.sctp_port == 5000 and data.max_message_size
     assert data.setup == "active"
-    # VP8 and the packetization-mode=1 H264 only, offerer's payload types kept
-    assert [(c.payload_type, c.name) for c in video.codecs] == [(96, "VP8"), (102, "H264")]
+    # VP8, the packetization-mode=1 H264, AV1 and VP9 profile 0 only, offerer's payload types kept
+    assert [(c.payload_type, c.name) for c in video.codecs] == [(96, "VP8"), (102, "H264"), (45, "AV1"), (98, "VP9")]
     assert "profile-level-id=42001f" in video.codecs[1].fmtp
     assert video.codecs[0].rtcp_feedback == ["goog-remb", "transport-cc", "ccm fir", "nack", "nack pli"]
     assert video.direction == "recvonly"
@@ -192,8 +194,11 @@ async def test_answer_to_browser_simulcast_offer(make_pc: MakePc) -> None:
 
 
 async def test_unsupported_m_lines_are_rejected_with_port_0(make_pc: MakePc) -> None:
-    offer = CHROME_OFFER.replace("a=rtpmap:96 VP8/90000", "a=rtpmap:96 VP7/90000").replace(
-        "packetization-mode=1", "packetization-mode=0"
+    offer = (
+        CHROME_OFFER.replace("a=rtpmap:96 VP8/90000", "a=rtpmap:96 VP7/90000")
+        .replace("packetization-mode=1", "packetization-mode=0")
+        .replace("a=rtpmap:45 AV1/90000", "a=rtpmap:45 AV2/90000")
+        .replace("a=fmtp:98 profile-id=0", "a=fmtp:98 profile-id=1")
     )
     offer = offer.replace("m=audio 9 UDP/TLS/RTP/SAVPF", "m=text 9 UDP/TLS/RTP/SAVPF")
     pc = make_pc()

@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
-from .dispatch_service import AgentDispatchService, DispatchError
+from .dispatch_service import AGENT_DISPATCH_SERVICE, AgentDispatchService, DispatchError
 from .dispatcher import Dispatcher
 from .service import AgentService
-from .tokens import AGENT_KIND, job_token, token_agent_dispatches, verify_worker_token
+from .tokens import AGENT_KIND, job_token, verify_worker_token
 from .worker import Worker
 
 __all__ = [
+    "AGENT_DISPATCH_SERVICE",
     "AGENT_KIND",
     "AgentDispatchService",
     "AgentService",
@@ -20,6 +21,5 @@ __all__ = [
     "Dispatcher",
     "Worker",
     "job_token",
-    "token_agent_dispatches",
     "verify_worker_token",
 ]

@@ -3,7 +3,7 @@
 Each method takes the request message and the caller's verified claims and
 returns the response message, or raises ``DispatchError`` carrying the Twirp
 error code to answer with. The Twirp transport (routing, bodies, auth header)
-lives outside this module.
+is the server's (``server/twirp.py``), which this service is added to.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from livekit.protocol import agent_dispatch as pb_dispatch
 
 from kitewire.signal.token import AccessClaims
 
+from ..twirp import TwirpError, require_room_admin
 from .dispatcher import Dispatcher, DispatchLimitError
 
-__all__ = ["AgentDispatchService", "DispatchError"]
+__all__ = ["AGENT_DISPATCH_SERVICE", "AgentDispatchService", "DispatchError"]
 
 #: Largest dispatch metadata accepted (LiveKit's participant metadata bound).
 MAX_METADATA_BYTES = 64 * 1024
@@ -27,12 +28,15 @@ MAX_ATTRIBUTES = 64
 MAX_ATTRIBUTE_BYTES = 4096
 
 
-class DispatchError(ValueError):
+#: The service's descriptor, for the server's Twirp router.
+AGENT_DISPATCH_SERVICE = pb_dispatch.DESCRIPTOR.services_by_name["AgentDispatchService"]
+
+
+class DispatchError(TwirpError):
     """A refused AgentDispatchService call; ``code`` is the Twirp error code ("not_found", ...)."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(code, message)
         self.message = message
 
 
@@ -40,12 +44,7 @@ def _authorize(claims: AccessClaims, room: str) -> None:
     # livekit-api signs these calls with roomAdmin for the room, as livekit-server requires.
     if not room:
         raise DispatchError("invalid_argument", "expected a room name, got ''")
-    if not claims.video.room_admin:
-        raise DispatchError("permission_denied", "permissions denied: AgentDispatchService needs video.roomAdmin")
-    if claims.video.room != room:
-        raise DispatchError(
-            "permission_denied", f"permissions denied: token is for room {claims.video.room!r}, not {room!r}"
-        )
+    require_room_admin(claims, room)
 
 
 def _check_request(request: pb_dispatch.CreateAgentDispatchRequest) -> None:
@@ -71,7 +70,7 @@ class AgentDispatchService:
     def handlers(self) -> dict[str, Callable[[Any, AccessClaims], Awaitable[Message]]]:
         """Method name -> ``async handler(request, claims)``, the form a Twirp router takes.
 
-        The handlers raise ``DispatchError``; the router answers with its ``code``.
+        The handlers raise ``DispatchError`` (a TwirpError); the router answers with its ``code``.
         """
 
         def bind(method: Callable[[Any, AccessClaims], Message]) -> Callable[[Any, AccessClaims], Awaitable[Message]]:

@@ -202,10 +202,10 @@ class Dispatcher:
             if room is None or room.sid != sid:
                 del self._room_sids[name]
                 self._room_closed(name, sid)
-        for name, room in rooms.items():
+        for name, room in list(rooms.items()):
             if name not in self._room_sids:
-                # opened without room_opened (a room made by the server API): no token asked for anything
-                self._room_sids[name] = room.sid
+                # opened without a join (CreateRoom): it gets the automatic dispatch like any new room
+                self.room_opened(room, [])
         for dispatch in list(self.dispatches.values()):
             self._ensure_jobs(dispatch)
 

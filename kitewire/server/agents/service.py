@@ -8,16 +8,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
-from google.protobuf import json_format
-from google.protobuf.message import Message
 from livekit.protocol import agent as pb_agent
 from livekit.protocol import agent_dispatch as pb_dispatch
 
-from kitewire.signal.connection import MAX_SIGNAL_MESSAGE_BYTES, PeerCheckedConnection, server_websocket
-from kitewire.signal.token import TokenError, verify_token
+from kitewire.signal.connection import PeerCheckedConnection, server_websocket
+from kitewire.signal.token import TokenError
 
 from ..events import log_event
-from .dispatch_service import AgentDispatchService, DispatchError
+from .dispatch_service import AgentDispatchService
 from .dispatcher import Dispatcher
 from .records import AgentRoom
 from .tokens import verify_worker_token
@@ -26,26 +24,6 @@ from .worker import REGISTER_TIMEOUT_SECONDS, Worker
 __all__ = ["AgentService"]
 
 logger = logging.getLogger("kitewire.server.agents")
-
-_TWIRP_PREFIX = "/twirp/livekit.AgentDispatchService/"
-
-_REQUEST_TYPES: dict[str, type[Message]] = {
-    "CreateDispatch": pb_dispatch.CreateAgentDispatchRequest,
-    "DeleteDispatch": pb_dispatch.DeleteAgentDispatchRequest,
-    "ListDispatch": pb_dispatch.ListAgentDispatchRequest,
-}
-
-# Twirp error code -> HTTP status (the Twirp specification's table).
-_TWIRP_STATUS = {
-    "invalid_argument": 400,
-    "malformed": 400,
-    "unauthenticated": 401,
-    "permission_denied": 403,
-    "not_found": 404,
-    "bad_route": 404,
-    "resource_exhausted": 429,
-    "internal": 500,
-}
 
 
 class AgentService:
@@ -62,11 +40,9 @@ class AgentService:
         keys: Mapping[str, str],
         *,
         node_id: str,
-        server_version: str,
     ) -> None:
         self.keys = keys
         self.node_id = node_id
-        self.server_version = server_version
         self.dispatcher = Dispatcher(rooms, keys)
         self.dispatch_service = AgentDispatchService(self.dispatcher)
         self._workers: set[asyncio.Task[Any]] = set()
@@ -117,7 +93,6 @@ class AgentService:
             self.dispatcher,
             api_key=claims.api_key,
             node_id=self.node_id,
-            server_version=self.server_version,
             join_url=f"ws://{request.host}",
             register_timeout=self.register_timeout,
         )
@@ -138,48 +113,3 @@ class AgentService:
             "refused", logging.WARNING, path=request.path, status=status, reason=reason, peer=request.remote or ""
         )
         return web.Response(status=status, text=reason)
-
-    # ----- Twirp -----
-    # FOR THE LEAD: a minimal Twirp route for AgentDispatchService only, because the
-    # shared Twirp layer (server/twirp*.py) was not on main when this was written.
-    # Re-home it there: server.twirp.add_service(AgentDispatchService's descriptor,
-    # server.agents.dispatch_service.handlers()) with DispatchError answered by its code.
-
-    async def handle_twirp(self, request: web.Request) -> web.Response:
-        """``POST /twirp/livekit.AgentDispatchService/<Method>`` with a protobuf or JSON body."""
-        method = request.path[len(_TWIRP_PREFIX) :]
-        handlers = self.dispatch_service.handlers()
-        if method not in handlers:
-            return _twirp_error("bad_route", f"no method {method!r} in livekit.AgentDispatchService")
-        header = request.headers.get("Authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        if not token:
-            return _twirp_error("unauthenticated", "missing access token (Authorization: Bearer)")
-        try:
-            claims = verify_token(token, self.keys)
-        except TokenError as exc:
-            return _twirp_error("unauthenticated", exc.reason)
-        message_type = _REQUEST_TYPES[method]
-        body = await request.content.read(MAX_SIGNAL_MESSAGE_BYTES + 1)
-        if len(body) > MAX_SIGNAL_MESSAGE_BYTES:
-            return _twirp_error("malformed", f"expected a body of at most {MAX_SIGNAL_MESSAGE_BYTES} bytes")
-        json_body = request.content_type == "application/json"
-        message = message_type()
-        try:
-            if json_body:
-                json_format.Parse(body.decode() or "{}", message, ignore_unknown_fields=True)
-            else:
-                message.ParseFromString(body)
-        except Exception as exc:
-            return _twirp_error("malformed", f"expected a {message_type.__name__}, got an unparsable body ({exc})")
-        try:
-            response = await handlers[method](message, claims)
-        except DispatchError as exc:
-            return _twirp_error(exc.code, exc.message)
-        if json_body:
-            return web.Response(text=json_format.MessageToJson(response), content_type="application/json")
-        return web.Response(body=response.SerializeToString(), content_type="application/protobuf")
-
-
-def _twirp_error(code: str, message: str) -> web.Response:
-    return web.json_response({"code": code, "msg": message}, status=_TWIRP_STATUS.get(code, 500))

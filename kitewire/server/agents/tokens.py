@@ -1,26 +1,17 @@
-"""Tokens on the agent side of the server: the worker's, the job's, and the dispatches a join token asks for."""
+"""Tokens on the agent side of the server: the worker's and the job's."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-import jwt
-from google.protobuf import json_format
-from livekit.protocol import agent_dispatch as pb_dispatch
 from livekit.protocol import models as pb_models
-from livekit.protocol import room as pb_room
 
 from kitewire.signal.token import AccessClaims, TokenError, VideoGrant, create_token, verify_token
 
-__all__ = ["AGENT_KIND", "job_token", "token_agent_dispatches", "verify_worker_token"]
+__all__ = ["AGENT_KIND", "job_token", "verify_worker_token"]
 
 #: The ``kind`` claim of a job's token; the room announces its bearer as ParticipantInfo.Kind.AGENT.
 AGENT_KIND = "agent"
-
-# A join token's roomConfig asks for at most this many agents (LiveKit has no stated bound; a room
-# does not need more, and each one is a job the server keeps).
-MAX_TOKEN_AGENTS = 16
 
 
 def verify_worker_token(token: str, keys: Mapping[str, str]) -> AccessClaims:
@@ -71,28 +62,3 @@ def job_token(
         kind=AGENT_KIND,
         grant=grant,
     )
-
-
-def token_agent_dispatches(token: str) -> list[pb_dispatch.RoomAgentDispatch]:
-    """The agents a (verified) join token's ``roomConfig.agents`` asks for, in order.
-
-    The token has been verified by the caller; this only reads its payload.
-    Raises TokenError when roomConfig is not a RoomConfiguration in protobuf JSON.
-    """
-    try:
-        payload: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
-        raise TokenError(f"malformed access token: {exc}") from None
-    room_config = payload.get("roomConfig")
-    if room_config is None:
-        return []
-    if not isinstance(room_config, dict):
-        raise TokenError(f"roomConfig must be an object, got {room_config!r}")
-    config = pb_room.RoomConfiguration()
-    try:
-        json_format.ParseDict(room_config, config, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError) as exc:
-        raise TokenError(f"roomConfig is not a RoomConfiguration: {exc}") from None
-    if len(config.agents) > MAX_TOKEN_AGENTS:
-        raise TokenError(f"roomConfig.agents: expected at most {MAX_TOKEN_AGENTS} agents, got {len(config.agents)}")
-    return list(config.agents)

@@ -12,10 +12,10 @@ from livekit.protocol import agent as pb_agent
 from livekit.protocol import models as pb_models
 
 from kitewire.signal.connection import PeerCheckedConnection, SignalProtocolError
-from kitewire.signal.join import PROTOCOL_VERSION
 
 from ..events import log_event
 from ..ids import new_id
+from ..version import fill_server_info
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
@@ -52,7 +52,6 @@ class Worker:
         *,
         api_key: str,
         node_id: str,
-        server_version: str,
         join_url: str,
         register_timeout: float = REGISTER_TIMEOUT_SECONDS,
     ) -> None:
@@ -60,7 +59,6 @@ class Worker:
         self.dispatcher = dispatcher
         self.api_key = api_key
         self.node_id = node_id
-        self.server_version = server_version
         self.join_url = join_url
         self.register_timeout = register_timeout
         self.id = ""
@@ -160,11 +158,7 @@ class Worker:
         self.registered_at = time.time()
         response = pb_agent.ServerMessage()
         response.register.worker_id = self.id
-        info = response.register.server_info
-        info.edition = pb_models.ServerInfo.Standard
-        info.version = self.server_version
-        info.protocol = PROTOCOL_VERSION
-        info.node_id = self.node_id
+        fill_server_info(response.register.server_info, self.node_id)
         self.send(response)
         self._log(
             "worker_registered",
