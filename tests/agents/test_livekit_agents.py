@@ -16,9 +16,7 @@ import pytest
 from kitewire import rtc
 from kitewire.server import Server
 from kitewire.server.agents.testing import run_agent_worker
-from kitewire.signal import create_token
 from livekit import api
-from livekit import rtc as lk
 from livekit.protocol import agent as pb_agent
 from livekit.protocol import models as pb_models
 
@@ -68,46 +66,41 @@ async def test_the_vision_agent_measures_the_publishers_frames(server: Server, a
             room_created_ms = publisher.creation_time.timestamp() * 1000
             assert job.state.started_at - room_created_ms <= 2000, (job.state.started_at, room_created_ms)
 
-            # an official-SDK observer in the room collects the agent's data packets
+            # the publisher itself receives the agent's data packets
             figures: list[dict[str, Any]] = []
-            observer = lk.Room()
-            observer.on(
-                "data_received",
-                lambda packet: figures.append(json.loads(packet.data)) if packet.topic == "vision.figures" else None,
-            )
-            await asyncio.wait_for(
-                observer.connect(server.url, create_token("devkey", "secret", identity="observer", room="vision")), 20
-            )
-            try:
-                await wait_for(lambda: figures, 90, "the agent's first figures")
-                first_count, first_sent = figures[-1]["frames"], camera.sent
-                await asyncio.sleep(10.0)
-                packets = list(figures)
-                last_count, last_sent = packets[-1]["frames"], camera.sent
-                await camera.stop()
-                published = last_sent - first_sent
-                read = last_count - first_count
-                assert published >= 0.9 * 10 * FPS, f"the publisher itself sent only {published} frames in 10 s"
-                assert read >= 0.9 * published, f"the agent read {read} of {published} frames"
-                print(
-                    f"agent read {read} of {published} frames in 10 s; job assigned {job.state.started_at - room_created_ms:.0f} ms after the room was created"
-                )
-                # every frame read has its figures in exactly one packet, in order (from the observer's arrival)
-                per_frame = [f for packet in packets for f in packet["figures"]]
-                assert [f["frame"] for f in per_frame] == list(range(per_frame[0]["frame"], last_count + 1))
-                assert all(0.0 <= f["brightness"] <= 255.0 for f in per_frame)
-                assert any(f["motion"] > 1.0 for f in per_frame), "a moving pattern shows motion"
-                assert packets[-1]["participant"] == "camera-owner"
 
-                # the agent looks like one to the publisher, and its attribute carries the figures
-                [agent] = agents_of(publisher)
-                await wait_for(
-                    lambda: int(agent.attributes.get("vision.frames", "0")) >= first_count, 10, "the frames attribute"
-                )
-                assert 0.0 <= float(agent.attributes["vision.brightness"]) <= 255.0
-                assert agent.attributes.get("lk.agent.name", None) == ""
-            finally:
-                await observer.disconnect()
+            def on_data(packet: rtc.DataPacket) -> None:
+                if packet.topic == "vision.figures":
+                    figures.append(json.loads(packet.data))
+
+            publisher.on("data_received", on_data)
+            await wait_for(lambda: figures, 90, "the agent's first figures")
+            first_count, first_sent = figures[-1]["frames"], camera.sent
+            await asyncio.sleep(10.0)
+            packets = list(figures)
+            last_count, last_sent = packets[-1]["frames"], camera.sent
+            await camera.stop()
+            published = last_sent - first_sent
+            read = last_count - first_count
+            assert published >= 0.9 * 10 * FPS, f"the publisher itself sent only {published} frames in 10 s"
+            assert read >= 0.9 * published, f"the agent read {read} of {published} frames"
+            print(
+                f"agent read {read} of {published} frames in 10 s; job assigned {job.state.started_at - room_created_ms:.0f} ms after the room was created"
+            )
+            # every frame read has its figures in exactly one packet, in order (from the first packet heard)
+            per_frame = [f for packet in packets for f in packet["figures"]]
+            assert [f["frame"] for f in per_frame] == list(range(per_frame[0]["frame"], last_count + 1))
+            assert all(0.0 <= f["brightness"] <= 255.0 for f in per_frame)
+            assert any(f["motion"] > 1.0 for f in per_frame), "a moving pattern shows motion"
+            assert packets[-1]["participant"] == "camera-owner"
+
+            # the agent looks like one to the publisher, and its attribute carries the figures
+            [agent] = agents_of(publisher)
+            await wait_for(
+                lambda: int(agent.attributes.get("vision.frames", "0")) >= first_count, 10, "the frames attribute"
+            )
+            assert 0.0 <= float(agent.attributes["vision.brightness"]) <= 255.0
+            assert agent.attributes.get("lk.agent.name", None) == ""
 
 
 async def test_a_killed_worker_ends_its_job_and_the_dispatch_is_taken_again(
