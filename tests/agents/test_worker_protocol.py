@@ -333,3 +333,11 @@ async def test_participant_workers_get_one_job_per_participant_but_none_for_agen
     # the agent that joined is no participant to serve
     with pytest.raises(TimeoutError):
         await worker.next("availability", timeout=1.0)
+
+
+async def test_a_room_made_by_create_room_gets_the_automatic_dispatch(server: Server, workers: NewWorker) -> None:
+    worker = await workers()
+    async with api.LiveKitAPI(server.http_url, "devkey", "secret") as lkapi:
+        created = await lkapi.room.create_room(api.CreateRoomRequest(name="made-by-api"))
+    job = (await worker.next("availability")).availability.job
+    assert job.room.name == "made-by-api" and job.room.sid == created.sid
