@@ -107,7 +107,8 @@ async def run_agent_worker(
 
     Yields once the worker has registered on ``/agent``; raises RuntimeError
     with the worker's output when it exits or does not register within
-    ``ready_timeout`` seconds. ``agent_name`` sets ``LIVEKIT_AGENT_NAME``
+    ``ready_timeout`` seconds. The output file (``log_path``) is removed when the
+    block ends normally and kept when it raised. ``agent_name`` sets ``LIVEKIT_AGENT_NAME``
     (named agents are dispatched explicitly only).
     """
     dispatcher = server.agents.dispatcher
@@ -138,11 +139,16 @@ async def run_agent_worker(
     finally:
         os.close(log_fd)
     worker = AgentWorkerProcess(process, Path(log_name))
+    failed = True
     try:
         worker.worker_id = await _registered(dispatcher, before, agent_name, worker, ready_timeout)
         yield worker
+        failed = False
     finally:
         await worker.stop()
+        if not failed:
+            # the output of a worker whose block failed stays, for a look at what it said
+            worker.log_path.unlink(missing_ok=True)
 
 
 async def _registered(
