@@ -341,3 +341,23 @@ async def test_a_room_made_by_create_room_gets_the_automatic_dispatch(server: Se
         created = await lkapi.room.create_room(api.CreateRoomRequest(name="made-by-api"))
     job = (await worker.next("availability")).availability.job
     assert job.room.name == "made-by-api" and job.room.sid == created.sid
+
+
+async def test_a_never_restarted_dispatch_is_not_offered_again_after_its_worker_left(
+    server: Server, workers: NewWorker, clients: list[SignalClient]
+) -> None:
+    worker = await workers("once")
+    async with api.LiveKitAPI(server.http_url, "devkey", "secret") as lkapi:
+        await lkapi.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(
+                agent_name="once", room="r-once", restart_policy=api.JobRestartPolicy.JRP_NEVER
+            )
+        )
+    await join(clients, server, "alice", "r-once")
+    job = (await worker.next("availability")).availability.job
+    await worker.answer(job, identity="once-agent")
+    await worker.next("assignment")
+    await worker.close()
+    again = await workers("once")
+    with pytest.raises(TimeoutError):
+        await again.next("availability", timeout=1.5)

@@ -100,12 +100,14 @@ class Dispatcher:
         self._retry_waiting(worker.agent_name)
 
     def worker_left(self, worker: Worker) -> None:
-        """End the worker's jobs, remove their agents from their rooms, offer the jobs again."""
+        """End the worker's jobs, remove their agents from their rooms, offer the jobs again (unless JRP_NEVER)."""
         self.workers.pop(worker.id, None)
         for dispatch in list(self.dispatches.values()):
             for record in list(dispatch.jobs):
                 if record.worker is worker and not record.ended:
                     record.set_status(pb_agent.JS_FAILED, error="worker disconnected")
+                    if dispatch.restart_policy == pb_dispatch.JRP_NEVER:
+                        dispatch.done.add(record.target)
                     self._log_job("job_ended", record, status="JS_FAILED", reason="worker disconnected")
                     self._remove_agent(dispatch.room, record.job.state.participant_identity)
             self._ensure_jobs(dispatch)
