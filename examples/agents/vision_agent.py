@@ -43,8 +43,9 @@ TOPIC = "vision.figures"
 PACKET_INTERVAL_SECONDS = 0.1
 # Attribute updates are a round trip to the server each: a few a second is plenty.
 ATTRIBUTE_INTERVAL_SECONDS = 0.5
-# Frames waiting for the analysis; a slow step drops the oldest, never grows memory.
-STREAM_CAPACITY = 8
+# Frames waiting for the analysis (one second's worth rides out a stall); a slower step drops
+# the oldest, never grows memory.
+STREAM_CAPACITY = 30
 # Every 4th pixel in each direction: the figures barely change, the cost drops 16-fold.
 STEP = 4
 

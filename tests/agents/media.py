@@ -24,6 +24,7 @@ class MovingPattern:
         ramp = (np.arange(WIDTH + 2 * FPS * 8, dtype=np.int32) * 3 % 256).astype(np.uint8)
         self._ramp = ramp
         self.sent = 0
+        self.track: rtc.LocalVideoTrack | None = None
         self._task: asyncio.Task[None] | None = None
 
     def _frame(self, index: int) -> rtc.VideoFrame:
@@ -37,7 +38,7 @@ class MovingPattern:
         return rtc.VideoFrame.from_ndarray(rgba, rtc.VideoBufferType.RGBA)
 
     async def start(self) -> None:
-        track = rtc.LocalVideoTrack.create_video_track("camera", self.source)
+        track = self.track = rtc.LocalVideoTrack.create_video_track("camera", self.source)
         options = rtc.TrackPublishOptions(
             source=rtc.TrackSource.SOURCE_CAMERA,
             # one 640x480 encoding: three simulcast layers cost the publisher frames on a busy machine
@@ -54,6 +55,13 @@ class MovingPattern:
             self.source.capture_frame(frames[self.sent % len(frames)])
             self.sent += 1
             await asyncio.sleep(max(0.0, start + self.sent / FPS - time.monotonic()))
+
+    async def frames_on_the_wire(self) -> int:
+        """Frames the publisher encoded and sent (fewer than captured when its encoder cannot keep up)."""
+        if self.track is None:
+            return 0
+        stats = await self.track.get_stats()
+        return sum(s.outbound_rtp.outbound.frames_sent for s in stats if s.outbound_rtp is not None)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -75,18 +75,20 @@ async def test_the_vision_agent_measures_the_publishers_frames(server: Server, a
 
             publisher.on("data_received", on_data)
             await wait_for(lambda: figures, 90, "the agent's first figures")
-            first_count, first_sent = figures[-1]["frames"], camera.sent
+            first_count, first_sent, first_wire = figures[-1]["frames"], camera.sent, await camera.frames_on_the_wire()
             await asyncio.sleep(10.0)
             packets = list(figures)
-            last_count, last_sent = packets[-1]["frames"], camera.sent
+            last_count, last_sent, last_wire = packets[-1]["frames"], camera.sent, await camera.frames_on_the_wire()
             await camera.stop()
-            published = last_sent - first_sent
-            read = last_count - first_count
-            assert published >= 0.9 * 10 * FPS, f"the publisher itself sent only {published} frames in 10 s"
-            assert read >= 0.9 * published, f"the agent read {read} of {published} frames"
+            captured, on_the_wire, read = last_sent - first_sent, last_wire - first_wire, last_count - first_count
             print(
-                f"agent read {read} of {published} frames in 10 s; job assigned {job.state.started_at - room_created_ms:.0f} ms after the room was created"
+                f"in 10 s: {captured} frames captured, {on_the_wire} encoded and sent, {read} read by the agent; "
+                f"job assigned {job.state.started_at - room_created_ms:.0f} ms after the room was created"
             )
+            assert captured >= 0.9 * 10 * FPS, f"the test camera itself captured only {captured} frames in 10 s"
+            # the agent's part: what the publisher put on the wire reaches the agent and is read
+            # (on a busy machine kitewire's encoder sends fewer than it is given: latest frame wins)
+            assert read >= 0.9 * on_the_wire, f"the agent read {read} of the {on_the_wire} frames sent"
             # every frame read has its figures in exactly one packet, in order (from the first packet heard)
             per_frame = [f for packet in packets for f in packet["figures"]]
             assert [f["frame"] for f in per_frame] == list(range(per_frame[0]["frame"], last_count + 1))
