@@ -25,6 +25,7 @@ from kitewire.signal.token import AccessClaims, TokenError, verify_token
 from kitewire.transport import PeerConnection, PeerConnectionConfig
 from kitewire.transport.udp_mux import UdpMux
 
+from .agents import AGENT_DISPATCH_SERVICE, AgentService
 from .config import ServerConfig
 from .context import ParticipantContext
 from .events import log_event
@@ -107,6 +108,10 @@ class Server:
         #: rtc.udp_port: the one UDP socket every PeerConnection shares (None: a socket per connection).
         self.udp_mux: UdpMux | None = None
 
+        #: Agent workers on /agent, their dispatch, and AgentDispatchService.
+        self.agents = AgentService(lambda: self.rooms.rooms, self.config.keys, node_id=self.node_id)
+        self.twirp.add_service(AGENT_DISPATCH_SERVICE, self.agents.dispatch_service.handlers())
+
     # ----- lifecycle -----
 
     @property
@@ -141,6 +146,7 @@ class Server:
         app.router.add_get("/rtc/v1", self._handle_rtc)
         app.router.add_get("/rtc/validate", self._handle_validate)
         app.router.add_get("/rtc/v1/validate", self._handle_validate)
+        app.router.add_get("/agent", self.agents.handle_agent)
         self.twirp.install(app)
         # Request handler options (aiohttp passes these runner arguments to each connection's handler).
         runner = web.AppRunner(
@@ -214,6 +220,7 @@ class Server:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        await self.agents.close()
         participants = [p for room in list(self.rooms.rooms.values()) for p in list(room.participants.values())]
         await asyncio.gather(
             *(p.close("server shutting down", pb_models.SERVER_SHUTDOWN) for p in participants),
@@ -254,6 +261,7 @@ class Server:
                 maintain = now - maintained_at >= _TICK_SECONDS
                 if maintain:
                     maintained_at = now
+                    self.agents.observe()
                 for room in list(self.rooms.rooms.values()):
                     room_signals = signals.get(room)
                     if room_signals is None:
@@ -403,6 +411,7 @@ class Server:
             await connection.send(leave)
             await connection.close("session resume not supported; rejoin")
             return ws
+        existing = self.rooms.rooms.get(claims.video.room)
         room = self._room_for_join(claims)
         try:
             self._check_room_has_space(room, claims)
@@ -416,6 +425,9 @@ class Server:
             await connection.close(refused.reason)
             self.rooms.participant_left(room)
             return ws
+        if room is not existing:
+            # the agents the room's creator asked for in roomConfig, or the automatic one
+            self.agents.room_opened(room, list(claims.room_config.agents) if claims.room_config else [])
         previous = room.participants.get(claims.identity)
         if previous is not None:
             await previous.close("replaced by a new session with the same identity", pb_models.DUPLICATE_IDENTITY)

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_SIGNAL_MESSAGE_BYTES",
     "SEND_TIMEOUT_SECONDS",
     "ClientSignalConnection",
+    "PeerCheckedConnection",
     "ServerSignalConnection",
     "SignalConnection",
     "SignalProtocolError",
@@ -55,8 +56,10 @@ LIVENESS_PING_SECONDS = 2.0
 #: Seconds a ping may stay unanswered before the peer counts as not reading.
 LIVENESS_TIMEOUT_SECONDS = 6.0
 
-In = TypeVar("In", pb_rtc.SignalRequest, pb_rtc.SignalResponse)
-Out = TypeVar("Out", pb_rtc.SignalRequest, pb_rtc.SignalResponse)
+# Any protobuf message: the signal protocol (SignalRequest/SignalResponse) and the
+# agent worker protocol (WorkerMessage/ServerMessage) share this framing.
+In = TypeVar("In", bound=Message)
+Out = TypeVar("Out", bound=Message)
 
 WebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 
@@ -305,8 +308,8 @@ class SignalConnection(Generic[In, Out]):
             yield message
 
 
-class ServerSignalConnection(SignalConnection[pb_rtc.SignalRequest, pb_rtc.SignalResponse]):
-    """Server end: receives SignalRequest, sends SignalResponse, and checks that the peer reads.
+class PeerCheckedConnection(SignalConnection[In, Out]):
+    """Server end of a protobuf WebSocket that checks that the peer reads.
 
     Every ``liveness_ping`` seconds it pings the peer; a ping unanswered for
     ``liveness_timeout`` seconds fails the connection. Pings are answered by a
@@ -320,6 +323,7 @@ class ServerSignalConnection(SignalConnection[pb_rtc.SignalRequest, pb_rtc.Signa
     def __init__(
         self,
         ws: WebSocket,
+        incoming: type[In],
         *,
         liveness_ping: float = LIVENESS_PING_SECONDS,
         liveness_timeout: float = LIVENESS_TIMEOUT_SECONDS,
@@ -329,7 +333,7 @@ class ServerSignalConnection(SignalConnection[pb_rtc.SignalRequest, pb_rtc.Signa
     ) -> None:
         super().__init__(
             ws,
-            pb_rtc.SignalRequest,
+            incoming,
             max_queued_messages=max_queued_messages,
             max_queued_bytes=max_queued_bytes,
             send_timeout=send_timeout,
@@ -357,6 +361,30 @@ class ServerSignalConnection(SignalConnection[pb_rtc.SignalRequest, pb_rtc.Signa
     def _stopped(self) -> None:
         if self._liveness is not None and self._liveness is not asyncio.current_task():
             self._liveness.cancel()
+
+
+class ServerSignalConnection(PeerCheckedConnection[pb_rtc.SignalRequest, pb_rtc.SignalResponse]):
+    """Server end of the signal protocol: receives SignalRequest, sends SignalResponse (see PeerCheckedConnection)."""
+
+    def __init__(
+        self,
+        ws: WebSocket,
+        *,
+        liveness_ping: float = LIVENESS_PING_SECONDS,
+        liveness_timeout: float = LIVENESS_TIMEOUT_SECONDS,
+        max_queued_messages: int = MAX_QUEUED_MESSAGES,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
+        send_timeout: float = SEND_TIMEOUT_SECONDS,
+    ) -> None:
+        super().__init__(
+            ws,
+            pb_rtc.SignalRequest,
+            liveness_ping=liveness_ping,
+            liveness_timeout=liveness_timeout,
+            max_queued_messages=max_queued_messages,
+            max_queued_bytes=max_queued_bytes,
+            send_timeout=send_timeout,
+        )
 
 
 def server_websocket() -> web.WebSocketResponse:

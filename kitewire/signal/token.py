@@ -74,6 +74,7 @@ _VIDEO_JSON_NAMES: dict[str, str] = {
     "room_create": "roomCreate",
     "room_admin": "roomAdmin",
     "room_list": "roomList",
+    "agent": "agent",
 }
 
 
@@ -96,6 +97,8 @@ class VideoGrant:
     room_create: bool = False
     room_admin: bool = False
     room_list: bool = False
+    #: The bearer is an agent (a worker on ``/agent``, or a participant joining for a job).
+    agent: bool = False
 
     def to_claims(self) -> dict[str, Any]:
         """The JSON object stored under ``video`` in the token."""
@@ -141,6 +144,7 @@ class VideoGrant:
             room_create=flag("roomCreate", False),
             room_admin=flag("roomAdmin", False),
             room_list=flag("roomList", False),
+            agent=flag("agent", False),
         )
 
 
@@ -177,10 +181,14 @@ def create_token(
     room_join: bool = True,
     hidden: bool = False,
     not_before: float | None = None,
+    kind: str = "",
+    grant: VideoGrant | None = None,
 ) -> str:
     """Sign a join token for ``identity`` in ``room``.
 
-    ``ttl`` is a timedelta or seconds; ``not_before`` defaults to now.
+    ``ttl`` is a timedelta or seconds; ``not_before`` defaults to now. ``kind``
+    is the participant kind claim (``"agent"``, ...). ``grant``, when given, is
+    the whole video grant and the permission flags above are not used.
     """
     if not api_key or not api_secret:
         raise ValueError(f"expected a non-empty api key and secret, got key={api_key!r}")
@@ -189,7 +197,7 @@ def create_token(
     ttl_seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
     now = time.time()
     nbf = int(now if not_before is None else not_before)
-    grant = VideoGrant(
+    grant = grant or VideoGrant(
         room_join=room_join,
         room=room,
         can_publish=can_publish,
@@ -210,6 +218,8 @@ def create_token(
         payload["metadata"] = metadata
     if attributes:
         payload["attributes"] = dict(attributes)
+    if kind:
+        payload["kind"] = kind
     with _short_secrets_allowed():
         return jwt.encode(payload, api_secret, algorithm="HS256")
 
