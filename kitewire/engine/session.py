@@ -544,14 +544,7 @@ class RtcEngine:
 
     async def unpublish_video(self, track_sid: str, timeout: float = 10.0) -> None:
         """Stop sending a published track and renegotiate without it."""
-        published = self._published.pop(track_sid, None)
-        if published is None:
-            return
-        await published.pipeline.close()
-        published.transceiver.stop()
-        if self.connected and self._wire is not None:
-            with contextlib.suppress(EngineError):
-                await self._wire.negotiate(timeout)
+        await self._stop_sending(self._published.pop(track_sid, None), timeout)
 
     async def publish_audio(
         self, *, cid: str, name: str, source: int, num_channels: int, dtx: bool = True, timeout: float = 10.0
@@ -582,7 +575,9 @@ class RtcEngine:
 
     async def unpublish_audio(self, track_sid: str, timeout: float = 10.0) -> None:
         """Stop sending a published audio track and renegotiate without it."""
-        published = self._published_audio.pop(track_sid, None)
+        await self._stop_sending(self._published_audio.pop(track_sid, None), timeout)
+
+    async def _stop_sending(self, published: PublishedVideo | PublishedAudio | None, timeout: float) -> None:
         if published is None:
             return
         await published.pipeline.close()
