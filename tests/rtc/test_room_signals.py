@@ -50,14 +50,23 @@ async def test_connection_quality_changes_once_per_change(peers: Peers) -> None:
     room = await peers.kitewire("me")
     events = record(room, "connection_quality_changed")
     assert room.local_participant.connection_quality == rtc.ConnectionQuality.QUALITY_UNKNOWN
+    # kitewire's server measures every participant and announces a newcomer's quality
+    participant, quality = await asyncio.wait_for(events.get(), 10)
+    assert (participant.identity, quality) == ("me", rtc.ConnectionQuality.QUALITY_EXCELLENT)
+    assert room.local_participant.connection_quality == rtc.ConnectionQuality.QUALITY_EXCELLENT
+    # the same quality again (and one for a participant nobody knows) is no change: no event
     message = signal_pb.SignalResponse()
-    message.connection_quality.updates.add(participant_sid=room.local_participant.sid, quality=models.GOOD)
+    message.connection_quality.updates.add(participant_sid=room.local_participant.sid, quality=models.EXCELLENT)
     message.connection_quality.updates.add(participant_sid="PA_unknown", quality=models.POOR)
     _engine(room).on_signal_message(message)
-    _engine(room).on_signal_message(message)  # the same again: no second event
+    await asyncio.sleep(0.1)
+    assert events.empty()
+    # a change is one event
+    message.connection_quality.updates[0].quality = models.GOOD
+    _engine(room).on_signal_message(message)
+    _engine(room).on_signal_message(message)
     participant, quality = await asyncio.wait_for(events.get(), 5)
     assert (participant.identity, quality) == ("me", rtc.ConnectionQuality.QUALITY_GOOD)
-    assert room.local_participant.connection_quality == rtc.ConnectionQuality.QUALITY_GOOD
     await asyncio.sleep(0.1)
     assert events.empty()
 
