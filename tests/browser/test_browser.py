@@ -1,5 +1,6 @@
 """livekit-client in real Chromium against kitewire serve: the browser publishes its fake camera (VP8
-simulcast, H264) to a kitewire SDK subscriber and decodes a kitewire SDK publisher's video."""
+simulcast, H264) to a kitewire SDK subscriber and decodes a kitewire SDK publisher's video; with dynacast it
+encodes only the layers its subscriber asks for."""
 
 from __future__ import annotations
 
@@ -151,3 +152,55 @@ async def test_a_browser_h264_publish_arrives_as_h264(server: Server, page: Page
     assert counter.mime_type == "video/h264"
     assert sent and all(stream["mime"].lower() == "video/h264" for stream in sent), sent
     assert all(stream["framesEncoded"] > 0 for stream in sent), sent
+
+
+async def _encoded_per_rid(page: Page) -> dict[str, int]:
+    return {stream["rid"]: int(stream["framesEncoded"]) for stream in await page.evaluate("window.kw.sent()")}
+
+
+async def _layers_encoding(page: Page, seconds: float = 2.0) -> set[str]:
+    """The rids whose framesEncoded grew over ``seconds``: the layers the browser encodes now."""
+    before = await _encoded_per_rid(page)
+    await asyncio.sleep(seconds)
+    after = await _encoded_per_rid(page)
+    return {rid for rid, frames in after.items() if frames > before.get(rid, 0)}
+
+
+async def test_a_dynacast_browser_encodes_only_the_layers_subscribers_ask_for(server: Server, page: Page) -> None:
+    viewer = rtc.Room()
+    counter = FrameCounter(viewer, "browser")
+    try:
+        await viewer.connect(server.url, token_for("kitewire-viewer", "browser-dynacast"))
+        await page.evaluate(
+            "([url, token]) => window.kw.join(url, token, { dynacast: true })",
+            [server.url, token_for("browser", "browser-dynacast")],
+        )
+        await page.evaluate("window.kw.publishCamera('vp8', true)")
+
+        async def kitewire_received() -> bool:
+            return counter.frames >= 30
+
+        assert await eventually(kitewire_received, 60), f"kitewire got {counter.frames} frames of the browser"
+        rids = set(await _encoded_per_rid(page))
+        assert len(rids) >= 2, f"expected a simulcast publish, got layers {rids}"
+        top = max(rids, key=lambda rid: "qhf".find(rid))
+        publication = next(iter(viewer.remote_participants["browser"].track_publications.values()))
+        # the one subscriber wants the lowest layer only: the browser stops encoding the top one
+        publication.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_LOW)
+
+        async def top_layer_paused() -> bool:
+            encoding = await _layers_encoding(page)
+            return top not in encoding and bool(encoding)
+
+        assert await eventually(top_layer_paused, 30, interval=0.5), await _encoded_per_rid(page)
+        # and resumes it as soon as the subscriber asks for it again
+        publication.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_HIGH)
+
+        async def top_layer_back() -> bool:
+            return top in await _layers_encoding(page)
+
+        assert await eventually(top_layer_back, 30, interval=0.5), await _encoded_per_rid(page)
+    finally:
+        await counter.close()
+        await viewer.disconnect()
+    assert await page.evaluate("window.kw.errors") == []
