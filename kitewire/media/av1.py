@@ -146,6 +146,8 @@ class Av1Depacketizer:
             if not obu:
                 raise ValueError("AV1 depacketizer: expected an OBU, got an empty element")
             header_size = 2 if obu[0] & 0x04 else 1
+            if len(obu) < header_size:
+                raise ValueError(f"AV1 depacketizer: expected an OBU of at least {header_size} header bytes, got 1")
             if obu[0] & 0x02:  # the sender kept the size field: already complete
                 out += obu
                 continue

@@ -30,7 +30,9 @@ _MAX_LEB128_BYTES = 8
 
 
 def leb128(value: int) -> bytes:
-    """``value`` as an unsigned LEB128 number."""
+    """``value`` as an unsigned LEB128 number (``ValueError`` for a negative one, which has no such form)."""
+    if value < 0:
+        raise ValueError(f"AV1: expected a length of 0 or more for LEB128, got {value}")
     out = bytearray()
     while True:
         byte = value & 0x7F

@@ -198,6 +198,14 @@ def test_h265_aggregation_packets_and_bad_fragments() -> None:
 # -- odd input ------------------------------------------------------------------------
 
 
+def test_an_av1_obu_cut_inside_its_extension_header_is_refused() -> None:
+    # one byte saying "an extension byte follows", and nothing after it (once looped forever)
+    with pytest.raises(ValueError, match="header bytes"):
+        Av1Depacketizer().depacketize([bytes((0x10, 0x04))])
+    with pytest.raises(ValueError, match="LEB128"):
+        leb128(-1)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.binary(max_size=40), min_size=1, max_size=4))
 def test_odd_payloads_give_value_errors_and_keyframe_rules_never_raise(payloads: list[bytes]) -> None:
