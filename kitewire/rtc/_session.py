@@ -17,14 +17,9 @@ from typing import Any
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
-from kitewire.engine import (
-    EngineError,
-    JoinParameters,
-    PublishedVideo,
-    ReconnectingEngine,
-    RtcEngine,
-    VideoPublishPipeline,
-)
+from kitewire.engine import EngineError, JoinParameters, ReconnectingEngine
+from kitewire.engine.handle import EngineHandle, PublishHandle, PublishSink
+from kitewire.engine.process import engine_factory
 from kitewire.frames import VideoCodec
 
 from ._types import (
@@ -59,7 +54,7 @@ class RoomSession:
         self._options = RoomOptions()
         # subscribed media that arrived before the participant update announcing it
         self._unclaimed_videos: set[str] = set()
-        self._publish_pipelines: dict[str, VideoPublishPipeline] = {}
+        self._publish_pipelines: dict[str, PublishSink] = {}
         self._publish_options: dict[str, TrackPublishOptions] = {}
         self._subscribed_before_published: set[str] = set()
         # remote tracks kept across a reconnect, waiting for their media to return
@@ -67,7 +62,7 @@ class RoomSession:
         self._unsubscribed_by_user: set[str] = set()
 
     @property
-    def engine(self) -> RtcEngine | None:
+    def engine(self) -> EngineHandle | None:
         """The current engine session, if connected once."""
         return self.connector.engine if self.connector is not None else None
 
@@ -85,7 +80,7 @@ class RoomSession:
     async def connect(self, url: str, token: str, options: RoomOptions) -> None:
         """Join (the Room validated the arguments); raises ConnectError."""
         self._options = options
-        connector = ReconnectingEngine(self, self._reconnect_timeout)
+        connector = ReconnectingEngine(self, self._reconnect_timeout, engine_factory())
         try:
             join = await connector.connect(
                 JoinParameters(
@@ -122,7 +117,7 @@ class RoomSession:
             self.connection_state = state
             self._emit("connection_state_changed", state)
 
-    def _request(self, request: Callable[[RtcEngine], Coroutine[Any, Any, Any]]) -> None:
+    def _request(self, request: Callable[[EngineHandle], Coroutine[Any, Any, Any]]) -> None:
         """Send a request on the current engine session, as a task it owns."""
         engine = self.engine
         if engine is not None:
@@ -147,7 +142,7 @@ class RoomSession:
                 if publication.track is not None:
                     self._awaiting_resubscribe.add(publication.sid)
 
-    async def on_rejoined(self, engine: RtcEngine, join: signal_pb.JoinResponse) -> None:
+    async def on_rejoined(self, engine: EngineHandle, join: signal_pb.JoinResponse) -> None:
         """SessionListener: reconcile with the new JoinResponse, then republish."""
         # synchronously, before the new session's first message is read
         self._reconcile_remote(engine, join)
@@ -158,7 +153,7 @@ class RoomSession:
         self._set_state(ConnectionState.CONN_CONNECTED)
         self._emit("reconnected")
 
-    def _reconcile_remote(self, engine: RtcEngine, join: signal_pb.JoinResponse) -> None:
+    def _reconcile_remote(self, engine: EngineHandle, join: signal_pb.JoinResponse) -> None:
         """Bring participants and publications in line with a new JoinResponse."""
         self.info = join.room
         if self.local_participant is not None:
@@ -177,7 +172,7 @@ class RoomSession:
                 elif sid in self._unsubscribed_by_user and self._options.auto_subscribe:
                     engine.spawn(engine.update_subscription(sid, False))
 
-    async def _republish_local(self, engine: RtcEngine) -> None:
+    async def _republish_local(self, engine: EngineHandle) -> None:
         local = self.local_participant
         if local is None:
             return
@@ -213,7 +208,7 @@ class RoomSession:
         self,
         publication: LocalTrackPublication,
         track: LocalVideoTrack,
-        pipeline: VideoPublishPipeline,
+        pipeline: PublishSink,
         options: TrackPublishOptions,
     ) -> None:
         """Feed the track's frames into ``pipeline`` and forward mute changes."""
@@ -228,7 +223,7 @@ class RoomSession:
 
         track._published_as(publication.sid, pipeline, on_mute_changed)
 
-    def _unfeed_local(self, track_sid: str, pipeline: VideoPublishPipeline) -> None:
+    def _unfeed_local(self, track_sid: str, pipeline: PublishSink) -> None:
         local = self.local_participant
         publication = local._publication(track_sid) if local is not None else None
         track = publication.track if publication is not None else None
@@ -497,7 +492,7 @@ class RoomSession:
         self._emit("disconnected", reason)
 
 
-async def _engine_publish(engine: RtcEngine, track: LocalVideoTrack, options: TrackPublishOptions) -> PublishedVideo:
+async def _engine_publish(engine: EngineHandle, track: LocalVideoTrack, options: TrackPublishOptions) -> PublishHandle:
     source = track.source
     encoding = options.video_encoding
     return await engine.publish_video(
