@@ -7,6 +7,8 @@ SFU capacity benchmarks, or the whole suite, and writes their sections of
 BENCHMARKS.md (see :mod:`kitewire.bench.suite`). ``kitewire bench soak --minutes N``
 streams both pairs for N minutes and writes its own section (see :mod:`kitewire.bench.soak`).
 ``kitewire bench loss`` runs both pairs under UDP loss (see :mod:`kitewire.bench.loss`).
+``kitewire bench busy-app`` streams while the application's Python holds the GIL, beside
+the official SDK (see :mod:`kitewire.bench.busy_app`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import platform
 import sys
 
-BENCHMARKS = ("convert", "e2e", "memory", "load", "loss", "soak", "all")
+BENCHMARKS = ("convert", "e2e", "memory", "load", "loss", "soak", "busy-app", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,9 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: libyuv where installed, else OpenCV/numpy; opencv: never libyuv",
     )
-    from kitewire.bench import loss, soak, suite
+    from kitewire.bench import busy_app, loss, soak, suite
 
     suite.add_arguments(parser)
+    busy_app.add_arguments(parser)
     soak.add_arguments(parser)
     loss.add_arguments(parser)
 
@@ -89,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         from kitewire.bench import soak
 
         return soak.run(args)
+    if args.benchmark == "busy-app":
+        from kitewire.bench import busy_app
+
+        return busy_app.run(args)
     if args.benchmark == "loss":
         from kitewire.bench import loss
 
