@@ -46,6 +46,14 @@ class FrameFanout:
         """Whether any consumer is attached (producers may skip work when not)."""
         return bool(self._sinks)
 
+    @property
+    def sinks_copy(self) -> bool:
+        """True when every attached sink copies a frame before ``on_frame`` returns
+        (``copies_frames = True``, e.g. the media process's publish pipeline): a producer
+        may then hand over a buffer the caller reuses, without a private copy first."""
+        with self._lock:
+            return bool(self._sinks) and all(getattr(sink, "copies_frames", False) for sink in self._sinks)
+
     def add(self, sink: FrameSink) -> None:
         """Attach ``sink``; if the producer already ended, tell it right away."""
         with self._lock:

@@ -53,6 +53,9 @@ class ReceiveCounters:
 class RemotePublishPipeline:
     """The application's end of a published track: frames into shared memory, to the child's encoder."""
 
+    #: on_frame copies the pixels into a slot before it returns (the source needs no copy of its own)
+    copies_frames = True
+
     def __init__(self, engine: RemoteEngine, process: MediaProcess, track_sid: str) -> None:
         self._engine = engine
         self._track_sid = track_sid
