@@ -45,7 +45,7 @@ from kitewire.bench._children import (
     peer_arguments,
     percentile,
 )
-from kitewire.bench.procfs import process_cpu_seconds
+from kitewire.bench.procfs import tree_cpu_seconds
 
 ROWS: tuple[tuple[str, str], ...] = (
     ("kitewire", "kitewire"),
@@ -256,15 +256,15 @@ async def run_row(
                 profilers[role] = await Profiler.start(peer.pid, settings.seconds, path)
             result.profiled = any(profiler is not None for profiler in profilers.values())
         cpu_before = (
-            process_cpu_seconds(publisher.pid),
-            process_cpu_seconds(subscriber.pid),
+            tree_cpu_seconds(publisher.pid),
+            tree_cpu_seconds(subscriber.pid),
             own_cpu_seconds(),
         )
         start_ns = time.monotonic_ns()
         await asyncio.sleep(settings.seconds)
         cpu_after = (
-            process_cpu_seconds(publisher.pid),
-            process_cpu_seconds(subscriber.pid),
+            tree_cpu_seconds(publisher.pid),
+            tree_cpu_seconds(subscriber.pid),
             own_cpu_seconds(),
         )
         end_ns = time.monotonic_ns()

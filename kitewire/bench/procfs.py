@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["process_cpu_seconds", "process_open_fds", "process_rss_bytes", "run_queue_wait_seconds"]
+__all__ = [
+    "child_pids",
+    "process_cpu_seconds",
+    "process_open_fds",
+    "process_rss_bytes",
+    "run_queue_wait_seconds",
+    "tree_cpu_seconds",
+    "tree_rss_bytes",
+]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -44,3 +52,42 @@ def process_rss_bytes(pid: int) -> int:
 def process_open_fds(pid: int) -> int:
     """How many file descriptors process ``pid`` holds open, from /proc/<pid>/fd."""
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of ``pid`` (a kitewire peer's media process), from /proc/<pid>/task/*/children."""
+    children: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return children
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as listing:
+                children.extend(int(child) for child in listing.read().split())
+        except (OSError, ValueError):
+            continue
+    return children
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live children: a kitewire application's own and its
+    media process's, so the two designs are compared on all the CPU they use."""
+    total = process_cpu_seconds(pid)
+    for child in child_pids(pid):
+        try:
+            total += process_cpu_seconds(child)
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """RSS of ``pid`` plus its live children's (shared frame slots are counted in both)."""
+    total = process_rss_bytes(pid)
+    for child in child_pids(pid):
+        try:
+            total += process_rss_bytes(child)
+        except (OSError, ValueError):
+            continue
+    return total
