@@ -9,7 +9,8 @@ process through one in-process kitewire server):
   contrast, an unbounded queue that grows;
 - official SDK ``VideoStream(capacity=1)`` that never reads: the anchor.
 
-RSS is VmRSS from /proc/<pid>/status, sampled every few seconds. At the end each
+RSS is VmRSS from /proc/<pid>/status of the subscriber plus its children (kitewire's media
+process), sampled every few seconds. At the end each
 subscriber reads one more frame, and its age (now minus its capture time) shows
 how stale a late reader's next frame is.
 """
