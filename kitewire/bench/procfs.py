@@ -7,6 +7,8 @@ Linux only; the benchmarks and the load test measure their child processes
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 __all__ = [
     "child_pids",
@@ -17,6 +19,8 @@ __all__ = [
     "tree_cpu_seconds",
     "tree_rss_bytes",
 ]
+
+T = TypeVar("T")
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -70,24 +74,23 @@ def child_pids(pid: int) -> list[int]:
     return children
 
 
+def _over_tree(pid: int, read: Callable[[int], T]) -> list[T]:
+    # a child that ended between listing and reading is simply left out
+    values = [read(pid)]
+    for child in child_pids(pid):
+        try:
+            values.append(read(child))
+        except (OSError, ValueError):
+            continue
+    return values
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds of ``pid`` and its live children: a kitewire application's own and its
     media process's, so the two designs are compared on all the CPU they use."""
-    total = process_cpu_seconds(pid)
-    for child in child_pids(pid):
-        try:
-            total += process_cpu_seconds(child)
-        except (OSError, ValueError):
-            continue
-    return total
+    return sum(_over_tree(pid, process_cpu_seconds))
 
 
 def tree_rss_bytes(pid: int) -> int:
     """RSS of ``pid`` plus its live children's (shared frame slots are counted in both)."""
-    total = process_rss_bytes(pid)
-    for child in child_pids(pid):
-        try:
-            total += process_rss_bytes(child)
-        except (OSError, ValueError):
-            continue
-    return total
+    return sum(_over_tree(pid, process_rss_bytes))

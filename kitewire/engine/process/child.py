@@ -208,6 +208,11 @@ class EngineHost:
             closed = self._engines.pop(message[1], None)
             if closed is not None:
                 closed.close()
+                # a session given up half-way (a connect the application cancelled) must
+                # not stay in its room: abandoning an ended session does nothing
+                task = self._loop.create_task(closed.engine.abandon())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         else:
             logger.warning("media process: unknown message %r", kind)
 
