@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from kitewire.frames import VideoFrame
@@ -35,6 +36,8 @@ class FrameFanout:
         self._lock = threading.Lock()
         self._ended = False
         self.frames_pushed = 0
+        #: told ``has_sinks`` whenever it flips (the media process's decoder skips copies while False)
+        self.sinks_watcher: Callable[[bool], None] | None = None
 
     @property
     def ended(self) -> bool:
@@ -58,15 +61,29 @@ class FrameFanout:
         """Attach ``sink``; if the producer already ended, tell it right away."""
         with self._lock:
             ended = self._ended
+            first = not ended and not self._sinks
             if not ended:
                 self._sinks[sink] = None
         if ended:
             sink.on_end()
+        elif first:
+            self._tell_watcher(True)
 
     def remove(self, sink: FrameSink) -> None:
         """Detach ``sink`` without ending it; unknown sinks are ignored."""
         with self._lock:
+            last = sink in self._sinks and len(self._sinks) == 1
             self._sinks.pop(sink, None)
+        if last:
+            self._tell_watcher(False)
+
+    def _tell_watcher(self, has_sinks: bool) -> None:
+        watcher = self.sinks_watcher
+        if watcher is not None:
+            try:
+                watcher(has_sinks)
+            except Exception:
+                logger.exception("the fanout's sinks watcher failed")
 
     def push(self, frame: VideoFrame, timestamp_us: int, rotation: int) -> None:
         """Deliver one frame to every sink; a failing sink is logged and skipped."""

@@ -223,6 +223,10 @@ class RemoteEngine:
         if track_sid not in self._remote_tracks:
             return False
         self._consumers[track_sid] = consumer
+        if hasattr(consumer, "sinks_watcher"):
+            # a stream attaching must not wait for the next poll to get decoded frames
+            setattr(consumer, "sinks_watcher", lambda _: self._tell_wanted(track_sid))  # noqa: B010
+        self._tell_wanted(track_sid)
         return True
 
     def remote_pipeline(self, track_sid: str) -> ReceiveCounters | None:
@@ -231,15 +235,19 @@ class RemoteEngine:
             return None
         return self._counters.get(track_sid, ReceiveCounters())
 
-    async def _report_wanted(self) -> None:
+    def _tell_wanted(self, track_sid: str) -> None:
         # the decoder skips copying pictures out while no stream wants them, as in-process
+        consumer = self._consumers.get(track_sid)
+        wanted = consumer is not None and consumer.has_sinks
+        if self._wanted.get(track_sid, True) != wanted and self._process is not None and not self._closed:
+            self._wanted[track_sid] = wanted
+            self._process.post(("wanted", self.engine_id, track_sid, wanted))
+
+    async def _report_wanted(self) -> None:
+        # consumers that cannot tell when their sinks change (and tracks never routed) are polled
         while not self._closed:
             for track_sid in list(self._remote_tracks):
-                consumer = self._consumers.get(track_sid)
-                wanted = consumer is not None and consumer.has_sinks
-                if self._wanted.get(track_sid, True) != wanted and self._process is not None:
-                    self._wanted[track_sid] = wanted
-                    self._process.post(("wanted", self.engine_id, track_sid, wanted))
+                self._tell_wanted(track_sid)
             await asyncio.sleep(_WANTED_POLL_INTERVAL)
 
     # -- from the reader thread ----------------------------------------------------------
