@@ -57,7 +57,8 @@ def _spawn(child_fd: int) -> subprocess.Popen[bytes]:
     root = _package_root()
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     argv = [sys.executable, "-m", "kitewire.engine.process.child", str(child_fd), str(os.getpid())]
-    return subprocess.Popen(argv, pass_fds=(child_fd,), env=env, stdin=subprocess.DEVNULL)
+    # stdout stays free for the application (a pipe it reads to EOF); errors go to its stderr
+    return subprocess.Popen(argv, pass_fds=(child_fd,), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
 
 class MediaProcess:
@@ -70,6 +71,8 @@ class MediaProcess:
         finally:
             child_sock.close()
         self.pid = self.process.pid
+        # a forked copy of the application must not share this process's channel
+        self.owner_pid = os.getpid()
         self.channel = Channel(parent_sock)
         self.link = FrameLink(self.channel)
         self._engine_ids = itertools.count(1)
@@ -89,7 +92,7 @@ class MediaProcess:
         global _shared
         with _shared_lock:
             current = _shared
-            if current is None or current.dead:
+            if current is None or current.dead or current.owner_pid != os.getpid():
                 current = _shared = cls()
         current.wait_ready()
         return current
@@ -231,7 +234,8 @@ def current() -> MediaProcess | None:
 @atexit.register
 def _close_at_exit() -> None:
     process = _shared
-    if process is not None and not process.dead:
+    # a forked copy must not shut the socket it shares with the application
+    if process is not None and not process.dead and process.owner_pid == os.getpid():
         process.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.process.wait(timeout=5.0)
