@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from kitewire import rtc
 from kitewire.frames.pattern import make_pattern_frame, read_frame_counter
+
 from lossy_namespace import dropping_udp
 
 RoomFactory = Callable[..., Awaitable[rtc.Room]]
