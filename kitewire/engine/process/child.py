@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import inspect
 import logging
 import os
 import signal
@@ -298,7 +299,9 @@ class EngineHost:
             if hosted is None:
                 raise EngineError("the engine session is closed")
             method = getattr(hosted, name, None) or getattr(hosted.engine, name)
-            result = await method(*args, **kwargs)
+            result = method(*args, **kwargs)
+            if inspect.isawaitable(result):  # commands are coroutines; entry points may be plain
+                result = await result
         except Exception as exc:
             self.channel.post(("error", call_id, _picklable(exc)))
             return
