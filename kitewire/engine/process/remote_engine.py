@@ -130,9 +130,6 @@ class RemotePublishPipeline(_RemotePublishSink):
 class RemoteAudioPublishPipeline(_RemotePublishSink):
     """The application's end of a published audio track: PCM over the control socket, to the child's encoder."""
 
-    #: on_frame sends the samples before it returns
-    copies_frames = True
-
     def on_frame(
         self, frame: AudioFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None
     ) -> None:
@@ -299,12 +296,14 @@ class RemoteEngine:
         await self._unpublish("unpublish_audio", track_sid, timeout)
 
     async def _unpublish(self, command: str, track_sid: str, timeout: float) -> None:
-        # each command is a no-op in the child for a sid of the other kind
         pipeline = self._published.get(track_sid)
-        kind = "unpublish_audio" if isinstance(pipeline, RemoteAudioPublishPipeline) else "unpublish_video"
-        if pipeline is not None and kind == command:
+        if pipeline is not None:
+            kind = "unpublish_audio" if isinstance(pipeline, RemoteAudioPublishPipeline) else "unpublish_video"
+            if kind != command:
+                return  # a track of the other kind: nothing of this kind to stop
             del self._published[track_sid]
             pipeline.close()
+        # (a sid unknown here is still asked about: the child's command is a no-op for it)
         if not self._closed:
             await self.call(command, track_sid, timeout)
 
