@@ -9,6 +9,8 @@ streams both pairs for N minutes and writes its own section (see :mod:`kitewire.
 ``kitewire bench loss`` runs both pairs under UDP loss (see :mod:`kitewire.bench.loss`).
 ``kitewire bench audio`` times audio from capture_frame to the AudioStream yield beside the
 official pair (see :mod:`kitewire.bench.audio`).
+``kitewire bench busy-app`` streams while the application's Python holds the GIL, beside
+the official SDK (see :mod:`kitewire.bench.busy_app`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 import platform
 import sys
 
-BENCHMARKS = ("convert", "e2e", "memory", "load", "loss", "soak", "audio", "all")
+BENCHMARKS = ("convert", "e2e", "memory", "load", "loss", "soak", "audio", "busy-app", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,10 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: libyuv where installed, else OpenCV/numpy; opencv: never libyuv",
     )
-    from kitewire.bench import audio, loss, soak, suite
+    from kitewire.bench import audio, busy_app, loss, soak, suite
 
     audio.add_arguments(parser)
     suite.add_arguments(parser)
+    busy_app.add_arguments(parser)
     soak.add_arguments(parser)
     loss.add_arguments(parser)
 
@@ -96,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
         from kitewire.bench import audio
 
         return audio.run(args)
+    if args.benchmark == "busy-app":
+        from kitewire.bench import busy_app
+
+        return busy_app.run(args)
     if args.benchmark == "loss":
         from kitewire.bench import loss
 

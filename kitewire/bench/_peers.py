@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import colorsys
 import contextlib
 import functools
 import json
@@ -174,6 +175,7 @@ async def publish(args: argparse.Namespace) -> None:
             source.capture_frame(frame, timestamp_us=timestamp_us)
 
     captures: list[tuple[int, int]] = []
+    hue_canvas = np.zeros(args.width * args.height * 4, dtype=np.uint8)
     stop = stdin_closed(loop)
     try:
         await asyncio.wait_for(room.local_participant.publish_track(track, options), 30)
@@ -191,6 +193,8 @@ async def publish(args: argparse.Namespace) -> None:
                 emit("capture_chunk", captures=captures)
                 captures.clear()
                 next_report += args.report_interval
+            if args.busy_draw:
+                draw_hue(hue_canvas, index)
             buffer = stamper.stamp(index)
             now_ns = time.monotonic_ns()
             capture(buffer, now_ns // 1000)
@@ -203,6 +207,21 @@ async def publish(args: argparse.Namespace) -> None:
             await asyncio.wait_for(room.disconnect(), 10)
         with contextlib.suppress(Exception):
             await source.aclose()
+
+
+def draw_hue(canvas: np.ndarray[Any, np.dtype[np.uint8]], index: int) -> None:
+    """Paint a whole RGBA frame one colour the way livekit's ``publish_hue.py`` example does:
+    strided writes through ``ndarray.flat``, which hold the GIL for the whole frame."""
+    red, green, blue = colorsys.hsv_to_rgb((index / 90.0) % 1.0, 1.0, 1.0)
+    for channel, value in enumerate((red * 255, green * 255, blue * 255, 255)):
+        canvas.flat[channel::4] = int(value)
+
+
+def hold_the_gil(seconds: float) -> None:
+    """Spin in pure Python for ``seconds`` (the GIL is let go only at the switch interval)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
 
 
 def frames_skipped_before_encoding(room: Any) -> int | None:
@@ -315,6 +334,8 @@ async def subscribe(args: argparse.Namespace) -> None:
                 if not first_frame.done():
                     first_frame.set_result(None)
                     emit("first_frame")
+                if args.busy_ms > 0:
+                    hold_the_gil(args.busy_ms / 1000)
                 if args.read_interval > 0:
                     await asyncio.sleep(args.read_interval)
 
@@ -373,6 +394,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-bitrate", type=int, default=BITRATE, help="publisher: encoder cap in bps")
     parser.add_argument("--noise", action="store_true", help="publisher: random pixels around the counter band")
+    parser.add_argument(
+        "--busy-draw",
+        action="store_true",
+        help="publisher: before each capture, paint a 4-byte frame with GIL-holding strided writes (publish_hue)",
+    )
+    parser.add_argument(
+        "--busy-ms",
+        type=float,
+        default=0.0,
+        help="subscriber: hold the GIL this long in pure Python after each frame read",
+    )
     parser.add_argument(
         "--report-interval",
         type=float,

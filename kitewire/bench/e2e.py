@@ -45,7 +45,7 @@ from kitewire.bench._children import (
     peer_arguments,
     percentile,
 )
-from kitewire.bench.procfs import process_cpu_seconds
+from kitewire.bench.procfs import tree_cpu_seconds
 
 ROWS: tuple[tuple[str, str], ...] = (
     ("kitewire", "kitewire"),
@@ -214,10 +214,14 @@ async def run_row(
     settings: E2ESettings,
     *,
     on_first_frame: Callable[[], None] | None = None,
+    publisher_options: Sequence[str] = (),
+    subscriber_options: Sequence[str] = (),
 ) -> E2EResult:
     """Measure one row through the server at ``url``; failures land in ``result.error``.
 
     ``on_first_frame`` runs once the subscriber has its first frame, before the warm-up ends.
+    ``publisher_options`` / ``subscriber_options`` are extra peer options (they win over the
+    defaults), e.g. ``--busy-draw`` or ``--capacity 1 --busy-ms 25`` (``kitewire bench busy-app``).
     """
     result = E2EResult(publisher_sdk, subscriber_sdk)
     room = f"bench-e2e-{next(_room_numbers)}"
@@ -227,14 +231,16 @@ async def run_row(
         subscriber = await Peer.start(
             f"{subscriber_sdk}-subscriber",
             ["subscribe", "--sdk", subscriber_sdk, "--capacity", "0", "--read-interval", "0"]
-            + peer_arguments(url, room, "bench-subscriber", settings),
+            + peer_arguments(url, room, "bench-subscriber", settings)
+            + list(subscriber_options),
         )
         await subscriber.wait_event("connected", 60)
         longest = settings.warmup + settings.seconds + 60
         publisher = await Peer.start(
             f"{publisher_sdk}-publisher",
             ["publish", "--sdk", publisher_sdk, "--seconds", str(longest)]
-            + peer_arguments(url, room, "bench-publisher", settings),
+            + peer_arguments(url, room, "bench-publisher", settings)
+            + list(publisher_options),
         )
         capturing = await publisher.wait_event("capturing", 60)
         await subscriber.wait_event("first_frame", 30)
@@ -250,15 +256,15 @@ async def run_row(
                 profilers[role] = await Profiler.start(peer.pid, settings.seconds, path)
             result.profiled = any(profiler is not None for profiler in profilers.values())
         cpu_before = (
-            process_cpu_seconds(publisher.pid),
-            process_cpu_seconds(subscriber.pid),
+            tree_cpu_seconds(publisher.pid),
+            tree_cpu_seconds(subscriber.pid),
             own_cpu_seconds(),
         )
         start_ns = time.monotonic_ns()
         await asyncio.sleep(settings.seconds)
         cpu_after = (
-            process_cpu_seconds(publisher.pid),
-            process_cpu_seconds(subscriber.pid),
+            tree_cpu_seconds(publisher.pid),
+            tree_cpu_seconds(subscriber.pid),
             own_cpu_seconds(),
         )
         end_ns = time.monotonic_ns()

@@ -9,7 +9,8 @@ process through one in-process kitewire server):
   contrast, an unbounded queue that grows;
 - official SDK ``VideoStream(capacity=1)`` that never reads: the anchor.
 
-RSS is VmRSS from /proc/<pid>/status, sampled every few seconds. At the end each
+RSS is VmRSS from /proc/<pid>/status of the subscriber plus its children (kitewire's media
+process), sampled every few seconds. At the end each
 subscriber reads one more frame, and its age (now minus its capture time) shows
 how stale a late reader's next frame is.
 """
@@ -33,7 +34,7 @@ from kitewire.bench._children import (
     load_average,
     peer_arguments,
 )
-from kitewire.bench.procfs import process_rss_bytes
+from kitewire.bench.procfs import tree_rss_bytes
 
 TARGET_GROWTH_MB = 20.0
 SECTION = "memory"
@@ -160,7 +161,7 @@ async def run_row(url: str, row: MemoryRow, settings: MemorySettings) -> MemoryR
         start = time.monotonic()
         while True:
             elapsed = time.monotonic() - start
-            result.samples.append((elapsed, process_rss_bytes(subscriber.pid)))
+            result.samples.append((elapsed, tree_rss_bytes(subscriber.pid)))
             if result.warm_sample is None and elapsed >= settings.warmup:
                 result.warm_sample = result.samples[-1]
             if elapsed >= settings.seconds - 1e-3:
@@ -247,7 +248,8 @@ def describe_run(settings: MemorySettings, command: str) -> str:
         f"## Memory of a subscriber that falls behind, {settings.width}x{settings.height} at {settings.fps:g} fps "
         f"(`kitewire bench memory`)\n\n"
         f"Command: `{command}`\n\n"
-        f"Run {now}: {settings.codec}, {settings.seconds:g} s per row, RSS (VmRSS of the subscriber process) every "
+        f"Run {now}: {settings.codec}, {settings.seconds:g} s per row, "
+        f"RSS (VmRSS of the subscriber process plus its media process) every "
         f"{settings.interval:g} s, growth = last sample minus the first sample after {settings.warmup:g} s; a "
         f"kitewire publisher in another process; python {platform.python_version()}, load average before the run "
         f"{load_average()}.\n\n"

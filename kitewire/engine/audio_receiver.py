@@ -152,6 +152,11 @@ class AudioReceivePipeline:
         return self._jitter
 
     @property
+    def packets_lost(self) -> int:
+        """Packets the current SSRC's jitter buffer gave up waiting for."""
+        return self._jitter.packets_lost
+
+    @property
     def frames_concealed(self) -> int:
         """20 ms frames made up for lost packets."""
         return self._decode.frames_concealed

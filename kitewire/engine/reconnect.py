@@ -24,6 +24,7 @@ from typing import Protocol
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
+from .handle import EngineFactory, EngineHandle
 from .session import EngineEvents, JoinParameters, RtcEngine
 from .wire import EngineError
 
@@ -49,7 +50,7 @@ class SessionListener(EngineEvents, Protocol):
     def on_session_dropped(self) -> None:
         """The lost (or half-restored) session was closed, pipelines and all: before every attempt."""
 
-    async def on_rejoined(self, engine: RtcEngine, join: signal_pb.JoinResponse) -> None:
+    async def on_rejoined(self, engine: EngineHandle, join: signal_pb.JoinResponse) -> None:
         """A fresh session joined: bring the room in line with ``join`` and republish on ``engine``.
 
         Reconcile synchronously, before awaiting anything, so that no message of the new
@@ -131,13 +132,21 @@ class ReconnectingEngine:
     """The current :class:`RtcEngine` of one connection, replaced by a full rejoin when lost.
 
     ``reconnect_timeout`` is asked for when a loss happens (the Room's attribute may be
-    changed by the application at any time).
+    changed by the application at any time). ``engine_factory`` makes each join's
+    session: :class:`RtcEngine` in this process, or a
+    :class:`kitewire.engine.process.RemoteEngine` in the media process.
     """
 
-    def __init__(self, listener: SessionListener, reconnect_timeout: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        listener: SessionListener,
+        reconnect_timeout: Callable[[], float],
+        engine_factory: EngineFactory = RtcEngine,
+    ) -> None:
         self.listener = listener
         self._reconnect_timeout = reconnect_timeout
-        self._engine: RtcEngine | None = None
+        self._engine_factory = engine_factory
+        self._engine: EngineHandle | None = None
         self._events: _SessionEvents | None = None
         self._parameters: JoinParameters | None = None
         self._task: asyncio.Task[None] | None = None
@@ -145,7 +154,7 @@ class ReconnectingEngine:
         self.ended = False
 
     @property
-    def engine(self) -> RtcEngine | None:
+    def engine(self) -> EngineHandle | None:
         """The current session (the last one joined), or None before the first join."""
         return self._engine
 
@@ -161,9 +170,9 @@ class ReconnectingEngine:
         self._parameters = parameters
         return join
 
-    async def _join(self, parameters: JoinParameters) -> tuple[RtcEngine, _SessionEvents, signal_pb.JoinResponse]:
+    async def _join(self, parameters: JoinParameters) -> tuple[EngineHandle, _SessionEvents, signal_pb.JoinResponse]:
         events = _SessionEvents(self)
-        engine = RtcEngine(events)
+        engine = self._engine_factory(events)
         # current from the start: media of the new session may arrive before its join returns
         self._engine, self._events = engine, events
         try:

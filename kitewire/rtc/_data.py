@@ -17,7 +17,8 @@ from collections.abc import Callable
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
-from kitewire.engine import EngineError, RtcEngine
+from kitewire.engine import EngineError
+from kitewire.engine.handle import EngineHandle
 
 from ._rpc import RpcEndpoint
 from ._streams import StreamReceiver
@@ -50,7 +51,7 @@ class RoomData:
     def __init__(
         self,
         emit: Emit,
-        engine: Callable[[], RtcEngine | None],
+        engine: Callable[[], EngineHandle | None],
         participant: Callable[[str], Participant | None],
     ) -> None:
         self._emit = emit

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 from kitewire.media.packet_trailer import FrameMetadata
@@ -53,6 +54,8 @@ class FrameFanout(Generic[FrameT]):
         self._lock = threading.Lock()
         self._ended = False
         self.frames_pushed = 0
+        #: told ``has_sinks`` whenever it flips (the media process's decoder skips copies while False)
+        self.sinks_watcher: Callable[[bool], None] | None = None
 
     @property
     def ended(self) -> bool:
@@ -64,19 +67,41 @@ class FrameFanout(Generic[FrameT]):
         """Whether any consumer is attached (producers may skip work when not)."""
         return bool(self._sinks)
 
+    @property
+    def sinks_copy(self) -> bool:
+        """True when every attached sink copies a frame before ``on_frame`` returns
+        (``copies_frames = True``, e.g. the media process's publish pipeline): a producer
+        may then hand over a buffer the caller reuses, without a private copy first."""
+        with self._lock:
+            return bool(self._sinks) and all(getattr(sink, "copies_frames", False) for sink in self._sinks)
+
     def add(self, sink: FrameSink[FrameT]) -> None:
         """Attach ``sink``; if the producer already ended, tell it right away."""
         with self._lock:
             ended = self._ended
+            first = not ended and not self._sinks
             if not ended:
                 self._sinks[sink] = None
         if ended:
             sink.on_end()
+        elif first:
+            self._tell_watcher(True)
 
     def remove(self, sink: FrameSink[FrameT]) -> None:
         """Detach ``sink`` without ending it; unknown sinks are ignored."""
         with self._lock:
+            last = sink in self._sinks and len(self._sinks) == 1
             self._sinks.pop(sink, None)
+        if last:
+            self._tell_watcher(False)
+
+    def _tell_watcher(self, has_sinks: bool) -> None:
+        watcher = self.sinks_watcher
+        if watcher is not None:
+            try:
+                watcher(has_sinks)
+            except Exception:
+                logger.exception("the fanout's sinks watcher failed")
 
     def push(self, frame: FrameT, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None) -> None:
         """Deliver one frame to every sink; a failing sink is logged and skipped."""

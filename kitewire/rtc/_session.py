@@ -17,16 +17,9 @@ from typing import Any
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
-from kitewire.engine import (
-    AudioPublishPipeline,
-    EngineError,
-    JoinParameters,
-    PublishedAudio,
-    PublishedVideo,
-    ReconnectingEngine,
-    RtcEngine,
-    VideoPublishPipeline,
-)
+from kitewire.engine import EngineError, JoinParameters, ReconnectingEngine
+from kitewire.engine.handle import EngineHandle, PublishHandle, PublishSink
+from kitewire.engine.process import engine_factory
 from kitewire.frames import TrackKind, VideoCodec
 
 from ._data import RoomData
@@ -73,7 +66,7 @@ class RoomSession:
         self._options = RoomOptions()
         # subscribed media that arrived before the participant update announcing it
         self._unclaimed_videos: set[str] = set()
-        self._publish_pipelines: dict[str, VideoPublishPipeline | AudioPublishPipeline] = {}
+        self._publish_pipelines: dict[str, PublishSink] = {}
         self._publish_options: dict[str, TrackPublishOptions] = {}
         self._subscribed_before_published: set[str] = set()
         # remote tracks kept across a reconnect, waiting for their media to return
@@ -83,7 +76,7 @@ class RoomSession:
         self._active_speakers: dict[str, float] = {}  # participant sid -> level
 
     @property
-    def engine(self) -> RtcEngine | None:
+    def engine(self) -> EngineHandle | None:
         """The current engine session, if connected once."""
         return self.connector.engine if self.connector is not None else None
 
@@ -102,7 +95,7 @@ class RoomSession:
         """Join (the Room validated the arguments); raises ConnectError."""
         self._options = options
         self.data.set_max_payload(options.data_stream.max_payload_byte_length if options.data_stream else None)
-        connector = ReconnectingEngine(self, self._reconnect_timeout)
+        connector = ReconnectingEngine(self, self._reconnect_timeout, engine_factory())
         try:
             join = await connector.connect(
                 JoinParameters(
@@ -140,7 +133,7 @@ class RoomSession:
             self.connection_state = state
             self._emit("connection_state_changed", state)
 
-    def _request(self, request: Callable[[RtcEngine], Coroutine[Any, Any, Any]]) -> None:
+    def _request(self, request: Callable[[EngineHandle], Coroutine[Any, Any, Any]]) -> None:
         """Send a request on the current engine session, as a task it owns."""
         engine = self.engine
         if engine is not None:
@@ -251,7 +244,7 @@ class RoomSession:
                 if publication.track is not None:
                     self._awaiting_resubscribe.add(publication.sid)
 
-    async def on_rejoined(self, engine: RtcEngine, join: signal_pb.JoinResponse) -> None:
+    async def on_rejoined(self, engine: EngineHandle, join: signal_pb.JoinResponse) -> None:
         """SessionListener: reconcile with the new JoinResponse, then republish."""
         # synchronously, before the new session's first message is read
         self._reconcile_remote(engine, join)
@@ -262,7 +255,7 @@ class RoomSession:
         self._set_state(ConnectionState.CONN_CONNECTED)
         self._emit("reconnected")
 
-    def _reconcile_remote(self, engine: RtcEngine, join: signal_pb.JoinResponse) -> None:
+    def _reconcile_remote(self, engine: EngineHandle, join: signal_pb.JoinResponse) -> None:
         """Bring participants and publications in line with a new JoinResponse."""
         self.info = join.room
         self.data.joined(join)
@@ -282,7 +275,7 @@ class RoomSession:
                 elif sid in self._unsubscribed_by_user and self._options.auto_subscribe:
                     engine.spawn(engine.update_subscription(sid, False))
 
-    async def _republish_local(self, engine: RtcEngine) -> None:
+    async def _republish_local(self, engine: EngineHandle) -> None:
         local = self.local_participant
         if local is None:
             return
@@ -334,7 +327,7 @@ class RoomSession:
         self,
         publication: LocalTrackPublication,
         track: LocalTrack,
-        pipeline: VideoPublishPipeline | AudioPublishPipeline,
+        pipeline: PublishSink,
         options: TrackPublishOptions,
     ) -> None:
         """Feed the track's frames into ``pipeline`` and forward mute changes."""
@@ -350,7 +343,7 @@ class RoomSession:
         track._published_as(publication.sid, pipeline, on_mute_changed)
         track._stats_link = self.track_stats
 
-    def _unfeed_local(self, track_sid: str, pipeline: VideoPublishPipeline | AudioPublishPipeline) -> None:
+    def _unfeed_local(self, track_sid: str, pipeline: PublishSink) -> None:
         local = self.local_participant
         publication = local._publication(track_sid) if local is not None else None
         track = publication.track if publication is not None else None
@@ -636,22 +629,20 @@ class RoomSession:
         self._emit("disconnected", reason)
 
 
-def _route_remote(engine: RtcEngine, track_sid: str, track: RemoteTrack) -> None:
+def _route_remote(engine: EngineHandle, track_sid: str, track: RemoteTrack) -> None:
     if isinstance(track, RemoteAudioTrack):
         engine.route_remote_audio(track_sid, track)
     else:
         engine.route_remote_video(track_sid, track._fanout)
 
 
-async def _engine_unpublish(engine: RtcEngine, track_sid: str) -> None:
+async def _engine_unpublish(engine: EngineHandle, track_sid: str) -> None:
     # each is a no-op for a sid it did not publish
     await engine.unpublish_video(track_sid)
     await engine.unpublish_audio(track_sid)
 
 
-async def _engine_publish(
-    engine: RtcEngine, track: LocalTrack, options: TrackPublishOptions
-) -> PublishedVideo | PublishedAudio:
+async def _engine_publish(engine: EngineHandle, track: LocalTrack, options: TrackPublishOptions) -> PublishHandle:
     if isinstance(track, LocalAudioTrack):
         return await engine.publish_audio(
             cid=track._cid,

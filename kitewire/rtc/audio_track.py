@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kitewire.frames import TrackKind
 from kitewire.frames.audio_frame import AudioFrame
 
@@ -53,6 +55,15 @@ class RemoteAudioTrack(AudioTrack):
     def has_sinks(self) -> bool:
         """AudioConsumer: whether any stream reads this track now."""
         return bool(self._fanout.has_sinks)
+
+    @property
+    def sinks_watcher(self) -> Callable[[bool], None] | None:
+        """AudioConsumer: told when :attr:`has_sinks` flips (the media process starts sending at once)."""
+        return self._fanout.sinks_watcher
+
+    @sinks_watcher.setter
+    def sinks_watcher(self, watcher: Callable[[bool], None] | None) -> None:
+        self._fanout.sinks_watcher = watcher
 
     def push_audio(self, pcm: bytes, sample_rate: int, num_channels: int, samples: int, timestamp_us: int) -> None:
         """AudioConsumer: decoded PCM from the engine, handed to every stream."""

@@ -97,7 +97,9 @@ class VideoSource:
             return
         if timestamp_us == 0:
             timestamp_us = time.time_ns() // 1000
-        self._fanout.push(_copy_frame(frame), timestamp_us, int(rotation), frame_metadata)
+        # one copy at most: a sink that copies into shared memory needs no private copy first
+        pushed = frame if self._fanout.sinks_copy else _copy_frame(frame)
+        self._fanout.push(pushed, timestamp_us, int(rotation), frame_metadata)
 
     async def aclose(self) -> None:
         """Stop the source: local streams on it end and later frames are ignored."""

@@ -8,7 +8,8 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from kitewire.engine import EngineError, JoinParameters, ReconnectingEngine, RtcEngine
+from kitewire.engine import EngineError, JoinParameters, ReconnectingEngine
+from kitewire.engine.handle import EngineHandle
 from kitewire.server import Server, ServerConfig
 from kitewire.signal import DEV_API_KEY, DEV_API_SECRET, create_token
 from livekit.protocol import models
@@ -22,7 +23,7 @@ class Recorder:
 
     def __init__(self, failing_restores: int = 0) -> None:
         self.calls: list[str] = []
-        self.rejoined: list[tuple[RtcEngine, signal_pb.JoinResponse]] = []
+        self.rejoined: list[tuple[EngineHandle, signal_pb.JoinResponse]] = []
         self.reasons: list[int] = []
         self.failing_restores = failing_restores
         self.changed = asyncio.Event()
@@ -43,7 +44,7 @@ class Recorder:
     def on_session_dropped(self) -> None:
         self._note("dropped")
 
-    async def on_rejoined(self, engine: RtcEngine, join: signal_pb.JoinResponse) -> None:
+    async def on_rejoined(self, engine: EngineHandle, join: signal_pb.JoinResponse) -> None:
         self._note("rejoined")
         self.rejoined.append((engine, join))
         if self.failing_restores > 0:

@@ -44,10 +44,13 @@ async def test_data_with_topics_and_destinations_both_ways(peers: Peers, single_
     assert isinstance(packet, rtc.DataPacket)
     assert _summary(packet) == ("official", b"back", "t", rtc.DataPacketKind.KIND_RELIABLE)
     assert packet.participant is kite.remote_participants["official"]
+    # "other" gets each broadcast too (waited for, so that it cannot arrive after a drain)
+    assert _summary((await asyncio.wait_for(at_other.get(), 10))[0])[:2] == ("official", b"back")
     drain(at_kite), drain(at_other)
     await official.local_participant.publish_data("text", reliable=False)
     lossy = (await asyncio.wait_for(at_kite.get(), 10))[0]
     assert (lossy.data, lossy.kind) == (b"text", rtc.DataPacketKind.KIND_LOSSY)
+    assert _summary((await asyncio.wait_for(at_other.get(), 10))[0])[:2] == ("official", b"text")
 
     # destinations: only "other" gets it
     drain(at_other), drain(at_kite)

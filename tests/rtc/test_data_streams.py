@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from data_peers import Peers, peers
+from data_peers import Peers, peers, warm_up
 from kitewire import rtc
 from kitewire.engine.data_channels import SEND_HIGH_WATER
 from kitewire.rtc.data_stream import MAX_READER_BUFFER, STREAM_CHUNK_SIZE
@@ -82,9 +82,15 @@ async def test_text_streams_by_topic(peers: Peers, sender_kind: str, receiver_ki
 
 @pytest.mark.parametrize(("sender_kind", "receiver_kind"), PAIRS)
 async def test_byte_streams_and_a_20_mb_file(
-    peers: Peers, sender_kind: str, receiver_kind: str, tmp_path: Path
+    peers: Peers, sender_kind: str, receiver_kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sender, receiver = await _pair(peers, sender_kind, receiver_kind)
+    receiver = await peers.join(receiver_kind, "receiver")
+    # the test watches a kitewire sender's data channel queue, which is in this process only
+    # with the in-process engine (the receiver keeps the default, the media process)
+    with monkeypatch.context() as patch:
+        patch.setenv("KITEWIRE_MEDIA_PROCESS", "0")
+        sender = await peers.join(sender_kind, "sender")
+    await warm_up([receiver, sender])
     results: asyncio.Queue[tuple[str, Any, str, int]] = asyncio.Queue()
     most_buffered = 0
 

@@ -1,5 +1,6 @@
 """Room events from the server's signal messages and packets, entering where the wire client
-hands them to the engine (RtcEngine.on_signal_message / on_data_packet) on connected rooms:
+hands them to the engine (RtcEngine.on_signal_message / on_data_packet, in the media process
+by default) on connected rooms:
 active speakers, connection quality, permissions, room metadata and transcriptions."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from data_peers import Peers, drain, peers, record, until_present, warm_up
 from kitewire import rtc
+from kitewire.engine.process import RemoteEngine
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
@@ -18,10 +20,14 @@ __all__ = ["peers"]
 pytestmark = [pytest.mark.timeout(60), pytest.mark.filterwarnings("ignore::jwt.InsecureKeyLengthWarning")]
 
 
-def _engine(room: rtc.Room) -> Any:
+async def _inject(room: rtc.Room, entry: str, *args: Any) -> None:
+    """Hand ``args`` to the room's RtcEngine at ``entry``, wherever that engine runs."""
     engine = room._session.engine
-    assert engine is not None
-    return engine
+    if isinstance(engine, RemoteEngine):
+        await engine.call(entry, *args)  # the RtcEngine in the media process
+    else:
+        assert engine is not None
+        getattr(engine, entry)(*args)
 
 
 async def test_active_speakers_loudest_first(peers: Peers) -> None:
@@ -33,13 +39,13 @@ async def test_active_speakers_loudest_first(peers: Peers) -> None:
     message = signal_pb.SignalResponse()
     message.speakers_changed.speakers.add(sid=them.sid, level=0.4, active=True)
     message.speakers_changed.speakers.add(sid=me.sid, level=0.9, active=True)
-    _engine(room).on_signal_message(message)
+    await _inject(room, "on_signal_message", message)
     (speakers,) = await asyncio.wait_for(events.get(), 5)
     assert [p.identity for p in speakers] == ["me", "other"]
     # a change names only who changed; the older server form comes as a data packet
     packet = models.DataPacket()
     packet.speaker.speakers.add(sid=me.sid, level=0.0, active=False)
-    _engine(room).on_data_packet(packet, True)
+    await _inject(room, "on_data_packet", packet, True)
     (speakers,) = await asyncio.wait_for(events.get(), 5)
     assert [p.identity for p in speakers] == ["other"]
     await other.disconnect()
@@ -58,13 +64,13 @@ async def test_connection_quality_changes_once_per_change(peers: Peers) -> None:
     message = signal_pb.SignalResponse()
     message.connection_quality.updates.add(participant_sid=room.local_participant.sid, quality=models.EXCELLENT)
     message.connection_quality.updates.add(participant_sid="PA_unknown", quality=models.POOR)
-    _engine(room).on_signal_message(message)
+    await _inject(room, "on_signal_message", message)
     await asyncio.sleep(0.1)
     assert events.empty()
     # a change is one event
     message.connection_quality.updates[0].quality = models.GOOD
-    _engine(room).on_signal_message(message)
-    _engine(room).on_signal_message(message)
+    await _inject(room, "on_signal_message", message)
+    await _inject(room, "on_signal_message", message)  # the same again: no second event
     participant, quality = await asyncio.wait_for(events.get(), 5)
     assert (participant.identity, quality) == ("me", rtc.ConnectionQuality.QUALITY_GOOD)
     await asyncio.sleep(0.1)
@@ -83,14 +89,14 @@ async def test_permissions_and_room_metadata(peers: Peers) -> None:
     info.version += 1
     update = signal_pb.SignalResponse()
     update.update.participants.append(info)
-    _engine(room).on_signal_message(update)
+    await _inject(room, "on_signal_message", update)
     participant, permission = await asyncio.wait_for(permissions.get(), 5)
     assert participant.identity == "other" and permission.can_publish is False
     assert room.remote_participants["other"].permissions.can_publish is False
     room_update = signal_pb.SignalResponse()
     room_update.room_update.room.CopyFrom(room._session.info)
     room_update.room_update.room.metadata = "new room metadata"
-    _engine(room).on_signal_message(room_update)
+    await _inject(room, "on_signal_message", room_update)
     assert await asyncio.wait_for(metadata.get(), 5) == ("", "new room metadata")
     assert room.metadata == "new room metadata"
     await other.disconnect()
@@ -121,7 +127,7 @@ async def test_transcriptions_are_sent_and_received(peers: Peers) -> None:
     delivered = models.DataPacket()
     delivered.CopyFrom(packet)
     delivered.participant_identity = "sender"
-    _engine(receiver).on_data_packet(delivered, True)
+    await _inject(receiver, "on_data_packet", delivered, True)
     segments, participant, publication = await asyncio.wait_for(events.get(), 5)
     assert segments == [segment]
     assert participant is receiver.remote_participants["sender"] and publication is None
