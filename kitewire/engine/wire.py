@@ -64,6 +64,7 @@ __all__ = [
     "add_audio_track_request",
     "add_track_request",
     "parse_msid",
+    "spawn_owned",
 ]
 
 logger = logging.getLogger("kitewire.engine")
@@ -92,6 +93,33 @@ _LEGACY_BY_MODE: dict[str, bool | None] = {"auto": None, "v1": False, "legacy": 
 
 class EngineError(Exception):
     """A request to the server failed (not connected, refused, or timed out)."""
+
+
+def spawn_owned(
+    loop: asyncio.AbstractEventLoop,
+    tasks: set[asyncio.Task[Any]],
+    coroutine: Coroutine[Any, Any, object],
+    what: str,
+) -> None:
+    """Run ``coroutine`` as a task kept in ``tasks`` (so its owner can cancel it) until it ends.
+
+    An ``EngineError`` is logged as a warning, anything else with its traceback as ``what``
+    failing. A task cancelled before its first step never awaited ``coroutine``: it is
+    closed quietly.
+    """
+
+    async def run() -> None:
+        try:
+            await coroutine
+        except EngineError as exc:
+            logger.warning("%s", exc)
+        except Exception:
+            logger.exception("%s failed", what)
+
+    task = loop.create_task(run())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    task.add_done_callback(lambda _: coroutine.close())
 
 
 @dataclass(frozen=True)
@@ -327,20 +355,7 @@ class WireClient:
 
     def spawn(self, coroutine: Coroutine[Any, Any, object]) -> None:
         """Run ``coroutine`` as a task owned by this client (cancelled by :meth:`close`; failures logged)."""
-
-        async def run() -> None:
-            try:
-                await coroutine
-            except EngineError as exc:
-                logger.warning("%s", exc)
-            except Exception:
-                logger.exception("wire task failed")
-
-        task = self._loop.create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        # a task cancelled before its first step never awaited ``coroutine``: close it quietly
-        task.add_done_callback(lambda _: coroutine.close())
+        spawn_owned(self._loop, self._tasks, coroutine, "wire task")
 
     # -- signal messages ---------------------------------------------------------
 

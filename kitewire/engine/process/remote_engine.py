@@ -30,7 +30,7 @@ from livekit.protocol import rtc as signal_pb
 
 from kitewire.engine.session import AudioConsumer, EngineListener, FrameConsumer, JoinParameters
 from kitewire.engine.stats import EngineStats
-from kitewire.engine.wire import EngineError
+from kitewire.engine.wire import EngineError, spawn_owned
 from kitewire.frames import VideoFrame
 from kitewire.frames.audio_frame import AudioFrame
 from kitewire.media.packet_trailer import FrameMetadata
@@ -219,18 +219,7 @@ class RemoteEngine:
             request.close()
             return
 
-        async def run() -> None:
-            try:
-                await request
-            except EngineError as exc:
-                logger.warning("%s", exc)
-            except Exception:
-                logger.exception("engine request failed")
-
-        task = self._loop.create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(lambda _: request.close())
+        spawn_owned(self._loop, self._tasks, request, "engine request")
 
     async def update_subscription(self, track_sid: str, subscribe: bool) -> None:
         """Subscribe to or unsubscribe from a remote track."""
