@@ -193,7 +193,7 @@ class SimulatedParticipant:
             targets = [by_ssrc[media_ssrc]] if media_ssrc in by_ssrc else list(by_ssrc.values())
             for target in targets:
                 target.keyframe_requests += 1
-                target.restart_wanted = True
+                target.restart_wanted = target.answers_keyframe_requests
 
         def on_nack(media_ssrc: int, lost: list[int]) -> None:
             replay = by_ssrc.get(media_ssrc)

@@ -186,6 +186,8 @@ class LayerReplay:
         self.packets_sent = 0
         self.retransmitted = 0
         self.keyframe_requests = 0
+        #: False: keyframe requests are counted but not answered, as if each were lost on the way.
+        self.answers_keyframe_requests = True
         #: Leave out every n-th media packet (0: none): loss on the uplink, for the server's NACKs to repair.
         self.drop_every = 0
         self.dropped = 0

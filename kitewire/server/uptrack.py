@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from livekit.protocol import models as pb_models
 
+from kitewire.media.keyframe import is_keyframe
 from kitewire.transport import Codec, RtpHeader, RtpReceiver, Transceiver
 from kitewire.transport import rtp as rtp_ext
 
@@ -36,6 +37,9 @@ RID_TO_LAYER: dict[str, int] = {"q": 0, "h": 1, "f": 2}
 _LAYER_LIVE_SECONDS = 1.0
 # At most one keyframe request per layer per this many seconds (PLI storms hurt publishers).
 _KEYFRAME_REQUEST_INTERVAL = 0.5
+# A request no keyframe answered within this long was probably lost on the way
+# (on a lossy uplink the PLI is a datagram like any other): ask again sooner.
+_UNANSWERED_KEYFRAME_RETRY = 0.2
 # Gaps up to this many packets are NACKed to the publisher; larger jumps are a restart.
 _MAX_NACK_GAP = 64
 # Extensions copied from the publisher's packets to the subscriber's.
@@ -114,6 +118,8 @@ class PublishedTrack:
         self._layer_ssrc: dict[int, int] = {}
         self._layer_last_seen: dict[int, float] = {}
         self._last_keyframe_request: dict[int, float] = {}
+        # Layers asked for a keyframe that has not come yet: only their packets are checked for one.
+        self._keyframe_awaited: set[int] = set()
         self._uplink_gaps: dict[int, UplinkGaps] = {}  # by incoming SSRC
         self.nacks_sent = 0
         self._live: list[int] = []
@@ -220,6 +226,8 @@ class PublishedTrack:
             return
         if not padding_only:
             self._layer_last_seen[layer] = now
+            if layer in self._keyframe_awaited and self._starts_keyframe(packet, header):
+                self._keyframe_awaited.discard(layer)
         meter = self.audio_level
         if meter is not None and header.extensions:
             self._observe_audio_level(meter, header, now)
@@ -251,6 +259,12 @@ class PublishedTrack:
                 downtrack.forward(incoming, now)
             except Exception:  # one broken subscriber must not stop the others
                 logger.exception("forwarding to %s failed", downtrack.subscriber.identity)
+
+    def _starts_keyframe(self, packet: bytes, header: RtpHeader) -> bool:
+        codec = self.codec
+        return codec is not None and is_keyframe(
+            codec.mime_type, memoryview(packet)[header.payload_offset : header.payload_end]
+        )
 
     def _observe_audio_level(self, meter: AudioLevelMeter, header: RtpHeader, now: float) -> None:
         if now - self._audio_level_id_read_at > _EXTENSION_IDS_REFRESH_SECONDS:
@@ -292,9 +306,12 @@ class PublishedTrack:
         layers = [layer] if layer is not None and layer in self._layer_ssrc else list(self._layer_ssrc)
         sent = False
         for one in layers:
-            if now - self._last_keyframe_request.get(one, 0.0) < _KEYFRAME_REQUEST_INTERVAL:
+            since = now - self._last_keyframe_request.get(one, 0.0)
+            unanswered = one in self._keyframe_awaited
+            if since < (_UNANSWERED_KEYFRAME_RETRY if unanswered else _KEYFRAME_REQUEST_INTERVAL):
                 continue
             self._last_keyframe_request[one] = now
+            self._keyframe_awaited.add(one)
             try:
                 receiver.request_keyframe(self._layer_ssrc[one])
                 sent = True

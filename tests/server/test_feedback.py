@@ -107,6 +107,45 @@ async def test_nack_is_answered_and_pli_reaches_publisher(server: Server) -> Non
         assert link.replay.keyframe_requests > before, "PLI was not forwarded to the publisher"
 
 
+async def _keyframe_requests_forwarded(link: Link, transceiver: Transceiver, ssrc: int, after: float) -> int:
+    """Send the server a PLI, wait ``after`` seconds; how many keyframe requests reached the publisher meanwhile."""
+    before = link.replay.keyframe_requests
+    transceiver.receiver.request_keyframe(ssrc)
+    await asyncio.sleep(after)
+    return link.replay.keyframe_requests - before
+
+
+async def test_a_keyframe_request_no_keyframe_answered_is_repeated_sooner(server: Server) -> None:
+    async with linked(server, "kf") as link:
+        transceiver = await link.watch()
+        for _ in range(100):
+            if len(link.arrivals) > 30:
+                break
+            await asyncio.sleep(0.1)
+        ssrc = next(reversed(link.arrivals))[0]
+        await asyncio.sleep(0.6)  # past the rate limit of the subscription's own first request
+        # answered: the publisher restarts its loop with a keyframe, so a second
+        # request inside the rate limit is the subscriber's problem, not the publisher's
+        assert await _keyframe_requests_forwarded(link, transceiver, ssrc, 0.3) == 1
+        assert await _keyframe_requests_forwarded(link, transceiver, ssrc, 0.1) == 0
+        await asyncio.sleep(0.3)
+        # unanswered (as if the PLI was lost on the uplink): asked again after 0.2 s, not 0.5 s.
+        # The loop's own keyframe every 2 s answers too, so a try it falls into does not count.
+        link.replay.answers_keyframe_requests = False
+        for _ in range(5):
+            await asyncio.sleep(0.6)
+            keyframes = link.replay.keyframes_sent
+            first = await _keyframe_requests_forwarded(link, transceiver, ssrc, 0.25)
+            second = await _keyframe_requests_forwarded(link, transceiver, ssrc, 0.1)
+            # and still never faster than that
+            third = await _keyframe_requests_forwarded(link, transceiver, ssrc, 0.05)
+            if link.replay.keyframes_sent == keyframes:
+                assert (first, second, third) == (1, 1, 0)
+                break
+        else:
+            raise AssertionError("every try had a keyframe from the loop in it")
+
+
 async def test_participant_whose_media_connection_fails_is_removed(server: Server) -> None:
     from kitewire.signal import connect
     from livekit.protocol import models as pb_models
