@@ -189,7 +189,10 @@ async def test_capacity_one_slow_consumer_sees_fresh_frames(connect_room: RoomFa
                 await asyncio.sleep(1.0)
                 event = await asyncio.wait_for(stream.__anext__(), 5)
                 age_ms = (time.time_ns() // 1000 - event.timestamp_us) / 1000
-                assert age_ms < 100, f"a frame {age_ms:.0f} ms old after a 1 s pause"
+                # A kept old frame would be the pause's first, over 1000 ms old; the newest is
+                # one pipeline latency old. That latency's target (100 ms even with a busy
+                # consumer) is `kitewire bench busy-app`'s to check: a loaded CI machine doubles it.
+                assert age_ms < 400, f"a frame {age_ms:.0f} ms old after a 1 s pause: not the newest"
         finally:
             await capture.stop()
             await stream.aclose()
