@@ -106,7 +106,9 @@ async def test_capacity_one_gives_a_slow_consumer_the_newest_frame() -> None:
             await asyncio.sleep(1.0)  # a consumer far slower than the producer
             event = await next_event(stream)
             age_ms = (time.time_ns() // 1000 - event.timestamp_us) / 1000
-            assert age_ms < 100, f"frame is {age_ms:.0f} ms old"
+            # a kept old frame would be about 1000 ms old (the pause); the newest one is one
+            # producer period old, plus however long a loaded machine makes the loop late
+            assert age_ms < 400, f"frame is {age_ms:.0f} ms old: not the newest"
             assert len(stream._queue) <= 1
     finally:
         stop.set()
