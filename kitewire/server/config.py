@@ -31,8 +31,11 @@ class ServerConfig:
 
     ``port=0`` picks a free port (see ``Server.url``). ``loopback_only=None``
     means: gather ICE candidates on 127.0.0.1 only when ``bind`` is a loopback
-    address. ``empty_timeout`` is how long (seconds) a room outlives its last
-    participant.
+    address. ``empty_timeout`` is how long (seconds) a room stays open before
+    anyone joins, and after its last participant unless ``departure_timeout``
+    (livekit's ``room.departure_timeout``) says otherwise; ``max_participants``
+    (0: no limit) is every room's cap unless the server API or a token's
+    roomConfig sets one.
 
     HTTP limits: ``http_header_timeout`` is how long (seconds) a new connection
     may take to send its first request's headers; ``http_idle_timeout`` how long
@@ -47,6 +50,8 @@ class ServerConfig:
     port: int = 7880
     keys: dict[str, str] = dataclasses.field(default_factory=dict)
     empty_timeout: float = 20.0
+    departure_timeout: float | None = None
+    max_participants: int = 0
     ping_interval: int = 5
     ping_timeout: int = 15
     loopback_only: bool | None = None
@@ -140,6 +145,10 @@ class ServerConfig:
             )
         if self.empty_timeout < 0:
             raise ValueError(f"empty_timeout: expected >= 0 seconds, got {self.empty_timeout}")
+        if self.departure_timeout is not None and self.departure_timeout < 0:
+            raise ValueError(f"departure_timeout: expected >= 0 seconds, got {self.departure_timeout}")
+        if not isinstance(self.max_participants, int) or self.max_participants < 0:
+            raise ValueError(f"max_participants: expected an integer >= 0 (0: no limit), got {self.max_participants!r}")
         for name in ("http_header_timeout", "http_idle_timeout"):
             seconds = getattr(self, name)
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
@@ -158,6 +167,7 @@ class ServerConfig:
 
         Implemented: ``port``, ``bind_addresses``, ``keys``, ``key_file``,
         ``development``, ``log_level``, ``logging.level``, ``room.empty_timeout``,
+        ``room.departure_timeout``, ``room.max_participants``,
         ``rtc.port_range_start``/``port_range_end``, ``rtc.udp_port``,
         ``webhook.urls``/``api_key``, and kitewire's own ``bind``,
         ``ping_interval``, ``ping_timeout``, ``rtc.loopback_only`` and
@@ -189,6 +199,8 @@ class ServerConfig:
         room = top.section("room")
         if room is not None:
             room.take("empty_timeout", as_seconds, set_to("empty_timeout"))
+            room.take("departure_timeout", as_seconds, set_to("departure_timeout"))
+            room.take("max_participants", as_int, set_to("max_participants"))
         rtc = top.section("rtc")
         if rtc is not None:
             rtc.take("loopback_only", as_bool, set_to("loopback_only"))

@@ -53,8 +53,6 @@ LIVEKIT_UNIMPLEMENTED: frozenset[str] = frozenset(
         "rtc.batch_io",
         "room.auto_create",
         "room.enabled_codecs",
-        "room.max_participants",
-        "room.departure_timeout",
         "room.enable_remote_unmute",
         "room.max_metadata_size",
         "room.playout_delay",

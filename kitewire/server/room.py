@@ -197,13 +197,23 @@ class Room(Generic[M]):
 class RoomManager(Generic[M]):
     """All rooms of a server; closes an empty room after its empty or departure timeout.
 
-    ``empty_timeout`` is the default for both timeouts of a room (the server
-    API and a token's roomConfig may set them per room). Rooms starting and
-    finishing are reported to ``webhooks``.
+    ``empty_timeout``, ``departure_timeout`` (None: the empty timeout) and
+    ``max_participants`` are every room's defaults (the server API and a
+    token's roomConfig may set them per room). Rooms starting and finishing
+    are reported to ``webhooks``.
     """
 
-    def __init__(self, empty_timeout: float, webhooks: WebhookNotifier | None = None) -> None:
+    def __init__(
+        self,
+        empty_timeout: float,
+        webhooks: WebhookNotifier | None = None,
+        *,
+        departure_timeout: float | None = None,
+        max_participants: int = 0,
+    ) -> None:
         self.empty_timeout = empty_timeout
+        self.departure_timeout = departure_timeout
+        self.max_participants = max_participants
         self.webhooks = webhooks if webhooks is not None else WebhookNotifier()
         self.rooms: dict[str, Room[M]] = {}
         self._close_tasks: dict[str, asyncio.Task[None]] = {}
@@ -229,7 +239,8 @@ class RoomManager(Generic[M]):
         return room
 
     def _new_room(self, name: str) -> Room[M]:
-        room: Room[M] = Room(name, self.empty_timeout)
+        room: Room[M] = Room(name, self.empty_timeout, self.departure_timeout)
+        room.max_participants = self.max_participants
         self.rooms[name] = room
         log_event("room_created", room=name, sid=room.sid)
         self.webhooks.notify("room_started", room.info())

@@ -80,7 +80,12 @@ class Server:
         self.config.validate()
         #: Room and participant events for the configured webhook URLs.
         self.webhooks = WebhookNotifier(self.config.webhook_settings())
-        self.rooms: RoomManager[Participant] = RoomManager(self.config.empty_timeout, self.webhooks)
+        self.rooms: RoomManager[Participant] = RoomManager(
+            self.config.empty_timeout,
+            self.webhooks,
+            departure_timeout=self.config.departure_timeout,
+            max_participants=self.config.max_participants,
+        )
         self.node_id = new_id("ND_")
         self._runner: web.AppRunner | None = None
         self._listeners: list[asyncio.Server] = []

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from kitewire.server import Server
+from kitewire.server import Server, ServerConfig
 from kitewire.server.limits import MAX_PERMISSION_ENTRIES
 from kitewire.server.subscription_permissions import SubscriptionPermissions
 from kitewire.signal import connect, create_token
@@ -217,3 +217,36 @@ async def test_an_unbounded_permission_request_is_refused(server: Server) -> Non
         assert server.rooms.rooms["perm"].participants["greedy"].subscription_permissions.all_participants
     finally:
         await client.close()
+
+
+async def test_room_defaults_from_the_config_file_apply_to_every_room() -> None:
+    config = ServerConfig.dev(port=0)
+    warnings = config.load_yaml_text("room:\n  empty_timeout: 30\n  departure_timeout: 1\n  max_participants: 1\n")
+    assert warnings == []
+    rooms: list[rtc.Room] = []
+    async with Server(config) as server:
+        try:
+            first = rtc.Room()
+            rooms.append(first)
+            await asyncio.wait_for(first.connect(server.url, _token("alice", "defaults")), 20)
+            second = rtc.Room()
+            rooms.append(second)
+            with pytest.raises(Exception, match="full"):
+                await asyncio.wait_for(second.connect(server.url, _token("bob", "defaults")), 20)
+            # the token's roomConfig still overrides the server's default
+            roomy = pb_room.RoomConfiguration(name="roomy", max_participants=2)
+            for identity in ("carol", "dave"):
+                room = rtc.Room()
+                rooms.append(room)
+                await asyncio.wait_for(room.connect(server.url, _token(identity, "roomy", room_config=roomy)), 20)
+            await first.disconnect()
+            left_at = time.monotonic()
+            # gone after the configured departure timeout (1 s), not the empty timeout (30 s)
+            assert await _eventually(lambda: "defaults" not in server.rooms.rooms, timeout=10)
+            assert 0.5 <= time.monotonic() - left_at < 10
+        finally:
+            for room in rooms:
+                try:
+                    await asyncio.wait_for(room.disconnect(), 10)
+                except Exception:
+                    pass
