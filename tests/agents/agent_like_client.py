@@ -2,11 +2,12 @@
 
 ``python agent_like_client.py URL`` reads one join token per line on stdin. For each,
 it joins as livekit-agents does (two PeerConnections, nothing subscribed by itself),
-subscribes to the first camera published, and publishes a video track of its own the
-moment that subscription starts: the server's subscriber offer and this client's
-publisher offer are then negotiated at the same time. It prints ``published <sid>``,
-keeps sending frames until the next line arrives on stdin, then leaves the room and
-prints ``left``. An empty line or the end of stdin ends it.
+subscribes to the camera published, and publishes a video track of its own (MODE, the
+second argument): ``together`` at once, while that subscription is negotiated;
+``subscribed`` when the subscription is reported; ``first-frame`` when its first frame
+is decoded. It prints ``joined`` once in the room (the camera may be published before or
+after that) and ``published <sid>`` once its own track is, keeps sending frames until
+the next line arrives on stdin, then leaves the room and prints ``left``. An empty line or the end of stdin ends it.
 """
 
 from __future__ import annotations
@@ -35,10 +36,13 @@ async def one_room(url: str, token: str, lines: asyncio.StreamReader) -> None:
     room.on("track_published", on_published)
     room.on("track_subscribed", on_subscribed)
     await room.connect(url, token, rtc.RoomOptions(auto_subscribe=False))
+    print("joined", flush=True)
     for participant in room.remote_participants.values():
         for publication in participant.track_publications.values():
             on_published(publication, participant)
-    await asyncio.wait_for(subscribed, 20)
+    if MODE != "together":
+        # "together": publish at once, while the subscription's offer and answer are in flight
+        await asyncio.wait_for(subscribed, 20)
     if MODE == "first-frame":
         remote = next(
             p.track
