@@ -35,6 +35,7 @@ from ._types import (
     UnpublishTrackError,
 )
 from .audio_track import LocalAudioTrack, LocalTrack, RemoteAudioTrack, RemoteTrack
+from .e2ee import E2EEManager, E2EEOptions
 from .participant import LocalParticipant, Participant, RemoteParticipant
 from .stats import RtcStats, SessionRtcStats, build_rtc_stats
 from .track import RemoteVideoTrack
@@ -74,6 +75,7 @@ class RoomSession:
         self._unsubscribed_by_user: set[str] = set()
         self.data = RoomData(emit, lambda: self.engine, self.find_participant)
         self._active_speakers: dict[str, float] = {}  # participant sid -> level
+        self.e2ee = E2EEManager(None, self._request, self._encrypted_tracks)
 
     @property
     def engine(self) -> EngineHandle | None:
@@ -95,6 +97,10 @@ class RoomSession:
         """Join (the Room validated the arguments); raises ConnectError."""
         self._options = options
         self.data.set_max_payload(options.data_stream.max_payload_byte_length if options.data_stream else None)
+        encryption = options.encryption or options.e2ee
+        if encryption is not None and not isinstance(encryption, E2EEOptions):
+            raise ValueError(f"encryption: expected E2EEOptions or None, got {type(encryption).__name__}")
+        self.e2ee = E2EEManager(encryption, self._request, self._encrypted_tracks)
         connector = ReconnectingEngine(self, self._reconnect_timeout, engine_factory())
         try:
             join = await connector.connect(
@@ -104,6 +110,7 @@ class RoomSession:
                     auto_subscribe=options.auto_subscribe,
                     timeout=options.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
                     single_peer_connection=options.single_peer_connection,
+                    e2ee=self.e2ee._config(),
                 )
             )
         except EngineError as exc:
@@ -210,6 +217,24 @@ class RoomSession:
                 participant._set_connection_quality(quality)
                 self._emit("connection_quality_changed", participant, quality)
 
+    def on_e2ee_state(self, participant_identity: str, state: int) -> None:
+        """EngineListener: a track's frame cryptor changed state; emits ``e2ee_state_changed(participant, state)``."""
+        participant = self.find_participant(participant_identity)
+        if participant is not None:
+            self._emit("e2ee_state_changed", participant, state)
+
+    def _encrypted_tracks(self) -> list[tuple[str, str]]:
+        """(identity, track sid) of our tracks and the subscribed encrypted ones: E2EEManager.frame_cryptors()."""
+        tracks = []
+        local = self.local_participant
+        if local is not None:
+            tracks += [(local.identity, sid) for sid in local.track_publications]
+        for participant in self.remote_participants.values():
+            for sid, publication in participant.track_publications.items():
+                if publication.track is not None and publication.encryption_type != 0:
+                    tracks.append((participant.identity, sid))
+        return tracks
+
     def _emit_info_changes(self, participant: Participant, old: models.ParticipantInfo) -> None:
         """The events livekit emits when a participant's info changes (metadata, name, attributes, permissions)."""
         new = participant._info
@@ -248,6 +273,7 @@ class RoomSession:
         """SessionListener: reconcile with the new JoinResponse, then republish."""
         # synchronously, before the new session's first message is read
         self._reconcile_remote(engine, join)
+        self.e2ee._rejoined()
         await self._republish_local(engine)
 
     def on_reconnected(self) -> None:
