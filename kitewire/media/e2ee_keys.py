@@ -128,8 +128,9 @@ class KeyRing:
         self.set(stepped, key_index)
         return stepped
 
-    def open(self, frame: EncryptedFrame) -> OpenResult:
-        """Decrypt ``frame`` with its slot, else with a ratchet step ahead (which then replaces the slot)."""
+    def open(self, frame: EncryptedFrame, *, ratchet: bool = True) -> OpenResult:
+        """Decrypt ``frame`` with its slot, else (``ratchet``) with a ratchet step ahead, which
+        then replaces the slot. ``ratchet=False`` never derives a key (for the event loop)."""
         with self._lock:
             if not 0 <= frame.key_index < len(self._slots):
                 raise FrameCryptoError(f"key index {frame.key_index} is outside the key ring (size {len(self._slots)})")
@@ -143,7 +144,7 @@ class KeyRing:
             with self._lock:
                 self._failures = 0
             return OpenResult(data)
-        for step in self._chain(frame.key_index, keys):
+        for step in self._chain(frame.key_index, keys) if ratchet else ():
             data = open_frame(frame, step.key)
             if data is not None:
                 with self._lock:

@@ -35,7 +35,7 @@ from ._types import (
     UnpublishTrackError,
 )
 from .audio_track import LocalAudioTrack, LocalTrack, RemoteAudioTrack, RemoteTrack
-from .e2ee import E2EEManager, E2EEOptions
+from .e2ee import DataCryptor, E2EEManager, E2EEOptions
 from .participant import LocalParticipant, Participant, RemoteParticipant
 from .stats import RtcStats, SessionRtcStats, build_rtc_stats
 from .track import RemoteVideoTrack
@@ -119,6 +119,8 @@ class RoomSession:
         self.info = join.room
         self.data.joined(join)
         self.local_participant = LocalParticipant(join.participant, self)
+        if encryption is not None:
+            self.data.cryptor = DataCryptor(self.e2ee, lambda: join.participant.identity)
         self.remote_participants = {}
         for info in join.other_participants:
             participant = RemoteParticipant(info)

@@ -15,14 +15,19 @@ is not seen by ``export_key``.
 from __future__ import annotations
 
 import functools
+import logging
+import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from livekit.protocol import models
+
 from kitewire.engine.e2ee import E2eeConfig
 from kitewire.engine.handle import EngineHandle
 from kitewire.frames.enums import EncryptionState, EncryptionType, KeyDerivationFunction
-from kitewire.media.e2ee_frame import KeySet
+from kitewire.media.e2ee_frame import IV_SIZE, TAG_SIZE, EncryptedFrame, FrameCryptoError, KeySet
 from kitewire.media.e2ee_keys import DEFAULT_RATCHET_SALT, KeyOptions, KeyRing, KeyStore
 
 __all__ = [
@@ -30,6 +35,7 @@ __all__ = [
     "DEFAULT_KEY_RING_SIZE",
     "DEFAULT_RATCHET_SALT",
     "DEFAULT_RATCHET_WINDOW_SIZE",
+    "DataCryptor",
     "E2EEManager",
     "E2EEOptions",
     "EncryptionState",
@@ -39,6 +45,8 @@ __all__ = [
     "KeyProvider",
     "KeyProviderOptions",
 ]
+
+logger = logging.getLogger("kitewire.rtc")
 
 DEFAULT_RATCHET_WINDOW_SIZE = 16
 DEFAULT_FAILURE_TOLERANCE = -1
@@ -286,3 +294,60 @@ class E2EEManager:
         self._request(lambda engine: engine.set_e2ee_enabled(self._enabled))
         for track_sid, (enabled, key_index) in self._cryptor_settings.items():
             self._request(functools.partial(_update_cryptor, track_sid=track_sid, enabled=enabled, key_index=key_index))
+
+
+# what the native SDK puts inside an EncryptedPacket (the rest of a DataPacket stays clear)
+_ENCRYPTABLE = frozenset(models.EncryptedPacketPayload.DESCRIPTOR.fields_by_name)
+
+
+class DataCryptor:
+    """Data packets of an encrypted room, as the native SDK seals them: the packet's value
+    (user data, RPC, stream parts) serialized as an EncryptedPacketPayload, AES-GCM with
+    the sender's current key (no associated data), in an EncryptedPacket with its IV and
+    key index. Runs on the event loop: no key derivation (no ratchet steps tried)."""
+
+    def __init__(self, manager: E2EEManager, local_identity: Callable[[], str]) -> None:
+        self._manager = manager
+        self._local_identity = local_identity
+
+    def seal(self, packet: models.DataPacket) -> None:
+        """Encrypt ``packet``'s value in place; raises ValueError without a key to do it."""
+        provider = self._manager.key_provider
+        kind = packet.WhichOneof("value")
+        if provider is None or not self._manager.enabled or kind not in _ENCRYPTABLE:
+            return
+        ring = provider._store.ring(self._local_identity())
+        keys = ring.get(-1) if ring is not None else None
+        if ring is None or keys is None:
+            raise ValueError("the room is encrypted and no key is set to encrypt data with")
+        payload = models.EncryptedPacketPayload()
+        getattr(payload, kind).CopyFrom(getattr(packet, kind))
+        iv = os.urandom(IV_SIZE)
+        sealed = AESGCM(keys.key).encrypt(iv, payload.SerializeToString(), None)
+        packet.encrypted_packet.CopyFrom(
+            models.EncryptedPacket(
+                encryption_type=models.Encryption.GCM, iv=iv, key_index=ring.current_index, encrypted_value=sealed
+            )
+        )
+
+    def open(self, packet: models.DataPacket, sender: str) -> bool:
+        """Replace ``packet``'s EncryptedPacket by its value; False (packet unchanged) if it does not open."""
+        provider = self._manager.key_provider
+        encrypted = packet.encrypted_packet
+        ring = provider._store.ring(sender) if provider is not None else None
+        if ring is None or len(encrypted.iv) != IV_SIZE or len(encrypted.encrypted_value) < TAG_SIZE:
+            return False
+        frame = EncryptedFrame(b"", bytes(encrypted.encrypted_value), bytes(encrypted.iv), encrypted.key_index)
+        try:
+            opened = ring.open(frame, ratchet=False).data
+            if opened is None:
+                return False
+            payload = models.EncryptedPacketPayload.FromString(opened)
+        except (FrameCryptoError, ValueError) as error:  # protobuf's DecodeError is a ValueError
+            logger.debug("an encrypted data packet from %s does not open: %s", sender, error)
+            return False
+        kind = payload.WhichOneof("value")
+        if kind is None:
+            return False
+        getattr(packet, kind).CopyFrom(getattr(payload, kind))
+        return True

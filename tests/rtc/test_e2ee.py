@@ -54,14 +54,16 @@ def capture_kitewire(source: rtc.VideoSource) -> Callable[[int], None]:
 
 @contextlib.asynccontextmanager
 async def official_publisher(
-    server: Server, room_name: str, identity: str, options: lk.RoomOptions, codec: int = lk.VideoCodec.VP8
+    server: Server, room_name: str, identity: str, options: lk.RoomOptions, codec: str = "VP8"
 ) -> AsyncIterator[lk.Room]:
     """An official participant publishing the frame pattern, 30 frames a second, while inside."""
     room, source = lk.Room(), lk.VideoSource(WIDTH, HEIGHT)
     try:
         await room.connect(server.url, token_for(identity, room_name), options)
         track = lk.LocalVideoTrack.create_video_track("official", source)
-        publish = lk.TrackPublishOptions(source=lk.TrackSource.SOURCE_CAMERA, simulcast=False, video_codec=codec)
+        publish = lk.TrackPublishOptions(
+            source=lk.TrackSource.SOURCE_CAMERA, simulcast=False, video_codec=getattr(lk.VideoCodec, codec)
+        )
         await room.local_participant.publish_track(track, publish)
         async with capturing(capture_official(source)):
             yield room
@@ -72,14 +74,16 @@ async def official_publisher(
 
 @contextlib.asynccontextmanager
 async def kitewire_publisher(
-    server: Server, room_name: str, identity: str, options: rtc.RoomOptions, codec: int = rtc.VideoCodec.VP8
+    server: Server, room_name: str, identity: str, options: rtc.RoomOptions, codec: str = "VP8"
 ) -> AsyncIterator[rtc.Room]:
     """A kitewire participant publishing the frame pattern, 30 frames a second, while inside."""
     room, source = rtc.Room(), rtc.VideoSource(WIDTH, HEIGHT)
     try:
         await room.connect(server.url, token_for(identity, room_name), options)
         track = rtc.LocalVideoTrack.create_video_track("kitewire", source)
-        publish = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False, video_codec=codec)
+        publish = rtc.TrackPublishOptions(
+            source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False, video_codec=getattr(rtc.VideoCodec, codec)
+        )
         await room.local_participant.publish_track(track, publish)
         async with capturing(capture_kitewire(source)):
             yield room
@@ -94,7 +98,7 @@ async def test_official_publisher_with_shared_key_to_kitewire(server: Server, co
     subscribed = first_subscription(viewer)
     await viewer.connect(server.url, token_for("kitewire-viewer", "e2ee-1"), kitewire_options())
     try:
-        async with official_publisher(server, "e2ee-1", "official", official_options(), getattr(lk.VideoCodec, codec)):
+        async with official_publisher(server, "e2ee-1", "official", official_options(), codec):
             track, publication, _ = await asyncio.wait_for(subscribed, 20)
             assert publication.encryption_type == rtc.EncryptionType.GCM
             counters = await read_counters(rtc.VideoStream(track), read_frame_counter, frames=30)
@@ -111,7 +115,7 @@ async def test_kitewire_publisher_with_shared_key_to_official(server: Server, co
     subscribed = first_subscription(viewer)
     await viewer.connect(server.url, token_for("official-viewer", "e2ee-2"), official_options())
     try:
-        async with kitewire_publisher(server, "e2ee-2", "kitewire", kitewire_options(), getattr(rtc.VideoCodec, codec)):
+        async with kitewire_publisher(server, "e2ee-2", "kitewire", kitewire_options(), codec):
             track, publication, _ = await asyncio.wait_for(subscribed, 20)
             assert publication.encryption_type == lk.EncryptionType.GCM
             counters = await read_counters(lk.VideoStream(track), official_counter, frames=30)
@@ -126,9 +130,7 @@ async def test_kitewire_to_kitewire_shared_key(server: Server, codec: str) -> No
     subscribed = first_subscription(viewer)
     await viewer.connect(server.url, token_for("viewer", "e2ee-3"), kitewire_options())
     try:
-        async with kitewire_publisher(
-            server, "e2ee-3", "publisher", kitewire_options(), getattr(rtc.VideoCodec, codec)
-        ):
+        async with kitewire_publisher(server, "e2ee-3", "publisher", kitewire_options(), codec):
             track, _, _ = await asyncio.wait_for(subscribed, 20)
             counters = await read_counters(rtc.VideoStream(track), read_frame_counter, frames=30)
     finally:
@@ -138,3 +140,147 @@ async def test_kitewire_to_kitewire_shared_key(server: Server, codec: str) -> No
 
 def state_watcher(room: Any, states: list[tuple[str, int]]) -> None:
     room.on("e2ee_state_changed", lambda participant, state: states.append((participant.identity, int(state))))
+
+
+async def wait_for_state(states: list[tuple[str, int]], wanted: tuple[str, int], seconds: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while wanted not in states:
+        assert asyncio.get_running_loop().time() < deadline, f"no {wanted} among {states}"
+        await asyncio.sleep(0.05)
+
+
+async def test_per_participant_keys_both_ways(server: Server) -> None:
+    # no shared key: each publisher encrypts with its own key, each viewer is told the other's
+    official_key, kitewire_key = b"the official participant's key", b"kitewire's own key"
+    ours = rtc.Room()
+    ours_subscribed = first_subscription(ours)
+    await ours.connect(server.url, token_for("kitewire", "e2ee-4"), kitewire_options(key=None))
+    provider = ours.e2ee_manager.key_provider
+    assert provider is not None
+    provider.set_key("kitewire", kitewire_key, 0)
+    provider.set_key("official", official_key, 0)
+    theirs, source = lk.Room(), lk.VideoSource(WIDTH, HEIGHT)
+    theirs_subscribed = first_subscription(theirs)
+    ours_source = rtc.VideoSource(WIDTH, HEIGHT)
+    try:
+        await theirs.connect(server.url, token_for("official", "e2ee-4"), official_options(key=None))
+        their_provider = theirs.e2ee_manager.key_provider
+        assert their_provider is not None
+        their_provider.set_key("official", official_key, 0)
+        their_provider.set_key("kitewire", kitewire_key, 0)
+        await theirs.local_participant.publish_track(
+            lk.LocalVideoTrack.create_video_track("official", source),
+            lk.TrackPublishOptions(source=lk.TrackSource.SOURCE_CAMERA, simulcast=False),
+        )
+        await ours.local_participant.publish_track(
+            rtc.LocalVideoTrack.create_video_track("kitewire", ours_source),
+            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False),
+        )
+        async with capturing(capture_official(source)), capturing(capture_kitewire(ours_source)):
+            their_track, _, _ = await asyncio.wait_for(ours_subscribed, 20)
+            our_track, _, _ = await asyncio.wait_for(theirs_subscribed, 20)
+            at_ours, at_theirs = await asyncio.gather(
+                read_counters(rtc.VideoStream(their_track), read_frame_counter, frames=30),
+                read_counters(lk.VideoStream(our_track), official_counter, frames=30),
+            )
+        assert provider.export_key("official", 0) == official_key
+    finally:
+        await theirs.disconnect()
+        await ours.disconnect()
+        await source.aclose()
+        await ours_source.aclose()
+    assert_counters_rise(at_ours, 20, "at kitewire (the official participant's key)")
+    assert_counters_rise(at_theirs, 20, "at the official participant (kitewire's key)")
+
+
+async def test_wrong_key_reports_decryption_failed_drops_frames_and_recovers(server: Server) -> None:
+    viewer = rtc.Room()
+    subscribed = first_subscription(viewer)
+    states: list[tuple[str, int]] = []
+    state_watcher(viewer, states)
+    received: list[bytes] = []
+    viewer.on("data_received", lambda packet: received.append(packet.data))
+    await viewer.connect(server.url, token_for("kitewire-viewer", "e2ee-5"), kitewire_options(key=OTHER))
+    try:
+        async with official_publisher(server, "e2ee-5", "official", official_options()) as publisher:
+            track, _, _ = await asyncio.wait_for(subscribed, 20)
+            await wait_for_state(states, ("official", rtc.EncryptionState.DECRYPTION_FAILED))
+            garbled = await read_counters(rtc.VideoStream(track), read_frame_counter, frames=10, seconds=3)
+            # data sealed with the other key is dropped too, not delivered as garbage
+            await publisher.local_participant.publish_data(b"sealed with the right key", reliable=True)
+            await asyncio.sleep(1.0)
+            unopened = list(received)
+            assert viewer.connection_state == rtc.ConnectionState.CONN_CONNECTED
+            provider = viewer.e2ee_manager.key_provider
+            assert provider is not None
+            provider.set_shared_key(SHARED, 0)
+            recovered = await read_counters(rtc.VideoStream(track), read_frame_counter, frames=30)
+            # the room kept working: with the key fixed, data opens as well
+            await publisher.local_participant.publish_data(b"still here", reliable=True)
+            for _ in range(200):
+                if received:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await viewer.disconnect()
+    assert garbled == [], f"frames under a wrong key reached the stream: {garbled}"
+    assert unopened == []
+    assert received == [b"still here"]
+    assert_counters_rise(recovered, 20, "after the right key was set")
+    assert ("official", rtc.EncryptionState.OK) in states[states.index(("official", 3)) :]
+
+
+async def test_ratchet_on_both_sides_keeps_video_flowing(server: Server) -> None:
+    viewer = lk.Room()
+    subscribed = first_subscription(viewer)
+    await viewer.connect(server.url, token_for("official-viewer", "e2ee-6"), official_options())
+    try:
+        async with kitewire_publisher(server, "e2ee-6", "kitewire", kitewire_options()) as publisher:
+            track, _, _ = await asyncio.wait_for(subscribed, 20)
+            before = await read_counters(lk.VideoStream(track), official_counter, frames=15)
+            ours, theirs = publisher.e2ee_manager.key_provider, viewer.e2ee_manager.key_provider
+            assert ours is not None and theirs is not None
+            our_material, their_material = ours.ratchet_shared_key(0), theirs.ratchet_shared_key(0)
+            after = await read_counters(lk.VideoStream(track), official_counter, frames=30)
+            exported = ours.export_shared_key(0)
+    finally:
+        await viewer.disconnect()
+    # the same derivation on both sides: the ratcheted key material is identical
+    assert our_material == their_material and len(our_material) == 32
+    assert exported == our_material
+    assert_counters_rise(before, 10, "before the ratchet")
+    assert_counters_rise(after, 20, "after both sides ratcheted")
+
+
+async def test_publisher_ratchet_alone_is_followed_by_the_ratchet_window(server: Server) -> None:
+    viewer = rtc.Room()
+    subscribed = first_subscription(viewer)
+    states: list[tuple[str, int]] = []
+    state_watcher(viewer, states)
+    await viewer.connect(server.url, token_for("kitewire-viewer", "e2ee-7"), kitewire_options())
+    try:
+        async with official_publisher(server, "e2ee-7", "official", official_options()) as publisher:
+            track, _, _ = await asyncio.wait_for(subscribed, 20)
+            provider = publisher.e2ee_manager.key_provider
+            assert provider is not None
+            provider.ratchet_shared_key(0)  # the viewer is not told: it must ratchet by itself
+            await wait_for_state(states, ("official", rtc.EncryptionState.KEY_RATCHETED))
+            counters = await read_counters(rtc.VideoStream(track), read_frame_counter, frames=30)
+    finally:
+        await viewer.disconnect()
+    assert_counters_rise(counters, 20, "after the publisher's ratchet")
+
+
+def test_bad_e2ee_options_and_keys_are_refused_clearly() -> None:
+    with pytest.raises(ValueError, match="key_ring_size"):
+        rtc.E2EEManager(rtc.E2EEOptions(rtc.KeyProviderOptions(key_ring_size=0)), lambda request: None)
+    manager = rtc.E2EEManager(rtc.E2EEOptions(), lambda request: None)
+    provider = manager.key_provider
+    assert provider is not None
+    with pytest.raises(ValueError, match="key_index"):
+        provider.set_key("someone", b"key", 16)
+    with pytest.raises(ValueError, match="key"):
+        provider.set_shared_key(b"", 0)
+    assert provider.export_key("nobody", 0) == b""
+    assert provider.ratchet_key("nobody", 0) == b""
+    assert rtc.E2EEManager(None, lambda request: None).frame_cryptors() == []
