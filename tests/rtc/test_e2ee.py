@@ -124,8 +124,12 @@ async def test_kitewire_publisher_with_shared_key_to_official(server: Server, co
     assert_counters_rise(counters, 20, "at the official viewer")
 
 
-@pytest.mark.parametrize("codec", ["VP8", "H264"])
-async def test_kitewire_to_kitewire_shared_key(server: Server, codec: str) -> None:
+@pytest.mark.parametrize(("codec", "media_process"), [("VP8", True), ("H264", True), ("VP8", False)])
+async def test_kitewire_to_kitewire_shared_key(
+    server: Server, codec: str, media_process: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the engine encrypts in the media process by default, and in the application's with 0
+    monkeypatch.setenv("KITEWIRE_MEDIA_PROCESS", "1" if media_process else "0")
     viewer = rtc.Room()
     subscribed = first_subscription(viewer)
     await viewer.connect(server.url, token_for("viewer", "e2ee-3"), kitewire_options())
