@@ -497,6 +497,10 @@ class RtcEngine:
         update.request_id = wire.next_request_id()
         return await wire.request_response(request, update.request_id, timeout)
 
+    async def set_subscription_permissions(self, permission: signal_pb.SubscriptionPermission) -> None:
+        """Who may subscribe to our tracks (the server enforces it)."""
+        await self._send(signal_pb.SignalRequest(subscription_permission=permission))
+
     async def mute_track(self, track_sid: str, muted: bool) -> None:
         """Tell the server a local track is (un)muted."""
         request = signal_pb.SignalRequest()

@@ -100,7 +100,7 @@ from .e2ee import (
 )
 from .event_emitter import EventEmitter
 from .media_devices import MediaDevices, PlatformAudio, PlatformAudioError
-from .participant import LocalParticipant, Participant, RemoteParticipant
+from .participant import LocalParticipant, Participant, ParticipantTrackPermission, RemoteParticipant
 from .room import Room, RtcStats
 from .rpc import RpcCallInfo, RpcError, RpcInterceptor, RpcInvocationData
 from .track import (
@@ -166,6 +166,7 @@ __all__ = [
     "Participant",
     "ParticipantKind",
     "ParticipantState",
+    "ParticipantTrackPermission",
     "PlatformAudio",
     "PlatformAudioError",
     "PublishDTMFError",

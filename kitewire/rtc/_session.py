@@ -76,6 +76,7 @@ class RoomSession:
         self.data = RoomData(emit, lambda: self.engine, self.find_participant)
         self._active_speakers: dict[str, float] = {}  # participant sid -> level
         self.e2ee = E2EEManager(None, self._request, self._encrypted_tracks)
+        self._subscription_permission: signal_pb.SubscriptionPermission | None = None
 
     @property
     def engine(self) -> EngineHandle | None:
@@ -219,6 +220,13 @@ class RoomSession:
                 participant._set_connection_quality(quality)
                 self._emit("connection_quality_changed", participant, quality)
 
+    def set_subscription_permissions(self, permission: signal_pb.SubscriptionPermission) -> None:
+        """ParticipantLink: who may subscribe to our tracks."""
+        if not self.connected():
+            raise RuntimeError("cannot set subscription permissions: the room is not connected")
+        self._subscription_permission = permission
+        self._request(lambda engine: engine.set_subscription_permissions(permission))
+
     def on_e2ee_state(self, participant_identity: str, state: int) -> None:
         """EngineListener: a track's frame cryptor changed state; emits ``e2ee_state_changed(participant, state)``."""
         participant = self.find_participant(participant_identity)
@@ -276,6 +284,8 @@ class RoomSession:
         # synchronously, before the new session's first message is read
         self._reconcile_remote(engine, join)
         self.e2ee._rejoined()
+        if self._subscription_permission is not None:
+            self.set_subscription_permissions(self._subscription_permission)
         await self._republish_local(engine)
 
     def on_reconnected(self) -> None:

@@ -58,9 +58,6 @@ ALLOWED_MISSING = frozenset(
         "module:platform_audio",
         "module:jupyter",
         # -- data packets, participant state, RPC, text/byte streams: the data engineer ---
-        # -- issue 12 part 1, not done yet: subscription permissions from the client ------
-        "ParticipantTrackPermission",
-        "LocalParticipant.set_track_subscription_permissions",
         # -- end-to-end encryption (issue 12 part 3): participant-level status not reported --
         "event:participant_encryption_status_changed",
         # -- in no issue yet: pre-encoded video, data tracks, frame processors, ----------

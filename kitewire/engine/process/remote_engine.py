@@ -256,6 +256,10 @@ class RemoteEngine:
         )
         return answer
 
+    async def set_subscription_permissions(self, permission: signal_pb.SubscriptionPermission) -> None:
+        """Who may subscribe to our tracks (see RtcEngine.set_subscription_permissions)."""
+        await self.call("set_subscription_permissions", permission)
+
     async def set_e2ee_key(self, identity: str | None, key_index: int, keys: KeySet) -> None:
         """Set an E2EE key slot (see RtcEngine.set_e2ee_key)."""
         await self.call("set_e2ee_key", identity, key_index, keys)
