@@ -487,6 +487,10 @@ class RoomSession:
                 self._remove_participant(info)
             else:
                 self._update_participant(info)
+        for info in participants:
+            participant = self.find_participant(info.identity)
+            if participant is not None and (encrypted := self.e2ee._encryption_changed(info)) is not None:
+                self._emit("participant_encryption_status_changed", participant, encrypted)
 
     def _update_participant(self, info: models.ParticipantInfo) -> None:
         participant = self.remote_participants.get(info.identity)

@@ -51,6 +51,8 @@ logger = logging.getLogger("kitewire.rtc")
 DEFAULT_RATCHET_WINDOW_SIZE = 16
 DEFAULT_FAILURE_TOLERANCE = -1
 DEFAULT_KEY_RING_SIZE = 16
+# participants whose encryption status is remembered (participant_encryption_status_changed)
+_MAX_TRACKED_PARTICIPANTS = 10_000
 
 #: runs an engine request on the room's current session (nothing when not connected)
 EngineRequest = Callable[[Callable[[EngineHandle], Coroutine[Any, Any, Any]]], None]
@@ -246,6 +248,7 @@ class E2EEManager:
         self._enabled = options is not None
         self._key_provider = KeyProvider(options.key_provider_options, request) if options is not None else None
         self._cryptor_settings: dict[str, tuple[bool, int]] = {}  # track sid -> (enabled, key index)
+        self._encrypted: dict[str, bool] = {}  # identity -> all its tracks encrypted, as last reported
 
     @property
     def key_provider(self) -> KeyProvider | None:
@@ -271,6 +274,16 @@ class E2EEManager:
             enabled, key_index = self._cryptor_settings.get(track_sid, (True, 0))
             cryptors.append(FrameCryptor(self, identity, track_sid, key_index, enabled))
         return cryptors
+
+    def _encryption_changed(self, info: models.ParticipantInfo) -> bool | None:
+        """A participant's new encryption status (it has tracks, all encrypted) if it changed, else None."""
+        encrypted = bool(info.tracks) and all(track.encryption != models.Encryption.NONE for track in info.tracks)
+        if self._encrypted.get(info.identity, False) == encrypted:
+            return None
+        if len(self._encrypted) >= _MAX_TRACKED_PARTICIPANTS and info.identity not in self._encrypted:
+            return None
+        self._encrypted[info.identity] = encrypted
+        return encrypted
 
     def _update_cryptor(self, track_sid: str, *, enabled: bool | None = None, key_index: int | None = None) -> None:
         old_enabled, old_index = self._cryptor_settings.get(track_sid, (True, 0))

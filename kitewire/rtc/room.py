@@ -58,6 +58,7 @@ EventTypes = Literal[
     "sip_dtmf_received",
     "transcription_received",
     "e2ee_state_changed",
+    "participant_encryption_status_changed",
 ]
 
 # A full reconnect (fresh join, new PeerConnections, tracks republished) is tried
@@ -84,7 +85,8 @@ class Room(EventEmitter[EventTypes]):
     data_received(DataPacket), sip_dtmf_received(SipDTMF),
     transcription_received(segments, participant, publication),
     e2ee_state_changed(participant, state) (an EncryptionState: a track's frames failed to
-    decrypt, a key is missing, a ratchet step opened them, or they are OK again).
+    decrypt, a key is missing, a ratchet step opened them, or they are OK again),
+    participant_encryption_status_changed(participant, is_encrypted) (all its tracks encrypted or not).
 
     Reconnection (run by the engine, ``kitewire.engine.ReconnectingEngine``): when the
     signal connection drops or a PeerConnection fails while connected (and the server

@@ -58,8 +58,6 @@ ALLOWED_MISSING = frozenset(
         "module:platform_audio",
         "module:jupyter",
         # -- data packets, participant state, RPC, text/byte streams: the data engineer ---
-        # -- end-to-end encryption (issue 12 part 3): participant-level status not reported --
-        "event:participant_encryption_status_changed",
         # -- in no issue yet: pre-encoded video, data tracks, frame processors, ----------
         # -- scenario simulation, token refresh, room moves, the active state ------------
         "EncodedFrameType",
@@ -225,4 +223,4 @@ def test_every_name_kitewire_shares_is_exported() -> None:
 def test_the_parity_check_would_see_a_missing_name() -> None:
     # the comparison itself can fail: a name livekit has and kitewire lacks is reported
     assert "AudioProcessingModule" in missing_from_kitewire()
-    assert "event:participant_encryption_status_changed" in missing_from_kitewire()
+    assert "event:participant_active" in missing_from_kitewire()

@@ -96,6 +96,8 @@ async def kitewire_publisher(
 async def test_official_publisher_with_shared_key_to_kitewire(server: Server, codec: str) -> None:
     viewer = rtc.Room()
     subscribed = first_subscription(viewer)
+    statuses: list[tuple[str, bool]] = []
+    viewer.on("participant_encryption_status_changed", lambda p, encrypted: statuses.append((p.identity, encrypted)))
     await viewer.connect(server.url, token_for("kitewire-viewer", "e2ee-1"), kitewire_options())
     try:
         async with official_publisher(server, "e2ee-1", "official", official_options(), codec):
@@ -107,6 +109,7 @@ async def test_official_publisher_with_shared_key_to_kitewire(server: Server, co
         await viewer.disconnect()
     assert_counters_rise(counters, 20, "at the kitewire viewer")
     assert [(c.participant_identity, c.track_sid) for c in cryptors] == [("official", publication.sid)]
+    assert ("official", True) in statuses
 
 
 @pytest.mark.parametrize("codec", ["VP8", "H264"])
