@@ -56,6 +56,8 @@ __all__ = [
 logger = logging.getLogger("kitewire.engine")
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# video codecs sent end-to-end encrypted (those whose clear header LiveKit defines and our packetizers keep)
+_E2EE_CODECS = ("VP8", "H264")
 
 
 class EngineEvents(Protocol):
@@ -533,6 +535,9 @@ class RtcEngine:
         if wire is None or not self.connected:
             raise EngineError("the room is not connected")
         codec = normalize_codec(codec)
+        if self._e2ee is not None and codec not in _E2EE_CODECS:
+            # their payload formats read the bitstream, which encryption hides (and AV1 has its own wrapping)
+            raise EngineError(f"an end-to-end encrypted room publishes {' or '.join(_E2EE_CODECS)}, not {codec}")
         layers: list[VideoLayerPlan] = plan_video_layers(
             width,
             height,

@@ -291,3 +291,19 @@ def test_bad_e2ee_options_and_keys_are_refused_clearly() -> None:
     assert provider.export_key("nobody", 0) == b""
     assert provider.ratchet_key("nobody", 0) == b""
     assert rtc.E2EEManager(None, lambda request: None).frame_cryptors() == []
+
+
+@pytest.mark.parametrize("codec", ["VP9", "AV1"])
+async def test_an_encrypted_room_refuses_codecs_it_cannot_encrypt(server: Server, codec: str) -> None:
+    room, source = rtc.Room(), rtc.VideoSource(WIDTH, HEIGHT)
+    await room.connect(server.url, token_for("publisher", "e2ee-8"), kitewire_options())
+    try:
+        track = rtc.LocalVideoTrack.create_video_track("camera", source)
+        options = rtc.TrackPublishOptions(simulcast=False, video_codec=getattr(rtc.VideoCodec, codec))
+        with pytest.raises(rtc.PublishTrackError, match=f"publishes VP8 or H264, not {codec}"):
+            await room.local_participant.publish_track(track, options)
+        # the room goes on: a VP8 track publishes
+        await room.local_participant.publish_track(track, rtc.TrackPublishOptions(simulcast=False))
+    finally:
+        await room.disconnect()
+        await source.aclose()
