@@ -160,6 +160,12 @@ class E2eeSession:
     def learn(self, participants: Iterable[models.ParticipantInfo]) -> None:
         """Identities and track encryption from a join or a participant update."""
         for info in participants:
+            if info.state == models.ParticipantInfo.DISCONNECTED:
+                # kept only for the participants present, so the maps stay bounded by the room
+                self._identities.pop(info.sid, None)
+                for track in info.tracks:
+                    self._encryption.pop(track.sid, None)
+                continue
             self._identities[info.sid] = info.identity
             for track in info.tracks:
                 self._encryption[track.sid] = track.encryption
