@@ -63,7 +63,6 @@ _MAX_KEY_INDEX = 255
 _ESCAPE = re.compile(rb"\x00\x00(?=[\x00-\x03])")
 _UNESCAPE = re.compile(rb"\x00\x00\x03")
 _START_CODE = re.compile(rb"\x00\x00\x01")
-_SHORT_START_CODE = re.compile(rb"(?<!\x00)\x00\x00\x01")
 _H264_SLICE_TYPES = frozenset((1, 5))
 _H265_SLICE_TYPES = frozenset((*range(10), *range(16, 22)))
 
@@ -132,6 +131,22 @@ def unencrypted_size(codec: str, data: bytes) -> int:
     return 0
 
 
+def _four_byte_start_codes(data: bytes) -> bytes:
+    # bytes.find over the few start codes of a frame: a regex with a look-behind is 100x slower
+    pieces: list[bytes] = []
+    copied = 0
+    position = data.find(b"\x00\x00\x01")
+    while position >= 0:
+        if position == 0 or data[position - 1] != 0:
+            pieces += (data[copied:position], b"\x00")
+            copied = position
+        position = data.find(b"\x00\x00\x01", position + 3)
+    if not pieces:
+        return bytes(data)
+    pieces.append(data[copied:])
+    return b"".join(pieces)
+
+
 def encrypt_frame(codec: str, data: bytes, key: bytes, key_index: int, iv: bytes) -> bytes:
     """``data`` (one encoded frame) in LiveKit's encrypted frame format.
 
@@ -146,7 +161,7 @@ def encrypt_frame(codec: str, data: bytes, key: bytes, key_index: int, iv: bytes
     if _is_nal_codec(codec):
         # the receiver computes the clear header on its depacketizer's output, which has a
         # 4-byte start code before every NAL unit: the header (and the AAD) must match it
-        data = _SHORT_START_CODE.sub(b"\x00\x00\x00\x01", data)
+        data = _four_byte_start_codes(data)
     clear = unencrypted_size(codec, data)
     if clear > len(data):
         raise FrameCryptoError(f"{codec} frame: expected at least {clear} bytes of header, got {len(data)} bytes")
