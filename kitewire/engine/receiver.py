@@ -218,7 +218,8 @@ class VideoReceivePipeline:
             timestamp_us = self._capture_time_for(assembled.timestamp)
             rotation = self._rotation
             wanted = self.on_frame is not None and (self.has_consumers is None or self.has_consumers())
-            data = assembled.data
+            # the packet trailer sits outside the encryption (as the official SDK puts it)
+            data, metadata = detach_metadata(decoder.codec, assembled.data)
             if self.frame_transform is not None:  # E2EE: a frame that does not open is dropped
                 opened = await self._loop.run_in_executor(None, self.frame_transform, decoder.codec, data)
                 if opened is None or self._closed:
@@ -226,7 +227,6 @@ class VideoReceivePipeline:
                         self._assembler.request_keyframe()
                     continue
                 data = opened
-            data, metadata = detach_metadata(decoder.codec, data)
             try:
                 decoded, frames = await self._loop.run_in_executor(
                     None, _decode_to_frames, decoder, data, assembled.keyframe, wanted

@@ -343,15 +343,15 @@ class VideoEncoder:
             return EncodedFrame([], keyframe=False, width=width, height=height)
         if isinstance(self._packetizer, Vp9Packetizer):
             self._packetizer.width, self._packetizer.height = width, height
-        data = attach_metadata(self._codec, data, metadata)
         if self.frame_transform is not None:
             transformed = self.frame_transform(self._codec, data)
             if transformed is None:
                 self._keyframe_requested = self._keyframe_requested or is_key
                 return EncodedFrame([], keyframe=False, width=width, height=height)
             data = transformed
+        # the packet trailer goes outside the encryption, as the official SDK puts it
         return EncodedFrame(
-            self._packetizer.packetize(data),
+            self._packetizer.packetize(attach_metadata(self._codec, data, metadata)),
             keyframe=is_key,
             width=width,
             height=height,

@@ -13,6 +13,7 @@ from kitewire import rtc
 from kitewire.frames.pattern import make_pattern_frame, read_frame_counter
 from kitewire.server import Server
 from livekit import rtc as lk
+from test_frame_metadata import assert_metadata_follows_frames, collect, user_timestamp_of
 from test_official_sdk import assert_counters_rise, first_subscription, read_counters, token_for
 
 from capture_loop import capturing
@@ -307,3 +308,41 @@ async def test_an_encrypted_room_refuses_codecs_it_cannot_encrypt(server: Server
     finally:
         await room.disconnect()
         await source.aclose()
+
+
+@pytest.mark.parametrize("publisher_sdk", ["official", "kitewire"])
+async def test_frame_metadata_travels_outside_the_encryption(server: Server, publisher_sdk: str) -> None:
+    # the packet trailer goes after the encrypted frame, as the official SDK writes it
+    official_publishes = publisher_sdk == "official"
+    sdk: Any = lk if official_publishes else rtc
+    viewer: Any = rtc.Room() if official_publishes else lk.Room()
+    publisher: Any = sdk.Room()
+    subscribed = first_subscription(viewer)
+    source = sdk.VideoSource(WIDTH, HEIGHT)
+    features = [sdk.FrameMetadataFeature.FMF_USER_TIMESTAMP, sdk.FrameMetadataFeature.FMF_FRAME_ID]
+    try:
+        viewer_options = kitewire_options() if official_publishes else official_options()
+        await viewer.connect(server.url, token_for("viewer", f"e2ee-meta-{publisher_sdk}"), viewer_options)
+        publisher_options = official_options() if official_publishes else kitewire_options()
+        await publisher.connect(server.url, token_for("publisher", f"e2ee-meta-{publisher_sdk}"), publisher_options)
+        track = sdk.LocalVideoTrack.create_video_track("camera", source)
+        options = sdk.TrackPublishOptions(simulcast=False, frame_metadata_features=features)
+        await publisher.local_participant.publish_track(track, options)
+
+        def capture(index: int) -> None:
+            frame: Any = make_pattern_frame(index, WIDTH, HEIGHT)
+            if official_publishes:
+                frame = lk.VideoFrame(WIDTH, HEIGHT, lk.VideoBufferType.I420, bytes(frame.data))
+            source.capture_frame(
+                frame, metadata=sdk.FrameMetadata(user_timestamp=user_timestamp_of(index), frame_id=index + 1)
+            )
+
+        async with capturing(capture):
+            remote_track, _, _ = await asyncio.wait_for(subscribed, 20)
+            stream = rtc.VideoStream(remote_track) if official_publishes else lk.VideoStream(remote_track)
+            seen = await collect(stream, (lambda frame: frame) if official_publishes else official_frame)
+    finally:
+        await publisher.disconnect()
+        await viewer.disconnect()
+        await source.aclose()
+    assert_metadata_follows_frames(seen, 20)
