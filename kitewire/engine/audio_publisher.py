@@ -21,6 +21,7 @@ import time
 
 from kitewire.frames.audio_frame import AudioFrame
 from kitewire.frames.audio_resampler import AudioResampler
+from kitewire.media.e2ee_frame import FrameTransform
 from kitewire.media.opus import OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE, OpusEncoder
 from kitewire.media.packet_trailer import FrameMetadata
 from kitewire.transport import RtpSender
@@ -50,8 +51,12 @@ _VOICE_LEVEL = 60
 _ENCODE_BATCH = 10
 
 
-def _encode(encoder: OpusEncoder, frames: list[bytes]) -> list[list[bytes]]:
-    return [encoder.encode(pcm) for pcm in frames]
+def _encode(encoder: OpusEncoder, frames: list[bytes], transform: FrameTransform | None) -> list[list[bytes]]:
+    encoded = [encoder.encode(pcm) for pcm in frames]
+    if transform is None:
+        return encoded
+    # an Opus frame is one packet: E2EE seals each one (None drops it)
+    return [[sealed for packet in packets if (sealed := transform("opus", packet)) is not None] for packets in encoded]
 
 
 class AudioPublishPipeline:
@@ -85,6 +90,8 @@ class AudioPublishPipeline:
         self._next_timestamp: int | None = None
         self._marker_next = True
         self.frames_encoded = 0
+        #: E2EE: seals each Opus packet (None drops it)
+        self.frame_transform: FrameTransform | None = None
         self.frames_dropped = 0
         self.packets_sent = 0
         self.bytes_sent = 0
@@ -162,7 +169,9 @@ class AudioPublishPipeline:
                 continue
             batch = [self._backlog.popleft() for _ in range(min(_ENCODE_BATCH, len(self._backlog)))]
             try:
-                encoded = await self._loop.run_in_executor(None, _encode, self._encoder, [pcm for pcm, _, _ in batch])
+                encoded = await self._loop.run_in_executor(
+                    None, _encode, self._encoder, [pcm for pcm, _, _ in batch], self.frame_transform
+                )
             except Exception:
                 logger.exception("encoding %d ms of audio failed", 20 * len(batch))
                 continue

@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kitewire.media.audio_jitter import AudioJitterBuffer, Gap, Packet
+from kitewire.media.e2ee_frame import FrameTransform
 from kitewire.media.opus import (
     OPUS_CHANNELS,
     OPUS_FRAME_SAMPLES,
@@ -51,6 +52,19 @@ _CONCEAL_GAIN = 0.6
 _MAX_DECODE_BACKLOG = 50
 
 
+def _opened(batch: list[Packet | Gap], transform: FrameTransform) -> list[Packet | Gap]:
+    # before FEC reads a packet it must be opened too, so the whole batch is, first
+    out: list[Packet | Gap] = []
+    for item in batch:
+        if isinstance(item, Packet):
+            payload = transform("opus", item.payload)
+            if payload is None:
+                continue
+            item = Packet(item.timestamp, payload)
+        out.append(item)
+    return out
+
+
 class _Decode:
     """Decoder state used from the worker thread only (one batch at a time).
 
@@ -66,10 +80,14 @@ class _Decode:
         self.concealed_run = 0
         self.frames_concealed = 0
         self.frames_recovered = 0
+        #: E2EE: opens each packet before decoding (None: it does not open and is skipped)
+        self.transform: FrameTransform | None = None
 
     def run(self, batch: list[Packet | Gap]) -> list[tuple[bytes, int, int]]:
         """PCM pieces (bytes, samples per channel, rtp timestamp or -1 for filler) for a batch."""
         out: list[tuple[bytes, int, int]] = []
+        if self.transform is not None:
+            batch = _opened(batch, self.transform)
         for index, item in enumerate(batch):
             if isinstance(item, Gap):
                 following = batch[index + 1] if index + 1 < len(batch) else None
@@ -145,6 +163,15 @@ class AudioReceivePipeline:
         receiver.on_rtp = self._on_rtp
         self._decode_task = self._loop.create_task(self._decode_loop())
         self._poll_task = self._loop.create_task(self._poll_loop())
+
+    @property
+    def frame_transform(self) -> FrameTransform | None:
+        """E2EE: opens each packet before decoding (None: it does not open and is skipped)."""
+        return self._decode.transform
+
+    @frame_transform.setter
+    def frame_transform(self, transform: FrameTransform | None) -> None:
+        self._decode.transform = transform
 
     @property
     def jitter_buffer(self) -> AudioJitterBuffer:

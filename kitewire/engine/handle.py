@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
+from kitewire.media.e2ee_frame import KeySet
 from kitewire.media.packet_trailer import FrameMetadata
 
 if TYPE_CHECKING:
@@ -135,6 +136,14 @@ class EngineHandle(Protocol):
     ) -> signal_pb.RequestResponse: ...
 
     async def get_stats(self) -> EngineStats: ...
+
+    async def set_subscription_permissions(self, permission: signal_pb.SubscriptionPermission) -> None: ...
+
+    async def set_e2ee_key(self, identity: str | None, key_index: int, keys: KeySet) -> None: ...
+
+    async def set_e2ee_enabled(self, enabled: bool) -> None: ...
+
+    async def update_frame_cryptor(self, track_sid: str, enabled: bool | None, key_index: int | None) -> None: ...
 
     async def publish_video(
         self,

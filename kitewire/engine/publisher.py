@@ -33,6 +33,7 @@ from kitewire.media import (
     VideoLayerPlan,
     normalize_codec,
 )
+from kitewire.media.e2ee_frame import FrameTransform
 from kitewire.media.packet_trailer import restrict_to_features
 from kitewire.transport import RtpSender
 from kitewire.transport.rtcp import ReportBlock
@@ -124,7 +125,8 @@ class VideoPublishPipeline:
 
     Acts as a frame sink: call :meth:`on_frame` for every captured frame.
     ``frame_metadata_features`` (PacketTrailerFeature numbers) says which fields of a
-    frame's metadata travel with it, in LiveKit's packet trailer.
+    frame's metadata travel with it, in LiveKit's packet trailer. ``frame_transform``
+    (E2EE) turns each encoded frame into what is packetized, or None to drop it.
     """
 
     def __init__(
@@ -135,6 +137,7 @@ class VideoPublishPipeline:
         layers: list[VideoLayerPlan],
         simulcast: bool,
         frame_metadata_features: frozenset[int] = frozenset(),
+        frame_transform: FrameTransform | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         if not layers:
@@ -156,6 +159,7 @@ class VideoPublishPipeline:
                 bitrate=bitrate,
                 framerate=float(plan.max_framerate or 30.0),
             )
+            encoder.frame_transform = frame_transform
             control = LossRateController(bitrate, now=time.monotonic(), pixels=_even(plan.width) * _even(plan.height))
             self._layers.append(_Layer(plan=plan, rid=rid, ssrc=ssrc, encoder=encoder, control=control))
         self._layer_by_ssrc = {layer.ssrc: layer for layer in self._layers}

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from kitewire.frames import VideoFrame
 from kitewire.media import AssembledFrame, FrameAssembler, FrameMetadata, VideoDecoder, normalize_codec
+from kitewire.media.e2ee_frame import FrameTransform
 from kitewire.media.packet_trailer import detach_metadata
 from kitewire.transport import RtpHeader, RtpReceiver
 from kitewire.transport.codecs import Codec
@@ -62,6 +63,8 @@ class VideoReceivePipeline:
         self._receiver = receiver
         self._loop = loop or asyncio.get_running_loop()
         self.on_frame: FrameCallback | None = None
+        #: E2EE: opens each assembled frame before decoding (None drops it)
+        self.frame_transform: FrameTransform | None = None
         #: tells whether decoded pictures are wanted (None: always)
         self.has_consumers: Callable[[], bool] | None = None
         self._assembler: FrameAssembler | None = None
@@ -215,7 +218,15 @@ class VideoReceivePipeline:
             timestamp_us = self._capture_time_for(assembled.timestamp)
             rotation = self._rotation
             wanted = self.on_frame is not None and (self.has_consumers is None or self.has_consumers())
+            # the packet trailer sits outside the encryption (as the official SDK puts it)
             data, metadata = detach_metadata(decoder.codec, assembled.data)
+            if self.frame_transform is not None:  # E2EE: a frame that does not open is dropped
+                opened = await self._loop.run_in_executor(None, self.frame_transform, decoder.codec, data)
+                if opened is None or self._closed:
+                    if self._assembler is not None:  # what follows must start from a keyframe
+                        self._assembler.request_keyframe()
+                    continue
+                data = opened
             try:
                 decoded, frames = await self._loop.run_in_executor(
                     None, _decode_to_frames, decoder, data, assembled.keyframe, wanted

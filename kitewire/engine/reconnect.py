@@ -127,6 +127,10 @@ class _SessionEvents:
         if self.active:
             self._listener.on_connection_quality(updates)
 
+    def on_e2ee_state(self, participant_identity: str, state: int) -> None:
+        if self.active:
+            self._listener.on_e2ee_state(participant_identity, state)
+
 
 class ReconnectingEngine:
     """The current :class:`RtcEngine` of one connection, replaced by a full rejoin when lost.

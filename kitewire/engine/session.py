@@ -29,11 +29,13 @@ from livekit.protocol import rtc as signal_pb
 
 from kitewire.frames import VideoFrame
 from kitewire.media import FrameMetadata, VideoLayerPlan, normalize_codec, plan_video_layers
+from kitewire.media.e2ee_frame import FrameTransform, KeySet
 from kitewire.signal import SignalConnectError
 from kitewire.transport import PeerConnectionConfig, Transceiver
 
 from .audio_publisher import AudioPublishPipeline
 from .audio_receiver import AudioReceivePipeline
+from .e2ee import E2eeConfig, E2eeSession
 from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
 from .stats import EngineStats, pc_stats, pipeline_counters
@@ -54,6 +56,8 @@ __all__ = [
 logger = logging.getLogger("kitewire.engine")
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# video codecs sent end-to-end encrypted (those whose clear header LiveKit defines and our packetizers keep)
+_E2EE_CODECS = ("VP8", "H264")
 
 
 class EngineEvents(Protocol):
@@ -96,6 +100,9 @@ class EngineEvents(Protocol):
 
     def on_connection_quality(self, updates: list[signal_pb.ConnectionQualityInfo]) -> None:
         """The server's ConnectionQualityUpdate."""
+
+    def on_e2ee_state(self, participant_identity: str, state: int) -> None:
+        """A frame cryptor's EncryptionState changed (livekit's e2ee_state_changed)."""
 
     def on_disconnected(self, reason: int) -> None:
         """The session ended; ``reason`` is a DisconnectReason."""
@@ -144,6 +151,8 @@ class JoinParameters:
     timeout: float = 5.0
     # livekit's RoomOptions name: False joins over legacy /rtc with two PeerConnections
     single_peer_connection: bool | None = None
+    # end-to-end encryption (None: frames go as they are)
+    e2ee: E2eeConfig | None = None
 
 
 @dataclass
@@ -192,6 +201,7 @@ class RtcEngine:
         self._closed = False
         self._loss_reported = False
         self._shutdown_task: asyncio.Task[None] | None = None
+        self._e2ee: E2eeSession | None = None
         self.join: signal_pb.JoinResponse | None = None
 
     @property
@@ -222,6 +232,8 @@ class RtcEngine:
             raise EngineError(f"expected a ws:// or wss:// server URL, got {url!r} ({exc})") from None
         wire = WireClient(self, PeerConnectionConfig(loopback_only=host in _LOOPBACK_HOSTS))
         self._wire = wire
+        if parameters.e2ee is not None:
+            self._e2ee = E2eeSession(parameters.e2ee, self._listener.on_e2ee_state, self._loop)
         try:
             join = await wire.connect(
                 url,
@@ -240,6 +252,8 @@ class RtcEngine:
             await wire.close(leave=True)
             raise
         self.join = join
+        if self._e2ee is not None:
+            self._e2ee.learn([join.participant, *join.other_participants])
         return join
 
     # -- what the wire client reports ---------------------------------------------
@@ -248,6 +262,8 @@ class RtcEngine:
         """WireListener: the messages the Room cares about."""
         kind = message.WhichOneof("message")
         if kind == "update":
+            if self._e2ee is not None:
+                self._e2ee.learn(message.update.participants)
             self._listener.on_participant_update(list(message.update.participants))
         elif kind == "track_unpublished":
             self._listener.on_local_track_unpublished(message.track_unpublished.track_sid)
@@ -324,11 +340,15 @@ class RtcEngine:
 
     def _start_remote_video(self, track: IncomingTrack) -> None:
         pipeline = VideoReceivePipeline(track.transceiver.receiver, loop=self._loop)
+        if self._e2ee is not None:
+            pipeline.frame_transform = self._e2ee.cryptor(track.track_sid, track.participant_sid, local=False).decrypt
         self._remote_videos[track.mid] = _RemoteVideo(track.track_sid, track.participant_sid, pipeline)
         self._listener.on_remote_video(track.track_sid, track.participant_sid)
 
     def _start_remote_audio(self, track: IncomingTrack) -> None:
         pipeline = AudioReceivePipeline(track.transceiver.receiver, loop=self._loop)
+        if self._e2ee is not None:
+            pipeline.frame_transform = self._e2ee.cryptor(track.track_sid, track.participant_sid, local=False).decrypt
         self._remote_audios[track.mid] = _RemoteAudio(track.track_sid, track.participant_sid, pipeline)
         self._listener.on_remote_audio(track.track_sid, track.participant_sid)
 
@@ -337,6 +357,8 @@ class RtcEngine:
         if remote is None:
             return
         await remote.pipeline.close()
+        if self._e2ee is not None:
+            self._e2ee.forget(remote.track_sid)
         self._listener.on_remote_video_ended(remote.track_sid)
 
     async def stop_remote_video(self, track_sid: str) -> None:
@@ -353,6 +375,8 @@ class RtcEngine:
         if remote is None:
             return
         await remote.pipeline.close()
+        if self._e2ee is not None:
+            self._e2ee.forget(remote.track_sid)
         self._listener.on_remote_audio_ended(remote.track_sid)
 
     def route_remote_audio(self, track_sid: str, consumer: AudioConsumer) -> bool:
@@ -475,6 +499,10 @@ class RtcEngine:
         update.request_id = wire.next_request_id()
         return await wire.request_response(request, update.request_id, timeout)
 
+    async def set_subscription_permissions(self, permission: signal_pb.SubscriptionPermission) -> None:
+        """Who may subscribe to our tracks (the server enforces it)."""
+        await self._send(signal_pb.SignalRequest(subscription_permission=permission))
+
     async def mute_track(self, track_sid: str, muted: bool) -> None:
         """Tell the server a local track is (un)muted."""
         request = signal_pb.SignalRequest()
@@ -507,6 +535,9 @@ class RtcEngine:
         if wire is None or not self.connected:
             raise EngineError("the room is not connected")
         codec = normalize_codec(codec)
+        if self._e2ee is not None and codec not in _E2EE_CODECS:
+            # their payload formats read the bitstream, which encryption hides (and AV1 has its own wrapping)
+            raise EngineError(f"an end-to-end encrypted room publishes {' or '.join(_E2EE_CODECS)}, not {codec}")
         layers: list[VideoLayerPlan] = plan_video_layers(
             width,
             height,
@@ -523,6 +554,8 @@ class RtcEngine:
             simulcast=simulcast,
             packet_trailer_features=frame_metadata_features,
         )
+        if self._e2ee is not None:
+            request.add_track.encryption = self._e2ee.config.encryption_type  # type: ignore[assignment]
         info = await wire.request_track(request, timeout)
         transceiver = wire.add_video_sender(cid, codec, layers, simulcast)
         pipeline = VideoPublishPipeline(
@@ -531,6 +564,7 @@ class RtcEngine:
             layers=layers,
             simulcast=simulcast,
             frame_metadata_features=frozenset(frame_metadata_features),
+            frame_transform=self._local_cryptor(info.sid),
             loop=self._loop,
         )
         try:
@@ -555,6 +589,8 @@ class RtcEngine:
             raise EngineError("the room is not connected")
         channels = 2 if num_channels >= 2 else 1
         request = add_audio_track_request(cid=cid, name=name, source=source, stereo=channels == 2, dtx=dtx)
+        if self._e2ee is not None:
+            request.add_track.encryption = self._e2ee.config.encryption_type  # type: ignore[assignment]
         info = await wire.request_track(request, timeout)
         transceiver = wire.add_audio_sender(cid)
         pipeline = AudioPublishPipeline(
@@ -564,6 +600,7 @@ class RtcEngine:
             dtx=dtx,
             loop=self._loop,
         )
+        pipeline.frame_transform = self._local_cryptor(info.sid)
         try:
             await wire.negotiate(timeout)
         except BaseException:
@@ -573,6 +610,29 @@ class RtcEngine:
         self._published_audio[info.sid] = published
         return published
 
+    def _local_cryptor(self, track_sid: str) -> FrameTransform | None:
+        e2ee, join = self._e2ee, self.join
+        if e2ee is None or join is None:
+            return None
+        return e2ee.cryptor(track_sid, join.participant.sid, local=True).encrypt
+
+    # -- end-to-end encryption (keys come derived: see kitewire.rtc.e2ee) ----------------
+
+    async def set_e2ee_key(self, identity: str | None, key_index: int, keys: KeySet) -> None:
+        """Set a slot of the shared key (identity None) or of one participant's key."""
+        if self._e2ee is not None:
+            self._e2ee.set_key(identity, key_index, keys)
+
+    async def set_e2ee_enabled(self, enabled: bool) -> None:
+        """E2EEManager.set_enabled: frames go (and are taken) as they are while disabled."""
+        if self._e2ee is not None:
+            self._e2ee.enabled = enabled
+
+    async def update_frame_cryptor(self, track_sid: str, enabled: bool | None, key_index: int | None) -> None:
+        """FrameCryptor.set_enabled / set_key_index of one track."""
+        if self._e2ee is not None:
+            self._e2ee.update_cryptor(track_sid, enabled, key_index)
+
     async def unpublish_audio(self, track_sid: str, timeout: float = 10.0) -> None:
         """Stop sending a published audio track and renegotiate without it."""
         await self._stop_sending(self._published_audio.pop(track_sid, None), timeout)
@@ -581,6 +641,8 @@ class RtcEngine:
         if published is None:
             return
         await published.pipeline.close()
+        if self._e2ee is not None:
+            self._e2ee.forget(published.info.sid)
         published.transceiver.stop()
         if self.connected and self._wire is not None:
             with contextlib.suppress(EngineError):

@@ -139,8 +139,38 @@ class VideoQuality(EnumTypeWrapper):
     VIDEO_QUALITY_HIGH = 2
 
 
+class EncryptionType(EnumTypeWrapper):
+    """End-to-end encryption of a room's media (livekit's e2ee EncryptionType)."""
+
+    NONE = 0
+    GCM = 1
+    CUSTOM = 2
+
+
+class EncryptionState(EnumTypeWrapper):
+    """A frame cryptor's state, as ``e2ee_state_changed`` reports it."""
+
+    NEW = 0
+    OK = 1
+    ENCRYPTION_FAILED = 2
+    DECRYPTION_FAILED = 3
+    MISSING_KEY = 4
+    KEY_RATCHETED = 5
+    INTERNAL_ERROR = 6
+
+
+class KeyDerivationFunction(EnumTypeWrapper):
+    """How AES keys are derived from key material (the ratchet uses the same)."""
+
+    PBKDF2 = 0
+    HKDF = 1
+
+
 __all__ = [
+    "EncryptionState",
+    "EncryptionType",
     "EnumTypeWrapper",
+    "KeyDerivationFunction",
     "TrackKind",
     "TrackSource",
     "VideoBufferType",

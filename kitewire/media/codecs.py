@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from fractions import Fraction
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -175,6 +176,8 @@ class VideoEncoder:
         self._measured_interval: float | None = None
         self._previous_pts: int | None = None
         self._opened_at_pts = 0
+        #: (codec, encoded frame) -> the frame to packetize, or None to drop it (E2EE)
+        self.frame_transform: Callable[[str, bytes], bytes | None] | None = None
 
     @property
     def codec(self) -> str:
@@ -340,6 +343,13 @@ class VideoEncoder:
             return EncodedFrame([], keyframe=False, width=width, height=height)
         if isinstance(self._packetizer, Vp9Packetizer):
             self._packetizer.width, self._packetizer.height = width, height
+        if self.frame_transform is not None:
+            transformed = self.frame_transform(self._codec, data)
+            if transformed is None:
+                self._keyframe_requested = self._keyframe_requested or is_key
+                return EncodedFrame([], keyframe=False, width=width, height=height)
+            data = transformed
+        # the packet trailer goes outside the encryption, as the official SDK puts it
         return EncodedFrame(
             self._packetizer.packetize(attach_metadata(self._codec, data, metadata)),
             keyframe=is_key,

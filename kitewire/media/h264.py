@@ -38,9 +38,11 @@ def split_annexb(data: bytes) -> list[bytes]:
         return [bytes(data)] if data else []
     nals: list[bytes] = []
     for index, (_, nal_start) in enumerate(starts):
-        nal_end = starts[index + 1][0] if index + 1 < len(starts) else len(data)
-        # Trailing zero bytes belong to the stream (trailing_zero_8bits), not the NAL.
-        while nal_end > nal_start and data[nal_end - 1] == 0:
+        last = index + 1 == len(starts)
+        nal_end = len(data) if last else starts[index + 1][0]
+        # Zero bytes before a start code belong to the stream (trailing_zero_8bits), not the
+        # NAL. The last NAL is kept whole: an encrypted frame ends with its key index (E2EE).
+        while not last and nal_end > nal_start and data[nal_end - 1] == 0:
             nal_end -= 1
         if nal_end > nal_start:
             nals.append(bytes(data[nal_start:nal_end]))

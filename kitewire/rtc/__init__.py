@@ -25,7 +25,8 @@ publish Opus at 48 kHz, mono or stereo; AudioStream yields PCM at the rate and c
 count asked for), WebRTC statistics (``Room.get_rtc_stats()``, ``Track.get_stats()``),
 data packets (``publish_data``/``data_received``, DTMF, transcriptions), RPC
 (``perform_rpc``/``register_rpc_method``), text and byte streams, and participant
-metadata, names and attributes. End-to-end encryption is not implemented;
+metadata, names and attributes, and end-to-end encryption in LiveKit's frame format
+(``RoomOptions(encryption=E2EEOptions(...))``, ``Room.e2ee_manager``);
 tests/rtc/test_api_parity.py lists every livekit.rtc name still missing. A lost signal
 connection or failed PeerConnection is recovered by a full reconnect (``reconnecting``
 then ``reconnected``, or ``disconnected`` after ``Room.reconnect_timeout`` seconds of
@@ -87,9 +88,19 @@ from .data_stream import (
     TextStreamReader,
     TextStreamWriter,
 )
+from .e2ee import (
+    E2EEManager,
+    E2EEOptions,
+    EncryptionState,
+    EncryptionType,
+    FrameCryptor,
+    KeyDerivationFunction,
+    KeyProvider,
+    KeyProviderOptions,
+)
 from .event_emitter import EventEmitter
 from .media_devices import MediaDevices, PlatformAudio, PlatformAudioError
-from .participant import LocalParticipant, Participant, RemoteParticipant
+from .participant import LocalParticipant, Participant, ParticipantTrackPermission, RemoteParticipant
 from .room import Room, RtcStats
 from .rpc import RpcCallInfo, RpcError, RpcInterceptor, RpcInvocationData
 from .track import (
@@ -132,11 +143,19 @@ __all__ = [
     "DataStreamOptions",
     "DegradationPreference",
     "DisconnectReason",
+    "E2EEManager",
+    "E2EEOptions",
+    "EncryptionState",
+    "EncryptionType",
     "EventEmitter",
+    "FrameCryptor",
     "FrameMetadata",
     "FrameMetadataFeature",
     "IceServer",
     "IceTransportType",
+    "KeyDerivationFunction",
+    "KeyProvider",
+    "KeyProviderOptions",
     "LocalAudioTrack",
     "LocalParticipant",
     "LocalTrack",
@@ -147,6 +166,7 @@ __all__ = [
     "Participant",
     "ParticipantKind",
     "ParticipantState",
+    "ParticipantTrackPermission",
     "PlatformAudio",
     "PlatformAudioError",
     "PublishDTMFError",

@@ -23,6 +23,7 @@ from kitewire.engine.handle import EngineHandle
 from ._rpc import RpcEndpoint
 from ._streams import StreamReceiver
 from .data_packet import DataPacket, DataPacketKind, SipDTMF
+from .e2ee import DataCryptor
 from .participant import Participant, RemoteParticipant
 from .track_publication import TrackPublication
 from .transcription import TranscriptionSegment
@@ -60,6 +61,8 @@ class RoomData:
         self.rpc = RpcEndpoint(self.send_reliable, self._server_supports_rpc)
         self.streams = StreamReceiver()
         self._server_version = ""
+        #: seals and opens data packets in an encrypted room (None: not encrypted)
+        self.cryptor: DataCryptor | None = None
 
     def set_max_payload(self, max_payload: int | None) -> None:
         """The room's ``DataStreamOptions.max_payload_byte_length``: the largest incoming stream."""
@@ -80,6 +83,8 @@ class RoomData:
         if engine is None or not engine.connected:
             raise EngineError("the room is not connected")
         packet.kind = models.DataPacket.RELIABLE if reliable else models.DataPacket.LOSSY
+        if self.cryptor is not None:
+            self.cryptor.seal(packet)
         await engine.publish_data(packet, reliable, timeout=_SEND_TIMEOUT)
 
     async def send_reliable(self, packet: models.DataPacket) -> None:
@@ -105,7 +110,12 @@ class RoomData:
             packet.participant_identity = _sender(packet)
             self.streams.on_packet(packet)
         elif kind == "encrypted_packet":
-            logger.info("dropping an encrypted data packet from %s: end-to-end encryption is off", _sender(packet))
+            if self.cryptor is not None and self.cryptor.open(packet, _sender(packet)):
+                self.on_packet(packet, reliable)
+            else:
+                logger.info(
+                    "dropping an encrypted data packet from %s: it does not open with our keys", _sender(packet)
+                )
 
     def _remote(self, identity: str) -> RemoteParticipant | None:
         participant = self._participant(identity)

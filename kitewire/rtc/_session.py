@@ -35,6 +35,7 @@ from ._types import (
     UnpublishTrackError,
 )
 from .audio_track import LocalAudioTrack, LocalTrack, RemoteAudioTrack, RemoteTrack
+from .e2ee import DataCryptor, E2EEManager, E2EEOptions
 from .participant import LocalParticipant, Participant, RemoteParticipant
 from .stats import RtcStats, SessionRtcStats, build_rtc_stats
 from .track import RemoteVideoTrack
@@ -74,6 +75,8 @@ class RoomSession:
         self._unsubscribed_by_user: set[str] = set()
         self.data = RoomData(emit, lambda: self.engine, self.find_participant)
         self._active_speakers: dict[str, float] = {}  # participant sid -> level
+        self.e2ee = E2EEManager(None, self._request, self._encrypted_tracks)
+        self._subscription_permission: signal_pb.SubscriptionPermission | None = None
 
     @property
     def engine(self) -> EngineHandle | None:
@@ -95,6 +98,10 @@ class RoomSession:
         """Join (the Room validated the arguments); raises ConnectError."""
         self._options = options
         self.data.set_max_payload(options.data_stream.max_payload_byte_length if options.data_stream else None)
+        encryption = options.encryption or options.e2ee
+        if encryption is not None and not isinstance(encryption, E2EEOptions):
+            raise ValueError(f"encryption: expected E2EEOptions or None, got {type(encryption).__name__}")
+        self.e2ee = E2EEManager(encryption, self._request, self._encrypted_tracks)
         connector = ReconnectingEngine(self, self._reconnect_timeout, engine_factory())
         try:
             join = await connector.connect(
@@ -104,6 +111,7 @@ class RoomSession:
                     auto_subscribe=options.auto_subscribe,
                     timeout=options.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
                     single_peer_connection=options.single_peer_connection,
+                    e2ee=self.e2ee._config(),
                 )
             )
         except EngineError as exc:
@@ -112,6 +120,8 @@ class RoomSession:
         self.info = join.room
         self.data.joined(join)
         self.local_participant = LocalParticipant(join.participant, self)
+        if encryption is not None:
+            self.data.cryptor = DataCryptor(self.e2ee, lambda: join.participant.identity)
         self.remote_participants = {}
         for info in join.other_participants:
             participant = RemoteParticipant(info)
@@ -210,6 +220,31 @@ class RoomSession:
                 participant._set_connection_quality(quality)
                 self._emit("connection_quality_changed", participant, quality)
 
+    def set_subscription_permissions(self, permission: signal_pb.SubscriptionPermission) -> None:
+        """ParticipantLink: who may subscribe to our tracks."""
+        if not self.connected():
+            raise RuntimeError("cannot set subscription permissions: the room is not connected")
+        self._subscription_permission = permission
+        self._request(lambda engine: engine.set_subscription_permissions(permission))
+
+    def on_e2ee_state(self, participant_identity: str, state: int) -> None:
+        """EngineListener: a track's frame cryptor changed state; emits ``e2ee_state_changed(participant, state)``."""
+        participant = self.find_participant(participant_identity)
+        if participant is not None:
+            self._emit("e2ee_state_changed", participant, state)
+
+    def _encrypted_tracks(self) -> list[tuple[str, str]]:
+        """(identity, track sid) of our tracks and the subscribed encrypted ones: E2EEManager.frame_cryptors()."""
+        tracks = []
+        local = self.local_participant
+        if local is not None:
+            tracks += [(local.identity, sid) for sid in local.track_publications]
+        for participant in self.remote_participants.values():
+            for sid, publication in participant.track_publications.items():
+                if publication.track is not None and publication.encryption_type != 0:
+                    tracks.append((participant.identity, sid))
+        return tracks
+
     def _emit_info_changes(self, participant: Participant, old: models.ParticipantInfo) -> None:
         """The events livekit emits when a participant's info changes (metadata, name, attributes, permissions)."""
         new = participant._info
@@ -248,6 +283,9 @@ class RoomSession:
         """SessionListener: reconcile with the new JoinResponse, then republish."""
         # synchronously, before the new session's first message is read
         self._reconcile_remote(engine, join)
+        self.e2ee._rejoined()
+        if self._subscription_permission is not None:
+            self.set_subscription_permissions(self._subscription_permission)
         await self._republish_local(engine)
 
     def on_reconnected(self) -> None:
@@ -449,6 +487,10 @@ class RoomSession:
                 self._remove_participant(info)
             else:
                 self._update_participant(info)
+        for info in participants:
+            participant = self.find_participant(info.identity)
+            if participant is not None and (encrypted := self.e2ee._encryption_changed(info)) is not None:
+                self._emit("participant_encryption_status_changed", participant, encrypted)
 
     def _update_participant(self, info: models.ParticipantInfo) -> None:
         participant = self.remote_participants.get(info.identity)

@@ -124,9 +124,9 @@ class RoomOptions:
     dynacast: bool = False
     """Let the server pause unused simulcast layers (accepted; kitewire always sends all)."""
     e2ee: Any | None = None
-    """End-to-end encryption is not supported; must stay None."""
+    """Deprecated name of ``encryption`` (as in livekit.rtc)."""
     encryption: Any | None = None
-    """End-to-end encryption is not supported; must stay None."""
+    """End-to-end encryption: an :class:`~kitewire.rtc.E2EEOptions`, or None for none."""
     rtc_config: RtcConfiguration | None = None
     connect_timeout: float | None = None
     """Seconds allowed for the signal connection and join; None means 5 s."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from livekit.protocol import models
+from livekit.protocol import rtc as signal_pb
 
 from ._participant_data import DataLink, LocalDataMixin
 from ._participant_data import PublishDataError as PublishDataError
@@ -41,6 +43,19 @@ class PublishingLink(Protocol):
 
 class ParticipantLink(PublishingLink, DataLink, Protocol):
     """Everything a LocalParticipant asks of the room's session."""
+
+    def set_subscription_permissions(self, permission: signal_pb.SubscriptionPermission) -> None:
+        """Tell the server who may subscribe to our tracks (kept for rejoins)."""
+
+
+@dataclass
+class ParticipantTrackPermission:
+    """Which of our tracks one participant may subscribe to (livekit's message fields)."""
+
+    participant_identity: str = ""
+    allow_all: bool = False
+    """All our tracks, now and later."""
+    allowed_track_sids: list[str] = field(default_factory=list)
 
 
 class _TrackFollower(Protocol):
@@ -234,6 +249,28 @@ class LocalParticipant(Participant, _Publications[LocalTrackPublication], LocalD
                 f"expected the sid of a published track (one of {sorted(self._track_publications)}), got {track_sid!r}"
             )
         await self._link.unpublish_track(track_sid)
+
+    def set_track_subscription_permissions(
+        self,
+        *,
+        allow_all_participants: bool,
+        participant_permissions: list[ParticipantTrackPermission] | None = None,
+    ) -> None:
+        """Let everyone subscribe to our tracks, or only the participants and tracks listed
+        (``participant_permissions``, ignored when ``allow_all_participants``). The server
+        enforces it: a subscriber not allowed gets no media of the track."""
+        permission = signal_pb.SubscriptionPermission(all_participants=bool(allow_all_participants))
+        for entry in participant_permissions or []:
+            if not isinstance(entry, ParticipantTrackPermission) or not entry.participant_identity:
+                raise ValueError(
+                    f"participant_permissions: expected ParticipantTrackPermissions naming a participant, got {entry!r}"
+                )
+            permission.track_permissions.add(
+                participant_identity=entry.participant_identity,
+                all_tracks=entry.allow_all,
+                track_sids=list(entry.allowed_track_sids),
+            )
+        self._link.set_subscription_permissions(permission)
 
     def __repr__(self) -> str:
         return f"rtc.LocalParticipant(sid={self.sid}, identity={self.identity}, name={self.name})"

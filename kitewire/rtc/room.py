@@ -20,6 +20,7 @@ from ._types import (
 )
 from .data_packet import DataPacket, SipDTMF
 from .data_stream import ByteStreamHandler, TextStreamHandler
+from .e2ee import E2EEManager
 from .event_emitter import EventEmitter
 from .participant import LocalParticipant, Participant, RemoteParticipant
 from .stats import SessionRtcStats as RtcStats
@@ -56,6 +57,8 @@ EventTypes = Literal[
     "data_received",
     "sip_dtmf_received",
     "transcription_received",
+    "e2ee_state_changed",
+    "participant_encryption_status_changed",
 ]
 
 # A full reconnect (fresh join, new PeerConnections, tracks republished) is tried
@@ -80,7 +83,10 @@ class Room(EventEmitter[EventTypes]):
     participant_permissions_changed(participant, permissions), room_metadata_changed(old, new),
     active_speakers_changed(speakers), connection_quality_changed(participant, quality),
     data_received(DataPacket), sip_dtmf_received(SipDTMF),
-    transcription_received(segments, participant, publication).
+    transcription_received(segments, participant, publication),
+    e2ee_state_changed(participant, state) (an EncryptionState: a track's frames failed to
+    decrypt, a key is missing, a ratchet step opened them, or they are OK again),
+    participant_encryption_status_changed(participant, is_encrypted) (all its tracks encrypted or not).
 
     Reconnection (run by the engine, ``kitewire.engine.ReconnectingEngine``): when the
     signal connection drops or a PeerConnection fails while connected (and the server
@@ -166,6 +172,12 @@ class Room(EventEmitter[EventTypes]):
         return float(self._session.info.empty_timeout)
 
     @property
+    def e2ee_manager(self) -> E2EEManager:
+        """The room's end-to-end encryption (keys, frame cryptors); disabled unless
+        connected with ``RoomOptions(encryption=E2EEOptions(...))``."""
+        return self._session.e2ee
+
+    @property
     def local_participant(self) -> LocalParticipant:
         """This client's participant; raises before connect."""
         if self._session.local_participant is None:
@@ -228,8 +240,6 @@ class Room(EventEmitter[EventTypes]):
             raise ValueError(f"expected a non-empty access token string, got {token!r}")
         if not isinstance(options, RoomOptions):
             raise ValueError(f"expected options to be a RoomOptions, got {type(options).__name__}")
-        if options.e2ee is not None or options.encryption is not None:
-            raise ValueError("expected e2ee/encryption to be None: kitewire has no end-to-end encryption")
         if self.isconnected():
             raise ConnectError("the room is already connected")
         await self._session.connect(url, token, options)

@@ -112,8 +112,8 @@ class TrackPublication:
 
     @property
     def encryption_type(self) -> int:
-        """Always 0 (no end-to-end encryption)."""
-        return 0
+        """The track's end-to-end encryption (an EncryptionType: NONE, GCM)."""
+        return int(self._info.encryption)
 
 
 class LocalTrackPublication(TrackPublication):

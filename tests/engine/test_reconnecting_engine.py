@@ -94,6 +94,9 @@ class Recorder:
     def on_connection_quality(self, updates: list[signal_pb.ConnectionQualityInfo]) -> None:
         pass
 
+    def on_e2ee_state(self, participant_identity: str, state: int) -> None:
+        pass
+
 
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:

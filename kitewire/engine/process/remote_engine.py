@@ -33,6 +33,7 @@ from kitewire.engine.stats import EngineStats
 from kitewire.engine.wire import EngineError, spawn_owned
 from kitewire.frames import VideoFrame
 from kitewire.frames.audio_frame import AudioFrame
+from kitewire.media.e2ee_frame import KeySet
 from kitewire.media.packet_trailer import FrameMetadata
 
 from .frame_link import PUBLISH_SLOTS, FrameInfo
@@ -254,6 +255,22 @@ class RemoteEngine:
             "update_metadata", metadata=metadata, name=name, attributes=attributes, timeout=timeout
         )
         return answer
+
+    async def set_subscription_permissions(self, permission: signal_pb.SubscriptionPermission) -> None:
+        """Who may subscribe to our tracks (see RtcEngine.set_subscription_permissions)."""
+        await self.call("set_subscription_permissions", permission)
+
+    async def set_e2ee_key(self, identity: str | None, key_index: int, keys: KeySet) -> None:
+        """Set an E2EE key slot (see RtcEngine.set_e2ee_key)."""
+        await self.call("set_e2ee_key", identity, key_index, keys)
+
+    async def set_e2ee_enabled(self, enabled: bool) -> None:
+        """Turn E2EE on or off (see RtcEngine.set_e2ee_enabled)."""
+        await self.call("set_e2ee_enabled", enabled)
+
+    async def update_frame_cryptor(self, track_sid: str, enabled: bool | None, key_index: int | None) -> None:
+        """Change one track's frame cryptor (see RtcEngine.update_frame_cryptor)."""
+        await self.call("update_frame_cryptor", track_sid, enabled, key_index)
 
     async def get_stats(self) -> EngineStats:
         """A snapshot of the media process's PeerConnection and pipeline counters."""
