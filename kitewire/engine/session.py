@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ from kitewire.transport import PeerConnectionConfig, Transceiver
 
 from .audio_publisher import AudioPublishPipeline
 from .audio_receiver import AudioReceivePipeline
+from .lipsync import StreamSync
 from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
 from .stats import EngineStats, pc_stats, pipeline_counters
@@ -188,6 +190,8 @@ class RtcEngine:
         self._remote_videos: dict[str, _RemoteVideo] = {}  # by mid
         self._published: dict[str, PublishedVideo] = {}  # by track sid
         self._remote_audios: dict[str, _RemoteAudio] = {}  # by mid
+        # by (participant sid, msid stream id); held by the pipelines, gone with the last of them
+        self._stream_syncs: weakref.WeakValueDictionary[tuple[str, str], StreamSync] = weakref.WeakValueDictionary()
         self._published_audio: dict[str, PublishedAudio] = {}  # by track sid
         self._closed = False
         self._loss_reported = False
@@ -322,13 +326,23 @@ class RtcEngine:
         for mid in [mid for mid in remotes if mid not in seen]:
             await end(mid)
 
+    def _stream_sync(self, track: IncomingTrack) -> StreamSync:
+        """The lip sync shared by the remote tracks of ``track``'s media stream (its a=msid stream id)."""
+        key = (track.participant_sid, track.transceiver.remote_stream_id or track.track_sid)
+        sync = self._stream_syncs.get(key)
+        if sync is None:
+            sync = self._stream_syncs[key] = StreamSync()
+        return sync
+
     def _start_remote_video(self, track: IncomingTrack) -> None:
         pipeline = VideoReceivePipeline(track.transceiver.receiver, loop=self._loop)
+        pipeline.lip_sync = self._stream_sync(track)
         self._remote_videos[track.mid] = _RemoteVideo(track.track_sid, track.participant_sid, pipeline)
         self._listener.on_remote_video(track.track_sid, track.participant_sid)
 
     def _start_remote_audio(self, track: IncomingTrack) -> None:
         pipeline = AudioReceivePipeline(track.transceiver.receiver, loop=self._loop)
+        pipeline.lip_sync = self._stream_sync(track)
         self._remote_audios[track.mid] = _RemoteAudio(track.track_sid, track.participant_sid, pipeline)
         self._listener.on_remote_audio(track.track_sid, track.participant_sid)
 
