@@ -561,9 +561,20 @@ class RtcEngine:
         await self._stop_sending(self._published.pop(track_sid, None), timeout)
 
     async def publish_audio(
-        self, *, cid: str, name: str, source: int, num_channels: int, dtx: bool = True, timeout: float = 10.0
+        self,
+        *,
+        cid: str,
+        name: str,
+        source: int,
+        num_channels: int,
+        dtx: bool = True,
+        bitrate: int = 0,
+        timeout: float = 10.0,
     ) -> PublishedAudio:
-        """Announce an Opus audio track, negotiate it and start its encode pipeline."""
+        """Announce an Opus audio track, negotiate it and start its encode pipeline.
+
+        ``bitrate`` is the Opus bitrate (0: 32 kbps mono, 64 kbps stereo).
+        """
         wire = self._wire
         if wire is None or not self.connected:
             raise EngineError("the room is not connected")
@@ -574,7 +585,7 @@ class RtcEngine:
         pipeline = AudioPublishPipeline(
             transceiver.sender,
             num_channels=channels,
-            bitrate=64_000 if channels == 2 else 32_000,
+            bitrate=bitrate or (64_000 if channels == 2 else 32_000),
             dtx=dtx,
             loop=self._loop,
         )
