@@ -266,9 +266,12 @@ class AudioReceivePipeline:
             self._report_played(pieces)
 
     def _report_played(self, pieces: list[tuple[bytes, int, int]]) -> None:
-        """Tell the lip sync how late (behind its capture) the newest audio handed over is."""
+        """Tell the lip sync how late (behind its capture) the newest audio handed over is.
+
+        Only while someone listens: pictures are not held back for audio nobody plays.
+        """
         sync, ssrc = self.lip_sync, self._ssrc
-        if sync is None or ssrc is None:
+        if sync is None or ssrc is None or (self.has_consumers is not None and not self.has_consumers()):
             return
         for _, samples, rtp_timestamp in reversed(pieces):
             if rtp_timestamp >= 0:

@@ -1,6 +1,6 @@
 """Lip sync in the receiving engine, on real pipelines over two loopback PeerConnections (no
 server): with the audio 120 ms late on the way, pictures sharing its StreamSync leave as late as
-the audio does, by the sender reports' clocks; without it they run ahead."""
+the audio does, by the sender reports' clocks; without it, or with nobody listening, they run ahead."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _delayed(deliver: Callable[[bytes, RtpHeader], None], delay: float) -> Calla
     return later
 
 
-async def _lateness(synced: bool) -> tuple[float, float, int]:
+async def _lateness(synced: bool, listening: bool = True) -> tuple[float, float, int]:
     """(median audio lateness, median picture lateness, pictures held) behind capture, seconds."""
     sender_pc = PeerConnection(PeerConnectionConfig(loopback_only=True, rtcp_report_interval=0.25))
     receiver_pc = PeerConnection(PeerConnectionConfig(loopback_only=True))
@@ -53,6 +53,8 @@ async def _lateness(synced: bool) -> tuple[float, float, int]:
     sync = StreamSync()
     if synced:
         heard.lip_sync = seen.lip_sync = sync
+    if not listening:
+        heard.has_consumers = lambda: False
     assert audio_rx.on_rtp is not None
     audio_rx.on_rtp = _delayed(audio_rx.on_rtp, AUDIO_DELAY)
     audio_late: list[float] = []
@@ -110,3 +112,6 @@ async def test_pictures_are_held_to_their_audio_only_when_they_share_its_stream_
     audio, video, held = await _lateness(synced=True)
     assert held > 0
     assert video == pytest.approx(audio, abs=0.03), (audio, video)
+    # audio nobody listens to holds no picture back
+    audio, video, held = await _lateness(synced=True, listening=False)
+    assert held == 0 and video < audio - 0.08, (audio, video)
