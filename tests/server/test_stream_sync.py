@@ -4,17 +4,22 @@ stream, and each downtrack's sender reports keep the publisher's capture clock."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from kitewire import rtc as kw
 from kitewire.server import Server, ServerConfig
 from kitewire.server.downtrack import DownTrack, msid_stream_id
 from kitewire.server.participant import Participant
 from kitewire.server.uptrack import PublishedTrack, stream_of_source
 from livekit.protocol import models as pb_models
 
-from .conftest import Connect
+from capture_loop import capturing
+
+from .conftest import Connect, make_token
 from .sdk_media import CounterPublisher, Voice, subscribed_tracks
 
 pytestmark = pytest.mark.timeout(60)
@@ -29,21 +34,65 @@ def _downtracks(server: Server, identity: str) -> list[DownTrack]:
     return found
 
 
-async def test_camera_and_microphone_share_a_stream_and_reports_carry_the_capture_clock(
-    server: Server, sdk_rooms: Connect
-) -> None:
-    bob = await sdk_rooms("bob")
-    tracks = subscribed_tracks(bob)
+@contextlib.asynccontextmanager
+async def _official_publisher(sdk_rooms: Connect) -> AsyncIterator[str]:
+    """An official participant publishing a camera and a microphone; yields its sid."""
     alice = await sdk_rooms("alice")
     camera = CounterPublisher(alice, 320, 240, simulcast=False, codec=1)
     voice = Voice()
     try:
         await camera.start()
         await voice.publish(alice)
+        yield alice.local_participant.sid
+    finally:
+        await camera.stop()
+        await voice.stop()
+
+
+@contextlib.asynccontextmanager
+async def _kitewire_publisher(server: Server) -> AsyncIterator[str]:
+    """A kitewire participant publishing a camera and a microphone; yields its sid."""
+    room = kw.Room()
+    await room.connect(server.url, make_token("alice"))
+    video = kw.VideoSource(320, 240)
+    audio = kw.AudioSource(48_000, 1)
+    picture = kw.VideoFrame(320, 240, kw.VideoBufferType.I420, bytearray(320 * 240 * 3 // 2))
+
+    async def speak() -> None:
+        while True:
+            await audio.capture_frame(kw.AudioFrame.create(48_000, 1, 480))
+
+    speaking = asyncio.get_running_loop().create_task(speak())
+    try:
+        async with capturing(lambda _: video.capture_frame(picture)):
+            camera = kw.LocalVideoTrack.create_video_track("camera", video)
+            microphone = kw.LocalAudioTrack.create_audio_track("mic", audio)
+            options = kw.TrackPublishOptions(source=kw.TrackSource.SOURCE_CAMERA, simulcast=False)
+            await room.local_participant.publish_track(camera, options)
+            await room.local_participant.publish_track(
+                microphone, kw.TrackPublishOptions(source=kw.TrackSource.SOURCE_MICROPHONE)
+            )
+            yield room.local_participant.sid
+    finally:
+        speaking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await speaking
+        await room.disconnect()
+
+
+@pytest.mark.parametrize("publisher", ["official", "kitewire"])
+async def test_camera_and_microphone_share_a_stream_and_reports_carry_the_capture_clock(
+    server: Server, sdk_rooms: Connect, publisher: str
+) -> None:
+    bob = await sdk_rooms("bob")
+    tracks = subscribed_tracks(bob)
+    publishing = _official_publisher(sdk_rooms) if publisher == "official" else _kitewire_publisher(server)
+    async with publishing as alice_sid:
         got = [await asyncio.wait_for(tracks.get(), 15) for _ in range(2)]
         # the official SDK still names each track right (the track sid is the msid's track id)
-        published = {publication.sid for publication in alice.local_participant.track_publications.values()}
-        assert {track.sid for track in got} == published
+        remote = bob.remote_participants
+        published = {sid for participant in remote.values() for sid in participant.track_publications}
+        assert {track.sid for track in got} == published and len(published) == 2
         downs: list[DownTrack] = []
         for _ in range(100):
             downs = _downtracks(server, "bob")
@@ -51,7 +100,6 @@ async def test_camera_and_microphone_share_a_stream_and_reports_carry_the_captur
                 break
             await asyncio.sleep(0.1)
         assert len(downs) == 2 and all(down.transceiver is not None for down in downs)
-        alice_sid = alice.local_participant.sid
         for down in downs:
             assert down.transceiver is not None
             assert down.track.info.stream == "camera"
@@ -79,9 +127,6 @@ async def test_camera_and_microphone_share_a_stream_and_reports_carry_the_captur
             # on the publisher's clock (this machine's), the last forwarded packet was
             # captured shortly before the server sent it: not after, not seconds before
             assert -0.005 <= sent_at - captured <= 0.5, (down.track.kind, sent_at - captured)
-    finally:
-        await camera.stop()
-        await voice.stop()
 
 
 @dataclass
