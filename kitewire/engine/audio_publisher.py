@@ -89,6 +89,9 @@ class AudioPublishPipeline:
         self._origin_us: int | None = None
         self._next_timestamp: int | None = None
         self._marker_next = True
+        # (RTP timestamp, Unix capture time) of the last frame sent: our sender reports' clock
+        self._media_clock: tuple[int, float] | None = None
+        sender.media_clock = lambda _ssrc: self._media_clock
         self.frames_encoded = 0
         #: E2EE: seals each Opus packet (None drops it)
         self.frame_transform: FrameTransform | None = None
@@ -202,6 +205,7 @@ class AudioPublishPipeline:
         payload_type = self._payload_type()
         timestamp = self._rtp_timestamp(timestamp_us)
         self._next_timestamp = (timestamp + OPUS_FRAME_SAMPLES) & 0xFFFFFFFF
+        self._media_clock = (timestamp, timestamp_us / 1_000_000)
         if payload_type is None or not packets:
             return  # DTX suppressed the frame: the clock runs on, nothing is sent
         level = audio_level_dbov(pcm)

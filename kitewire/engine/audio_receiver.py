@@ -35,6 +35,7 @@ from kitewire.transport import RtpHeader, RtpReceiver
 from kitewire.transport.rtp import URI_ABS_CAPTURE_TIME, decode_abs_capture_time
 
 from ._timebase import ntp_us_to_capture_us
+from .lipsync import SenderClock, StreamSync
 
 logger = logging.getLogger("kitewire.engine")
 
@@ -160,7 +161,11 @@ class AudioReceivePipeline:
         self._closed = False
         self.packets_received = 0
         self.samples_delivered = 0
+        #: the remote media stream this track is lip-synced with (set by the engine; None: not reported)
+        self.lip_sync: StreamSync | None = None
+        self._sender_clock = SenderClock(OPUS_SAMPLE_RATE)
         receiver.on_rtp = self._on_rtp
+        receiver.on_sender_report = self._sender_clock.on_sender_report
         self._decode_task = self._loop.create_task(self._decode_loop())
         self._poll_task = self._loop.create_task(self._poll_loop())
 
@@ -285,6 +290,22 @@ class AudioReceivePipeline:
                 self.samples_delivered += samples
                 if callback is not None:
                     callback(pcm, OPUS_SAMPLE_RATE, OPUS_CHANNELS, samples, self._capture_time_for(rtp_timestamp))
+            self._report_played(pieces)
+
+    def _report_played(self, pieces: list[tuple[bytes, int, int]]) -> None:
+        """Tell the lip sync how late (behind its capture) the newest audio handed over is.
+
+        Only while someone listens: pictures are not held back for audio nobody plays.
+        """
+        sync, ssrc = self.lip_sync, self._ssrc
+        if sync is None or ssrc is None or (self.has_consumers is not None and not self.has_consumers()):
+            return
+        for _, samples, rtp_timestamp in reversed(pieces):
+            if rtp_timestamp >= 0:
+                captured = self._sender_clock.capture_time(ssrc, rtp_timestamp)
+                if captured is not None:
+                    sync.audio_played(captured + samples / OPUS_SAMPLE_RATE)
+                return
 
     async def close(self) -> None:
         """Stop receiving and decoding. Idempotent."""
@@ -293,6 +314,8 @@ class AudioReceivePipeline:
         self._closed = True
         if self._receiver.on_rtp == self._on_rtp:
             self._receiver.on_rtp = None
+        if self._receiver.on_sender_report == self._sender_clock.on_sender_report:
+            self._receiver.on_sender_report = None
         self._wakeup.set()
         for task in (self._poll_task, self._decode_task):
             task.cancel()

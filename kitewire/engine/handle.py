@@ -164,7 +164,15 @@ class EngineHandle(Protocol):
     async def unpublish_video(self, track_sid: str, timeout: float = 10.0) -> None: ...
 
     async def publish_audio(
-        self, *, cid: str, name: str, source: int, num_channels: int, dtx: bool = True, timeout: float = 10.0
+        self,
+        *,
+        cid: str,
+        name: str,
+        source: int,
+        num_channels: int,
+        dtx: bool = True,
+        bitrate: int = 0,
+        timeout: float = 10.0,
     ) -> PublishHandle: ...
 
     async def unpublish_audio(self, track_sid: str, timeout: float = 10.0) -> None: ...

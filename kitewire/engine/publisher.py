@@ -171,6 +171,7 @@ class VideoPublishPipeline:
         self._last_rtp_timestamp: int | None = None
         self._rtp_base = random.randint(0, 0xFFFFFFFF)
         self._clock_origin = time.monotonic()
+        sender.media_clock = self._media_clock
         self.frames_encoded = 0
         self.frames_dropped = 0
         #: keyframe requests (PLI/FIR) received, keyframes sent, NACKed packets resent
@@ -323,6 +324,11 @@ class VideoPublishPipeline:
             timestamp = (timestamp + 1) & 0xFFFFFFFF
         self._last_rtp_timestamp = timestamp
         return timestamp
+
+    def _media_clock(self, ssrc: int) -> tuple[int, float]:
+        """Our RTP clock now, for sender reports: timestamps count capture instants (not sends)."""
+        ticks = int((time.monotonic() - self._clock_origin) * RTP_VIDEO_CLOCK_RATE)
+        return (self._rtp_base + ticks) & 0xFFFFFFFF, time.time()
 
     async def _encode_loop(self) -> None:
         while not self._closed:

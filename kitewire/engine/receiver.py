@@ -27,6 +27,7 @@ from kitewire.transport.rtp import (
 )
 
 from ._timebase import RTP_VIDEO_CLOCK_RATE, degrees_to_rotation, ntp_us_to_capture_us
+from .lipsync import SenderClock, StreamSync
 
 logger = logging.getLogger("kitewire.engine")
 
@@ -91,8 +92,12 @@ class VideoReceivePipeline:
         #: sequence numbers NACKed and keyframe requests (PLI) sent
         self.nacks_sent = 0
         self.keyframe_requests_sent = 0
+        #: the remote media stream this track is lip-synced with (set by the engine; None: not held)
+        self.lip_sync: StreamSync | None = None
+        self._sender_clock = SenderClock(RTP_VIDEO_CLOCK_RATE)
         self._refresh_negotiation()
         receiver.on_rtp = self._on_rtp
+        receiver.on_sender_report = self._sender_clock.on_sender_report
         self._decode_task = self._loop.create_task(self._decode_loop())
         self._feedback_task = self._loop.create_task(self._feedback_loop())
 
@@ -247,10 +252,22 @@ class VideoReceivePipeline:
                 # a simulcast layer switch repeats the picture just shown (same capture,
                 # same RTP time) as the new layer's keyframe: decoded, not shown twice
                 continue
+            hold = self._lip_sync_hold(assembled.timestamp)
+            if hold > 0:
+                await asyncio.sleep(hold)
+                if self._closed:
+                    return
             callback = self.on_frame
             for frame in frames:
                 if callback is not None:
                     callback(frame, timestamp_us, rotation, metadata)
+
+    def _lip_sync_hold(self, rtp_timestamp: int) -> float:
+        sync, ssrc = self.lip_sync, self._ssrc
+        if sync is None or ssrc is None:
+            return 0.0
+        captured = self._sender_clock.capture_time(ssrc, rtp_timestamp)
+        return sync.video_hold(captured) if captured is not None else 0.0
 
     def _is_new_picture(self, rtp_timestamp: int) -> bool:
         last = self._last_shown_timestamp
@@ -290,6 +307,8 @@ class VideoReceivePipeline:
         self._closed = True
         if self._receiver.on_rtp == self._on_rtp:
             self._receiver.on_rtp = None
+        if self._receiver.on_sender_report == self._sender_clock.on_sender_report:
+            self._receiver.on_sender_report = None
         self._decode_wakeup.set()
         for task in (self._feedback_task, self._decode_task):
             task.cancel()

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -36,6 +37,7 @@ from kitewire.transport import PeerConnectionConfig, Transceiver
 from .audio_publisher import AudioPublishPipeline
 from .audio_receiver import AudioReceivePipeline
 from .e2ee import E2eeConfig, E2eeSession
+from .lipsync import StreamSync
 from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
 from .stats import EngineStats, pc_stats, pipeline_counters
@@ -197,6 +199,8 @@ class RtcEngine:
         self._remote_videos: dict[str, _RemoteVideo] = {}  # by mid
         self._published: dict[str, PublishedVideo] = {}  # by track sid
         self._remote_audios: dict[str, _RemoteAudio] = {}  # by mid
+        # by (participant sid, msid stream id); held by the pipelines, gone with the last of them
+        self._stream_syncs: weakref.WeakValueDictionary[tuple[str, str], StreamSync] = weakref.WeakValueDictionary()
         self._published_audio: dict[str, PublishedAudio] = {}  # by track sid
         self._closed = False
         self._loss_reported = False
@@ -338,10 +342,19 @@ class RtcEngine:
         for mid in [mid for mid in remotes if mid not in seen]:
             await end(mid)
 
+    def _stream_sync(self, track: IncomingTrack) -> StreamSync:
+        """The lip sync shared by the remote tracks of ``track``'s media stream (its a=msid stream id)."""
+        key = (track.participant_sid, track.transceiver.remote_stream_id or track.track_sid)
+        sync = self._stream_syncs.get(key)
+        if sync is None:
+            sync = self._stream_syncs[key] = StreamSync()
+        return sync
+
     def _start_remote_video(self, track: IncomingTrack) -> None:
         pipeline = VideoReceivePipeline(track.transceiver.receiver, loop=self._loop)
         if self._e2ee is not None:
             pipeline.frame_transform = self._e2ee.cryptor(track.track_sid, track.participant_sid, local=False).decrypt
+        pipeline.lip_sync = self._stream_sync(track)
         self._remote_videos[track.mid] = _RemoteVideo(track.track_sid, track.participant_sid, pipeline)
         self._listener.on_remote_video(track.track_sid, track.participant_sid)
 
@@ -349,6 +362,7 @@ class RtcEngine:
         pipeline = AudioReceivePipeline(track.transceiver.receiver, loop=self._loop)
         if self._e2ee is not None:
             pipeline.frame_transform = self._e2ee.cryptor(track.track_sid, track.participant_sid, local=False).decrypt
+        pipeline.lip_sync = self._stream_sync(track)
         self._remote_audios[track.mid] = _RemoteAudio(track.track_sid, track.participant_sid, pipeline)
         self._listener.on_remote_audio(track.track_sid, track.participant_sid)
 
@@ -581,9 +595,20 @@ class RtcEngine:
         await self._stop_sending(self._published.pop(track_sid, None), timeout)
 
     async def publish_audio(
-        self, *, cid: str, name: str, source: int, num_channels: int, dtx: bool = True, timeout: float = 10.0
+        self,
+        *,
+        cid: str,
+        name: str,
+        source: int,
+        num_channels: int,
+        dtx: bool = True,
+        bitrate: int = 0,
+        timeout: float = 10.0,
     ) -> PublishedAudio:
-        """Announce an Opus audio track, negotiate it and start its encode pipeline."""
+        """Announce an Opus audio track, negotiate it and start its encode pipeline.
+
+        ``bitrate`` is the Opus bitrate (0: 32 kbps mono, 64 kbps stereo).
+        """
         wire = self._wire
         if wire is None or not self.connected:
             raise EngineError("the room is not connected")
@@ -596,7 +621,7 @@ class RtcEngine:
         pipeline = AudioPublishPipeline(
             transceiver.sender,
             num_channels=channels,
-            bitrate=64_000 if channels == 2 else 32_000,
+            bitrate=bitrate or (64_000 if channels == 2 else 32_000),
             dtx=dtx,
             loop=self._loop,
         )

@@ -53,6 +53,7 @@ from kitewire.media.packet_trailer import FrameMetadata
 from . import stats
 from ._participant_data import PublishDataError, PublishDTMFError, PublishTranscriptionError
 from ._types import (
+    AudioEncoding,
     ConnectError,
     ConnectionQuality,
     ConnectionState,
@@ -122,6 +123,7 @@ from .video_stream import VideoFrameEvent, VideoStream
 
 __all__ = [
     "AVSynchronizer",
+    "AudioEncoding",
     "AudioFilter",
     "AudioFrame",
     "AudioFrameEvent",

@@ -26,6 +26,7 @@ from ._data import RoomData
 from ._participant_data import PublishDataError
 from ._rpc import RpcEndpoint
 from ._types import (
+    AudioEncoding,
     ConnectError,
     ConnectionQuality,
     ConnectionState,
@@ -686,12 +687,14 @@ async def _engine_unpublish(engine: EngineHandle, track_sid: str) -> None:
 
 async def _engine_publish(engine: EngineHandle, track: LocalTrack, options: TrackPublishOptions) -> PublishHandle:
     if isinstance(track, LocalAudioTrack):
+        channels = track.source.num_channels
         return await engine.publish_audio(
             cid=track._cid,
             name=track.name,
             source=int(options.source),
-            num_channels=track.source.num_channels,
+            num_channels=channels,
             dtx=bool(options.dtx),
+            bitrate=(options.audio_encoding or AudioEncoding()).opus_bitrate(channels),
         )
     source = track.source
     encoding = options.video_encoding

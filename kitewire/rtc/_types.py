@@ -146,6 +146,27 @@ class VideoEncoding:
     """Frames per second; 0 means 30."""
 
 
+@dataclass
+class AudioEncoding:
+    """Encoder limits for a published audio track (livekit's field name)."""
+
+    max_bitrate: int = 0
+    """Opus bits per second, 6000 to 510000; 0 picks 32 kbps (mono) or 64 kbps (stereo)."""
+
+    def opus_bitrate(self, num_channels: int) -> int:
+        """The Opus bitrate to encode ``num_channels`` with; ValueError for one Opus cannot do."""
+        bitrate = self.max_bitrate
+        if (
+            isinstance(bitrate, bool)
+            or not isinstance(bitrate, int)
+            or not (bitrate == 0 or 6_000 <= bitrate <= 510_000)
+        ):
+            raise ValueError(
+                f"expected audio_encoding.max_bitrate 0 (the default) or 6000..510000 bps, got {bitrate!r}"
+            )
+        return bitrate or (64_000 if num_channels >= 2 else 32_000)
+
+
 #: codecs kitewire publishes (H265 is received only)
 PUBLISHABLE_CODECS = (VideoCodec.VP8, VideoCodec.H264, VideoCodec.VP9, VideoCodec.AV1)
 # W3C WebRTC-SVC mode names: L (or S for simulcast-like) spatial count, T temporal count,
@@ -169,10 +190,14 @@ class TrackPublishOptions:
     source: int = TrackSource.SOURCE_UNKNOWN
     stream: str = ""
     dtx: bool = False
+    """Audio: do not send digital silence (after 200 ms of it, one packet in 20 goes out); the
+    receiver plays the pause as silence."""
     red: bool = False
+    """Accepted as livekit has it; kitewire sends plain Opus with in-band FEC instead of RED
+    (its server, like its transport, negotiates no RED)."""
     preconnect_buffer: bool = False
-    audio_encoding: Any | None = None
-    """Audio is not published by kitewire yet; accepted for compatibility."""
+    audio_encoding: AudioEncoding | None = field(default_factory=AudioEncoding)
+    """Audio: the Opus bitrate (``options.audio_encoding.max_bitrate = 64_000``); None: the default."""
     frame_metadata_features: list[int] = field(default_factory=list)
     """``FrameMetadataFeature`` values: the metadata given to ``capture_frame`` that
     travels with each frame (LiveKit's packet trailer) to ``VideoFrameEvent.metadata``."""
@@ -187,6 +212,12 @@ class TrackPublishOptions:
     """A ``DegradationPreference``."""
 
     def __post_init__(self) -> None:
+        if self.audio_encoding is not None:
+            if not isinstance(self.audio_encoding, AudioEncoding):
+                raise ValueError(
+                    f"expected audio_encoding to be an AudioEncoding or None, got {type(self.audio_encoding).__name__}"
+                )
+            self.audio_encoding.opus_bitrate(1)
         if self.video_encoding is not None and not isinstance(self.video_encoding, VideoEncoding):
             raise ValueError(
                 f"expected video_encoding to be a VideoEncoding or None, got {type(self.video_encoding).__name__}"

@@ -52,6 +52,10 @@ class ServerConfig:
     empty_timeout: float = 20.0
     departure_timeout: float | None = None
     max_participants: int = 0
+    #: Put a publisher's tracks of one stream (camera + microphone, screen + its audio) in one
+    #: a=msid stream at subscribers, so libwebrtc lip-syncs them (livekit's room.sync_streams;
+    #: on by default here: kitewire never reuses a subscriber m-line, the reason livekit leaves it off).
+    sync_streams: bool = True
     ping_interval: int = 5
     ping_timeout: int = 15
     loopback_only: bool | None = None
@@ -167,7 +171,7 @@ class ServerConfig:
 
         Implemented: ``port``, ``bind_addresses``, ``keys``, ``key_file``,
         ``development``, ``log_level``, ``logging.level``, ``room.empty_timeout``,
-        ``room.departure_timeout``, ``room.max_participants``,
+        ``room.departure_timeout``, ``room.max_participants``, ``room.sync_streams``,
         ``rtc.port_range_start``/``port_range_end``, ``rtc.udp_port``,
         ``webhook.urls``/``api_key``, and kitewire's own ``bind``,
         ``ping_interval``, ``ping_timeout``, ``rtc.loopback_only`` and
@@ -201,6 +205,7 @@ class ServerConfig:
             room.take("empty_timeout", as_seconds, set_to("empty_timeout"))
             room.take("departure_timeout", as_seconds, set_to("departure_timeout"))
             room.take("max_participants", as_int, set_to("max_participants"))
+            room.take("sync_streams", as_bool, set_to("sync_streams"))
         rtc = top.section("rtc")
         if rtc is not None:
             rtc.take("loopback_only", as_bool, set_to("loopback_only"))

@@ -56,7 +56,6 @@ LIVEKIT_UNIMPLEMENTED: frozenset[str] = frozenset(
         "room.enable_remote_unmute",
         "room.max_metadata_size",
         "room.playout_delay",
-        "room.sync_streams",
         "room.participant_disconnect_timeout",
         "room.max_room_name_length",
         "room.max_participant_identity_length",

@@ -29,6 +29,9 @@ class SessionSettings(Protocol):
     @property
     def ice_connect_timeout(self) -> float: ...
 
+    @property
+    def sync_streams(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class ParticipantContext:

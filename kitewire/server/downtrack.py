@@ -24,7 +24,7 @@ from .uptrack import IncomingPacket, PublishedTrack, quality_to_layer
 if TYPE_CHECKING:
     from .participant import Participant
 
-__all__ = ["DownTrack"]
+__all__ = ["DownTrack", "msid_stream_id"]
 
 logger = logging.getLogger("kitewire.server")
 
@@ -37,6 +37,23 @@ _MAX_HEADER_TEMPLATES = 16
 # A header template and, for each of its slots, the index into IncomingPacket.extensions of the value it
 # takes (None: it takes them all, in order).
 _ShapedTemplate = tuple[RtpHeaderTemplate, tuple[int, ...] | None]
+# Clients that take "PA_xxx|stream" as a stream id (older ones read the track sid from it).
+_MIN_SYNC_STREAM_PROTOCOL = 10
+
+
+def msid_stream_id(track: PublishedTrack, subscriber: Participant) -> str:
+    """The a=msid stream id ``subscriber``'s m-line of ``track`` carries.
+
+    libwebrtc lip-syncs only the tracks of one media stream, so with ``sync_streams`` a
+    publisher's tracks of one TrackInfo.stream share "PA_xxx|camera"; the track sid is the
+    msid's track id. Otherwise (and for clients too old for it, or Firefox, which livekit
+    leaves out as well) each track is a stream of its own, "PA_xxx|TR_xxx".
+    """
+    grouped = bool(track.info.stream) and subscriber.context.settings.sync_streams
+    if grouped:
+        client = subscriber.client_info
+        grouped = client.protocol >= _MIN_SYNC_STREAM_PROTOCOL and "firefox" not in client.browser.lower()
+    return f"{track.publisher.sid}|{track.info.stream if grouped else track.sid}"
 
 
 class DownTrack:
@@ -86,6 +103,22 @@ class DownTrack:
         self._ready_until = float("-inf")
         transceiver.sender.on_nack = self._on_nack
         transceiver.sender.on_keyframe_request = self._on_keyframe_request
+        transceiver.sender.media_clock = self._media_clock
+
+    def _media_clock(self, ssrc: int) -> tuple[int, float] | None:
+        """The publisher's capture clock in this subscriber's timestamps, for our sender reports.
+
+        As livekit's downtracks do: the publisher's latest sender report for the layer being
+        forwarded, shifted by the rewriter's timestamp offset, so a subscriber syncing audio
+        and video by their reports lines up what the publisher captured together. None
+        (reports from what was sent) until the publisher reported.
+        """
+        layer = self.rewriter.current_layer
+        incoming = self.track.layer_ssrc(layer) if layer is not None else None
+        clock = self.track.media_clocks.get(incoming) if incoming is not None else None
+        if clock is None:
+            return None
+        return (clock[0] + self.rewriter.timestamp_offset) & 0xFFFFFFFF, clock[1]
 
     def _ready(self) -> bool:
         return self.transceiver is not None and self._is_ready(self.transceiver)
@@ -214,4 +247,5 @@ class DownTrack:
         if self.transceiver is not None:
             self.transceiver.sender.on_nack = None
             self.transceiver.sender.on_keyframe_request = None
+            self.transceiver.sender.media_clock = None
         self.cache.clear()

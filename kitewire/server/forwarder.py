@@ -128,6 +128,11 @@ class RtpRewriter:
         return self._last_out_seq
 
     @property
+    def timestamp_offset(self) -> int:
+        """What is added (mod 2**32) to the current layer's incoming RTP timestamps."""
+        return self._ts_offset
+
+    @property
     def waiting_for_keyframe(self) -> bool:
         """True while the target layer has not started yet (a keyframe is needed)."""
         return self.target_layer is not None and self.current_layer != self.target_layer

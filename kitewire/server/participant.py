@@ -22,7 +22,7 @@ from kitewire.transport import IceCandidateInit, PeerConnection, Transceiver
 
 from .context import ParticipantContext
 from .data_relay import DataRelay
-from .downtrack import DownTrack
+from .downtrack import DownTrack, msid_stream_id
 from .events import log_event
 from .ids import PARTICIPANT_PREFIX, new_id
 from .media_settings import PUBLISH_CODEC_MIMES
@@ -468,7 +468,7 @@ class Participant:
             # Bound to an m-line when the client next offers one.
             self.transports.sections.waiting.append(down)
         else:
-            transceiver = self.transports.add_sending_section(track)
+            transceiver = self.transports.add_sending_section(track, msid_stream_id(track, self))
             if transceiver is None:
                 return
             down = DownTrack(track, self, transceiver, is_ready=self.transports.ready_to_send)

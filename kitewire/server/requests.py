@@ -28,7 +28,7 @@ from .limits import (
     refusal,
 )
 from .subscription_permissions import permission_problem
-from .uptrack import quality_to_layer
+from .uptrack import quality_to_layer, stream_of_source
 
 if TYPE_CHECKING:
     from .participant import Participant
@@ -71,7 +71,8 @@ def _handle_add_track(participant: Participant, request: pb_rtc.AddTrackRequest)
     info.source = request.source
     info.simulcast = len(request.layers) > 1
     info.layers.extend(request.layers)
-    info.stream = request.stream
+    # livekit groups a camera with its microphone, a screen with its audio (subscribers lip-sync a stream)
+    info.stream = request.stream or stream_of_source(request.source)
     info.encryption = request.encryption
     _copy_track_features(request, info)
     for codec in request.simulcast_codecs:

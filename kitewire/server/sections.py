@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from kitewire.transport import Transceiver
 from kitewire.transport.sdp import SdpSession
 
-from .downtrack import DownTrack
+from .downtrack import DownTrack, msid_stream_id
 
 __all__ = ["MediaSections"]
 
@@ -68,7 +68,7 @@ class MediaSections:
             section.direction = "sendonly"
             if section.mid is not None:
                 self._spent.add(section.mid)
-            section.stream_id = f"{down.track.publisher.sid}|{down.track.sid}"
+            section.stream_id = msid_stream_id(down.track, down.subscriber)
             section.track_id = down.track.sid
             down.bind(section)
             self.waiting.remove(down)

@@ -294,7 +294,7 @@ class Transports:
 
     # ----- downtracks -----
 
-    def add_sending_section(self, track: PublishedTrack) -> Transceiver | None:
+    def add_sending_section(self, track: PublishedTrack, stream_id: str) -> Transceiver | None:
         """Two-PC mode: a new sendonly m-line for ``track`` on the subscriber PC (None without one)."""
         pc = self.subscriber_pc
         if pc is None:
@@ -304,9 +304,7 @@ class Transports:
         if codec is not None:
             codecs = [Codec(codec.mime_type, codec.clock_rate, codec.channels, codec.fmtp, None, codec.rtcp_feedback)]
         kind: Literal["audio", "video"] = "audio" if track.kind == "audio" else "video"
-        return pc.add_transceiver(
-            kind, "sendonly", codecs=codecs, stream_id=f"{track.publisher.sid}|{track.sid}", track_id=track.sid
-        )
+        return pc.add_transceiver(kind, "sendonly", codecs=codecs, stream_id=stream_id, track_id=track.sid)
 
     def release(self, down: DownTrack) -> None:
         """Stop sending ``down``'s m-line (single-PC: the next answer makes it inactive; two-PC: stopped)."""

@@ -17,6 +17,7 @@ from livekit.protocol import models as pb_models
 from kitewire.media.keyframe import is_keyframe
 from kitewire.transport import Codec, RtpHeader, RtpReceiver, Transceiver
 from kitewire.transport import rtp as rtp_ext
+from kitewire.transport.rtcp import SenderReport, ntp_to_unix
 
 from .dynacast import DynacastQuality
 from .forwarder import PaddingSequenceMap, PictureIds, UplinkGaps, picture_id_reader
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from .downtrack import DownTrack
     from .participant import Participant
 
-__all__ = ["RID_TO_LAYER", "IncomingPacket", "PublishedTrack", "quality_to_layer"]
+__all__ = ["RID_TO_LAYER", "IncomingPacket", "PublishedTrack", "quality_to_layer", "stream_of_source"]
 
 logger = logging.getLogger("kitewire.server")
 
@@ -48,6 +49,9 @@ _FORWARDED_EXTENSIONS = (rtp_ext.URI_VIDEO_ORIENTATION, rtp_ext.URI_ABS_CAPTURE_
 _MAX_SSRCS_PER_TRACK = 8
 # How often the publisher's extension ids are looked up again (they only change on renegotiation).
 _EXTENSION_IDS_REFRESH_SECONDS = 1.0
+# A publisher whose sender reports' wall clock is further than this from ours (seconds) is
+# taken as sampling when its reports arrive (its own clock is off).
+_MAX_PUBLISHER_CLOCK_OFFSET = 5.0
 
 
 class IncomingPacket:
@@ -102,6 +106,15 @@ class IncomingPacket:
             self.rest = payload
 
 
+def stream_of_source(source: int) -> str:
+    """The stream a track of ``source`` joins when its AddTrackRequest names none (livekit's grouping)."""
+    if source in (pb_models.TrackSource.CAMERA, pb_models.TrackSource.MICROPHONE):
+        return "camera"
+    if source in (pb_models.TrackSource.SCREEN_SHARE, pb_models.TrackSource.SCREEN_SHARE_AUDIO):
+        return "screen"
+    return "unknown"
+
+
 def quality_to_layer(quality: int) -> int:
     """VideoQuality LOW/MEDIUM/HIGH -> layer index 0/1/2."""
     return max(0, min(2, quality))
@@ -140,6 +153,9 @@ class PublishedTrack:
         self._audio_level_id_read_at = float("-inf")
         #: Video tracks: the best layer subscribers want, as announced to the publisher (dynacast).
         self.dynacast = DynacastQuality() if info.type == pb_models.VIDEO else None
+        #: By incoming SSRC: the publisher's latest sender report as (RTP timestamp, the Unix time it
+        #: stands for): its capture clock, which downtracks carry into their own reports.
+        self.media_clocks: dict[int, tuple[int, float]] = {}
         self.closed = False
         if transceiver is not None:
             self.bind(transceiver)
@@ -170,6 +186,21 @@ class PublishedTrack:
         if transceiver.mid is not None:
             self.info.mid = transceiver.mid
         transceiver.receiver.on_rtp = self.on_rtp
+        transceiver.receiver.on_sender_report = self.on_sender_report
+
+    def on_sender_report(self, report: SenderReport) -> None:
+        """Keep the publisher's RTP <-> wallclock mapping of one SSRC (bounded like the other per-SSRC state)."""
+        wall = ntp_to_unix(report.ntp_time)
+        arrived = time.time()
+        if abs(arrived - wall) > _MAX_PUBLISHER_CLOCK_OFFSET:
+            wall = arrived
+        if report.ssrc not in self.media_clocks and len(self.media_clocks) >= _MAX_SSRCS_PER_TRACK:
+            self.media_clocks.pop(next(iter(self.media_clocks)))
+        self.media_clocks[report.ssrc] = (report.rtp_timestamp, wall)
+
+    def layer_ssrc(self, layer: int) -> int | None:
+        """The incoming SSRC of ``layer``, once a packet of it arrived."""
+        return self._layer_ssrc.get(layer)
 
     def layer_of(self, header: RtpHeader) -> int:
         """The simulcast layer index of a packet (0 when not simulcast)."""
@@ -349,3 +380,4 @@ class PublishedTrack:
         self.closed = True
         if self.transceiver is not None:
             self.transceiver.receiver.on_rtp = None
+            self.transceiver.receiver.on_sender_report = None

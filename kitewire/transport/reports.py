@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from .rtcp import ReportBlock, build_receiver_report, build_sdes, build_sender_report, ntp_now, ntp_to_middle32
+from .rtcp import (
+    ReportBlock,
+    build_receiver_report,
+    build_sdes,
+    build_sender_report,
+    ntp_from_unix,
+    ntp_now,
+    ntp_to_middle32,
+)
 from .rtp import RtpHeader
 
 if TYPE_CHECKING:
@@ -54,11 +63,19 @@ class ReportGenerator:
         for transceiver in live:
             sender = transceiver.sender
             clock = sender.clock_rate()
+            media_clock = sender.media_clock
             for ssrc, stats in sender.streams.items():
                 if not stats.packets or now - stats.last_time > _REPORT_QUIET_STREAMS_FOR:
                     continue
-                ntp = ntp_now()
-                rtp_ts = (stats.last_timestamp + int((now - stats.last_time) * clock)) & 0xFFFFFFFF
+                anchor = media_clock(ssrc) if media_clock is not None else None
+                if anchor is not None:
+                    # the media's own clock: this instant on it, in RTP ticks
+                    wall = time.time()
+                    ntp = ntp_from_unix(wall)
+                    rtp_ts = (anchor[0] + round((wall - anchor[1]) * clock)) & 0xFFFFFFFF
+                else:
+                    ntp = ntp_now()
+                    rtp_ts = (stats.last_timestamp + int((now - stats.last_time) * clock)) & 0xFFFFFFFF
                 packet = build_sender_report(ssrc, ntp, rtp_ts, stats.packets, stats.octets)
                 packets.append(packet + build_sdes(ssrc, self._cname))
                 stats.last_sr_ntp = ntp

@@ -38,8 +38,10 @@ __all__ = [
     "build_sdes",
     "build_sender_report",
     "build_transport_cc",
+    "ntp_from_unix",
     "ntp_now",
     "ntp_to_middle32",
+    "ntp_to_unix",
     "parse_rtcp",
 ]
 
@@ -550,10 +552,23 @@ def ntp_now() -> int:
     64 bits, as on the wire, so LSR/DLSR arithmetic (modulo 2**32 on the middle
     bits) carries on across it.
     """
-    now = time.time()
-    seconds = int(now)
-    fraction = int((now - seconds) * (1 << 32)) & 0xFFFFFFFF
+    return ntp_from_unix(time.time())
+
+
+def ntp_from_unix(unix_seconds: float) -> int:
+    """A Unix time (``time.time()`` seconds) as a 64-bit NTP timestamp (see :func:`ntp_now` on the era)."""
+    seconds = int(unix_seconds // 1)
+    fraction = int((unix_seconds - seconds) * (1 << 32)) & 0xFFFFFFFF
     return (((seconds + _NTP_UNIX_OFFSET) & 0xFFFFFFFF) << 32) | fraction
+
+
+def ntp_to_unix(ntp_time: int) -> float:
+    """A 64-bit NTP timestamp as Unix seconds (era 0 before 2036, era 1 after)."""
+    seconds = (ntp_time >> 32) & 0xFFFFFFFF
+    unix = seconds - _NTP_UNIX_OFFSET
+    if unix < 0:
+        unix += 1 << 32  # era 1 (after 2036-02-07)
+    return unix + (ntp_time & 0xFFFFFFFF) / (1 << 32)
 
 
 def ntp_to_middle32(ntp_time: int) -> int:

@@ -51,8 +51,14 @@ class RtpSender:
     ``on_transport_cc(feedback)`` (transport-wide: every sender of the
     connection gets every transport-cc feedback).
 
-    Sender reports are sent automatically for every SSRC that sent packets;
-    the RTP timestamp <-> wallclock mapping comes from the last packet sent.
+    Sender reports are sent automatically for every SSRC that sent packets.
+    Their RTP timestamp <-> wallclock mapping comes from ``media_clock`` when
+    set (``media_clock(ssrc)`` -> (RTP timestamp, the ``time.time()`` instant
+    it stands for), or None): a publisher names its capture instants there and
+    an SFU the publisher's own sender reports, so that a receiver lip-syncing
+    audio and video by their reports lines up capture times, not the moments
+    each pipeline happened to send. Otherwise the last packet sent counts as
+    sampled when it was sent.
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class RtpSender:
         self.on_remb: Callable[[int, list[int]], object] | None = None
         self.on_receiver_report: Callable[[ReportBlock, float | None], object] | None = None
         self.on_transport_cc: Callable[[TransportCcFeedback], object] | None = None
+        self.media_clock: Callable[[int], tuple[int, float] | None] | None = None
 
     @property
     def ssrc(self) -> int:

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from kitewire.transport import Codec, SendEncoding, Transceiver
 from kitewire.transport.reports import ReportGenerator
-from kitewire.transport.rtcp import ReceiverReport, SenderReport, SourceDescription, parse_rtcp
+from kitewire.transport.rtcp import (
+    ReceiverReport,
+    SenderReport,
+    SourceDescription,
+    ntp_from_unix,
+    ntp_to_unix,
+    parse_rtcp,
+)
 from kitewire.transport.rtp import build_rtp_packet, parse_rtp_header
 
 
@@ -59,3 +67,44 @@ def test_sender_reports_count_what_was_sent_and_receiver_reports_come_in_chunks_
 def test_nothing_sent_or_received_gives_no_reports() -> None:
     generator = ReportGenerator(lambda: [_transceiver(1)], rtcp_ssrc=7, cname="me", interval=1.0)
     assert generator.generate(time.monotonic()) == []
+
+
+def test_a_sender_report_follows_the_media_clock_the_sender_is_given() -> None:
+    sending = _transceiver(1111)
+    # the stream's timestamps wrap between its clock's anchor and the report
+    sending.sender.send_rtp(
+        build_rtp_packet(payload_type=96, sequence_number=0, timestamp=0xFFFF_FF00, ssrc=1111, payload=b"x")
+    )
+    captured_at = time.time() - 0.5  # the anchor's timestamp stands for half a second ago
+    sending.sender.media_clock = lambda ssrc: (0xFFFF_FF00, captured_at) if ssrc == 1111 else None
+    generator = ReportGenerator(lambda: [sending], rtcp_ssrc=0x5EED, cname="me", interval=1.0)
+    before = time.time()
+    report = parse_rtcp(generator.generate(time.monotonic())[0])[0]
+    after = time.time()
+    assert isinstance(report, SenderReport)
+    reported_at = ntp_to_unix(report.ntp_time)
+    assert before - 0.001 <= reported_at <= after + 0.001
+    # the RTP timestamp is the clock's at the report's NTP time: 0.5 s on from the anchor, wrapped
+    expected = (0xFFFF_FF00 + round((reported_at - captured_at) * 90000)) & 0xFFFFFFFF
+    assert abs(((report.rtp_timestamp - expected + 2**31) % 2**32) - 2**31) <= 2
+    assert report.rtp_timestamp < 0x8000_0000  # it did wrap
+    # without a clock (None), the last packet sent counts as sampled when it was sent
+    sending.sender.media_clock = lambda ssrc: None
+    report = parse_rtcp(generator.generate(time.monotonic())[0])[0]
+    assert isinstance(report, SenderReport) and report.rtp_timestamp >= 0xFFFF_FF00
+
+
+@pytest.mark.parametrize(
+    "unix",
+    [
+        0.0,
+        1_764_000_000.25,  # 2025
+        2_085_978_495.5,  # the last second of NTP era 0 (2036-02-07 06:28:15)
+        2_085_978_496.75,  # the first of era 1
+        2_200_000_000.125,
+    ],
+)
+def test_ntp_and_unix_times_convert_both_ways_across_the_era_wrap(unix: float) -> None:
+    ntp = ntp_from_unix(unix)
+    assert ntp < 2**64
+    assert abs(ntp_to_unix(ntp) - unix) < 1e-6
