@@ -119,7 +119,8 @@ class FrameConsumer(Protocol):
         """Whether anyone wants frames now: while not, the decoder skips work."""
 
     def push(self, frame: VideoFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None) -> None:
-        """One decoded frame with its sender's metadata (if any), on the event loop."""
+        """One decoded frame with its sender's metadata (if any): on the event loop in-process,
+        on the media channel's reader thread from a media process (so it must be thread-safe)."""
 
 
 class AudioConsumer(Protocol):

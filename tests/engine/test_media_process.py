@@ -159,6 +159,48 @@ async def test_media_flows_while_the_application_thread_holds_the_gil(server_pro
         await asyncio.wait_for(viewer.disconnect(), 10)
 
 
+def _next_without_the_loop(stream: rtc.VideoStream) -> rtc.VideoFrameEvent | None:
+    """The stream's next event if it is ready without the event loop running once, else None."""
+    step = stream.__anext__()
+    try:
+        step.send(None)
+    except StopIteration as done:
+        event: rtc.VideoFrameEvent = done.value
+        return event
+    step.close()
+    return None
+
+
+async def test_a_capacity_one_stream_holds_the_newest_frame_when_a_busy_consumer_comes_back(
+    server_process: EmbeddedServer,
+) -> None:
+    viewer = await _connect(server_process.url, "viewer", "newest")
+    publisher = await _connect(server_process.url, "publisher", "newest")
+    try:
+        subscribed = _subscribed(viewer)
+        source = await _publish(publisher)
+        track = await asyncio.wait_for(subscribed, 20)
+        stream = rtc.VideoStream(track, capacity=1)
+        with ThreadCapture(source) as capture:
+            first = await asyncio.wait_for(stream.__anext__(), 20)
+            assert read_frame_counter(first.frame) is not None
+            del first
+            _hold_the_gil(2.0)  # a consumer busy in Python: its loop runs nothing meanwhile
+            busy_until = time.monotonic()
+            # the frames decoded meanwhile went into the stream without the loop: the
+            # newest one is there at once, not one that waited or is still on its way
+            event = _next_without_the_loop(stream)
+        await stream.aclose()
+        assert event is not None, "no frame was ready when the consumer came back"
+        counter = read_frame_counter(event.frame)
+        assert counter is not None
+        recent = {i % DISTINCT_FRAMES for i, at in capture.sent.items() if at >= busy_until - 1.0}
+        assert counter in recent, f"frame {counter} was not among those captured in the last second of the hold"
+    finally:
+        await asyncio.wait_for(publisher.disconnect(), 10)
+        await asyncio.wait_for(viewer.disconnect(), 10)
+
+
 async def test_killing_the_media_process_reconnects_with_a_new_one(server_process: EmbeddedServer) -> None:
     viewer = await _connect(server_process.url, "viewer", "crash")
     publisher = await _connect(server_process.url, "publisher", "crash")

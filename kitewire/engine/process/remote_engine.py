@@ -351,9 +351,12 @@ class RemoteEngine:
 
     # -- from the reader thread ----------------------------------------------------------
 
-    # Events and frames take two hops onto the loop, a command's result one: a result
-    # wakes its awaiting task with one more call_soon, so the task resumes before the
-    # events the child sent after that result are handled, as it would in-process.
+    # Events take two hops onto the loop, a command's result one: a result wakes its
+    # awaiting task with one more call_soon, so the task resumes before the events the
+    # child sent after that result are handled, as it would in-process. Decoded frames
+    # take none: they go to the track's fanout (thread-safe) on the reader thread, so a
+    # stream queues the newest frame while the application's loop is busy (a consumer
+    # holding the GIL finds it when it comes back, instead of a frame that waited).
 
     def deliver(self, message: tuple[Any, ...]) -> None:
         """An event or counter update from the child (reader thread)."""
@@ -361,16 +364,14 @@ class RemoteEngine:
             self._loop.call_soon_threadsafe(self._loop.call_soon, self._on_message, message)
 
     def deliver_frame(self, track_sid: str, frame: VideoFrame, info: FrameInfo) -> None:
-        """A decoded frame from the child (reader thread)."""
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._loop.call_soon, self._push, track_sid, frame, info)
+        """A decoded frame from the child (reader thread): straight to the track's consumer."""
+        with contextlib.suppress(RuntimeError):  # the application's loop is closed
+            self._push(track_sid, frame, info)
 
     def process_died(self, detail: str) -> None:
         """The media process ended (reader thread)."""
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._on_process_died, detail)
-
-    # -- on the loop ----------------------------------------------------------------
 
     def _push(self, track_sid: str, frame: VideoFrame, info: FrameInfo) -> None:
         if self._closed:
@@ -380,6 +381,8 @@ class RemoteEngine:
         consumer = self._consumers.get(track_sid)
         if consumer is not None:
             consumer.push(frame, info.timestamp_us, info.rotation, info.metadata)
+
+    # -- on the loop ----------------------------------------------------------------
 
     def _push_audio(self, track_sid: str, audio: tuple[Any, ...], counters: tuple[int, ...]) -> None:
         if self._closed or track_sid not in self._audio_tracks:
