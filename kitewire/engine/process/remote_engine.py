@@ -28,9 +28,15 @@ from typing import Any
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
-from kitewire.engine.session import AudioConsumer, EngineListener, FrameConsumer, JoinParameters
+from kitewire.engine.handle import (
+    AudioConsumer,
+    EngineError,
+    EngineListener,
+    FrameConsumer,
+    JoinParameters,
+    spawn_owned,
+)
 from kitewire.engine.stats import EngineStats
-from kitewire.engine.wire import EngineError, spawn_owned
 from kitewire.frames import VideoFrame
 from kitewire.frames.audio_frame import AudioFrame
 from kitewire.media.packet_trailer import FrameMetadata
