@@ -134,18 +134,28 @@ class RemotePublishPipeline(_RemotePublishSink):
 
 
 class RemoteAudioPublishPipeline(_RemotePublishSink):
-    """The application's end of a published audio track: PCM over the control socket, to the child's encoder."""
+    """The application's end of a published audio track: PCM over the control socket, to the
+    child, which plays it out in real time to its encoder."""
+
+    #: takes each captured frame at once (the AudioSource does not pace it): the media
+    #: process plays the audio out, so it keeps flowing while the application holds the GIL
+    paces_audio = True
 
     def on_frame(
         self, frame: AudioFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None
     ) -> None:
-        """Send a played-out chunk of PCM (the event loop; a few KB, never waits for the child)."""
+        """Send a captured frame of PCM (the event loop; a few KB, never waits for the child)."""
         if self._closed or self._muted:
             return
         pcm = bytes(frame.data.cast("B"))
         self._process.post(
             ("audio", self._key, pcm, frame.sample_rate, frame.num_channels, frame.samples_per_channel, timestamp_us)
         )
+
+    def clear_audio(self) -> None:
+        """The source cleared its queue: the child drops what it has not played out yet."""
+        if not self._closed:
+            self._process.post(("audio_clear", self._key))
 
 
 @dataclass
