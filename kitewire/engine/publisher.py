@@ -2,8 +2,10 @@
 
 Frames come in on the event loop (or any thread); only the newest frame waits for
 the encoder, so a slow encoder drops frames instead of building latency. Scaling and
-encoding run in a worker thread. Each layer (one, or q/h/f with simulcast) has its
-own encoder, SSRC, sequence numbers and packet history for NACK retransmission.
+encoding run on worker threads, the simulcast layers of one frame at the same time
+(libvpx, x264 and swscale run without the GIL, so the layers use the machine's cores).
+Each layer (one, or q/h/f with simulcast) has its own encoder, SSRC, sequence numbers
+and packet history for NACK retransmission.
 
 Under loss each layer's bitrate and picture size follow what its receiver reports
 (:mod:`kitewire.engine._loss_control`): fewer packets per frame means fewer frames
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import av
+from av.video.reformatter import VideoReformatter
 
 from kitewire.frames import VideoFrame
 from kitewire.media import (
@@ -68,6 +71,9 @@ class _Layer:
     frames_sent: int = 0
     keyframes_sent: int = 0
     bytes_sent: int = 0
+    # the layer's own scaler: av.VideoFrame.reformat shares one per source frame, and
+    # the layers of a frame scale it at the same time
+    reformatter: VideoReformatter = field(default_factory=VideoReformatter)
 
 
 class LayerCounters(NamedTuple):
@@ -103,21 +109,28 @@ def _to_yuv420p(frame: VideoFrame) -> av.VideoFrame:
 
 def _encode_layer(
     picture: av.VideoFrame,
-    encoder: VideoEncoder,
+    owns_picture: bool,
+    layer: _Layer,
     width: int,
     height: int,
     keyframe: bool,
     captured_at: float,
     metadata: FrameMetadata | None,
 ) -> EncodedFrame:
-    """Scale ``picture`` to one layer's size and encode it (worker thread).
+    """Scale ``picture`` to one layer's size and encode it (a worker thread, beside the other layers').
 
-    Layers share ``picture`` but are encoded one after the other, never concurrently.
+    The layers of a frame share ``picture`` and run at the same time: each scales with
+    its own reformatter, which only reads it. The encoder writes ``pts`` into the frame
+    it gets, so only the one layer that ``owns_picture`` may encode it unscaled; another
+    layer of the same size encodes a copy.
     """
-    scaled = picture
     if (picture.width, picture.height) != (width, height):
-        scaled = picture.reformat(width=width, height=height, format="yuv420p")
-    return encoder.encode(scaled, keyframe=keyframe, capture_time=captured_at, metadata=metadata)
+        scaled = layer.reformatter.reformat(picture, width=width, height=height, format="yuv420p")
+    elif owns_picture:
+        scaled = picture
+    else:
+        scaled = av.VideoFrame.from_ndarray(picture.to_ndarray(), format="yuv420p")
+    return layer.encoder.encode(scaled, keyframe=keyframe, capture_time=captured_at, metadata=metadata)
 
 
 class VideoPublishPipeline:
@@ -351,25 +364,37 @@ class VideoPublishPipeline:
             URI_ABS_CAPTURE_TIME: encode_abs_capture_time(capture_us_to_ntp_us(pending.timestamp_us)),
             URI_VIDEO_ORIENTATION: encode_video_orientation(rotation_to_degrees(pending.rotation)),
         }
-        # top layer first, each sent as soon as it is encoded: the top layer is what
+        # every layer encodes at once, on a worker thread each; sent top layer first, each
+        # as soon as it and the layers above it are done: the top layer is what
         # subscribers usually want, and an SFU that starts forwarding on the first
         # keyframe it sees then needs no layer switch
+        jobs: list[tuple[_Layer, bool, asyncio.Future[EncodedFrame]]] = []
+        picture_taken = False
         for layer in reversed(self._layers):
             keyframe = layer.keyframe_wanted
             layer.keyframe_wanted = False
             width, height = self._adapt_to_loss(layer, time.monotonic())
-            encoded = await self._loop.run_in_executor(
-                None, _encode_layer, picture, layer.encoder, width, height, keyframe, pending.captured_at, sent_metadata
+            owns = not picture_taken and (picture.width, picture.height) == (width, height)
+            picture_taken = picture_taken or owns
+            job = self._loop.run_in_executor(
+                None, _encode_layer, picture, owns, layer, width, height, keyframe, pending.captured_at, sent_metadata
             )
-            if self._closed:
-                return
-            if keyframe and not (encoded and encoded.keyframe):
-                # rate control dropped the frame that was to be a keyframe: next one
-                layer.keyframe_wanted = True
-            if encoded and encoded.keyframe:
-                self.keyframes_sent += 1
-                layer.keyframes_sent += 1
-            await self._send_layer(layer, encoded, rtp_timestamp, extensions)
+            jobs.append((layer, keyframe, job))
+        try:
+            for layer, keyframe, job in jobs:
+                encoded = await job
+                if self._closed:
+                    return
+                if keyframe and not (encoded and encoded.keyframe):
+                    # rate control dropped the frame that was to be a keyframe: next one
+                    layer.keyframe_wanted = True
+                if encoded and encoded.keyframe:
+                    self.keyframes_sent += 1
+                    layer.keyframes_sent += 1
+                await self._send_layer(layer, encoded, rtp_timestamp, extensions)
+        finally:
+            # a failed layer or a close must not leave the other layers' results unread
+            await asyncio.gather(*(job for _, _, job in jobs), return_exceptions=True)
         self.frames_encoded += 1
 
     async def _send_layer(

@@ -24,9 +24,7 @@ from typing import Protocol
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
-from .handle import EngineFactory, EngineHandle
-from .session import EngineEvents, JoinParameters, RtcEngine
-from .wire import EngineError
+from .handle import EngineError, EngineEvents, EngineFactory, EngineHandle, JoinParameters
 
 __all__ = ["ReconnectingEngine", "SessionListener"]
 
@@ -145,11 +143,16 @@ class ReconnectingEngine:
         self,
         listener: SessionListener,
         reconnect_timeout: Callable[[], float],
-        engine_factory: EngineFactory = RtcEngine,
+        engine_factory: EngineFactory | None = None,
     ) -> None:
+        if engine_factory is None:
+            # the in-process engine by default, imported only when it is the one used
+            from .session import RtcEngine
+
+            engine_factory = RtcEngine
         self.listener = listener
         self._reconnect_timeout = reconnect_timeout
-        self._engine_factory = engine_factory
+        self._engine_factory: EngineFactory = engine_factory
         self._engine: EngineHandle | None = None
         self._events: _SessionEvents | None = None
         self._parameters: JoinParameters | None = None

@@ -22,21 +22,21 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
-from kitewire.frames import VideoFrame
-from kitewire.media import FrameMetadata, VideoLayerPlan, normalize_codec, plan_video_layers
+from kitewire.media import VideoLayerPlan, normalize_codec, plan_video_layers
 from kitewire.media.e2ee_frame import FrameTransform, KeySet
 from kitewire.signal import SignalConnectError
 from kitewire.transport import PeerConnectionConfig, Transceiver
 
 from .audio_publisher import AudioPublishPipeline
 from .audio_receiver import AudioReceivePipeline
-from .e2ee import E2eeConfig, E2eeSession
+from .e2ee import E2eeSession
+from .handle import AudioConsumer, EngineEvents, EngineListener, FrameConsumer, JoinParameters
 from .lipsync import StreamSync
 from .publisher import VideoPublishPipeline
 from .receiver import VideoReceivePipeline
@@ -60,101 +60,6 @@ logger = logging.getLogger("kitewire.engine")
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # video codecs sent end-to-end encrypted (those whose clear header LiveKit defines and our packetizers keep)
 _E2EE_CODECS = ("VP8", "H264")
-
-
-class EngineEvents(Protocol):
-    """What a session reports about the room (all called on the event loop)."""
-
-    def on_participant_update(self, participants: list[models.ParticipantInfo]) -> None:
-        """The server's ParticipantUpdate: participants that joined, changed or left."""
-
-    def on_remote_video(self, track_sid: str, participant_sid: str) -> None:
-        """Media of a subscribed video track started arriving: :meth:`RtcEngine.route_remote_video`
-        says where its decoded frames go."""
-
-    def on_remote_video_ended(self, track_sid: str) -> None:
-        """``track_sid`` is no longer received (unsubscribed, unpublished or renegotiated away)."""
-
-    def on_remote_audio(self, track_sid: str, participant_sid: str) -> None:
-        """Media of a subscribed audio track started arriving: :meth:`RtcEngine.route_remote_audio`
-        says where its decoded PCM goes."""
-
-    def on_remote_audio_ended(self, track_sid: str) -> None:
-        """The audio track ``track_sid`` is no longer received."""
-
-    def on_local_track_unpublished(self, track_sid: str) -> None:
-        """The server unpublished one of our tracks."""
-
-    def on_local_track_subscribed(self, track_sid: str) -> None:
-        """Another participant subscribed to one of our tracks."""
-
-    def on_track_mute_requested(self, track_sid: str, muted: bool) -> None:
-        """The server asks us to (un)mute one of our tracks."""
-
-    def on_room_update(self, room: models.Room) -> None:
-        """Room metadata or counters changed."""
-
-    def on_data_packet(self, packet: models.DataPacket, reliable: bool) -> None:
-        """A DataPacket from another participant or the server (user data, RPC, streams, ...)."""
-
-    def on_speakers_changed(self, speakers: list[models.SpeakerInfo]) -> None:
-        """The server's SpeakersChanged: participants whose speaking state or level changed."""
-
-    def on_connection_quality(self, updates: list[signal_pb.ConnectionQualityInfo]) -> None:
-        """The server's ConnectionQualityUpdate."""
-
-    def on_e2ee_state(self, participant_identity: str, state: int) -> None:
-        """A frame cryptor's EncryptionState changed (livekit's e2ee_state_changed)."""
-
-    def on_disconnected(self, reason: int) -> None:
-        """The session ended; ``reason`` is a DisconnectReason."""
-
-
-class EngineListener(EngineEvents, Protocol):
-    """What the session reports to its owner: the room's events and the loss of the connection."""
-
-    def on_connection_lost(self, reason: int) -> None:
-        """The signal connection dropped or a PeerConnection failed, and the server
-        did not forbid coming back: the session is unusable but NOT torn down; the
-        listener decides whether to rejoin (then :meth:`RtcEngine.abandon` this one)
-        or to give up (:meth:`RtcEngine.disconnect`)."""
-
-
-class FrameConsumer(Protocol):
-    """Where a remote track's decoded frames go (the rtc layer's frame fanout)."""
-
-    @property
-    def has_sinks(self) -> bool:
-        """Whether anyone wants frames now: while not, the decoder skips work."""
-
-    def push(self, frame: VideoFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None) -> None:
-        """One decoded frame with its sender's metadata (if any), on the event loop."""
-
-
-class AudioConsumer(Protocol):
-    """Where a remote audio track's decoded PCM goes (plain bytes and ints: it may cross a pipe)."""
-
-    @property
-    def has_sinks(self) -> bool:
-        """Whether anyone wants audio now."""
-
-    def push_audio(self, pcm: bytes, sample_rate: int, num_channels: int, samples: int, timestamp_us: int) -> None:
-        """``samples`` per channel of int16 interleaved PCM, on the event loop."""
-
-
-@dataclass(frozen=True)
-class JoinParameters:
-    """How to join a room: for :meth:`RtcEngine.connect`, and kept by
-    :class:`~kitewire.engine.reconnect.ReconnectingEngine` for its rejoins."""
-
-    url: str
-    token: str
-    auto_subscribe: bool = True
-    timeout: float = 5.0
-    # livekit's RoomOptions name: False joins over legacy /rtc with two PeerConnections
-    single_peer_connection: bool | None = None
-    # end-to-end encryption (None: frames go as they are)
-    e2ee: E2eeConfig | None = None
 
 
 @dataclass

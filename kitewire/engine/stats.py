@@ -8,18 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from kitewire.transport import PeerConnection
-from kitewire.transport.codecs import Codec
 from kitewire.transport.stats import PeerConnectionStats
 
-from .publisher import LayerCounters, VideoPublishPipeline
-from .receiver import VideoReceivePipeline
+if TYPE_CHECKING:
+    # the pipelines only in annotations: the application's side of a media process
+    # unpickles these snapshots without loading the engine
+    from kitewire.transport import PeerConnection
+    from kitewire.transport.codecs import Codec
+
+    from .publisher import LayerCounters, VideoPublishPipeline
+    from .receiver import VideoReceivePipeline
 
 __all__ = [
     "CodecInfo",
     "EngineStats",
-    "LayerCounters",
     "PublishedCounters",
     "ReceivedCounters",
     "pc_stats",

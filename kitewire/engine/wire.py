@@ -51,6 +51,7 @@ from kitewire.transport import (
 )
 
 from .data_channels import DataChannels
+from .handle import EngineError, spawn_owned
 
 __all__ = [
     "JOIN_AUDIO_SLOTS",
@@ -89,37 +90,6 @@ _CLOSE_TIMEOUT = 5.0
 JoinMode = Literal["auto", "v1", "legacy"]
 # signal.connect's ``legacy`` for each mode (None: v1, then /rtc on 404).
 _LEGACY_BY_MODE: dict[str, bool | None] = {"auto": None, "v1": False, "legacy": True}
-
-
-class EngineError(Exception):
-    """A request to the server failed (not connected, refused, or timed out)."""
-
-
-def spawn_owned(
-    loop: asyncio.AbstractEventLoop,
-    tasks: set[asyncio.Task[Any]],
-    coroutine: Coroutine[Any, Any, object],
-    what: str,
-) -> None:
-    """Run ``coroutine`` as a task kept in ``tasks`` (so its owner can cancel it) until it ends.
-
-    An ``EngineError`` is logged as a warning, anything else with its traceback as ``what``
-    failing. A task cancelled before its first step never awaited ``coroutine``: it is
-    closed quietly.
-    """
-
-    async def run() -> None:
-        try:
-            await coroutine
-        except EngineError as exc:
-            logger.warning("%s", exc)
-        except Exception:
-            logger.exception("%s failed", what)
-
-    task = loop.create_task(run())
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
-    task.add_done_callback(lambda _: coroutine.close())
 
 
 @dataclass(frozen=True)

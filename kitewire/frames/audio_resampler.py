@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import enum
 import threading
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 
 from .audio_frame import AudioFrame, validate_audio_format
+
+if TYPE_CHECKING:
+    import av
 
 __all__ = ["AudioResampler", "AudioResamplerQuality"]
 
@@ -75,6 +78,9 @@ class AudioResampler:
         self._new_resampler()
 
     def _new_resampler(self) -> None:
+        # PyAV loads with the first resampler, not with kitewire.rtc
+        import av
+
         self._resampler = av.AudioResampler(
             format="s16",
             layout=_LAYOUTS[self._output_channels],
@@ -114,6 +120,8 @@ class AudioResampler:
         samples = len(raw) // (2 * self._num_channels)
         if samples == 0:
             return []
+        import av
+
         array = np.frombuffer(raw, dtype=np.int16).reshape(1, samples * self._num_channels)
         frame = av.AudioFrame.from_ndarray(array, format="s16", layout=_LAYOUTS[self._num_channels])
         frame.sample_rate = self._input_rate
@@ -124,6 +132,8 @@ class AudioResampler:
 
     def flush(self) -> list[AudioFrame]:
         """The rest of the stream (the filter's delay); the resampler then starts over."""
+        import av
+
         with self._lock:
             try:
                 out = [self._to_frame(frame) for frame in self._resampler.resample(None)]

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, Final, SupportsIndex, cast
 import numpy as np
 import numpy.typing as npt
 
-from .convert import AnyArray, convert_buffer, plane_arrays
 from .enums import VideoBufferType
 from .layout import (
     FOUR_BYTE_RGB_TYPES,
@@ -43,6 +42,8 @@ from .layout import (
 
 if TYPE_CHECKING:
     import av
+
+    from .convert import AnyArray
 
 __all__ = ["VideoFrame"]
 
@@ -160,6 +161,9 @@ class VideoFrame:
         and set to 255 otherwise. Runs in native code that releases the GIL.
         """
         target_type = validate_type(type)
+        # the converters (OpenCV, libyuv) load on the first conversion, not with every frame
+        from .convert import convert_buffer
+
         converted = convert_buffer(
             self._buffer, self._type, self._width, self._height, target_type, flip_y=bool(flip_y)
         )
@@ -192,6 +196,8 @@ class VideoFrame:
         2-D (rows, columns) per single-channel plane; NV12's UV plane is
         (rows, columns, 2); packed RGB gives one (height, width, channels) array.
         """
+        from .convert import plane_arrays
+
         return plane_arrays(self._buffer, self._type, self._width, self._height)
 
     @classmethod

@@ -103,13 +103,30 @@ class FrameFanout(Generic[FrameT]):
             except Exception:
                 logger.exception("the fanout's sinks watcher failed")
 
-    def push(self, frame: FrameT, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None) -> None:
-        """Deliver one frame to every sink; a failing sink is logged and skipped."""
+    def pacing_sinks(self) -> list[FrameSink[FrameT]]:
+        """The sinks that play audio out themselves (``paces_audio = True``, the media
+        process's publish pipeline): they take captured audio at once, not paced."""
+        with self._lock:
+            return [sink for sink in self._sinks if getattr(sink, "paces_audio", False)]
+
+    def push(
+        self,
+        frame: FrameT,
+        timestamp_us: int,
+        rotation: int,
+        metadata: FrameMetadata | None = None,
+        *,
+        pacing: bool | None = None,
+    ) -> None:
+        """Deliver one frame to every sink (only those whose ``paces_audio`` equals
+        ``pacing`` when given); a failing sink is logged and skipped."""
         with self._lock:
             if self._ended:
                 return
             self.frames_pushed += 1
             sinks = list(self._sinks)
+        if pacing is not None:
+            sinks = [sink for sink in sinks if getattr(sink, "paces_audio", False) == pacing]
         for sink in sinks:
             try:
                 sink.on_frame(frame, timestamp_us, rotation, metadata)

@@ -115,12 +115,10 @@ class TrackStream(Generic[EventT]):
         if running_loop() is self._loop:
             self._queue.put(event)
         else:
-            # frames may be captured on another thread; the queue belongs to our loop
-            self._loop.call_soon_threadsafe(self._put_if_open, event)
-
-    def _put_if_open(self, event: EventT | None) -> None:
-        if not self._closed:
-            self._queue.put(event)
+            # frames come from capture threads and from the media process's reader thread:
+            # queued at once, so a consumer busy in its own code (holding the GIL, its loop
+            # not running) takes the newest frame when it comes back, not one that waited
+            self._queue.put_from_thread(event, self._loop)
 
     def _finish_from_producer(self) -> None:
         # the producer is gone: consumers drain what is queued, then iteration ends
@@ -130,7 +128,7 @@ class TrackStream(Generic[EventT]):
         if running_loop() is self._loop:
             self._queue.put(None)
         else:
-            self._loop.call_soon_threadsafe(self._queue.put, None)
+            self._queue.put_from_thread(None, self._loop)
 
     def _track_ended(self, sink: _TrackSink, ends_stream: bool) -> None:
         if sink is not self._sink:

@@ -41,15 +41,50 @@ every packet; RTCP feedback arrives on the sender's ``on_nack``,
 transport-wide CC feedback are sent automatically.
 """
 
-from .codecs import DEFAULT_CODECS, Codec, MediaKind
-from .datachannel import DataChannel, DataChannelState
-from .ice import IceCandidateInit, IceServer
-from .peer_connection import ConnectionState, PeerConnection, PeerConnectionConfig, SdpType, SignalingState
-from .receiver import RtpReceiver
-from .rtp import RtpHeader, RtpHeaderTemplate
-from .sender import RtpSender, SendEncoding
-from .stats import InboundStreamStats, OutboundStreamStats, PeerConnectionStats
-from .transceiver import Direction, Transceiver
+from typing import TYPE_CHECKING
+
+from kitewire._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .codecs import DEFAULT_CODECS, Codec, MediaKind
+    from .datachannel import DataChannel, DataChannelState
+    from .ice import IceCandidateInit, IceServer
+    from .peer_connection import ConnectionState, PeerConnection, PeerConnectionConfig, SdpType, SignalingState
+    from .receiver import RtpReceiver
+    from .rtp import RtpHeader, RtpHeaderTemplate
+    from .sender import RtpSender, SendEncoding
+    from .stats import InboundStreamStats, OutboundStreamStats, PeerConnectionStats
+    from .transceiver import Direction, Transceiver
+
+# imported on first use (see kitewire/_lazy.py): the application's side of a media
+# process needs a few light modules of this package, not all of it
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "DEFAULT_CODECS": ".codecs",
+        "Codec": ".codecs",
+        "MediaKind": ".codecs",
+        "DataChannel": ".datachannel",
+        "DataChannelState": ".datachannel",
+        "IceCandidateInit": ".ice",
+        "IceServer": ".ice",
+        "ConnectionState": ".peer_connection",
+        "PeerConnection": ".peer_connection",
+        "PeerConnectionConfig": ".peer_connection",
+        "SdpType": ".peer_connection",
+        "SignalingState": ".peer_connection",
+        "RtpReceiver": ".receiver",
+        "RtpHeader": ".rtp",
+        "RtpHeaderTemplate": ".rtp",
+        "RtpSender": ".sender",
+        "SendEncoding": ".sender",
+        "InboundStreamStats": ".stats",
+        "OutboundStreamStats": ".stats",
+        "PeerConnectionStats": ".stats",
+        "Direction": ".transceiver",
+        "Transceiver": ".transceiver",
+    },
+)
 
 __all__ = [
     "DEFAULT_CODECS",

@@ -159,6 +159,128 @@ async def test_media_flows_while_the_application_thread_holds_the_gil(server_pro
         await asyncio.wait_for(viewer.disconnect(), 10)
 
 
+def _next_without_the_loop(stream: rtc.VideoStream) -> rtc.VideoFrameEvent | None:
+    """The stream's next event if it is ready without the event loop running once, else None."""
+    step = stream.__anext__()
+    try:
+        step.send(None)
+    except StopIteration as done:
+        event: rtc.VideoFrameEvent = done.value
+        return event
+    step.close()
+    return None
+
+
+async def test_a_capacity_one_stream_holds_the_newest_frame_when_a_busy_consumer_comes_back(
+    server_process: EmbeddedServer,
+) -> None:
+    viewer = await _connect(server_process.url, "viewer", "newest")
+    publisher = await _connect(server_process.url, "publisher", "newest")
+    try:
+        subscribed = _subscribed(viewer)
+        source = await _publish(publisher)
+        track = await asyncio.wait_for(subscribed, 20)
+        stream = rtc.VideoStream(track, capacity=1)
+        with ThreadCapture(source) as capture:
+            first = await asyncio.wait_for(stream.__anext__(), 20)
+            assert read_frame_counter(first.frame) is not None
+            del first
+            _hold_the_gil(2.0)  # a consumer busy in Python: its loop runs nothing meanwhile
+            busy_until = time.monotonic()
+            # the frames decoded meanwhile went into the stream without the loop: the
+            # newest one is there at once, not one that waited or is still on its way
+            event = _next_without_the_loop(stream)
+        await stream.aclose()
+        assert event is not None, "no frame was ready when the consumer came back"
+        counter = read_frame_counter(event.frame)
+        assert counter is not None
+        recent = {i % DISTINCT_FRAMES for i, at in capture.sent.items() if at >= busy_until - 1.0}
+        assert counter in recent, f"frame {counter} was not among those captured in the last second of the hold"
+    finally:
+        await asyncio.wait_for(publisher.disconnect(), 10)
+        await asyncio.wait_for(viewer.disconnect(), 10)
+
+
+def _audio_subscribed(room: rtc.Room) -> asyncio.Future[rtc.RemoteAudioTrack]:
+    future: asyncio.Future[rtc.RemoteAudioTrack] = asyncio.get_running_loop().create_future()
+
+    def on_subscribed(track: rtc.Track, *_: object) -> None:
+        if isinstance(track, rtc.RemoteAudioTrack) and not future.done():
+            future.set_result(track)
+
+    room.on("track_subscribed", on_subscribed)
+    return future
+
+
+HOLD = 0.3
+
+
+async def test_audio_captured_ahead_flows_while_the_application_thread_holds_the_gil(
+    server_process: EmbeddedServer,
+) -> None:
+    viewer = await _connect(server_process.url, "viewer", "busy-audio")
+    publisher = await _connect(server_process.url, "publisher", "busy-audio")
+    try:
+        subscribed = _audio_subscribed(viewer)
+        source = rtc.AudioSource(48000, 1, queue_size_ms=1000)
+        microphone = rtc.LocalAudioTrack.create_audio_track("microphone", source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        await publisher.local_participant.publish_track(microphone, options)
+        track = await asyncio.wait_for(subscribed, 20)
+        stream = rtc.AudioStream(track, sample_rate=48000, num_channels=1)
+        received: list[tuple[float, int]] = []  # (arrival, samples)
+
+        async def count() -> None:
+            async for event in stream:
+                received.append((time.monotonic(), event.frame.samples_per_channel))
+
+        async def capture() -> None:
+            # a producer faster than real time: the source's queue (1 s) stays full
+            frame = rtc.AudioFrame.create(48000, 1, 960)
+            while True:
+                await source.capture_frame(frame)
+
+        loop = asyncio.get_running_loop()
+        counter = loop.create_task(count())
+        producer = loop.create_task(capture())
+        await asyncio.sleep(3.0)  # flowing, the queue full
+        assert source.queued_duration >= 0.5
+        engine = viewer._session.engine
+        assert isinstance(engine, RemoteEngine)
+
+        def concealed_so_far() -> int:
+            pipeline = engine.remote_audio_pipeline(track.sid)
+            assert pipeline is not None
+            return pipeline.frames_concealed
+
+        # the same window twice: the loop free (what this machine conceals anyway), then busy
+        start = concealed_so_far()
+        await asyncio.sleep(HOLD + 2.0)
+        baseline = concealed_so_far() - start
+        start = concealed_so_far()
+        window_from = time.monotonic()
+        _hold_the_gil(HOLD)  # nothing of this loop runs: neither the producer nor any pacing here
+        await asyncio.sleep(2.0)
+        window_until = time.monotonic()
+        concealed = concealed_so_far() - start
+        for task in (producer, counter):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await stream.aclose()
+        await source.aclose()
+        # what the subscriber got for the window: its audio was paced in the media
+        # process from the queue captured ahead, so no 300 ms hole (15 Opus frames of
+        # 20 ms; the pacer on this loop left 12 concealed) had to be filled in, and the
+        # received audio covers the window
+        got = sum(samples for at, samples in received if window_from <= at <= window_until) / 48000
+        assert concealed <= baseline + 5, f"{concealed} 20 ms frames concealed around the hold ({baseline} without)"
+        assert got >= 0.8 * (window_until - window_from), f"{got:.2f} s of audio in the window"
+    finally:
+        await asyncio.wait_for(publisher.disconnect(), 10)
+        await asyncio.wait_for(viewer.disconnect(), 10)
+
+
 async def test_killing_the_media_process_reconnects_with_a_new_one(server_process: EmbeddedServer) -> None:
     viewer = await _connect(server_process.url, "viewer", "crash")
     publisher = await _connect(server_process.url, "publisher", "crash")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from kitewire.utils import RingQueue
@@ -87,3 +88,35 @@ def test_get_nowait() -> None:
 def test_bad_capacity_raises_value_error(capacity: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RingQueue(capacity)  # type: ignore[arg-type]
+
+
+def _put_all(queue: RingQueue[int], loop: asyncio.AbstractEventLoop, count: int) -> None:
+    for item in range(count):
+        queue.put_from_thread(item, loop)
+
+
+async def test_put_from_thread_queues_at_once_and_wakes_a_waiting_get() -> None:
+    loop = asyncio.get_running_loop()
+    queue: RingQueue[int] = RingQueue(1)
+    # the loop is not running while the thread puts: the newest item is there right after
+    producer = threading.Thread(target=_put_all, args=(queue, loop, 50))
+    producer.start()
+    producer.join(10)
+    assert len(queue) == 1 and queue.dropped == 49
+    assert queue.get_nowait() == 49
+    waiter = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    threading.Thread(target=queue.put_from_thread, args=(7, loop)).start()
+    assert await asyncio.wait_for(waiter, 5) == 7
+
+
+async def test_put_from_thread_and_get_race_without_losing_or_duplicating() -> None:
+    loop = asyncio.get_running_loop()
+    queue: RingQueue[int] = RingQueue(0)
+    count = 2000
+    producer = threading.Thread(target=_put_all, args=(queue, loop, count))
+    producer.start()
+    taken = [await asyncio.wait_for(queue.get(), 10) for _ in range(count)]
+    producer.join(10)
+    assert taken == list(range(count)) and len(queue) == 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 
 from kitewire.engine.handle import EngineFactory
-from kitewire.engine.session import RtcEngine
 
 from .remote_engine import RemoteAudioPublishPipeline, RemoteEngine, RemotePublished, RemotePublishPipeline
 from .supervisor import MediaProcess
@@ -38,4 +37,9 @@ def media_process_enabled() -> bool:
 
 def engine_factory() -> EngineFactory:
     """What makes engine sessions now: RemoteEngine (default) or the in-process RtcEngine."""
-    return RemoteEngine if media_process_enabled() else RtcEngine
+    if media_process_enabled():
+        return RemoteEngine
+    # imported only here: with the media process on, the application never loads the engine
+    from kitewire.engine.session import RtcEngine
+
+    return RtcEngine

@@ -13,7 +13,9 @@ pipeline as views of the shared slot; a received track's decoded frames go out
 through a :class:`~kitewire.engine.process.frame_link.FrameWriter` of its own. Each
 frame's metadata travels in its FrameInfo. Audio is small (20 ms of PCM is a few KB):
 it crosses as plain bytes in the message itself, ``("audio", key, pcm, sample_rate,
-num_channels, samples, timestamp_us)`` to a published track's encoder and
+num_channels, samples, timestamp_us)`` as it is captured, to a published track's
+playout queue here (paced without the application's GIL, then to its encoder;
+``("audio_clear", key)`` empties the queue), and
 ``("audio", engine_id, track_sid, (pcm, ...), counters)`` from a received track's decoder.
 """
 
@@ -36,6 +38,7 @@ from livekit.protocol import models
 from kitewire.engine.session import EngineListener, JoinParameters, RtcEngine
 from kitewire.engine.wire import EngineError
 from kitewire.frames import VideoFrame
+from kitewire.frames.audio_playout import AudioPlayout
 from kitewire.media.packet_trailer import FrameMetadata
 
 from .channel import Channel, Message
@@ -44,6 +47,9 @@ from .frame_link import RECEIVE_SLOTS, FrameInfo, FrameLink, FrameWriter
 logger = logging.getLogger("kitewire.engine.process")
 
 _PR_SET_PDEATHSIG = 1
+# a published track's audio waiting here for playout: the application's AudioSource keeps
+# it within its queue_size_ms (at most 60 s); beyond this the oldest is dropped
+_MAX_PLAYOUT_SECONDS = 61
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -118,6 +124,8 @@ class _HostedEngine:
         self._published: dict[str, Any] = {}
         self._tracks: dict[str, _ForwardedTrack | _ForwardedAudio] = {}
         self._sent_reported: dict[str, int] = {}
+        # published audio tracks' playout queues: captured PCM arrives at once, paced here
+        self._playouts: dict[str, tuple[tuple[int, int], AudioPlayout]] = {}
         self.engine = RtcEngine(self._listener())
 
     def _listener(self) -> EngineListener:
@@ -186,6 +194,7 @@ class _HostedEngine:
     async def unpublish_audio(self, track_sid: str, timeout: float = 10.0) -> None:
         self._published.pop(track_sid, None)
         self._sent_reported.pop(track_sid, None)
+        self._drop_playout(track_sid)
         await self.engine.unpublish_audio(track_sid, timeout)
 
     async def set_publish_muted(self, track_sid: str, muted: bool) -> None:
@@ -194,6 +203,7 @@ class _HostedEngine:
             pipeline.muted = muted
 
     async def end_publish_input(self, track_sid: str) -> None:
+        self._drop_playout(track_sid)  # a closed source's queued audio is dropped
         pipeline = self._published.get(track_sid)
         if pipeline is not None:
             pipeline.on_end()
@@ -210,7 +220,36 @@ class _HostedEngine:
         pipeline.on_frame(frame, info.timestamp_us, info.rotation, info.metadata)
         self._host.channel.post(("sent", self.engine_id, track_sid, pipeline.bytes_sent))
 
-    def on_published_audio(self, track_sid: str, pcm: bytes, *audio_format: int) -> None:
+    def on_published_audio(
+        self, track_sid: str, pcm: bytes, sample_rate: int, num_channels: int, samples: int, timestamp_us: int
+    ) -> None:
+        """Captured PCM of a published track: queued for playout here, in real time."""
+        if track_sid not in self._published:
+            return
+        current = self._playouts.get(track_sid)
+        if current is None or current[0] != (sample_rate, num_channels):
+            self._drop_playout(track_sid)
+
+            def emit(chunk: bytes, chunk_samples: int, chunk_timestamp_us: int) -> None:
+                self._play(track_sid, chunk, sample_rate, num_channels, chunk_samples, chunk_timestamp_us)
+
+            playout = AudioPlayout(sample_rate, num_channels, sample_rate * _MAX_PLAYOUT_SECONDS, emit)
+            current = self._playouts[track_sid] = ((sample_rate, num_channels), playout)
+        current[1].push(pcm)
+
+    def clear_published_audio(self, track_sid: str) -> None:
+        current = self._playouts.get(track_sid)
+        if current is not None:
+            current[1].clear()
+
+    def _drop_playout(self, track_sid: str) -> None:
+        current = self._playouts.pop(track_sid, None)
+        if current is not None:
+            current[1].clear()
+            task = asyncio.get_running_loop().create_task(current[1].aclose())
+            self._host.keep(task)
+
+    def _play(self, track_sid: str, pcm: bytes, *audio_format: int) -> None:
         pipeline = self._published.get(track_sid)
         if pipeline is None:
             return
@@ -225,6 +264,8 @@ class _HostedEngine:
         for track in self._tracks.values():
             track.close()
         self._tracks.clear()
+        for track_sid in list(self._playouts):
+            self._drop_playout(track_sid)
         self._published.clear()
 
 
@@ -252,6 +293,9 @@ class EngineHost:
         if message[0] == "audio":
             self._loop.call_soon_threadsafe(self._published_audio, message[1], message[2:])
             return
+        if message[0] == "audio_clear":
+            self._loop.call_soon_threadsafe(self._published_audio_cleared, message[1])
+            return
         if self.link.handle(message):
             return
         self._loop.call_soon_threadsafe(self._handle, message)
@@ -265,6 +309,16 @@ class EngineHost:
         hosted = self._engines.get(key[0])
         if hosted is not None:
             hosted.on_published_audio(key[1], *audio)
+
+    def _published_audio_cleared(self, key: tuple[int, str]) -> None:
+        hosted = self._engines.get(key[0])
+        if hosted is not None:
+            hosted.clear_published_audio(key[1])
+
+    def keep(self, task: asyncio.Task[None]) -> None:
+        """Keep ``task`` referenced until it ends."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _handle(self, message: Message) -> None:
         kind = message[0]

@@ -28,9 +28,15 @@ from typing import Any
 from livekit.protocol import models
 from livekit.protocol import rtc as signal_pb
 
-from kitewire.engine.session import AudioConsumer, EngineListener, FrameConsumer, JoinParameters
+from kitewire.engine.handle import (
+    AudioConsumer,
+    EngineError,
+    EngineListener,
+    FrameConsumer,
+    JoinParameters,
+    spawn_owned,
+)
 from kitewire.engine.stats import EngineStats
-from kitewire.engine.wire import EngineError, spawn_owned
 from kitewire.frames import VideoFrame
 from kitewire.frames.audio_frame import AudioFrame
 from kitewire.media.e2ee_frame import KeySet
@@ -129,18 +135,28 @@ class RemotePublishPipeline(_RemotePublishSink):
 
 
 class RemoteAudioPublishPipeline(_RemotePublishSink):
-    """The application's end of a published audio track: PCM over the control socket, to the child's encoder."""
+    """The application's end of a published audio track: PCM over the control socket, to the
+    child, which plays it out in real time to its encoder."""
+
+    #: takes each captured frame at once (the AudioSource does not pace it): the media
+    #: process plays the audio out, so it keeps flowing while the application holds the GIL
+    paces_audio = True
 
     def on_frame(
         self, frame: AudioFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None
     ) -> None:
-        """Send a played-out chunk of PCM (the event loop; a few KB, never waits for the child)."""
+        """Send a captured frame of PCM (the event loop; a few KB, never waits for the child)."""
         if self._closed or self._muted:
             return
         pcm = bytes(frame.data.cast("B"))
         self._process.post(
             ("audio", self._key, pcm, frame.sample_rate, frame.num_channels, frame.samples_per_channel, timestamp_us)
         )
+
+    def clear_audio(self) -> None:
+        """The source cleared its queue: the child drops what it has not played out yet."""
+        if not self._closed:
+            self._process.post(("audio_clear", self._key))
 
 
 @dataclass
@@ -368,9 +384,12 @@ class RemoteEngine:
 
     # -- from the reader thread ----------------------------------------------------------
 
-    # Events and frames take two hops onto the loop, a command's result one: a result
-    # wakes its awaiting task with one more call_soon, so the task resumes before the
-    # events the child sent after that result are handled, as it would in-process.
+    # Events take two hops onto the loop, a command's result one: a result wakes its
+    # awaiting task with one more call_soon, so the task resumes before the events the
+    # child sent after that result are handled, as it would in-process. Decoded frames
+    # take none: they go to the track's fanout (thread-safe) on the reader thread, so a
+    # stream queues the newest frame while the application's loop is busy (a consumer
+    # holding the GIL finds it when it comes back, instead of a frame that waited).
 
     def deliver(self, message: tuple[Any, ...]) -> None:
         """An event or counter update from the child (reader thread)."""
@@ -378,16 +397,14 @@ class RemoteEngine:
             self._loop.call_soon_threadsafe(self._loop.call_soon, self._on_message, message)
 
     def deliver_frame(self, track_sid: str, frame: VideoFrame, info: FrameInfo) -> None:
-        """A decoded frame from the child (reader thread)."""
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._loop.call_soon, self._push, track_sid, frame, info)
+        """A decoded frame from the child (reader thread): straight to the track's consumer."""
+        with contextlib.suppress(RuntimeError):  # the application's loop is closed
+            self._push(track_sid, frame, info)
 
     def process_died(self, detail: str) -> None:
         """The media process ended (reader thread)."""
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._on_process_died, detail)
-
-    # -- on the loop ----------------------------------------------------------------
 
     def _push(self, track_sid: str, frame: VideoFrame, info: FrameInfo) -> None:
         if self._closed:
@@ -397,6 +414,8 @@ class RemoteEngine:
         consumer = self._consumers.get(track_sid)
         if consumer is not None:
             consumer.push(frame, info.timestamp_us, info.rotation, info.metadata)
+
+    # -- on the loop ----------------------------------------------------------------
 
     def _push_audio(self, track_sid: str, audio: tuple[Any, ...], counters: tuple[int, ...]) -> None:
         if self._closed or track_sid not in self._audio_tracks:

@@ -28,7 +28,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from kitewire.engine.wire import EngineError
+from kitewire.engine.handle import EngineError
 
 from .channel import Channel, Message
 from .frame_link import FrameInfo, FrameLink
