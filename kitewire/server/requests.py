@@ -7,6 +7,7 @@ names the reason and, for add_track, the cid.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -154,6 +155,19 @@ def _track_published(participant: Participant, cid: str, info: pb_models.TrackIn
     participant.send(response)
 
 
+# The official SDKs (livekit 1.2.1) start waiting for a RequestResponse only after
+# their request is on its way: answered within a millisecond, as over loopback,
+# the answer can come first and is dropped, and the call then hangs for its 5 s
+# time-out (2 of 15 oversized set_metadata calls here). A short wait costs
+# nothing a user can see.
+_ANSWER_DELAY_SECONDS = 0.02
+
+
+def answer(participant: Participant, response: pb_rtc.SignalResponse) -> None:
+    """Send ``response`` (a RequestResponse) a moment from now: see _ANSWER_DELAY_SECONDS."""
+    asyncio.get_running_loop().call_later(_ANSWER_DELAY_SECONDS, participant.send, response)
+
+
 def refuse(
     participant: Participant,
     what: str,
@@ -165,7 +179,7 @@ def refuse(
 ) -> None:
     """Log a refused request and answer it with a RequestResponse naming ``reason``."""
     log_refusal(participant.room.name, participant.identity, what, reason)
-    participant.send(refusal(reason, code, request_id=request_id, add_track_cid=add_track_cid))
+    answer(participant, refusal(reason, code, request_id=request_id, add_track_cid=add_track_cid))
 
 
 def _handle_subscription(participant: Participant, request: pb_rtc.UpdateSubscription) -> None:
@@ -310,7 +324,7 @@ def _refuse_data_track(participant: Participant, request: pb_rtc.SignalRequest) 
         response.request_response.publish_data_track.pub_handle = request.publish_data_track_request.pub_handle
     else:
         response.request_response.unpublish_data_track.pub_handle = request.unpublish_data_track_request.pub_handle
-    participant.send(response)
+    answer(participant, response)
 
 
 def _handle_update_metadata(participant: Participant, update: pb_rtc.UpdateParticipantMetadata) -> None:
@@ -331,7 +345,7 @@ def _handle_update_metadata(participant: Participant, update: pb_rtc.UpdateParti
         done = pb_rtc.SignalResponse()
         done.request_response.request_id = update.request_id
         done.request_response.reason = pb_rtc.RequestResponse.OK
-        participant.send(done)
+        answer(participant, done)
 
 
 def _handle_subscription_permission(participant: Participant, request: pb_rtc.SubscriptionPermission) -> None:
