@@ -240,7 +240,7 @@ class VideoEncoder:
     def _open(self, settings: _EncoderSettings) -> av.VideoCodecContext:
         (width, height), bitrate, framerate = settings
         if self._codec in ("VP9", "AV1", "H265"):
-            context = _open_svc_codec_context(self._codec, bitrate)
+            context = _open_svc_codec_context(self._codec, bitrate, self._threads)
         elif self._codec == "VP8":
             context = av.CodecContext.create("libvpx", "w")
             options = {
@@ -419,7 +419,7 @@ def _packetizer_for(codec: str, max_payload_size: int) -> Packetizer:
     return H264Packetizer(max_payload_size, drop_sei=True)
 
 
-def _open_svc_codec_context(codec: str, bitrate: int) -> av.VideoCodecContext:
+def _open_svc_codec_context(codec: str, bitrate: int, threads: int) -> av.VideoCodecContext:
     """A real-time VP9 (libvpx-vp9), AV1 (SVT-AV1) or H265 (libx265) encoder context,
     options set.
 
@@ -444,6 +444,7 @@ def _open_svc_codec_context(codec: str, bitrate: int) -> av.VideoCodecContext:
                     "info=0",  # no banner SEI
                     "aud=0",
                     "frame-threads=1",  # more frame threads delay the output
+                    f"pools={threads}",  # x265's own pool (it ignores thread_count): as many as asked
                     f"vbv-maxrate={max(1, bitrate // 1000)}",
                     f"vbv-bufsize={max(1, bitrate // 1000)}",
                     "log-level=error",
