@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kitewire.media.h264 import ANNEXB_START_CODE, split_annexb
+from kitewire.media.h264 import ANNEXB_START_CODE, pack_nal_units, split_annexb
 from kitewire.media.keyframe import h265_is_keyframe, h265_nal_type
 from kitewire.media.packetizer import DEFAULT_MAX_PAYLOAD_SIZE
 
@@ -58,31 +58,13 @@ class H265Packetizer:
                 nals.append(nal)
         if not nals:
             raise ValueError("H265 packetizer: expected an Annex-B access unit with NAL units, got none")
-        limit = self.max_payload_size
-        payloads: list[bytes] = []
-        pending: list[bytes] = []  # small NAL units waiting to be aggregated
-        pending_size = _HEADER_SIZE
-
-        def flush() -> None:
-            nonlocal pending_size
-            if len(pending) == 1:
-                payloads.append(pending[0])
-            elif pending:
-                payloads.append(_aggregate(pending))
-            pending.clear()
-            pending_size = _HEADER_SIZE
-
-        for nal in nals:
-            if len(nal) > limit:
-                flush()
-                payloads.extend(self._fragment(nal))
-                continue
-            if pending and pending_size + 2 + len(nal) > limit:
-                flush()
-            pending.append(nal)
-            pending_size += 2 + len(nal)
-        flush()
-        return payloads
+        return pack_nal_units(
+            nals,
+            self.max_payload_size,
+            aggregate_header_size=_HEADER_SIZE,
+            aggregate=_aggregate,
+            fragment=self._fragment,
+        )
 
     def _fragment(self, nal: bytes) -> list[bytes]:
         nal_type = h265_nal_type(nal[0])
