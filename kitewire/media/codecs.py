@@ -350,12 +350,14 @@ class VideoEncoder:
                 return EncodedFrame([], keyframe=False, width=width, height=height)
             data = transformed
         # the packet trailer goes outside the encryption, as the official SDK puts it
-        return EncodedFrame(
-            self._packetizer.packetize(attach_metadata(self._codec, data, metadata)),
-            keyframe=is_key,
-            width=width,
-            height=height,
-        )
+        try:
+            payloads = self._packetizer.packetize(attach_metadata(self._codec, data, metadata))
+        except ValueError:
+            # a refused frame (H265: a trailer whose bytes form a start code) must not take
+            # the keyframe a receiver waits for with it
+            self._keyframe_requested = self._keyframe_requested or is_key
+            raise
+        return EncodedFrame(payloads, keyframe=is_key, width=width, height=height)
 
     def _next_pts(self, capture_time: float | None) -> int:
         step = round(90_000 / self._framerate)

@@ -14,6 +14,7 @@ from kitewire.media.codecs import VideoDecoder, VideoEncoder
 from kitewire.media.h264 import split_annexb
 from kitewire.media.h265 import H265Depacketizer, H265Packetizer
 from kitewire.media.keyframe import is_keyframe
+from kitewire.media.packet_trailer import FrameMetadata, detach_metadata
 from kitewire.media.packetizer import create_depacketizer, create_packetizer
 
 START = b"\x00\x00\x00\x01"
@@ -228,3 +229,26 @@ def test_assembled_rtp_decodes_across_sequence_and_timestamp_wraps() -> None:
             seq += 1
         timestamp = (timestamp + 3000) & 0xFFFFFFFF
     assert counters == list(range(10))
+
+
+def test_frame_metadata_rides_at_the_end_of_the_access_unit() -> None:
+    # as for H264, the packet trailer follows the last NAL unit, which the packetizer keeps
+    # whole; its bytes are XORed with 0xFF, so user data holding a start code is safe
+    encoder = VideoEncoder("H265", 320, 240, 300_000)
+    decoder = VideoDecoder("H265")
+    for index in range(3):
+        metadata = FrameMetadata(user_timestamp=1_700_000_000_000_000 + index, frame_id=index + 1, user_data=b"\0\0\1x")
+        payloads = encoder.encode(make_pattern_frame(index, 320, 240), metadata=metadata)
+        bitstream, carried = detach_metadata("H265", H265Depacketizer().depacketize(payloads))
+        assert carried == metadata
+        [picture] = decoder.decode(bitstream)
+        assert read_frame_counter(VideoFrame.from_av(picture)) == index
+    # LiveKit's XOR cannot keep every value clear: frame id 0xFFFFFFFE is 00 00 00 01 on the
+    # wire, a start code before the trailer's last bytes; that frame is refused, not mangled
+    with pytest.raises(ValueError, match="H265 packetizer: expected NAL unit types 0-47"):
+        encoder.encode(make_pattern_frame(3, 320, 240), metadata=FrameMetadata(frame_id=0xFFFF_FFFE), keyframe=True)
+    # the keyframe that went nowhere comes with the next frame
+    after = encoder.encode(make_pattern_frame(4, 320, 240), metadata=FrameMetadata(frame_id=5))
+    assert after.keyframe
+    [picture] = decoder.decode(detach_metadata("H265", H265Depacketizer().depacketize(after))[0])
+    assert read_frame_counter(VideoFrame.from_av(picture)) == 4
