@@ -59,7 +59,7 @@ logger = logging.getLogger("kitewire.engine")
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # video codecs sent end-to-end encrypted (those whose clear header LiveKit defines and our packetizers keep)
-_E2EE_CODECS = ("VP8", "H264")
+_E2EE_CODECS = ("VP8", "H264", "H265")
 
 
 @dataclass
@@ -456,7 +456,8 @@ class RtcEngine:
         codec = normalize_codec(codec)
         if self._e2ee is not None and codec not in _E2EE_CODECS:
             # their payload formats read the bitstream, which encryption hides (and AV1 has its own wrapping)
-            raise EngineError(f"an end-to-end encrypted room publishes {' or '.join(_E2EE_CODECS)}, not {codec}")
+            allowed = f"{', '.join(_E2EE_CODECS[:-1])} or {_E2EE_CODECS[-1]}"
+            raise EngineError(f"an end-to-end encrypted room publishes {allowed}, not {codec}")
         layers: list[VideoLayerPlan] = plan_video_layers(
             width,
             height,

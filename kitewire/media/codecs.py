@@ -1,5 +1,5 @@
-"""VP8, H264, VP9 and AV1 encoders/decoders on PyAV (libvpx, libx264, libvpx-vp9,
-SVT-AV1; ffmpeg's decoders and dav1d), and an H265 decoder.
+"""VP8, H264, VP9, AV1 and H265 encoders/decoders on PyAV (libvpx, libx264, libvpx-vp9,
+SVT-AV1, libx265; ffmpeg's decoders and dav1d).
 
 Both classes are synchronous and meant to run in a worker thread
 (``loop.run_in_executor``): PyAV drops the GIL around the codec calls
@@ -11,9 +11,9 @@ in two threads running in parallel. One instance must not run ``encode`` or
 ``request_keyframe`` may be called from any thread.
 
 Odd frame sizes: VP8, VP9 and AV1 encode them as they are (the
-receiver decodes e.g. 641x479). H264 with 4:2:0 chroma can only code even
-sizes and cannot signal a one-pixel crop, so the H264 encoder codes
-``width & ~1`` x ``height & ~1`` and scales input frames to that (641x479 ->
+receiver decodes e.g. 641x479). H264 and H265 with 4:2:0 chroma can only code even
+sizes and cannot signal a one-pixel crop, so their encoders code
+``width & ~1`` x ``height & ~1`` and scale input frames to that (641x479 ->
 640x478); the receiver sees that even size.
 """
 
@@ -32,6 +32,7 @@ from av.video.frame import PictureType
 
 from kitewire.media.av1 import Av1Packetizer, av1_bitstream_is_keyframe
 from kitewire.media.h264 import H264Packetizer
+from kitewire.media.h265 import H265Packetizer
 from kitewire.media.packet_trailer import FrameMetadata, attach_metadata
 from kitewire.media.packetizer import DEFAULT_MAX_PAYLOAD_SIZE, Packetizer
 from kitewire.media.vp8 import Vp8Packetizer
@@ -40,11 +41,8 @@ from kitewire.media.vp9_descriptor import vp9_bitstream_is_keyframe
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_CODECS = ("VP8", "H264", "VP9", "AV1")
+SUPPORTED_CODECS = ("VP8", "H264", "VP9", "AV1", "H265")
 """Codecs kitewire encodes and decodes."""
-DECODE_ONLY_CODECS = ("H265",)
-"""Codecs kitewire decodes but does not encode."""
-_KNOWN_CODECS = SUPPORTED_CODECS + DECODE_ONLY_CODECS
 _DECODER_NAMES = {"VP8": "vp8", "H264": "h264", "VP9": "vp9", "AV1": "libdav1d", "H265": "hevc"}
 
 H264_PROFILE_LEVEL_ID = "42e01f"
@@ -72,13 +70,15 @@ def normalize_codec(codec: str) -> str:
     Raises ``ValueError`` for anything else.
     """
     if not isinstance(codec, str):
-        raise ValueError(f"codec: expected one of {', '.join(_KNOWN_CODECS)}, got {codec!r}")
+        raise ValueError(f"codec: expected one of {', '.join(SUPPORTED_CODECS)}, got {codec!r}")
     name = codec.strip().upper()
     name = name.removeprefix("VIDEO/")
     if name == "HEVC":
         name = "H265"
-    if name not in _KNOWN_CODECS:
-        raise ValueError(f"codec: expected one of {', '.join(_KNOWN_CODECS)} (optionally 'video/...'), got {codec!r}")
+    if name not in SUPPORTED_CODECS:
+        raise ValueError(
+            f"codec: expected one of {', '.join(SUPPORTED_CODECS)} (optionally 'video/...'), got {codec!r}"
+        )
     return name
 
 
@@ -127,14 +127,16 @@ class _EncoderSettings(NamedTuple):
 class VideoEncoder:
     """Real-time encoder producing packetized RTP payloads.
 
-    ``codec`` is "VP8", "H264", "VP9" or "AV1"; ``bitrate`` is in bits per second. The
-    encoder codes at its configured size (H264: rounded down to even) and
+    ``codec`` is "VP8", "H264", "VP9", "AV1" or "H265"; ``bitrate`` is in bits per second. The
+    encoder codes at its configured size (H264, H265: rounded down to even) and
     scales input frames of any other size to it; ``set_resolution`` changes
     the size. Settings follow libwebrtc's real-time choices: VP8 with
     realtime deadline, cpu-used 10, no lag, error resilient, CBR; H264
     constrained baseline with x264 ultrafast/zerolatency, no B-frames and
     SPS/PPS in front of every IDR; VP9 (libvpx-vp9) like VP8 with cyclic-refresh
-    AQ; AV1 with SVT-AV1's fastest low-delay preset, CBR. Keyframes come only on
+    AQ; AV1 with SVT-AV1's fastest low-delay preset, CBR; H265 with x265
+    ultrafast/zerolatency, no B-frames, VBV-capped and VPS/SPS/PPS in front of every
+    IDR (so a late joiner decodes from the next keyframe). Keyframes come only on
     demand (or after a reconfiguration).
     """
 
@@ -150,8 +152,6 @@ class VideoEncoder:
         threads: int = 1,
     ) -> None:
         self._codec = normalize_codec(codec)
-        if self._codec not in SUPPORTED_CODECS:
-            raise ValueError(f"codec: expected one of {', '.join(SUPPORTED_CODECS)} to encode, got {codec!r}")
         _check_size(width, height)
         if not isinstance(bitrate, int) or bitrate < _MIN_BITRATE:
             raise ValueError(f"bitrate: expected an int >= {_MIN_BITRATE} bps, got {bitrate!r}")
@@ -181,7 +181,7 @@ class VideoEncoder:
 
     @property
     def codec(self) -> str:
-        """ "VP8", "H264", "VP9" or "AV1"."""
+        """ "VP8", "H264", "VP9", "AV1" or "H265"."""
         return self._codec
 
     @property
@@ -191,16 +191,16 @@ class VideoEncoder:
 
     @property
     def width(self) -> int:
-        """Width of the encoded pictures (H264: even)."""
+        """Width of the encoded pictures (H264, H265: even)."""
         return self._coded_size(self._size)[0]
 
     @property
     def height(self) -> int:
-        """Height of the encoded pictures (H264: even)."""
+        """Height of the encoded pictures (H264, H265: even)."""
         return self._coded_size(self._size)[1]
 
     def _coded_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        if self._codec == "H264":
+        if self._codec in ("H264", "H265"):
             return size[0] & ~1, size[1] & ~1
         return size
 
@@ -239,8 +239,8 @@ class VideoEncoder:
 
     def _open(self, settings: _EncoderSettings) -> av.VideoCodecContext:
         (width, height), bitrate, framerate = settings
-        if self._codec in ("VP9", "AV1"):
-            context = _open_svc_codec_context(self._codec, bitrate)
+        if self._codec in ("VP9", "AV1", "H265"):
+            context = _open_svc_codec_context(self._codec, bitrate, self._threads)
         elif self._codec == "VP8":
             context = av.CodecContext.create("libvpx", "w")
             options = {
@@ -285,7 +285,7 @@ class VideoEncoder:
         # when the timestamps carry them.
         context.time_base = Fraction(1, 90_000)
         context.thread_count = self._threads
-        if self._codec not in ("VP9", "AV1"):
+        if self._codec not in ("VP9", "AV1", "H265"):
             context.options = options
         context.open()
         return context
@@ -316,7 +316,7 @@ class VideoEncoder:
                 raise ValueError(f"frame: expected av.VideoFrame or kitewire VideoFrame, got {type(frame).__name__}")
             frame = frame.to_av()
         pts = self._next_pts(capture_time)
-        if self._codec == "H264":
+        if self._codec in ("H264", "H265"):
             self._track_framerate(pts)
         settings = self._current_settings()
         context = self._context
@@ -350,12 +350,14 @@ class VideoEncoder:
                 return EncodedFrame([], keyframe=False, width=width, height=height)
             data = transformed
         # the packet trailer goes outside the encryption, as the official SDK puts it
-        return EncodedFrame(
-            self._packetizer.packetize(attach_metadata(self._codec, data, metadata)),
-            keyframe=is_key,
-            width=width,
-            height=height,
-        )
+        try:
+            payloads = self._packetizer.packetize(attach_metadata(self._codec, data, metadata))
+        except ValueError:
+            # a refused frame (H265: a trailer whose bytes form a start code) must not take
+            # the keyframe a receiver waits for with it
+            self._keyframe_requested = self._keyframe_requested or is_key
+            raise
+        return EncodedFrame(payloads, keyframe=is_key, width=width, height=height)
 
     def _next_pts(self, capture_time: float | None) -> int:
         step = round(90_000 / self._framerate)
@@ -371,7 +373,7 @@ class VideoEncoder:
         return pts
 
     def _track_framerate(self, pts: int) -> None:
-        """x264 in zero-latency mode budgets bits per frame from the configured
+        """x264 and x265 in zero-latency mode budget bits per frame from the configured
         frame rate, whatever the timestamps say; when the real rate stays far
         from it, reopen the encoder with the measured rate."""
         previous = self._previous_pts
@@ -393,7 +395,7 @@ class VideoEncoder:
 
     @property
     def framerate(self) -> float:
-        """Frame rate the encoder currently budgets for (H264 follows the measured rate)."""
+        """Frame rate the encoder currently budgets for (H264, H265 follow the measured rate)."""
         return float(self._framerate)
 
     def close(self) -> None:
@@ -414,16 +416,44 @@ def _packetizer_for(codec: str, max_payload_size: int) -> Packetizer:
         return Vp9Packetizer(max_payload_size)
     if codec == "AV1":
         return Av1Packetizer(max_payload_size)
+    if codec == "H265":
+        return H265Packetizer(max_payload_size, drop_sei=True)
     return H264Packetizer(max_payload_size, drop_sei=True)
 
 
-def _open_svc_codec_context(codec: str, bitrate: int) -> av.VideoCodecContext:
-    """A real-time VP9 (libvpx-vp9) or AV1 (SVT-AV1) encoder context, options set.
+def _open_svc_codec_context(codec: str, bitrate: int, threads: int) -> av.VideoCodecContext:
+    """A real-time VP9 (libvpx-vp9), AV1 (SVT-AV1) or H265 (libx265) encoder context,
+    options set.
 
-    Both code one spatial and one temporal layer: libvpx's SVC and SVT-AV1's layers
+    All code one spatial and one temporal layer: libvpx's SVC and SVT-AV1's layers
     are not reachable through ffmpeg's encoders, so kitewire publishes these codecs
     as "L1T1" whatever scalability mode is asked (a receiver decodes it the same).
     """
+    if codec == "H265":
+        context = av.CodecContext.create("libx265", "w")
+        context.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            # a keyframe asked for (pict_type I) is an IDR, not an open-GOP CRA
+            "forced-idr": "1",
+            "x265-params": ":".join(
+                (
+                    "bframes=0",
+                    "keyint=-1",  # no periodic keyframes: on request only
+                    "scenecut=0",
+                    "repeat-headers=1",  # VPS/SPS/PPS with every IDR, for late joiners
+                    "open-gop=0",
+                    "info=0",  # no banner SEI
+                    "aud=0",
+                    "frame-threads=1",  # more frame threads delay the output
+                    f"pools={threads}",  # x265's own pool (it ignores thread_count): as many as asked
+                    f"vbv-maxrate={max(1, bitrate // 1000)}",
+                    f"vbv-bufsize={max(1, bitrate // 1000)}",
+                    "log-level=error",
+                )
+            ),
+        }
+        return context
     if codec == "VP9":
         context = av.CodecContext.create("libvpx-vp9", "w")
         context.options = {

@@ -3,7 +3,7 @@ STAP-A aggregation and FU-A fragmentation; Annex-B helpers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from kitewire.media.keyframe import h264_is_keyframe
 from kitewire.media.packetizer import DEFAULT_MAX_PAYLOAD_SIZE
@@ -49,6 +49,54 @@ def split_annexb(data: bytes) -> list[bytes]:
     return nals
 
 
+def pack_nal_units(
+    nals: Sequence[bytes],
+    limit: int,
+    *,
+    aggregate_header_size: int,
+    aggregate: Callable[[list[bytes]], bytes],
+    fragment: Callable[[bytes], list[bytes]],
+) -> list[bytes]:
+    """RTP payloads for NAL units, in order, as RFC 6184 (H264) and RFC 7798 (H265) both
+    send them: a NAL unit over ``limit`` bytes in ``fragment``'s pieces, neighbours that
+    fit together in one ``aggregate`` packet (its header ``aggregate_header_size`` bytes,
+    then a 2-byte size before each NAL unit), and a NAL unit left alone as it is."""
+    payloads: list[bytes] = []
+    pending: list[bytes] = []  # small NAL units waiting to be aggregated
+    pending_size = aggregate_header_size
+
+    def flush() -> None:
+        nonlocal pending_size
+        if len(pending) == 1:
+            payloads.append(pending[0])
+        elif pending:
+            payloads.append(aggregate(list(pending)))
+        pending.clear()
+        pending_size = aggregate_header_size
+
+    for nal in nals:
+        if len(nal) > limit:
+            flush()
+            payloads.extend(fragment(nal))
+            continue
+        if pending and pending_size + 2 + len(nal) > limit:
+            flush()
+        pending.append(nal)
+        pending_size += 2 + len(nal)
+    flush()
+    return payloads
+
+
+def _stap_a(nals: list[bytes]) -> bytes:
+    # F is set when any aggregated F is, NRI is the highest
+    header = max(nal[0] & 0x60 for nal in nals) | (0x80 if any(nal[0] & 0x80 for nal in nals) else 0)
+    parts = [bytes((header | NAL_STAP_A,))]
+    for nal in nals:
+        parts.append(len(nal).to_bytes(2, "big"))
+        parts.append(nal)
+    return b"".join(parts)
+
+
 class H264Packetizer:
     """Packetizes Annex-B access units: small NALs (SPS/PPS) go together in a
     STAP-A, NALs larger than the payload size are split into FU-A fragments,
@@ -67,36 +115,9 @@ class H264Packetizer:
         nals = [nal for nal in split_annexb(frame) if nal[0] & 0x1F not in dropped]
         if not nals:
             raise ValueError("H264 packetizer: expected an Annex-B access unit with NAL units, got none")
-        limit = self.max_payload_size
-        payloads: list[bytes] = []
-        pending: list[bytes] = []  # small NALs waiting to be aggregated
-        pending_size = 1  # STAP-A header byte
-
-        def flush() -> None:
-            nonlocal pending_size
-            if len(pending) == 1:
-                payloads.append(pending[0])
-            elif pending:
-                header = max(nal[0] & 0x60 for nal in pending) | (0x80 if any(nal[0] & 0x80 for nal in pending) else 0)
-                parts = [bytes((header | NAL_STAP_A,))]
-                for nal in pending:
-                    parts.append(len(nal).to_bytes(2, "big"))
-                    parts.append(nal)
-                payloads.append(b"".join(parts))
-            pending.clear()
-            pending_size = 1
-
-        for nal in nals:
-            if len(nal) > limit:
-                flush()
-                payloads.extend(self._fragment(nal))
-                continue
-            if pending and pending_size + 2 + len(nal) > limit:
-                flush()
-            pending.append(nal)
-            pending_size += 2 + len(nal)
-        flush()
-        return payloads
+        return pack_nal_units(
+            nals, self.max_payload_size, aggregate_header_size=1, aggregate=_stap_a, fragment=self._fragment
+        )
 
     def _fragment(self, nal: bytes) -> list[bytes]:
         header = nal[0]

@@ -40,10 +40,11 @@ class Depacketizer(Protocol):
 
 
 def create_packetizer(codec: str, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE) -> Packetizer:
-    """Packetizer for ``codec`` ("VP8"/"H264"/"VP9"/"AV1", any case, optional "video/" prefix)."""
+    """Packetizer for ``codec`` ("VP8"/"H264"/"VP9"/"AV1"/"H265", any case, optional "video/" prefix)."""
     from kitewire.media.av1 import Av1Packetizer
     from kitewire.media.codecs import normalize_codec
     from kitewire.media.h264 import H264Packetizer
+    from kitewire.media.h265 import H265Packetizer
     from kitewire.media.vp8 import Vp8Packetizer
     from kitewire.media.vp9 import Vp9Packetizer
 
@@ -56,7 +57,7 @@ def create_packetizer(codec: str, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SI
         return Av1Packetizer(max_payload_size)
     if name == "H264":
         return H264Packetizer(max_payload_size)
-    raise ValueError(f"codec: expected VP8, H264, VP9 or AV1 to packetize, got {codec!r}")
+    return H265Packetizer(max_payload_size)
 
 
 def create_depacketizer(codec: str) -> Depacketizer:

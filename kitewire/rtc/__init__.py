@@ -18,7 +18,7 @@ A livekit.rtc video program runs after changing ``from livekit import rtc`` to
         track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
     source.capture_frame(frame, timestamp_us=capture_time_us)
 
-Scope: video (VP8, H264, VP9 and AV1 published and received, H265 received), frame
+Scope: video (VP8, H264, VP9, AV1 and H265 published and received), frame
 metadata (``TrackPublishOptions(frame_metadata_features=...)``, ``capture_frame(...,
 metadata=...)`` -> ``VideoFrameEvent.metadata``), audio (AudioSource / LocalAudioTrack
 publish Opus at 48 kHz, mono or stereo; AudioStream yields PCM at the rate and channel

@@ -48,6 +48,7 @@ _CODEC_NAMES = {
     int(VideoCodec.H264): "H264",
     int(VideoCodec.VP9): "VP9",
     int(VideoCodec.AV1): "AV1",
+    int(VideoCodec.H265): "H265",
 }
 
 

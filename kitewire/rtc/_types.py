@@ -167,8 +167,8 @@ class AudioEncoding:
         return bitrate or (64_000 if num_channels >= 2 else 32_000)
 
 
-#: codecs kitewire publishes (H265 is received only)
-PUBLISHABLE_CODECS = (VideoCodec.VP8, VideoCodec.H264, VideoCodec.VP9, VideoCodec.AV1)
+#: codecs kitewire publishes (and receives)
+PUBLISHABLE_CODECS = (VideoCodec.VP8, VideoCodec.H264, VideoCodec.VP9, VideoCodec.AV1, VideoCodec.H265)
 # W3C WebRTC-SVC mode names: L (or S for simulcast-like) spatial count, T temporal count,
 # an optional "h" (1.5:1 spatial ratio) and _KEY / _KEY_SHIFT
 _SCALABILITY_MODE = re.compile(r"[LS][1-3]T[1-3]h?(_KEY(_SHIFT)?)?")
@@ -183,7 +183,7 @@ class TrackPublishOptions:
 
     video_encoding: VideoEncoding | None = None
     video_codec: int = VideoCodec.VP8
-    """VP8, H264, VP9 or AV1."""
+    """VP8, H264, VP9, AV1 or H265."""
     simulcast: bool | None = None
     """Publish several layers (q/h/f, as many as the size allows). None, the
     default, means on, as in livekit; False publishes a single layer."""
@@ -224,8 +224,8 @@ class TrackPublishOptions:
             )
         if int(self.video_codec) not in {int(codec) for codec in PUBLISHABLE_CODECS}:
             raise ValueError(
-                "expected video_codec VideoCodec.VP8 (0), H264 (1), AV1 (2) or VP9 (3) "
-                f"(H265 is received, not published), got {self.video_codec!r}"
+                "expected video_codec VideoCodec.VP8 (0), H264 (1), AV1 (2), VP9 (3) or H265 (4), "
+                f"got {self.video_codec!r}"
             )
         features = self.frame_metadata_features
         if isinstance(features, (str, bytes)) or not all(

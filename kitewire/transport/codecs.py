@@ -63,8 +63,10 @@ class Codec:
 
 
 #: Defaults: VP8, H264 constrained baseline (packetization-mode=1), VP9 profile 0,
-#: AV1 main profile, H265 (received only) and opus. As answerer, any H264 profile
-#: with packetization-mode=1 is accepted; VP9 and AV1 only in profile 0 (8-bit 4:2:0).
+#: AV1 main profile, H265 Main (libwebrtc's fmtp; LiveKit's server registers H265 with
+#: none, and H265's fmtp does not select a payload format) and opus. As answerer, any
+#: H264 profile with packetization-mode=1 is accepted; VP9 and AV1 only in profile 0
+#: (8-bit 4:2:0); H265 in any profile (the decoder converts to 8-bit 4:2:0).
 DEFAULT_CODECS: tuple[Codec, ...] = (
     Codec("video/VP8", 90000, rtcp_feedback=VIDEO_RTCP_FEEDBACK),
     Codec(
