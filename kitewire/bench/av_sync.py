@@ -336,6 +336,8 @@ async def run_clip(url: str, room: str, seconds: float) -> dict[tuple[str, str],
                 token(_identity(sdk)),
                 "--seconds",
                 str(seconds),
+                "--preroll",
+                str(PREROLL),
             ]
             peer = await Peer.start(f"{sdk}-av-clip", arguments, module=MODULE)
             peers.append(peer)
