@@ -20,7 +20,7 @@ from livekit import rtc as lk
 
 pytestmark = pytest.mark.asyncio
 
-SECONDS = 8.0
+SECONDS = 10.0
 ROOT = Path(__file__).resolve().parents[2]
 # the publishers import this tree's kitewire, whatever copy is installed
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -86,6 +86,7 @@ async def test_flash_and_beep_arrive_together_at_official_and_kitewire_subscribe
         ours = watchers["kitewire"].onsets["kitewire-clip"].offsets()[1:]
         assert abs(skews[("kitewire", "kitewire")]) <= 0.040, ours
         assert sum(abs(o) <= 0.040 for o in ours) >= 2 / 3 * len(ours), ours
+
         # The official subscriber's sync is libwebrtc's: it leaves an audio/video difference
         # under 30 ms alone (StreamSynchronization's kMinDeltaMs), closes larger ones a step at a
         # time, and its NetEq holds audio longer than its video buffer holds pictures; an
@@ -93,9 +94,14 @@ async def test_flash_and_beep_arrive_together_at_official_and_kitewire_subscribe
         # settles under load (`kitewire bench av-sync`). So what is kitewire's to answer for is
         # the difference from that anchor, measured in this same room at this same moment: the
         # kitewire clip may be at most 15 ms further off than the official clip, or 40 ms off.
-        anchor = abs(skews[("official", "official")])
-        allowed = max(0.040, anchor + 0.015)
-        assert abs(skews[("kitewire", "official")]) <= allowed, (skews, allowed)
+        # libwebrtc starts syncing once it has two sender reports of each track and then closes
+        # the gap a step a second, so both clips are judged there on their later half.
+        def later_half(publisher: str) -> float:
+            offsets = watchers["official"].onsets[f"{publisher}-clip"].offsets()
+            return abs(float(np.median(offsets[len(offsets) // 2 :])))
+
+        allowed = max(0.040, later_half("official") + 0.015)
+        assert later_half("kitewire") <= allowed, (skews, allowed)
     finally:
         for process in publishers:
             if process.returncode is None:
