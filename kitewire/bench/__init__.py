@@ -11,6 +11,9 @@ streams both pairs for N minutes and writes its own section (see :mod:`kitewire.
 official pair (see :mod:`kitewire.bench.audio`).
 ``kitewire bench busy-app`` streams while the application's Python holds the GIL, beside
 the official SDK (see :mod:`kitewire.bench.busy_app`).
+``kitewire bench av-sync`` measures how far apart a flash and its beep reach official and kitewire
+subscribers from official and kitewire publishers, the official pair as anchor (see
+:mod:`kitewire.bench.av_sync`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import os
 import platform
 import sys
 
-BENCHMARKS = ("convert", "e2e", "memory", "load", "loss", "soak", "audio", "busy-app", "all")
+BENCHMARKS = ("convert", "e2e", "memory", "load", "loss", "soak", "audio", "busy-app", "av-sync", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,9 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: libyuv where installed, else OpenCV/numpy; opencv: never libyuv",
     )
-    from kitewire.bench import audio, busy_app, loss, soak, suite
+    from kitewire.bench import audio, av_sync, busy_app, loss, soak, suite
 
     audio.add_arguments(parser)
+    av_sync.add_arguments(parser)
     suite.add_arguments(parser)
     busy_app.add_arguments(parser)
     soak.add_arguments(parser)
@@ -99,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
         from kitewire.bench import audio
 
         return audio.run(args)
+    if args.benchmark == "av-sync":
+        from kitewire.bench import av_sync
+
+        return av_sync.run(args)
     if args.benchmark == "busy-app":
         from kitewire.bench import busy_app
 

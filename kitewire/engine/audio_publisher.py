@@ -41,6 +41,9 @@ logger = logging.getLogger("kitewire.engine")
 # 20 ms frames waiting for the encoder; more means the encoder cannot keep up
 # (an overloaded machine): the oldest go, so what is sent stays current
 _MAX_ENCODE_BACKLOG = 25
+# libopus's algorithmic delay at 48 kHz for the "audio" application our encoder uses (OPUS_GET_LOOKAHEAD:
+# 312 samples); measured the same through PyAV's encoder and libopus's decoder
+_OPUS_LOOKAHEAD_US = 312 * 1_000_000 // OPUS_SAMPLE_RATE
 # capture timestamps this far (in 48 kHz ticks) ahead of the running RTP clock are a pause
 _PAUSE_TICKS = OPUS_SAMPLE_RATE // 100
 # below this level (-dBov) a frame does not count as voice activity
@@ -205,6 +208,11 @@ class AudioPublishPipeline:
         payload_type = self._payload_type()
         timestamp = self._rtp_timestamp(timestamp_us)
         self._next_timestamp = (timestamp + OPUS_FRAME_SAMPLES) & 0xFFFFFFFF
+        # A decoded Opus frame lags its input by the encoder's lookahead: the sound captured at
+        # timestamp_us comes out that much into the frame. The stamps (sender reports and
+        # abs-capture-time) name when what the receiver decodes at this RTP time was captured,
+        # so a receiver lines it up with the pictures captured with it.
+        timestamp_us -= _OPUS_LOOKAHEAD_US
         self._media_clock = (timestamp, timestamp_us / 1_000_000)
         if payload_type is None or not packets:
             return  # DTX suppressed the frame: the clock runs on, nothing is sent

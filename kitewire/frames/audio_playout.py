@@ -62,6 +62,8 @@ class AudioPlayout:
         self._queue = bytearray()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        # when (time.monotonic()) the next chunk is due, while playing out
+        self._next_at: float | None = None
         #: samples dropped because the queue was over its capacity
         self.samples_dropped = 0
 
@@ -69,6 +71,13 @@ class AudioPlayout:
     def queued_samples(self) -> int:
         """Samples per channel waiting to be played out."""
         return len(self._queue) // self._bytes_per_sample
+
+    def first_queued_due(self) -> float:
+        """When (``time.monotonic()``) the first queued sample is played out: the next chunk's
+        place on the schedule, or now while idle or behind it (the next chunk goes at once)."""
+        now = time.monotonic()
+        due = self._next_at
+        return now if due is None or not self._queue else max(now, due)
 
     def push(self, pcm: bytes | bytearray | memoryview) -> None:
         """Queue ``pcm`` (whole samples) and start playing out if idle (on the loop that plays)."""
@@ -81,7 +90,10 @@ class AudioPlayout:
             del self._queue[:excess]
             self.samples_dropped += excess // self._bytes_per_sample
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._play_out())
+            # the schedule starts at this push, not when the loop first runs the task: a producer
+            # that pushes on without yielding would otherwise start it late, by a varying amount
+            self._next_at = time.monotonic()
+            self._task = asyncio.get_running_loop().create_task(self._play_out(self._next_at, time.time_ns() / 1000))
 
     def clear(self) -> None:
         """Drop everything not yet played out."""
@@ -97,12 +109,11 @@ class AudioPlayout:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _play_out(self) -> None:
+    async def _play_out(self, next_at: float, schedule_us: float) -> None:
         chunk_bytes = self._chunk_samples * self._bytes_per_sample
         period = self._chunk_samples / self._sample_rate
-        next_at = time.monotonic()
-        schedule_us = time.time_ns() / 1000
         while self._queue and not self._closed:
+            self._next_at = next_at
             now = time.monotonic()
             if now < next_at:
                 await asyncio.sleep(next_at - now)
@@ -115,6 +126,7 @@ class AudioPlayout:
             samples = len(chunk) // self._bytes_per_sample
             duration = samples / self._sample_rate if samples else period
             next_at += duration
+            self._next_at = next_at
             if samples:
                 self._emit(chunk, samples, round(schedule_us))
             schedule_us += duration * 1e6

@@ -78,6 +78,10 @@ class AudioSource:
         """Seconds of audio captured but not yet played out."""
         return self._playout.queued_samples / self._sample_rate
 
+    def _first_queued_due(self) -> float:
+        """When (``time.monotonic()``) the first queued sample plays out (the AVSynchronizer's clock)."""
+        return self._playout.first_queued_due()
+
     async def capture_frame(self, frame: AudioFrame) -> None:
         """Queue ``frame`` for playout, waiting while the queue is too full to take it.
 

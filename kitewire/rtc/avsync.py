@@ -63,9 +63,11 @@ class AVSynchronizer:
         if isinstance(frame, AudioFrame):
             start = self._audio_samples / self._audio_source.sample_rate
             await self._audio_source.capture_frame(frame)
-            # the frame now ends the source's queue: it starts playing once what is ahead of it has
+            # the frame now ends the source's queue: it starts playing once what is ahead of it has,
+            # counted from when the queue's next 10 ms chunk is due (not from now: up to a chunk
+            # earlier, which would show each picture before its sound)
             queued = self._audio_source.queued_duration
-            self._offset = time.monotonic() + max(0.0, queued - frame.duration) - start
+            self._offset = self._audio_source._first_queued_due() + max(0.0, queued - frame.duration) - start
             self._audio_samples += frame.samples_per_channel
             if timestamp is not None:
                 self._last_audio_time = timestamp
