@@ -48,6 +48,19 @@ def emit(event: str, **fields: Any) -> None:
     sys.stdout.flush()
 
 
+def sdk_module(name: str) -> Any:
+    """``livekit.rtc`` for "official", ``kitewire.rtc`` for "kitewire" (the same names)."""
+    if name == "official":
+        from livekit import rtc as official
+
+        return official
+    if name != "kitewire":
+        raise ValueError(f"expected sdk 'official' or 'kitewire', got {name!r}")
+    from kitewire import rtc
+
+    return rtc
+
+
 class PatternStamper:
     """Moving pattern frames with a capture counter, cheap enough to make at 30 fps.
 

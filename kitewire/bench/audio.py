@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from kitewire.bench._children import Peer, PeerError, load_average, percentile
-from kitewire.bench._peers import stdin_closed
+from kitewire.bench._peers import emit, sdk_module, stdin_closed
 
 RATE = 48_000
 FRAME = RATE // 100
@@ -36,23 +35,8 @@ WARMUP_SECONDS = 2.0
 ROWS = (("kitewire", "kitewire"), ("official", "official"), ("kitewire", "official"), ("official", "kitewire"))
 
 
-def _emit(event: str, **fields: Any) -> None:
-    sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
-    sys.stdout.flush()
-
-
-def _sdk(name: str) -> Any:
-    if name == "official":
-        from livekit import rtc as official
-
-        return official
-    from kitewire import rtc
-
-    return rtc
-
-
 async def _publish(args: argparse.Namespace) -> None:
-    rtc = _sdk(args.sdk)
+    rtc = sdk_module(args.sdk)
     room = rtc.Room()
     await room.connect(args.url, args.token)
     source = rtc.AudioSource(RATE, 1)
@@ -60,20 +44,20 @@ async def _publish(args: argparse.Namespace) -> None:
     await room.local_participant.publish_track(track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
     beep = (np.sin(2 * np.pi * 1000 * np.arange(FRAME) / RATE) * 12000).astype(np.int16).tobytes()
     silence = bytes(FRAME * 2)
-    _emit("capturing")
+    emit("capturing")
     start = time.monotonic()
     warmup = int(WARMUP_SECONDS * 100)
     for index in range(int(args.seconds * 100) + warmup):
         phase = (index - warmup) % BEEP_EVERY_FRAMES if index >= warmup else BEEP_FRAMES
         if phase == 0:
-            _emit("beep", t=time.monotonic_ns())
+            emit("beep", t=time.monotonic_ns())
         await source.capture_frame(rtc.AudioFrame(beep if phase < BEEP_FRAMES else silence, RATE, 1, FRAME))
         await asyncio.sleep(max(0.0, start + (index + 1) / 100 - time.monotonic()))
     await room.disconnect()
 
 
 async def _subscribe(args: argparse.Namespace) -> None:
-    rtc = _sdk(args.sdk)
+    rtc = sdk_module(args.sdk)
     room = rtc.Room()
     loop = asyncio.get_running_loop()
     tasks: list[asyncio.Task[None]] = []
@@ -84,7 +68,7 @@ async def _subscribe(args: argparse.Namespace) -> None:
             samples = np.frombuffer(bytes(event.frame.data.cast("B")), dtype=np.int16)
             loud = bool(samples.size) and int(np.abs(samples.astype(np.int32)).max()) > 4000
             if loud and not loud_before:
-                _emit("heard", t=time.monotonic_ns())
+                emit("heard", t=time.monotonic_ns())
             loud_before = loud
 
     def on_track(track: Any, *_: Any) -> None:
@@ -93,7 +77,7 @@ async def _subscribe(args: argparse.Namespace) -> None:
 
     room.on("track_subscribed", on_track)
     await room.connect(args.url, args.token)
-    _emit("connected")
+    emit("connected")
     await stdin_closed(loop)
     for task in tasks:
         task.cancel()
@@ -235,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         asyncio.run(_publish(args) if args.role == "publish" else _subscribe(args))
     except Exception as exc:  # reported to the parent, which prints it in the table
-        _emit("error", message=f"{type(exc).__name__}: {exc}")
+        emit("error", message=f"{type(exc).__name__}: {exc}")
         return 1
     return 0
 

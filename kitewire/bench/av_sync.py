@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from kitewire.bench._children import Peer, PeerError, load_average
-from kitewire.bench._peers import stdin_closed
+from kitewire.bench._peers import emit, sdk_module, stdin_closed
 
 FPS = 30
 WIDTH, HEIGHT = 320, 240
@@ -44,24 +43,6 @@ MODULE = "kitewire.bench.av_sync"
 # seconds from publishing to the clip's first frame: with four peers starting at once on a small
 # machine, the receivers' jitter buffers first grow through the start-up's CPU contention
 PREROLL = 3.0
-
-
-def _emit(event: str, **fields: Any) -> None:
-    sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
-    sys.stdout.flush()
-
-
-def sdk_module(name: str) -> Any:
-    """``livekit.rtc`` for "official", ``kitewire.rtc`` for "kitewire" (the same names)."""
-    if name == "official":
-        from livekit import rtc as official
-
-        return official
-    if name != "kitewire":
-        raise ValueError(f"expected sdk 'official' or 'kitewire', got {name!r}")
-    from kitewire import rtc
-
-    return rtc
 
 
 def beeping(t: float) -> bool:
@@ -111,14 +92,14 @@ async def publish_clip(sdk: str, url: str, token: str, seconds: float, preroll: 
             rtc.LocalAudioTrack.create_audio_track("sound", audio_source),
             rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),
         )
-        _emit("published")
+        emit("published")
         # the subscribers open their streams once they see both tracks
         await asyncio.sleep(preroll)
         sync = rtc.AVSynchronizer(audio_source=audio_source, video_source=video_source, video_fps=FPS)
         await play_clip(rtc, sync, seconds)
         await sync.wait_for_playout()
         await sync.aclose()
-        _emit("played")
+        emit("played")
     finally:
         await room.disconnect()
 
@@ -233,10 +214,10 @@ async def _subscribe(args: argparse.Namespace) -> None:
     room = rtc.Room()
     watcher = ClipWatcher(rtc, room)
     await room.connect(args.url, args.token)
-    _emit("connected")
+    emit("connected")
     await stdin_closed(asyncio.get_running_loop())
     await watcher.close()
-    _emit(
+    emit(
         "onsets",
         clips={who: {"flashes": seen.flashes, "beeps": seen.beeps} for who, seen in watcher.onsets.items()},
     )
@@ -451,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             asyncio.run(_subscribe(args))
     except Exception as exc:  # reported to the parent, which prints it in the table
-        _emit("error", message=f"{type(exc).__name__}: {exc}")
+        emit("error", message=f"{type(exc).__name__}: {exc}")
         return 1
     return 0
 
