@@ -34,6 +34,7 @@ from kitewire.media.opus import (
 from kitewire.transport import RtpHeader, RtpReceiver
 from kitewire.transport.rtp import URI_ABS_CAPTURE_TIME, decode_abs_capture_time
 
+from ._receive_hooks import listen, stop_listening
 from ._timebase import ntp_us_to_capture_us
 from .lipsync import SenderClock, StreamSync
 
@@ -164,8 +165,7 @@ class AudioReceivePipeline:
         #: the remote media stream this track is lip-synced with (set by the engine; None: not reported)
         self.lip_sync: StreamSync | None = None
         self._sender_clock = SenderClock(OPUS_SAMPLE_RATE)
-        receiver.on_rtp = self._on_rtp
-        receiver.on_sender_report = self._sender_clock.on_sender_report
+        listen(receiver, self._on_rtp, self._sender_clock)
         self._decode_task = self._loop.create_task(self._decode_loop())
         self._poll_task = self._loop.create_task(self._poll_loop())
 
@@ -312,11 +312,6 @@ class AudioReceivePipeline:
         if self._closed:
             return
         self._closed = True
-        if self._receiver.on_rtp == self._on_rtp:
-            self._receiver.on_rtp = None
-        if self._receiver.on_sender_report == self._sender_clock.on_sender_report:
-            self._receiver.on_sender_report = None
-        self._wakeup.set()
-        for task in (self._poll_task, self._decode_task):
-            task.cancel()
-        await asyncio.gather(self._poll_task, self._decode_task, return_exceptions=True)
+        await stop_listening(
+            self._receiver, self._on_rtp, self._sender_clock, self._wakeup, (self._poll_task, self._decode_task)
+        )

@@ -26,6 +26,7 @@ from kitewire.transport.rtp import (
     decode_video_orientation,
 )
 
+from ._receive_hooks import listen, stop_listening
 from ._timebase import RTP_VIDEO_CLOCK_RATE, degrees_to_rotation, ntp_us_to_capture_us
 from .lipsync import SenderClock, StreamSync
 
@@ -96,8 +97,7 @@ class VideoReceivePipeline:
         self.lip_sync: StreamSync | None = None
         self._sender_clock = SenderClock(RTP_VIDEO_CLOCK_RATE)
         self._refresh_negotiation()
-        receiver.on_rtp = self._on_rtp
-        receiver.on_sender_report = self._sender_clock.on_sender_report
+        listen(receiver, self._on_rtp, self._sender_clock)
         self._decode_task = self._loop.create_task(self._decode_loop())
         self._feedback_task = self._loop.create_task(self._feedback_loop())
 
@@ -305,14 +305,13 @@ class VideoReceivePipeline:
         if self._closed:
             return
         self._closed = True
-        if self._receiver.on_rtp == self._on_rtp:
-            self._receiver.on_rtp = None
-        if self._receiver.on_sender_report == self._sender_clock.on_sender_report:
-            self._receiver.on_sender_report = None
-        self._decode_wakeup.set()
-        for task in (self._feedback_task, self._decode_task):
-            task.cancel()
-        await asyncio.gather(self._feedback_task, self._decode_task, return_exceptions=True)
+        await stop_listening(
+            self._receiver,
+            self._on_rtp,
+            self._sender_clock,
+            self._decode_wakeup,
+            (self._feedback_task, self._decode_task),
+        )
         # a decode may still run in the worker thread; dropping the reference (instead
         # of closing the codec under it) lets it finish and be freed afterwards
         self._decoder = None
