@@ -156,15 +156,16 @@ def _track_published(participant: Participant, cid: str, info: pb_models.TrackIn
 
 
 # The official SDKs (livekit 1.2.1) start waiting for a RequestResponse only after
-# their request is on its way: answered within a millisecond, as over loopback,
-# the answer can come first and is dropped, and the call then hangs for its 5 s
+# their request is on its way: a refusal answered within a millisecond, as over
+# loopback, can come first and is dropped, and the call then hangs for its 5 s
 # time-out (2 of 15 oversized set_metadata calls here). A short wait costs
-# nothing a user can see.
+# nothing a user can see. Accepted updates are answered at once, after their
+# ParticipantUpdate, which already takes long enough.
 _ANSWER_DELAY_SECONDS = 0.02
 
 
 def answer(participant: Participant, response: pb_rtc.SignalResponse) -> None:
-    """Send ``response`` (a RequestResponse) a moment from now: see _ANSWER_DELAY_SECONDS."""
+    """Send ``response`` (a refusing RequestResponse) a moment from now: see _ANSWER_DELAY_SECONDS."""
     asyncio.get_running_loop().call_later(_ANSWER_DELAY_SECONDS, participant.send, response)
 
 
@@ -345,7 +346,9 @@ def _handle_update_metadata(participant: Participant, update: pb_rtc.UpdateParti
         done = pb_rtc.SignalResponse()
         done.request_response.request_id = update.request_id
         done.request_response.reason = pb_rtc.RequestResponse.OK
-        answer(participant, done)
+        # At once: the update to everyone went out first, and delaying this answer behind
+        # it lets the SDKs see their own update before their request resolves (old == new).
+        participant.send(done)
 
 
 def _handle_subscription_permission(participant: Participant, request: pb_rtc.SubscriptionPermission) -> None:
