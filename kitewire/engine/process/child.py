@@ -33,6 +33,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from livekit.protocol import models
 
 from kitewire.engine.session import EngineListener, JoinParameters, RtcEngine
@@ -75,6 +77,10 @@ class _ForwardedTrack:
     @property
     def has_sinks(self) -> bool:
         return self.wanted
+
+    def frame_memory(self, size: int) -> npt.NDArray[np.uint8] | None:
+        """A slot for the decoder to copy its next picture into (then sending it copies nothing)."""
+        return self.writer.reserve(size)
 
     def push(self, frame: VideoFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None) -> None:
         pipeline = self._hosted.engine.remote_pipeline(self._track_sid)
@@ -285,10 +291,10 @@ class EngineHost:
             self.link.handle(message)
             return
         if message[0] == "frame":
-            # the view is made here so its ring is the one current for this message
+            # handed to the encoder from here: its pipeline takes frames from any thread,
+            # and a hop onto this loop first would cost every frame a loop wake-up
             key, place, info = message[1], message[2], message[3]
-            frame = self.link.read(place, info)
-            self._loop.call_soon_threadsafe(self._published_frame, key, frame, info)
+            self._published_frame(key, self.link.read(place, info), info)
             return
         if message[0] == "audio":
             self._loop.call_soon_threadsafe(self._published_audio, message[1], message[2:])
