@@ -17,6 +17,7 @@ heavy loss has cut the bitrate (no FEC or RTX is negotiated).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import random
 import threading
@@ -107,8 +108,34 @@ def _to_yuv420p(frame: VideoFrame) -> av.VideoFrame:
     return picture
 
 
+def _convert_then_encode(
+    frame: VideoFrame,
+    converted: concurrent.futures.Future[av.VideoFrame],
+    owns_picture: bool,
+    layer: _Layer,
+    width: int,
+    height: int,
+    keyframe: bool,
+    captured_at: float,
+    metadata: FrameMetadata | None,
+) -> EncodedFrame:
+    """The first job of a frame: convert it for the encoders (handing the picture to the
+    other layers' jobs through ``converted``), then encode the top layer.
+
+    One job instead of a conversion job and then the encodes saves the frame a round
+    trip through the event loop before encoding starts.
+    """
+    try:
+        picture = _to_yuv420p(frame)
+    except BaseException as exc:
+        converted.set_exception(exc)
+        raise
+    converted.set_result(picture)
+    return _encode_layer(picture, owns_picture, layer, width, height, keyframe, captured_at, metadata)
+
+
 def _encode_layer(
-    picture: av.VideoFrame,
+    picture: av.VideoFrame | concurrent.futures.Future[av.VideoFrame],
     owns_picture: bool,
     layer: _Layer,
     width: int,
@@ -122,8 +149,11 @@ def _encode_layer(
     The layers of a frame share ``picture`` and run at the same time: each scales with
     its own reformatter, which only reads it. The encoder writes ``pts`` into the frame
     it gets, so only the one layer that ``owns_picture`` may encode it unscaled; another
-    layer of the same size encodes a copy.
+    layer of the same size encodes a copy. ``picture`` may still be being converted by
+    the frame's first job (a future): the other layers wait for it here.
     """
+    if isinstance(picture, concurrent.futures.Future):
+        picture = picture.result()
     if (picture.width, picture.height) != (width, height):
         scaled = layer.reformatter.reformat(picture, width=width, height=height, format="yuv420p")
     elif owns_picture:
@@ -357,7 +387,6 @@ class VideoPublishPipeline:
                 logger.exception("encoding a %dx%d frame failed", pending.frame.width, pending.frame.height)
 
     async def _encode_and_send(self, pending: _PendingFrame) -> None:
-        picture = await self._loop.run_in_executor(None, _to_yuv420p, pending.frame)
         rtp_timestamp = self._next_rtp_timestamp(pending.captured_at)
         sent_metadata = restrict_to_features(pending.metadata, self._frame_metadata_features)
         extensions = {
@@ -367,18 +396,24 @@ class VideoPublishPipeline:
         # every layer encodes at once, on a worker thread each; sent top layer first, each
         # as soon as it and the layers above it are done: the top layer is what
         # subscribers usually want, and an SFU that starts forwarding on the first
-        # keyframe it sees then needs no layer switch
+        # keyframe it sees then needs no layer switch. The top layer's job converts the
+        # frame first; the pool starts jobs in order, so the others wait only on a
+        # job that is already running.
         jobs: list[tuple[_Layer, bool, asyncio.Future[EncodedFrame]]] = []
+        converted: concurrent.futures.Future[av.VideoFrame] = concurrent.futures.Future()
+        source_size = (pending.frame.width, pending.frame.height)
         picture_taken = False
         for layer in reversed(self._layers):
             keyframe = layer.keyframe_wanted
             layer.keyframe_wanted = False
             width, height = self._adapt_to_loss(layer, time.monotonic())
-            owns = not picture_taken and (picture.width, picture.height) == (width, height)
+            owns = not picture_taken and source_size == (width, height)
             picture_taken = picture_taken or owns
-            job = self._loop.run_in_executor(
-                None, _encode_layer, picture, owns, layer, width, height, keyframe, pending.captured_at, sent_metadata
-            )
+            layer_job = (owns, layer, width, height, keyframe, pending.captured_at, sent_metadata)
+            if not jobs:
+                job = self._loop.run_in_executor(None, _convert_then_encode, pending.frame, converted, *layer_job)
+            else:
+                job = self._loop.run_in_executor(None, _encode_layer, converted, *layer_job)
             jobs.append((layer, keyframe, job))
         try:
             for layer, keyframe, job in jobs:
