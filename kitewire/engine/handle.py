@@ -141,7 +141,12 @@ class EngineListener(EngineEvents, Protocol):
 
 
 class FrameConsumer(Protocol):
-    """Where a remote track's decoded frames go (the rtc layer's frame fanout)."""
+    """Where a remote track's decoded frames go (the rtc layer's frame fanout).
+
+    A consumer may also have ``frame_memory(nbytes)``, giving the memory (a flat uint8
+    array) the decoder copies its next picture into, or None: the media process's
+    forwarding consumer gives shared-memory slots that way.
+    """
 
     @property
     def has_sinks(self) -> bool:

@@ -13,6 +13,9 @@ import logging
 import time
 from collections.abc import Callable
 
+import numpy as np
+import numpy.typing as npt
+
 from kitewire.frames import VideoFrame
 from kitewire.media import AssembledFrame, FrameAssembler, FrameMetadata, VideoDecoder, normalize_codec
 from kitewire.media.e2ee_frame import FrameTransform
@@ -33,6 +36,8 @@ from .lipsync import SenderClock, StreamSync
 logger = logging.getLogger("kitewire.engine")
 
 FrameCallback = Callable[[VideoFrame, int, int, FrameMetadata | None], None]
+# memory for a decoded picture of N bytes (a flat uint8 array), or None for new memory
+FrameMemory = Callable[[int], "npt.NDArray[np.uint8] | None"]
 
 # how often lost packets are NACKed and stalled frames given up on
 _FEEDBACK_INTERVAL = 0.02
@@ -44,12 +49,14 @@ _CAPTURE_TIMES_KEPT = 64
 
 
 def _decode_to_frames(
-    decoder: VideoDecoder, data: bytes, keyframe: bool, convert: bool
+    decoder: VideoDecoder, data: bytes, keyframe: bool, convert: bool, memory: FrameMemory | None
 ) -> tuple[int, list[VideoFrame]]:
     decoded = decoder.decode(data, keyframe=keyframe)
     # the decoder must see every frame to keep its state, but copying pictures out
     # is only worth it when someone consumes them
-    return len(decoded), [VideoFrame.from_av(av_frame) for av_frame in decoded] if convert else []
+    if not convert:
+        return len(decoded), []
+    return len(decoded), [VideoFrame.from_av(av_frame, allocate=memory) for av_frame in decoded]
 
 
 class VideoReceivePipeline:
@@ -69,6 +76,9 @@ class VideoReceivePipeline:
         self.frame_transform: FrameTransform | None = None
         #: tells whether decoded pictures are wanted (None: always)
         self.has_consumers: Callable[[], bool] | None = None
+        #: where decoded pictures are copied (a worker thread): the media process gives
+        #: shared-memory slots, so a frame crosses to the application without another copy
+        self.frame_memory: FrameMemory | None = None
         self._assembler: FrameAssembler | None = None
         self._decoder: VideoDecoder | None = None
         self._codec: str | None = None
@@ -234,7 +244,7 @@ class VideoReceivePipeline:
                 data = opened
             try:
                 decoded, frames = await self._loop.run_in_executor(
-                    None, _decode_to_frames, decoder, data, assembled.keyframe, wanted
+                    None, _decode_to_frames, decoder, data, assembled.keyframe, wanted, self.frame_memory
                 )
             except Exception:
                 logger.exception("decoding a %s frame failed", decoder.codec)

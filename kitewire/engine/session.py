@@ -331,6 +331,8 @@ class RtcEngine:
 
         pipeline.on_frame = consumer.push
         pipeline.has_consumers = wanted
+        # a consumer may offer the memory decoded pictures go to (the media process's slots)
+        pipeline.frame_memory = getattr(consumer, "frame_memory", None)
         return True
 
     async def get_stats(self) -> EngineStats:

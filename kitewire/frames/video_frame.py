@@ -26,6 +26,7 @@ Where kitewire differs from livekit 1.2.1 on purpose:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, SupportsIndex, cast
 
 import numpy as np
@@ -255,12 +256,16 @@ class VideoFrame:
         return frame
 
     @classmethod
-    def from_av(cls, frame: av.VideoFrame) -> VideoFrame:
+    def from_av(
+        cls, frame: av.VideoFrame, *, allocate: Callable[[int], npt.NDArray[np.uint8] | None] | None = None
+    ) -> VideoFrame:
         """Copy an ``av.VideoFrame`` into a packed kitewire frame (one copy).
 
         yuv420p becomes I420 (decoder output), and each format with a kitewire
         twin maps to it. Other formats are first reformatted by PyAV: YUV ones
-        to yuv420p (I420), the rest to rgba (RGBA).
+        to yuv420p (I420), the rest to rgba (RGBA). ``allocate(nbytes)``, if given,
+        provides the memory the pixels are copied into (a flat uint8 array of
+        ``nbytes``), or None for new memory.
         """
         name = frame.format.name
         buffer_type = _FROM_AV_FORMATS.get(name)
@@ -270,7 +275,12 @@ class VideoFrame:
             buffer_type = _FROM_AV_FORMATS[target]
         width, height = validate_size(frame.width, frame.height)
         layouts = plane_layouts(buffer_type, width, height)
-        buffer = np.empty(layouts[-1].end, dtype=np.uint8)
+        provided = allocate(layouts[-1].end) if allocate is not None else None
+        if provided is not None and (provided.dtype != np.uint8 or provided.shape != (layouts[-1].end,)):
+            raise ValueError(
+                f"expected a flat uint8 array of {layouts[-1].end} bytes to copy into, got {provided.shape}"
+            )
+        buffer = provided if provided is not None else np.empty(layouts[-1].end, dtype=np.uint8)
         for layout, plane in zip(layouts, frame.planes):
             source = np.frombuffer(cast(Any, plane), dtype=np.uint8)
             target_bytes = buffer[layout.offset : layout.end]

@@ -21,7 +21,11 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import weakref
 from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
 
 from kitewire.frames import VideoFrame
 from kitewire.media.packet_trailer import FrameMetadata
@@ -141,16 +145,72 @@ class FrameLink:
 
 
 class FrameWriter:
-    """Sends the frames of one stream through a ring of its own (see the module docstring)."""
+    """Sends the frames of one stream through a ring of its own (see the module docstring).
+
+    A producer that can write a frame's pixels itself (a decoder copying its picture
+    out) takes a slot's memory with :meth:`reserve` first; sending a frame over that
+    memory then copies nothing.
+    """
 
     def __init__(self, link: FrameLink, slots: int) -> None:
         self._link = link
         self._slots = slots
         self._ring: FrameRing | None = None
-        self._lock = threading.Lock()
+        # reentrant: a dropped reservation's finalizer may run inside a locked section
+        # (the cyclic collector runs on allocations)
+        self._lock = threading.RLock()
         self._closed = False
+        # reserved slots by the address of their memory: (ring, slot, what frees it unsent)
+        self._reserved: dict[int, tuple[FrameRing, int, weakref.finalize[Any, Any]]] = {}
         #: frames not sent because every slot was still in use
         self.frames_dropped = 0
+
+    def _current_ring(self, size: int) -> FrameRing:
+        ring = self._ring
+        if ring is None or ring.slot_size < size:
+            if ring is not None:
+                self._link._drop_writer(ring.ring_id)
+            ring = self._ring = self._link._new_ring(size, self._slots)
+        return ring
+
+    def reserve(self, size: int) -> npt.NDArray[np.uint8] | None:
+        """A free slot's memory for a frame of ``size`` bytes (any thread), None when every
+        slot is in use or the channel is closed. Fill it, wrap it in a VideoFrame and
+        :meth:`send` that; a slot never sent goes back when its array is dropped."""
+        with self._lock:
+            if self._closed:
+                return None
+            try:
+                ring = self._current_ring(size)
+            except (ChannelClosed, OSError):
+                return None
+            slot = ring.acquire()
+            if slot is None:
+                return None
+            memory = ring.slot_array(slot, size)
+            address = memory.ctypes.data
+            unsent = weakref.finalize(memory, self._unreserve, address, ring, slot)
+            self._reserved[address] = (ring, slot, unsent)
+            return memory
+
+    def _unreserve(self, address: int, ring: FrameRing, slot: int) -> None:
+        with self._lock:
+            self._reserved.pop(address, None)
+        ring.release(slot)
+
+    def _take_reserved(self, pixels: memoryview) -> tuple[FrameRing, int] | None:
+        """The current ring's slot that ``pixels`` already fill, if they are a reservation (lock held)."""
+        if not self._reserved:
+            return None
+        reserved = self._reserved.pop(np.frombuffer(pixels, dtype=np.uint8).ctypes.data, None)
+        if reserved is None:
+            return None
+        ring, slot, unsent = reserved
+        unsent.detach()  # from now on the reader hands the slot back
+        if ring is self._ring:
+            return ring, slot
+        ring.release(slot)  # reserved in a ring replaced since: copied into the new one
+        return None
 
     def send(self, key: Any, frame: VideoFrame, info: FrameInfo, *, inline_when_full: bool = False) -> bool:
         """Announce ``frame`` under ``key``; False when it was dropped (no free slot, channel closed)."""
@@ -160,11 +220,11 @@ class FrameWriter:
             if self._closed:
                 return False
             try:
-                ring = self._ring
-                if ring is None or ring.slot_size < size:
-                    if ring is not None:
-                        self._link._drop_writer(ring.ring_id)
-                    ring = self._ring = self._link._new_ring(size, self._slots)
+                filled = self._take_reserved(pixels)
+                if filled is not None:
+                    self._link.channel.send(("frame", key, (filled[0].ring_id, filled[1], size), info))
+                    return True
+                ring = self._current_ring(size)
                 slot = ring.acquire()
                 if slot is None:
                     if not inline_when_full:

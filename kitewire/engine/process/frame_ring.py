@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from kitewire.frames import VideoFrame
 
@@ -100,6 +101,12 @@ class FrameRing:
         """A free slot, or None when every slot is still in use on the other side."""
         with self._lock:
             return self._free.pop() if self._free and not self.closed else None
+
+    def slot_array(self, slot: int, size: int) -> npt.NDArray[np.uint8]:
+        """The first ``size`` bytes of ``slot``, writable (the writer fills a slot in place)."""
+        if not 0 <= slot < self.slots or not 0 < size <= self.slot_size:
+            raise ValueError(f"expected slot 0..{self.slots - 1} of <= {self.slot_size} bytes, got {slot}/{size}")
+        return np.frombuffer(self._map, dtype=np.uint8, count=size, offset=slot * self.slot_size)
 
     def release(self, slot: int) -> None:
         """The reader is done with ``slot`` (ignored for a slot not handed out)."""
