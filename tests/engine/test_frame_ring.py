@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import socket
@@ -110,5 +111,94 @@ def test_frames_protobufs_and_releases_cross_the_channel() -> None:
         gc.collect()
         assert released.wait(5)  # the slot went back to the writer
     finally:
+        left.close()
+        right.close()
+
+
+def test_a_reserved_slot_crosses_without_a_copy_and_an_unsent_one_comes_back() -> None:
+    left_sock, right_sock = socket.socketpair()
+    left = Channel(left_sock)
+    link = FrameLink(left)
+    messages: list[tuple[Any, ...]] = []
+    left.send = lambda message, fds=(): messages.append(message)  # type: ignore[method-assign]
+    writer = link.writer(2)
+    memory = writer.reserve(SIZE)
+    assert memory is not None and memory.shape == (SIZE,)
+    memory[:] = 7  # the producer fills the slot itself
+    frame = VideoFrame(64, 32, VideoBufferType.I420, memory)
+    assert writer.send(("key",), frame, FrameInfo(64, 32, VideoBufferType.I420, 1, 0))
+    ring_id, slot, size = messages[-1][2]
+    assert messages[-1][0] == "frame" and size == SIZE
+    ring = link._writers[ring_id]
+    assert ring.slot_array(slot, SIZE).tolist() == memory.tolist()  # announced where it was written
+    # the sent slot now belongs to the reader: dropping our frame does not free it
+    del frame, memory
+    gc.collect()
+    assert ring.free_slots == 1
+    # a reservation never sent goes back when its memory is dropped
+    unsent = writer.reserve(SIZE)
+    assert unsent is not None and ring.free_slots == 0
+    assert writer.reserve(SIZE) is None  # every slot taken
+    del unsent
+    gc.collect()
+    assert ring.free_slots == 1
+    left.close()
+    right_sock.close()
+
+
+def test_a_reservation_in_a_ring_replaced_since_is_sent_as_a_copy() -> None:
+    left_sock, right_sock = socket.socketpair()
+    left = Channel(left_sock)
+    link = FrameLink(left)
+    messages: list[tuple[Any, ...]] = []
+    left.send = lambda message, fds=(): messages.append(message)  # type: ignore[method-assign]
+    writer = link.writer(2)
+    small = writer.reserve(SIZE)
+    assert small is not None
+    small[:] = 3
+    big = np.full(SIZE * 4, 9, dtype=np.uint8)  # a bigger frame replaces the ring
+    assert writer.send(("key",), VideoFrame(128, 64, VideoBufferType.I420, big), FrameInfo(128, 64, 0, 1, 0))
+    assert writer.send(("key",), VideoFrame(64, 32, VideoBufferType.I420, small), FrameInfo(64, 32, 0, 2, 0))
+    ring_id, slot, size = messages[-1][2]
+    ring = link._writers[ring_id]
+    assert ring.slot_size == SIZE * 4 and size == SIZE
+    assert set(ring.slot_array(slot, SIZE).tolist()) == {3}
+    left.close()
+    right_sock.close()
+
+
+async def test_the_loop_reader_handles_messages_and_descriptors_on_the_loop_and_reports_the_end() -> None:
+    loop = asyncio.get_running_loop()
+    left_sock, right_sock = socket.socketpair()
+    left, right = Channel(left_sock), Channel(right_sock)
+    got: list[tuple[tuple[Any, ...], bool]] = []
+    ended = asyncio.Event()
+
+    def on_message(message: tuple[Any, ...]) -> None:
+        got.append((message, threading.current_thread() is threading.main_thread()))
+
+    right.start_loop_reader(loop, on_message, ended.set)
+    read_end, write_end = os.pipe()
+    try:
+        # sent from another thread while the loop waits: the loop itself reads
+        await asyncio.to_thread(left.send, ("fd", 1), [read_end])
+        await asyncio.to_thread(left.send, ("big", b"x" * 600_000))
+        for _ in range(200):
+            if len(got) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert [message[0] for message, _ in got] == ["fd", "big"]
+        assert all(on_loop for _, on_loop in got)
+        assert len(got[1][0][1]) == 600_000
+        passed = right.take_fd()
+        os.write(write_end, b"!")
+        assert os.read(passed, 1) == b"!"
+        os.close(passed)
+        left.close()
+        await asyncio.wait_for(ended.wait(), 5)
+        assert right.closed
+    finally:
+        os.close(read_end)
+        os.close(write_end)
         left.close()
         right.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import av
 import numpy as np
 import pytest
@@ -118,6 +120,25 @@ def test_from_av_of_padded_decoder_style_frame_is_one_packed_i420() -> None:
     for ours, plane, columns in zip((y, u, v), decoded.planes, (641, 321, 321)):
         rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)[: ours.shape[0], :columns]
         np.testing.assert_array_equal(ours, rows)
+
+
+def test_from_av_copies_into_the_memory_allocate_gives_and_refuses_the_wrong_size() -> None:
+    decoded = av.VideoFrame.from_ndarray(smooth_rgba(64, 48)[..., :3].copy(), format="rgb24").reformat(format="yuv420p")
+    memory = np.zeros(64 * 48 * 3 // 2, np.uint8)
+    asked: list[int] = []
+
+    def allocate(nbytes: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        asked.append(nbytes)
+        return memory
+
+    frame = VideoFrame.from_av(decoded, allocate=allocate)
+    assert asked == [memory.size]
+    assert np.shares_memory(frame.to_ndarray(), memory)
+    np.testing.assert_array_equal(frame.to_ndarray().reshape(-1), VideoFrame.from_av(decoded).to_ndarray().reshape(-1))
+    # None: new memory, as without allocate
+    assert not np.shares_memory(VideoFrame.from_av(decoded, allocate=lambda n: None).to_ndarray(), memory)
+    with pytest.raises(ValueError, match=f"flat uint8 array of {memory.size} bytes"):
+        VideoFrame.from_av(decoded, allocate=lambda n: np.zeros(n - 1, np.uint8))
 
 
 def test_from_av_reformats_formats_without_a_twin() -> None:

@@ -7,13 +7,16 @@ a length beyond :data:`MAX_MESSAGE_BYTES` is a broken peer and ends the channel.
 
 Sending is synchronous and thread-safe (a capture thread, the event loop and the
 reader thread all send), with a timeout so that a peer that stops reading fails the
-channel instead of freezing the sender. Receiving runs on a dedicated reader thread
-that calls ``on_message`` for every message and ``on_closed`` once at the end: that
-thread needs the GIL only to unpickle a small tuple, never to wait for an event loop.
+channel instead of freezing the sender. In the application, receiving runs on a
+dedicated reader thread that calls ``on_message`` for every message and ``on_closed``
+once at the end: that thread needs the GIL only to unpickle a small tuple, never to
+wait for an event loop. The media process owns its loop and reads on it
+(:meth:`Channel.start_loop_reader`): each message then costs one wake-up, not two.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
@@ -125,6 +128,53 @@ class Channel:
         self._reader = thread
         thread.start()
 
+    def start_loop_reader(
+        self, loop: asyncio.AbstractEventLoop, on_message: Callable[[Message], None], on_closed: Callable[[], None]
+    ) -> None:
+        """Read messages on ``loop`` itself (call from the loop): for a process whose loop is
+        its own (the media process), a message then wakes one thread, not a reader and
+        then the loop."""
+        # a second handle on the socket, without the send timeout (which would make a
+        # read wait for data): the loop reads only when the socket is readable
+        reader = socket.socket(fileno=os.dup(self._sock.fileno()))
+        reader.setblocking(False)
+        buffer = bytearray()
+        fd = reader.fileno()
+
+        def readable() -> None:
+            try:
+                data, fds, _, _ = socket.recv_fds(reader, _READ_SIZE, _MAX_FDS_PER_READ)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data, fds = b"", []
+            self._fds.extend(fds)
+            if data and self._take_messages(buffer, data, on_message):
+                return
+            loop.remove_reader(fd)
+            reader.close()
+            self._end(on_closed)
+
+        loop.add_reader(fd, readable)
+
+    def _take_messages(self, buffer: bytearray, data: bytes, on_message: Callable[[Message], None]) -> bool:
+        """Add ``data`` to ``buffer`` and handle every whole message; False when one is over the bound."""
+        buffer += data
+        while len(buffer) >= _HEADER.size:
+            (length,) = _HEADER.unpack_from(buffer)
+            if length > MAX_MESSAGE_BYTES:
+                logger.error("media channel: a %d-byte message is over the bound; closing", length)
+                return False
+            if len(buffer) < _HEADER.size + length:
+                break
+            body = bytes(buffer[_HEADER.size : _HEADER.size + length])
+            del buffer[: _HEADER.size + length]
+            try:
+                on_message(pickle.loads(body))
+            except Exception:
+                logger.exception("media channel: handling a message failed")
+        return True
+
     def _read_loop(self, on_message: Callable[[Message], None], on_closed: Callable[[], None]) -> None:
         buffer = bytearray()
         try:
@@ -134,34 +184,23 @@ class Channel:
                 except TimeoutError:
                     continue  # the socket's timeout is for sends; a quiet peer is fine
                 self._fds.extend(fds)
-                if not data:
+                if not data or not self._take_messages(buffer, data, on_message):
                     return
-                buffer += data
-                while len(buffer) >= _HEADER.size:
-                    (length,) = _HEADER.unpack_from(buffer)
-                    if length > MAX_MESSAGE_BYTES:
-                        logger.error("media channel: a %d-byte message is over the bound; closing", length)
-                        return
-                    if len(buffer) < _HEADER.size + length:
-                        break
-                    body = bytes(buffer[_HEADER.size : _HEADER.size + length])
-                    del buffer[: _HEADER.size + length]
-                    try:
-                        on_message(pickle.loads(body))
-                    except Exception:
-                        logger.exception("media channel: handling a message failed")
         except OSError:
             return
         finally:
-            with self._send_lock:
-                self._fail()
-                with contextlib.suppress(OSError):
-                    self._sock.close()
-            for fd in self._fds:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            self._fds.clear()
-            on_closed()
+            self._end(on_closed)
+
+    def _end(self, on_closed: Callable[[], None]) -> None:
+        with self._send_lock:
+            self._fail()
+            with contextlib.suppress(OSError):
+                self._sock.close()
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+        on_closed()
 
     def _fail(self) -> None:
         self._closed = True

@@ -286,25 +286,17 @@ class EngineHost:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def on_message(self, message: Message) -> None:
-        """Reader thread: ring bookkeeping at once, everything else on the loop, in order."""
-        if message[0] == "release":
-            self.link.handle(message)
-            return
-        if message[0] == "frame":
-            # handed to the encoder from here: its pipeline takes frames from any thread,
-            # and a hop onto this loop first would cost every frame a loop wake-up
+        """One message from the application, on the loop (which reads the socket), in order."""
+        kind = message[0]
+        if kind == "frame":
             key, place, info = message[1], message[2], message[3]
             self._published_frame(key, self.link.read(place, info), info)
-            return
-        if message[0] == "audio":
-            self._loop.call_soon_threadsafe(self._published_audio, message[1], message[2:])
-            return
-        if message[0] == "audio_clear":
-            self._loop.call_soon_threadsafe(self._published_audio_cleared, message[1])
-            return
-        if self.link.handle(message):
-            return
-        self._loop.call_soon_threadsafe(self._handle, message)
+        elif kind == "audio":
+            self._published_audio(message[1], message[2:])
+        elif kind == "audio_clear":
+            self._published_audio_cleared(message[1])
+        elif not self.link.handle(message):
+            self._handle(message)
 
     def _published_frame(self, key: tuple[int, str], frame: VideoFrame | None, info: FrameInfo) -> None:
         hosted = self._engines.get(key[0])
@@ -393,9 +385,9 @@ async def _serve(sock: socket.socket) -> None:
     ended = asyncio.Event()
 
     def on_closed() -> None:
-        loop.call_soon_threadsafe(ended.set)
+        ended.set()
 
-    channel.start_reader(host.on_message, on_closed, "kitewire-media-reader")
+    channel.start_loop_reader(loop, host.on_message, on_closed)
     channel.send(("ready", os.getpid()))
     await ended.wait()
     await host.close()
