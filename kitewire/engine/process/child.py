@@ -52,6 +52,8 @@ _PR_SET_PDEATHSIG = 1
 # a published track's audio waiting here for playout: the application's AudioSource keeps
 # it within its queue_size_ms (at most 60 s); beyond this the oldest is dropped
 _MAX_PLAYOUT_SECONDS = 61
+# how often a published track's bytes sent reach the application (publication.bytes_sent)
+_SENT_REPORT_INTERVAL = 0.05
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -130,6 +132,7 @@ class _HostedEngine:
         self._published: dict[str, Any] = {}
         self._tracks: dict[str, _ForwardedTrack | _ForwardedAudio] = {}
         self._sent_reported: dict[str, int] = {}
+        self._sent_report_due: set[str] = set()
         # published audio tracks' playout queues: captured PCM arrives at once, paced here
         self._playouts: dict[str, tuple[tuple[int, int], AudioPlayout]] = {}
         self.engine = RtcEngine(self._listener())
@@ -224,7 +227,7 @@ class _HostedEngine:
         if pipeline is None or frame is None:
             return
         pipeline.on_frame(frame, info.timestamp_us, info.rotation, info.metadata)
-        self._host.channel.post(("sent", self.engine_id, track_sid, pipeline.bytes_sent))
+        self._report_sent_soon(track_sid)
 
     def on_published_audio(
         self, track_sid: str, pcm: bytes, sample_rate: int, num_channels: int, samples: int, timestamp_us: int
@@ -260,11 +263,28 @@ class _HostedEngine:
         if pipeline is None:
             return
         pipeline.on_audio(pcm, *audio_format)
-        # the encoder runs behind: report what it sent so far, when that changed
+        self._report_sent_soon(track_sid)
+
+    def _report_sent_soon(self, track_sid: str) -> None:
+        """Tell the application a published track's bytes sent, at most every
+        :data:`_SENT_REPORT_INTERVAL`: a message per frame would cost each frame a
+        wake-up of the application's reader, before its encode starts."""
+        if track_sid in self._sent_report_due:
+            return
+        self._sent_report_due.add(track_sid)
+        asyncio.get_running_loop().call_later(_SENT_REPORT_INTERVAL, self._report_sent, track_sid)
+
+    def _report_sent(self, track_sid: str) -> None:
+        self._sent_report_due.discard(track_sid)
+        pipeline = self._published.get(track_sid)
+        if pipeline is None:
+            return
         sent = pipeline.bytes_sent
         if self._sent_reported.get(track_sid) != sent:
             self._sent_reported[track_sid] = sent
             self._host.channel.post(("sent", self.engine_id, track_sid, sent))
+            # the encoder runs behind the last frame: look again until nothing changes
+            self._report_sent_soon(track_sid)
 
     def close(self) -> None:
         for track in self._tracks.values():
