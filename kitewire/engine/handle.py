@@ -145,7 +145,8 @@ class FrameConsumer(Protocol):
 
     A consumer may also have ``frame_memory(nbytes)``, giving the memory (a flat uint8
     array) the decoder copies its next picture into, or None: the media process's
-    forwarding consumer gives shared-memory slots that way.
+    forwarding consumer gives shared-memory slots that way; and ``thread_safe_push =
+    True``, which lets the decoding thread push a frame to be shown at once itself.
     """
 
     @property

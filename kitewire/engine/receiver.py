@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -48,15 +49,10 @@ _MAX_DECODE_BACKLOG = 60
 _CAPTURE_TIMES_KEPT = 64
 
 
-def _decode_to_frames(
-    decoder: VideoDecoder, data: bytes, keyframe: bool, convert: bool, memory: FrameMemory | None
-) -> tuple[int, list[VideoFrame]]:
-    decoded = decoder.decode(data, keyframe=keyframe)
-    # the decoder must see every frame to keep its state, but copying pictures out
-    # is only worth it when someone consumes them
-    if not convert:
-        return len(decoded), []
-    return len(decoded), [VideoFrame.from_av(av_frame, allocate=memory) for av_frame in decoded]
+def _show_frame(
+    callback: FrameCallback, timestamp_us: int, rotation: int, metadata: FrameMetadata | None, frame: VideoFrame
+) -> None:
+    callback(frame, timestamp_us, rotation, metadata)
 
 
 class VideoReceivePipeline:
@@ -79,6 +75,10 @@ class VideoReceivePipeline:
         #: where decoded pictures are copied (a worker thread): the media process gives
         #: shared-memory slots, so a frame crosses to the application without another copy
         self.frame_memory: FrameMemory | None = None
+        #: ``on_frame`` is thread-safe and needs no loop (the media process's forwarding):
+        #: a frame to be shown at once then goes to it from the decoding thread, saving
+        #: the hop back onto the loop first
+        self.delivers_from_worker = False
         self._assembler: FrameAssembler | None = None
         self._decoder: VideoDecoder | None = None
         self._codec: str | None = None
@@ -242,9 +242,20 @@ class VideoReceivePipeline:
                         self._assembler.request_keyframe()
                     continue
                 data = opened
+            callback = self.on_frame
+            in_worker: Callable[[VideoFrame], None] | None = None
+            if (
+                wanted
+                and callback is not None
+                and self.delivers_from_worker
+                and self._shows(assembled.timestamp)
+                and self._lip_sync_hold(assembled.timestamp) <= 0
+            ):
+                in_worker = functools.partial(_show_frame, callback, timestamp_us, rotation, metadata)
+
             try:
                 decoded, frames = await self._loop.run_in_executor(
-                    None, _decode_to_frames, decoder, data, assembled.keyframe, wanted, self.frame_memory
+                    None, self._decode, decoder, data, assembled.keyframe, wanted, in_worker
                 )
             except Exception:
                 logger.exception("decoding a %s frame failed", decoder.codec)
@@ -253,15 +264,12 @@ class VideoReceivePipeline:
                 return
             if not decoded and decoder.needs_keyframe and self._assembler is not None:
                 self._assembler.request_keyframe()
-            self.frames_decoded += decoded
-            if decoded and assembled.keyframe:
-                self.keyframes_decoded += 1
-            if frames:
-                self.frame_width, self.frame_height = frames[-1].width, frames[-1].height
             if not self._is_new_picture(assembled.timestamp):
                 # a simulcast layer switch repeats the picture just shown (same capture,
                 # same RTP time) as the new layer's keyframe: decoded, not shown twice
                 continue
+            if in_worker is not None:
+                continue  # shown already, from the decoding thread
             hold = self._lip_sync_hold(assembled.timestamp)
             if hold > 0:
                 await asyncio.sleep(hold)
@@ -272,6 +280,31 @@ class VideoReceivePipeline:
                 if callback is not None:
                     callback(frame, timestamp_us, rotation, metadata)
 
+    def _decode(
+        self,
+        decoder: VideoDecoder,
+        data: bytes,
+        keyframe: bool,
+        convert: bool,
+        deliver: Callable[[VideoFrame], None] | None,
+    ) -> tuple[int, list[VideoFrame]]:
+        """Decode one frame (a worker thread; one at a time, so the counters have one writer)."""
+        decoded = decoder.decode(data, keyframe=keyframe)
+        self.frames_decoded += len(decoded)
+        if decoded and keyframe:
+            self.keyframes_decoded += 1
+        # the decoder must see every frame to keep its state, but copying pictures out
+        # is only worth it when someone consumes them
+        if not convert:
+            return len(decoded), []
+        frames = [VideoFrame.from_av(av_frame, allocate=self.frame_memory) for av_frame in decoded]
+        if frames:
+            self.frame_width, self.frame_height = frames[-1].width, frames[-1].height
+        if deliver is not None:
+            for frame in frames:
+                deliver(frame)
+        return len(decoded), frames
+
     def _lip_sync_hold(self, rtp_timestamp: int) -> float:
         sync, ssrc = self.lip_sync, self._ssrc
         if sync is None or ssrc is None:
@@ -279,12 +312,17 @@ class VideoReceivePipeline:
         captured = self._sender_clock.capture_time(ssrc, rtp_timestamp)
         return sync.video_hold(captured) if captured is not None else 0.0
 
-    def _is_new_picture(self, rtp_timestamp: int) -> bool:
+    def _shows(self, rtp_timestamp: int) -> bool:
+        """Whether a picture of ``rtp_timestamp`` is newer than the last one shown."""
         last = self._last_shown_timestamp
-        if last is not None:
-            delta = (rtp_timestamp - last) & 0xFFFFFFFF
-            if delta == 0 or delta >= 0x80000000:
-                return False
+        if last is None:
+            return True
+        delta = (rtp_timestamp - last) & 0xFFFFFFFF
+        return delta != 0 and delta < 0x80000000
+
+    def _is_new_picture(self, rtp_timestamp: int) -> bool:
+        if not self._shows(rtp_timestamp):
+            return False
         self._last_shown_timestamp = rtp_timestamp
         return True
 

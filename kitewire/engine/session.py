@@ -333,6 +333,7 @@ class RtcEngine:
         pipeline.has_consumers = wanted
         # a consumer may offer the memory decoded pictures go to (the media process's slots)
         pipeline.frame_memory = getattr(consumer, "frame_memory", None)
+        pipeline.delivers_from_worker = bool(getattr(consumer, "thread_safe_push", False))
         return True
 
     async def get_stats(self) -> EngineStats:

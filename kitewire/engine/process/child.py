@@ -80,6 +80,9 @@ class _ForwardedTrack:
     def has_sinks(self) -> bool:
         return self.wanted
 
+    #: push may run on the decoding thread: it only fills a message for the channel
+    thread_safe_push = True
+
     def frame_memory(self, size: int) -> npt.NDArray[np.uint8] | None:
         """A slot for the decoder to copy its next picture into (then sending it copies nothing)."""
         return self.writer.reserve(size)
