@@ -75,6 +75,9 @@ class _ForwardedTrack:
         self.writer = writer
         # the application tells us when no stream wants frames (then decoding skips copies)
         self.wanted = True
+        # looked up on the loop once: push runs on the decoding thread, which must not
+        # walk the engine's tracks while the loop changes them
+        self.pipeline = hosted.engine.remote_pipeline(track_sid)
 
     @property
     def has_sinks(self) -> bool:
@@ -88,7 +91,7 @@ class _ForwardedTrack:
         return self.writer.reserve(size)
 
     def push(self, frame: VideoFrame, timestamp_us: int, rotation: int, metadata: FrameMetadata | None = None) -> None:
-        pipeline = self._hosted.engine.remote_pipeline(self._track_sid)
+        pipeline = self.pipeline
         counters = (
             (pipeline.frames_decoded, pipeline.nacks_sent, pipeline.keyframe_requests_sent) if pipeline else (0, 0, 0)
         )
