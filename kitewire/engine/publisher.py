@@ -23,7 +23,6 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import av
 from av.video.reformatter import VideoReformatter
@@ -51,6 +50,7 @@ from kitewire.transport.rtp import (
 
 from ._loss_control import LOW_LOSS, LossRateController, scaled_size
 from ._timebase import RTP_VIDEO_CLOCK_RATE, capture_us_to_ntp_us, rotation_to_degrees
+from .stats import LayerCounters
 
 logger = logging.getLogger("kitewire.engine")
 
@@ -75,17 +75,6 @@ class _Layer:
     # the layer's own scaler: av.VideoFrame.reformat shares one per source frame, and
     # the layers of a frame scale it at the same time
     reformatter: VideoReformatter = field(default_factory=VideoReformatter)
-
-
-class LayerCounters(NamedTuple):
-    """One sent layer's counters, for statistics."""
-
-    rid: str | None
-    frames_sent: int
-    keyframes_sent: int
-    width: int
-    height: int
-    target_bitrate: int
 
 
 @dataclass(frozen=True)

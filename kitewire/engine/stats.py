@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from kitewire.transport.stats import PeerConnectionStats
 
@@ -18,17 +18,30 @@ if TYPE_CHECKING:
     from kitewire.transport import PeerConnection
     from kitewire.transport.codecs import Codec
 
-    from .publisher import LayerCounters, VideoPublishPipeline
+    from .publisher import VideoPublishPipeline
     from .receiver import VideoReceivePipeline
 
 __all__ = [
     "CodecInfo",
     "EngineStats",
+    "LayerCounters",
     "PublishedCounters",
     "ReceivedCounters",
     "pc_stats",
     "pipeline_counters",
 ]
+
+
+class LayerCounters(NamedTuple):
+    """One sent layer's counters, for statistics (here, not beside the encoder:
+    the application unpickles it without loading the engine)."""
+
+    rid: str | None
+    frames_sent: int
+    keyframes_sent: int
+    width: int
+    height: int
+    target_bitrate: int
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ _APPLICATION = textwrap.dedent(
         for _ in range(10):
             video.capture_frame(frame)
             await audio.capture_frame(rtc.AudioFrame.create(48000, 1, 480))
+        stats = await room.get_rtc_stats()
         connected = loaded()
         media_pid = room._session.engine.media_pid
         # the user's own conversion: loads the converter in the application, and works
@@ -75,6 +76,7 @@ _APPLICATION = textwrap.dedent(
             "after_import": after_import,
             "connected": connected,
             "media_pid": media_pid,
+            "publisher_stats": len(stats.publisher_stats),
             "rgba_shape": list(rgba.shape),
             "after_convert": loaded(),
         }}), flush=True)
@@ -118,7 +120,9 @@ async def test_a_connected_publishing_room_leaves_the_engine_to_the_media_proces
     report = json.loads(stdout.decode().strip().splitlines()[-1])
     assert report["after_import"] == []
     assert report["media_pid"] is not None and report["media_pid"] != application.pid
-    # connected and publishing: the engine (and its native libraries) runs only in the media process
+    # connected, publishing and asked for stats: the engine (and its native libraries)
+    # runs only in the media process
     assert report["connected"] == []
+    assert report["publisher_stats"] > 0
     assert report["rgba_shape"] == [180, 320, 4]
     assert "cv2" in report["after_convert"]
